@@ -1,0 +1,862 @@
+//! `jangteo-load`: load generator for Jangteo and peer servers.
+//!
+//! Scenarios: `open-rooms` (N rooms x M members, P publishers per room,
+//! stepped open-loop rate), `direct` (K buyer/seller pairs), `connect` (C idle
+//! connections, server RSS per connection), `feed` (REST feed paging), and
+//! `report` (render docs/BENCHMARKS.md tables from JSON results).
+//!
+//! Latency is measured from the *intended* send time of an open-loop
+//! schedule, so a slow server cannot hide its queueing (no coordinated
+//! omission). Correctness is checked per receiver: every acknowledged
+//! message must arrive exactly once, each publisher's messages in order,
+//! and (Jangteo) room seqs strictly increasing. Any violation makes the run
+//! fail with exit code 1.
+
+mod proto;
+mod report;
+mod seed;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use clap::{Args, Parser, Subcommand};
+use futures_util::{SinkExt as _, StreamExt as _};
+use hdrhistogram::Histogram;
+use proto::{decode, Event, Target};
+use serde::Serialize;
+use tokio_tungstenite::tungstenite::Message;
+
+#[derive(Parser)]
+#[command(
+    name = "jangteo-load",
+    version,
+    about = "Load generator for Jangteo and peer servers (loopback only)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// N open rooms x M members, P publishers per room.
+    OpenRooms(RoomsArgs),
+    /// K buyer/seller pairs chatting in direct rooms (both publish).
+    Direct(DirectArgs),
+    /// Hold C idle connections; report server RSS per connection.
+    Connect(ConnectArgs),
+    /// REST feed paging at a target rate (Jangteo only).
+    Feed(FeedArgs),
+    /// Render Markdown tables from result JSON files.
+    Report(report::ReportArgs),
+}
+
+#[derive(Args, Clone)]
+struct Common {
+    /// Server base URL (loopback only).
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    url: String,
+    #[arg(long, value_enum, default_value = "jangteo")]
+    target: Target,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Parallel HTTP requests while seeding users and rooms.
+    #[arg(long, default_value_t = 32)]
+    seed_concurrency: usize,
+    /// Password used for generated accounts.
+    #[arg(long, default_value = "load-test-password")]
+    password: String,
+}
+
+/// The sending schedule, shared by the room scenarios.
+#[derive(Args, Clone)]
+struct Schedule {
+    /// Total send rate in messages/s; a comma list steps through rates.
+    #[arg(long, default_value = "200")]
+    rate: String,
+    /// Duration of each rate step (e.g. 10s, 500ms).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Message body size in bytes.
+    #[arg(long, default_value_t = 100)]
+    size: usize,
+    /// Keep reading after the last step until the sockets are quiet this long.
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    drain: Duration,
+    /// Send at the first rate this long before measuring (not recorded;
+    /// still checked for correctness).
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    warmup: Duration,
+}
+
+#[derive(Args, Clone)]
+struct RoomsArgs {
+    #[command(flatten)]
+    common: Common,
+    #[command(flatten)]
+    schedule: Schedule,
+    #[arg(long, default_value_t = 10)]
+    rooms: usize,
+    #[arg(long, default_value_t = 10)]
+    members: usize,
+    /// Publishing members per room.
+    #[arg(long, default_value_t = 1)]
+    publishers: usize,
+}
+
+#[derive(Args, Clone)]
+struct DirectArgs {
+    #[command(flatten)]
+    common: Common,
+    #[command(flatten)]
+    schedule: Schedule,
+    #[arg(long, default_value_t = 50)]
+    pairs: usize,
+}
+
+#[derive(Args, Clone)]
+struct ConnectArgs {
+    #[command(flatten)]
+    common: Common,
+    #[arg(long, default_value_t = 1000)]
+    connections: usize,
+    /// Distinct users the connections belong to (devices per user = C / users).
+    #[arg(long, default_value_t = 100)]
+    users: usize,
+    /// PID of the server, to read its RSS from /proc.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// How long to hold the connections.
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    hold: Duration,
+    /// Connections opened concurrently.
+    #[arg(long, default_value_t = 256)]
+    parallel: usize,
+}
+
+#[derive(Args, Clone)]
+struct FeedArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Requests per second.
+    #[arg(long, default_value_t = 200)]
+    rate: u64,
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Listings to create first.
+    #[arg(long, default_value_t = 200)]
+    listings: usize,
+    #[arg(long, default_value_t = 20)]
+    page: usize,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map(|i| s.split_at(i))
+        .unwrap_or((s, "s"));
+    let n: f64 = num.parse().map_err(|_| format!("bad duration {s:?}"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" | "" => n,
+        "m" => n * 60.0,
+        _ => return Err(format!("bad duration unit in {s:?} (ms, s, m)")),
+    };
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn parse_rates(s: &str) -> anyhow::Result<Vec<f64>> {
+    let rates: Vec<f64> = s
+        .split(',')
+        .map(|r| r.trim().parse::<f64>())
+        .collect::<Result<_, _>>()
+        .context("--rate is a number or a comma list of numbers")?;
+    if rates.is_empty() || rates.iter().any(|r| !(r.is_finite() && *r > 0.0)) {
+        bail!("--rate values must be positive");
+    }
+    Ok(rates)
+}
+
+fn loopback_only(url: &str) -> anyhow::Result<()> {
+    let host = url
+        .trim_start_matches("http://")
+        .split(['/', ':'])
+        .next()
+        .unwrap_or("");
+    if !(host == "localhost" || host.starts_with("127.") || host == "[::1]") {
+        bail!("refusing to load {host:?}: load tests target loopback addresses only");
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------ measurements
+
+fn histogram() -> Histogram<u64> {
+    // 1 us .. 60 s at 3 significant digits; values above are clamped.
+    Histogram::new_with_bounds(1, 60_000_000, 3)
+        .map(|mut h| {
+            h.auto(true);
+            h
+        })
+        .expect("1 us .. 60 s at 3 significant digits is a valid histogram")
+}
+
+#[derive(Default)]
+struct StepStats {
+    sent: u64,
+    acked: u64,
+    delivered: u64,
+    latency: Option<Histogram<u64>>,
+    ack_latency: Option<Histogram<u64>>,
+}
+
+impl StepStats {
+    fn lat(&mut self) -> &mut Histogram<u64> {
+        self.latency.get_or_insert_with(histogram)
+    }
+    fn ack(&mut self) -> &mut Histogram<u64> {
+        self.ack_latency.get_or_insert_with(histogram)
+    }
+    fn merge(&mut self, other: StepStats) {
+        self.sent += other.sent;
+        self.acked += other.acked;
+        self.delivered += other.delivered;
+        if let Some(h) = other.latency {
+            let _ = self.lat().add(h);
+        }
+        if let Some(h) = other.ack_latency {
+            let _ = self.ack().add(h);
+        }
+    }
+}
+
+/// What one connection saw.
+#[derive(Default)]
+struct ConnResult {
+    steps: Vec<StepStats>,
+    /// publisher id -> acked count (for publishers on this connection).
+    acked_by_publisher: HashMap<String, u64>,
+    /// (room, publisher) -> received counters (for loss and duplicates).
+    received: ReceivedMap,
+    duplicated: u64,
+    out_of_order: u64,
+    seq_regressions: u64,
+    errors: u64,
+    error_kinds: HashMap<String, u64>,
+    connect_us: u64,
+}
+
+/// (room, publisher) -> what one receiver got of it.
+type ReceivedMap = HashMap<(String, String), Received>;
+
+#[derive(Default)]
+struct Received {
+    count: u64,
+    last: Option<u64>,
+}
+
+/// The shared clock: all timestamps are microseconds since the run started.
+struct Clock {
+    start: Instant,
+}
+
+impl Clock {
+    fn now_us(&self) -> u64 {
+        self.start.elapsed().as_micros() as u64
+    }
+}
+
+/// One member connection's plan.
+#[derive(Clone)]
+struct ConnPlan {
+    token: Option<String>,
+    room: String,
+    /// Publisher id if this member publishes, with its send interval.
+    publisher: Option<(String, Vec<Duration>)>,
+}
+
+struct Run {
+    target: Target,
+    url: String,
+    size: usize,
+    step_len: Duration,
+    steps: usize,
+    drain: Duration,
+    warmup: Duration,
+}
+
+impl Run {
+    /// The measured step an instant of the schedule belongs to (`None`
+    /// during warm-up).
+    fn step_of(&self, at_us: u128) -> Option<usize> {
+        let warm = self.warmup.as_micros();
+        if at_us < warm {
+            return None;
+        }
+        Some((((at_us - warm) / self.step_len.as_micros().max(1)) as usize).min(self.steps - 1))
+    }
+
+    fn interval_at(&self, intervals: &[Duration], at: Duration) -> Duration {
+        intervals[self.step_of(at.as_micros()).unwrap_or(0)]
+    }
+}
+
+fn body(ts_us: u64, size: usize) -> String {
+    let mut s = format!("{ts_us:016}|");
+    while s.len() < size.max(17) {
+        s.push('x');
+    }
+    s
+}
+
+fn parse_ts(body: &str) -> Option<u64> {
+    body.get(..16)?.parse().ok()
+}
+
+/// Drive one member connection for the whole run. `go` carries the shared
+/// start instant once every connection is ready.
+async fn member(
+    plan: ConnPlan,
+    run: Arc<Run>,
+    started: Arc<AtomicU64>,
+    mut go: tokio::sync::watch::Receiver<Option<Instant>>,
+    stop: Arc<AtomicBool>,
+) -> ConnResult {
+    let mut res = ConnResult {
+        steps: (0..run.steps).map(|_| StepStats::default()).collect(),
+        ..ConnResult::default()
+    };
+    let t0 = Instant::now();
+    let url = run.target.ws_url(&run.url, plan.token.as_deref());
+    let (ws, _) = match tokio_tungstenite::connect_async_with_config(&url, None, true).await {
+        Ok(ok) => ok,
+        Err(e) => {
+            res.errors += 1;
+            *res.error_kinds.entry(format!("connect: {e}")).or_default() += 1;
+            started.fetch_add(1, Ordering::SeqCst);
+            return res;
+        }
+    };
+    let (mut sink, mut stream) = ws.split();
+    if run.target.waits_for_open() && !proto::handshake(&mut sink, &mut stream).await {
+        res.errors += 1;
+        *res.error_kinds.entry("no open packet".into()).or_default() += 1;
+        started.fetch_add(1, Ordering::SeqCst);
+        return res;
+    }
+    for m in run.target.hello(std::slice::from_ref(&plan.room)) {
+        if sink.send(m).await.is_err() {
+            res.errors += 1;
+        }
+    }
+    // Wait until joined / synchronised.
+    let ready = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(Ok(msg)) = stream.next().await {
+            if let Message::Text(t) = &msg {
+                match decode(run.target, t) {
+                    Event::Ready => return true,
+                    Event::Reply(r) => {
+                        let _ = sink.send(r).await;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        false
+    })
+    .await
+    .unwrap_or(false);
+    res.connect_us = t0.elapsed().as_micros() as u64;
+    started.fetch_add(1, Ordering::SeqCst);
+    if !ready {
+        res.errors += 1;
+        *res.error_kinds.entry("not ready".into()).or_default() += 1;
+        return res;
+    }
+    let start = match go.wait_for(Option::is_some).await {
+        Ok(v) => v.unwrap_or_else(Instant::now),
+        Err(_) => return res,
+    };
+    let clock = Clock { start };
+
+    let mut pending: HashMap<String, (u64, Option<usize>)> = HashMap::new();
+    let mut counter: u64 = 0;
+    let mut next_send: Option<Duration> = plan.publisher.as_ref().map(|_| Duration::ZERO);
+    let run_len = run.warmup + run.step_len * run.steps as u32;
+    let base = clock.start;
+    let mut acked: u64 = 0;
+    let mut last_seq: HashMap<String, i64> = HashMap::new();
+    // After the last step, keep reading until the socket has been quiet
+    // for `drain` (an overloaded server may still be delivering), at most
+    // a minute.
+    let hard_stop = base + run_len + Duration::from_secs(60);
+    let mut last_frame = Instant::now();
+    loop {
+        let deadline = (base + run_len + run.drain)
+            .max(last_frame + run.drain)
+            .min(hard_stop);
+        let sleep_until = match next_send {
+            Some(at) if at < run_len && !stop.load(Ordering::Relaxed) => {
+                tokio::time::Instant::from_std(base + at)
+            }
+            _ => tokio::time::Instant::from_std(deadline),
+        };
+        tokio::select! {
+            _ = tokio::time::sleep_until(sleep_until) => {
+                if Instant::now() >= deadline {
+                    break;
+                }
+                let (Some(at), Some((pid, intervals))) = (next_send, plan.publisher.as_ref()) else {
+                    continue;
+                };
+                if at >= run_len {
+                    next_send = None;
+                    continue;
+                }
+                let step = run.step_of(at.as_micros());
+                let intended = at.as_micros() as u64;
+                let cid = format!("{pid}-{counter}");
+                let frame = run.target.send(&plan.room, &cid, &body(intended, run.size), counter + 1);
+                counter += 1;
+                pending.insert(cid, (intended, step));
+                if let Some(step) = step {
+                    res.steps[step].sent += 1;
+                }
+                if sink.send(frame).await.is_err() {
+                    res.errors += 1;
+                    break;
+                }
+                next_send = Some(at + run.interval_at(intervals, at));
+            }
+            msg = stream.next() => {
+                let Some(Ok(msg)) = msg else { break };
+                last_frame = Instant::now();
+                let Message::Text(text) = msg else { continue };
+                let now_us = clock.now_us();
+                match decode(run.target, &text) {
+                    Event::Ack { cid } => {
+                        if let Some((intended, step)) = pending.remove(&cid) {
+                            acked += 1;
+                            if let Some(step) = step {
+                                res.steps[step].acked += 1;
+                                let _ = res.steps[step].ack().record(now_us.saturating_sub(intended).max(1));
+                            }
+                        }
+                    }
+                    Event::Message { room, cid, body, seq } => {
+                        let Some(ts) = parse_ts(&body) else { continue };
+                        if let Some(step) = run.step_of(ts as u128) {
+                            res.steps[step].delivered += 1;
+                            let _ = res.steps[step].lat().record(now_us.saturating_sub(ts).max(1));
+                        }
+                        if let Some(seq) = seq {
+                            let last = last_seq.entry(room.clone()).or_insert(seq - 1);
+                            if seq <= *last {
+                                res.seq_regressions += 1;
+                            }
+                            *last = (*last).max(seq);
+                        }
+                        let (publisher, n) = match cid.rsplit_once('-') {
+                            Some((p, n)) => (p.to_string(), n.parse::<u64>().unwrap_or(0)),
+                            None => (cid.clone(), 0),
+                        };
+                        let r = res.received.entry((room, publisher)).or_default();
+                        match r.last {
+                            Some(last) if n == last => res.duplicated += 1,
+                            Some(last) if n < last => res.out_of_order += 1,
+                            _ => {
+                                r.count += 1;
+                                r.last = Some(n);
+                            }
+                        }
+                    }
+                    Event::Error(code) => {
+                        res.errors += 1;
+                        *res.error_kinds.entry(code).or_default() += 1;
+                    }
+                    Event::Reply(r) => {
+                        let _ = sink.send(r).await;
+                    }
+                    Event::Ready | Event::Other => {}
+                }
+            }
+        }
+    }
+    if let Some((pid, _)) = &plan.publisher {
+        res.acked_by_publisher.insert(pid.clone(), acked);
+    }
+    let _ = sink.close().await;
+    res
+}
+
+#[derive(Debug, Serialize, serde::Deserialize, Clone)]
+pub struct StepReport {
+    pub rate: f64,
+    pub sent: u64,
+    pub acked: u64,
+    pub delivered: u64,
+    pub delivered_per_sec: f64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+    pub ack_p50_ms: f64,
+    pub ack_p99_ms: f64,
+}
+
+#[derive(Debug, Serialize, serde::Deserialize, Clone)]
+pub struct RunReport {
+    pub target: String,
+    pub scenario: String,
+    pub persisted: bool,
+    pub rooms: usize,
+    pub members: usize,
+    pub publishers: usize,
+    pub size: usize,
+    pub step_secs: f64,
+    pub steps: Vec<StepReport>,
+    /// Of the last step.
+    pub delivered_per_sec: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    /// The highest delivered rate among steps whose p99 stayed <= 50 ms.
+    pub best_delivered_per_sec_p99_50ms: f64,
+    pub connect_p50_ms: f64,
+    pub connect_p99_ms: f64,
+    pub lost: u64,
+    pub duplicated: u64,
+    pub out_of_order: u64,
+    pub errors: u64,
+    pub error_kinds: HashMap<String, u64>,
+}
+
+fn ms(h: &Option<Histogram<u64>>, q: f64) -> f64 {
+    h.as_ref()
+        .map_or(0.0, |h| h.value_at_quantile(q) as f64 / 1000.0)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_rooms(
+    common: &Common,
+    plans: Vec<ConnPlan>,
+    shape: (usize, usize, usize),
+    rates: Vec<f64>,
+    schedule: &Schedule,
+    scenario: &str,
+) -> anyhow::Result<RunReport> {
+    let (step_len, size, drain, warmup) = (
+        schedule.duration,
+        schedule.size,
+        schedule.drain,
+        schedule.warmup,
+    );
+    let run = Arc::new(Run {
+        target: common.target,
+        url: common.url.clone(),
+        size,
+        step_len,
+        steps: rates.len(),
+        drain,
+        warmup,
+    });
+    let total = plans.len();
+    let started = Arc::new(AtomicU64::new(0));
+    let (go_tx, go_rx) = tokio::sync::watch::channel(None);
+    let stop = Arc::new(AtomicBool::new(false));
+    let gate = Arc::new(tokio::sync::Semaphore::new(256));
+    let mut tasks = Vec::with_capacity(total);
+    for plan in plans {
+        let (run, started, go, stop, gate) = (
+            run.clone(),
+            started.clone(),
+            go_rx.clone(),
+            stop.clone(),
+            gate.clone(),
+        );
+        let room = plan.room.clone();
+        let publisher = plan.publisher.as_ref().map(|(p, _)| p.clone());
+        tasks.push(tokio::spawn(async move {
+            // Open at most 256 connections at a time (the handshake only).
+            let permit = gate.acquire_owned().await;
+            let fut = member(plan, run, started, go, stop);
+            drop(permit);
+            (fut.await, room, publisher)
+        }));
+    }
+    let wait_start = Instant::now();
+    let bar = progress(total as u64, "connecting", common.json);
+    while (started.load(Ordering::SeqCst) as usize) < total {
+        bar.set_position(started.load(Ordering::SeqCst));
+        if wait_start.elapsed() > Duration::from_secs(300) {
+            bail!("connections did not complete within 300 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bar.finish_and_clear();
+    let _ = go_tx.send(Some(Instant::now()));
+    let run_len = warmup + step_len * rates.len() as u32 + drain;
+    let bar = progress(run_len.as_millis() as u64, scenario, common.json);
+    let begin = Instant::now();
+    while begin.elapsed() < run_len {
+        bar.set_position(begin.elapsed().as_millis() as u64);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    bar.finish_and_clear();
+
+    let mut merged: Vec<StepStats> = rates.iter().map(|_| StepStats::default()).collect();
+    let mut acked_by_pub: HashMap<String, u64> = HashMap::new();
+    let mut publishers_of_room: HashMap<String, Vec<String>> = HashMap::new();
+    let mut receivers: Vec<(String, ReceivedMap)> = Vec::new();
+    let (mut duplicated, mut out_of_order, mut errors) = (0, 0, 0);
+    let mut error_kinds: HashMap<String, u64> = HashMap::new();
+    let mut connect = histogram();
+    for t in tasks {
+        let (r, room, publisher) = t.await.context("connection task")?;
+        for (i, s) in r.steps.into_iter().enumerate() {
+            merged[i].merge(s);
+        }
+        if let Some(p) = publisher {
+            publishers_of_room.entry(room.clone()).or_default().push(p);
+        }
+        acked_by_pub.extend(r.acked_by_publisher);
+        receivers.push((room, r.received));
+        duplicated += r.duplicated;
+        out_of_order += r.out_of_order + r.seq_regressions;
+        errors += r.errors;
+        for (k, v) in r.error_kinds {
+            *error_kinds.entry(k).or_default() += v;
+        }
+        let _ = connect.record(r.connect_us.max(1));
+    }
+    // Loss: every member of a room must have received every acknowledged
+    // message of every publisher in that room.
+    let mut lost = 0u64;
+    for (room, received) in &receivers {
+        for p in publishers_of_room.get(room).into_iter().flatten() {
+            let expected = acked_by_pub.get(p).copied().unwrap_or(0);
+            let got = received
+                .get(&(room.clone(), p.clone()))
+                .map_or(0, |r| r.count);
+            lost += expected.saturating_sub(got);
+        }
+    }
+    let steps: Vec<StepReport> = merged
+        .iter()
+        .zip(&rates)
+        .map(|(s, rate)| StepReport {
+            rate: *rate,
+            sent: s.sent,
+            acked: s.acked,
+            delivered: s.delivered,
+            delivered_per_sec: s.delivered as f64 / step_len.as_secs_f64(),
+            p50_ms: ms(&s.latency, 0.5),
+            p90_ms: ms(&s.latency, 0.9),
+            p99_ms: ms(&s.latency, 0.99),
+            p999_ms: ms(&s.latency, 0.999),
+            max_ms: s.latency.as_ref().map_or(0.0, |h| h.max() as f64 / 1000.0),
+            ack_p50_ms: ms(&s.ack_latency, 0.5),
+            ack_p99_ms: ms(&s.ack_latency, 0.99),
+        })
+        .collect();
+    let last = steps.last().cloned();
+    let best = steps
+        .iter()
+        .filter(|s| s.p99_ms <= 50.0 && s.delivered > 0)
+        .map(|s| s.delivered_per_sec)
+        .fold(0.0, f64::max);
+    Ok(RunReport {
+        target: common.target.name().to_string(),
+        scenario: scenario.to_string(),
+        persisted: common.target.persists(),
+        rooms: shape.0,
+        members: shape.1,
+        publishers: shape.2,
+        size,
+        step_secs: step_len.as_secs_f64(),
+        delivered_per_sec: last.as_ref().map_or(0.0, |s| s.delivered_per_sec),
+        p50_ms: last.as_ref().map_or(0.0, |s| s.p50_ms),
+        p99_ms: last.as_ref().map_or(0.0, |s| s.p99_ms),
+        best_delivered_per_sec_p99_50ms: best,
+        connect_p50_ms: connect.value_at_quantile(0.5) as f64 / 1000.0,
+        connect_p99_ms: connect.value_at_quantile(0.99) as f64 / 1000.0,
+        steps,
+        lost,
+        duplicated,
+        out_of_order,
+        errors,
+        error_kinds,
+    })
+}
+
+fn progress(len: u64, what: &str, quiet: bool) -> indicatif::ProgressBar {
+    if quiet {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len}") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(what.to_string());
+    bar
+}
+
+/// Per-publisher send intervals for each rate step.
+fn intervals(rates: &[f64], publishers_total: usize) -> Vec<Duration> {
+    rates
+        .iter()
+        .map(|r| Duration::from_secs_f64(publishers_total as f64 / r))
+        .collect()
+}
+
+fn print_report(r: &RunReport, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(r)?);
+        return Ok(());
+    }
+    println!(
+        "{} {} - {} rooms x {} members, {} publisher(s)/room, {} B messages{}",
+        r.target,
+        r.scenario,
+        r.rooms,
+        r.members,
+        r.publishers,
+        r.size,
+        if r.persisted {
+            ", persisted"
+        } else {
+            ", not persisted"
+        }
+    );
+    println!(
+        "{:>9} {:>9} {:>9} {:>11} {:>11} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        "rate/s",
+        "sent",
+        "acked",
+        "delivered",
+        "deliv/s",
+        "p50",
+        "p90",
+        "p99",
+        "p99.9",
+        "max",
+        "ack p50",
+        "ack p99"
+    );
+    for s in &r.steps {
+        println!(
+            "{:>9.0} {:>9} {:>9} {:>11} {:>11.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
+            s.rate, s.sent, s.acked, s.delivered, s.delivered_per_sec, s.p50_ms, s.p90_ms, s.p99_ms, s.p999_ms, s.max_ms, s.ack_p50_ms, s.ack_p99_ms
+        );
+    }
+    println!(
+        "connect p50 {:.1} ms, p99 {:.1} ms; best delivered/s with p99 <= 50 ms: {:.0}",
+        r.connect_p50_ms, r.connect_p99_ms, r.best_delivered_per_sec_p99_50ms
+    );
+    println!(
+        "correctness: lost {}, duplicated {}, out of order {}, errors {} {:?}",
+        r.lost, r.duplicated, r.out_of_order, r.errors, r.error_kinds
+    );
+    Ok(())
+}
+
+fn verdict(r: &RunReport) -> std::process::ExitCode {
+    if r.lost + r.duplicated + r.out_of_order > 0 {
+        eprintln!(
+            "!!! CORRECTNESS FAILURE: {} lost, {} duplicated, {} out of order !!!",
+            r.lost, r.duplicated, r.out_of_order
+        );
+        return std::process::ExitCode::FAILURE;
+    }
+    std::process::ExitCode::SUCCESS
+}
+
+async fn open_rooms(a: RoomsArgs) -> anyhow::Result<RunReport> {
+    loopback_only(&a.common.url)?;
+    if a.publishers == 0 || a.publishers > a.members || a.members < 1 || a.rooms < 1 {
+        bail!("need rooms >= 1, members >= 1 and 1 <= publishers <= members");
+    }
+    let rates = parse_rates(&a.schedule.rate)?;
+    let rooms = seed::rooms(&a.common, a.rooms, a.members, false).await?;
+    let steps = intervals(&rates, a.rooms * a.publishers);
+    let mut plans = Vec::new();
+    for (ri, room) in rooms.iter().enumerate() {
+        for (mi, token) in room.tokens.iter().enumerate() {
+            plans.push(ConnPlan {
+                token: token.clone(),
+                room: room.key.clone(),
+                publisher: (mi < a.publishers).then(|| (format!("r{ri}m{mi}"), steps.clone())),
+            });
+        }
+    }
+    run_rooms(
+        &a.common,
+        plans,
+        (a.rooms, a.members, a.publishers),
+        rates,
+        &a.schedule,
+        "open-rooms",
+    )
+    .await
+}
+
+async fn direct(a: DirectArgs) -> anyhow::Result<RunReport> {
+    loopback_only(&a.common.url)?;
+    let rates = parse_rates(&a.schedule.rate)?;
+    let rooms = seed::rooms(&a.common, a.pairs, 2, true).await?;
+    let steps = intervals(&rates, a.pairs * 2);
+    let mut plans = Vec::new();
+    for (ri, room) in rooms.iter().enumerate() {
+        for (mi, token) in room.tokens.iter().enumerate() {
+            plans.push(ConnPlan {
+                token: token.clone(),
+                room: room.key.clone(),
+                publisher: Some((format!("d{ri}m{mi}"), steps.clone())),
+            });
+        }
+    }
+    run_rooms(
+        &a.common,
+        plans,
+        (a.pairs, 2, 2),
+        rates,
+        &a.schedule,
+        "direct",
+    )
+    .await
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::OpenRooms(a) => {
+            let json = a.common.json;
+            open_rooms(a)
+                .await
+                .and_then(|r| print_report(&r, json).map(|_| verdict(&r)))
+        }
+        Command::Direct(a) => {
+            let json = a.common.json;
+            direct(a)
+                .await
+                .and_then(|r| print_report(&r, json).map(|_| verdict(&r)))
+        }
+        Command::Connect(a) => seed::connect(a).await,
+        Command::Feed(a) => seed::feed(a).await,
+        Command::Report(a) => report::run(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("jangteo-load: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

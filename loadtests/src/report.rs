@@ -1,0 +1,135 @@
+//! `jangteo-load report`: turn result JSON lines into the tables of
+//! docs/BENCHMARKS.md, with ratios against each peer from the same run.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use serde_json::Value;
+
+#[derive(clap::Args, Clone)]
+pub struct ReportArgs {
+    /// Files with one JSON result per line (as printed by `--json`).
+    files: Vec<PathBuf>,
+}
+
+fn f(v: &Value, k: &str) -> f64 {
+    v[k].as_f64().unwrap_or(0.0)
+}
+
+pub fn run(a: ReportArgs) -> anyhow::Result<std::process::ExitCode> {
+    let mut rooms = Vec::new();
+    let mut connects = Vec::new();
+    let mut feeds = Vec::new();
+    for path in &a.files {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        for line in text.lines().filter(|l| l.trim_start().starts_with('{')) {
+            let v: Value = serde_json::from_str(line)
+                .with_context(|| format!("bad JSON in {}", path.display()))?;
+            match v["scenario"].as_str() {
+                Some("connect") => connects.push(v),
+                Some("feed") => feeds.push(v),
+                _ => rooms.push(v),
+            }
+        }
+    }
+    let jangteo_best = rooms
+        .iter()
+        .filter(|r| r["target"] == "jangteo" && r["scenario"] == "open-rooms")
+        .map(|r| f(r, "best_delivered_per_sec_p99_50ms"))
+        .fold(0.0, f64::max);
+    println!("### Open rooms: delivered messages/s at p99 <= 50 ms\n");
+    println!("| server | persisted | best delivered/s (p99 <= 50 ms) | Jangteo / server | last step: delivered/s | p50 ms | p99 ms | p99.9 ms | ack p99 ms | lost | dup | out of order | errors |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for r in rooms.iter().filter(|r| r["scenario"] == "open-rooms") {
+        let best = f(r, "best_delivered_per_sec_p99_50ms");
+        let ratio = if best > 0.0 {
+            format!("{:.2}", jangteo_best / best)
+        } else {
+            "n/a".into()
+        };
+        let last = r["steps"]
+            .as_array()
+            .and_then(|s| s.last())
+            .cloned()
+            .unwrap_or(Value::Null);
+        println!(
+            "| {} | {} | {:.0} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {} | {} |",
+            r["target"].as_str().unwrap_or("?"),
+            if r["persisted"].as_bool() == Some(true) {
+                "yes"
+            } else {
+                "no"
+            },
+            best,
+            ratio,
+            f(&last, "delivered_per_sec"),
+            f(&last, "p50_ms"),
+            f(&last, "p99_ms"),
+            f(&last, "p999_ms"),
+            f(&last, "ack_p99_ms"),
+            r["lost"],
+            r["duplicated"],
+            r["out_of_order"],
+            r["errors"],
+        );
+    }
+    println!("\n### Open rooms: every step\n");
+    println!("| server | rate/s | delivered/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | ack p50 ms | ack p99 ms |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for r in &rooms {
+        for s in r["steps"].as_array().into_iter().flatten() {
+            println!(
+                "| {} {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
+                r["target"].as_str().unwrap_or("?"),
+                r["scenario"].as_str().unwrap_or("?"),
+                f(s, "rate"),
+                f(s, "delivered_per_sec"),
+                f(s, "p50_ms"),
+                f(s, "p90_ms"),
+                f(s, "p99_ms"),
+                f(s, "p999_ms"),
+                f(s, "max_ms"),
+                f(s, "ack_p50_ms"),
+                f(s, "ack_p99_ms"),
+            );
+        }
+    }
+    if !connects.is_empty() {
+        println!("\n### Idle connections: server memory\n");
+        println!("| server | connections held | errors | RSS before KiB | RSS after KiB | KiB per connection | connect p99 ms |");
+        println!("|---|---|---|---|---|---|---|");
+        for c in &connects {
+            println!(
+                "| {} | {} | {} | {} | {} | {} | {:.1} |",
+                c["target"].as_str().unwrap_or("?"),
+                c["established"],
+                c["errors"],
+                c["rss_before_kib"],
+                c["rss_after_kib"],
+                c["rss_per_connection_kib"]
+                    .as_f64()
+                    .map_or("?".into(), |v| format!("{v:.1}")),
+                f(c, "connect_p99_ms"),
+            );
+        }
+    }
+    if !feeds.is_empty() {
+        println!("\n### Feed (REST paging)\n");
+        println!("| target rate/s | achieved/s | requests | errors | p50 ms | p99 ms | max ms |");
+        println!("|---|---|---|---|---|---|---|");
+        for r in &feeds {
+            println!(
+                "| {} | {:.0} | {} | {} | {:.2} | {:.2} | {:.2} |",
+                r["rate"],
+                f(r, "requests_per_sec"),
+                r["requests"],
+                r["errors"],
+                f(r, "p50_ms"),
+                f(r, "p99_ms"),
+                f(r, "max_ms")
+            );
+        }
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}

@@ -1,0 +1,336 @@
+//! Realtime chat on actors.
+//!
+//! - [`room::RoomActor`], one per active room: membership, the room's
+//!   `last_seq`, members' read pointers, send rate limits, typing. It is the
+//!   only path by which a message enters a room, so it is the room's
+//!   sequencer on this node.
+//! - [`user::UserActor`], one per connected user: the WebSocket sessions
+//!   (devices) of that user, their unread badges and presence.
+//! - [`committer::Committer`]: group commit. Room actors hand it appends and
+//!   read-pointer moves; it writes whatever has queued up in one transaction
+//!   and reports back. Nothing is acknowledged or delivered before its
+//!   commit, and no artificial delay is added: batches form while the
+//!   previous commit is on its way to disk.
+//!
+//! Actors start on demand and stop when idle; their state is rebuilt from
+//! the store when they start again. The registries below make stopping
+//! race-free: every message to an actor is enqueued while holding the
+//! registry lock and counted, and an actor may only retire (under the same
+//! lock) once it has handled as many messages as were enqueued for it, so
+//! no message is ever lost in the mailbox of an actor that is stopping.
+
+pub mod committer;
+pub mod frames;
+pub mod room;
+pub mod timers;
+pub mod user;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use actix::{Actor as _, Addr};
+
+pub use frames::Frame;
+use tokio::sync::{mpsc, Notify};
+
+use crate::metrics::Metrics;
+use crate::store::sql::SqlStore;
+use crate::store::MessageStore;
+use committer::Committer;
+use room::{RoomActor, RoomMsg};
+use user::{UserActor, UserMsg};
+
+/// Tunables of the chat engine (from [`crate::config::Config`]).
+#[derive(Debug, Clone)]
+pub struct ChatSettings {
+    /// Sends per second per user in an open room (token bucket refill).
+    pub send_rate_per_sec: f64,
+    /// Bucket size: how many sends may burst.
+    pub send_burst: f64,
+    /// Send read receipts in open rooms too (direct rooms always do).
+    pub open_room_receipts: bool,
+    /// Room actors stop after this long without traffic.
+    pub room_idle: Duration,
+    /// Badge updates are coalesced over this window.
+    pub badge_delay: Duration,
+    /// Per-connection outbound queue (frames).
+    pub outbound_queue: usize,
+    pub heartbeat: Duration,
+    pub idle_timeout: Duration,
+    /// A new connection holds live events until its first frame or this.
+    pub sync_window: Duration,
+    pub max_frame_bytes: usize,
+}
+
+/// What a session queues for its socket.
+#[derive(Debug, Clone)]
+pub enum Outbound {
+    /// A chat message of a room (subject to resume ordering).
+    Message { room: i64, seq: i64, frame: Frame },
+    /// Any other event.
+    Frame(Frame),
+}
+
+/// The handle actors use to reach one WebSocket connection.
+#[derive(Clone)]
+pub struct SessionHandle {
+    pub id: u64,
+    pub user_id: i64,
+    tx: mpsc::Sender<Outbound>,
+    overflow: Arc<(AtomicBool, Notify)>,
+}
+
+impl SessionHandle {
+    pub fn new(
+        id: u64,
+        user_id: i64,
+        capacity: usize,
+    ) -> (SessionHandle, mpsc::Receiver<Outbound>) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        (
+            SessionHandle {
+                id,
+                user_id,
+                tx,
+                overflow: Arc::new((AtomicBool::new(false), Notify::new())),
+            },
+            rx,
+        )
+    }
+
+    /// Queue without waiting. A full queue means the client cannot keep
+    /// up: the session is told to disconnect (it recovers with `resume`),
+    /// and the producer (a room) never waits for it.
+    pub fn push(&self, out: Outbound) {
+        match self.tx.try_send(out) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                if !self.overflow.0.swap(true, Ordering::AcqRel) {
+                    self.overflow.1.notify_one();
+                }
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+
+    pub fn frame(&self, frame: Frame) {
+        self.push(Outbound::Frame(frame));
+    }
+
+    /// Resolves once the queue overflowed.
+    pub async fn overflowed(&self) {
+        if self.overflow.0.load(Ordering::Acquire) {
+            return;
+        }
+        self.overflow.1.notified().await;
+    }
+}
+
+struct Slot<A: actix::Actor> {
+    addr: Addr<A>,
+    enqueued: u64,
+}
+
+struct HubInner {
+    sql: Arc<SqlStore>,
+    messages: Arc<dyn MessageStore>,
+    committer: Committer,
+    settings: ChatSettings,
+    metrics: Arc<Metrics>,
+    rooms: Mutex<HashMap<i64, Slot<RoomActor>>>,
+    users: RwLock<HashMap<i64, Slot<UserActor>>>,
+    next_session: AtomicU64,
+    /// Flips to true when the server is shutting down.
+    closing: tokio::sync::watch::Sender<bool>,
+}
+
+/// Entry point to the actors for HTTP handlers, WebSocket sessions and
+/// services. Cheap to clone.
+#[derive(Clone)]
+pub struct ChatHub {
+    inner: Arc<HubInner>,
+}
+
+impl ChatHub {
+    /// Must be called inside an actix system (it spawns the committer).
+    pub fn new(
+        sql: Arc<SqlStore>,
+        messages: Arc<dyn MessageStore>,
+        settings: ChatSettings,
+        metrics: Arc<Metrics>,
+    ) -> ChatHub {
+        let committer = Committer::start(messages.clone(), metrics.clone());
+        ChatHub {
+            inner: Arc::new(HubInner {
+                sql,
+                messages,
+                committer,
+                settings,
+                metrics,
+                rooms: Mutex::new(HashMap::new()),
+                users: RwLock::new(HashMap::new()),
+                next_session: AtomicU64::new(1),
+                closing: tokio::sync::watch::channel(false).0,
+            }),
+        }
+    }
+
+    // The registries hold no invariant a panicking holder could break
+    // half-way (single inserts and removes), so a poisoned lock is used as is.
+    fn rooms(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Slot<RoomActor>>> {
+        self.inner.rooms.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn users_read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<i64, Slot<UserActor>>> {
+        self.inner.users.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn users_write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<i64, Slot<UserActor>>> {
+        self.inner.users.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn settings(&self) -> &ChatSettings {
+        &self.inner.settings
+    }
+
+    pub fn sql(&self) -> &Arc<SqlStore> {
+        &self.inner.sql
+    }
+
+    pub fn messages(&self) -> &Arc<dyn MessageStore> {
+        &self.inner.messages
+    }
+
+    pub fn committer(&self) -> &Committer {
+        &self.inner.committer
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
+    pub fn next_session_id(&self) -> u64 {
+        self.inner.next_session.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Send to a room's actor, starting it if needed.
+    pub fn room(&self, room_id: i64, msg: RoomMsg) {
+        let mut rooms = self.rooms();
+        let slot = rooms.entry(room_id).or_insert_with(|| Slot {
+            addr: RoomActor::new(room_id, self.clone()).start(),
+            enqueued: 0,
+        });
+        slot.enqueued += 1;
+        slot.addr.do_send(msg);
+    }
+
+    /// Called by a room actor that wants to stop: true (and unregistered)
+    /// only if every message enqueued for it has been handled.
+    pub(crate) fn retire_room(&self, room_id: i64, addr: &Addr<RoomActor>, handled: u64) -> bool {
+        let mut rooms = self.rooms();
+        match rooms.get(&room_id) {
+            Some(slot) if slot.addr == *addr && slot.enqueued == handled => {
+                rooms.remove(&room_id);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Drop a room actor from the registry regardless of its counters
+    /// (it stopped on its own, e.g. after failing to load).
+    pub(crate) fn forget_room(&self, room_id: i64, addr: &Addr<RoomActor>) {
+        let mut rooms = self.rooms();
+        if rooms.get(&room_id).is_some_and(|slot| slot.addr == *addr) {
+            rooms.remove(&room_id);
+        }
+    }
+
+    /// Run `f` for each of `ids` that is online, under one registry lock
+    /// (a room's fan-out takes the lock once, not once per member).
+    pub fn for_online<I, F>(&self, ids: I, mut f: F)
+    where
+        I: IntoIterator<Item = i64>,
+        F: FnMut(i64, &Addr<UserActor>),
+    {
+        let users = self.users_read();
+        for id in ids {
+            if let Some(slot) = users.get(&id) {
+                f(id, &slot.addr);
+            }
+        }
+    }
+
+    /// Number of live room actors (for metrics and tests).
+    pub fn active_rooms(&self) -> usize {
+        self.rooms().len()
+    }
+
+    /// Send to a user's actor if the user is connected; offline users need
+    /// no live events (they read state from the store when they return).
+    pub fn user(&self, user_id: i64, msg: UserMsg) {
+        let users = self.users_read();
+        if let Some(slot) = users.get(&user_id) {
+            slot.addr.do_send(msg);
+        }
+    }
+
+    pub fn is_online(&self, user_id: i64) -> bool {
+        self.inner
+            .users
+            .read()
+            .map(|u| u.contains_key(&user_id))
+            .unwrap_or(false)
+    }
+
+    /// Register a new connection of a user, starting their actor if needed.
+    pub fn attach(&self, session: SessionHandle) {
+        let mut users = self.users_write();
+        let user_id = session.user_id;
+        let slot = users.entry(user_id).or_insert_with(|| Slot {
+            addr: UserActor::new(user_id, self.clone()).start(),
+            enqueued: 0,
+        });
+        slot.enqueued += 1;
+        slot.addr.do_send(UserMsg::Attach(session));
+    }
+
+    pub fn detach(&self, user_id: i64, session_id: u64) {
+        self.user(user_id, UserMsg::Detach(session_id));
+    }
+
+    /// Like [`ChatHub::retire_room`], counting attaches.
+    pub(crate) fn retire_user(
+        &self,
+        user_id: i64,
+        addr: &Addr<UserActor>,
+        attaches_handled: u64,
+    ) -> bool {
+        let mut users = self.users_write();
+        match users.get(&user_id) {
+            Some(slot) if slot.addr == *addr && slot.enqueued == attaches_handled => {
+                users.remove(&user_id);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Sessions watch this to close when the server shuts down.
+    pub fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.inner.closing.subscribe()
+    }
+
+    /// First step of a graceful shutdown: every WebSocket session closes
+    /// with 1012 ("service restart") so clients reconnect and resume.
+    pub fn close_sessions(&self) {
+        self.inner.closing.send_replace(true);
+    }
+
+    /// Last step: flush pending writes.
+    pub async fn shutdown(&self) {
+        self.inner.committer.flush().await;
+    }
+}

@@ -1,0 +1,654 @@
+//! Layered configuration: built-in defaults < `jangteo.toml` < `JANGTEO_*`
+//! environment < command-line flags.
+//!
+//! Every setting has one snake_case name used in all layers (`listen` in the
+//! file, `JANGTEO_LISTEN` in the environment, `--listen` or `--set listen=..`
+//! on the command line). The layers are merged as plain strings first and
+//! parsed once at the end, so an error always names the setting *and* the
+//! layer it came from. Unknown keys are errors, not warnings: a typo in a
+//! production setting must stop the process, not be ignored silently.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Environment variable that names the config file; not a setting itself.
+pub const CONFIG_FILE_ENV: &str = "JANGTEO_CONFIG";
+/// Prefix of every setting in the environment.
+pub const ENV_PREFIX: &str = "JANGTEO_";
+/// Config file read from the working directory when no path is given.
+pub const DEFAULT_CONFIG_FILE: &str = "jangteo.toml";
+
+/// Every known setting with its default (`None`: derived or optional) and a
+/// one-line description used by `docs/OPERATIONS.md` and error messages.
+pub const SETTINGS: &[(&str, Option<&str>, &str)] = &[
+    (
+        "listen",
+        Some("127.0.0.1:8080"),
+        "address to bind; port 0 picks a free port",
+    ),
+    (
+        "data_dir",
+        Some("./data"),
+        "directory for the SQLite file and uploaded media",
+    ),
+    (
+        "database_url",
+        None,
+        "sqlite://PATH (default: sqlite://<data_dir>/jangteo.db) or mysql://USER[:PASS]@HOST:PORT/DB (MySQL 8, MariaDB 10.11)",
+    ),
+    (
+        "log",
+        Some("info"),
+        "tracing filter, e.g. `info` or `jangteo=debug,actix_web=info`",
+    ),
+    ("log_format", Some("text"), "`text` or `json`"),
+    ("workers", None, "HTTP worker threads (default: CPU count)"),
+    (
+        "session_ttl_secs",
+        Some("1209600"),
+        "idle lifetime of a session; each use extends it (sliding window)",
+    ),
+    (
+        "cookie_secure",
+        Some("false"),
+        "mark the session cookie Secure (set true behind HTTPS)",
+    ),
+    (
+        "max_body_bytes",
+        Some("65536"),
+        "largest JSON request body accepted",
+    ),
+    (
+        "login_max_failures",
+        Some("5"),
+        "failed logins per email within the window before 429",
+    ),
+    (
+        "login_window_secs",
+        Some("900"),
+        "window for counting failed logins",
+    ),
+    (
+        "trust_forwarded_for",
+        Some("false"),
+        "take the client address from X-Forwarded-For (only behind a trusted proxy)",
+    ),
+    (
+        "argon2_memory_kib",
+        Some("19456"),
+        "Argon2id memory cost (OWASP minimum 19 MiB)",
+    ),
+    ("argon2_iterations", Some("2"), "Argon2id time cost"),
+    (
+        "shutdown_timeout_secs",
+        Some("10"),
+        "grace period for open connections on SIGINT/SIGTERM",
+    ),
+    (
+        "chat_send_rate",
+        Some("5"),
+        "messages per second per user in an open room (token bucket)",
+    ),
+    (
+        "chat_send_burst",
+        Some("20"),
+        "burst size of the send rate limit",
+    ),
+    (
+        "chat_open_room_receipts",
+        Some("false"),
+        "send read receipts in open rooms too (direct rooms always do)",
+    ),
+    (
+        "chat_room_idle_secs",
+        Some("300"),
+        "room actors stop after this long without traffic",
+    ),
+    (
+        "chat_badge_delay_ms",
+        Some("100"),
+        "badge updates are coalesced over this window",
+    ),
+    (
+        "ws_outbound_queue",
+        Some("1024"),
+        "frames queued per connection before a slow client is disconnected",
+    ),
+    ("ws_heartbeat_secs", Some("15"), "server ping interval"),
+    (
+        "ws_idle_timeout_secs",
+        Some("45"),
+        "close a connection that sent nothing (not even a pong) for this long",
+    ),
+    (
+        "ws_sync_window_ms",
+        Some("300"),
+        "a new connection holds live events until its first frame or this long",
+    ),
+    (
+        "ws_max_frame_bytes",
+        Some("65536"),
+        "largest WebSocket frame accepted from a client",
+    ),
+    (
+        "sqlite_synchronous",
+        Some("full"),
+        "`full`: fsync every commit (acked = on disk); `normal`: acked = safe from a process crash, not from power loss",
+    ),
+    (
+        "redis_url",
+        None,
+        "redis://HOST:PORT: sessions, rate limits and caches in Redis (default: in-process / SQLite)",
+    ),
+    ("redis_prefix", Some("jangteo:"), "prefix of every Redis key"),
+    (
+        "media_max_bytes",
+        Some("10485760"),
+        "largest image upload accepted",
+    ),
+];
+
+/// Where a value came from, for error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Default,
+    File(PathBuf),
+    Env(String),
+    Cli,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Default => write!(f, "built-in default"),
+            Source::File(p) => write!(f, "config file {}", p.display()),
+            Source::Env(name) => write!(f, "environment variable {name}"),
+            Source::Cli => write!(f, "command line"),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("unknown setting `{key}` (from {origin}); known settings: {known}")]
+    Unknown {
+        key: String,
+        origin: Source,
+        known: String,
+    },
+    #[error("invalid value for setting `{key}` (from {origin}): {reason}")]
+    Invalid {
+        key: String,
+        origin: Source,
+        reason: String,
+    },
+    #[error("cannot read config file {path}: {reason}")]
+    File { path: PathBuf, reason: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The resolved configuration of one process.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub log: String,
+    pub log_format: LogFormat,
+    pub workers: Option<usize>,
+    pub session_ttl: Duration,
+    pub cookie_secure: bool,
+    pub max_body_bytes: usize,
+    pub login_max_failures: u32,
+    pub login_window: Duration,
+    pub trust_forwarded_for: bool,
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub shutdown_timeout: Duration,
+    pub chat_send_rate: f64,
+    pub chat_send_burst: f64,
+    pub chat_open_room_receipts: bool,
+    pub chat_room_idle: Duration,
+    pub chat_badge_delay: Duration,
+    pub ws_outbound_queue: usize,
+    pub ws_heartbeat: Duration,
+    pub ws_idle_timeout: Duration,
+    pub ws_sync_window: Duration,
+    pub ws_max_frame_bytes: usize,
+    pub media_max_bytes: usize,
+    /// `FULL` or `NORMAL` (see `sqlite_synchronous`).
+    pub sqlite_synchronous: &'static str,
+    pub redis_url: Option<String>,
+    pub redis_prefix: String,
+}
+
+/// The raw layers before parsing: setting name -> (value, where it came from).
+#[derive(Debug, Default, Clone)]
+pub struct Layers {
+    values: BTreeMap<String, (String, Source)>,
+}
+
+fn is_known(key: &str) -> bool {
+    SETTINGS.iter().any(|(k, _, _)| *k == key)
+}
+
+fn known_list() -> String {
+    SETTINGS
+        .iter()
+        .map(|(k, _, _)| *k)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Layers {
+    /// Start from the built-in defaults.
+    pub fn defaults() -> Self {
+        let mut layers = Layers::default();
+        for (key, default, _) in SETTINGS {
+            if let Some(v) = default {
+                layers
+                    .values
+                    .insert((*key).to_string(), ((*v).to_string(), Source::Default));
+            }
+        }
+        layers
+    }
+
+    /// Set one value; unknown keys are rejected.
+    pub fn set(
+        &mut self,
+        key: &str,
+        value: impl Into<String>,
+        source: Source,
+    ) -> Result<(), ConfigError> {
+        if !is_known(key) {
+            return Err(ConfigError::Unknown {
+                key: key.to_string(),
+                origin: source,
+                known: known_list(),
+            });
+        }
+        self.values.insert(key.to_string(), (value.into(), source));
+        Ok(())
+    }
+
+    /// Merge a TOML document (the contents of `jangteo.toml`).
+    pub fn merge_toml(&mut self, text: &str, path: &Path) -> Result<(), ConfigError> {
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError::File {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+        for (key, value) in table {
+            let source = Source::File(path.to_path_buf());
+            let text = match value {
+                toml::Value::String(s) => s,
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                toml::Value::Float(f) => f.to_string(),
+                other => {
+                    return Err(ConfigError::Invalid {
+                        key,
+                        origin: source,
+                        reason: format!(
+                            "expected a string, number or boolean, got {}",
+                            other.type_str()
+                        ),
+                    })
+                }
+            };
+            self.set(&key, text, source)?;
+        }
+        Ok(())
+    }
+
+    /// Merge every `JANGTEO_*` variable. `JANGTEO_CONFIG` names the file and
+    /// is skipped; any other unknown `JANGTEO_*` variable is an error.
+    pub fn merge_env<I>(&mut self, vars: I) -> Result<(), ConfigError>
+    where
+        I: IntoIterator<Item = (String, String)>,
+    {
+        for (name, value) in vars {
+            let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            if name == CONFIG_FILE_ENV {
+                continue;
+            }
+            let key = rest.to_ascii_lowercase();
+            self.set(&key, value, Source::Env(name.clone()))?;
+        }
+        Ok(())
+    }
+
+    /// Merge `key=value` pairs given on the command line.
+    pub fn merge_cli<I, S>(&mut self, pairs: I) -> Result<(), ConfigError>
+    where
+        I: IntoIterator<Item = (S, String)>,
+        S: AsRef<str>,
+    {
+        for (key, value) in pairs {
+            let key = key.as_ref().replace('-', "_");
+            self.set(&key, value, Source::Cli)?;
+        }
+        Ok(())
+    }
+
+    fn get(&self, key: &str) -> Option<&(String, Source)> {
+        self.values.get(key)
+    }
+
+    fn parse<T>(&self, key: &str) -> Result<T, ConfigError>
+    where
+        T: std::str::FromStr,
+        T::Err: fmt::Display,
+    {
+        let (raw, source) = self.get(key).ok_or_else(|| ConfigError::Invalid {
+            key: key.to_string(),
+            origin: Source::Default,
+            reason: "missing".to_string(),
+        })?;
+        raw.trim().parse::<T>().map_err(|e| ConfigError::Invalid {
+            key: key.to_string(),
+            origin: source.clone(),
+            reason: format!("{e} (got {raw:?})"),
+        })
+    }
+
+    fn invalid(&self, key: &str, reason: impl Into<String>) -> ConfigError {
+        let source = self
+            .get(key)
+            .map(|(_, s)| s.clone())
+            .unwrap_or(Source::Default);
+        ConfigError::Invalid {
+            key: key.to_string(),
+            origin: source,
+            reason: reason.into(),
+        }
+    }
+
+    fn positive_u64(&self, key: &str) -> Result<u64, ConfigError> {
+        let v: u64 = self.parse(key)?;
+        if v == 0 {
+            return Err(self.invalid(key, "must be greater than 0"));
+        }
+        Ok(v)
+    }
+
+    fn positive_f64(&self, key: &str) -> Result<f64, ConfigError> {
+        let v: f64 = self.parse(key)?;
+        if !(v.is_finite() && v > 0.0) {
+            return Err(self.invalid(key, "must be a positive number"));
+        }
+        Ok(v)
+    }
+
+    /// Parse every setting; the first failure names its setting and layer.
+    pub fn resolve(&self) -> Result<Config, ConfigError> {
+        let data_dir = PathBuf::from(self.parse::<String>("data_dir")?);
+        let database_url = match self.get("database_url") {
+            Some((url, _)) => url.trim().to_string(),
+            None => format!("sqlite://{}", data_dir.join("jangteo.db").display()),
+        };
+        if !["sqlite:", "mysql:", "mariadb:"]
+            .iter()
+            .any(|p| database_url.starts_with(p))
+        {
+            return Err(self.invalid(
+                "database_url",
+                "expected sqlite://PATH or mysql://USER@HOST:PORT/DATABASE",
+            ));
+        }
+        if database_url.contains(":memory:") || database_url.contains("mode=memory") {
+            return Err(self.invalid(
+                "database_url",
+                "in-memory SQLite is not supported (the store uses separate reader and writer connections)",
+            ));
+        }
+        let log_format = match self.parse::<String>("log_format")?.as_str() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(self.invalid(
+                    "log_format",
+                    format!("expected `text` or `json`, got {other:?}"),
+                ))
+            }
+        };
+        let log: String = self.parse("log")?;
+        if tracing_subscriber::EnvFilter::try_new(&log).is_err() {
+            return Err(self.invalid("log", format!("not a valid tracing filter: {log:?}")));
+        }
+        let workers = match self.get("workers") {
+            Some(_) => Some(self.positive_u64("workers")? as usize),
+            None => None,
+        };
+        let max_body_bytes = self.positive_u64("max_body_bytes")? as usize;
+        let argon2_memory_kib: u32 = self.parse("argon2_memory_kib")?;
+        if argon2_memory_kib < 8 {
+            return Err(self.invalid("argon2_memory_kib", "must be at least 8"));
+        }
+        let argon2_iterations: u32 = self.parse("argon2_iterations")?;
+        if argon2_iterations == 0 {
+            return Err(self.invalid("argon2_iterations", "must be at least 1"));
+        }
+        let login_max_failures: u32 = self.parse("login_max_failures")?;
+        if login_max_failures == 0 {
+            return Err(self.invalid("login_max_failures", "must be at least 1"));
+        }
+        Ok(Config {
+            listen: self.parse("listen")?,
+            data_dir,
+            database_url,
+            log,
+            log_format,
+            workers,
+            session_ttl: Duration::from_secs(self.positive_u64("session_ttl_secs")?),
+            cookie_secure: self.parse("cookie_secure")?,
+            max_body_bytes,
+            login_max_failures,
+            login_window: Duration::from_secs(self.positive_u64("login_window_secs")?),
+            trust_forwarded_for: self.parse("trust_forwarded_for")?,
+            argon2_memory_kib,
+            argon2_iterations,
+            shutdown_timeout: Duration::from_secs(self.parse("shutdown_timeout_secs")?),
+            chat_send_rate: self.positive_f64("chat_send_rate")?,
+            chat_send_burst: self.positive_f64("chat_send_burst")?.max(1.0),
+            chat_open_room_receipts: self.parse("chat_open_room_receipts")?,
+            chat_room_idle: Duration::from_secs(self.positive_u64("chat_room_idle_secs")?),
+            chat_badge_delay: Duration::from_millis(self.parse("chat_badge_delay_ms")?),
+            ws_outbound_queue: self.positive_u64("ws_outbound_queue")? as usize,
+            ws_heartbeat: Duration::from_secs(self.positive_u64("ws_heartbeat_secs")?),
+            ws_idle_timeout: Duration::from_secs(self.positive_u64("ws_idle_timeout_secs")?),
+            ws_sync_window: Duration::from_millis(self.parse("ws_sync_window_ms")?),
+            ws_max_frame_bytes: self.positive_u64("ws_max_frame_bytes")? as usize,
+            media_max_bytes: self.positive_u64("media_max_bytes")? as usize,
+            redis_url: match self.get("redis_url") {
+                Some((url, _)) if url.starts_with("redis://") || url.starts_with("rediss://") => {
+                    Some(url.clone())
+                }
+                Some(_) => return Err(self.invalid("redis_url", "expected redis://HOST:PORT")),
+                None => None,
+            },
+            redis_prefix: self.parse("redis_prefix")?,
+            sqlite_synchronous: match self.parse::<String>("sqlite_synchronous")?.as_str() {
+                "full" => "FULL",
+                "normal" => "NORMAL",
+                other => {
+                    return Err(self.invalid(
+                        "sqlite_synchronous",
+                        format!("expected `full` or `normal`, got {other:?}"),
+                    ))
+                }
+            },
+        })
+    }
+}
+
+impl Config {
+    /// Load the configuration of a process: defaults, then the config file
+    /// (explicit path, `JANGTEO_CONFIG`, or `./jangteo.toml` if present), the
+    /// environment, and the command-line pairs.
+    pub fn load<E>(
+        explicit_file: Option<&Path>,
+        env: E,
+        cli: Vec<(String, String)>,
+    ) -> Result<Config, ConfigError>
+    where
+        E: IntoIterator<Item = (String, String)>,
+    {
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        let mut layers = Layers::defaults();
+        let from_env = env
+            .iter()
+            .find(|(k, _)| k == CONFIG_FILE_ENV)
+            .map(|(_, v)| PathBuf::from(v));
+        let (file, required) = match (explicit_file, from_env) {
+            (Some(p), _) => (p.to_path_buf(), true),
+            (None, Some(p)) => (p, true),
+            (None, None) => (PathBuf::from(DEFAULT_CONFIG_FILE), false),
+        };
+        match std::fs::read_to_string(&file) {
+            Ok(text) => layers.merge_toml(&text, &file)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {}
+            Err(e) => {
+                return Err(ConfigError::File {
+                    path: file,
+                    reason: e.to_string(),
+                })
+            }
+        }
+        layers.merge_env(env)?;
+        layers.merge_cli(cli)?;
+        layers.resolve()
+    }
+
+    /// Defaults overridden by `pairs` only (no file, no environment): what
+    /// tests and embedders use.
+    pub fn from_pairs<I, S>(pairs: I) -> Result<Config, ConfigError>
+    where
+        I: IntoIterator<Item = (S, String)>,
+        S: AsRef<str>,
+    {
+        let mut layers = Layers::defaults();
+        layers.merge_cli(pairs)?;
+        layers.resolve()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_resolve() {
+        let c = Layers::defaults().resolve().expect("defaults are valid");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.database_url, "sqlite://./data/jangteo.db");
+        assert_eq!(c.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn layers_override_in_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("j.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:1000\"\nlog = \"debug\"\nmax_body_bytes = 10\n",
+        )
+        .expect("write");
+        let c = Config::load(
+            Some(&file),
+            env(&[
+                ("JANGTEO_LISTEN", "127.0.0.1:2000"),
+                ("JANGTEO_LOG", "warn"),
+                ("PATH", "/bin"),
+            ]),
+            vec![("listen".into(), "127.0.0.1:0".into())],
+        )
+        .expect("valid");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:0");
+        assert_eq!(c.log, "warn");
+        assert_eq!(c.max_body_bytes, 10);
+    }
+
+    #[test]
+    fn data_dir_moves_default_database() {
+        let c = Config::from_pairs([("data_dir", "/tmp/x".to_string())]).expect("valid");
+        assert_eq!(c.database_url, "sqlite:///tmp/x/jangteo.db");
+    }
+
+    #[test]
+    fn unknown_env_is_named() {
+        let err = Config::load(None, env(&[("JANGTEO_LISTN", "x")]), vec![]).expect_err("unknown");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("`listn`") && msg.contains("JANGTEO_LISTN"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn unknown_file_key_is_named() {
+        let mut l = Layers::defaults();
+        let err = l
+            .merge_toml("colour = 1", Path::new("j.toml"))
+            .expect_err("unknown");
+        assert!(err.to_string().contains("`colour`"));
+    }
+
+    #[test]
+    fn invalid_values_are_named() {
+        for (key, value) in [
+            ("listen", "nowhere"),
+            ("max_body_bytes", "-1"),
+            ("log_format", "xml"),
+            ("cookie_secure", "yes please"),
+            ("database_url", "postgres://x"),
+            ("session_ttl_secs", "0"),
+            ("log", "[[["),
+        ] {
+            let err = Config::from_pairs([(key, value.to_string())]).expect_err(key);
+            assert!(
+                err.to_string().contains(&format!("`{key}`")),
+                "{key}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn operations_doc_lists_every_setting() {
+        let doc =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/OPERATIONS.md"))
+                .expect("doc");
+        for (key, _, _) in SETTINGS {
+            assert!(
+                doc.contains(&format!("| `{key}` |")),
+                "docs/OPERATIONS.md lacks `{key}`"
+            );
+        }
+    }
+
+    #[test]
+    fn missing_explicit_file_fails() {
+        let err = Config::load(Some(Path::new("/nonexistent/j.toml")), env(&[]), vec![])
+            .expect_err("missing");
+        assert!(matches!(err, ConfigError::File { .. }));
+    }
+}

@@ -1,0 +1,212 @@
+//! Account rules: normalisation and validation of sign-up fields, roles and
+//! statuses, and the public view of a user.
+
+use std::collections::BTreeMap;
+
+pub const PASSWORD_MIN_CHARS: usize = 8;
+pub const PASSWORD_MAX_CHARS: usize = 128;
+pub const NICKNAME_MIN_CHARS: usize = 2;
+pub const NICKNAME_MAX_CHARS: usize = 20;
+pub const EMAIL_MAX_CHARS: usize = 254;
+
+/// What everyone sees instead of a withdrawn user's nickname.
+pub const WITHDRAWN_NICKNAME: &str = "(탈퇴한 사용자)";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    User,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "user" => Some(Role::User),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Active,
+    Withdrawn,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Active => "active",
+            Status::Withdrawn => "withdrawn",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Status> {
+        match s {
+            "active" => Some(Status::Active),
+            "withdrawn" => Some(Status::Withdrawn),
+            _ => None,
+        }
+    }
+}
+
+/// Field name -> reason, collected so a client sees every problem at once.
+pub type FieldErrors = BTreeMap<&'static str, String>;
+
+/// Trim and lowercase an email address. Lowercasing the local part is a
+/// deliberate simplification: no mainstream provider treats it as
+/// case-sensitive, and treating `A@x.com` and `a@x.com` as two accounts is a
+/// support nightmare.
+pub fn normalize_email(raw: &str) -> String {
+    raw.trim().to_lowercase()
+}
+
+/// Validate an already-normalised email: one `@`, non-empty local part,
+/// a dotted domain, no spaces or control characters, at most 254 chars.
+pub fn check_email(email: &str, errors: &mut FieldErrors) {
+    let reason = if email.is_empty() {
+        Some("is required")
+    } else if email.chars().count() > EMAIL_MAX_CHARS {
+        Some("must be at most 254 characters")
+    } else if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        Some("must not contain spaces")
+    } else {
+        match email.split_once('@') {
+            Some((local, domain))
+                if !local.is_empty()
+                    && !domain.contains('@')
+                    && domain.contains('.')
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.')
+                    && !domain.contains("..") =>
+            {
+                None
+            }
+            _ => Some("is not a valid email address"),
+        }
+    };
+    if let Some(r) = reason {
+        errors.insert("email", r.to_string());
+    }
+}
+
+/// Passwords: 8..=128 characters (Unicode scalar values, so Korean
+/// passphrases count fairly). No composition rules (NIST SP 800-63B).
+pub fn check_password(field: &'static str, password: &str, errors: &mut FieldErrors) {
+    let n = password.chars().count();
+    if n < PASSWORD_MIN_CHARS {
+        errors.insert(
+            field,
+            format!("must be at least {PASSWORD_MIN_CHARS} characters"),
+        );
+    } else if n > PASSWORD_MAX_CHARS {
+        errors.insert(
+            field,
+            format!("must be at most {PASSWORD_MAX_CHARS} characters"),
+        );
+    }
+}
+
+/// Nicknames are trimmed; 2..=20 characters, no control characters.
+pub fn normalize_nickname(raw: &str) -> String {
+    raw.trim().to_string()
+}
+
+pub fn check_nickname(nickname: &str, errors: &mut FieldErrors) {
+    let n = nickname.chars().count();
+    if n < NICKNAME_MIN_CHARS {
+        errors.insert(
+            "nickname",
+            format!("must be at least {NICKNAME_MIN_CHARS} characters"),
+        );
+    } else if n > NICKNAME_MAX_CHARS {
+        errors.insert(
+            "nickname",
+            format!("must be at most {NICKNAME_MAX_CHARS} characters"),
+        );
+    } else if nickname.chars().any(char::is_control) {
+        errors.insert(
+            "nickname",
+            "must not contain control characters".to_string(),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn email_ok(s: &str) -> bool {
+        let mut e = FieldErrors::new();
+        check_email(&normalize_email(s), &mut e);
+        e.is_empty()
+    }
+
+    #[test]
+    fn emails() {
+        assert_eq!(normalize_email("  Kim@Example.COM "), "kim@example.com");
+        assert!(email_ok("kim@example.com"));
+        assert!(email_ok("a.b+c@sub.example.co.kr"));
+        for bad in [
+            "",
+            "kim",
+            "kim@",
+            "@x.com",
+            "kim@x",
+            "a@b@c.com",
+            "k im@x.com",
+            "k@.x.com",
+            "k@x.com.",
+            "k@x..com",
+        ] {
+            assert!(!email_ok(bad), "{bad:?} accepted");
+        }
+        assert!(!email_ok(&format!("{}@x.com", "a".repeat(250))));
+    }
+
+    #[test]
+    fn passwords_count_characters() {
+        let mut e = FieldErrors::new();
+        check_password("password", "비밀번호가길다요", &mut e); // 8 chars, 24 bytes
+        assert!(e.is_empty());
+        check_password("password", "short", &mut e);
+        assert!(e.contains_key("password"));
+        let mut e = FieldErrors::new();
+        check_password("password", &"x".repeat(129), &mut e);
+        assert!(e.contains_key("password"));
+    }
+
+    #[test]
+    fn nicknames() {
+        let ok = |s: &str| {
+            let mut e = FieldErrors::new();
+            check_nickname(&normalize_nickname(s), &mut e);
+            e.is_empty()
+        };
+        assert!(ok("당근"));
+        assert!(ok("  jangteo  "));
+        assert!(!ok("a"));
+        assert!(!ok(&"가".repeat(21)));
+        assert!(!ok("bad\u{0}name"));
+    }
+
+    #[test]
+    fn roles_and_statuses_round_trip() {
+        for r in [Role::User, Role::Admin] {
+            assert_eq!(Role::parse(r.as_str()), Some(r));
+        }
+        for s in [Status::Active, Status::Withdrawn] {
+            assert_eq!(Status::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(Role::parse("root"), None);
+    }
+}

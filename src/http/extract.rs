@@ -1,0 +1,178 @@
+//! Extractors and extractor configuration: who the caller is, where they
+//! connect from, and how malformed input turns into our error envelope.
+
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::http::header;
+use actix_web::{web, FromRequest, HttpMessage as _, HttpRequest};
+
+use crate::error::{ApiError, Code};
+use crate::service::accounts::AuthContext;
+use crate::AppState;
+
+pub const SESSION_COOKIE: &str = "jangteo_session";
+
+/// The bearer token of a request: `Authorization: Bearer` first, then the
+/// session cookie. `Err` when an Authorization header is present but is not
+/// a bearer token (a client bug worth telling apart from "not logged in").
+pub fn bearer_token(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    if let Some(value) = req.headers().get(header::AUTHORIZATION) {
+        let value = value.to_str().map_err(|_| ApiError::unauthenticated())?;
+        return match value.split_once(' ') {
+            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
+                Ok(Some(token.trim().to_string()))
+            }
+            _ => Err(ApiError::new(
+                Code::Unauthenticated,
+                "Authorization must be `Bearer <token>`",
+            )),
+        };
+    }
+    Ok(req.cookie(SESSION_COOKIE).map(|c| c.value().to_string()))
+}
+
+fn state(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
+    req.app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| ApiError::internal("application state missing"))
+}
+
+/// An authenticated caller; extraction fails with 401 `unauthenticated`.
+pub struct Auth(pub AuthContext);
+
+/// Left in the request's extensions when a cookie session's expiry slid:
+/// the middleware then re-issues the cookie so the browser's copy lives as
+/// long as the server-side session.
+#[derive(Clone)]
+pub struct RefreshCookie {
+    pub token: String,
+}
+
+impl FromRequest for Auth {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Auth, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let token = bearer_token(req);
+        let from_cookie = req.headers().get(header::AUTHORIZATION).is_none();
+        let state = state(req);
+        let req = req.clone();
+        Box::pin(async move {
+            let token = token?.ok_or_else(ApiError::unauthenticated)?;
+            let ctx = state?
+                .accounts
+                .authenticate(&token)
+                .await?
+                .ok_or_else(ApiError::unauthenticated)?;
+            if ctx.refreshed && from_cookie {
+                req.extensions_mut().insert(RefreshCookie { token });
+            }
+            Ok(Auth(ctx))
+        })
+    }
+}
+
+/// An optional caller: `None` without credentials; 401 if credentials are
+/// given but invalid (so a client learns its session expired).
+pub struct MaybeAuth(pub Option<AuthContext>);
+
+impl MaybeAuth {
+    pub fn user_id(&self) -> Option<i64> {
+        self.0.as_ref().map(AuthContext::user_id)
+    }
+}
+
+impl FromRequest for MaybeAuth {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<MaybeAuth, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let has_credentials = req.headers().contains_key(header::AUTHORIZATION)
+            || req.cookie(SESSION_COOKIE).is_some();
+        let auth = Auth::from_request(req, payload);
+        Box::pin(async move {
+            if !has_credentials {
+                return Ok(MaybeAuth(None));
+            }
+            Ok(MaybeAuth(Some(auth.await?.0)))
+        })
+    }
+}
+
+/// An authenticated admin; 401 without a session, 403 for other roles.
+pub struct Admin(pub AuthContext);
+
+impl FromRequest for Admin {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Admin, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let auth = Auth::from_request(req, payload);
+        Box::pin(async move {
+            let Auth(ctx) = auth.await?;
+            if !ctx.is_admin() {
+                return Err(ApiError::forbidden("administrators only"));
+            }
+            Ok(Admin(ctx))
+        })
+    }
+}
+
+/// The client's address: the TCP peer, or the first `X-Forwarded-For` hop
+/// when the deployment says a trusted proxy sets it.
+pub fn client_ip(req: &HttpRequest, trust_forwarded_for: bool) -> Option<IpAddr> {
+    if trust_forwarded_for {
+        if let Some(ip) = req
+            .headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.trim().parse().ok())
+        {
+            return Some(ip);
+        }
+    }
+    req.peer_addr().map(|a| a.ip())
+}
+
+fn json_error(err: JsonPayloadError) -> ApiError {
+    match &err {
+        JsonPayloadError::ContentType => ApiError::new(
+            Code::UnsupportedMediaType,
+            "Content-Type must be application/json",
+        ),
+        JsonPayloadError::Overflow { limit }
+        | JsonPayloadError::OverflowKnownLength { limit, .. } => ApiError::new(
+            Code::PayloadTooLarge,
+            format!("body larger than {limit} bytes"),
+        ),
+        JsonPayloadError::Deserialize(e) if e.is_data() => {
+            ApiError::new(Code::InvalidBody, e.to_string())
+        }
+        JsonPayloadError::Deserialize(e) => {
+            ApiError::new(Code::BadJson, format!("malformed JSON: {e}"))
+        }
+        other => ApiError::new(Code::BadJson, format!("unreadable body: {other}")),
+    }
+}
+
+pub fn json_config(limit: usize) -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(limit)
+        .error_handler(|err, _| json_error(err).into())
+}
+
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|err: QueryPayloadError, _| {
+        ApiError::new(Code::InvalidParameter, format!("bad query string: {err}")).into()
+    })
+}
+
+pub fn path_config() -> web::PathConfig {
+    web::PathConfig::default().error_handler(|err: PathError, _| {
+        ApiError::new(Code::InvalidParameter, format!("bad path parameter: {err}")).into()
+    })
+}

@@ -1,0 +1,101 @@
+//! The one middleware every request passes: request id, a tracing span,
+//! access log, metrics, and the error envelope for bare error responses that
+//! actix produces on its own (unmatched route, wrong method).
+
+use std::time::Instant;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{web, HttpMessage as _, HttpResponse};
+use rand::Rng as _;
+use tracing::Instrument as _;
+
+use super::accounts::session_cookie;
+use super::extract::RefreshCookie;
+use crate::error::{ApiError, Code};
+use crate::AppState;
+
+pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Accept a caller's request id if it is short and printable, else make one.
+fn request_id(req: &ServiceRequest) -> String {
+    if let Some(v) = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()) {
+        if !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()) {
+            return v.to_string();
+        }
+    }
+    format!("{:016x}", rand::thread_rng().gen::<u64>())
+}
+
+fn is_json(res: &ServiceResponse<BoxBody>) -> bool {
+    res.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"))
+}
+
+pub async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let id = request_id(&req);
+    let method = req.method().to_string();
+    let span = tracing::info_span!("http", request_id = %id, %method, path = %req.path());
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let started = Instant::now();
+    let mut res = next
+        .call(req)
+        .instrument(span.clone())
+        .await?
+        .map_into_boxed_body();
+
+    let status = res.status();
+    if (status.is_client_error() || status.is_server_error()) && !is_json(&res) {
+        // Give actix's own bare errors the same envelope as ours.
+        let code = Code::for_status(status);
+        let message = status.canonical_reason().unwrap_or("error").to_lowercase();
+        let mut body = HttpResponse::build(status).json(ApiError::new(code, message).body());
+        for (name, value) in res.headers() {
+            if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+                body.headers_mut().insert(name.clone(), value.clone());
+            }
+        }
+        let (req, _) = res.into_parts();
+        res = ServiceResponse::new(req, body);
+    }
+    let route = res
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_string());
+    let elapsed = started.elapsed();
+    if let Some(state) = &state {
+        state
+            .metrics
+            .http_requests
+            .with_label_values(&[&method, &route, status.as_str()])
+            .inc();
+        state
+            .metrics
+            .http_duration
+            .with_label_values(&[&method, &route])
+            .observe(elapsed.as_secs_f64());
+    }
+    span.in_scope(|| {
+        tracing::info!(status = status.as_u16(), route = %route, latency_ms = elapsed.as_secs_f64() * 1e3, "request")
+    });
+    let refresh = res.request().extensions().get::<RefreshCookie>().cloned();
+    let sets_cookie = res.headers().contains_key(header::SET_COOKIE);
+    if let (Some(refresh), Some(state), false) = (refresh, state.as_ref(), sets_cookie) {
+        let ttl = i64::try_from(state.config.session_ttl.as_secs()).unwrap_or(i64::MAX);
+        let cookie = session_cookie(&refresh.token, state.config.cookie_secure, ttl);
+        if let Ok(v) = HeaderValue::from_str(&cookie.to_string()) {
+            res.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert(REQUEST_ID.clone(), v);
+    }
+    Ok(res)
+}

@@ -1,0 +1,117 @@
+//! The HTTP surface: routes, extractors, middleware, OpenAPI. Handlers are
+//! thin: parse, call a service, shape the answer.
+
+pub mod accounts;
+pub mod extract;
+pub mod market;
+pub mod middleware;
+pub mod openapi;
+pub mod rooms;
+pub mod system;
+pub mod ws;
+
+use actix_web::body::BoxBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::{web, App, Error, HttpResponse};
+use utoipa::OpenApi as _;
+use utoipa_actix_web::{scope, AppExt as _};
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::error::ApiError;
+use crate::AppState;
+
+/// No route matched: 405 if the path exists under another method, else 404.
+async fn no_route(req: actix_web::HttpRequest) -> Result<HttpResponse, ApiError> {
+    if req.resource_map().has_resource(req.path()) {
+        return Err(ApiError::new(
+            crate::error::Code::MethodNotAllowed,
+            format!("{} is not supported here", req.method()),
+        ));
+    }
+    Err(ApiError::not_found("route"))
+}
+
+/// Build the actix `App` for one worker, plus the OpenAPI document of all
+/// its routes.
+pub fn app(
+    state: web::Data<AppState>,
+) -> (
+    App<
+        impl ServiceFactory<
+            ServiceRequest,
+            Config = (),
+            Response = ServiceResponse<BoxBody>,
+            Error = Error,
+            InitError = (),
+        >,
+    >,
+    utoipa::openapi::OpenApi,
+) {
+    let max_body = state.config.max_body_bytes;
+    let (app, api) = App::new()
+        .app_data(state)
+        .app_data(extract::json_config(max_body))
+        .app_data(web::PayloadConfig::new(max_body))
+        .app_data(extract::query_config())
+        .app_data(extract::path_config())
+        .into_utoipa_app()
+        .openapi(openapi::ApiDoc::openapi())
+        .service(system::health)
+        .service(system::ready)
+        .service(system::metrics)
+        .service(ws::ws)
+        .service(market::serve_media)
+        .service(
+            scope::scope("/api")
+                .service(accounts::signup)
+                .service(accounts::login)
+                .service(accounts::logout)
+                .service(accounts::get_me)
+                .service(accounts::update_me)
+                .service(accounts::withdraw_me)
+                .service(market::get_user)
+                .service(accounts::admin_users)
+                .service(rooms::create_room)
+                .service(rooms::search_rooms)
+                .service(rooms::get_room)
+                .service(rooms::join_room)
+                .service(rooms::leave_room)
+                .service(rooms::kick)
+                .service(rooms::ban)
+                .service(rooms::unban)
+                .service(rooms::transfer_owner)
+                .service(rooms::members)
+                .service(rooms::my_rooms)
+                .service(rooms::history)
+                .service(rooms::read)
+                .service(rooms::edit_message)
+                .service(rooms::delete_message)
+                .service(market::upload)
+                .service(market::create_listing)
+                .service(market::feed)
+                .service(market::get_listing)
+                .service(market::update_listing)
+                .service(market::delete_listing)
+                .service(market::add_favourite)
+                .service(market::remove_favourite)
+                .service(market::my_favourites)
+                .service(market::block)
+                .service(market::unblock)
+                .service(market::my_blocks)
+                .service(market::report)
+                .service(market::admin_reports)
+                .service(market::listing_chat)
+                .service(market::listing_chats)
+                .service(market::reserve)
+                .service(market::cancel_reservation)
+                .service(market::sold)
+                .service(market::review),
+        )
+        .split_for_parts();
+    let docs = api.clone();
+    let app = app
+        .service(SwaggerUi::new("/swagger-ui/{_:.*}").url("/api-docs/openapi.json", docs))
+        .default_service(web::to(no_route))
+        .wrap(actix_web::middleware::from_fn(middleware::observe));
+    (app, api)
+}

@@ -1,0 +1,76 @@
+//! Operational endpoints: liveness, readiness, metrics.
+
+use std::collections::BTreeMap;
+
+use actix_web::{get, web, HttpResponse};
+use serde::Serialize;
+use serde_json::json;
+use utoipa::ToSchema;
+
+use crate::error::{ApiError, Code, ErrorBody};
+use crate::AppState;
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    #[schema(example = "ok")]
+    pub status: &'static str,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Ready {
+    #[schema(example = "ready")]
+    pub status: &'static str,
+    /// Backend name -> `ok`.
+    pub checks: BTreeMap<&'static str, &'static str>,
+}
+
+/// The process is alive.
+#[utoipa::path(tag = "system", responses((status = 200, body = Health)))]
+#[get("/health")]
+pub async fn health() -> HttpResponse {
+    HttpResponse::Ok().json(Health { status: "ok" })
+}
+
+/// Every configured backend is reachable.
+#[utoipa::path(
+    tag = "system",
+    responses(
+        (status = 200, body = Ready),
+        (status = 503, description = "`unavailable`; `details` names each failing backend", body = ErrorBody),
+    )
+)]
+#[get("/ready")]
+pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let mut checks = BTreeMap::new();
+    let mut failures = BTreeMap::new();
+    match state.sql.ping().await {
+        Ok(()) => {
+            checks.insert("database", "ok");
+        }
+        Err(e) => {
+            failures.insert("database", e.to_string());
+        }
+    }
+    if failures.is_empty() {
+        return Ok(HttpResponse::Ok().json(Ready {
+            status: "ready",
+            checks,
+        }));
+    }
+    let names: Vec<&str> = failures.keys().copied().collect();
+    Err(ApiError::new(
+        Code::Unavailable,
+        format!("backend unavailable: {}", names.join(", ")),
+    )
+    .with_details(json!(failures)))
+}
+
+/// Prometheus metrics in text exposition format.
+#[utoipa::path(tag = "system", responses((status = 200, content_type = "text/plain", body = String)))]
+#[get("/metrics")]
+pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let text = state.metrics.render().map_err(ApiError::internal)?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(text))
+}

@@ -1,0 +1,574 @@
+//! The WebSocket endpoint and the per-connection session task.
+//!
+//! The task `select!`s over four things: frames from the client, its
+//! outbound queue (filled by the user actor), results of resume replays, and
+//! a heartbeat. It owns the ordering rules of one connection:
+//!
+//! - **Hold at start.** Live messages are held until the client's first
+//!   frame (or `ws_sync_window_ms`), so a client that opens with `resume`
+//!   gets the replay before any live traffic of that room.
+//! - **Resume seam.** While a room is replaying from the store, its live
+//!   messages are buffered; after the replay (and `resumed`) the buffer is
+//!   flushed, skipping seqs already sent. Per room, a connection never sends
+//!   the same seq twice and never sends a lower seq after a higher one
+//!   (except when a client resumes a room late, after live messages already
+//!   flowed: then the missing older ones are filled in, still without
+//!   duplicates).
+//! - **Slow clients.** The outbound queue is bounded. When it overflows the
+//!   connection is closed with code 4008 and the client resumes; the room
+//!   that produced the traffic never waits.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use actix_web::{get, web, HttpRequest, HttpResponse};
+use actix_ws::{AggregatedMessage, CloseCode, CloseReason};
+use serde::Deserialize;
+use serde_json::Value;
+use tokio::sync::mpsc;
+use utoipa::IntoParams;
+
+use super::extract::{bearer_token, SESSION_COOKIE};
+use crate::actors::room::RoomMsg;
+use crate::actors::{frames, ChatHub, Frame, Outbound, SessionHandle};
+use crate::domain::chat;
+use crate::error::{ApiError, Code, ErrorBody};
+use crate::AppState;
+
+/// Page size of resume replays.
+const REPLAY_PAGE: i64 = 200;
+/// Close code sent to a client whose outbound queue overflowed.
+const CLOSE_SLOW_CONSUMER: u16 = 4008;
+/// How long a closing connection may take to accept its close frame.
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+#[derive(Deserialize, IntoParams)]
+pub struct WsQuery {
+    /// Session token, for clients that cannot set headers (browsers).
+    pub token: Option<String>,
+}
+
+/// Open the realtime connection (WebSocket protocol v1, docs/PROTOCOL.md).
+/// Authenticate with `Authorization: Bearer`, `?token=` or the session cookie.
+#[utoipa::path(
+    tag = "chat",
+    params(WsQuery),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol"),
+        (status = 400, description = "`invalid_parameter`: not a WebSocket upgrade", body = ErrorBody),
+        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
+#[get("/ws")]
+pub async fn ws(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let header_token = if req
+        .headers()
+        .contains_key(actix_web::http::header::AUTHORIZATION)
+    {
+        bearer_token(&req)?
+    } else {
+        None
+    };
+    let query_token = web::Query::<WsQuery>::from_query(req.query_string())
+        .ok()
+        .and_then(|q| q.into_inner().token);
+    let token = header_token
+        .or(query_token)
+        .or_else(|| req.cookie(SESSION_COOKIE).map(|c| c.value().to_string()))
+        .ok_or_else(ApiError::unauthenticated)?;
+    let auth = state
+        .accounts
+        .authenticate(&token)
+        .await?
+        .ok_or_else(ApiError::unauthenticated)?;
+    let (response, session, stream) = actix_ws::handle(&req, body).map_err(|e| {
+        ApiError::new(
+            Code::InvalidParameter,
+            format!("expected a WebSocket upgrade: {e}"),
+        )
+    })?;
+    let hub = state.hub.clone();
+    let settings = hub.settings().clone();
+    let stream = stream
+        .max_frame_size(settings.max_frame_bytes)
+        .aggregate_continuations()
+        .max_continuation_size(settings.max_frame_bytes);
+    let (handle, outbound) = SessionHandle::new(
+        hub.next_session_id(),
+        auth.user_id(),
+        settings.outbound_queue,
+    );
+    hub.attach(handle.clone());
+    actix_web::rt::spawn(async move {
+        let mut conn = Conn::new(hub.clone(), handle.clone(), session);
+        let reason = conn.run(stream, outbound).await.err().flatten();
+        hub.detach(handle.user_id, handle.id);
+        tracing::debug!(
+            user = handle.user_id,
+            session = handle.id,
+            ?reason,
+            "websocket closed"
+        );
+        // The close frame queues behind unsent data; a client that never
+        // reads must not keep this task alive forever.
+        let _ = tokio::time::timeout(CLOSE_GRACE, conn.socket.close(reason)).await;
+    });
+    Ok(response)
+}
+
+/// Results of a replay task.
+enum Replay {
+    Page {
+        room: i64,
+        frames: Vec<(i64, Frame)>,
+    },
+    Done {
+        room: i64,
+        through: i64,
+    },
+    Failed {
+        room: i64,
+        code: &'static str,
+        message: String,
+    },
+}
+
+/// What this connection has sent of one room.
+#[derive(Default)]
+struct Sent {
+    /// Range of seqs sent live (first, last).
+    live: Option<(i64, i64)>,
+    /// Highest seq sent by any path.
+    through: i64,
+}
+
+struct Conn {
+    hub: ChatHub,
+    handle: SessionHandle,
+    socket: actix_ws::Session,
+    holding: bool,
+    held: Vec<Outbound>,
+    sent: HashMap<i64, Sent>,
+    /// Rooms replaying from the store, with live messages buffered meanwhile.
+    replaying: HashMap<i64, Vec<(i64, Frame)>>,
+    replay_tx: mpsc::UnboundedSender<Replay>,
+    replay_rx: mpsc::UnboundedReceiver<Replay>,
+}
+
+/// Why the loop ended: the close reason to send (None: the client is gone).
+type End = Option<CloseReason>;
+
+fn close(code: CloseCode, description: &str) -> End {
+    Some(CloseReason {
+        code,
+        description: Some(description.to_string()),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ClientFrame {
+    Send {
+        room: i64,
+        client_msg_id: String,
+        body: String,
+    },
+    Read {
+        room: i64,
+        seq: i64,
+    },
+    Typing {
+        room: i64,
+    },
+    Resume {
+        rooms: HashMap<String, i64>,
+    },
+    Ping,
+}
+
+const CLIENT_TYPES: &[&str] = &["send", "read", "typing", "resume", "ping"];
+
+impl Conn {
+    fn new(hub: ChatHub, handle: SessionHandle, socket: actix_ws::Session) -> Conn {
+        let (replay_tx, replay_rx) = mpsc::unbounded_channel();
+        Conn {
+            hub,
+            handle,
+            socket,
+            holding: true,
+            held: Vec::new(),
+            sent: HashMap::new(),
+            replaying: HashMap::new(),
+            replay_tx,
+            replay_rx,
+        }
+    }
+
+    /// Serve the connection; returns (as `Err`) how it ended.
+    async fn run(
+        &mut self,
+        mut stream: actix_ws::AggregatedMessageStream,
+        mut outbound: mpsc::Receiver<Outbound>,
+    ) -> Result<(), End> {
+        let settings = self.hub.settings().clone();
+        let mut heartbeat = tokio::time::interval(settings.heartbeat);
+        heartbeat.tick().await;
+        let mut last_heard = Instant::now();
+        let hold_until = tokio::time::Instant::now() + settings.sync_window;
+        let handle = self.handle.clone();
+        let mut closing = self.hub.closing();
+        loop {
+            tokio::select! {
+                biased;
+                _ = closing.wait_for(|c| *c) => {
+                    return Err(close(CloseCode::Restart, "server restarting: reconnect and resume"));
+                }
+                _ = handle.overflowed() => {
+                    self.hub.metrics().ws_overflow_disconnects.inc();
+                    return Err(close(CloseCode::Other(CLOSE_SLOW_CONSUMER), "slow_consumer: reconnect and resume"));
+                }
+                incoming = stream.recv() => {
+                    last_heard = Instant::now();
+                    match incoming {
+                        None => return Err(None),
+                        Some(Err(actix_ws::ProtocolError::Overflow)) => {
+                            return Err(close(CloseCode::Size, "frame too large"));
+                        }
+                        Some(Err(e)) => return Err(close(CloseCode::Protocol, &e.to_string())),
+                        Some(Ok(AggregatedMessage::Close(_))) => return Err(close(CloseCode::Normal, "bye")),
+                        Some(Ok(AggregatedMessage::Ping(bytes))) => {
+                            if self.socket.pong(&bytes).await.is_err() {
+                                return Err(None);
+                            }
+                        }
+                        Some(Ok(AggregatedMessage::Pong(_))) => {}
+                        Some(Ok(AggregatedMessage::Binary(_))) => {
+                            self.write(&frames::error("invalid_frame", "binary frames are not supported; send JSON text", None, None)).await?;
+                        }
+                        Some(Ok(AggregatedMessage::Text(text))) => {
+                            self.client_frame(&text).await?;
+                            if self.holding {
+                                self.release().await?;
+                            }
+                        }
+                    }
+                }
+                out = outbound.recv() => {
+                    match out {
+                        Some(out) => self.emit(out).await?,
+                        None => return Err(None),
+                    }
+                }
+                Some(replay) = self.replay_rx.recv() => self.replayed(replay).await?,
+                _ = tokio::time::sleep_until(hold_until), if self.holding => self.release().await?,
+                _ = heartbeat.tick() => {
+                    if last_heard.elapsed() > settings.idle_timeout {
+                        return Err(close(CloseCode::Away, "idle timeout"));
+                    }
+                    if self.socket.ping(b"").await.is_err() {
+                        return Err(None);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Write one frame; `Err(None)` ends the loop when the socket is gone.
+    /// A write blocked on a client that does not read loses the race to the
+    /// overflow signal, so a stalled socket cannot pin the session.
+    async fn write(&mut self, frame: &Frame) -> Result<(), End> {
+        tokio::select! {
+            biased;
+            _ = self.handle.overflowed() => {
+                self.hub.metrics().ws_overflow_disconnects.inc();
+                Err(close(CloseCode::Other(CLOSE_SLOW_CONSUMER), "slow_consumer: reconnect and resume"))
+            }
+            written = self.socket.text(frame.clone()) => written.map_err(|_| None),
+        }
+    }
+
+    async fn release(&mut self) -> Result<(), End> {
+        self.holding = false;
+        for out in std::mem::take(&mut self.held) {
+            self.emit(out).await?;
+        }
+        Ok(())
+    }
+
+    async fn emit(&mut self, out: Outbound) -> Result<(), End> {
+        if self.holding {
+            self.held.push(out);
+            return Ok(());
+        }
+        match out {
+            Outbound::Frame(frame) => self.write(&frame).await,
+            Outbound::Message { room, seq, frame } => {
+                if let Some(buffer) = self.replaying.get_mut(&room) {
+                    buffer.push((seq, frame));
+                    return Ok(());
+                }
+                let sent = self.sent.entry(room).or_default();
+                if seq <= sent.through {
+                    return Ok(());
+                }
+                sent.through = seq;
+                sent.live = Some(match sent.live {
+                    Some((first, _)) => (first, seq),
+                    None => (seq, seq),
+                });
+                self.write(&frame).await
+            }
+        }
+    }
+
+    async fn replayed(&mut self, replay: Replay) -> Result<(), End> {
+        match replay {
+            Replay::Page { room, frames } => {
+                for (seq, frame) in frames {
+                    let sent = self.sent.entry(room).or_default();
+                    if sent
+                        .live
+                        .is_some_and(|(first, last)| seq >= first && seq <= last)
+                    {
+                        continue;
+                    }
+                    sent.through = sent.through.max(seq);
+                    self.write(&frame).await?;
+                }
+                Ok(())
+            }
+            Replay::Done { room, through } => {
+                let through = {
+                    let sent = self.sent.entry(room).or_default();
+                    sent.through = sent.through.max(through);
+                    sent.through
+                };
+                self.write(&frames::resumed(room, through)).await?;
+                let buffered = self.replaying.remove(&room).unwrap_or_default();
+                for (seq, frame) in buffered {
+                    self.emit(Outbound::Message { room, seq, frame }).await?;
+                }
+                Ok(())
+            }
+            Replay::Failed {
+                room,
+                code,
+                message,
+            } => {
+                let buffered = self.replaying.remove(&room).unwrap_or_default();
+                self.write(&frames::error(code, &message, Some(room), None))
+                    .await?;
+                for (seq, frame) in buffered {
+                    self.emit(Outbound::Message { room, seq, frame }).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn error(
+        &mut self,
+        code: &str,
+        message: &str,
+        room: Option<i64>,
+        cid: Option<&str>,
+    ) -> Result<(), End> {
+        self.write(&frames::error(code, message, room, cid)).await
+    }
+
+    async fn client_frame(&mut self, text: &str) -> Result<(), End> {
+        let value: Value = match serde_json::from_str(text) {
+            Ok(v) => v,
+            Err(e) => {
+                return self
+                    .error("bad_json", &format!("malformed JSON: {e}"), None, None)
+                    .await
+            }
+        };
+        let cid = value
+            .get("client_msg_id")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let room = value.get("room").and_then(Value::as_i64);
+        match value.get("type").and_then(Value::as_str) {
+            None => {
+                return self
+                    .error(
+                        "invalid_frame",
+                        "every frame needs a string `type`",
+                        room,
+                        cid.as_deref(),
+                    )
+                    .await
+            }
+            Some(t) if !CLIENT_TYPES.contains(&t) => {
+                return self
+                    .error(
+                        "unknown_type",
+                        &format!("unknown frame type {t:?}"),
+                        room,
+                        cid.as_deref(),
+                    )
+                    .await
+            }
+            Some(_) => {}
+        }
+        let frame: ClientFrame = match serde_json::from_value(value) {
+            Ok(f) => f,
+            Err(e) => {
+                return self
+                    .error("invalid_frame", &e.to_string(), room, cid.as_deref())
+                    .await
+            }
+        };
+        let user = self.handle.user_id;
+        match frame {
+            ClientFrame::Send {
+                room,
+                client_msg_id,
+                body,
+            } => {
+                if let Err(why) =
+                    chat::check_client_msg_id(&client_msg_id).and_then(|_| chat::check_body(&body))
+                {
+                    return self
+                        .error("validation_failed", &why, Some(room), Some(&client_msg_id))
+                        .await;
+                }
+                self.hub.room(
+                    room,
+                    RoomMsg::Post {
+                        user,
+                        client_msg_id,
+                        body,
+                        reply: self.handle.clone(),
+                    },
+                );
+            }
+            ClientFrame::Read { room, seq } => {
+                if seq < 0 {
+                    return self
+                        .error("invalid_frame", "seq must be >= 0", Some(room), None)
+                        .await;
+                }
+                self.hub.room(
+                    room,
+                    RoomMsg::Read {
+                        user,
+                        seq,
+                        reply: None,
+                        session: Some(self.handle.clone()),
+                    },
+                );
+            }
+            ClientFrame::Typing { room } => {
+                self.hub.room(
+                    room,
+                    RoomMsg::Typing {
+                        user,
+                        session: self.handle.clone(),
+                    },
+                );
+            }
+            ClientFrame::Ping => self.write(&frames::pong()).await?,
+            ClientFrame::Resume { rooms } => {
+                let mut parsed = Vec::with_capacity(rooms.len());
+                for (key, last_seen) in rooms {
+                    match key.parse::<i64>() {
+                        Ok(room) if last_seen >= 0 => parsed.push((room, last_seen)),
+                        _ => {
+                            return self
+                                .error(
+                                    "invalid_frame",
+                                    "resume.rooms maps room ids to last seen seqs (>= 0)",
+                                    None,
+                                    None,
+                                )
+                                .await
+                        }
+                    }
+                }
+                for (room, last_seen) in parsed {
+                    if self.replaying.contains_key(&room) {
+                        continue;
+                    }
+                    self.replaying.insert(room, Vec::new());
+                    let hub = self.hub.clone();
+                    let tx = self.replay_tx.clone();
+                    actix_web::rt::spawn(replay(hub, tx, user, room, last_seen));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Read a room's messages after `last_seen` from the store, page by page.
+async fn replay(
+    hub: ChatHub,
+    tx: mpsc::UnboundedSender<Replay>,
+    user: i64,
+    room: i64,
+    last_seen: i64,
+) {
+    let member = match hub.sql().member(room, user).await {
+        Ok(Some(m)) => m,
+        Ok(None) => {
+            let _ = tx.send(Replay::Failed {
+                room,
+                code: "not_member",
+                message: "you are not a member of this room".into(),
+            });
+            return;
+        }
+        Err(e) => {
+            tracing::error!(room, error = %e, "resume: membership lookup failed");
+            let _ = tx.send(Replay::Failed {
+                room,
+                code: "internal",
+                message: "could not replay this room".into(),
+            });
+            return;
+        }
+    };
+    let mut after = last_seen.max(member.visible_from);
+    loop {
+        match hub
+            .messages()
+            .messages_after(room, after, REPLAY_PAGE)
+            .await
+        {
+            Ok(page) => {
+                let full = page.len() as i64 == REPLAY_PAGE;
+                if let Some(last) = page.last() {
+                    after = last.seq;
+                }
+                let frames = page.iter().map(|m| (m.seq, frames::message(m))).collect();
+                if tx.send(Replay::Page { room, frames }).is_err() {
+                    return;
+                }
+                if !full {
+                    break;
+                }
+            }
+            Err(e) => {
+                tracing::error!(room, error = %e, "resume: history read failed");
+                let _ = tx.send(Replay::Failed {
+                    room,
+                    code: "internal",
+                    message: "could not replay this room".into(),
+                });
+                return;
+            }
+        }
+    }
+    let _ = tx.send(Replay::Done {
+        room,
+        through: after,
+    });
+}

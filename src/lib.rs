@@ -1,0 +1,290 @@
+//! Jangteo: a chat-centric marketplace backend.
+//!
+//! [`Application::build`] wires configuration, stores, services and the HTTP
+//! server; it binds its listener immediately, so a test can ask for port 0 and
+//! read the real port before the server runs.
+
+pub mod actors;
+pub mod bus;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod service;
+pub mod store;
+pub mod telemetry;
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::{web, HttpServer};
+use anyhow::Context as _;
+
+use actix::Actor as _;
+
+use crate::actors::timers::{TimerHandler, Timers};
+use crate::actors::{ChatHub, ChatSettings};
+use crate::bus::{Bus, InProcessBus};
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::service::accounts::{AccountSettings, Accounts};
+use crate::service::chat::Chat;
+use crate::service::market::Market;
+use crate::service::media::Media;
+use crate::service::password::PasswordHasher;
+use crate::store::cache::{Cache, MemoryCache};
+use crate::store::media::DiskMedia;
+use crate::store::memory::MemoryRateLimiter;
+use crate::store::sql::SqlStore;
+
+/// Everything a request handler may reach, shared by all workers.
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub sql: Arc<SqlStore>,
+    /// Set when `redis_url` is configured.
+    pub redis: Option<Arc<store::redis::RedisStore>>,
+    pub accounts: Accounts,
+    pub hub: ChatHub,
+    pub chat: Chat,
+    pub market: Market,
+    pub media: Media,
+    pub bus: Arc<dyn Bus>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    /// Open the stores (migrating the database) and build the services.
+    /// Must run inside an actix system (the chat engine spawns tasks).
+    pub async fn build(config: Config) -> anyhow::Result<AppState> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+        let sql = Arc::new(
+            SqlStore::connect_with(&config.database_url, config.sqlite_synchronous)
+                .await
+                .with_context(|| format!("opening database {}", config.database_url))?,
+        );
+        sql.migrate().await.context("applying migrations")?;
+        {
+            // WAL checkpoints off the commit path (see SqlStore::checkpoint).
+            let sql = Arc::downgrade(&sql);
+            actix::spawn(async move {
+                let mut every = tokio::time::interval(std::time::Duration::from_millis(500));
+                loop {
+                    every.tick().await;
+                    let Some(sql) = sql.upgrade() else { break };
+                    if let Err(e) = sql.checkpoint().await {
+                        tracing::warn!(error = %e, "WAL checkpoint failed");
+                    }
+                }
+            });
+        }
+        let hasher = PasswordHasher::new(config.argon2_memory_kib, config.argon2_iterations)?;
+        let redis = match &config.redis_url {
+            Some(url) => Some(Arc::new(
+                store::redis::RedisStore::connect(url, &config.redis_prefix)
+                    .await
+                    .with_context(|| format!("connecting to Redis at {url}"))?,
+            )),
+            None => None,
+        };
+        let (sessions, limiter, cache): (
+            Arc<dyn store::SessionStore>,
+            Arc<dyn store::RateLimiter>,
+            Arc<dyn Cache>,
+        ) = match &redis {
+            Some(r) => (r.clone(), r.clone(), r.clone()),
+            None => (
+                sql.clone(),
+                Arc::new(MemoryRateLimiter::new()),
+                Arc::new(MemoryCache::new()),
+            ),
+        };
+        let metrics = Arc::new(Metrics::new()?);
+        let accounts = Accounts::new(
+            sql.clone(),
+            sessions,
+            limiter.clone(),
+            hasher.clone(),
+            AccountSettings {
+                session_ttl: config.session_ttl,
+                login_max_failures: config.login_max_failures,
+                login_window: config.login_window,
+            },
+        );
+        let messages: Arc<dyn store::MessageStore> = sql.clone();
+        let hub = ChatHub::new(
+            sql.clone(),
+            messages.clone(),
+            ChatSettings {
+                send_rate_per_sec: config.chat_send_rate,
+                send_burst: config.chat_send_burst,
+                open_room_receipts: config.chat_open_room_receipts,
+                room_idle: config.chat_room_idle,
+                badge_delay: config.chat_badge_delay,
+                outbound_queue: config.ws_outbound_queue,
+                heartbeat: config.ws_heartbeat,
+                idle_timeout: config.ws_idle_timeout,
+                sync_window: config.ws_sync_window,
+                max_frame_bytes: config.ws_max_frame_bytes,
+            },
+            metrics.clone(),
+        );
+        let chat = Chat::new(
+            sql.clone(),
+            messages.clone(),
+            hub.clone(),
+            hasher,
+            limiter,
+            config.login_max_failures,
+            config.login_window.as_secs(),
+        );
+        let bus: Arc<dyn Bus> = Arc::new(InProcessBus::new());
+        let storage = Arc::new(DiskMedia::new(&config.data_dir.join("media"))?);
+        let media = Media::new(sql.clone(), storage, config.media_max_bytes);
+        // The timer actor calls back into the market service, which owns
+        // the timer actor's address: tie the knot through a cell.
+        let market_cell: Arc<std::sync::OnceLock<Market>> = Arc::new(std::sync::OnceLock::new());
+        let handler: TimerHandler = {
+            let cell = market_cell.clone();
+            Arc::new(move |id| {
+                let cell = cell.clone();
+                Box::pin(async move {
+                    if let Some(market) = cell.get() {
+                        market.expire_reservation(id).await;
+                    }
+                })
+            })
+        };
+        let timers = Timers::new(handler).start();
+        let market = Market::new(
+            sql.clone(),
+            messages,
+            hub.clone(),
+            bus.clone(),
+            cache,
+            timers,
+        );
+        let _ = market_cell.set(market.clone());
+        Ok(AppState {
+            config: Arc::new(config),
+            sql,
+            redis,
+            accounts,
+            hub,
+            chat,
+            market,
+            media,
+            bus,
+            metrics,
+        })
+    }
+}
+
+pub struct Application {
+    address: SocketAddr,
+    server: Server,
+    state: web::Data<AppState>,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Application> {
+        let listener = TcpListener::bind(config.listen)
+            .with_context(|| format!("binding {}", config.listen))?;
+        let address = listener.local_addr()?;
+        let state = web::Data::new(AppState::build(config).await?);
+        // Reservation timers that were pending when the server stopped (or
+        // came due while it was down) are armed again; due ones fire now.
+        let restored = state
+            .market
+            .restore_timers()
+            .await
+            .map_err(|e| anyhow::anyhow!(e.message))?;
+        tracing::info!(restored, "reservation timers restored");
+        let config = state.config.clone();
+        let app_state = state.clone();
+        let mut server = HttpServer::new(move || http::app(app_state.clone()).0)
+            // Small frames (chat) must not wait for Nagle's algorithm.
+            .on_connect(|conn, _| {
+                if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+                    let _ = tcp.set_nodelay(true);
+                }
+            })
+            .shutdown_timeout(config.shutdown_timeout.as_secs())
+            // We handle SIGINT/SIGTERM ourselves (see `run_until_stopped`)
+            // to close WebSocket sessions before the HTTP drain.
+            .disable_signals()
+            .listen(listener)?;
+        if let Some(workers) = config.workers {
+            server = server.workers(workers);
+        }
+        tracing::info!("listening on http://{address}");
+        Ok(Application {
+            address,
+            server: server.run(),
+            state,
+        })
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    pub fn port(&self) -> u16 {
+        self.address.port()
+    }
+
+    /// The shared state, for embedding and for tests that need to reach
+    /// behind the API (e.g. to take a backend away).
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    /// Serve until SIGINT/SIGTERM, then shut down in order: close every
+    /// WebSocket session (1012, clients reconnect and resume), stop
+    /// accepting and let in-flight requests finish within the grace period,
+    /// flush batched chat writes, close the stores.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let mut server = actix_web::rt::spawn(self.server);
+        let result = tokio::select! {
+            done = &mut server => done,
+            () = shutdown_signal() => {
+                tracing::info!("shutdown signal: closing WebSocket sessions");
+                self.state.hub.close_sessions();
+                handle.stop(true).await;
+                server.await
+            }
+        };
+        tracing::info!("HTTP server stopped; flushing chat writes and closing stores");
+        self.state.hub.shutdown().await;
+        self.state.sql.close().await;
+        tracing::info!("shutdown complete");
+        result.unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())))
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+        match term {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; SIGINT only");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,89 @@
+//! Prometheus metrics, one registry per application instance (so parallel
+//! test servers in one process do not share counters).
+
+use prometheus::{
+    Encoder as _, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Opts, Registry, TextEncoder,
+};
+
+pub struct Metrics {
+    registry: Registry,
+    pub http_requests: IntCounterVec,
+    pub http_duration: HistogramVec,
+    pub ws_sessions: IntGauge,
+    pub ws_overflow_disconnects: IntCounter,
+    pub chat_messages: IntCounter,
+    pub chat_batch_size: Histogram,
+    pub chat_commit_seconds: Histogram,
+    pub chat_commit_failures: IntCounter,
+}
+
+impl Metrics {
+    pub fn new() -> Result<Metrics, prometheus::Error> {
+        let registry = Registry::new_custom(Some("jangteo".into()), None)?;
+        let http_requests = IntCounterVec::new(
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests by route pattern, method and status",
+            ),
+            &["method", "route", "status"],
+        )?;
+        let http_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "HTTP request latency by route pattern",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ]),
+            &["method", "route"],
+        )?;
+        let ws_sessions = IntGauge::new("ws_sessions", "Open WebSocket sessions")?;
+        let ws_overflow_disconnects = IntCounter::new(
+            "ws_overflow_disconnects_total",
+            "Sessions closed because their outbound queue overflowed",
+        )?;
+        let chat_messages = IntCounter::new(
+            "chat_messages_total",
+            "Chat messages committed and fanned out",
+        )?;
+        let chat_batch_size = Histogram::with_opts(
+            HistogramOpts::new("chat_commit_batch_size", "Writes per group commit").buckets(vec![
+                1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
+            ]),
+        )?;
+        let chat_commit_seconds = Histogram::with_opts(
+            HistogramOpts::new("chat_commit_seconds", "Duration of one group commit").buckets(
+                vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25],
+            ),
+        )?;
+        let chat_commit_failures =
+            IntCounter::new("chat_commit_failures_total", "Group commits that failed")?;
+        registry.register(Box::new(http_requests.clone()))?;
+        registry.register(Box::new(http_duration.clone()))?;
+        registry.register(Box::new(ws_sessions.clone()))?;
+        registry.register(Box::new(ws_overflow_disconnects.clone()))?;
+        registry.register(Box::new(chat_messages.clone()))?;
+        registry.register(Box::new(chat_batch_size.clone()))?;
+        registry.register(Box::new(chat_commit_seconds.clone()))?;
+        registry.register(Box::new(chat_commit_failures.clone()))?;
+        Ok(Metrics {
+            registry,
+            http_requests,
+            http_duration,
+            ws_sessions,
+            ws_overflow_disconnects,
+            chat_messages,
+            chat_batch_size,
+            chat_commit_seconds,
+            chat_commit_failures,
+        })
+    }
+
+    /// Prometheus text exposition format.
+    pub fn render(&self) -> Result<String, prometheus::Error> {
+        let mut buf = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut buf)?;
+        String::from_utf8(buf).map_err(|e| prometheus::Error::Msg(e.to_string()))
+    }
+}

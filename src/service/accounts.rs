@@ -1,0 +1,413 @@
+//! Accounts: sign-up, login with throttling, opaque server-side sessions with
+//! a sliding expiry, profile changes and withdrawal.
+//!
+//! Tokens are 256 random bits, base64url. Only their SHA-256 is stored, so a
+//! leaked session table cannot be replayed. A fast hash is right here (unlike
+//! passwords): the token has full entropy, nothing to brute-force.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use rand::RngCore as _;
+use sha2::{Digest as _, Sha256};
+
+use super::password::PasswordHasher;
+use crate::domain::account::{self, FieldErrors, Role, Status};
+use crate::domain::now_ms;
+use crate::error::{ApiError, Code, StoreError};
+use crate::store::sql::{InsertUserError, SqlStore};
+use crate::store::{RateLimiter, SessionStore, UserRecord};
+
+/// Failed logins from one address may reach this multiple of the per-email
+/// limit (an office or a carrier NAT shares an address).
+const IP_LIMIT_FACTOR: u32 = 4;
+
+#[derive(Debug, Clone)]
+pub struct AccountSettings {
+    pub session_ttl: Duration,
+    pub login_max_failures: u32,
+    pub login_window: Duration,
+}
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone)]
+pub struct AuthContext {
+    pub user: UserRecord,
+    pub token_hash: String,
+    pub expires_at: i64,
+    /// The expiry slid forward on this request.
+    pub refreshed: bool,
+}
+
+impl AuthContext {
+    pub fn user_id(&self) -> i64 {
+        self.user.id
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.user.role == Role::Admin
+    }
+}
+
+/// A freshly issued session.
+#[derive(Debug, Clone)]
+pub struct IssuedSession {
+    pub token: String,
+    pub expires_at: i64,
+    pub user: UserRecord,
+}
+
+#[derive(Debug, Default)]
+pub struct ProfileChange {
+    pub nickname: Option<String>,
+    pub current_password: Option<String>,
+    pub new_password: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct Accounts {
+    store: Arc<SqlStore>,
+    sessions: Arc<dyn SessionStore>,
+    limiter: Arc<dyn RateLimiter>,
+    hasher: PasswordHasher,
+    settings: AccountSettings,
+}
+
+pub fn hash_token(token: &str) -> String {
+    let digest = Sha256::digest(token.as_bytes());
+    let mut out = String::with_capacity(64);
+    for b in digest {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+fn new_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl Accounts {
+    pub fn new(
+        store: Arc<SqlStore>,
+        sessions: Arc<dyn SessionStore>,
+        limiter: Arc<dyn RateLimiter>,
+        hasher: PasswordHasher,
+        settings: AccountSettings,
+    ) -> Accounts {
+        Accounts {
+            store,
+            sessions,
+            limiter,
+            hasher,
+            settings,
+        }
+    }
+
+    pub async fn signup(
+        &self,
+        email: &str,
+        password: &str,
+        nickname: &str,
+    ) -> Result<UserRecord, ApiError> {
+        self.create_user(email, password, nickname, Role::User)
+            .await
+    }
+
+    /// Create an account with a role; admins come only from the CLI.
+    pub async fn create_user(
+        &self,
+        email: &str,
+        password: &str,
+        nickname: &str,
+        role: Role,
+    ) -> Result<UserRecord, ApiError> {
+        let email = account::normalize_email(email);
+        let nickname = account::normalize_nickname(nickname);
+        let mut errors = FieldErrors::new();
+        account::check_email(&email, &mut errors);
+        account::check_password("password", password, &mut errors);
+        account::check_nickname(&nickname, &mut errors);
+        ApiError::check_fields(errors)?;
+        let hash = self.hasher.hash(password.to_string()).await?;
+        let now = now_ms();
+        let id = self
+            .store
+            .insert_user(&email, &hash, &nickname, role, now)
+            .await
+            .map_err(|e| match e {
+                InsertUserError::EmailTaken => {
+                    ApiError::new(Code::EmailTaken, "this email is already registered")
+                }
+                InsertUserError::Store(e) => e.into(),
+            })?;
+        self.store
+            .user_by_id(id)
+            .await?
+            .ok_or_else(|| ApiError::internal(format!("user {id} vanished after insert")))
+    }
+
+    async fn throttle(&self, keys: &[(String, u32)]) -> Result<(), ApiError> {
+        for (key, limit) in keys {
+            let w = self.limiter.peek(key).await?;
+            if w.count >= *limit {
+                return Err(ApiError::rate_limited(w.resets_in_secs));
+            }
+        }
+        Ok(())
+    }
+
+    async fn count_failure(&self, keys: &[(String, u32)]) -> Result<(), StoreError> {
+        for (key, _) in keys {
+            self.limiter
+                .hit(key, self.settings.login_window.as_secs())
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Check credentials and issue a session. Unknown email and wrong
+    /// password give the same answer in the same time.
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &str,
+        client: Option<IpAddr>,
+    ) -> Result<IssuedSession, ApiError> {
+        let email = account::normalize_email(email);
+        let max = self.settings.login_max_failures;
+        let mut keys = vec![(format!("login:email:{email}"), max)];
+        if let Some(ip) = client {
+            keys.push((
+                format!("login:ip:{ip}"),
+                max.saturating_mul(IP_LIMIT_FACTOR),
+            ));
+        }
+        self.throttle(&keys).await?;
+        let user = self.store.user_by_email(&email).await?;
+        let hash = user.as_ref().and_then(|u| u.password_hash.clone());
+        let ok = self.hasher.verify(password.to_string(), hash).await?;
+        let user = match (ok, user) {
+            (true, Some(user)) => user,
+            _ => {
+                self.count_failure(&keys).await?;
+                return Err(ApiError::new(
+                    Code::InvalidCredentials,
+                    "email or password is incorrect",
+                ));
+            }
+        };
+        self.limiter.reset(&keys[0].0).await?;
+        self.issue_session(user).await
+    }
+
+    async fn issue_session(&self, user: UserRecord) -> Result<IssuedSession, ApiError> {
+        let token = new_token();
+        let now = now_ms();
+        let expires_at = now.saturating_add(ms(self.settings.session_ttl));
+        self.sessions
+            .create_session(&hash_token(&token), user.id, now, expires_at)
+            .await?;
+        Ok(IssuedSession {
+            token,
+            expires_at,
+            user,
+        })
+    }
+
+    /// Resolve a bearer token to its caller, sliding the expiry forward.
+    /// The write is throttled: the expiry moves at most once a minute (or a
+    /// tenth of the TTL if shorter), not on every request.
+    pub async fn authenticate(&self, token: &str) -> Result<Option<AuthContext>, ApiError> {
+        if token.is_empty() || token.len() > 128 {
+            return Ok(None);
+        }
+        let token_hash = hash_token(token);
+        let now = now_ms();
+        let Some(session) = self.sessions.find_session(&token_hash, now).await? else {
+            return Ok(None);
+        };
+        let Some(user) = self.store.user_by_id(session.user_id).await? else {
+            return Ok(None);
+        };
+        if user.status != Status::Active {
+            return Ok(None);
+        }
+        let ttl = ms(self.settings.session_ttl);
+        let touch_every = (ttl / 10).min(60_000);
+        let mut expires_at = session.expires_at;
+        let refreshed = now - session.last_seen_at >= touch_every;
+        if refreshed {
+            expires_at = now.saturating_add(ttl);
+            self.sessions
+                .touch_session(&token_hash, now, expires_at)
+                .await?;
+        }
+        Ok(Some(AuthContext {
+            user,
+            token_hash,
+            expires_at,
+            refreshed,
+        }))
+    }
+
+    pub async fn logout(&self, ctx: &AuthContext) -> Result<(), ApiError> {
+        self.sessions.delete_session(&ctx.token_hash).await?;
+        Ok(())
+    }
+
+    /// Check the caller's current password (for sensitive changes),
+    /// throttled per user like logins.
+    async fn confirm_password(
+        &self,
+        ctx: &AuthContext,
+        field: &'static str,
+        password: Option<&str>,
+    ) -> Result<(), ApiError> {
+        let key = vec![(
+            format!("confirm:user:{}", ctx.user.id),
+            self.settings.login_max_failures,
+        )];
+        self.throttle(&key).await?;
+        let Some(password) = password else {
+            return ApiError::check_fields(FieldErrors::from([(field, "is required".to_string())]));
+        };
+        let stored = self
+            .store
+            .user_by_id(ctx.user.id)
+            .await?
+            .and_then(|u| u.password_hash);
+        if !self.hasher.verify(password.to_string(), stored).await? {
+            self.count_failure(&key).await?;
+            return ApiError::check_fields(FieldErrors::from([(
+                field,
+                "is incorrect".to_string(),
+            )]));
+        }
+        self.limiter.reset(&key[0].0).await?;
+        Ok(())
+    }
+
+    /// Change nickname and/or password. A password change needs the current
+    /// password and revokes every other session of the user.
+    pub async fn update_profile(
+        &self,
+        ctx: &AuthContext,
+        change: ProfileChange,
+    ) -> Result<UserRecord, ApiError> {
+        let mut errors = FieldErrors::new();
+        let nickname = change.nickname.as_deref().map(account::normalize_nickname);
+        if let Some(n) = &nickname {
+            account::check_nickname(n, &mut errors);
+        }
+        if let Some(p) = &change.new_password {
+            account::check_password("new_password", p, &mut errors);
+        } else if change.current_password.is_some() {
+            errors.insert(
+                "new_password",
+                "is required with current_password".to_string(),
+            );
+        }
+        if nickname.is_none() && change.new_password.is_none() && errors.is_empty() {
+            errors.insert("body", "nothing to change".to_string());
+        }
+        ApiError::check_fields(errors)?;
+        if let Some(new_password) = change.new_password {
+            self.confirm_password(ctx, "current_password", change.current_password.as_deref())
+                .await?;
+            let hash = self.hasher.hash(new_password).await?;
+            self.store
+                .update_password_hash(ctx.user.id, &hash, now_ms())
+                .await?;
+            self.sessions
+                .delete_user_sessions(ctx.user.id, Some(&ctx.token_hash))
+                .await?;
+        }
+        if let Some(n) = nickname {
+            self.store
+                .update_nickname(ctx.user.id, &n, now_ms())
+                .await?;
+        }
+        self.store
+            .user_by_id(ctx.user.id)
+            .await?
+            .ok_or_else(ApiError::unauthenticated)
+    }
+
+    /// Withdraw the caller's account (password confirmation required) and
+    /// revoke all of its sessions.
+    pub async fn withdraw(
+        &self,
+        ctx: &AuthContext,
+        password: Option<&str>,
+    ) -> Result<(), ApiError> {
+        self.confirm_password(ctx, "password", password).await?;
+        self.store.withdraw_user(ctx.user.id, now_ms()).await?;
+        self.sessions
+            .delete_user_sessions(ctx.user.id, None)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn user(&self, id: i64) -> Result<Option<UserRecord>, ApiError> {
+        Ok(self.store.user_by_id(id).await?)
+    }
+
+    pub async fn list_users(&self, after_id: i64, limit: i64) -> Result<Vec<UserRecord>, ApiError> {
+        Ok(self.store.list_users(after_id, limit).await?)
+    }
+
+    /// `jangteo create-admin`: a new admin account, or promote an existing
+    /// active one when `promote_existing` is set.
+    pub async fn create_admin(
+        &self,
+        email: &str,
+        password: &str,
+        nickname: &str,
+        promote_existing: bool,
+    ) -> Result<UserRecord, ApiError> {
+        match self
+            .create_user(email, password, nickname, Role::Admin)
+            .await
+        {
+            Err(e) if e.code == Code::EmailTaken && promote_existing => {
+                let email = account::normalize_email(email);
+                let user = self
+                    .store
+                    .user_by_email(&email)
+                    .await?
+                    .ok_or_else(|| ApiError::not_found("user"))?;
+                self.store.set_role(user.id, Role::Admin, now_ms()).await?;
+                self.store
+                    .user_by_id(user.id)
+                    .await?
+                    .ok_or_else(|| ApiError::not_found("user"))
+            }
+            other => other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_random_and_hash_to_hex() {
+        let a = new_token();
+        let b = new_token();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 43);
+        let h = hash_token(&a);
+        assert_eq!(h.len(), 64);
+        assert!(h.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(h, hash_token(&a));
+    }
+}

@@ -1,0 +1,605 @@
+//! Chat use cases behind the REST API: rooms, membership, moderation,
+//! history, read pointers, edits. Every rule that needs the database is
+//! checked here against the store (the source of truth); live state is then
+//! told to the actors, which never decide membership on their own.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use tokio::sync::oneshot;
+
+use super::password::PasswordHasher;
+use crate::actors::room::{RoomError, RoomMsg};
+use crate::actors::user::UserMsg;
+use crate::actors::{frames, ChatHub};
+use crate::domain::account::{FieldErrors, Status};
+use crate::domain::chat::{self, MemberRole, MessageKind, RoomKind};
+use crate::domain::now_ms;
+use crate::error::{ApiError, Code};
+use crate::store::sql::{JoinOutcome, MyRoom, SqlStore};
+use crate::store::{MemberRecord, MessageRecord, MessageStore, RateLimiter, RoomRecord};
+
+#[derive(Clone)]
+pub struct Chat {
+    sql: Arc<SqlStore>,
+    messages: Arc<dyn MessageStore>,
+    hub: ChatHub,
+    hasher: PasswordHasher,
+    limiter: Arc<dyn RateLimiter>,
+    max_passcode_failures: u32,
+    passcode_window_secs: u64,
+}
+
+/// Which page of history.
+#[derive(Debug, Clone, Copy)]
+pub enum Page {
+    Latest,
+    Before(i64),
+    After(i64),
+}
+
+fn not_member() -> ApiError {
+    ApiError::new(Code::NotMember, "you are not a member of this room")
+}
+
+impl Chat {
+    pub fn new(
+        sql: Arc<SqlStore>,
+        messages: Arc<dyn MessageStore>,
+        hub: ChatHub,
+        hasher: PasswordHasher,
+        limiter: Arc<dyn RateLimiter>,
+        max_passcode_failures: u32,
+        passcode_window_secs: u64,
+    ) -> Chat {
+        Chat {
+            sql,
+            messages,
+            hub,
+            hasher,
+            limiter,
+            max_passcode_failures,
+            passcode_window_secs,
+        }
+    }
+
+    pub fn hub(&self) -> &ChatHub {
+        &self.hub
+    }
+
+    async fn room(&self, room_id: i64) -> Result<RoomRecord, ApiError> {
+        self.sql
+            .room(room_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("room"))
+    }
+
+    /// The room and the caller's membership; 403 `not_member` if none.
+    pub async fn membership(
+        &self,
+        user: i64,
+        room_id: i64,
+    ) -> Result<(RoomRecord, MemberRecord), ApiError> {
+        let room = self.room(room_id).await?;
+        let member = self
+            .sql
+            .member(room_id, user)
+            .await?
+            .ok_or_else(not_member)?;
+        Ok((room, member))
+    }
+
+    /// A room as the caller may see it: open rooms to anyone (to decide
+    /// whether to join), direct rooms to their two members only.
+    pub async fn view(
+        &self,
+        user: i64,
+        room_id: i64,
+    ) -> Result<(RoomRecord, Option<MemberRecord>), ApiError> {
+        let room = self.room(room_id).await?;
+        let member = self.sql.member(room_id, user).await?;
+        if room.kind == RoomKind::Direct && member.is_none() {
+            return Err(not_member());
+        }
+        Ok((room, member))
+    }
+
+    pub async fn create_open(
+        &self,
+        owner: i64,
+        name: &str,
+        description: Option<&str>,
+        capacity: Option<i64>,
+        passcode: Option<&str>,
+        min_manner_score: Option<f64>,
+    ) -> Result<RoomRecord, ApiError> {
+        let description = description.unwrap_or("").trim().to_string();
+        let capacity = capacity.unwrap_or(chat::DEFAULT_CAPACITY);
+        let mut errors = FieldErrors::new();
+        let name = chat::check_open_room(name, &description, capacity, passcode, &mut errors);
+        if min_manner_score.is_some_and(|m| !(0.0..=99.0).contains(&m)) {
+            errors.insert("min_manner_score", "must be between 0 and 99".into());
+        }
+        ApiError::check_fields(errors)?;
+        let passcode_hash = match passcode {
+            Some(p) => Some(self.hasher.hash(p.to_string()).await?),
+            None => None,
+        };
+        let id = self
+            .sql
+            .create_open_room(
+                owner,
+                &name,
+                &description,
+                capacity,
+                passcode_hash.as_deref(),
+                min_manner_score,
+                now_ms(),
+            )
+            .await?;
+        self.hub.user(
+            owner,
+            UserMsg::RoomAdded {
+                room: id,
+                kind: RoomKind::Open,
+                peer: None,
+                unread: 0,
+            },
+        );
+        self.room(id).await
+    }
+
+    /// The one direct room between `user` and `peer`; `true` if created now.
+    pub async fn direct(&self, user: i64, peer: i64) -> Result<(RoomRecord, bool), ApiError> {
+        if user == peer {
+            ApiError::check_fields(FieldErrors::from([(
+                "peer",
+                "cannot chat with yourself".to_string(),
+            )]))?;
+        }
+        let other = self.sql.user_by_id(peer).await?;
+        if !other.is_some_and(|u| u.status == Status::Active) {
+            return Err(ApiError::not_found("user"));
+        }
+        let (id, created) = self
+            .sql
+            .get_or_create_direct(&chat::direct_key(user, peer), user, peer, None, now_ms())
+            .await?;
+        if created {
+            for (me, them) in [(user, peer), (peer, user)] {
+                self.hub.user(
+                    me,
+                    UserMsg::RoomAdded {
+                        room: id,
+                        kind: RoomKind::Direct,
+                        peer: Some(them),
+                        unread: 0,
+                    },
+                );
+            }
+        }
+        Ok((self.room(id).await?, created))
+    }
+
+    /// A user's manner score (`domain::listing::manner_score`).
+    pub async fn manner_score(&self, user: i64) -> Result<f64, ApiError> {
+        let s = self.sql.review_summary(user).await?;
+        Ok(crate::domain::listing::manner_score(s.good, s.bad))
+    }
+
+    pub async fn search(
+        &self,
+        q: &str,
+        before_id: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<RoomRecord>, ApiError> {
+        Ok(self
+            .sql
+            .search_open_rooms(q.trim(), before_id.unwrap_or(i64::MAX), limit)
+            .await?)
+    }
+
+    async fn nickname(&self, user: i64) -> String {
+        match self.sql.user_by_id(user).await {
+            Ok(Some(u)) if u.status == Status::Active => u.nickname,
+            _ => crate::domain::account::WITHDRAWN_NICKNAME.to_string(),
+        }
+    }
+
+    fn system(&self, room: i64, actor: i64, body: String, payload: serde_json::Value) {
+        self.hub.room(
+            room,
+            RoomMsg::System {
+                actor,
+                body,
+                payload,
+            },
+        );
+    }
+
+    pub async fn join(
+        &self,
+        user: i64,
+        room_id: i64,
+        passcode: Option<&str>,
+    ) -> Result<RoomRecord, ApiError> {
+        let room = self.room(room_id).await?;
+        if room.kind == RoomKind::Direct {
+            return Err(ApiError::new(
+                Code::Conflict,
+                "direct rooms cannot be joined",
+            ));
+        }
+        if self.sql.member(room_id, user).await?.is_some() {
+            return Ok(room);
+        }
+        if let Some(min) = room.min_manner_score {
+            let mine = self.manner_score(user).await?;
+            if mine < min {
+                return Err(ApiError::forbidden(format!(
+                    "this room requires a manner score of at least {min:.1} (yours: {mine:.1})"
+                )));
+            }
+        }
+        if let Some(hash) = &room.passcode_hash {
+            let key = format!("passcode:{room_id}:{user}");
+            let w = self.limiter.peek(&key).await?;
+            if w.count >= self.max_passcode_failures {
+                return Err(ApiError::rate_limited(w.resets_in_secs));
+            }
+            let ok = match passcode {
+                Some(p) => {
+                    self.hasher
+                        .verify(p.to_string(), Some(hash.clone()))
+                        .await?
+                }
+                None => false,
+            };
+            if !ok {
+                self.limiter.hit(&key, self.passcode_window_secs).await?;
+                return Err(ApiError::new(
+                    Code::BadPasscode,
+                    "wrong or missing passcode",
+                ));
+            }
+        }
+        match self.sql.join_room(room_id, user, now_ms()).await? {
+            JoinOutcome::Joined { visible_from } => {
+                self.hub.room(
+                    room_id,
+                    RoomMsg::MemberAdded(MemberRecord {
+                        room_id,
+                        user_id: user,
+                        role: MemberRole::Member,
+                        joined_at: now_ms(),
+                        visible_from,
+                        last_read_seq: visible_from,
+                    }),
+                );
+                let nick = self.nickname(user).await;
+                self.system(
+                    room_id,
+                    user,
+                    format!("{nick}님이 들어왔습니다."),
+                    json!({"event": "joined", "user": user}),
+                );
+                self.hub.user(
+                    user,
+                    UserMsg::RoomAdded {
+                        room: room_id,
+                        kind: RoomKind::Open,
+                        peer: None,
+                        unread: 0,
+                    },
+                );
+                self.room(room_id).await
+            }
+            JoinOutcome::AlreadyMember => self.room(room_id).await,
+            JoinOutcome::Full => Err(ApiError::new(Code::RoomFull, "the room is full")),
+            JoinOutcome::Banned => {
+                Err(ApiError::new(Code::Banned, "you are banned from this room"))
+            }
+            JoinOutcome::NoRoom => Err(ApiError::not_found("room")),
+        }
+    }
+
+    pub async fn leave(&self, user: i64, room_id: i64) -> Result<(), ApiError> {
+        let (room, member) = self.membership(user, room_id).await?;
+        if room.kind == RoomKind::Direct {
+            return Err(ApiError::new(Code::Conflict, "direct rooms cannot be left"));
+        }
+        if member.role == MemberRole::Owner && room.member_count > 1 {
+            return Err(ApiError::new(
+                Code::Conflict,
+                "hand over ownership before leaving",
+            ));
+        }
+        let nick = self.nickname(user).await;
+        if self.sql.remove_member(room_id, user).await? {
+            self.system(
+                room_id,
+                user,
+                format!("{nick}님이 나갔습니다."),
+                json!({"event": "left", "user": user}),
+            );
+            self.hub.room(
+                room_id,
+                RoomMsg::MemberRemoved {
+                    user,
+                    reason: "left",
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Owner (or an admin) moderating an open room.
+    async fn moderator(
+        &self,
+        actor: i64,
+        is_admin: bool,
+        room_id: i64,
+        target: i64,
+    ) -> Result<RoomRecord, ApiError> {
+        let room = self.room(room_id).await?;
+        if room.kind == RoomKind::Direct {
+            return Err(ApiError::new(
+                Code::Conflict,
+                "direct rooms have no moderation",
+            ));
+        }
+        if room.owner_id != Some(actor) && !is_admin {
+            return Err(ApiError::new(
+                Code::NotOwner,
+                "only the room owner may do this",
+            ));
+        }
+        if room.owner_id == Some(target) {
+            return Err(ApiError::new(Code::Conflict, "the owner cannot be removed"));
+        }
+        Ok(room)
+    }
+
+    pub async fn kick(
+        &self,
+        actor: i64,
+        is_admin: bool,
+        room_id: i64,
+        target: i64,
+    ) -> Result<(), ApiError> {
+        self.moderator(actor, is_admin, room_id, target).await?;
+        if !self.sql.remove_member(room_id, target).await? {
+            return Err(not_member_target());
+        }
+        self.removed(actor, room_id, target, "kicked").await;
+        Ok(())
+    }
+
+    pub async fn ban(
+        &self,
+        actor: i64,
+        is_admin: bool,
+        room_id: i64,
+        target: i64,
+    ) -> Result<(), ApiError> {
+        self.moderator(actor, is_admin, room_id, target).await?;
+        if self.sql.user_by_id(target).await?.is_none() {
+            return Err(ApiError::not_found("user"));
+        }
+        self.sql.ban(room_id, target, actor, now_ms()).await?;
+        if self.sql.remove_member(room_id, target).await? {
+            self.removed(actor, room_id, target, "banned").await;
+        }
+        Ok(())
+    }
+
+    async fn removed(&self, actor: i64, room_id: i64, target: i64, reason: &'static str) {
+        // Remove first: the target's sessions stop receiving the room at
+        // once, then the others see why.
+        self.hub.room(
+            room_id,
+            RoomMsg::MemberRemoved {
+                user: target,
+                reason,
+            },
+        );
+        let nick = self.nickname(target).await;
+        let verb = if reason == "banned" {
+            "차단"
+        } else {
+            "내보내기"
+        };
+        self.system(
+            room_id,
+            actor,
+            format!("{nick}님을 {verb}했습니다."),
+            json!({"event": reason, "user": target}),
+        );
+    }
+
+    pub async fn unban(
+        &self,
+        actor: i64,
+        is_admin: bool,
+        room_id: i64,
+        target: i64,
+    ) -> Result<(), ApiError> {
+        self.moderator(actor, is_admin, room_id, target).await?;
+        if !self.sql.unban(room_id, target).await? {
+            return Err(ApiError::not_found("ban"));
+        }
+        Ok(())
+    }
+
+    pub async fn transfer(
+        &self,
+        actor: i64,
+        room_id: i64,
+        target: i64,
+    ) -> Result<RoomRecord, ApiError> {
+        let room = self.room(room_id).await?;
+        if room.kind == RoomKind::Direct {
+            return Err(ApiError::new(Code::Conflict, "direct rooms have no owner"));
+        }
+        if room.owner_id != Some(actor) {
+            return Err(ApiError::new(
+                Code::NotOwner,
+                "only the room owner may do this",
+            ));
+        }
+        if target == actor {
+            return Ok(room);
+        }
+        if self.sql.member(room_id, target).await?.is_none() {
+            return Err(not_member_target());
+        }
+        self.sql.set_owner(room_id, actor, target).await?;
+        let nick = self.nickname(target).await;
+        self.system(
+            room_id,
+            actor,
+            format!("{nick}님이 방장이 되었습니다."),
+            json!({"event": "owner_changed", "user": target}),
+        );
+        self.room(room_id).await
+    }
+
+    pub async fn members(&self, user: i64, room_id: i64) -> Result<Vec<MemberRecord>, ApiError> {
+        self.membership(user, room_id).await?;
+        Ok(self.sql.members(room_id).await?)
+    }
+
+    /// My rooms (latest activity first) with their last message, and the
+    /// total unread badge.
+    pub async fn my_rooms(
+        &self,
+        user: i64,
+    ) -> Result<(Vec<(MyRoom, Option<MessageRecord>)>, i64), ApiError> {
+        let rooms = self.sql.user_rooms(user).await?;
+        let mut total = 0;
+        let mut out = Vec::with_capacity(rooms.len());
+        for r in rooms {
+            total += chat::unread(r.room.last_seq, r.member.last_read_seq);
+            let last = if r.room.last_seq > r.member.visible_from {
+                self.messages.message(r.room.id, r.room.last_seq).await?
+            } else {
+                None
+            };
+            out.push((r, last));
+        }
+        Ok((out, total))
+    }
+
+    pub async fn history(
+        &self,
+        user: i64,
+        room_id: i64,
+        page: Page,
+        limit: i64,
+    ) -> Result<Vec<MessageRecord>, ApiError> {
+        let (_, member) = self.membership(user, room_id).await?;
+        let floor = member.visible_from;
+        Ok(match page {
+            Page::Latest => {
+                self.messages
+                    .messages_before(room_id, i64::MAX, floor, limit)
+                    .await?
+            }
+            Page::Before(seq) => {
+                self.messages
+                    .messages_before(room_id, seq, floor, limit)
+                    .await?
+            }
+            Page::After(seq) => {
+                self.messages
+                    .messages_after(room_id, seq.max(floor), limit)
+                    .await?
+            }
+        })
+    }
+
+    /// Same effect as the WebSocket `read` frame; returns the unread count.
+    pub async fn read(&self, user: i64, room_id: i64, seq: i64) -> Result<i64, ApiError> {
+        self.membership(user, room_id).await?;
+        let (tx, rx) = oneshot::channel();
+        self.hub.room(
+            room_id,
+            RoomMsg::Read {
+                user,
+                seq,
+                reply: Some(tx),
+                session: None,
+            },
+        );
+        match rx.await {
+            Ok(Ok(unread)) => Ok(unread),
+            Ok(Err(RoomError::NotMember)) => Err(not_member()),
+            Ok(Err(RoomError::NoRoom)) => Err(ApiError::not_found("room")),
+            Err(_) => Err(ApiError::internal("room actor dropped a read")),
+        }
+    }
+
+    /// Edit (`Some(body)`) or delete (`None`) one's own message; members see
+    /// a `message_updated` event. Edits only within the edit window.
+    pub async fn update_message(
+        &self,
+        user: i64,
+        is_admin: bool,
+        room_id: i64,
+        seq: i64,
+        body: Option<&str>,
+    ) -> Result<MessageRecord, ApiError> {
+        if is_admin {
+            self.room(room_id).await?;
+        } else {
+            self.membership(user, room_id).await?;
+        }
+        let m = self
+            .messages
+            .message(room_id, seq)
+            .await?
+            .ok_or_else(|| ApiError::not_found("message"))?;
+        if m.sender_id != user && !(is_admin && body.is_none()) {
+            return Err(ApiError::forbidden("only the sender may change a message"));
+        }
+        if m.kind != MessageKind::Text {
+            return Err(ApiError::new(
+                Code::Conflict,
+                "system messages cannot be changed",
+            ));
+        }
+        if m.deleted_at.is_some() {
+            return Err(ApiError::new(Code::Conflict, "the message was deleted"));
+        }
+        let now = now_ms();
+        if let Some(body) = body {
+            chat::check_body(body).map_err(|why| {
+                ApiError::new(Code::ValidationFailed, why.clone())
+                    .with_details(json!({"body": why}))
+            })?;
+            if now - m.created_at > chat::EDIT_WINDOW_MS {
+                return Err(ApiError::new(
+                    Code::Conflict,
+                    "the edit window (15 minutes) has passed",
+                ));
+            }
+        }
+        self.messages
+            .update_message(room_id, seq, body, now)
+            .await?;
+        let updated = self
+            .messages
+            .message(room_id, seq)
+            .await?
+            .ok_or_else(|| ApiError::not_found("message"))?;
+        self.hub.room(
+            room_id,
+            RoomMsg::Broadcast(frames::message_updated(&updated)),
+        );
+        Ok(updated)
+    }
+}
+
+fn not_member_target() -> ApiError {
+    ApiError::new(Code::NotFound, "that user is not a member of this room")
+}

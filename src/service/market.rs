@@ -1,0 +1,1039 @@
+//! The used-goods marketplace: listings, feed, favourites, blocks, reports,
+//! chats per listing, timed reservations, sales and reviews.
+//!
+//! Listing events (price change, reservation, expiry, sale) are posted as
+//! `system` messages into every chat about the listing and published on the
+//! bus as alarm events for the notification pipeline.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::Addr;
+use serde_json::json;
+
+use crate::actors::room::RoomMsg;
+use crate::actors::timers::{Cancel, Schedule, Timers};
+use crate::actors::user::UserMsg;
+use crate::actors::ChatHub;
+use crate::bus::{Bus, Event, TOPIC_ALARMS};
+use crate::domain::account::{FieldErrors, Status};
+use crate::domain::chat::{self, RoomKind};
+use crate::domain::listing::{self, Cursor, ListingStatus, Sort, Transition};
+use crate::domain::now_ms;
+use crate::error::{ApiError, Code};
+use crate::store::cache::Cache;
+use crate::store::sql::{
+    FeedQuery, ListingRecord, MediaRecord, ReportRecord, ReviewInsert, ReviewSummary, SqlStore,
+};
+use crate::store::{MessageStore, RoomRecord, UserRecord};
+
+const FEED_CACHE: &str = "feed";
+const FEED_CACHE_TTL: Duration = Duration::from_secs(30);
+
+#[derive(Clone)]
+pub struct Market {
+    sql: Arc<SqlStore>,
+    messages: Arc<dyn MessageStore>,
+    hub: ChatHub,
+    bus: Arc<dyn Bus>,
+    cache: Arc<dyn Cache>,
+    timers: Addr<Timers>,
+}
+
+/// Fields of a new listing or of a change (all optional on change).
+#[derive(Debug, Default, Clone)]
+pub struct ListingInput {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub price: Option<i64>,
+    pub category: Option<String>,
+    pub images: Option<Vec<i64>>,
+    /// Only `hidden` and `selling` (to unhide) may be set directly.
+    pub status: Option<ListingStatus>,
+}
+
+/// A listing with what its page shows.
+#[derive(Debug, Clone)]
+pub struct ListingDetail {
+    pub listing: ListingRecord,
+    pub seller: UserRecord,
+    pub seller_manner: f64,
+    pub images: Vec<MediaRecord>,
+    pub is_favourite: bool,
+    pub reservation_until: Option<i64>,
+    pub reserved_for: Option<i64>,
+}
+
+/// One feed page.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct FeedPage {
+    pub items: Vec<FeedItem>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct FeedItem {
+    pub id: i64,
+    pub seller_id: i64,
+    pub title: String,
+    pub price: i64,
+    pub category: String,
+    pub status: ListingStatus,
+    pub thumbnail_url: Option<String>,
+    pub favourite_count: i64,
+    pub chat_count: i64,
+    pub created_at: i64,
+}
+
+/// Query parameters of the feed, as given.
+#[derive(Debug, Clone, Default)]
+pub struct FeedRequest {
+    pub cursor: Option<String>,
+    pub limit: Option<i64>,
+    pub category: Option<String>,
+    pub min_price: Option<i64>,
+    pub max_price: Option<i64>,
+    pub q: Option<String>,
+    pub sort: Option<Sort>,
+    pub status: Option<ListingStatus>,
+    pub seller: Option<i64>,
+}
+
+pub fn media_url(key: &str) -> String {
+    format!("/media/{key}")
+}
+
+fn not_owner() -> ApiError {
+    ApiError::new(Code::NotOwner, "only the seller may do this")
+}
+
+fn invalid_state(why: impl Into<String>) -> ApiError {
+    ApiError::new(Code::InvalidState, why)
+}
+
+fn won(n: i64) -> String {
+    // 12000 -> "12,000"
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl Market {
+    pub fn new(
+        sql: Arc<SqlStore>,
+        messages: Arc<dyn MessageStore>,
+        hub: ChatHub,
+        bus: Arc<dyn Bus>,
+        cache: Arc<dyn Cache>,
+        timers: Addr<Timers>,
+    ) -> Market {
+        Market {
+            sql,
+            messages,
+            hub,
+            bus,
+            cache,
+            timers,
+        }
+    }
+
+    pub fn bus(&self) -> &Arc<dyn Bus> {
+        &self.bus
+    }
+
+    /// A listing that exists and is not deleted.
+    async fn live_listing(&self, id: i64) -> Result<ListingRecord, ApiError> {
+        match self.sql.listing(id).await? {
+            Some(l) if !l.deleted => Ok(l),
+            _ => Err(ApiError::not_found("listing")),
+        }
+    }
+
+    async fn owned_listing(&self, user: i64, id: i64) -> Result<ListingRecord, ApiError> {
+        let l = self.live_listing(id).await?;
+        if l.seller_id != user {
+            return Err(not_owner());
+        }
+        Ok(l)
+    }
+
+    async fn active_user(&self, id: i64) -> Result<UserRecord, ApiError> {
+        match self.sql.user_by_id(id).await? {
+            Some(u) if u.status == Status::Active => Ok(u),
+            _ => Err(ApiError::not_found("user")),
+        }
+    }
+
+    async fn invalidate_feed(&self) {
+        self.cache.clear(FEED_CACHE).await;
+    }
+
+    async fn publish(&self, kind: &str, key: i64, data: serde_json::Value) {
+        if let Err(e) = self
+            .bus
+            .publish(TOPIC_ALARMS, Event::new(kind, key, data))
+            .await
+        {
+            tracing::error!(error = %e, kind, "publishing an event failed");
+        }
+    }
+
+    /// Post a system message into every chat about a listing.
+    async fn announce(
+        &self,
+        listing: &ListingRecord,
+        body: String,
+        payload: serde_json::Value,
+    ) -> Result<(), ApiError> {
+        for room in self.sql.listing_room_ids(listing.id).await? {
+            self.hub.room(
+                room,
+                RoomMsg::System {
+                    actor: listing.seller_id,
+                    body: body.clone(),
+                    payload: payload.clone(),
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Images must exist, belong to the seller and not be used by another
+    /// listing; at most ten, no repeats.
+    async fn check_images(
+        &self,
+        seller: i64,
+        images: &[i64],
+        listing: Option<i64>,
+        errors: &mut FieldErrors,
+    ) -> Result<(), ApiError> {
+        if images.len() > listing::MAX_IMAGES {
+            errors.insert("images", format!("at most {} images", listing::MAX_IMAGES));
+            return Ok(());
+        }
+        let mut unique = images.to_vec();
+        unique.sort_unstable();
+        unique.dedup();
+        if unique.len() != images.len() {
+            errors.insert("images", "an image is listed twice".into());
+            return Ok(());
+        }
+        let found = self.sql.media(images).await?;
+        if found.len() != images.len() || found.iter().any(|m| m.owner_id != seller) {
+            errors.insert(
+                "images",
+                "unknown image id (upload it first with POST /api/media)".into(),
+            );
+            return Ok(());
+        }
+        if !self.sql.media_in_use(images, listing).await?.is_empty() {
+            errors.insert(
+                "images",
+                "an image already belongs to another listing".into(),
+            );
+        }
+        Ok(())
+    }
+
+    pub async fn create_listing(
+        &self,
+        seller: i64,
+        input: ListingInput,
+    ) -> Result<ListingDetail, ApiError> {
+        let mut errors = FieldErrors::new();
+        for (field, present) in [
+            ("title", input.title.is_some()),
+            ("price", input.price.is_some()),
+            ("category", input.category.is_some()),
+        ] {
+            if !present {
+                errors.insert(field, "is required".into());
+            }
+        }
+        let (title, description) = listing::check_fields(
+            input.title.as_deref(),
+            Some(input.description.as_deref().unwrap_or("")),
+            input.price,
+            input.category.as_deref(),
+            &mut errors,
+        );
+        if input.status.is_some() {
+            errors.insert("status", "a new listing is always `selling`".into());
+        }
+        let images = input.images.unwrap_or_default();
+        self.check_images(seller, &images, None, &mut errors)
+            .await?;
+        ApiError::check_fields(errors)?;
+        let (Some(title), Some(description), Some(price), Some(category)) =
+            (title, description, input.price, input.category)
+        else {
+            return Err(ApiError::internal("validated listing fields missing"));
+        };
+        let id = self
+            .sql
+            .create_listing(
+                seller,
+                &title,
+                &description,
+                price,
+                &category,
+                &images,
+                now_ms(),
+            )
+            .await?;
+        self.invalidate_feed().await;
+        self.detail(Some(seller), id, false).await
+    }
+
+    pub async fn update_listing(
+        &self,
+        user: i64,
+        id: i64,
+        input: ListingInput,
+    ) -> Result<ListingDetail, ApiError> {
+        let current = self.owned_listing(user, id).await?;
+        let mut errors = FieldErrors::new();
+        let (title, description) = listing::check_fields(
+            input.title.as_deref(),
+            input.description.as_deref(),
+            input.price,
+            input.category.as_deref(),
+            &mut errors,
+        );
+        if let Some(images) = &input.images {
+            self.check_images(user, images, Some(id), &mut errors)
+                .await?;
+        }
+        let target = match input.status {
+            None => None,
+            Some(ListingStatus::Hidden) => Some((Transition::Hide, ListingStatus::Hidden)),
+            Some(ListingStatus::Selling) => Some((Transition::Unhide, ListingStatus::Selling)),
+            Some(_) => {
+                errors.insert(
+                    "status",
+                    "only `hidden` or `selling` (to unhide); reserve and sell have their own endpoints".into(),
+                );
+                None
+            }
+        };
+        ApiError::check_fields(errors)?;
+        if let Some((t, to)) = target {
+            if current.status != to {
+                if listing::transition(current.status, t) != Some(to) {
+                    return Err(invalid_state(format!(
+                        "a {} listing cannot become {}",
+                        current.status.as_str(),
+                        to.as_str()
+                    )));
+                }
+                if current.status == ListingStatus::Reserved {
+                    self.end_active_reservation(&current, "cancelled").await?;
+                }
+                if !self
+                    .sql
+                    .set_listing_status(id, current.status, to, now_ms())
+                    .await?
+                {
+                    return Err(ApiError::new(
+                        Code::Conflict,
+                        "the listing changed meanwhile; retry",
+                    ));
+                }
+            }
+        }
+        let new_price = input.price.unwrap_or(current.price);
+        self.sql
+            .update_listing(
+                id,
+                title.as_deref().unwrap_or(&current.title),
+                description.as_deref().unwrap_or(&current.description),
+                new_price,
+                input.category.as_deref().unwrap_or(&current.category),
+                input.images.as_deref(),
+                now_ms(),
+            )
+            .await?;
+        if new_price != current.price {
+            self.announce(
+                &current,
+                format!("가격이 {}원에서 {}원으로 바뀌었어요.", won(current.price), won(new_price)),
+                json!({"event": "price_changed", "listing": id, "old_price": current.price, "new_price": new_price}),
+            )
+            .await?;
+        }
+        self.invalidate_feed().await;
+        self.detail(Some(user), id, false).await
+    }
+
+    pub async fn delete_listing(&self, user: i64, id: i64) -> Result<(), ApiError> {
+        let l = self.owned_listing(user, id).await?;
+        if let Some(r) = self.sql.active_reservation(id).await? {
+            self.timers.do_send(Cancel { id: r.id });
+        }
+        self.sql.delete_listing(l.id, now_ms()).await?;
+        self.invalidate_feed().await;
+        Ok(())
+    }
+
+    /// A listing's page. Hidden listings only for their seller; deleted ones
+    /// for nobody. Views by others are counted when `count_view`.
+    pub async fn detail(
+        &self,
+        viewer: Option<i64>,
+        id: i64,
+        count_view: bool,
+    ) -> Result<ListingDetail, ApiError> {
+        let mut l = self.live_listing(id).await?;
+        let is_seller = viewer == Some(l.seller_id);
+        if l.status == ListingStatus::Hidden && !is_seller {
+            return Err(ApiError::not_found("listing"));
+        }
+        if count_view && !is_seller {
+            self.sql.count_view(id).await?;
+            l.view_count += 1;
+        }
+        let seller = self
+            .sql
+            .user_by_id(l.seller_id)
+            .await?
+            .ok_or_else(|| ApiError::internal("listing without seller"))?;
+        let summary = self.sql.review_summary(l.seller_id).await?;
+        let images = self.sql.listing_images(id).await?;
+        let is_favourite = match viewer {
+            Some(v) => self.sql.is_favourite(v, id).await?,
+            None => false,
+        };
+        let reservation = self.sql.active_reservation(id).await?;
+        Ok(ListingDetail {
+            seller_manner: listing::manner_score(summary.good, summary.bad),
+            seller,
+            images,
+            is_favourite,
+            reservation_until: reservation.as_ref().and_then(|r| r.until),
+            reserved_for: reservation.filter(|_| is_seller).map(|r| r.buyer_id),
+            listing: l,
+        })
+    }
+
+    /// The feed: keyset pages with an opaque cursor. The first page of a
+    /// query is cached for viewers without blocks and dropped whenever any
+    /// listing changes.
+    pub async fn feed(&self, viewer: Option<i64>, req: FeedRequest) -> Result<FeedPage, ApiError> {
+        let limit = req.limit.unwrap_or(20);
+        if !(1..=100).contains(&limit) {
+            return Err(ApiError::new(
+                Code::InvalidParameter,
+                "limit must be between 1 and 100",
+            ));
+        }
+        let sort = req.sort.unwrap_or(Sort::Recent);
+        let after = match &req.cursor {
+            None => None,
+            Some(c) => match Cursor::decode(c) {
+                Some(c) if c.sort == sort => Some(c),
+                _ => {
+                    return Err(ApiError::new(
+                        Code::InvalidParameter,
+                        "bad cursor (or a cursor of another sort order)",
+                    ))
+                }
+            },
+        };
+        if let Some(c) = &req.category {
+            if !listing::CATEGORIES.contains(&c.as_str()) {
+                return Err(ApiError::new(
+                    Code::InvalidParameter,
+                    format!("unknown category {c:?}"),
+                ));
+            }
+        }
+        if req.min_price.is_some_and(|p| p < 0) || req.max_price.is_some_and(|p| p < 0) {
+            return Err(ApiError::new(
+                Code::InvalidParameter,
+                "prices are 0 or more",
+            ));
+        }
+        if req.status == Some(ListingStatus::Hidden) {
+            return Err(ApiError::new(
+                Code::InvalidParameter,
+                "hidden listings are not in the feed",
+            ));
+        }
+        let q = req
+            .q
+            .as_deref()
+            .map(|q| q.trim().to_lowercase())
+            .filter(|q| !q.is_empty());
+        if q.as_ref().is_some_and(|q| q.chars().count() > 100) {
+            return Err(ApiError::new(
+                Code::InvalidParameter,
+                "q is at most 100 characters",
+            ));
+        }
+        let has_blocks = match viewer {
+            Some(v) => !self.sql.blocked_by(v).await?.is_empty(),
+            None => false,
+        };
+        let cache_key = (after.is_none() && !has_blocks).then(|| {
+            format!(
+                "{limit}|{sort:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+                req.category, req.min_price, req.max_price, q, req.status, req.seller
+            )
+        });
+        let mut generation = 0;
+        if let Some(key) = &cache_key {
+            if let Some(hit) = self.cache.get(FEED_CACHE, key).await {
+                if let Ok(page) = serde_json::from_str::<FeedPage>(&hit) {
+                    return Ok(page);
+                }
+            }
+            // Before the query: a change while it runs voids this page.
+            generation = self.cache.generation(FEED_CACHE).await;
+        }
+        let rows = self
+            .sql
+            .feed(&FeedQuery {
+                category: req.category.clone(),
+                min_price: req.min_price,
+                max_price: req.max_price,
+                q,
+                sort,
+                status: req.status,
+                after,
+                limit: limit + 1,
+                viewer: viewer.filter(|_| has_blocks),
+                seller: req.seller,
+            })
+            .await?;
+        let more = rows.len() as i64 > limit;
+        let rows: Vec<ListingRecord> = rows.into_iter().take(limit as usize).collect();
+        let next_cursor = if more {
+            rows.last().map(|l| {
+                Cursor {
+                    sort,
+                    price: l.price,
+                    id: l.id,
+                }
+                .encode()
+            })
+        } else {
+            None
+        };
+        let page = FeedPage {
+            items: self.feed_items(&rows).await?,
+            next_cursor,
+        };
+        if let Some(key) = cache_key {
+            if let Ok(text) = serde_json::to_string(&page) {
+                self.cache
+                    .set(FEED_CACHE, generation, &key, text, FEED_CACHE_TTL)
+                    .await;
+            }
+        }
+        Ok(page)
+    }
+
+    pub async fn feed_items(&self, rows: &[ListingRecord]) -> Result<Vec<FeedItem>, ApiError> {
+        let ids: Vec<i64> = rows.iter().map(|l| l.id).collect();
+        let thumbs = self.sql.listing_thumbnails(&ids).await?;
+        Ok(rows
+            .iter()
+            .map(|l| FeedItem {
+                id: l.id,
+                seller_id: l.seller_id,
+                title: l.title.clone(),
+                price: l.price,
+                category: l.category.clone(),
+                status: l.status,
+                thumbnail_url: thumbs.get(&l.id).map(|m| media_url(&m.thumb_key)),
+                favourite_count: l.favourite_count,
+                chat_count: l.chat_count,
+                created_at: l.created_at,
+            })
+            .collect())
+    }
+
+    // --------------------------------------------------------- favourites
+
+    pub async fn favourite(&self, user: i64, id: i64, on: bool) -> Result<(), ApiError> {
+        let l = self.live_listing(id).await?;
+        if l.status == ListingStatus::Hidden && l.seller_id != user {
+            return Err(ApiError::not_found("listing"));
+        }
+        let changed = if on {
+            self.sql.add_favourite(user, id, now_ms()).await?
+        } else {
+            self.sql.remove_favourite(user, id).await?
+        };
+        if changed {
+            self.invalidate_feed().await;
+        }
+        Ok(())
+    }
+
+    pub async fn favourites(&self, user: i64) -> Result<Vec<FeedItem>, ApiError> {
+        let rows = self.sql.favourites(user).await?;
+        let visible: Vec<ListingRecord> = rows
+            .into_iter()
+            .filter(|l| l.status != ListingStatus::Hidden || l.seller_id == user)
+            .collect();
+        self.feed_items(&visible).await
+    }
+
+    // ------------------------------------------------------------- blocks
+
+    pub async fn block(&self, user: i64, target: i64, on: bool) -> Result<(), ApiError> {
+        if user == target {
+            return ApiError::check_fields(FieldErrors::from([(
+                "user",
+                "you cannot block yourself".to_string(),
+            )]));
+        }
+        self.sql
+            .user_by_id(target)
+            .await?
+            .ok_or_else(|| ApiError::not_found("user"))?;
+        if on {
+            self.sql.block(user, target, now_ms()).await?;
+        } else {
+            self.sql.unblock(user, target).await?;
+        }
+        // Chats between the two stop (or resume) at once.
+        let blocked = self.sql.blocked_between(user, target).await?;
+        for room in self.sql.direct_rooms_between(user, target).await? {
+            self.hub.room(room, RoomMsg::SetBlocked(blocked));
+        }
+        self.invalidate_feed().await;
+        Ok(())
+    }
+
+    pub async fn blocks(&self, user: i64) -> Result<Vec<i64>, ApiError> {
+        Ok(self.sql.blocked_by(user).await?)
+    }
+
+    // ------------------------------------------------------------ reports
+
+    pub async fn report(
+        &self,
+        reporter: i64,
+        kind: &str,
+        target: i64,
+        room: Option<i64>,
+        reason: &str,
+    ) -> Result<i64, ApiError> {
+        let reason = reason.trim();
+        let mut errors = FieldErrors::new();
+        if reason.is_empty() || reason.chars().count() > listing::REPORT_REASON_MAX_CHARS {
+            errors.insert(
+                "reason",
+                format!(
+                    "must be 1..={} characters",
+                    listing::REPORT_REASON_MAX_CHARS
+                ),
+            );
+        }
+        match kind {
+            "listing" | "user" => {
+                if room.is_some() {
+                    errors.insert("room_id", "only for messages".into());
+                }
+            }
+            "message" => {
+                if room.is_none() {
+                    errors.insert(
+                        "room_id",
+                        "is required for a message (target_id is its seq)".into(),
+                    );
+                }
+            }
+            _ => {
+                errors.insert("target_kind", "must be listing, user or message".into());
+            }
+        }
+        ApiError::check_fields(errors)?;
+        let exists = match kind {
+            "listing" => self.sql.listing(target).await?.is_some(),
+            "user" => self.sql.user_by_id(target).await?.is_some(),
+            _ => {
+                let room_id = room.unwrap_or(0);
+                // One can only report what one could see.
+                if self.sql.member(room_id, reporter).await?.is_none() {
+                    return Err(ApiError::new(
+                        Code::NotMember,
+                        "you are not a member of that room",
+                    ));
+                }
+                self.messages.message(room_id, target).await?.is_some()
+            }
+        };
+        if !exists {
+            return Err(ApiError::not_found(kind));
+        }
+        Ok(self
+            .sql
+            .insert_report(reporter, kind, target, room, reason, now_ms())
+            .await?)
+    }
+
+    pub async fn reports(
+        &self,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<ReportRecord>, ApiError> {
+        Ok(self.sql.reports(before.unwrap_or(i64::MAX), limit).await?)
+    }
+
+    // ------------------------------------------------------ listing chats
+
+    /// The buyer's chat with the seller about a listing (get or create).
+    pub async fn chat(&self, buyer: i64, id: i64) -> Result<(RoomRecord, bool), ApiError> {
+        let l = self.live_listing(id).await?;
+        if l.status == ListingStatus::Hidden {
+            return Err(ApiError::not_found("listing"));
+        }
+        if l.seller_id == buyer {
+            return Err(ApiError::new(Code::Conflict, "this is your own listing"));
+        }
+        self.active_user(l.seller_id).await?;
+        if self.sql.blocked_between(buyer, l.seller_id).await? {
+            return Err(ApiError::new(
+                Code::Blocked,
+                "you cannot chat with this user",
+            ));
+        }
+        let key = format!("{}:{}", chat::direct_key(buyer, l.seller_id), l.id);
+        let (room, created) = self
+            .sql
+            .get_or_create_direct(&key, buyer, l.seller_id, Some(l.id), now_ms())
+            .await?;
+        if created {
+            for (me, them) in [(buyer, l.seller_id), (l.seller_id, buyer)] {
+                self.hub.user(
+                    me,
+                    UserMsg::RoomAdded {
+                        room,
+                        kind: RoomKind::Direct,
+                        peer: Some(them),
+                        unread: 0,
+                    },
+                );
+            }
+            self.invalidate_feed().await;
+        }
+        let record = self
+            .sql
+            .room(room)
+            .await?
+            .ok_or_else(|| ApiError::internal("room vanished"))?;
+        Ok((record, created))
+    }
+
+    /// Who chatted about a listing (seller only).
+    pub async fn chats(
+        &self,
+        seller: i64,
+        id: i64,
+    ) -> Result<Vec<(i64, UserRecord, i64)>, ApiError> {
+        let l = self.owned_listing(seller, id).await?;
+        let mut out = Vec::new();
+        for (room, buyer, last) in self.sql.listing_chats(l.id, seller).await? {
+            if let Some(u) = self.sql.user_by_id(buyer).await? {
+                out.push((room, u, last));
+            }
+        }
+        Ok(out)
+    }
+
+    // ------------------------------------------------------- reservations
+
+    /// Reserve for a buyer who chatted about it, optionally until a time.
+    /// Replaces an earlier reservation (whose timer never fires then).
+    pub async fn reserve(
+        &self,
+        seller: i64,
+        id: i64,
+        buyer: i64,
+        until: Option<i64>,
+    ) -> Result<ListingDetail, ApiError> {
+        let l = self.owned_listing(seller, id).await?;
+        if listing::transition(l.status, Transition::Reserve).is_none() {
+            return Err(invalid_state(format!(
+                "a {} listing cannot be reserved",
+                l.status.as_str()
+            )));
+        }
+        let now = now_ms();
+        if until.is_some_and(|u| u <= now) {
+            ApiError::check_fields(FieldErrors::from([(
+                "until",
+                "must be in the future".to_string(),
+            )]))?;
+        }
+        if buyer == seller || self.sql.listing_room_of(id, buyer).await?.is_none() {
+            return Err(ApiError::new(
+                Code::InvalidParameter,
+                "the buyer must have a chat about this listing",
+            ));
+        }
+        let buyer_user = self.active_user(buyer).await?;
+        let (reservation, replaced) = self.sql.reserve(id, buyer, until, now).await?;
+        if let Some(old) = replaced {
+            self.timers.do_send(Cancel { id: old.id });
+        }
+        if let Some(at) = until {
+            self.timers.do_send(Schedule {
+                id: reservation,
+                at_ms: at,
+            });
+        }
+        self.announce(
+            &l,
+            format!("{}님과 예약중이에요.", buyer_user.nickname),
+            json!({"event": "reserved", "listing": id, "buyer": buyer, "until": until, "reservation": reservation}),
+        )
+        .await?;
+        self.publish(
+            "reservation.created",
+            id,
+            json!({"listing": id, "seller": seller, "buyer": buyer, "until": until, "reservation": reservation}),
+        )
+        .await;
+        self.invalidate_feed().await;
+        self.detail(Some(seller), id, false).await
+    }
+
+    /// End the active reservation of a listing (timer cancelled) and post
+    /// why. Returns whether there was one.
+    async fn end_active_reservation(
+        &self,
+        l: &ListingRecord,
+        status: &str,
+    ) -> Result<bool, ApiError> {
+        let Some(r) = self.sql.active_reservation(l.id).await? else {
+            return Ok(false);
+        };
+        self.timers.do_send(Cancel { id: r.id });
+        if !self.sql.end_reservation(r.id, status, now_ms()).await? {
+            return Ok(false);
+        }
+        self.announce(
+            l,
+            "예약이 취소되었어요.".to_string(),
+            json!({"event": "reservation_cancelled", "listing": l.id, "buyer": r.buyer_id, "reservation": r.id}),
+        )
+        .await?;
+        self.publish(
+            "reservation.cancelled",
+            l.id,
+            json!({"listing": l.id, "seller": l.seller_id, "buyer": r.buyer_id, "reservation": r.id}),
+        )
+        .await;
+        Ok(true)
+    }
+
+    /// Cancel the reservation: the seller, or the buyer it is for.
+    pub async fn cancel_reservation(&self, user: i64, id: i64) -> Result<(), ApiError> {
+        let l = self.live_listing(id).await?;
+        let r = self
+            .sql
+            .active_reservation(id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("reservation"))?;
+        if user != l.seller_id && user != r.buyer_id {
+            return Err(not_owner());
+        }
+        self.end_active_reservation(&l, "cancelled").await?;
+        self.invalidate_feed().await;
+        Ok(())
+    }
+
+    /// Timer callback: the reservation's time is up. Idempotent: only the
+    /// first call for a still-active reservation changes anything.
+    pub async fn expire_reservation(&self, reservation_id: i64) {
+        if let Err(e) = self.try_expire(reservation_id).await {
+            tracing::error!(reservation_id, error = %e.message, "expiring a reservation failed");
+        }
+    }
+
+    async fn try_expire(&self, reservation_id: i64) -> Result<(), ApiError> {
+        let Some(r) = self.sql.reservation(reservation_id).await? else {
+            return Ok(());
+        };
+        if !self.sql.end_reservation(r.id, "expired", now_ms()).await? {
+            return Ok(());
+        }
+        let Some(l) = self.sql.listing(r.listing_id).await? else {
+            return Ok(());
+        };
+        tracing::info!(reservation = r.id, listing = l.id, "reservation expired");
+        self.announce(
+            &l,
+            "예약 시간이 지나 다시 판매중이에요.".to_string(),
+            json!({"event": "reservation_expired", "listing": l.id, "buyer": r.buyer_id, "reservation": r.id}),
+        )
+        .await?;
+        self.publish(
+            "reservation.expired",
+            l.id,
+            json!({"listing": l.id, "seller": l.seller_id, "buyer": r.buyer_id, "reservation": r.id}),
+        )
+        .await;
+        self.invalidate_feed().await;
+        Ok(())
+    }
+
+    /// Re-arm the timers of every timed reservation (at start).
+    pub async fn restore_timers(&self) -> Result<usize, ApiError> {
+        let timed = self.sql.timed_reservations().await?;
+        for r in &timed {
+            if let Some(at) = r.until {
+                self.timers.do_send(Schedule {
+                    id: r.id,
+                    at_ms: at,
+                });
+            }
+        }
+        Ok(timed.len())
+    }
+
+    pub async fn mark_sold(
+        &self,
+        seller: i64,
+        id: i64,
+        buyer: Option<i64>,
+    ) -> Result<ListingDetail, ApiError> {
+        let l = self.owned_listing(seller, id).await?;
+        if listing::transition(l.status, Transition::Sell).is_none() {
+            return Err(invalid_state(format!(
+                "a {} listing cannot be sold",
+                l.status.as_str()
+            )));
+        }
+        if let Some(b) = buyer {
+            if b == seller || self.sql.listing_room_of(id, b).await?.is_none() {
+                return Err(ApiError::new(
+                    Code::InvalidParameter,
+                    "the buyer must have a chat about this listing",
+                ));
+            }
+        }
+        let reservation = self.sql.active_reservation(id).await?;
+        if !self.sql.mark_sold(id, buyer, now_ms()).await? {
+            return Err(ApiError::new(
+                Code::Conflict,
+                "the listing changed meanwhile; retry",
+            ));
+        }
+        if let Some(r) = reservation {
+            self.timers.do_send(Cancel { id: r.id });
+        }
+        self.announce(
+            &l,
+            "판매완료되었어요.".to_string(),
+            json!({"event": "sold", "listing": id, "buyer": buyer}),
+        )
+        .await?;
+        self.publish(
+            "listing.sold",
+            id,
+            json!({"listing": id, "seller": seller, "buyer": buyer}),
+        )
+        .await;
+        self.invalidate_feed().await;
+        self.detail(Some(seller), id, false).await
+    }
+
+    // ------------------------------------------------------------ reviews
+
+    pub async fn review(
+        &self,
+        user: i64,
+        id: i64,
+        rating: &str,
+        tags: Vec<String>,
+        text: Option<String>,
+    ) -> Result<(), ApiError> {
+        let l = self.live_listing(id).await?;
+        let mut errors = FieldErrors::new();
+        if rating != "good" && rating != "bad" {
+            errors.insert("rating", "must be `good` or `bad`".into());
+        }
+        if tags.len() > listing::REVIEW_TAGS.len()
+            || tags
+                .iter()
+                .any(|t| !listing::REVIEW_TAGS.contains(&t.as_str()))
+        {
+            errors.insert(
+                "tags",
+                format!("must be some of {}", listing::REVIEW_TAGS.join(", ")),
+            );
+        }
+        let text = text.unwrap_or_default().trim().to_string();
+        if text.chars().count() > listing::REVIEW_TEXT_MAX_CHARS {
+            errors.insert(
+                "text",
+                format!(
+                    "must be at most {} characters",
+                    listing::REVIEW_TEXT_MAX_CHARS
+                ),
+            );
+        }
+        ApiError::check_fields(errors)?;
+        let (Some(buyer), ListingStatus::Sold) = (l.buyer_id, l.status) else {
+            return Err(invalid_state(
+                "reviews open once the listing is sold to a buyer",
+            ));
+        };
+        let reviewee = if user == l.seller_id {
+            buyer
+        } else if user == buyer {
+            l.seller_id
+        } else {
+            return Err(ApiError::forbidden(
+                "only the buyer and the seller of this deal may review it",
+            ));
+        };
+        let mut tags = tags;
+        tags.sort();
+        tags.dedup();
+        match self
+            .sql
+            .insert_review(id, user, reviewee, rating, &tags, &text, now_ms())
+            .await?
+        {
+            ReviewInsert::Added => {
+                self.publish(
+                    "review.received",
+                    reviewee,
+                    json!({"listing": id, "reviewer": user, "reviewee": reviewee, "rating": rating}),
+                )
+                .await;
+                Ok(())
+            }
+            ReviewInsert::AlreadyReviewed => Err(ApiError::new(
+                Code::AlreadyReviewed,
+                "you already reviewed this deal",
+            )),
+        }
+    }
+
+    pub async fn profile(&self, id: i64) -> Result<(UserRecord, f64, ReviewSummary), ApiError> {
+        let user = self
+            .sql
+            .user_by_id(id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("user"))?;
+        let summary = self.sql.review_summary(id).await?;
+        Ok((
+            user,
+            listing::manner_score(summary.good, summary.bad),
+            summary,
+        ))
+    }
+}

@@ -1,0 +1,207 @@
+//! Image uploads: the content decides what a file is, never its name.
+//!
+//! A file is accepted only if its magic bytes say JPEG, PNG or WebP *and*
+//! it decodes completely as that format within pixel limits (a file with
+//! the right header and a broken body is refused too). The first image of a
+//! listing is shown as its thumbnail: every upload gets a 320 px JPEG
+//! thumbnail made here, so clients never download originals for lists.
+
+use std::io::Cursor;
+use std::sync::Arc;
+
+use image::{ImageFormat, ImageReader, Limits};
+use rand::RngCore as _;
+
+use crate::domain::now_ms;
+use crate::error::{ApiError, Code};
+use crate::store::media::MediaStorage;
+use crate::store::sql::{MediaRecord, SqlStore};
+
+pub const THUMB_SIZE: u32 = 320;
+const MAX_SIDE: u32 = 12_000;
+
+#[derive(Clone)]
+pub struct Media {
+    sql: Arc<SqlStore>,
+    storage: Arc<dyn MediaStorage>,
+    max_bytes: usize,
+}
+
+/// The format from the first bytes, for the three formats we take.
+pub fn sniff(bytes: &[u8]) -> Option<ImageFormat> {
+    if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Some(ImageFormat::Jpeg)
+    } else if bytes.starts_with(&[0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A]) {
+        Some(ImageFormat::Png)
+    } else if bytes.len() >= 12 && &bytes[0..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
+        Some(ImageFormat::WebP)
+    } else {
+        None
+    }
+}
+
+fn bad_image(why: impl Into<String>) -> ApiError {
+    ApiError::new(Code::BadImage, why)
+}
+
+struct Processed {
+    format: ImageFormat,
+    width: u32,
+    height: u32,
+    thumb: Vec<u8>,
+}
+
+/// Decode fully (validating the whole file) and make the thumbnail.
+fn process(bytes: &[u8]) -> Result<Processed, ApiError> {
+    let format = sniff(bytes).ok_or_else(|| bad_image("not a JPEG, PNG or WebP image"))?;
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(512 * 1024 * 1024);
+    reader.limits(limits);
+    let img = reader
+        .decode()
+        .map_err(|e| bad_image(format!("the image could not be decoded: {e}")))?;
+    let (width, height) = (img.width(), img.height());
+    let thumb = img.thumbnail(THUMB_SIZE, THUMB_SIZE).to_rgb8();
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 80)
+        .encode_image(&thumb)
+        .map_err(|e| ApiError::internal(format!("thumbnail encoding: {e}")))?;
+    Ok(Processed {
+        format,
+        width,
+        height,
+        thumb: out,
+    })
+}
+
+fn random_name() -> String {
+    let mut b = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+pub fn content_type_of_key(key: &str) -> &'static str {
+    match key.rsplit('.').next() {
+        Some("jpg") => "image/jpeg",
+        Some("png") => "image/png",
+        Some("webp") => "image/webp",
+        _ => "application/octet-stream",
+    }
+}
+
+impl Media {
+    pub fn new(sql: Arc<SqlStore>, storage: Arc<dyn MediaStorage>, max_bytes: usize) -> Media {
+        Media {
+            sql,
+            storage,
+            max_bytes,
+        }
+    }
+
+    pub fn max_bytes(&self) -> usize {
+        self.max_bytes
+    }
+
+    pub fn storage(&self) -> &Arc<dyn MediaStorage> {
+        &self.storage
+    }
+
+    /// Validate, store original and thumbnail, record. On any failure
+    /// nothing is left behind.
+    pub async fn upload(&self, owner: i64, bytes: Vec<u8>) -> Result<MediaRecord, ApiError> {
+        if bytes.is_empty() {
+            return Err(bad_image("the file is empty"));
+        }
+        if bytes.len() > self.max_bytes {
+            return Err(ApiError::new(
+                Code::PayloadTooLarge,
+                format!("images may be at most {} bytes", self.max_bytes),
+            ));
+        }
+        let (bytes, p) = tokio::task::spawn_blocking(move || process(&bytes).map(|p| (bytes, p)))
+            .await
+            .map_err(ApiError::internal)??;
+        let (ext, content_type) = match p.format {
+            ImageFormat::Png => ("png", "image/png"),
+            ImageFormat::WebP => ("webp", "image/webp"),
+            _ => ("jpg", "image/jpeg"),
+        };
+        let name = random_name();
+        let original_key = format!("o/{}/{name}.{ext}", &name[..2]);
+        let thumb_key = format!("t/{}/{name}.jpg", &name[..2]);
+        let size = bytes.len() as i64;
+        self.storage.put(&original_key, bytes).await?;
+        if let Err(e) = self.storage.put(&thumb_key, p.thumb).await {
+            let _ = self.storage.delete(&original_key).await;
+            return Err(e.into());
+        }
+        let inserted = self
+            .sql
+            .insert_media(
+                owner,
+                content_type,
+                size,
+                i64::from(p.width),
+                i64::from(p.height),
+                &original_key,
+                &thumb_key,
+                now_ms(),
+            )
+            .await;
+        let id = match inserted {
+            Ok(id) => id,
+            Err(e) => {
+                let _ = self.storage.delete(&original_key).await;
+                let _ = self.storage.delete(&thumb_key).await;
+                return Err(e.into());
+            }
+        };
+        self.sql
+            .media(&[id])
+            .await?
+            .pop()
+            .ok_or_else(|| ApiError::internal("media row vanished"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png(w: u32, h: u32) -> Vec<u8> {
+        let img = image::RgbImage::from_pixel(w, h, image::Rgb([200, 100, 50]));
+        let mut out = Vec::new();
+        image::DynamicImage::ImageRgb8(img)
+            .write_to(&mut Cursor::new(&mut out), ImageFormat::Png)
+            .expect("encode");
+        out
+    }
+
+    #[test]
+    fn sniffing() {
+        assert_eq!(sniff(&png(2, 2)), Some(ImageFormat::Png));
+        assert_eq!(sniff(&[0xFF, 0xD8, 0xFF, 0xE0]), Some(ImageFormat::Jpeg));
+        assert_eq!(sniff(b"RIFF\0\0\0\0WEBPVP8 "), Some(ImageFormat::WebP));
+        assert_eq!(sniff(b"GIF89a"), None);
+        assert_eq!(sniff(b"<html>"), None);
+    }
+
+    #[test]
+    fn thumbnails_fit_the_box() {
+        let p = process(&png(1000, 500)).expect("valid");
+        assert_eq!((p.width, p.height), (1000, 500));
+        let t = image::load_from_memory(&p.thumb).expect("thumb decodes");
+        assert_eq!((t.width(), t.height()), (320, 160));
+    }
+
+    #[test]
+    fn right_magic_broken_body_is_refused() {
+        let mut b = png(50, 50);
+        b.truncate(40);
+        assert!(process(&b).is_err());
+        assert!(process(b"\x89PNG\r\n\x1a\nnot really").is_err());
+    }
+}

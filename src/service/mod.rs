@@ -1,0 +1,9 @@
+//! Domain services: the use cases, orchestrating domain rules and the store
+//! and bus ports. HTTP handlers and WebSocket sessions call these; they never
+//! reach for the store directly when a rule is involved.
+
+pub mod accounts;
+pub mod chat;
+pub mod market;
+pub mod media;
+pub mod password;

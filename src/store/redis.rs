@@ -1,0 +1,266 @@
+//! Redis adapters of the distributed engine: sessions, rate limits and the
+//! cache, under a key prefix from config. Redis holds only what can expire
+//! or be rebuilt: losing it signs users out (a clear 401) and empties caches,
+//! but loses no user data.
+//!
+//! Keys (`P` = prefix):
+//! - `P s:<token hash>` = `user:created:last_seen:expires`, with a TTL at the expiry
+//! - `P us:<user>` = set of the user's session hashes (for "revoke all")
+//! - `P rl:<key>` = counter with the window as TTL
+//! - `P c:<ns>:gen` = generation of a cache namespace; entries live at
+//!   `P c:<ns>:<gen>:<key>` with their TTL, so clearing is one INCR
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::MultiplexedConnection;
+use redis::AsyncCommands as _;
+
+use super::cache::Cache;
+use super::{RateLimiter, SessionRecord, SessionStore, Window};
+use crate::error::StoreError;
+
+#[derive(Clone)]
+pub struct RedisStore {
+    conn: MultiplexedConnection,
+    prefix: String,
+}
+
+fn err(e: redis::RedisError) -> StoreError {
+    StoreError::Other(format!("redis: {e}"))
+}
+
+impl RedisStore {
+    pub async fn connect(url: &str, prefix: &str) -> Result<RedisStore, StoreError> {
+        let client = redis::Client::open(url).map_err(err)?;
+        let conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .map_err(err)?;
+        Ok(RedisStore {
+            conn,
+            prefix: prefix.to_string(),
+        })
+    }
+
+    fn key(&self, parts: &str) -> String {
+        format!("{}{parts}", self.prefix)
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let mut c = self.conn.clone();
+        let _: String = redis::cmd("PING").query_async(&mut c).await.map_err(err)?;
+        Ok(())
+    }
+}
+
+fn ttl_ms(expires_at: i64, now: i64) -> u64 {
+    u64::try_from(expires_at - now).unwrap_or(0).max(1)
+}
+
+#[async_trait]
+impl SessionStore for RedisStore {
+    async fn create_session(
+        &self,
+        token_hash: &str,
+        user_id: i64,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        let mut c = self.conn.clone();
+        let value = format!("{user_id}:{now}:{now}:{expires_at}");
+        let ttl = ttl_ms(expires_at, now);
+        let user_key = self.key(&format!("us:{user_id}"));
+        redis::pipe()
+            .cmd("SET")
+            .arg(self.key(&format!("s:{token_hash}")))
+            .arg(value)
+            .arg("PX")
+            .arg(ttl)
+            .ignore()
+            .cmd("SADD")
+            .arg(&user_key)
+            .arg(token_hash)
+            .ignore()
+            .cmd("PEXPIRE")
+            .arg(&user_key)
+            .arg(ttl)
+            .arg("GT")
+            .ignore()
+            .query_async::<()>(&mut c)
+            .await
+            .map_err(err)?;
+        // PEXPIRE GT does not set a TTL on a key without one (a new set).
+        let _: () = redis::cmd("PEXPIRE")
+            .arg(&user_key)
+            .arg(ttl)
+            .arg("NX")
+            .query_async(&mut c)
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+
+    async fn find_session(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        let mut c = self.conn.clone();
+        let value: Option<String> = c
+            .get(self.key(&format!("s:{token_hash}")))
+            .await
+            .map_err(err)?;
+        let Some(value) = value else { return Ok(None) };
+        let parts: Vec<i64> = value.split(':').filter_map(|p| p.parse().ok()).collect();
+        let [user_id, created_at, last_seen_at, expires_at] = parts[..] else {
+            return Err(StoreError::Other(format!(
+                "corrupt session record {value:?}"
+            )));
+        };
+        Ok((expires_at > now).then_some(SessionRecord {
+            user_id,
+            created_at,
+            last_seen_at,
+            expires_at,
+        }))
+    }
+
+    async fn touch_session(
+        &self,
+        token_hash: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        let Some(s) = self.find_session(token_hash, now).await? else {
+            return Ok(());
+        };
+        let mut c = self.conn.clone();
+        let value = format!("{}:{}:{now}:{expires_at}", s.user_id, s.created_at);
+        // XX: never resurrect a session deleted meanwhile.
+        let _: Option<String> = redis::cmd("SET")
+            .arg(self.key(&format!("s:{token_hash}")))
+            .arg(value)
+            .arg("PX")
+            .arg(ttl_ms(expires_at, now))
+            .arg("XX")
+            .query_async(&mut c)
+            .await
+            .map_err(err)?;
+        let _: () = redis::cmd("PEXPIRE")
+            .arg(self.key(&format!("us:{}", s.user_id)))
+            .arg(ttl_ms(expires_at, now))
+            .arg("GT")
+            .query_async(&mut c)
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+
+    async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError> {
+        let mut c = self.conn.clone();
+        let key = self.key(&format!("s:{token_hash}"));
+        let value: Option<String> = c.get(&key).await.map_err(err)?;
+        let _: () = c.del(&key).await.map_err(err)?;
+        if let Some(user) = value.as_deref().and_then(|v| v.split(':').next()) {
+            let _: () = c
+                .srem(self.key(&format!("us:{user}")), token_hash)
+                .await
+                .map_err(err)?;
+        }
+        Ok(())
+    }
+
+    async fn delete_user_sessions(
+        &self,
+        user_id: i64,
+        keep: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        let mut c = self.conn.clone();
+        let user_key = self.key(&format!("us:{user_id}"));
+        let hashes: Vec<String> = c.smembers(&user_key).await.map_err(err)?;
+        let mut removed = 0;
+        for h in hashes.iter().filter(|h| Some(h.as_str()) != keep) {
+            let n: u64 = c.del(self.key(&format!("s:{h}"))).await.map_err(err)?;
+            removed += n;
+            let _: () = c.srem(&user_key, h).await.map_err(err)?;
+        }
+        Ok(removed)
+    }
+}
+
+#[async_trait]
+impl RateLimiter for RedisStore {
+    async fn hit(&self, key: &str, window_secs: u64) -> Result<Window, StoreError> {
+        let mut c = self.conn.clone();
+        let k = self.key(&format!("rl:{key}"));
+        let count: u32 = c.incr(&k, 1).await.map_err(err)?;
+        if count == 1 {
+            let _: () = c
+                .pexpire(&k, (window_secs * 1000) as i64)
+                .await
+                .map_err(err)?;
+        }
+        let ttl: i64 = c.pttl(&k).await.map_err(err)?;
+        Ok(Window {
+            count,
+            resets_in_secs: (u64::try_from(ttl).unwrap_or(0) / 1000).max(1),
+        })
+    }
+
+    async fn peek(&self, key: &str) -> Result<Window, StoreError> {
+        let mut c = self.conn.clone();
+        let k = self.key(&format!("rl:{key}"));
+        let count: Option<u32> = c.get(&k).await.map_err(err)?;
+        let ttl: i64 = c.pttl(&k).await.map_err(err)?;
+        Ok(match count {
+            Some(count) if ttl > 0 => Window {
+                count,
+                resets_in_secs: (ttl as u64 / 1000).max(1),
+            },
+            _ => Window {
+                count: 0,
+                resets_in_secs: 0,
+            },
+        })
+    }
+
+    async fn reset(&self, key: &str) -> Result<(), StoreError> {
+        let mut c = self.conn.clone();
+        let _: () = c.del(self.key(&format!("rl:{key}"))).await.map_err(err)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Cache for RedisStore {
+    async fn get(&self, namespace: &str, key: &str) -> Option<String> {
+        let mut c = self.conn.clone();
+        let generation: Option<u64> = c.get(self.key(&format!("c:{namespace}:gen"))).await.ok()?;
+        c.get(self.key(&format!("c:{namespace}:{}:{key}", generation.unwrap_or(0))))
+            .await
+            .ok()?
+    }
+
+    async fn generation(&self, namespace: &str) -> u64 {
+        let mut c = self.conn.clone();
+        c.get::<_, Option<u64>>(self.key(&format!("c:{namespace}:gen")))
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or(0)
+    }
+
+    async fn set(&self, namespace: &str, generation: u64, key: &str, value: String, ttl: Duration) {
+        // Under the generation read before computing: if a clear came in
+        // between, this lands in a dead generation and is never read.
+        let mut c = self.conn.clone();
+        let k = self.key(&format!("c:{namespace}:{generation}:{key}"));
+        let _: Result<(), _> = c.pset_ex(k, value, ttl.as_millis() as u64).await;
+    }
+
+    async fn clear(&self, namespace: &str) {
+        let mut c = self.conn.clone();
+        let _: Result<u64, _> = c.incr(self.key(&format!("c:{namespace}:gen")), 1).await;
+    }
+}

@@ -1,0 +1,454 @@
+//! Chat messages in the relational store: the embedded engine's
+//! [`MessageStore`]. A batch is one transaction on the single writer
+//! connection, so the seqs it assigns are either all durable or all rolled
+//! back: a failed commit never leaves a hole in a room's sequence.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+
+use super::SqlStore;
+use crate::domain::chat::MessageKind;
+use crate::error::StoreError;
+use crate::store::{Appended, ChatWrite, MessageRecord, MessageStore};
+
+const MESSAGE_COLUMNS: &str =
+    "room_id, seq, sender_id, client_msg_id, kind, body, payload, created_at, edited_at, deleted_at";
+
+/// Client ids looked up per statement (3 binds each).
+const DEDUP_CHUNK: usize = 300;
+/// Rows per multi-row insert (8 binds each).
+const INSERT_CHUNK: usize = 100;
+/// Ids or pairs per IN / CASE statement.
+const IN_CHUNK: usize = 200;
+
+fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+type MessageRow = (
+    i64,
+    i64,
+    i64,
+    Option<String>,
+    String,
+    String,
+    Option<String>,
+    i64,
+    Option<i64>,
+    Option<i64>,
+);
+
+fn message(row: MessageRow) -> Result<MessageRecord, StoreError> {
+    let (
+        room_id,
+        seq,
+        sender_id,
+        client_msg_id,
+        kind,
+        body,
+        payload,
+        created_at,
+        edited_at,
+        deleted_at,
+    ) = row;
+    Ok(MessageRecord {
+        room_id,
+        seq,
+        sender_id,
+        client_msg_id,
+        kind: MessageKind::parse(&kind)
+            .ok_or_else(|| StoreError::Other(format!("message kind {kind:?}")))?,
+        body,
+        payload,
+        created_at,
+        edited_at,
+        deleted_at,
+    })
+}
+
+#[async_trait]
+impl MessageStore for SqlStore {
+    async fn write_batch(&self, writes: &[ChatWrite]) -> Result<Vec<Option<Appended>>, StoreError> {
+        // Set-based: a constant handful of statements per batch, whatever
+        // its size. Each statement is a round trip to SQLite's worker
+        // thread, so per-message statements would dominate the cost.
+        let mut tx = self.writer().begin().await?;
+        let now_rooms: Vec<i64> = {
+            let mut r: Vec<i64> = writes
+                .iter()
+                .filter_map(|w| match w {
+                    ChatWrite::Append(m) => Some(m.room_id),
+                    ChatWrite::Read { .. } => None,
+                })
+                .collect();
+            r.sort_unstable();
+            r.dedup();
+            r
+        };
+        // 1. Earlier copies of the client ids in this batch.
+        let mut stored: HashMap<(i64, i64, String), (i64, i64)> = HashMap::new();
+        let keyed: Vec<(i64, i64, &str)> = writes
+            .iter()
+            .filter_map(|w| match w {
+                ChatWrite::Append(m) => m
+                    .client_msg_id
+                    .as_deref()
+                    .map(|c| (m.room_id, m.sender_id, c)),
+                ChatWrite::Read { .. } => None,
+            })
+            .collect();
+        for chunk in keyed.chunks(DEDUP_CHUNK) {
+            let cond = vec!["(room_id = ? AND sender_id = ? AND client_msg_id = ?)"; chunk.len()]
+                .join(" OR ");
+            let sql = format!("SELECT room_id, sender_id, client_msg_id, seq, created_at FROM messages WHERE {cond}");
+            let mut q = sqlx::query_as::<_, (i64, i64, String, i64, i64)>(&sql);
+            for (room, sender, cid) in chunk {
+                q = q.bind(*room).bind(*sender).bind(*cid);
+            }
+            for (room, sender, cid, seq, ts) in q.fetch_all(&mut *tx).await? {
+                stored.insert((room, sender, cid), (seq, ts));
+            }
+        }
+        // 2. Where each room's sequence stands.
+        let mut last: HashMap<i64, (i64, i64)> = HashMap::new();
+        for chunk in now_rooms.chunks(IN_CHUNK) {
+            let sql = format!(
+                "SELECT id, last_seq FROM rooms WHERE id IN ({})",
+                placeholders(chunk.len())
+            );
+            let mut q = sqlx::query_as::<_, (i64, i64)>(&sql);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            for (id, seq) in q.fetch_all(&mut *tx).await? {
+                last.insert(id, (seq, 0));
+            }
+        }
+        // 3. Assign seqs in order; collect rows and read-pointer moves.
+        let mut results = Vec::with_capacity(writes.len());
+        let mut rows: Vec<(&crate::store::NewMessage, i64)> = Vec::new();
+        let mut seen: HashMap<(i64, i64, &str), (i64, i64)> = HashMap::new();
+        let mut reads: HashMap<(i64, i64), i64> = HashMap::new();
+        for write in writes {
+            match write {
+                ChatWrite::Append(m) => {
+                    if let Some(cid) = m.client_msg_id.as_deref() {
+                        let earlier =
+                            seen.get(&(m.room_id, m.sender_id, cid))
+                                .copied()
+                                .or_else(|| {
+                                    stored
+                                        .get(&(m.room_id, m.sender_id, cid.to_string()))
+                                        .copied()
+                                });
+                        if let Some((seq, ts)) = earlier {
+                            results.push(Some(Appended::Duplicate { seq, ts }));
+                            continue;
+                        }
+                    }
+                    let Some(room) = last.get_mut(&m.room_id) else {
+                        return Err(StoreError::Other(format!(
+                            "message for unknown room {}",
+                            m.room_id
+                        )));
+                    };
+                    room.0 += 1;
+                    room.1 = m.created_at;
+                    let seq = room.0;
+                    rows.push((m, seq));
+                    if let Some(cid) = m.client_msg_id.as_deref() {
+                        seen.insert((m.room_id, m.sender_id, cid), (seq, m.created_at));
+                    }
+                    let r = reads.entry((m.room_id, m.sender_id)).or_insert(seq);
+                    *r = (*r).max(seq);
+                    results.push(Some(Appended::New {
+                        seq,
+                        ts: m.created_at,
+                    }));
+                }
+                ChatWrite::Read {
+                    room_id,
+                    user_id,
+                    seq,
+                } => {
+                    let r = reads.entry((*room_id, *user_id)).or_insert(*seq);
+                    *r = (*r).max(*seq);
+                    results.push(None);
+                }
+            }
+        }
+        // 4. One multi-row insert per chunk.
+        for chunk in rows.chunks(INSERT_CHUNK) {
+            let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)"; chunk.len()].join(", ");
+            let sql = format!("INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES {values}");
+            let mut q = sqlx::query(&sql);
+            for (m, seq) in chunk {
+                q = q
+                    .bind(m.room_id)
+                    .bind(*seq)
+                    .bind(m.sender_id)
+                    .bind(m.client_msg_id.as_deref())
+                    .bind(m.kind.as_str())
+                    .bind(m.body.as_str())
+                    .bind(m.payload.as_deref())
+                    .bind(m.created_at);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        // 5. Advance the rooms touched.
+        let advanced: Vec<(i64, i64, i64)> = last
+            .iter()
+            .filter(|(_, (_, at))| *at > 0)
+            .map(|(id, (seq, at))| (*id, *seq, *at))
+            .collect();
+        for chunk in advanced.chunks(IN_CHUNK) {
+            let sql = format!(
+                "UPDATE rooms SET last_seq = CASE id {} END, last_activity_at = CASE id {} END WHERE id IN ({})",
+                "WHEN ? THEN ? ".repeat(chunk.len()),
+                "WHEN ? THEN ? ".repeat(chunk.len()),
+                placeholders(chunk.len())
+            );
+            let mut q = sqlx::query(&sql);
+            for (id, seq, _) in chunk {
+                q = q.bind(*id).bind(*seq);
+            }
+            for (id, _, at) in chunk {
+                q = q.bind(*id).bind(*at);
+            }
+            for (id, _, _) in chunk {
+                q = q.bind(*id);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        // 6. Move read pointers forward (never back).
+        let moves: Vec<((i64, i64), i64)> = reads.into_iter().collect();
+        let greatest = self.greatest();
+        for chunk in moves.chunks(IN_CHUNK) {
+            let sql = format!(
+                "UPDATE room_members SET last_read_seq = {greatest}(last_read_seq, CASE {} ELSE last_read_seq END) WHERE {}",
+                "WHEN room_id = ? AND user_id = ? THEN ? ".repeat(chunk.len()),
+                vec!["(room_id = ? AND user_id = ?)"; chunk.len()].join(" OR ")
+            );
+            let mut q = sqlx::query(&sql);
+            for ((room, user), seq) in chunk {
+                q = q.bind(*room).bind(*user).bind(*seq);
+            }
+            for ((room, user), _) in chunk {
+                q = q.bind(*room).bind(*user);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(results)
+    }
+
+    async fn messages_after(
+        &self,
+        room_id: i64,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        let rows: Vec<MessageRow> = sqlx::query_as(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = ? AND seq > ? ORDER BY seq LIMIT ?"
+        ))
+        .bind(room_id)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(self.reader())
+        .await?;
+        rows.into_iter().map(message).collect()
+    }
+
+    async fn messages_before(
+        &self,
+        room_id: i64,
+        before: i64,
+        floor: i64,
+        limit: i64,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        let rows: Vec<MessageRow> = sqlx::query_as(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = ? AND seq < ? AND seq > ? ORDER BY seq DESC LIMIT ?"
+        ))
+        .bind(room_id)
+        .bind(before)
+        .bind(floor)
+        .bind(limit)
+        .fetch_all(self.reader())
+        .await?;
+        let mut out: Vec<MessageRecord> =
+            rows.into_iter().map(message).collect::<Result<_, _>>()?;
+        out.reverse();
+        Ok(out)
+    }
+
+    async fn message(&self, room_id: i64, seq: i64) -> Result<Option<MessageRecord>, StoreError> {
+        let row: Option<MessageRow> = sqlx::query_as(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = ? AND seq = ?"
+        ))
+        .bind(room_id)
+        .bind(seq)
+        .fetch_optional(self.reader())
+        .await?;
+        row.map(message).transpose()
+    }
+
+    async fn update_message(
+        &self,
+        room_id: i64,
+        seq: i64,
+        body: Option<&str>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        match body {
+            Some(body) => {
+                sqlx::query(
+                    "UPDATE messages SET body = ?, edited_at = ? WHERE room_id = ? AND seq = ?",
+                )
+                .bind(body)
+                .bind(now)
+                .bind(room_id)
+                .bind(seq)
+                .execute(self.writer())
+                .await?;
+            }
+            None => {
+                sqlx::query("UPDATE messages SET body = '', payload = NULL, deleted_at = ? WHERE room_id = ? AND seq = ?")
+                    .bind(now)
+                    .bind(room_id)
+                    .bind(seq)
+                    .execute(self.writer())
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::NewMessage;
+
+    fn text(room: i64, sender: i64, cid: &str) -> ChatWrite {
+        ChatWrite::Append(NewMessage {
+            room_id: room,
+            sender_id: sender,
+            client_msg_id: Some(cid.to_string()),
+            kind: MessageKind::Text,
+            body: format!("body {cid}"),
+            payload: None,
+            created_at: 1000,
+        })
+    }
+
+    #[tokio::test]
+    async fn batches_assign_gap_free_seqs_and_deduplicate() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = SqlStore::connect(&url).await.expect("connect");
+        store.migrate().await.expect("migrate");
+        let a = store
+            .insert_user("a@x.com", "h", "aa", crate::domain::account::Role::User, 1)
+            .await
+            .expect("user");
+        let b = store
+            .insert_user("b@x.com", "h", "bb", crate::domain::account::Role::User, 1)
+            .await
+            .expect("user");
+        let (r1, _) = store
+            .get_or_create_direct("1:2", a, b, None, 1)
+            .await
+            .expect("room");
+        let (r2, _) = store
+            .get_or_create_direct("1:2:x", a, b, None, 1)
+            .await
+            .expect("room");
+
+        let out = store
+            .write_batch(&[
+                text(r1, a, "x"),
+                text(r1, a, "x"), // duplicate inside the batch
+                text(r2, a, "x"), // same id, other room: a new message
+                text(r1, b, "x"), // same id, other sender: a new message
+                ChatWrite::Read {
+                    room_id: r1,
+                    user_id: b,
+                    seq: 1,
+                },
+                text(r1, a, "y"),
+            ])
+            .await
+            .expect("batch");
+        assert_eq!(
+            out,
+            vec![
+                Some(Appended::New { seq: 1, ts: 1000 }),
+                Some(Appended::Duplicate { seq: 1, ts: 1000 }),
+                Some(Appended::New { seq: 1, ts: 1000 }),
+                Some(Appended::New { seq: 2, ts: 1000 }),
+                None,
+                Some(Appended::New { seq: 3, ts: 1000 }),
+            ]
+        );
+        // Across batches too; and the sequence continues without a gap.
+        let out = store
+            .write_batch(&[text(r1, a, "y"), text(r1, a, "z")])
+            .await
+            .expect("batch");
+        assert_eq!(
+            out,
+            vec![
+                Some(Appended::Duplicate { seq: 3, ts: 1000 }),
+                Some(Appended::New { seq: 4, ts: 1000 })
+            ]
+        );
+        let room = store.room(r1).await.expect("room").expect("exists");
+        assert_eq!(room.last_seq, 4);
+        let seqs: Vec<i64> = store
+            .messages_after(r1, 0, 10)
+            .await
+            .expect("history")
+            .iter()
+            .map(|m| m.seq)
+            .collect();
+        assert_eq!(seqs, vec![1, 2, 3, 4]);
+        // Writers have read up to their last message; b read to 2 (its own), not back to 1.
+        assert_eq!(
+            store
+                .member(r1, a)
+                .await
+                .expect("m")
+                .expect("a")
+                .last_read_seq,
+            4
+        );
+        assert_eq!(
+            store
+                .member(r1, b)
+                .await
+                .expect("m")
+                .expect("b")
+                .last_read_seq,
+            2
+        );
+        // Read pointers never move back.
+        store
+            .write_batch(&[ChatWrite::Read {
+                room_id: r1,
+                user_id: a,
+                seq: 1,
+            }])
+            .await
+            .expect("batch");
+        assert_eq!(
+            store
+                .member(r1, a)
+                .await
+                .expect("m")
+                .expect("a")
+                .last_read_seq,
+            4
+        );
+    }
+}

@@ -1,0 +1,287 @@
+//! The relational adapter: SQLite (embedded) and, with the distributed engine,
+//! MySQL/MariaDB, through sqlx's `Any` driver so each query is written once.
+//!
+//! Dialect rules that keep queries portable: `?` placeholders, `!` as the
+//! LIKE escape character (a backslash means different things in the two
+//! dialects' string literals), times as
+//! BIGINT epoch milliseconds, ids as BIGINT, no booleans (0/1 BIGINT), no
+//! `RETURNING`, `CAST(SUM(..) AS SIGNED)`-free aggregates. Where the dialects
+//! really differ (upserts) the query is chosen by [`Dialect`].
+//!
+//! SQLite allows one writer at a time. Rather than letting pooled connections
+//! race for the write lock (and fail with `SQLITE_BUSY` when a deferred
+//! transaction upgrades), the store keeps a pool of one writer connection and
+//! a pool of read-only connections; WAL mode lets readers run beside the
+//! writer. On MySQL both handles point to one pool.
+
+mod accounts;
+mod market;
+mod messages;
+mod rooms;
+mod sessions;
+
+pub use accounts::InsertUserError;
+pub use market::{
+    FeedQuery, ListingRecord, MediaRecord, ReportRecord, ReservationRecord, ReviewInsert,
+    ReviewSummary,
+};
+pub use rooms::{JoinOutcome, ListingCard, MyRoom};
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+
+use crate::error::StoreError;
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static MYSQL_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/mysql");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    /// MySQL 8 and MariaDB 10.11.
+    MySql,
+}
+
+pub struct SqlStore {
+    read: AnyPool,
+    write: AnyPool,
+    dialect: Dialect,
+    /// SQLite: the connection that checkpoints the WAL in the background.
+    checkpointer: Option<AnyPool>,
+}
+
+/// The file path inside a `sqlite:` URL, if it names a file.
+fn sqlite_path(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty()).then(|| PathBuf::from(path))
+}
+
+impl SqlStore {
+    /// Connect (creating the SQLite file and its directory if needed). Does
+    /// not migrate: call [`SqlStore::migrate`].
+    pub async fn connect(url: &str) -> Result<SqlStore, StoreError> {
+        SqlStore::connect_with(url, "FULL").await
+    }
+
+    /// Connect with SQLite's `synchronous` mode (`FULL` or `NORMAL`).
+    pub async fn connect_with(
+        url: &str,
+        synchronous: &'static str,
+    ) -> Result<SqlStore, StoreError> {
+        sqlx::any::install_default_drivers();
+        if url.starts_with("mysql:") || url.starts_with("mariadb:") {
+            return SqlStore::connect_mysql(url).await;
+        }
+        if !url.starts_with("sqlite:") {
+            return Err(StoreError::Other(format!(
+                "unsupported database URL scheme: {url}"
+            )));
+        }
+        if let Some(parent) = sqlite_path(url).as_deref().and_then(|p| p.parent()) {
+            if !parent.as_os_str().is_empty() {
+                std::fs::create_dir_all(parent)?;
+            }
+        }
+        let url = if url.contains("mode=") {
+            url.to_string()
+        } else if url.contains('?') {
+            format!("{url}&mode=rwc")
+        } else {
+            format!("{url}?mode=rwc")
+        };
+        let options = AnyConnectOptions::from_str(&url)?;
+        let write = AnyPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    // FULL (default): a commit is on disk before we
+                    // acknowledge it (chat invariant 2); group commit
+                    // amortises the fsync. NORMAL trades power-loss
+                    // durability for latency (docs/OPERATIONS.md).
+                    let sync = if synchronous == "NORMAL" {
+                        "PRAGMA synchronous = NORMAL"
+                    } else {
+                        "PRAGMA synchronous = FULL"
+                    };
+                    conn.execute(sync).await?;
+                    conn.execute("PRAGMA foreign_keys = ON").await?;
+                    conn.execute("PRAGMA busy_timeout = 5000").await?;
+                    Ok(())
+                })
+            })
+            .connect_with(options.clone())
+            .await?;
+        let read = AnyPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute("PRAGMA busy_timeout = 5000").await?;
+                    conn.execute("PRAGMA query_only = ON").await?;
+                    Ok(())
+                })
+            })
+            .connect_with(options.clone())
+            .await?;
+        let checkpointer = AnyPoolOptions::new()
+            .max_connections(1)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute("PRAGMA busy_timeout = 5000").await?;
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        Ok(SqlStore {
+            read,
+            write,
+            dialect: Dialect::Sqlite,
+            checkpointer: Some(checkpointer),
+        })
+    }
+
+    /// MySQL / MariaDB: one pool serves reads and writes (the server
+    /// handles concurrent writers itself).
+    async fn connect_mysql(url: &str) -> Result<SqlStore, StoreError> {
+        let url = url.replacen("mariadb:", "mysql:", 1);
+        let pool = AnyPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute(
+                        "SET SESSION sql_mode = 'STRICT_TRANS_TABLES,NO_ENGINE_SUBSTITUTION'",
+                    )
+                    .await?;
+                    conn.execute("SET NAMES utf8mb4 COLLATE utf8mb4_bin")
+                        .await?;
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await?;
+        Ok(SqlStore {
+            read: pool.clone(),
+            write: pool,
+            dialect: Dialect::MySql,
+            checkpointer: None,
+        })
+    }
+
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match self.dialect {
+            Dialect::Sqlite => SQLITE_MIGRATIONS.run(&self.write).await?,
+            Dialect::MySql => MYSQL_MIGRATIONS.run(&self.write).await?,
+        }
+        Ok(())
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// The two-argument maximum function of the dialect.
+    pub(crate) fn greatest(&self) -> &'static str {
+        match self.dialect {
+            Dialect::Sqlite => "MAX",
+            Dialect::MySql => "GREATEST",
+        }
+    }
+
+    /// Readiness probe: both handles answer a trivial query.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        sqlx::query("SELECT 1").execute(&self.write).await?;
+        Ok(())
+    }
+
+    /// Copy committed WAL frames into the database file without blocking
+    /// the writer (SQLite `PASSIVE` checkpoint). Called periodically; a
+    /// no-op for other dialects.
+    pub async fn checkpoint(&self) -> Result<(), StoreError> {
+        if let Some(pool) = &self.checkpointer {
+            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        let _ = self.checkpoint().await;
+        self.read.close().await;
+        self.write.close().await;
+        if let Some(pool) = &self.checkpointer {
+            pool.close().await;
+        }
+    }
+
+    pub(crate) fn reader(&self) -> &AnyPool {
+        &self.read
+    }
+
+    pub(crate) fn writer(&self) -> &AnyPool {
+        &self.write
+    }
+}
+
+/// The id generated by the last INSERT on this connection. sqlx's `Any`
+/// driver does not report it for SQLite, and MySQL 8 has no `RETURNING`, so
+/// we ask the connection itself, per dialect.
+pub(crate) async fn last_insert_id(
+    conn: &mut sqlx::AnyConnection,
+    dialect: Dialect,
+) -> Result<i64, StoreError> {
+    let sql = match dialect {
+        Dialect::Sqlite => "SELECT last_insert_rowid()",
+        Dialect::MySql => "SELECT CAST(LAST_INSERT_ID() AS SIGNED)",
+    };
+    let (id,): (i64,) = sqlx::query_as(sql).fetch_one(&mut *conn).await?;
+    Ok(id)
+}
+
+/// An insert that may hit a unique key: `Ok(true)` if it inserted,
+/// `Ok(false)` if the row was there already (idempotent writes).
+pub(crate) fn inserted(
+    r: Result<sqlx::any::AnyQueryResult, sqlx::Error>,
+) -> Result<bool, StoreError> {
+    match r {
+        Ok(_) => Ok(true),
+        Err(e) if is_unique_violation(&e) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// True when the error is a unique-constraint violation.
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_paths() {
+        assert_eq!(
+            sqlite_path("sqlite://data/j.db"),
+            Some(PathBuf::from("data/j.db"))
+        );
+        assert_eq!(
+            sqlite_path("sqlite:///tmp/j.db?mode=rwc"),
+            Some(PathBuf::from("/tmp/j.db"))
+        );
+        assert_eq!(sqlite_path("sqlite:j.db"), Some(PathBuf::from("j.db")));
+        assert_eq!(sqlite_path("mysql://x"), None);
+    }
+}

@@ -1,0 +1,632 @@
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::helpers::{assert_error, spawn_app, spawn_app_in, spawn_app_with};
+
+#[actix_web::test]
+async fn signup_normalises_email_and_hides_the_password() {
+    let app = spawn_app().await;
+    let r = app
+        .signup("  Kim@Example.COM ", "correct horse", " 김당근 ")
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["email"], "kim@example.com");
+    assert_eq!(body["nickname"], "김당근");
+    assert_eq!(body["role"], "user");
+    assert!(body["id"].as_i64().expect("id") > 0);
+    assert!(body.get("password").is_none() && body.get("password_hash").is_none());
+    // The normalised address logs in, whatever its spelling.
+    assert_eq!(
+        app.login("KIM@example.com ", "correct horse")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+}
+
+#[actix_web::test]
+async fn duplicate_email_is_rejected_and_changes_nothing() {
+    let app = spawn_app().await;
+    assert_eq!(
+        app.signup("a@x.com", "password-one", "first")
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+    assert_error(
+        app.signup(" A@X.COM", "password-two", "second").await,
+        StatusCode::CONFLICT,
+        "email_taken",
+    )
+    .await;
+    // The original account is untouched: old password works, new one does not.
+    assert_eq!(
+        app.login("a@x.com", "password-one").await.status(),
+        StatusCode::OK
+    );
+    assert_error(
+        app.login("a@x.com", "password-two").await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_credentials",
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn concurrent_signups_with_one_email_create_one_account() {
+    let app = spawn_app().await;
+    let names: Vec<String> = (0..8).map(|i| format!("racer{i}")).collect();
+    let attempts = names
+        .iter()
+        .map(|n| app.signup("race@x.com", "password-race", n));
+    let statuses: Vec<StatusCode> = futures_util::future::join_all(attempts)
+        .await
+        .into_iter()
+        .map(|r| r.status())
+        .collect();
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::CREATED)
+            .count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::CONFLICT)
+            .count(),
+        7,
+        "{statuses:?}"
+    );
+}
+
+#[actix_web::test]
+async fn signup_validation_names_every_bad_field() {
+    let app = spawn_app().await;
+    let body = assert_error(
+        app.signup("not-an-email", "short", "x").await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    for field in ["email", "password", "nickname"] {
+        assert!(body["details"][field].is_string(), "{field}: {body}");
+    }
+    let long = "p".repeat(129);
+    let body = assert_error(
+        app.signup("ok@x.com", &long, "okay").await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert!(body["details"]["password"]
+        .as_str()
+        .expect("reason")
+        .contains("128"));
+    let body = assert_error(
+        app.signup("ok@x.com", "password-ok", &"가".repeat(21))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert!(body["details"]["nickname"].is_string());
+    // Exactly 8 and exactly 128 characters are fine (Korean counts per character).
+    assert_eq!(
+        app.signup("eight@x.com", "비밀번호가긴편이", "eight")
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        app.signup("max@x.com", &"p".repeat(128), "maxed")
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+    // None of the rejected attempts wrote anything: the address is still free.
+    assert_eq!(
+        app.signup("ok@x.com", "password-ok", "okay").await.status(),
+        StatusCode::CREATED
+    );
+}
+
+#[actix_web::test]
+async fn login_issues_a_token_and_an_httponly_cookie() {
+    let app = spawn_app().await;
+    app.signup("c@x.com", "password-c", "cookie").await;
+    let r = app.login("c@x.com", "password-c").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .expect("cookie")
+        .to_string();
+    assert!(cookie.starts_with("jangteo_session="), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Path=/"),
+        "{cookie}"
+    );
+    let body: Value = r.json().await.expect("json");
+    let token = body["token"].as_str().expect("token");
+    assert!(token.len() >= 40);
+    assert_eq!(body["user"]["email"], "c@x.com");
+    assert!(body["expires_at"].as_i64().expect("expiry") > 0);
+
+    // Bearer header authenticates.
+    let me: Value = app
+        .get("/api/me", Some(token))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(me["email"], "c@x.com");
+    // So does the cookie alone.
+    let r = app
+        .client
+        .get(app.url("/api/me"))
+        .header("cookie", format!("jangteo_session={token}"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[actix_web::test]
+async fn wrong_password_and_unknown_email_look_the_same() {
+    let app = spawn_app().await;
+    app.signup("w@x.com", "password-w", "wrong").await;
+    let a = assert_error(
+        app.login("w@x.com", "not-the-password").await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_credentials",
+    )
+    .await;
+    let b = assert_error(
+        app.login("nobody@x.com", "not-the-password").await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_credentials",
+    )
+    .await;
+    assert_eq!(a, b);
+}
+
+#[actix_web::test]
+async fn repeated_failures_are_refused_per_email() {
+    let app = spawn_app_with(&[("login_max_failures", "3")]).await;
+    app.signup("t@x.com", "password-t", "target").await;
+    app.signup("o@x.com", "password-o", "other").await;
+    for _ in 0..3 {
+        assert_error(
+            app.login("t@x.com", "guess-guess").await,
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+        )
+        .await;
+    }
+    // Even the right password is refused now, with a Retry-After.
+    let r = app.login("t@x.com", "password-t").await;
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .expect("hdr")
+        .parse()
+        .expect("secs");
+    assert!((1..=900).contains(&retry), "{retry}");
+    assert_error(r, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    // Another account from the same address is still below the address limit.
+    assert_eq!(
+        app.login("o@x.com", "password-o").await.status(),
+        StatusCode::OK
+    );
+}
+
+#[actix_web::test]
+async fn repeated_failures_from_one_address_are_refused() {
+    let app = spawn_app_with(&[("login_max_failures", "2")]).await;
+    app.signup("v@x.com", "password-v", "victim").await;
+    // 2 x 4 = 8 failures spread over many emails trip the per-address limit.
+    for i in 0..8 {
+        app.login(&format!("spray{i}@x.com"), "guess-guess").await;
+    }
+    assert_error(
+        app.login("v@x.com", "password-v").await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn me_requires_a_valid_session() {
+    let app = spawn_app().await;
+    assert_error(
+        app.get("/api/me", None).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
+    )
+    .await;
+    assert_error(
+        app.get("/api/me", Some("made-up-token")).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
+    )
+    .await;
+    let r = app
+        .client
+        .get(app.url("/api/me"))
+        .header("authorization", "Basic dXNlcjpwYXNz")
+        .send()
+        .await
+        .expect("request");
+    assert_error(r, StatusCode::UNAUTHORIZED, "unauthenticated").await;
+    let r = app
+        .client
+        .get(app.url("/api/me"))
+        .header("cookie", "jangteo_session=forged")
+        .send()
+        .await
+        .expect("request");
+    assert_error(r, StatusCode::UNAUTHORIZED, "unauthenticated").await;
+}
+
+#[actix_web::test]
+async fn logout_kills_only_that_session() {
+    let app = spawn_app().await;
+    let u = app.user("leaver").await;
+    let other_device = app.login_token(&u.email, &u.password).await;
+    let r = app
+        .post_json("/api/auth/logout", &json!({}), Some(&u.token))
+        .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let cookie = r.headers()["set-cookie"].to_str().expect("cookie");
+    assert!(cookie.contains("Max-Age=0"), "{cookie}");
+    assert_error(
+        app.get("/api/me", Some(&u.token)).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
+    )
+    .await;
+    assert_eq!(
+        app.get("/api/me", Some(&other_device)).await.status(),
+        StatusCode::OK
+    );
+    assert_error(
+        app.post_json("/api/auth/logout", &json!({}), None).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn sessions_slide_and_expire() {
+    // TTL 2 s: the expiry slides on use (at most every 200 ms).
+    let app = spawn_app_with(&[("session_ttl_secs", "2")]).await;
+    let u = app.user("slider").await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let r = app
+        .client
+        .get(app.url("/api/me"))
+        .header("cookie", format!("jangteo_session={}", u.token))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::OK);
+    // A cookie session that slid gets its cookie re-issued.
+    let cookie = r
+        .headers()
+        .get("set-cookie")
+        .expect("refreshed cookie")
+        .to_str()
+        .expect("str");
+    assert!(cookie.contains(&u.token), "{cookie}");
+    tokio::time::sleep(Duration::from_millis(1400)).await;
+    // 2.6 s after login: alive only because the use at 1.2 s slid it.
+    assert_eq!(
+        app.get("/api/me", Some(&u.token)).await.status(),
+        StatusCode::OK
+    );
+    tokio::time::sleep(Duration::from_millis(2300)).await;
+    assert_error(
+        app.get("/api/me", Some(&u.token)).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn sessions_survive_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = spawn_app_in(dir.path().to_path_buf(), &[]).await;
+    let u = app.user("stayer").await;
+    drop(app);
+    let again = spawn_app_in(dir.path().to_path_buf(), &[]).await;
+    let me: Value = again
+        .get("/api/me", Some(&u.token))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(me["id"], u.id);
+}
+
+#[actix_web::test]
+async fn nickname_change() {
+    let app = spawn_app().await;
+    let u = app.user("nick").await;
+    let r = app
+        .patch_json("/api/me", &json!({"nickname": "  새이름 "}), Some(&u.token))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.json::<Value>().await.expect("json")["nickname"], "새이름");
+    assert_error(
+        app.patch_json("/api/me", &json!({"nickname": "x"}), Some(&u.token))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_error(
+        app.patch_json("/api/me", &json!({}), Some(&u.token)).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_error(
+        app.patch_json("/api/me", &json!({"nickname": "hacker"}), None)
+            .await,
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
+    )
+    .await;
+    let me: Value = app
+        .get("/api/me", Some(&u.token))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(me["nickname"], "새이름");
+}
+
+#[actix_web::test]
+async fn password_change_needs_the_current_one_and_signs_out_other_devices() {
+    let app = spawn_app().await;
+    let u = app.user("changer").await;
+    let other = app.login_token(&u.email, &u.password).await;
+
+    let body = assert_error(
+        app.patch_json(
+            "/api/me",
+            &json!({"new_password": "brand-new-pass"}),
+            Some(&u.token),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert!(body["details"]["current_password"].is_string(), "{body}");
+    let body = assert_error(
+        app.patch_json(
+            "/api/me",
+            &json!({"current_password": "wrong-wrong", "new_password": "brand-new-pass"}),
+            Some(&u.token),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(body["details"]["current_password"], "is incorrect");
+    assert_error(
+        app.patch_json(
+            "/api/me",
+            &json!({"current_password": u.password, "new_password": "short"}),
+            Some(&u.token),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    // Nothing changed so far.
+    assert_eq!(
+        app.get("/api/me", Some(&other)).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.login(&u.email, &u.password).await.status(),
+        StatusCode::OK
+    );
+
+    let r = app
+        .patch_json(
+            "/api/me",
+            &json!({"current_password": u.password, "new_password": "brand-new-pass"}),
+            Some(&u.token),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        app.get("/api/me", Some(&u.token)).await.status(),
+        StatusCode::OK,
+        "this device stays in"
+    );
+    assert_error(
+        app.get("/api/me", Some(&other)).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
+    )
+    .await;
+    assert_error(
+        app.login(&u.email, &u.password).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_credentials",
+    )
+    .await;
+    assert_eq!(
+        app.login(&u.email, "brand-new-pass").await.status(),
+        StatusCode::OK
+    );
+}
+
+#[actix_web::test]
+async fn withdrawal_revokes_everything_and_frees_the_email() {
+    let app = spawn_app().await;
+    let u = app.user("quitter").await;
+    let other = app.login_token(&u.email, &u.password).await;
+
+    assert_error(
+        app.delete_json(
+            "/api/me",
+            &json!({"password": "wrong-wrong"}),
+            Some(&u.token),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_error(
+        app.delete_json("/api/me", &json!({"password": u.password}), None)
+            .await,
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
+    )
+    .await;
+    assert_eq!(
+        app.get("/api/me", Some(&u.token)).await.status(),
+        StatusCode::OK,
+        "failed attempts change nothing"
+    );
+
+    let r = app
+        .delete_json("/api/me", &json!({"password": u.password}), Some(&u.token))
+        .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    for token in [&u.token, &other] {
+        assert_error(
+            app.get("/api/me", Some(token)).await,
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+        )
+        .await;
+    }
+    assert_error(
+        app.login(&u.email, &u.password).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_credentials",
+    )
+    .await;
+
+    // Others see a placeholder under the old id.
+    let public: Value = app
+        .get(&format!("/api/users/{}", u.id), None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(public["withdrawn"], true);
+    assert_eq!(public["nickname"], "(탈퇴한 사용자)");
+
+    // The address may sign up again, as a new account.
+    let r = app.signup(&u.email, "another-password", "reborn").await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let new_id = r.json::<Value>().await.expect("json")["id"]
+        .as_i64()
+        .expect("id");
+    assert_ne!(new_id, u.id);
+}
+
+#[actix_web::test]
+async fn public_profiles() {
+    let app = spawn_app().await;
+    let u = app.user("seller").await;
+    let p: Value = app
+        .get(&format!("/api/users/{}", u.id), None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(p["nickname"], "seller");
+    assert_eq!(p["withdrawn"], false);
+    assert!(p.get("email").is_none(), "no email in public view: {p}");
+    assert_error(
+        app.get("/api/users/999999", None).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    assert_error(
+        app.get("/api/users/abc", None).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_parameter",
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn admin_endpoints_are_for_admins_only() {
+    let app = spawn_app().await;
+    let u = app.user("plain").await;
+    assert_error(
+        app.get("/api/admin/users", None).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
+    )
+    .await;
+    assert_error(
+        app.get("/api/admin/users", Some(&u.token)).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+
+    let admin = app.admin().await;
+    let me: Value = app
+        .get("/api/me", Some(&admin.token))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(me["role"], "admin");
+    let page: Value = app
+        .get("/api/admin/users?limit=1", Some(&admin.token))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(page["items"].as_array().expect("items").len(), 1);
+    assert_eq!(page["items"][0]["email"], u.email);
+    let after = page["next_after"].as_i64().expect("more pages");
+    let page: Value = app
+        .get(
+            &format!("/api/admin/users?limit=50&after={after}"),
+            Some(&admin.token),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(page["items"][0]["role"], "admin");
+    assert!(page["next_after"].is_null());
+    assert_error(
+        app.get("/api/admin/users?limit=0", Some(&admin.token))
+            .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_parameter",
+    )
+    .await;
+    assert_error(
+        app.get("/api/admin/users?limit=lots", Some(&admin.token))
+            .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_parameter",
+    )
+    .await;
+}

@@ -1,0 +1,532 @@
+//! `spawn_app()`: a real server on a random port with its own SQLite file,
+//! plus typed request helpers.
+
+use std::path::PathBuf;
+
+use jangteo::config::Config;
+use jangteo::Application;
+use reqwest::{Client, Response, StatusCode};
+use serde_json::{json, Value};
+
+pub struct TestApp {
+    /// Set when running on MySQL/MariaDB.
+    pub database_url: Option<String>,
+    pub addr: String,
+    pub client: Client,
+    pub data_dir: PathBuf,
+    pub app_state: actix_web::web::Data<jangteo::AppState>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// Settings every test server gets: port 0, a fresh data directory, cheap
+/// Argon2 parameters (the production cost is pointless in tests).
+fn base_pairs(dir: &std::path::Path) -> Vec<(String, String)> {
+    vec![
+        ("listen".into(), "127.0.0.1:0".into()),
+        ("data_dir".into(), dir.display().to_string()),
+        ("argon2_memory_kib".into(), "64".into()),
+        ("argon2_iterations".into(), "1".into()),
+        (
+            "log".into(),
+            std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into()),
+        ),
+        ("workers".into(), "2".into()),
+    ]
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+/// Spawn with extra settings, e.g. `&[("session_ttl_secs", "2")]`.
+pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().to_path_buf();
+    let mut app = spawn_app_in(path, extra).await;
+    app._dir = Some(dir);
+    app
+}
+
+/// With `JT_TEST_MYSQL_URL` (e.g. `mysql://root@127.0.0.1:3306`), every
+/// test server runs on its own fresh MySQL/MariaDB database instead of a
+/// SQLite file: the same acceptance tests, on the other relational engine.
+/// The database name derives from the data directory, so a restart test
+/// reopens the same one.
+async fn mysql_database(data_dir: &std::path::Path) -> Option<String> {
+    let base = std::env::var("JT_TEST_MYSQL_URL").ok()?;
+    use std::hash::{Hash as _, Hasher as _};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    data_dir.hash(&mut h);
+    let name = format!("jt_{:016x}", h.finish());
+    sqlx::any::install_default_drivers();
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&base)
+        .await
+        .expect("JT_TEST_MYSQL_URL is set but the server does not answer");
+    sqlx::Executor::execute(
+        &mut conn,
+        format!("CREATE DATABASE IF NOT EXISTS {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+            .as_str(),
+    )
+    .await
+    .expect("create test database");
+    Some(format!("{}/{name}", base.trim_end_matches('/')))
+}
+
+/// Spawn on an existing data directory (to test restarts).
+pub async fn spawn_app_in(data_dir: PathBuf, extra: &[(&str, &str)]) -> TestApp {
+    let mut pairs = base_pairs(&data_dir);
+    let database_url = mysql_database(&data_dir).await;
+    if let Some(url) = &database_url {
+        pairs.push(("database_url".into(), url.clone()));
+    }
+    // With JT_TEST_REDIS_URL, sessions, rate limits and caches live in Redis
+    // under a prefix of this data directory's own.
+    if let Ok(url) = std::env::var("JT_TEST_REDIS_URL") {
+        use std::hash::{Hash as _, Hasher as _};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        data_dir.hash(&mut h);
+        pairs.push(("redis_url".into(), url));
+        pairs.push(("redis_prefix".into(), format!("jt:{:016x}:", h.finish())));
+    }
+    pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let config = Config::from_pairs(pairs).expect("valid test config");
+    jangteo::telemetry::init(&config.log, config.log_format);
+    let app = Application::build(config)
+        .await
+        .expect("application builds");
+    let port = app.port();
+    let app_state = app.state();
+    actix_web::rt::spawn(app.run_until_stopped());
+    TestApp {
+        database_url,
+        addr: format!("http://127.0.0.1:{port}"),
+        client: Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client"),
+        data_dir,
+        app_state,
+        _dir: None,
+    }
+}
+
+/// A logged-in user.
+pub struct User {
+    pub id: i64,
+    pub email: String,
+    pub password: String,
+    pub token: String,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.addr, path)
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value, token: Option<&str>) -> Response {
+        let mut req = self.client.post(self.url(path)).json(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.expect("request")
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
+        let mut req = self.client.get(self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.expect("request")
+    }
+
+    pub async fn patch_json(&self, path: &str, body: &Value, token: Option<&str>) -> Response {
+        let mut req = self.client.patch(self.url(path)).json(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.expect("request")
+    }
+
+    pub async fn delete_json(&self, path: &str, body: &Value, token: Option<&str>) -> Response {
+        let mut req = self.client.delete(self.url(path)).json(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.expect("request")
+    }
+
+    pub async fn signup(&self, email: &str, password: &str, nickname: &str) -> Response {
+        self.post_json(
+            "/api/auth/signup",
+            &json!({"email": email, "password": password, "nickname": nickname}),
+            None,
+        )
+        .await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Response {
+        self.post_json(
+            "/api/auth/login",
+            &json!({"email": email, "password": password}),
+            None,
+        )
+        .await
+    }
+
+    /// Sign up and log in a fresh user.
+    pub async fn user(&self, name: &str) -> User {
+        let email = format!("{name}@example.com");
+        let password = format!("{name}-password");
+        let r = self.signup(&email, &password, name).await;
+        assert_eq!(r.status(), StatusCode::CREATED, "signup {name}");
+        let id = r.json::<Value>().await.expect("json")["id"]
+            .as_i64()
+            .expect("id");
+        let token = self.login_token(&email, &password).await;
+        User {
+            id,
+            email,
+            password,
+            token,
+        }
+    }
+
+    pub async fn login_token(&self, email: &str, password: &str) -> String {
+        let r = self.login(email, password).await;
+        assert_eq!(r.status(), StatusCode::OK, "login {email}");
+        r.json::<Value>().await.expect("json")["token"]
+            .as_str()
+            .expect("token")
+            .to_string()
+    }
+
+    /// Make an admin the only supported way: the `jangteo create-admin` CLI,
+    /// against this server's database while it runs.
+    pub async fn admin(&self) -> User {
+        let email = "admin@example.com";
+        let password = "admin-password";
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_jangteo"));
+        cmd.args([
+            "create-admin",
+            "--email",
+            email,
+            "--nickname",
+            "관리자",
+            "--password",
+            password,
+        ])
+        .args([
+            "--data-dir",
+            &self.data_dir.display().to_string(),
+            "--log",
+            "warn",
+        ])
+        .env_remove("JANGTEO_LISTEN");
+        if let Some(url) = &self.database_url {
+            cmd.args(["--database-url", url]);
+        }
+        let out = cmd.output().expect("run create-admin");
+        assert!(
+            out.status.success(),
+            "create-admin: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let token = self.login_token(email, password).await;
+        let me: Value = self
+            .get("/api/me", Some(&token))
+            .await
+            .json()
+            .await
+            .expect("json");
+        User {
+            id: me["id"].as_i64().expect("id"),
+            email: email.into(),
+            password: password.into(),
+            token,
+        }
+    }
+}
+
+/// Assert status and error code; return the error body.
+pub async fn assert_error(r: Response, status: StatusCode, code: &str) -> Value {
+    assert_eq!(r.status(), status, "status for expected code {code}");
+    let ct = r
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    assert!(ct.starts_with("application/json"), "content-type {ct}");
+    let body: Value = r.json().await.expect("error body is JSON");
+    assert_eq!(body["code"], code, "body: {body}");
+    assert!(body["message"].is_string(), "body: {body}");
+    body
+}
+
+// ---------------------------------------------------------------- WebSocket
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+use tokio_tungstenite::tungstenite::Message;
+
+pub type WsStream =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A WebSocket client speaking protocol v1.
+pub struct Ws {
+    pub stream: WsStream,
+    /// Frames read but not yet consumed by an `expect`.
+    pub backlog: VecDeque<Value>,
+}
+
+pub const WAIT: Duration = Duration::from_secs(10);
+
+impl TestApp {
+    /// Connect with a bearer header and synchronise (ping/pong), so live
+    /// events flow at once.
+    pub async fn ws(&self, token: &str) -> Ws {
+        let mut ws = self.ws_raw(token).await;
+        ws.send(json!({"type": "ping"})).await;
+        ws.expect("pong").await;
+        ws
+    }
+
+    /// Connect with a tiny, fixed TCP receive buffer (no kernel
+    /// auto-tuning): a client that stops reading stalls the server quickly.
+    pub async fn ws_small_buffer(&self, token: &str) -> Ws {
+        let port: u16 = self
+            .addr
+            .rsplit(':')
+            .next()
+            .expect("port")
+            .parse()
+            .expect("port");
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(8 * 1024).expect("rcvbuf");
+        let tcp = socket
+            .connect(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+            .await
+            .expect("connect");
+        let mut req = format!("ws://127.0.0.1:{port}/ws")
+            .into_client_request()
+            .expect("request");
+        req.headers_mut().insert(
+            "authorization",
+            format!("Bearer {token}").parse().expect("header"),
+        );
+        let (stream, _) =
+            tokio_tungstenite::client_async(req, tokio_tungstenite::MaybeTlsStream::Plain(tcp))
+                .await
+                .expect("ws handshake");
+        let mut ws = Ws {
+            stream,
+            backlog: VecDeque::new(),
+        };
+        ws.send(json!({"type": "ping"})).await;
+        ws.expect("pong").await;
+        ws
+    }
+
+    /// Connect without sending anything (for resume-first tests).
+    pub async fn ws_raw(&self, token: &str) -> Ws {
+        let mut req = format!(
+            "ws://127.0.0.1:{}/ws",
+            self.addr.rsplit(':').next().expect("port")
+        )
+        .into_client_request()
+        .expect("request");
+        req.headers_mut().insert(
+            "authorization",
+            format!("Bearer {token}").parse().expect("header"),
+        );
+        let (stream, _) = tokio_tungstenite::connect_async(req)
+            .await
+            .expect("ws connect");
+        Ws {
+            stream,
+            backlog: VecDeque::new(),
+        }
+    }
+
+    pub async fn open_room(&self, owner: &User, name: &str) -> i64 {
+        let r = self
+            .post_json(
+                "/api/rooms",
+                &json!({"kind": "open", "name": name}),
+                Some(&owner.token),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        r.json::<Value>().await.expect("json")["id"]
+            .as_i64()
+            .expect("id")
+    }
+
+    pub async fn direct_room(&self, a: &User, b: &User) -> i64 {
+        let r = self
+            .post_json(
+                "/api/rooms",
+                &json!({"kind": "direct", "peer": b.id}),
+                Some(&a.token),
+            )
+            .await;
+        assert!(r.status().is_success(), "direct room: {}", r.status());
+        r.json::<Value>().await.expect("json")["id"]
+            .as_i64()
+            .expect("id")
+    }
+
+    pub async fn join(&self, user: &User, room: i64) {
+        let r = self
+            .post_json(
+                &format!("/api/rooms/{room}/join"),
+                &json!({}),
+                Some(&user.token),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::OK, "join");
+    }
+
+    pub async fn my_rooms(&self, user: &User) -> Value {
+        let r = self.get("/api/me/rooms", Some(&user.token)).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        r.json().await.expect("json")
+    }
+
+    pub async fn unread(&self, user: &User, room: i64) -> i64 {
+        let rooms = self.my_rooms(user).await;
+        rooms["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .find(|r| r["id"] == room)
+            .map(|r| r["unread"].as_i64().expect("unread"))
+            .expect("room listed")
+    }
+
+    pub async fn history(&self, user: &User, room: i64, query: &str) -> Vec<Value> {
+        let r = self
+            .get(
+                &format!("/api/rooms/{room}/messages{query}"),
+                Some(&user.token),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        r.json().await.expect("json")
+    }
+}
+
+impl Ws {
+    pub async fn send(&mut self, v: Value) {
+        self.stream
+            .send(Message::Text(v.to_string()))
+            .await
+            .expect("ws send");
+    }
+
+    /// The next JSON frame (from the backlog first).
+    pub async fn next(&mut self) -> Value {
+        if let Some(v) = self.backlog.pop_front() {
+            return v;
+        }
+        self.read().await.expect("a frame before the timeout")
+    }
+
+    /// Read one frame from the socket, or None on timeout/close.
+    pub async fn read_within(&mut self, within: Duration) -> Option<Value> {
+        loop {
+            let msg = tokio::time::timeout(within, self.stream.next())
+                .await
+                .ok()??
+                .ok()?;
+            match msg {
+                Message::Text(t) => {
+                    return Some(serde_json::from_str(&t).expect("server frames are JSON"))
+                }
+                Message::Close(_) => return None,
+                _ => continue,
+            }
+        }
+    }
+
+    async fn read(&mut self) -> Option<Value> {
+        self.read_within(WAIT).await
+    }
+
+    /// The first frame of type `ty`; frames of other types are kept.
+    pub async fn expect(&mut self, ty: &str) -> Value {
+        self.expect_where(|v| v["type"] == ty).await
+    }
+
+    pub async fn expect_where(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
+        if let Some(i) = self.backlog.iter().position(&pred) {
+            return self.backlog.remove(i).expect("present");
+        }
+        loop {
+            let v = self
+                .read()
+                .await
+                .expect("expected frame before the timeout");
+            if pred(&v) {
+                return v;
+            }
+            self.backlog.push_back(v);
+        }
+    }
+
+    /// Nothing matching arrives within `within`.
+    pub async fn expect_none(&mut self, within: Duration, pred: impl Fn(&Value) -> bool) {
+        assert!(
+            !self.backlog.iter().any(&pred),
+            "unexpected frame in backlog: {:?}",
+            self.backlog
+        );
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            match self.read_within(left).await {
+                Some(v) => {
+                    assert!(!pred(&v), "unexpected frame {v}");
+                    self.backlog.push_back(v);
+                }
+                None => return,
+            }
+        }
+    }
+
+    /// Send a chat message and wait for its ack.
+    pub async fn say(&mut self, room: i64, cid: &str, body: &str) -> Value {
+        self.send(json!({"type": "send", "room": room, "client_msg_id": cid, "body": body}))
+            .await;
+        let cid = cid.to_string();
+        let v = self
+            .expect_where(|v| {
+                (v["type"] == "ack" || v["type"] == "error") && v["client_msg_id"] == cid.as_str()
+            })
+            .await;
+        assert_eq!(v["type"], "ack", "send failed: {v}");
+        v
+    }
+
+    /// Messages of `room` until one with seq `through` (inclusive), in
+    /// arrival order.
+    pub async fn messages_through(&mut self, room: i64, through: i64) -> Vec<Value> {
+        let mut out = Vec::new();
+        loop {
+            let v = self
+                .expect_where(|v| v["type"] == "message" && v["room"] == room)
+                .await;
+            let seq = v["seq"].as_i64().expect("seq");
+            out.push(v);
+            if seq >= through {
+                return out;
+            }
+        }
+    }
+}

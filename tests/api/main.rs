@@ -1,0 +1,10 @@
+//! HTTP acceptance tests: one binary for the whole API keeps link time down.
+
+mod accounts;
+mod chat;
+mod chat_rooms;
+mod errors;
+mod helpers;
+mod market;
+mod system;
+mod unread_model;

@@ -1,0 +1,173 @@
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::{assert_error, spawn_app};
+
+#[actix_web::test]
+async fn health_and_ready() {
+    let app = spawn_app().await;
+    let r = app.get("/health", None).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers().contains_key("x-request-id"));
+    assert_eq!(r.json::<Value>().await.expect("json")["status"], "ok");
+
+    let r = app.get("/ready", None).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["checks"]["database"], "ok");
+}
+
+#[actix_web::test]
+async fn ready_names_the_failing_backend() {
+    let app = spawn_app().await;
+    // A closed pool is what a lost database looks like to the server.
+    app.app_state.sql.close().await;
+    let body = assert_error(
+        app.get("/ready", None).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+    )
+    .await;
+    assert!(body["message"].as_str().expect("msg").contains("database"));
+    assert!(body["details"]["database"].is_string());
+    // Liveness is unaffected.
+    assert_eq!(app.get("/health", None).await.status(), StatusCode::OK);
+}
+
+#[actix_web::test]
+async fn request_id_is_echoed_or_generated() {
+    let app = spawn_app().await;
+    let r = app
+        .client
+        .get(app.url("/health"))
+        .header("x-request-id", "trace-abc-123")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.headers()["x-request-id"], "trace-abc-123");
+    let r = app
+        .client
+        .get(app.url("/health"))
+        .header("x-request-id", "bad id with spaces")
+        .send()
+        .await
+        .expect("request");
+    assert_ne!(r.headers()["x-request-id"], "bad id with spaces");
+}
+
+#[actix_web::test]
+async fn metrics_in_prometheus_text() {
+    let app = spawn_app().await;
+    app.get("/health", None).await;
+    app.get("/api/me", None).await;
+    let r = app.get("/metrics", None).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .expect("ct")
+        .starts_with("text/plain"));
+    let text = r.text().await.expect("text");
+    assert!(
+        text.contains("# TYPE jangteo_http_requests_total counter"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            r#"jangteo_http_requests_total{method="GET",route="/health",status="200"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(text.contains(r#"route="/api/me",status="401""#), "{text}");
+    assert!(
+        text.contains("jangteo_http_request_duration_seconds_bucket"),
+        "{text}"
+    );
+}
+
+#[actix_web::test]
+async fn openapi_covers_every_route_and_swagger_is_served() {
+    let app = spawn_app().await;
+    let r = app.get("/api-docs/openapi.json", None).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let doc: Value = r.json().await.expect("json");
+    assert!(doc["openapi"].as_str().expect("version").starts_with("3."));
+    let expected = [
+        ("/health", "get"),
+        ("/ready", "get"),
+        ("/metrics", "get"),
+        ("/api/auth/signup", "post"),
+        ("/api/auth/login", "post"),
+        ("/api/auth/logout", "post"),
+        ("/api/me", "get"),
+        ("/api/me", "patch"),
+        ("/api/me", "delete"),
+        ("/api/users/{id}", "get"),
+        ("/api/admin/users", "get"),
+        ("/ws", "get"),
+        ("/api/rooms", "post"),
+        ("/api/rooms", "get"),
+        ("/api/rooms/{id}", "get"),
+        ("/api/rooms/{id}/join", "post"),
+        ("/api/rooms/{id}/leave", "post"),
+        ("/api/rooms/{id}/kick", "post"),
+        ("/api/rooms/{id}/ban", "post"),
+        ("/api/rooms/{id}/unban", "post"),
+        ("/api/rooms/{id}/owner", "post"),
+        ("/api/rooms/{id}/members", "get"),
+        ("/api/me/rooms", "get"),
+        ("/api/rooms/{id}/messages", "get"),
+        ("/api/rooms/{id}/read", "put"),
+        ("/api/rooms/{id}/messages/{seq}", "patch"),
+        ("/api/rooms/{id}/messages/{seq}", "delete"),
+        ("/api/media", "post"),
+        ("/media/{key}", "get"),
+        ("/api/listings", "post"),
+        ("/api/listings", "get"),
+        ("/api/listings/{id}", "get"),
+        ("/api/listings/{id}", "patch"),
+        ("/api/listings/{id}", "delete"),
+        ("/api/listings/{id}/favourite", "put"),
+        ("/api/listings/{id}/favourite", "delete"),
+        ("/api/me/favourites", "get"),
+        ("/api/users/{id}/block", "put"),
+        ("/api/users/{id}/block", "delete"),
+        ("/api/me/blocks", "get"),
+        ("/api/reports", "post"),
+        ("/api/admin/reports", "get"),
+        ("/api/listings/{id}/chat", "post"),
+        ("/api/listings/{id}/chats", "get"),
+        ("/api/listings/{id}/reservation", "post"),
+        ("/api/listings/{id}/reservation", "delete"),
+        ("/api/listings/{id}/sold", "post"),
+        ("/api/listings/{id}/reviews", "post"),
+    ];
+    let paths = doc["paths"].as_object().expect("paths");
+    for (path, method) in expected {
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} missing"
+        );
+    }
+    let documented: usize = paths
+        .values()
+        .map(|p| p.as_object().map_or(0, |m| m.len()))
+        .sum();
+    assert_eq!(
+        documented,
+        expected.len(),
+        "a route is documented but not in this test's list"
+    );
+    assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+
+    let r = app.get("/swagger-ui/", None).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let html = r.text().await.expect("html");
+    assert!(html.contains("swagger"), "{html}");
+    let r = app.get("/swagger-ui/swagger-ui.css", None).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "vendored assets are served offline"
+    );
+}

@@ -1,0 +1,428 @@
+//! The `jangteo` binary itself: configuration errors, port 0, migrations,
+//! create-admin, graceful shutdown.
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+fn jangteo() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_jangteo"));
+    // The tests decide the configuration; nothing leaks in from the caller.
+    for (k, _) in std::env::vars() {
+        if k.starts_with("JANGTEO_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("NO_COLOR", "1");
+    cmd
+}
+
+#[test]
+fn unknown_environment_setting_fails_naming_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = jangteo()
+        .current_dir(dir.path())
+        .env("JANGTEO_LISTN", "127.0.0.1:0")
+        .arg("migrate")
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("JANGTEO_LISTN") && err.contains("listn"),
+        "{err}"
+    );
+    assert!(
+        !dir.path().join("data").exists(),
+        "nothing created on a config error"
+    );
+}
+
+#[test]
+fn invalid_values_fail_naming_the_setting_and_layer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = jangteo()
+        .current_dir(dir.path())
+        .env("JANGTEO_LISTEN", "not-an-address")
+        .arg("migrate")
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("`listen`") && err.contains("JANGTEO_LISTEN"),
+        "{err}"
+    );
+
+    std::fs::write(
+        dir.path().join("jangteo.toml"),
+        "max_body_bytes = \"lots\"\n",
+    )
+    .expect("write");
+    let out = jangteo()
+        .current_dir(dir.path())
+        .arg("migrate")
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("`max_body_bytes`") && err.contains("jangteo.toml"),
+        "{err}"
+    );
+
+    let out = jangteo()
+        .current_dir(dir.path())
+        .args(["--set", "nonsense=1", "migrate"])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`nonsense`"));
+}
+
+#[test]
+fn migrate_creates_the_database_under_the_data_dir() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = jangteo()
+        .current_dir(dir.path())
+        .env("JANGTEO_DATA_DIR", "store")
+        .arg("migrate")
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.path().join("store/jangteo.db").exists());
+    // Idempotent.
+    let out = jangteo()
+        .current_dir(dir.path())
+        .env("JANGTEO_DATA_DIR", "store")
+        .arg("migrate")
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+}
+
+struct Server {
+    child: Child,
+    addr: String,
+    lines: mpsc::Receiver<String>,
+}
+
+/// Start `jangteo` (serve by default) with port 0 and wait for the log line
+/// that names the bound address.
+fn start(dir: &std::path::Path, args: &[&str]) -> Server {
+    let mut child = jangteo()
+        .current_dir(dir)
+        .env("JANGTEO_LISTEN", "127.0.0.1:0")
+        .env("JANGTEO_ARGON2_MEMORY_KIB", "64")
+        .env("JANGTEO_ARGON2_ITERATIONS", "1")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut addr = None;
+    while addr.is_none() {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("server logs its address");
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            addr = rest.split_whitespace().next().map(str::to_string);
+        }
+    }
+    let addr = addr.expect("address");
+    assert!(
+        !addr.ends_with(":0"),
+        "the real port is logged, not 0: {addr}"
+    );
+    Server {
+        child,
+        addr,
+        lines: rx,
+    }
+}
+
+fn terminate(server: Server) -> Vec<String> {
+    let pid = server.child.id().to_string();
+    let status = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    terminate_signalled(server)
+}
+
+/// Wait for a server that was already sent SIGTERM.
+fn terminate_signalled(mut server: Server) -> Vec<String> {
+    let exit = server.child.wait().expect("wait");
+    assert!(exit.success(), "graceful exit on SIGTERM: {exit:?}");
+    server.lines.try_iter().collect()
+}
+
+/// Sign up and log in over HTTP; returns (user id, token).
+async fn account(addr: &str, name: &str) -> (i64, String) {
+    let client = reqwest::Client::new();
+    let email = format!("{name}@example.com");
+    let body = serde_json::json!({"email": email, "password": "password-123", "nickname": name});
+    let created: serde_json::Value = client
+        .post(format!("http://{addr}/api/auth/signup"))
+        .json(&body)
+        .send()
+        .await
+        .expect("signup")
+        .json()
+        .await
+        .expect("json");
+    let login: serde_json::Value = client
+        .post(format!("http://{addr}/api/auth/login"))
+        .json(&serde_json::json!({"email": email, "password": "password-123"}))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("json");
+    (
+        created["id"].as_i64().expect("id"),
+        login["token"].as_str().expect("token").to_string(),
+    )
+}
+
+async fn direct_room(addr: &str, token: &str, peer: i64) -> i64 {
+    let room: serde_json::Value = reqwest::Client::new()
+        .post(format!("http://{addr}/api/rooms"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({"kind": "direct", "peer": peer}))
+        .send()
+        .await
+        .expect("room")
+        .json()
+        .await
+        .expect("json");
+    room["id"].as_i64().expect("id")
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn socket(addr: &str, token: &str) -> Socket {
+    let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws?token={token}"))
+        .await
+        .expect("ws");
+    ws
+}
+
+#[tokio::test]
+async fn serves_on_port_zero_and_shuts_down_gracefully() {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start(dir.path(), &[]);
+    let r = reqwest::get(format!("http://{}/ready", server.addr))
+        .await
+        .expect("ready");
+    assert_eq!(r.status(), 200);
+    // The embedded default: a SQLite file under ./data, created on start.
+    assert!(dir.path().join("data/jangteo.db").exists());
+
+    // An open WebSocket is closed with 1012 (restart) so the client resumes elsewhere.
+    let (_, token) = account(&server.addr, "sigterm").await;
+    let mut ws = socket(&server.addr, &token).await;
+    ws.send(Message::Text(r#"{"type":"ping"}"#.into()))
+        .await
+        .expect("ping");
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill")
+        .success());
+    let mut close_code = None;
+    while let Ok(Some(Ok(msg))) = tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+        if let Message::Close(frame) = msg {
+            close_code = frame.map(|f| u16::from(f.code));
+            break;
+        }
+    }
+    assert_eq!(close_code, Some(1012));
+    let rest = terminate_signalled(server);
+    assert!(
+        rest.iter().any(|l| l.contains("shutdown complete")),
+        "{rest:?}"
+    );
+}
+
+#[tokio::test]
+async fn acknowledged_messages_survive_kill_9() {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = start(dir.path(), &[]);
+    let (_, token_a) = account(&server.addr, "durable-a").await;
+    let (b, token_b) = account(&server.addr, "durable-b").await;
+    let room = direct_room(&server.addr, &token_a, b).await;
+    let mut ws = socket(&server.addr, &token_a).await;
+    for i in 0..50 {
+        let frame = serde_json::json!({"type": "send", "room": room, "client_msg_id": format!("k{i}"), "body": "must survive"});
+        ws.send(Message::Text(frame.to_string()))
+            .await
+            .expect("send");
+    }
+    let mut acked = Vec::new();
+    while acked.len() < 50 {
+        let Ok(Some(Ok(msg))) = tokio::time::timeout(Duration::from_secs(10), ws.next()).await
+        else {
+            panic!("acks stopped after {}", acked.len());
+        };
+        if let Message::Text(t) = msg {
+            let v: serde_json::Value = serde_json::from_str(&t).expect("json");
+            if v["type"] == "ack" {
+                acked.push(v["seq"].as_i64().expect("seq"));
+            }
+        }
+    }
+    // No goodbye: the process dies the moment the last ack is read.
+    server.child.kill().expect("kill -9");
+    server.child.wait().expect("wait");
+
+    let server = start(dir.path(), &[]);
+    let history: Vec<serde_json::Value> = reqwest::Client::new()
+        .get(format!(
+            "http://{}/api/rooms/{room}/messages?limit=200",
+            server.addr
+        ))
+        .bearer_auth(&token_b)
+        .send()
+        .await
+        .expect("history")
+        .json()
+        .await
+        .expect("json");
+    let stored: Vec<i64> = history
+        .iter()
+        .map(|m| m["seq"].as_i64().expect("seq"))
+        .collect();
+    for seq in &acked {
+        assert!(
+            stored.contains(seq),
+            "acked seq {seq} lost; stored {stored:?}"
+        );
+    }
+    assert_eq!(stored, (1..=50).collect::<Vec<_>>());
+    terminate(server);
+}
+
+#[tokio::test]
+async fn create_admin_then_log_in_as_admin() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = jangteo()
+        .current_dir(dir.path())
+        .args([
+            "create-admin",
+            "--email",
+            "Root@Example.com",
+            "--nickname",
+            "운영자",
+        ])
+        .env("JANGTEO_ARGON2_MEMORY_KIB", "64")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().expect("stdin");
+        writeln!(stdin, "admin-secret-pass").expect("write password");
+    }
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("root@example.com"));
+
+    // A second run for the same email refuses unless asked to promote.
+    let out = jangteo()
+        .current_dir(dir.path())
+        .args([
+            "create-admin",
+            "--email",
+            "root@example.com",
+            "--nickname",
+            "again",
+            "--password",
+            "admin-secret-pass",
+        ])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("email_taken"));
+
+    let server = start(dir.path(), &["serve"]);
+    let client = reqwest::Client::new();
+    let login: serde_json::Value = client
+        .post(format!("http://{}/api/auth/login", server.addr))
+        .json(&serde_json::json!({"email": "root@example.com", "password": "admin-secret-pass"}))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(login["user"]["role"], "admin");
+    let token = login["token"].as_str().expect("token");
+    let r = client
+        .get(format!("http://{}/api/admin/users", server.addr))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("admin list");
+    assert_eq!(r.status(), 200);
+    terminate(server);
+}
+
+#[test]
+fn promote_existing_makes_an_account_admin() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = |extra: &[&str]| {
+        jangteo()
+            .current_dir(dir.path())
+            .env("JANGTEO_ARGON2_MEMORY_KIB", "64")
+            .args([
+                "create-admin",
+                "--email",
+                "p@x.com",
+                "--nickname",
+                "promoted",
+                "--password",
+                "password-p",
+            ])
+            .args(extra)
+            .output()
+            .expect("run")
+    };
+    assert!(run(&[]).status.success());
+    let out = run(&["--promote-existing"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
