@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use sqlx::Row as _;
 
-use super::{inserted, last_insert_id, SqlStore};
+use super::{inserted, last_insert_id, retrying, SqlStore};
 use crate::domain::listing::{Cursor, ListingStatus, Sort};
 use crate::error::StoreError;
 
@@ -309,6 +309,22 @@ impl SqlStore {
         images: &[i64],
         now: i64,
     ) -> Result<i64, StoreError> {
+        retrying("create_listing", || {
+            self.create_listing_once(seller, title, description, price, category, images, now)
+        })
+        .await
+    }
+
+    async fn create_listing_once(
+        &self,
+        seller: i64,
+        title: &str,
+        description: &str,
+        price: i64,
+        category: &str,
+        images: &[i64],
+        now: i64,
+    ) -> Result<i64, StoreError> {
         let mut tx = self.writer().begin().await?;
         sqlx::query(
             "INSERT INTO listings (seller_id, title, description, price, category, status, search_text, \
@@ -334,6 +350,22 @@ impl SqlStore {
     /// `images` is given, replace the images.
     #[allow(clippy::too_many_arguments)]
     pub async fn update_listing(
+        &self,
+        id: i64,
+        title: &str,
+        description: &str,
+        price: i64,
+        category: &str,
+        images: Option<&[i64]>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        retrying("update_listing", || {
+            self.update_listing_once(id, title, description, price, category, images, now)
+        })
+        .await
+    }
+
+    async fn update_listing_once(
         &self,
         id: i64,
         title: &str,
@@ -387,6 +419,10 @@ impl SqlStore {
     }
 
     pub async fn delete_listing(&self, id: i64, now: i64) -> Result<(), StoreError> {
+        retrying("delete_listing", || self.delete_listing_once(id, now)).await
+    }
+
+    async fn delete_listing_once(&self, id: i64, now: i64) -> Result<(), StoreError> {
         let mut tx = self.writer().begin().await?;
         sqlx::query("UPDATE listings SET deleted_at = ?, updated_at = ? WHERE id = ?")
             .bind(now)
@@ -515,6 +551,18 @@ impl SqlStore {
         listing_id: i64,
         now: i64,
     ) -> Result<bool, StoreError> {
+        retrying("add_favourite", || {
+            self.add_favourite_once(user, listing_id, now)
+        })
+        .await
+    }
+
+    async fn add_favourite_once(
+        &self,
+        user: i64,
+        listing_id: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
         let mut tx = self.writer().begin().await?;
         let added = sqlx::query(
             "INSERT INTO favourites (user_id, listing_id, created_at) VALUES (?, ?, ?)",
@@ -536,6 +584,13 @@ impl SqlStore {
     }
 
     pub async fn remove_favourite(&self, user: i64, listing_id: i64) -> Result<bool, StoreError> {
+        retrying("remove_favourite", || {
+            self.remove_favourite_once(user, listing_id)
+        })
+        .await
+    }
+
+    async fn remove_favourite_once(&self, user: i64, listing_id: i64) -> Result<bool, StoreError> {
         let mut tx = self.writer().begin().await?;
         let r = sqlx::query("DELETE FROM favourites WHERE user_id = ? AND listing_id = ?")
             .bind(user)
@@ -742,6 +797,19 @@ impl SqlStore {
         until: Option<i64>,
         now: i64,
     ) -> Result<(i64, Option<ReservationRecord>), StoreError> {
+        retrying("reserve", || {
+            self.reserve_once(listing_id, buyer, until, now)
+        })
+        .await
+    }
+
+    async fn reserve_once(
+        &self,
+        listing_id: i64,
+        buyer: i64,
+        until: Option<i64>,
+        now: i64,
+    ) -> Result<(i64, Option<ReservationRecord>), StoreError> {
         let mut tx = self.writer().begin().await?;
         let old: Option<ReservationRow> = sqlx::query_as(&format!(
             "SELECT {RESERVATION_COLUMNS} FROM reservations WHERE active_listing_id = ?"
@@ -810,6 +878,18 @@ impl SqlStore {
         status: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
+        retrying("end_reservation", || {
+            self.end_reservation_once(id, status, now)
+        })
+        .await
+    }
+
+    async fn end_reservation_once(
+        &self,
+        id: i64,
+        status: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
         let mut tx = self.writer().begin().await?;
         let row: Option<(i64,)> = sqlx::query_as(
             "SELECT listing_id FROM reservations WHERE id = ? AND status = 'active'",
@@ -848,6 +928,15 @@ impl SqlStore {
     /// Mark sold (to `buyer` if known); completes an active reservation.
     /// False if the listing was not selling or reserved.
     pub async fn mark_sold(
+        &self,
+        listing_id: i64,
+        buyer: Option<i64>,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        retrying("mark_sold", || self.mark_sold_once(listing_id, buyer, now)).await
+    }
+
+    async fn mark_sold_once(
         &self,
         listing_id: i64,
         buyer: Option<i64>,

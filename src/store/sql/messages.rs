@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 
-use super::SqlStore;
+use super::{retrying, SqlStore};
 use crate::domain::chat::MessageKind;
 use crate::error::StoreError;
 use crate::store::{Appended, ChatWrite, MessageRecord, MessageStore};
@@ -67,9 +67,11 @@ fn message(row: MessageRow) -> Result<MessageRecord, StoreError> {
     })
 }
 
-#[async_trait]
-impl MessageStore for SqlStore {
-    async fn write_batch(&self, writes: &[ChatWrite]) -> Result<Vec<Option<Appended>>, StoreError> {
+impl SqlStore {
+    async fn write_batch_once(
+        &self,
+        writes: &[ChatWrite],
+    ) -> Result<Vec<Option<Appended>>, StoreError> {
         // Set-based: a constant handful of statements per batch, whatever
         // its size. Each statement is a round trip to SQLite's worker
         // thread, so per-message statements would dominate the cost.
@@ -114,8 +116,9 @@ impl MessageStore for SqlStore {
         let mut last: HashMap<i64, (i64, i64)> = HashMap::new();
         for chunk in now_rooms.chunks(IN_CHUNK) {
             let sql = format!(
-                "SELECT id, last_seq FROM rooms WHERE id IN ({})",
-                placeholders(chunk.len())
+                "SELECT id, last_seq FROM rooms WHERE id IN ({}) ORDER BY id{}",
+                placeholders(chunk.len()),
+                self.for_update()
             );
             let mut q = sqlx::query_as::<_, (i64, i64)>(&sql);
             for id in chunk {
@@ -241,6 +244,13 @@ impl MessageStore for SqlStore {
         }
         tx.commit().await?;
         Ok(results)
+    }
+}
+
+#[async_trait]
+impl MessageStore for SqlStore {
+    async fn write_batch(&self, writes: &[ChatWrite]) -> Result<Vec<Option<Appended>>, StoreError> {
+        retrying("write_batch", || self.write_batch_once(writes)).await
     }
 
     async fn messages_after(

@@ -198,6 +198,34 @@ impl SqlStore {
         }
     }
 
+    /// Lock one room's row for the rest of the transaction (MySQL; SQLite
+    /// has a single writer already). Every transaction that touches a room
+    /// and its members takes this lock first, so they all lock in the same
+    /// order and cannot deadlock on each other. False if there is no room.
+    pub(crate) async fn lock_room(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        room_id: i64,
+    ) -> Result<bool, StoreError> {
+        let sql = match self.dialect {
+            Dialect::Sqlite => "SELECT id FROM rooms WHERE id = ?",
+            Dialect::MySql => "SELECT id FROM rooms WHERE id = ? FOR UPDATE",
+        };
+        let row: Option<(i64,)> = sqlx::query_as(sql)
+            .bind(room_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// ` FOR UPDATE` on MySQL, nothing on SQLite (one writer).
+    pub(crate) fn for_update(&self) -> &'static str {
+        match self.dialect {
+            Dialect::Sqlite => "",
+            Dialect::MySql => " FOR UPDATE",
+        }
+    }
+
     /// Readiness probe: both handles answer a trivial query.
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.read).await?;
@@ -232,6 +260,46 @@ impl SqlStore {
 
     pub(crate) fn writer(&self) -> &AnyPool {
         &self.write
+    }
+}
+
+/// How often a transaction that lost a lock conflict is run again.
+const RETRIES: u32 = 5;
+
+/// True for errors that mean "run the transaction again": a deadlock or
+/// lock-wait timeout on MySQL/MariaDB (1213 / 1205), a busy or locked
+/// database on SQLite (5 / 6). The transaction was rolled back as a whole,
+/// so running it again is safe.
+pub(crate) fn is_transient(e: &StoreError) -> bool {
+    let StoreError::Sql(sqlx::Error::Database(d)) = e else {
+        return false;
+    };
+    let message = d.message();
+    matches!(d.code().as_deref(), Some("40001" | "5" | "6" | "517"))
+        || message.contains("Deadlock found")
+        || message.contains("Lock wait timeout")
+        || message.contains("database is locked")
+}
+
+/// Run a transaction, again (with a short, growing pause) if it failed on a
+/// lock conflict. Lock order is kept the same everywhere (the `rooms` row
+/// before `room_members`, see [`SqlStore::lock_room`]) so conflicts are
+/// rare; this covers the rest (InnoDB gap locks, MySQL's own victims).
+pub(crate) async fn retrying<T, F, Fut>(what: &str, mut run: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let mut attempt = 0;
+    loop {
+        match run().await {
+            Err(e) if attempt < RETRIES && is_transient(&e) => {
+                attempt += 1;
+                tracing::debug!(what, attempt, error = %e, "transaction conflict; retrying");
+                tokio::time::sleep(Duration::from_millis(2u64 << attempt)).await;
+            }
+            other => return other,
+        }
     }
 }
 

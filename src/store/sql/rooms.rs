@@ -1,6 +1,6 @@
 //! Rooms, members and bans.
 
-use super::{inserted, is_unique_violation, last_insert_id, SqlStore};
+use super::{inserted, is_unique_violation, last_insert_id, retrying, SqlStore};
 use crate::domain::chat::{MemberRole, RoomKind};
 use crate::error::StoreError;
 use crate::store::{MemberRecord, RoomRecord};
@@ -118,6 +118,30 @@ impl SqlStore {
         min_manner_score: Option<f64>,
         now: i64,
     ) -> Result<i64, StoreError> {
+        retrying("create_open_room", || {
+            self.create_open_room_once(
+                owner,
+                name,
+                description,
+                capacity,
+                passcode_hash,
+                min_manner_score,
+                now,
+            )
+        })
+        .await
+    }
+
+    async fn create_open_room_once(
+        &self,
+        owner: i64,
+        name: &str,
+        description: &str,
+        capacity: i64,
+        passcode_hash: Option<&str>,
+        min_manner_score: Option<f64>,
+        now: i64,
+    ) -> Result<i64, StoreError> {
         let mut tx = self.writer().begin().await?;
         sqlx::query(
             "INSERT INTO rooms (kind, name, description, capacity, passcode_hash, owner_id, member_count, last_seq, \
@@ -151,6 +175,20 @@ impl SqlStore {
     /// missing. Two concurrent calls get the same room: the unique key makes
     /// the loser of the race re-read the winner's row.
     pub async fn get_or_create_direct(
+        &self,
+        key: &str,
+        a: i64,
+        b: i64,
+        listing_id: Option<i64>,
+        now: i64,
+    ) -> Result<(i64, bool), StoreError> {
+        retrying("get_or_create_direct", || {
+            self.get_or_create_direct_once(key, a, b, listing_id, now)
+        })
+        .await
+    }
+
+    async fn get_or_create_direct_once(
         &self,
         key: &str,
         a: i64,
@@ -259,7 +297,19 @@ impl SqlStore {
         user_id: i64,
         now: i64,
     ) -> Result<JoinOutcome, StoreError> {
+        retrying("join_room", || self.join_room_once(room_id, user_id, now)).await
+    }
+
+    async fn join_room_once(
+        &self,
+        room_id: i64,
+        user_id: i64,
+        now: i64,
+    ) -> Result<JoinOutcome, StoreError> {
         let mut tx = self.writer().begin().await?;
+        if !self.lock_room(&mut tx, room_id).await? {
+            return Ok(JoinOutcome::NoRoom);
+        }
         let banned: Option<(i64,)> =
             sqlx::query_as("SELECT user_id FROM room_bans WHERE room_id = ? AND user_id = ?")
                 .bind(room_id)
@@ -317,7 +367,17 @@ impl SqlStore {
 
     /// Remove a member (leave or kick); false if they were not one.
     pub async fn remove_member(&self, room_id: i64, user_id: i64) -> Result<bool, StoreError> {
+        retrying("remove_member", || {
+            self.remove_member_once(room_id, user_id)
+        })
+        .await
+    }
+
+    async fn remove_member_once(&self, room_id: i64, user_id: i64) -> Result<bool, StoreError> {
         let mut tx = self.writer().begin().await?;
+        if !self.lock_room(&mut tx, room_id).await? {
+            return Ok(false);
+        }
         let removed = sqlx::query("DELETE FROM room_members WHERE room_id = ? AND user_id = ?")
             .bind(room_id)
             .bind(user_id)
@@ -369,7 +429,20 @@ impl SqlStore {
         old_owner: i64,
         new_owner: i64,
     ) -> Result<(), StoreError> {
+        retrying("set_owner", || {
+            self.set_owner_once(room_id, old_owner, new_owner)
+        })
+        .await
+    }
+
+    async fn set_owner_once(
+        &self,
+        room_id: i64,
+        old_owner: i64,
+        new_owner: i64,
+    ) -> Result<(), StoreError> {
         let mut tx = self.writer().begin().await?;
+        self.lock_room(&mut tx, room_id).await?;
         sqlx::query("UPDATE room_members SET role = 'member' WHERE room_id = ? AND user_id = ?")
             .bind(room_id)
             .bind(old_owner)
