@@ -145,6 +145,41 @@ pub const SETTINGS: &[(&str, Option<&str>, &str)] = &[
     ),
     ("redis_prefix", Some("jangteo:"), "prefix of every Redis key"),
     (
+        "database_pool_size",
+        Some("16"),
+        "MySQL: connections in the pool (SQLite always uses one writer and 8 readers)",
+    ),
+    (
+        "mongodb_url",
+        None,
+        "mongodb://HOST:PORT/DB: chat messages in MongoDB (default: the SQL database); DB defaults to `jangteo`",
+    ),
+    (
+        "kafka_brokers",
+        None,
+        "HOST:PORT,...: cross-node chat delivery and alarm events through Kafka (default: in-process bus, one node)",
+    ),
+    (
+        "kafka_topic_prefix",
+        Some(""),
+        "prefix of every Kafka topic name (several clusters or test runs on one broker)",
+    ),
+    (
+        "kafka_partitions",
+        Some("8"),
+        "partitions of each topic when Jangteo creates it",
+    ),
+    (
+        "node_id",
+        None,
+        "this node's name in the cluster (default: hostname-pid)",
+    ),
+    (
+        "cluster_gap_fill_ms",
+        Some("150"),
+        "how long a node waits for a missing seq from Kafka before reading it from the store",
+    ),
+    (
         "media_max_bytes",
         Some("10485760"),
         "largest image upload accepted",
@@ -228,6 +263,29 @@ pub struct Config {
     pub sqlite_synchronous: &'static str,
     pub redis_url: Option<String>,
     pub redis_prefix: String,
+    pub database_pool_size: u32,
+    pub mongodb_url: Option<String>,
+    pub kafka_brokers: Option<String>,
+    pub kafka_topic_prefix: String,
+    pub kafka_partitions: i32,
+    pub node_id: String,
+    pub cluster_gap_fill: Duration,
+}
+
+/// `hostname-pid`: unique per process on a machine, readable in logs.
+fn default_node_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| {
+            h.trim()
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .take(40)
+                .collect::<String>()
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "node".to_string());
+    format!("{host}-{}", std::process::id())
 }
 
 /// The raw layers before parsing: setting name -> (value, where it came from).
@@ -480,6 +538,55 @@ impl Layers {
                 None => None,
             },
             redis_prefix: self.parse("redis_prefix")?,
+            database_pool_size: self.positive_u64("database_pool_size")?.min(1024) as u32,
+            mongodb_url: match self.get("mongodb_url") {
+                Some((url, _))
+                    if url.starts_with("mongodb://") || url.starts_with("mongodb+srv://") =>
+                {
+                    Some(url.clone())
+                }
+                Some(_) => {
+                    return Err(self.invalid("mongodb_url", "expected mongodb://HOST:PORT/DB"))
+                }
+                None => None,
+            },
+            kafka_brokers: match self.get("kafka_brokers") {
+                Some((list, _)) => {
+                    let ok = !list.is_empty()
+                        && list.split(',').all(|hp| {
+                            hp.rsplit_once(':')
+                                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
+                        });
+                    if !ok {
+                        return Err(
+                            self.invalid("kafka_brokers", "expected HOST:PORT[,HOST:PORT...]")
+                        );
+                    }
+                    Some(list.clone())
+                }
+                None => None,
+            },
+            kafka_topic_prefix: self.parse("kafka_topic_prefix")?,
+            kafka_partitions: match self.positive_u64("kafka_partitions")? {
+                n @ 1..=1024 => n as i32,
+                _ => return Err(self.invalid("kafka_partitions", "expected 1..=1024")),
+            },
+            node_id: match self.get("node_id") {
+                Some((id, _)) => {
+                    if id.is_empty()
+                        || id.len() > 64
+                        || !id
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                    {
+                        return Err(self
+                            .invalid("node_id", "expected 1..64 characters of A-Z a-z 0-9 - _ ."));
+                    }
+                    id.clone()
+                }
+                None => default_node_id(),
+            },
+            cluster_gap_fill: Duration::from_millis(self.positive_u64("cluster_gap_fill_ms")?),
             sqlite_synchronous: match self.parse::<String>("sqlite_synchronous")?.as_str() {
                 "full" => "FULL",
                 "normal" => "NORMAL",

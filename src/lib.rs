@@ -51,6 +51,10 @@ pub struct AppState {
     pub market: Market,
     pub media: Media,
     pub bus: Arc<dyn Bus>,
+    /// Set when `kafka_brokers` is configured (same object as `bus`).
+    pub kafka: Option<Arc<bus::kafka::KafkaBus>>,
+    /// Set when `mongodb_url` is configured.
+    pub mongo: Option<Arc<store::mongo::MongoMessages>>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -61,9 +65,13 @@ impl AppState {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
         let sql = Arc::new(
-            SqlStore::connect_with(&config.database_url, config.sqlite_synchronous)
-                .await
-                .with_context(|| format!("opening database {}", config.database_url))?,
+            SqlStore::connect_with(
+                &config.database_url,
+                config.sqlite_synchronous,
+                config.database_pool_size,
+            )
+            .await
+            .with_context(|| format!("opening database {}", config.database_url))?,
         );
         sql.migrate().await.context("applying migrations")?;
         {
@@ -113,7 +121,36 @@ impl AppState {
                 login_window: config.login_window,
             },
         );
-        let messages: Arc<dyn store::MessageStore> = sql.clone();
+        let kafka = match &config.kafka_brokers {
+            Some(brokers) => Some(Arc::new(
+                bus::kafka::KafkaBus::connect(
+                    brokers,
+                    &config.kafka_topic_prefix,
+                    &config.node_id,
+                    config.kafka_partitions,
+                    &[bus::TOPIC_CHAT, bus::TOPIC_ALARMS],
+                )
+                .await
+                .with_context(|| format!("connecting to Kafka at {brokers}"))?,
+            )),
+            None => None,
+        };
+        let bus: Arc<dyn Bus> = match &kafka {
+            Some(k) => k.clone(),
+            None => Arc::new(InProcessBus::new()),
+        };
+        let mongo = match &config.mongodb_url {
+            Some(url) => Some(Arc::new(
+                store::mongo::MongoMessages::connect(url, sql.clone())
+                    .await
+                    .with_context(|| format!("connecting to MongoDB at {url}"))?,
+            )),
+            None => None,
+        };
+        let messages: Arc<dyn store::MessageStore> = match &mongo {
+            Some(m) => m.clone(),
+            None => sql.clone(),
+        };
         let hub = ChatHub::new(
             sql.clone(),
             messages.clone(),
@@ -128,8 +165,19 @@ impl AppState {
                 idle_timeout: config.ws_idle_timeout,
                 sync_window: config.ws_sync_window,
                 max_frame_bytes: config.ws_max_frame_bytes,
+                gap_fill: config.cluster_gap_fill,
             },
             metrics.clone(),
+            bus.clone(),
+        );
+        hub.start_cluster();
+        tracing::info!(
+            node = %config.node_id,
+            database = if sql.dialect() == store::sql::Dialect::Sqlite { "sqlite" } else { "mysql" },
+            messages = if mongo.is_some() { "mongodb" } else { "sql" },
+            sessions = if redis.is_some() { "redis" } else { "sql" },
+            bus = if kafka.is_some() { "kafka" } else { "in-process" },
+            "engines"
         );
         let chat = Chat::new(
             sql.clone(),
@@ -140,7 +188,6 @@ impl AppState {
             config.login_max_failures,
             config.login_window.as_secs(),
         );
-        let bus: Arc<dyn Bus> = Arc::new(InProcessBus::new());
         let storage = Arc::new(DiskMedia::new(&config.data_dir.join("media"))?);
         let media = Media::new(sql.clone(), storage, config.media_max_bytes);
         // The timer actor calls back into the market service, which owns
@@ -177,6 +224,8 @@ impl AppState {
             market,
             media,
             bus,
+            kafka,
+            mongo,
             metrics,
         })
     }
@@ -259,6 +308,9 @@ impl Application {
         };
         tracing::info!("HTTP server stopped; flushing chat writes and closing stores");
         self.state.hub.shutdown().await;
+        if let Some(kafka) = &self.state.kafka {
+            kafka.close();
+        }
         self.state.sql.close().await;
         tracing::info!("shutdown complete");
         result.unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())))

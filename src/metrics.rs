@@ -16,6 +16,8 @@ pub struct Metrics {
     pub chat_batch_size: Histogram,
     pub chat_commit_seconds: Histogram,
     pub chat_commit_failures: IntCounter,
+    pub cluster_events_in: IntCounter,
+    pub cluster_gap_fills: IntCounter,
 }
 
 impl Metrics {
@@ -59,6 +61,16 @@ impl Metrics {
         )?;
         let chat_commit_failures =
             IntCounter::new("chat_commit_failures_total", "Group commits that failed")?;
+        let cluster_events_in = IntCounter::new(
+            "cluster_events_received_total",
+            "Chat events received from other nodes",
+        )?;
+        let cluster_gap_fills = IntCounter::new(
+            "cluster_gap_fills_total",
+            "Times a room read missing seqs from the store instead of the bus",
+        )?;
+        registry.register(Box::new(cluster_events_in.clone()))?;
+        registry.register(Box::new(cluster_gap_fills.clone()))?;
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_duration.clone()))?;
         registry.register(Box::new(ws_sessions.clone()))?;
@@ -77,6 +89,8 @@ impl Metrics {
             chat_batch_size,
             chat_commit_seconds,
             chat_commit_failures,
+            cluster_events_in,
+            cluster_gap_fills,
         })
     }
 

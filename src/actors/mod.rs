@@ -19,6 +19,7 @@
 //! lock) once it has handled as many messages as were enqueued for it, so
 //! no message is ever lost in the mailbox of an actor that is stopping.
 
+pub mod cluster;
 pub mod committer;
 pub mod frames;
 pub mod room;
@@ -35,9 +36,11 @@ use actix::{Actor as _, Addr};
 pub use frames::Frame;
 use tokio::sync::{mpsc, Notify};
 
+use crate::bus::{Bus, TOPIC_CHAT};
 use crate::metrics::Metrics;
 use crate::store::sql::SqlStore;
 use crate::store::MessageStore;
+use cluster::Remote;
 use committer::Committer;
 use room::{RoomActor, RoomMsg};
 use user::{UserActor, UserMsg};
@@ -62,6 +65,9 @@ pub struct ChatSettings {
     /// A new connection holds live events until its first frame or this.
     pub sync_window: Duration,
     pub max_frame_bytes: usize,
+    /// Cluster: how long a room waits for a missing seq from the bus
+    /// before reading it from the store.
+    pub gap_fill: Duration,
 }
 
 /// What a session queues for its socket.
@@ -144,6 +150,8 @@ struct HubInner {
     next_session: AtomicU64,
     /// Flips to true when the server is shutting down.
     closing: tokio::sync::watch::Sender<bool>,
+    /// The bus to the other nodes, if there are any (Kafka).
+    cluster: Option<Arc<dyn Bus>>,
 }
 
 /// Entry point to the actors for HTTP handlers, WebSocket sessions and
@@ -160,8 +168,10 @@ impl ChatHub {
         messages: Arc<dyn MessageStore>,
         settings: ChatSettings,
         metrics: Arc<Metrics>,
+        bus: Arc<dyn Bus>,
     ) -> ChatHub {
         let committer = Committer::start(messages.clone(), metrics.clone());
+        let cluster = bus.distributed().then_some(bus);
         ChatHub {
             inner: Arc::new(HubInner {
                 sql,
@@ -173,8 +183,93 @@ impl ChatHub {
                 users: RwLock::new(HashMap::new()),
                 next_session: AtomicU64::new(1),
                 closing: tokio::sync::watch::channel(false).0,
+                cluster,
             }),
         }
+    }
+
+    /// Tell the other nodes (if any) about a room event.
+    pub fn replicate(&self, room_id: i64, remote: &Remote) {
+        if let Some(bus) = &self.inner.cluster {
+            bus.publish_nowait(TOPIC_CHAT, remote.to_event(room_id));
+        }
+    }
+
+    /// Tell the other nodes (if any) that `user` came online or went
+    /// offline here, for `peers` connected to them.
+    pub fn replicate_presence(&self, user: i64, online: bool, peers: &[i64]) {
+        if let Some(bus) = &self.inner.cluster {
+            if !peers.is_empty() {
+                bus.publish_nowait(TOPIC_CHAT, cluster::presence_event(user, online, peers));
+            }
+        }
+    }
+
+    /// Start applying the other nodes' chat events (no-op on one node).
+    /// Must run inside an actix system.
+    pub fn start_cluster(&self) {
+        let Some(bus) = &self.inner.cluster else {
+            return;
+        };
+        let mut rx = bus.subscribe(TOPIC_CHAT);
+        let me = bus.node().to_string();
+        let hub = Arc::downgrade(&self.inner);
+        actix::spawn(async move {
+            use tokio::sync::broadcast::error::RecvError;
+            loop {
+                let event = match rx.recv().await {
+                    Ok(e) => e,
+                    Err(RecvError::Lagged(n)) => {
+                        // Messages are recovered by the rooms' gap fill;
+                        // receipts and typing of that moment are lost.
+                        tracing::warn!(skipped = n, "cluster events skipped (node too slow)");
+                        continue;
+                    }
+                    Err(RecvError::Closed) => break,
+                };
+                if event.node == me {
+                    continue;
+                }
+                let Some(inner) = hub.upgrade() else { break };
+                let hub = ChatHub { inner };
+                hub.metrics().cluster_events_in.inc();
+                if let Some((room, remote)) = Remote::from_event(&event) {
+                    hub.room_remote(room, remote);
+                } else if let Some((user, online, peers)) = cluster::decode_presence(&event) {
+                    hub.for_online(peers, |_, addr| {
+                        addr.do_send(UserMsg::Presence { user, online });
+                    });
+                } else {
+                    tracing::debug!(kind = %event.kind, "unknown cluster event ignored");
+                }
+            }
+        });
+    }
+
+    /// Apply another node's room event. A room without an actor here gets
+    /// one only if anybody is connected to this node (the actor then finds
+    /// out whether they are members); a room started by a message delivers
+    /// from that message's seq on.
+    fn room_remote(&self, room_id: i64, remote: Remote) {
+        let mut rooms = self.rooms();
+        let slot = match rooms.entry(room_id) {
+            std::collections::hash_map::Entry::Occupied(slot) => slot.into_mut(),
+            std::collections::hash_map::Entry::Vacant(vacant) => {
+                if self.users_read().is_empty() {
+                    return;
+                }
+                let floor = match &remote {
+                    Remote::Message(m) => Some(m.seq - 1),
+                    _ => None,
+                };
+                vacant.insert(Slot {
+                    addr: RoomActor::with_floor(room_id, self.clone(), floor).start(),
+                    enqueued: 0,
+                })
+            }
+        };
+        slot.enqueued += 1;
+        slot.addr.do_send(RoomMsg::Remote(remote));
     }
 
     // The registries hold no invariant a panicking holder could break

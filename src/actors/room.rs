@@ -6,7 +6,7 @@
 //! acknowledges them and fans them out, serialised once, to the members
 //! who are online.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use actix::{
@@ -16,6 +16,7 @@ use actix::{
 use serde_json::Value;
 use tokio::sync::oneshot;
 
+use super::cluster::Remote;
 use super::committer::Job;
 use super::frames::Frame;
 use super::user::UserMsg;
@@ -84,6 +85,8 @@ pub enum RoomMsg {
     Broadcast(Frame),
     /// A block between the two members of a direct room began or ended.
     SetBlocked(bool),
+    /// Another node's event for this room (see `actors::cluster`).
+    Remote(Remote),
 }
 
 impl Message for RoomMsg {
@@ -106,6 +109,9 @@ struct Member {
 struct Ready {
     kind: RoomKind,
     last_seq: i64,
+    /// Highest seq fanned out to this node's sessions; messages are fanned
+    /// out strictly in seq order, each once.
+    delivered: i64,
     members: HashMap<i64, Member>,
     /// Direct rooms: one member blocked the other; nobody may send.
     blocked: bool,
@@ -134,11 +140,24 @@ pub struct RoomActor {
     buckets: HashMap<i64, (f64, Instant)>,
     typing_at: HashMap<i64, Instant>,
     last_activity: Instant,
+    /// Started by another node's message: deliver from this seq on (its
+    /// seq - 1), even if the store already holds later ones.
+    floor: Option<i64>,
+    /// Committed messages that arrived ahead of a missing seq.
+    held: BTreeMap<i64, MessageRecord>,
+    gap_fill_scheduled: bool,
 }
 
 impl RoomActor {
     pub fn new(id: i64, hub: ChatHub) -> RoomActor {
+        RoomActor::with_floor(id, hub, None)
+    }
+
+    pub fn with_floor(id: i64, hub: ChatHub, floor: Option<i64>) -> RoomActor {
         RoomActor {
+            floor,
+            held: BTreeMap::new(),
+            gap_fill_scheduled: false,
             id,
             hub,
             state: State::Loading,
@@ -206,19 +225,11 @@ impl RoomActor {
         );
     }
 
-    fn delivered(&mut self, p: Pending, seq: i64, ts: i64) {
-        let id = self.id;
-        let State::Ready(r) = &mut self.state else {
-            return;
-        };
-        if seq > r.last_seq {
-            r.last_seq = seq;
-        }
-        if let Some(m) = r.members.get_mut(&p.msg.sender_id) {
-            m.last_read = m.last_read.max(seq);
-        }
+    /// A local send committed: acknowledge it, tell the other nodes, and
+    /// fan it out in order.
+    fn delivered(&mut self, p: Pending, seq: i64, ts: i64, ctx: &mut Context<Self>) {
         let record = MessageRecord {
-            room_id: id,
+            room_id: self.id,
             seq,
             sender_id: p.msg.sender_id,
             client_msg_id: p.msg.client_msg_id.clone(),
@@ -231,12 +242,97 @@ impl RoomActor {
         };
         if let Some(cid) = &record.client_msg_id {
             self.in_flight.remove(&(record.sender_id, cid.clone()));
-            let ack = frames::ack(id, cid, seq, ts);
+            let ack = frames::ack(self.id, cid, seq, ts);
             for reply in &p.replies {
                 reply.frame(ack.clone());
             }
         }
-        let frame = frames::message(&record);
+        self.hub.metrics().chat_messages.inc();
+        let remote = Remote::Message(record);
+        self.hub.replicate(self.id, &remote);
+        if let Remote::Message(record) = remote {
+            self.offer(record, ctx);
+        }
+    }
+
+    /// A committed message (local or from another node) for fan-out: in
+    /// seq order, each once. Early ones wait for the gap to close; a gap
+    /// that stays open is filled from the store.
+    fn offer(&mut self, record: MessageRecord, ctx: &mut Context<Self>) {
+        let State::Ready(r) = &mut self.state else {
+            return;
+        };
+        if record.seq <= r.delivered {
+            return;
+        }
+        r.last_seq = r.last_seq.max(record.seq);
+        // Writing marks read (the store moved the sender's pointer too).
+        if let Some(m) = r.members.get_mut(&record.sender_id) {
+            m.last_read = m.last_read.max(record.seq);
+        }
+        self.held.insert(record.seq, record);
+        self.drain();
+        if !self.held.is_empty() && !self.gap_fill_scheduled {
+            self.gap_fill_scheduled = true;
+            ctx.run_later(self.hub.settings().gap_fill, |act, ctx| act.fill_gap(ctx));
+        }
+    }
+
+    fn drain(&mut self) {
+        loop {
+            let State::Ready(r) = &mut self.state else {
+                return;
+            };
+            let Some(record) = self.held.remove(&(r.delivered + 1)) else {
+                return;
+            };
+            r.delivered = record.seq;
+            self.fan_out(&record);
+        }
+    }
+
+    /// Read the messages between what was delivered and what is held from
+    /// the store (they are committed: a node only publishes after commit).
+    fn fill_gap(&mut self, ctx: &mut Context<Self>) {
+        self.gap_fill_scheduled = false;
+        let (State::Ready(r), Some((&first_held, _))) = (&self.state, self.held.first_key_value())
+        else {
+            return;
+        };
+        let from = r.delivered;
+        let missing = (first_held - from - 1).clamp(1, 500);
+        let store = self.hub.messages().clone();
+        let id = self.id;
+        self.hub.metrics().cluster_gap_fills.inc();
+        ctx.spawn(
+            async move { store.messages_after(id, from, missing).await }
+                .into_actor(self)
+                .map(move |result, act, ctx| {
+                    match result {
+                        Ok(records) => {
+                            for record in records {
+                                act.offer(record, ctx);
+                            }
+                        }
+                        Err(e) => tracing::warn!(room = id, error = %e, "gap fill failed"),
+                    }
+                    // Still stuck on the same seq (cannot happen while seqs
+                    // are gap-free; a store error): try again later.
+                    if !act.held.is_empty() && !act.gap_fill_scheduled {
+                        act.gap_fill_scheduled = true;
+                        ctx.run_later(act.hub.settings().gap_fill, |act, ctx| act.fill_gap(ctx));
+                    }
+                }),
+        );
+    }
+
+    fn fan_out(&self, record: &MessageRecord) {
+        let State::Ready(r) = &self.state else {
+            return;
+        };
+        let id = self.id;
+        let seq = record.seq;
+        let frame = frames::message(record);
         let last_seq = r.last_seq;
         let members = &r.members;
         self.hub.for_online(members.keys().copied(), |user, addr| {
@@ -250,7 +346,6 @@ impl RoomActor {
                 unread,
             });
         });
-        self.hub.metrics().chat_messages.inc();
     }
 
     fn check_idle(&mut self, ctx: &mut Context<Self>) {
@@ -286,6 +381,7 @@ impl Actor for RoomActor {
                     blocked,
                     kind: room.kind,
                     last_seq: room.last_seq,
+                    delivered: act.floor.map_or(room.last_seq, |f| f.min(room.last_seq)),
                     members: members
                         .into_iter()
                         .map(|m| {
@@ -447,6 +543,7 @@ impl Handler<RoomMsg> for RoomActor {
                     if kind == RoomKind::Direct || receipts {
                         self.broadcast(&frames::receipt(id, user, seq), None);
                     }
+                    self.hub.replicate(id, &Remote::Read { user, seq });
                 }
             }
             RoomMsg::Typing { user, session } => {
@@ -467,26 +564,109 @@ impl Handler<RoomMsg> for RoomActor {
                 }
                 self.typing_at.insert(user, now);
                 self.broadcast(&frames::typing(id, user), Some(user));
+                self.hub.replicate(id, &Remote::Typing { user });
             }
             RoomMsg::MemberAdded(m) => {
-                if let State::Ready(r) = &mut self.state {
-                    r.members.insert(
-                        m.user_id,
-                        Member {
-                            last_read: m.last_read_seq,
-                        },
-                    );
-                }
+                self.hub.replicate(id, &Remote::MemberAdded(m.clone()));
+                self.member_added(m, false);
             }
             RoomMsg::MemberRemoved { user, reason } => {
-                if let State::Ready(r) = &mut self.state {
-                    r.members.remove(&user);
-                }
-                self.buckets.remove(&user);
-                self.hub.user(user, UserMsg::Removed { room: id, reason });
+                self.hub
+                    .replicate(id, &Remote::MemberRemoved { user, reason });
+                self.member_removed(user, reason);
             }
-            RoomMsg::Broadcast(frame) => self.broadcast(&frame, None),
+            RoomMsg::Broadcast(frame) => {
+                self.hub
+                    .replicate(id, &Remote::Broadcast(frame.to_string()));
+                self.broadcast(&frame, None);
+            }
             RoomMsg::SetBlocked(blocked) => {
+                self.hub.replicate(id, &Remote::Blocked(blocked));
+                if let State::Ready(r) = &mut self.state {
+                    r.blocked = blocked;
+                }
+            }
+            RoomMsg::Remote(remote) => self.remote(remote, ctx),
+        }
+    }
+}
+
+impl RoomActor {
+    fn member_added(&mut self, m: MemberRecord, from_other_node: bool) {
+        let id = self.id;
+        let State::Ready(r) = &mut self.state else {
+            return;
+        };
+        r.members.insert(
+            m.user_id,
+            Member {
+                last_read: m.last_read_seq,
+            },
+        );
+        if from_other_node {
+            // The joining user's devices on this node learn about the room
+            // (the origin node told the ones connected there).
+            let peer = (r.kind == RoomKind::Direct)
+                .then(|| r.members.keys().copied().find(|u| *u != m.user_id))
+                .flatten();
+            let unread = chat::unread(r.last_seq, m.last_read_seq);
+            let kind = r.kind;
+            self.hub.user(
+                m.user_id,
+                UserMsg::RoomAdded {
+                    room: id,
+                    kind,
+                    peer,
+                    unread,
+                },
+            );
+        }
+    }
+
+    fn member_removed(&mut self, user: i64, reason: &'static str) {
+        if let State::Ready(r) = &mut self.state {
+            r.members.remove(&user);
+        }
+        self.buckets.remove(&user);
+        self.hub.user(
+            user,
+            UserMsg::Removed {
+                room: self.id,
+                reason,
+            },
+        );
+    }
+
+    /// Apply another node's event to this node's sessions (never published
+    /// again).
+    fn remote(&mut self, remote: Remote, ctx: &mut Context<Self>) {
+        let id = self.id;
+        match remote {
+            Remote::Message(record) => self.offer(record, ctx),
+            Remote::Read { user, seq } => {
+                let receipts = self.hub.settings().open_room_receipts;
+                let State::Ready(r) = &mut self.state else {
+                    return;
+                };
+                let (last_seq, kind) = (r.last_seq, r.kind);
+                let Some(m) = r.members.get_mut(&user) else {
+                    return;
+                };
+                if seq <= m.last_read {
+                    return;
+                }
+                m.last_read = seq;
+                let unread = chat::unread(last_seq, seq);
+                self.hub.user(user, UserMsg::Unread { room: id, unread });
+                if kind == RoomKind::Direct || receipts {
+                    self.broadcast(&frames::receipt(id, user, seq), None);
+                }
+            }
+            Remote::Typing { user } => self.broadcast(&frames::typing(id, user), Some(user)),
+            Remote::MemberAdded(m) => self.member_added(m, true),
+            Remote::MemberRemoved { user, reason } => self.member_removed(user, reason),
+            Remote::Broadcast(frame) => self.broadcast(&Frame::from(frame), None),
+            Remote::Blocked(blocked) => {
                 if let State::Ready(r) = &mut self.state {
                     r.blocked = blocked;
                 }
@@ -498,14 +678,14 @@ impl Handler<RoomMsg> for RoomActor {
 impl Handler<Committed> for RoomActor {
     type Result = ();
 
-    fn handle(&mut self, msg: Committed, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: Committed, ctx: &mut Context<Self>) {
         self.last_activity = Instant::now();
         for (token, result) in msg.results {
             let Some(p) = self.pending.remove(&token) else {
                 continue;
             };
             match result {
-                Ok(Appended::New { seq, ts }) => self.delivered(p, seq, ts),
+                Ok(Appended::New { seq, ts }) => self.delivered(p, seq, ts, ctx),
                 Ok(Appended::Duplicate { seq, ts }) => {
                     if let Some(cid) = &p.msg.client_msg_id {
                         self.in_flight.remove(&(p.msg.sender_id, cid.clone()));

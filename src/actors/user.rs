@@ -90,9 +90,11 @@ impl UserActor {
     fn announce(&self, online: bool) {
         let me = self.id;
         let peers: HashSet<i64> = self.peers().collect();
+        let list: Vec<i64> = peers.iter().copied().collect();
         self.hub.for_online(peers, |_, addr| {
             addr.do_send(UserMsg::Presence { user: me, online });
         });
+        self.hub.replicate_presence(me, online, &list);
     }
 
     fn to_all(&self, frame: &Frame) {

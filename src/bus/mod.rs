@@ -7,6 +7,8 @@
 //! `{"schema": 1, "kind": "reservation.expired", "key": "<listing id>",
 //!   "at": <epoch ms>, "data": {...}}`.
 
+pub mod kafka;
+
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -21,6 +23,11 @@ use crate::error::StoreError;
 /// payments, reviews). Keyed by listing or user id.
 pub const TOPIC_ALARMS: &str = "jangteo.alarms.v1";
 
+/// Cross-node chat events (messages after commit, receipts, typing,
+/// membership, presence). Keyed by room id (presence: user id). Only
+/// published when there are other nodes to hear them.
+pub const TOPIC_CHAT: &str = "jangteo.chat.v1";
+
 pub const SCHEMA_VERSION: u32 = 1;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -31,6 +38,9 @@ pub struct Event {
     pub key: String,
     pub at: i64,
     pub data: Value,
+    /// The node that published it (set by the bus).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub node: String,
 }
 
 impl Event {
@@ -41,15 +51,29 @@ impl Event {
             key: key.to_string(),
             at: crate::domain::now_ms(),
             data,
+            node: String::new(),
         }
     }
 }
 
 #[async_trait]
 pub trait Bus: Send + Sync {
+    /// Publish and wait until the bus has it.
     async fn publish(&self, topic: &str, event: Event) -> Result<(), StoreError>;
+    /// Publish without waiting (hot paths: actors must not block on the
+    /// broker). Failures are logged.
+    fn publish_nowait(&self, topic: &str, event: Event);
     /// Live subscription (events published from now on).
     fn subscribe(&self, topic: &str) -> broadcast::Receiver<Event>;
+    /// This node's id (stamped on what it publishes).
+    fn node(&self) -> &str {
+        ""
+    }
+    /// True if other nodes may hear what this bus publishes (Kafka); the
+    /// in-process bus has no one to tell about chat traffic.
+    fn distributed(&self) -> bool {
+        false
+    }
 }
 
 /// In-process bus: one broadcast channel per topic.
@@ -79,6 +103,10 @@ impl Bus for InProcessBus {
         // No subscriber is not an error: nobody is listening yet.
         let _ = self.sender(topic).send(event);
         Ok(())
+    }
+
+    fn publish_nowait(&self, topic: &str, event: Event) {
+        let _ = self.sender(topic).send(event);
     }
 
     fn subscribe(&self, topic: &str) -> broadcast::Receiver<Event> {

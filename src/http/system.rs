@@ -51,6 +51,36 @@ pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
             failures.insert("database", e.to_string());
         }
     }
+    if let Some(redis) = &state.redis {
+        match redis.ping().await {
+            Ok(()) => {
+                checks.insert("redis", "ok");
+            }
+            Err(e) => {
+                failures.insert("redis", e.to_string());
+            }
+        }
+    }
+    if let Some(mongo) = &state.mongo {
+        match mongo.ping().await {
+            Ok(()) => {
+                checks.insert("mongodb", "ok");
+            }
+            Err(e) => {
+                failures.insert("mongodb", e.to_string());
+            }
+        }
+    }
+    if let Some(kafka) = &state.kafka {
+        match kafka.ping().await {
+            Ok(()) => {
+                checks.insert("kafka", "ok");
+            }
+            Err(e) => {
+                failures.insert("kafka", e.to_string());
+            }
+        }
+    }
     if failures.is_empty() {
         return Ok(HttpResponse::Ok().json(Ready {
             status: "ready",

@@ -11,6 +11,7 @@
 pub mod cache;
 pub mod media;
 pub mod memory;
+pub mod mongo;
 pub mod redis;
 pub mod sql;
 

@@ -12,6 +12,11 @@ pub struct TestApp {
     /// Set when running on MySQL/MariaDB.
     pub database_url: Option<String>,
     pub addr: String,
+    /// Every node's address (one unless `JT_TEST_NODES=2`). API requests
+    /// and WebSocket connections take turns between them, so the whole
+    /// acceptance suite checks that several nodes behave as one.
+    pub nodes: Vec<String>,
+    turn: std::sync::atomic::AtomicUsize,
     pub client: Client,
     pub data_dir: PathBuf,
     pub app_state: actix_web::web::Data<jangteo::AppState>,
@@ -72,9 +77,39 @@ async fn mysql_database(data_dir: &std::path::Path) -> Option<String> {
     Some(format!("{}/{name}", base.trim_end_matches('/')))
 }
 
+fn dir_hash(data_dir: &std::path::Path) -> u64 {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    data_dir.hash(&mut h);
+    h.finish()
+}
+
 /// Spawn on an existing data directory (to test restarts).
+///
+/// Besides `JT_TEST_MYSQL_URL` and `JT_TEST_REDIS_URL`:
+/// `JT_TEST_MONGODB_URL` (e.g. `mongodb://127.0.0.1:27017`) puts messages
+/// in a MongoDB database of the test's own; `JT_TEST_KAFKA_BROKERS` (e.g.
+/// `127.0.0.1:9092`) runs the bus on Kafka with topics of the test's own;
+/// `JT_TEST_NODES=2` starts a second node on the same backends.
 pub async fn spawn_app_in(data_dir: PathBuf, extra: &[(&str, &str)]) -> TestApp {
     let mut pairs = base_pairs(&data_dir);
+    let hash = dir_hash(&data_dir);
+    if let Ok(url) = std::env::var("JT_TEST_MONGODB_URL") {
+        pairs.push((
+            "mongodb_url".into(),
+            format!("{}/jt_{hash:016x}", url.trim_end_matches('/')),
+        ));
+    }
+    if let Ok(brokers) = std::env::var("JT_TEST_KAFKA_BROKERS") {
+        pairs.push(("kafka_brokers".into(), brokers));
+        pairs.push(("kafka_topic_prefix".into(), format!("jt{hash:016x}.")));
+        pairs.push(("kafka_partitions".into(), "2".into()));
+    }
+    let node_count: usize = std::env::var("JT_TEST_NODES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1)
+        .max(1);
     let database_url = mysql_database(&data_dir).await;
     if let Some(url) = &database_url {
         pairs.push(("database_url".into(), url.clone()));
@@ -89,17 +124,28 @@ pub async fn spawn_app_in(data_dir: PathBuf, extra: &[(&str, &str)]) -> TestApp 
         pairs.push(("redis_prefix".into(), format!("jt:{:016x}:", h.finish())));
     }
     pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    let config = Config::from_pairs(pairs).expect("valid test config");
-    jangteo::telemetry::init(&config.log, config.log_format);
-    let app = Application::build(config)
-        .await
-        .expect("application builds");
-    let port = app.port();
-    let app_state = app.state();
-    actix_web::rt::spawn(app.run_until_stopped());
+    let mut nodes = Vec::new();
+    let mut first_state = None;
+    for n in 0..node_count {
+        let mut pairs = pairs.clone();
+        if node_count > 1 {
+            pairs.push(("node_id".into(), format!("node-{n}")));
+        }
+        let config = Config::from_pairs(pairs).expect("valid test config");
+        jangteo::telemetry::init(&config.log, config.log_format);
+        let app = Application::build(config)
+            .await
+            .expect("application builds");
+        nodes.push(format!("http://127.0.0.1:{}", app.port()));
+        first_state.get_or_insert_with(|| app.state());
+        actix_web::rt::spawn(app.run_until_stopped());
+    }
+    let app_state = first_state.expect("one node");
     TestApp {
         database_url,
-        addr: format!("http://127.0.0.1:{port}"),
+        addr: nodes[0].clone(),
+        nodes,
+        turn: std::sync::atomic::AtomicUsize::new(0),
         client: Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -119,8 +165,19 @@ pub struct User {
 }
 
 impl TestApp {
+    /// API paths go to the nodes in turn; operational ones (`/ready`,
+    /// `/metrics`, ...) to the first node, whose state the test can reach.
     pub fn url(&self, path: &str) -> String {
-        format!("{}{}", self.addr, path)
+        if path.starts_with("/api/") {
+            format!("{}{}", self.next_node(), path)
+        } else {
+            format!("{}{}", self.addr, path)
+        }
+    }
+
+    fn next_node(&self) -> &str {
+        let i = self.turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        &self.nodes[i % self.nodes.len()]
     }
 
     pub async fn post_json(&self, path: &str, body: &Value, token: Option<&str>) -> Response {
@@ -334,7 +391,7 @@ impl TestApp {
     pub async fn ws_raw(&self, token: &str) -> Ws {
         let mut req = format!(
             "ws://127.0.0.1:{}/ws",
-            self.addr.rsplit(':').next().expect("port")
+            self.next_node().rsplit(':').next().expect("port")
         )
         .into_client_request()
         .expect("request");

@@ -315,6 +315,7 @@ impl SqlStore {
         .await
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn create_listing_once(
         &self,
         seller: i64,
@@ -365,6 +366,7 @@ impl SqlStore {
         .await
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn update_listing_once(
         &self,
         id: i64,

@@ -68,6 +68,57 @@ fn message(row: MessageRow) -> Result<MessageRecord, StoreError> {
 }
 
 impl SqlStore {
+    /// For a message store kept elsewhere (MongoDB): move rooms' `last_seq`
+    /// and activity time, and members' read pointers, forward (never back)
+    /// after their messages were stored. `rooms`: `(room, seq, at)`;
+    /// `reads`: `(room, user, seq)`.
+    pub async fn advance_rooms(
+        &self,
+        rooms: &[(i64, i64, i64)],
+        reads: &[(i64, i64, i64)],
+    ) -> Result<(), StoreError> {
+        if rooms.is_empty() && reads.is_empty() {
+            return Ok(());
+        }
+        retrying("advance_rooms", || self.advance_rooms_once(rooms, reads)).await
+    }
+
+    async fn advance_rooms_once(
+        &self,
+        rooms: &[(i64, i64, i64)],
+        reads: &[(i64, i64, i64)],
+    ) -> Result<(), StoreError> {
+        let greatest = self.greatest();
+        let mut rooms = rooms.to_vec();
+        // Same lock order as every other room transaction.
+        rooms.sort_unstable();
+        let mut tx = self.writer().begin().await?;
+        for (room, seq, at) in &rooms {
+            sqlx::query(&format!(
+                "UPDATE rooms SET last_seq = {greatest}(last_seq, ?), last_activity_at = {greatest}(last_activity_at, ?) WHERE id = ?"
+            ))
+            .bind(*seq)
+            .bind(*at)
+            .bind(*room)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let mut reads = reads.to_vec();
+        reads.sort_unstable();
+        for (room, user, seq) in &reads {
+            sqlx::query(&format!(
+                "UPDATE room_members SET last_read_seq = {greatest}(last_read_seq, ?) WHERE room_id = ? AND user_id = ?"
+            ))
+            .bind(*seq)
+            .bind(*room)
+            .bind(*user)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn write_batch_once(
         &self,
         writes: &[ChatWrite],

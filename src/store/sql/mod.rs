@@ -67,17 +67,19 @@ impl SqlStore {
     /// Connect (creating the SQLite file and its directory if needed). Does
     /// not migrate: call [`SqlStore::migrate`].
     pub async fn connect(url: &str) -> Result<SqlStore, StoreError> {
-        SqlStore::connect_with(url, "FULL").await
+        SqlStore::connect_with(url, "FULL", 16).await
     }
 
-    /// Connect with SQLite's `synchronous` mode (`FULL` or `NORMAL`).
+    /// Connect with SQLite's `synchronous` mode (`FULL` or `NORMAL`) and,
+    /// for MySQL, `pool_size` connections.
     pub async fn connect_with(
         url: &str,
         synchronous: &'static str,
+        pool_size: u32,
     ) -> Result<SqlStore, StoreError> {
         sqlx::any::install_default_drivers();
         if url.starts_with("mysql:") || url.starts_with("mariadb:") {
-            return SqlStore::connect_mysql(url).await;
+            return SqlStore::connect_mysql(url, pool_size).await;
         }
         if !url.starts_with("sqlite:") {
             return Err(StoreError::Other(format!(
@@ -152,10 +154,10 @@ impl SqlStore {
 
     /// MySQL / MariaDB: one pool serves reads and writes (the server
     /// handles concurrent writers itself).
-    async fn connect_mysql(url: &str) -> Result<SqlStore, StoreError> {
+    async fn connect_mysql(url: &str, pool_size: u32) -> Result<SqlStore, StoreError> {
         let url = url.replacen("mariadb:", "mysql:", 1);
         let pool = AnyPoolOptions::new()
-            .max_connections(16)
+            .max_connections(pool_size.max(2))
             .acquire_timeout(Duration::from_secs(10))
             .after_connect(|conn, _| {
                 Box::pin(async move {

@@ -132,6 +132,7 @@ impl SqlStore {
         .await
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn create_open_room_once(
         &self,
         owner: i64,

@@ -1,0 +1,288 @@
+//! The Kafka bus (rdkafka, bundled librdkafka): the distributed twin of
+//! [`super::InProcessBus`].
+//!
+//! - Topics are `<kafka_topic_prefix><name>` and are created at start with
+//!   `kafka_partitions` partitions (brokers that do not auto-create topics,
+//!   like the test broker, need this; an existing topic is left alone).
+//! - Records are keyed by [`Event::key`] (a room id for chat events, a
+//!   listing or user id for alarms), so one key's events stay in one
+//!   partition, in the order one producer wrote them.
+//! - [`Bus::subscribe`] reads every partition of a topic from its current
+//!   end, without a consumer group: each node needs *every* chat event (it
+//!   delivers to its own sessions), so there is nothing to share out and no
+//!   rebalance to wait for. Offsets are never committed; a node that
+//!   restarts has no sessions left to deliver to (clients resume from the
+//!   store), so it starts at the end again.
+//! - Publishing never waits for the broker on the chat path
+//!   ([`Bus::publish_nowait`]): the record goes into librdkafka's queue,
+//!   which keeps retrying for `message.timeout.ms` (5 minutes) while the
+//!   broker is away. Messages are durable in the store before they are
+//!   acknowledged, so a broker outage delays cross-node delivery but loses
+//!   nothing; see docs/ARCHITECTURE.md.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::{ClientConfig, Message as _, Offset, TopicPartitionList};
+use tokio::sync::broadcast;
+
+use super::{Bus, Event};
+use crate::error::StoreError;
+
+/// How long a record may wait in the producer queue for the broker.
+const MESSAGE_TIMEOUT_MS: &str = "300000";
+const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct KafkaBus {
+    brokers: String,
+    prefix: String,
+    node: String,
+    producer: FutureProducer,
+    subscriptions: Mutex<HashMap<String, broadcast::Sender<Event>>>,
+    stop: Arc<AtomicBool>,
+}
+
+fn kafka_err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Other(format!("kafka: {e}"))
+}
+
+impl KafkaBus {
+    /// Connect, and create `topics` (unprefixed names) if they are missing.
+    pub async fn connect(
+        brokers: &str,
+        prefix: &str,
+        node: &str,
+        partitions: i32,
+        topics: &[&str],
+    ) -> Result<KafkaBus, StoreError> {
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("client.id", format!("jangteo-{node}"))
+            .set("message.timeout.ms", MESSAGE_TIMEOUT_MS)
+            // Chat delivery is latency-bound: send at once.
+            .set("linger.ms", "0")
+            .set("broker.address.family", "v4")
+            .create()
+            .map_err(kafka_err)?;
+        let bus = KafkaBus {
+            brokers: brokers.to_string(),
+            prefix: prefix.to_string(),
+            node: node.to_string(),
+            producer,
+            subscriptions: Mutex::new(HashMap::new()),
+            stop: Arc::new(AtomicBool::new(false)),
+        };
+        bus.create_topics(topics, partitions).await?;
+        Ok(bus)
+    }
+
+    fn topic(&self, name: &str) -> String {
+        format!("{}{}", self.prefix, name)
+    }
+
+    async fn create_topics(&self, topics: &[&str], partitions: i32) -> Result<(), StoreError> {
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", &self.brokers)
+            .set("broker.address.family", "v4")
+            .create()
+            .map_err(kafka_err)?;
+        let names: Vec<String> = topics.iter().map(|t| self.topic(t)).collect();
+        let new: Vec<NewTopic<'_>> = names
+            .iter()
+            .map(|n| NewTopic::new(n, partitions, TopicReplication::Fixed(1)))
+            .collect();
+        let options = AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT));
+        let results = tokio::time::timeout(
+            METADATA_TIMEOUT + Duration::from_secs(5),
+            admin.create_topics(&new, &options),
+        )
+        .await
+        .map_err(|_| kafka_err(format!("no answer from {} creating topics", self.brokers)))?
+        .map_err(kafka_err)?;
+        for result in results {
+            match result {
+                Ok(name) => tracing::info!(topic = %name, partitions, "created Kafka topic"),
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((name, code)) => {
+                    return Err(kafka_err(format!("creating topic {name}: {code}")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Stop the subscription threads and wait (bounded) for queued records
+    /// to reach the broker.
+    pub fn close(&self) {
+        self.stop.store(true, Ordering::Release);
+        let _ = self.producer.flush(Duration::from_secs(5));
+    }
+
+    fn consumer(&self) -> Result<BaseConsumer, StoreError> {
+        ClientConfig::new()
+            .set("bootstrap.servers", &self.brokers)
+            .set("group.id", format!("jangteo-{}", self.node))
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            // Deliver as soon as a record is there.
+            .set("fetch.wait.max.ms", "10")
+            .set("fetch.min.bytes", "1")
+            .set("broker.address.family", "v4")
+            .create()
+            .map_err(kafka_err)
+    }
+
+    /// Assign every partition of `topic` at its current end (blocking; a
+    /// few round trips). Exact offsets, not `Offset::End`, so nothing
+    /// published after this returns is missed.
+    fn assign_from_end(&self, consumer: &BaseConsumer, topic: &str) -> Result<(), StoreError> {
+        let metadata = consumer
+            .fetch_metadata(Some(topic), METADATA_TIMEOUT)
+            .map_err(kafka_err)?;
+        let partitions: Vec<i32> = metadata
+            .topics()
+            .iter()
+            .filter(|t| t.name() == topic)
+            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .collect();
+        if partitions.is_empty() {
+            return Err(kafka_err(format!("topic {topic} has no partitions")));
+        }
+        let mut list = TopicPartitionList::new();
+        for p in partitions {
+            let (_, high) = consumer
+                .fetch_watermarks(topic, p, METADATA_TIMEOUT)
+                .map_err(kafka_err)?;
+            list.add_partition_offset(topic, p, Offset::Offset(high))
+                .map_err(kafka_err)?;
+        }
+        consumer.assign(&list).map_err(kafka_err)
+    }
+
+    /// Broker reachable (metadata answers)?
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let consumer = self.consumer()?;
+        tokio::task::spawn_blocking(move || {
+            consumer
+                .fetch_metadata(None, Duration::from_secs(2))
+                .map(|_| ())
+                .map_err(kafka_err)
+        })
+        .await
+        .map_err(kafka_err)?
+    }
+
+    fn record_bytes(event: &Event) -> Result<Vec<u8>, StoreError> {
+        serde_json::to_vec(event).map_err(|e| StoreError::Other(e.to_string()))
+    }
+}
+
+#[async_trait]
+impl Bus for KafkaBus {
+    async fn publish(&self, topic: &str, mut event: Event) -> Result<(), StoreError> {
+        event.node.clone_from(&self.node);
+        let payload = KafkaBus::record_bytes(&event)?;
+        let topic = self.topic(topic);
+        let record = FutureRecord::to(&topic).key(&event.key).payload(&payload);
+        self.producer
+            .send(record, Duration::from_secs(30))
+            .await
+            .map(|_| ())
+            .map_err(|(e, _)| kafka_err(e))
+    }
+
+    fn publish_nowait(&self, topic: &str, mut event: Event) {
+        event.node.clone_from(&self.node);
+        let payload = match KafkaBus::record_bytes(&event) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "event not serialisable");
+                return;
+            }
+        };
+        let topic = self.topic(topic);
+        let record = FutureRecord::to(&topic).key(&event.key).payload(&payload);
+        // The delivery future is not awaited: librdkafka delivers (and
+        // retries) on its own thread; dropping the future only drops the
+        // report.
+        if let Err((e, _)) = self.producer.send_result(record) {
+            tracing::error!(topic, error = %e, "Kafka producer queue refused an event");
+        }
+    }
+
+    fn subscribe(&self, topic: &str) -> broadcast::Receiver<Event> {
+        let mut subs = self.subscriptions.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(tx) = subs.get(topic) {
+            return tx.subscribe();
+        }
+        let (tx, rx) = broadcast::channel(16_384);
+        subs.insert(topic.to_string(), tx.clone());
+        let full = self.topic(topic);
+        let consumer = match self
+            .consumer()
+            .and_then(|c| self.assign_from_end(&c, &full).map(|()| c))
+        {
+            Ok(c) => c,
+            Err(e) => {
+                // Without a subscription this node cannot hear the others;
+                // say so loudly (readiness keeps checking the broker).
+                tracing::error!(topic = %full, error = %e, "Kafka subscription failed");
+                return rx;
+            }
+        };
+        let stop = self.stop.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("kafka-{topic}"))
+            .spawn(move || {
+                while !stop.load(Ordering::Acquire) {
+                    let Some(result) = consumer.poll(Duration::from_millis(100)) else {
+                        continue;
+                    };
+                    let message = match result {
+                        Ok(m) => m,
+                        Err(e) => {
+                            tracing::warn!(topic = %full, error = %e, "Kafka consumer error");
+                            continue;
+                        }
+                    };
+                    let Some(bytes) = message.payload() else {
+                        continue;
+                    };
+                    match serde_json::from_slice::<Event>(bytes) {
+                        Ok(event) => {
+                            let _ = tx.send(event);
+                        }
+                        Err(e) => {
+                            tracing::warn!(topic = %full, error = %e, "undecodable Kafka record skipped");
+                        }
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "could not start the Kafka consumer thread");
+        }
+        rx
+    }
+
+    fn node(&self) -> &str {
+        &self.node
+    }
+
+    fn distributed(&self) -> bool {
+        true
+    }
+}
+
+impl Drop for KafkaBus {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+    }
+}
