@@ -175,6 +175,11 @@ pub const SETTINGS: &[(&str, Option<&str>, &str)] = &[
         "this node's name in the cluster (default: hostname-pid)",
     ),
     (
+        "reservation_sweep_secs",
+        Some("30"),
+        "with Kafka: every node re-arms all pending reservation timers this often (a dead node's timers still fire; expiry is a conditional update, so once)",
+    ),
+    (
         "cluster_gap_fill_ms",
         Some("150"),
         "how long a node waits for a missing seq from Kafka before reading it from the store",
@@ -270,6 +275,7 @@ pub struct Config {
     pub kafka_partitions: i32,
     pub node_id: String,
     pub cluster_gap_fill: Duration,
+    pub reservation_sweep: Duration,
 }
 
 /// `hostname-pid`: unique per process on a machine, readable in logs.
@@ -587,6 +593,7 @@ impl Layers {
                 None => default_node_id(),
             },
             cluster_gap_fill: Duration::from_millis(self.positive_u64("cluster_gap_fill_ms")?),
+            reservation_sweep: Duration::from_secs(self.positive_u64("reservation_sweep_secs")?),
             sqlite_synchronous: match self.parse::<String>("sqlite_synchronous")?.as_str() {
                 "full" => "FULL",
                 "normal" => "NORMAL",

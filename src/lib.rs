@@ -251,6 +251,23 @@ impl Application {
             .await
             .map_err(|e| anyhow::anyhow!(e.message))?;
         tracing::info!(restored, "reservation timers restored");
+        if state.kafka.is_some() {
+            // Several nodes: a timer armed on a node that died must still
+            // fire. Every node re-arms all pending ones now and then
+            // (re-arming replaces; expiry happens once, see Market).
+            let market = state.market.clone();
+            let every = state.config.reservation_sweep;
+            actix_web::rt::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    if let Err(e) = market.restore_timers().await {
+                        tracing::warn!(error = %e.message, "reservation sweep failed");
+                    }
+                }
+            });
+        }
         let config = state.config.clone();
         let app_state = state.clone();
         let mut server = HttpServer::new(move || http::app(app_state.clone()).0)

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::bus::Event;
-use crate::domain::chat::{MemberRole, MessageKind};
+use crate::domain::chat::{MemberRole, MessageKind, RoomKind};
 use crate::store::{MemberRecord, MessageRecord};
 
 /// A room event from another node.
@@ -168,6 +168,29 @@ pub fn decode_presence(event: &Event) -> Option<(i64, bool, Vec<i64>)> {
     Some((d["user"].as_i64()?, d["online"].as_bool()?, peers))
 }
 
+/// `chat.room_added`: `user` became a member of `room` (created or joined
+/// elsewhere); nodes where the user is connected tell their sessions.
+pub fn room_added_event(user: i64, room: i64, kind: RoomKind, peer: Option<i64>) -> Event {
+    Event::new(
+        "chat.room_added",
+        user,
+        json!({"user": user, "room_id": room, "kind": kind.as_str(), "peer": peer}),
+    )
+}
+
+pub fn decode_room_added(event: &Event) -> Option<(i64, i64, RoomKind, Option<i64>)> {
+    if event.kind != "chat.room_added" {
+        return None;
+    }
+    let d = &event.data;
+    Some((
+        d["user"].as_i64()?,
+        d["room_id"].as_i64()?,
+        RoomKind::parse(d["kind"].as_str()?)?,
+        d["peer"].as_i64(),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,5 +237,11 @@ mod tests {
     fn presence_round_trips() {
         let e = presence_event(5, true, &[1, 2]);
         assert_eq!(decode_presence(&e), Some((5, true, vec![1, 2])));
+        let e = room_added_event(5, 9, RoomKind::Direct, Some(6));
+        assert_eq!(Remote::from_event(&e).map(|(r, _)| r), None);
+        assert_eq!(
+            decode_room_added(&e),
+            Some((5, 9, RoomKind::Direct, Some(6)))
+        );
     }
 }

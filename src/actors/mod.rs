@@ -37,6 +37,7 @@ pub use frames::Frame;
 use tokio::sync::{mpsc, Notify};
 
 use crate::bus::{Bus, TOPIC_CHAT};
+use crate::domain::chat::RoomKind;
 use crate::metrics::Metrics;
 use crate::store::sql::SqlStore;
 use crate::store::MessageStore;
@@ -205,6 +206,26 @@ impl ChatHub {
         }
     }
 
+    /// `user` became a member of a new room (created now): tell their
+    /// sessions on every node.
+    pub fn room_added(&self, user: i64, room: i64, kind: RoomKind, peer: Option<i64>) {
+        self.user(
+            user,
+            UserMsg::RoomAdded {
+                room,
+                kind,
+                peer,
+                unread: 0,
+            },
+        );
+        if let Some(bus) = &self.inner.cluster {
+            bus.publish_nowait(
+                TOPIC_CHAT,
+                cluster::room_added_event(user, room, kind, peer),
+            );
+        }
+    }
+
     /// Start applying the other nodes' chat events (no-op on one node).
     /// Must run inside an actix system.
     pub fn start_cluster(&self) {
@@ -235,6 +256,17 @@ impl ChatHub {
                 hub.metrics().cluster_events_in.inc();
                 if let Some((room, remote)) = Remote::from_event(&event) {
                     hub.room_remote(room, remote);
+                } else if let Some((user, room, kind, peer)) = cluster::decode_room_added(&event)
+                {
+                    hub.user(
+                        user,
+                        UserMsg::RoomAdded {
+                            room,
+                            kind,
+                            peer,
+                            unread: 0,
+                        },
+                    );
                 } else if let Some((user, online, peers)) = cluster::decode_presence(&event) {
                     hub.for_online(peers, |_, addr| {
                         addr.do_send(UserMsg::Presence { user, online });

@@ -350,6 +350,7 @@ impl RoomActor {
 
     fn check_idle(&mut self, ctx: &mut Context<Self>) {
         if self.pending.is_empty()
+            && self.held.is_empty()
             && self.last_activity.elapsed() >= self.hub.settings().room_idle
             && self.hub.retire_room(self.id, &ctx.address(), self.handled)
         {

@@ -137,15 +137,7 @@ impl Chat {
                 now_ms(),
             )
             .await?;
-        self.hub.user(
-            owner,
-            UserMsg::RoomAdded {
-                room: id,
-                kind: RoomKind::Open,
-                peer: None,
-                unread: 0,
-            },
-        );
+        self.hub.room_added(owner, id, RoomKind::Open, None);
         self.room(id).await
     }
 
@@ -167,15 +159,7 @@ impl Chat {
             .await?;
         if created {
             for (me, them) in [(user, peer), (peer, user)] {
-                self.hub.user(
-                    me,
-                    UserMsg::RoomAdded {
-                        room: id,
-                        kind: RoomKind::Direct,
-                        peer: Some(them),
-                        unread: 0,
-                    },
-                );
+                self.hub.room_added(me, id, RoomKind::Direct, Some(them));
             }
         }
         Ok((self.room(id).await?, created))

@@ -13,7 +13,6 @@ use serde_json::json;
 
 use crate::actors::room::RoomMsg;
 use crate::actors::timers::{Cancel, Schedule, Timers};
-use crate::actors::user::UserMsg;
 use crate::actors::ChatHub;
 use crate::bus::{Bus, Event, TOPIC_ALARMS};
 use crate::domain::account::{FieldErrors, Status};
@@ -714,15 +713,7 @@ impl Market {
             .await?;
         if created {
             for (me, them) in [(buyer, l.seller_id), (l.seller_id, buyer)] {
-                self.hub.user(
-                    me,
-                    UserMsg::RoomAdded {
-                        room,
-                        kind: RoomKind::Direct,
-                        peer: Some(them),
-                        unread: 0,
-                    },
-                );
+                self.hub.room_added(me, room, RoomKind::Direct, Some(them));
             }
             self.invalidate_feed().await;
         }

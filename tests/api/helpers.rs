@@ -389,23 +389,7 @@ impl TestApp {
 
     /// Connect without sending anything (for resume-first tests).
     pub async fn ws_raw(&self, token: &str) -> Ws {
-        let mut req = format!(
-            "ws://127.0.0.1:{}/ws",
-            self.next_node().rsplit(':').next().expect("port")
-        )
-        .into_client_request()
-        .expect("request");
-        req.headers_mut().insert(
-            "authorization",
-            format!("Bearer {token}").parse().expect("header"),
-        );
-        let (stream, _) = tokio_tungstenite::connect_async(req)
-            .await
-            .expect("ws connect");
-        Ws {
-            stream,
-            backlog: VecDeque::new(),
-        }
+        Ws::connect(self.next_node(), token).await
     }
 
     pub async fn open_room(&self, owner: &User, name: &str) -> i64 {
@@ -477,6 +461,32 @@ impl TestApp {
 }
 
 impl Ws {
+    /// Connect to the node at `base` (`http://127.0.0.1:PORT`) without
+    /// sending anything.
+    pub async fn connect(base: &str, token: &str) -> Ws {
+        Ws::try_connect(base, token).await.expect("ws connect")
+    }
+
+    pub async fn try_connect(base: &str, token: &str) -> Result<Ws, String> {
+        let mut req = format!(
+            "ws://127.0.0.1:{}/ws",
+            base.rsplit(':').next().expect("port")
+        )
+        .into_client_request()
+        .map_err(|e| e.to_string())?;
+        req.headers_mut().insert(
+            "authorization",
+            format!("Bearer {token}").parse().expect("header"),
+        );
+        let (stream, _) = tokio_tungstenite::connect_async(req)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(Ws {
+            stream,
+            backlog: VecDeque::new(),
+        })
+    }
+
     pub async fn send(&mut self, v: Value) {
         self.stream
             .send(Message::Text(v.to_string()))

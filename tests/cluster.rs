@@ -1,0 +1,736 @@
+//! Several `jangteo serve` processes sharing MySQL/MariaDB, MongoDB, Redis
+//! and Kafka behave as one; and what happens when a node or a backend goes
+//! away.
+//!
+//! Uses `JT_TEST_MYSQL_URL`, `JT_TEST_REDIS_URL`, `JT_TEST_MONGODB_URL`,
+//! `JT_TEST_KAFKA_BROKERS`, by default the standard local ports that
+//! `scripts/services.sh up` provides. The Kafka-outage test starts a broker
+//! of its own (`JT_TEST_TANSU`: the tansu binary, by default where
+//! services.sh installs it) and the Redis-restart test a Redis of its own
+//! (`redis-server` on the PATH), so stopping them does not disturb other
+//! tests. In CI (`CI=true`) a missing service fails the
+//! test; locally the test is skipped with a loud message.
+
+#[path = "api/helpers.rs"]
+#[allow(dead_code)]
+mod helpers;
+
+use std::collections::{BTreeSet, HashSet};
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use helpers::Ws;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+struct Backends {
+    mysql: String,
+    redis: String,
+    mongodb: String,
+    kafka: String,
+}
+
+/// A service setting: the variable, or the standard local address; `None`
+/// (skip, loudly) if nothing answers there, except in CI where a missing
+/// service fails the test.
+fn required(var: &str, default: &str) -> Option<String> {
+    let value = std::env::var(var)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_string());
+    let hostport = value
+        .split("://")
+        .last()
+        .unwrap_or(&value)
+        .rsplit('@')
+        .next()
+        .unwrap_or(&value)
+        .split('/')
+        .next()
+        .unwrap_or(&value)
+        .split(',')
+        .next()
+        .unwrap_or(&value)
+        .to_string();
+    let answers = if hostport.contains(':') {
+        std::net::TcpStream::connect(hostport.as_str()).is_ok()
+    } else {
+        std::path::Path::new(&value).exists()
+    };
+    if answers {
+        return Some(value);
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{var}: nothing at {value}; the cluster tests need it in CI (scripts/services.sh up)");
+    }
+    eprintln!("!!! SKIPPED cluster test: nothing at {value} ({var}); run scripts/services.sh up !!!");
+    None
+}
+
+fn backends() -> Option<Backends> {
+    Some(Backends {
+        mysql: required("JT_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306")?,
+        redis: required("JT_TEST_REDIS_URL", "redis://127.0.0.1:6379")?,
+        mongodb: required("JT_TEST_MONGODB_URL", "mongodb://127.0.0.1:27017")?,
+        kafka: required("JT_TEST_KAFKA_BROKERS", "127.0.0.1:9092")?,
+    })
+}
+
+fn tansu_binary() -> String {
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    let cache = std::env::var("JANGTEO_CACHE").unwrap_or_else(|_| format!("{home}/.cache/jangteo"));
+    format!("{cache}/tansu/bin/tansu")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+fn wait_port(port: u16) {
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("nothing listens on 127.0.0.1:{port}");
+}
+
+/// A service process of a test's own, killed on drop.
+struct Service(Child);
+
+impl Service {
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.0.id().to_string()])
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok, "kill {sig}");
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+struct Node {
+    child: Child,
+    addr: String,
+}
+
+/// N nodes on one set of backends (a database, key prefix, Mongo database
+/// and topic prefix of this test's own).
+struct Cluster {
+    dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
+    nodes: Vec<Option<Node>>,
+    client: reqwest::Client,
+}
+
+impl Cluster {
+    async fn start(b: &Backends, n: usize, extra: &[(&str, &str)]) -> Cluster {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let id = format!("{:x}", rand_id());
+        let db = format!("jt_c{id}");
+        sqlx::any::install_default_drivers();
+        let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&b.mysql)
+            .await
+            .expect("MySQL answers");
+        sqlx::Executor::execute(
+            &mut conn,
+            format!("CREATE DATABASE {db} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin").as_str(),
+        )
+        .await
+        .expect("create database");
+        let mut env: Vec<(String, String)> = vec![
+            (
+                "DATABASE_URL".into(),
+                format!("{}/{db}", b.mysql.trim_end_matches('/')),
+            ),
+            ("REDIS_URL".into(), b.redis.clone()),
+            ("REDIS_PREFIX".into(), format!("jt:c{id}:")),
+            (
+                "MONGODB_URL".into(),
+                format!("{}/jt_c{id}", b.mongodb.trim_end_matches('/')),
+            ),
+            ("KAFKA_BROKERS".into(), b.kafka.clone()),
+            ("KAFKA_TOPIC_PREFIX".into(), format!("jtc{id}.")),
+            ("KAFKA_PARTITIONS".into(), "2".into()),
+            ("ARGON2_MEMORY_KIB".into(), "64".into()),
+            ("ARGON2_ITERATIONS".into(), "1".into()),
+            ("CHAT_SEND_RATE".into(), "1000".into()),
+            ("CHAT_SEND_BURST".into(), "1000".into()),
+            ("WORKERS".into(), "2".into()),
+            ("LOG".into(), "warn".into()),
+        ];
+        for (k, v) in extra {
+            env.retain(|(key, _)| key != &k.to_uppercase());
+            env.push((k.to_uppercase(), v.to_string()));
+        }
+        let mut cluster = Cluster {
+            dir,
+            env,
+            nodes: Vec::new(),
+            client: reqwest::Client::new(),
+        };
+        for i in 0..n {
+            let node = cluster.spawn_node(i);
+            cluster.nodes.push(Some(node));
+        }
+        cluster
+    }
+
+    fn spawn_node(&self, i: usize) -> Node {
+        let data = self.dir.path().join(format!("node{i}"));
+        std::fs::create_dir_all(&data).expect("data dir");
+        let log = std::fs::File::create(self.dir.path().join(format!("node{i}.log"))).expect("log");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_jangteo"));
+        for (k, _) in std::env::vars() {
+            if k.starts_with("JANGTEO_") {
+                cmd.env_remove(k);
+            }
+        }
+        for (k, v) in &self.env {
+            cmd.env(format!("JANGTEO_{k}"), v);
+        }
+        let mut child = cmd
+            .env("JANGTEO_LISTEN", "127.0.0.1:0")
+            .env("JANGTEO_DATA_DIR", &data)
+            .env("JANGTEO_NODE_ID", format!("node-{i}"))
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("spawn jangteo");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("listening on http://").nth(1) {
+                    let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_string());
+                }
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(a) => a,
+            Err(_) => {
+                let _ = child.kill();
+                let log = std::fs::read_to_string(self.dir.path().join(format!("node{i}.log")))
+                    .unwrap_or_default();
+                panic!("node {i} did not start:\n{log}");
+            }
+        };
+        Node {
+            child,
+            addr: format!("http://{addr}"),
+        }
+    }
+
+    fn addr(&self, i: usize) -> &str {
+        &self.nodes[i].as_ref().expect("node is running").addr
+    }
+
+    fn kill9(&mut self, i: usize) {
+        if let Some(mut node) = self.nodes[i].take() {
+            node.child.kill().expect("SIGKILL");
+            let _ = node.child.wait();
+        }
+    }
+
+    async fn post(&self, node: usize, path: &str, body: Value, token: Option<&str>) -> reqwest::Response {
+        let mut req = self
+            .client
+            .post(format!("{}{path}", self.addr(node)))
+            .json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.expect("request")
+    }
+
+    async fn get(&self, node: usize, path: &str, token: Option<&str>) -> reqwest::Response {
+        let mut req = self.client.get(format!("{}{path}", self.addr(node)));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.expect("request")
+    }
+
+    /// Sign up on one node, log in on another.
+    async fn user(&self, name: &str) -> (i64, String) {
+        let email = format!("{name}@example.com");
+        let r = self
+            .post(
+                0,
+                "/api/auth/signup",
+                json!({"email": email, "password": "password-123", "nickname": name}),
+                None,
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let id = r.json::<Value>().await.expect("json")["id"]
+            .as_i64()
+            .expect("id");
+        let last = self.nodes.len() - 1;
+        let r = self
+            .post(
+                last,
+                "/api/auth/login",
+                json!({"email": email, "password": "password-123"}),
+                None,
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let token = r.json::<Value>().await.expect("json")["token"]
+            .as_str()
+            .expect("token")
+            .to_string();
+        (id, token)
+    }
+
+    async fn ws(&self, node: usize, token: &str) -> Ws {
+        let mut ws = Ws::connect(self.addr(node), token).await;
+        ws.send(json!({"type": "ping"})).await;
+        ws.expect("pong").await;
+        ws
+    }
+
+    async fn history(&self, node: usize, token: &str, room: i64) -> Vec<Value> {
+        let mut all = Vec::new();
+        let mut after = 0;
+        loop {
+            let r = self
+                .get(
+                    node,
+                    &format!("/api/rooms/{room}/messages?after={after}&limit=200"),
+                    Some(token),
+                )
+                .await;
+            assert_eq!(r.status(), StatusCode::OK);
+            let page: Vec<Value> = r.json().await.expect("json");
+            let Some(last) = page.last() else { break };
+            after = last["seq"].as_i64().expect("seq");
+            all.extend(page);
+        }
+        all
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for node in self.nodes.iter_mut().flatten() {
+            let _ = node.child.kill();
+            let _ = node.child.wait();
+        }
+    }
+}
+
+fn rand_id() -> u64 {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.finish() & 0xffff_ffff_ffff
+}
+
+/// Text messages of `room` received until every id in `want` was seen;
+/// returns their seqs in arrival order (and every message frame seen).
+async fn collect(ws: &mut Ws, room: i64, want: &HashSet<String>) -> Vec<i64> {
+    let mut seen = HashSet::new();
+    let mut seqs = Vec::new();
+    while seen.len() < want.len() {
+        let v = ws
+            .expect_where(|v| v["type"] == "message" && v["room"] == room)
+            .await;
+        seqs.push(v["seq"].as_i64().expect("seq"));
+        if let Some(cid) = v["client_msg_id"].as_str() {
+            if want.contains(cid) {
+                seen.insert(cid.to_string());
+            }
+        }
+    }
+    seqs
+}
+
+fn assert_contiguous(seqs: &[i64], who: &str) {
+    for w in seqs.windows(2) {
+        assert_eq!(w[1], w[0] + 1, "{who}: every seq once, in order: {seqs:?}");
+    }
+}
+
+async fn open_room(c: &Cluster, node: usize, token: &str, name: &str) -> i64 {
+    let r = c
+        .post(node, "/api/rooms", json!({"kind": "open", "name": name}), Some(token))
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    r.json::<Value>().await.expect("json")["id"]
+        .as_i64()
+        .expect("id")
+}
+
+async fn join(c: &Cluster, node: usize, token: &str, room: i64) {
+    let r = c
+        .post(node, &format!("/api/rooms/{room}/join"), json!({}), Some(token))
+        .await;
+    assert!(r.status().is_success(), "join: {}", r.status());
+}
+
+async fn direct(c: &Cluster, node: usize, token: &str, peer: i64) -> i64 {
+    let r = c
+        .post(node, "/api/rooms", json!({"kind": "direct", "peer": peer}), Some(token))
+        .await;
+    assert!(r.status().is_success());
+    r.json::<Value>().await.expect("json")["id"]
+        .as_i64()
+        .expect("id")
+}
+
+#[actix_web::test]
+async fn members_on_three_nodes_see_every_message_once_in_order() {
+    let Some(b) = backends() else { return };
+    let c = Cluster::start(&b, 3, &[]).await;
+    let (_, t0) = c.user("c-owner").await;
+    let (u1, t1) = c.user("c-one").await;
+    let (u2, t2) = c.user("c-two").await;
+    let room = open_room(&c, 0, &t0, "세 노드 방").await;
+    join(&c, 1, &t1, room).await;
+    join(&c, 2, &t2, room).await;
+    let mut ws = vec![c.ws(0, &t0).await, c.ws(1, &t1).await, c.ws(2, &t2).await];
+
+    // Everyone sends at once, each from their own node: seqs are claimed
+    // concurrently by three nodes.
+    const EACH: usize = 40;
+    let mut want = HashSet::new();
+    for (i, w) in ws.iter_mut().enumerate() {
+        for k in 0..EACH {
+            let cid = format!("n{i}-{k}");
+            want.insert(cid.clone());
+            w.send(json!({"type": "send", "room": room, "client_msg_id": cid, "body": format!("{i}번 노드 {k}")}))
+                .await;
+        }
+    }
+    let mut results = Vec::new();
+    for (i, w) in ws.iter_mut().enumerate() {
+        let seqs = collect(w, room, &want).await;
+        assert_contiguous(&seqs, &format!("member on node {i}"));
+        results.push(seqs);
+    }
+    let history = c.history(1, &t1, room).await;
+    let stored: Vec<i64> = history.iter().map(|m| m["seq"].as_i64().unwrap_or(0)).collect();
+    assert_eq!(stored, (1..=stored.len() as i64).collect::<Vec<_>>(), "gap-free in the store");
+    let cids: HashSet<String> = history
+        .iter()
+        .filter_map(|m| m["client_msg_id"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(cids, want, "every message stored once");
+    for seqs in &results {
+        assert_eq!(seqs.last(), stored.last(), "everyone saw the end");
+    }
+
+    // Receipts, badges, typing and presence across nodes, in a direct room
+    // between users on nodes 1 and 2 (user 2 has a second device on node 0).
+    let dm = direct(&c, 1, &t1, u2).await;
+    let mut w2b = c.ws(0, &t2).await;
+    let sent = ws[1].say(dm, "dm-1", "안녕하세요").await;
+    let seq = sent["seq"].as_i64().expect("seq");
+    ws[2].expect_where(|v| v["type"] == "message" && v["room"] == dm).await;
+    w2b.expect_where(|v| v["type"] == "badge" && v["room"] == dm && v["unread"] == 1)
+        .await;
+    ws[2].send(json!({"type": "read", "room": dm, "seq": seq})).await;
+    let receipt = ws[1]
+        .expect_where(|v| v["type"] == "receipt" && v["room"] == dm)
+        .await;
+    assert_eq!((receipt["user"].as_i64(), receipt["seq"].as_i64()), (Some(u2), Some(seq)));
+    w2b.expect_where(|v| v["type"] == "badge" && v["room"] == dm && v["unread"] == 0)
+        .await;
+    ws[2].send(json!({"type": "typing", "room": dm})).await;
+    let typing = ws[1].expect("typing").await;
+    assert_eq!(typing["user"], u2);
+
+    // Kicked on node 0, removed live on node 2.
+    let r = c
+        .post(0, &format!("/api/rooms/{room}/kick"), json!({"user_id": u2}), Some(&t0))
+        .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let removed = ws[2]
+        .expect_where(|v| v["type"] == "removed" && v["room"] == room)
+        .await;
+    assert_eq!(removed["reason"], "kicked");
+    let after = ws[0].say(room, "after-kick", "이제 안 보임").await;
+    let after_seq = after["seq"].as_i64().expect("seq");
+    ws[1].expect_where(|v| v["type"] == "message" && v["seq"] == after_seq && v["room"] == room)
+        .await;
+    ws[2].expect_none(Duration::from_millis(500), |v| {
+        v["type"] == "message" && v["room"] == room && v["seq"].as_i64() >= Some(after_seq)
+    })
+    .await;
+    let _ = u1;
+}
+
+#[actix_web::test]
+async fn a_node_killed_under_traffic_loses_and_doubles_nothing() {
+    let Some(b) = backends() else { return };
+    let mut c = Cluster::start(&b, 2, &[]).await;
+    let (_, ts) = c.user("k-sender").await;
+    let (ur, tr) = c.user("k-reader").await;
+    let room = direct(&c, 0, &ts, ur).await;
+    // The sender and one of the reader's devices are on node 0 (which
+    // dies); the reader's other device is on node 1.
+    let mut sender = c.ws(0, &ts).await;
+    let mut reader0 = c.ws(0, &tr).await;
+    let mut reader1 = c.ws(1, &tr).await;
+
+    const TOTAL: usize = 200;
+    let cid = |k: usize| format!("k-{k}");
+    let mut acked: BTreeSet<i64> = BTreeSet::new();
+    let mut last_seen0 = 0;
+    // First half, acknowledged.
+    for k in 0..TOTAL / 2 {
+        sender
+            .send(json!({"type": "send", "room": room, "client_msg_id": cid(k), "body": format!("메시지 {k}")}))
+            .await;
+    }
+    for _ in 0..TOTAL / 2 {
+        let ack = sender.expect("ack").await;
+        acked.insert(ack["seq"].as_i64().expect("seq"));
+    }
+    // More in flight, then node 0 dies with them.
+    for k in TOTAL / 2..TOTAL * 3 / 4 {
+        sender
+            .send(json!({"type": "send", "room": room, "client_msg_id": cid(k), "body": format!("메시지 {k}")}))
+            .await;
+    }
+    // What reader0 saw before the crash.
+    while let Some(v) = reader0.read_within(Duration::from_millis(50)).await {
+        if v["type"] == "message" && v["room"] == room {
+            let s = v["seq"].as_i64().expect("seq");
+            assert_eq!(s, last_seen0 + 1, "reader on node 0 in order");
+            last_seen0 = s;
+        }
+    }
+    c.kill9(0);
+
+    // The sender reconnects to node 1 and resends everything it has no
+    // ack for (same client ids), then the rest.
+    let mut sender = c.ws(1, &ts).await;
+    for k in TOTAL / 2..TOTAL {
+        let ack = sender.say(room, &cid(k), &format!("메시지 {k}")).await;
+        acked.insert(ack["seq"].as_i64().expect("seq"));
+    }
+    // The reader's dead device reconnects to node 1 and resumes.
+    let mut reader0 = Ws::connect(c.addr(1), &tr).await;
+    reader0
+        .send(json!({"type": "resume", "rooms": {room.to_string(): last_seen0}}))
+        .await;
+    let want: HashSet<String> = (0..TOTAL).map(cid).collect();
+    let mut resumed = collect(&mut reader0, room, &want).await;
+    if last_seen0 > 0 {
+        resumed.insert(0, last_seen0);
+    }
+    assert_contiguous(&resumed, "resumed device");
+    let live = collect(&mut reader1, room, &want).await;
+    assert_contiguous(&live, "device on the surviving node");
+
+    let history = c.history(1, &tr, room).await;
+    let seqs: Vec<i64> = history.iter().map(|m| m["seq"].as_i64().unwrap_or(0)).collect();
+    assert_eq!(seqs, (1..=TOTAL as i64).collect::<Vec<_>>(), "each message stored once, no gaps");
+    assert_eq!(acked.len(), TOTAL, "every message acknowledged once");
+    assert_eq!(acked.iter().copied().collect::<Vec<_>>(), seqs);
+}
+
+#[actix_web::test]
+async fn a_kafka_outage_delays_cross_node_delivery_and_loses_nothing() {
+    let Some(b) = backends() else { return };
+    let Some(tansu) = required("JT_TEST_TANSU", &tansu_binary()) else {
+        return;
+    };
+    let port = free_port();
+    let listener = format!("tcp://127.0.0.1:{port}");
+    let broker = Service(
+        Command::new(&tansu)
+            .args([
+                "broker",
+                "--listener-url",
+                &listener,
+                "--advertised-listener-url",
+                &listener,
+                "--storage-engine",
+                "memory://tansu/",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start tansu"),
+    );
+    wait_port(port);
+    let own = Backends {
+        kafka: format!("127.0.0.1:{port}"),
+        ..b
+    };
+    let c = Cluster::start(&own, 2, &[]).await;
+    let (_, ta) = c.user("o-a").await;
+    let (ub, tb) = c.user("o-b").await;
+    let room = direct(&c, 0, &ta, ub).await;
+    let mut wa = c.ws(0, &ta).await;
+    let mut wb = c.ws(1, &tb).await;
+    wa.say(room, "before", "전").await;
+    wb.expect_where(|v| v["type"] == "message" && v["client_msg_id"] == "before")
+        .await;
+
+    // The broker stops answering (paused, like a partition).
+    broker.signal("-STOP");
+    // Sends still succeed: a message is durable in the store before its
+    // ack; Kafka only carries it to the other nodes.
+    let mut want = HashSet::new();
+    for k in 0..20 {
+        let cid = format!("during-{k}");
+        wa.say(room, &cid, "장애 중").await;
+        want.insert(cid);
+    }
+    // The other node does not have them yet, but its clients can read them.
+    wb.expect_none(Duration::from_millis(300), |v| v["type"] == "message")
+        .await;
+    assert_eq!(c.history(1, &tb, room).await.len(), 21);
+    let r = c.get(0, "/ready", None).await;
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = r.json().await.expect("json");
+    assert!(body["details"]["kafka"].is_string(), "{body}");
+
+    broker.signal("-CONT");
+    let seqs = collect(&mut wb, room, &want).await;
+    assert_eq!(seqs, (2..=21).collect::<Vec<_>>(), "caught up, in order, once");
+    let r = c.get(0, "/ready", None).await;
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[actix_web::test]
+async fn a_redis_restart_signs_users_out_clearly_and_loses_no_data() {
+    let Some(b) = backends() else { return };
+    let port = free_port();
+    let start_redis = || {
+        Service(
+            Command::new("redis-server")
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("redis-server on the PATH"),
+        )
+    };
+    let redis = start_redis();
+    wait_port(port);
+    let own = Backends {
+        redis: format!("redis://127.0.0.1:{port}"),
+        ..b
+    };
+    let c = Cluster::start(&own, 2, &[]).await;
+    let (_, ta) = c.user("r-a").await;
+    let (ub, tb) = c.user("r-b").await;
+    let room = direct(&c, 0, &ta, ub).await;
+    let mut wa = c.ws(1, &ta).await;
+    wa.say(room, "r-1", "레디스 전").await;
+
+    drop(redis);
+    let r = c.get(0, "/ready", None).await;
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = r.json().await.expect("json");
+    assert!(body["details"]["redis"].is_string(), "{body}");
+
+    let _redis = start_redis();
+    wait_port(port);
+    // Sessions lived in Redis: a clear 401, never a 500.
+    for node in 0..2 {
+        let r = c.get(node, "/api/me", Some(&ta)).await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        let body: Value = r.json().await.expect("json");
+        assert_eq!(body["code"], "unauthenticated");
+    }
+    // Logging in again works and nothing was lost.
+    let r = c
+        .post(
+            0,
+            "/api/auth/login",
+            json!({"email": "r-b@example.com", "password": "password-123"}),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let tb2 = r.json::<Value>().await.expect("json")["token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let history = c.history(1, &tb2, room).await;
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0]["body"], "레디스 전");
+    let _ = tb;
+    let r = c.get(0, "/ready", None).await;
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[actix_web::test]
+async fn a_reservation_timer_fires_once_in_the_cluster() {
+    let Some(b) = backends() else { return };
+    let c = Cluster::start(&b, 2, &[("reservation_sweep_secs", "1")]).await;
+    let (_, ts) = c.user("t-seller").await;
+    let (ub, tb) = c.user("t-buyer").await;
+    let r = c
+        .post(
+            0,
+            "/api/listings",
+            json!({"title": "자전거", "description": "거의 새것", "price": 50000, "category": "sports"}),
+            Some(&ts),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let listing = r.json::<Value>().await.expect("json")["id"]
+        .as_i64()
+        .expect("id");
+    let r = c
+        .post(1, &format!("/api/listings/{listing}/chat"), json!({}), Some(&tb))
+        .await;
+    assert!(r.status().is_success());
+    let room = r.json::<Value>().await.expect("json")["id"]
+        .as_i64()
+        .expect("room");
+    let until = jangteo::domain::now_ms() + 2500;
+    let r = c
+        .post(
+            0,
+            &format!("/api/listings/{listing}/reservation"),
+            json!({"buyer_id": ub, "until": until}),
+            Some(&ts),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    // Both nodes have armed it by now (node 1 through its sweep).
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    let history = c.history(1, &tb, room).await;
+    let expired = history
+        .iter()
+        .filter(|m| m["kind"] == "system" && m["payload"]["event"] == "reservation_expired")
+        .count();
+    assert_eq!(expired, 1, "one expiry in the cluster: {history:?}");
+    let r = c.get(1, &format!("/api/listings/{listing}"), Some(&ts)).await;
+    assert_eq!(r.json::<Value>().await.expect("json")["status"], "selling");
+}
