@@ -1,36 +1,79 @@
 #!/usr/bin/env bash
-# The test command from the README: unit, integration (HTTP/WebSocket against
-# a real server on a random port) and CLI tests for the whole workspace on
-# the embedded engine (SQLite, in-process cache and limits), then the same
-# HTTP/WebSocket acceptance suite on MySQL/MariaDB + Redis.
+# The test command from the README. Three passes:
 #
-# JT_TEST_MYSQL_URL (default mysql://root@127.0.0.1:3306): each test gets its
-# own database. JT_TEST_REDIS_URL (default redis://127.0.0.1:6379): each test
-# gets its own key prefix. In CI (CI=true) both servers are required: a
-# missing one fails the run. Locally the run is skipped, loudly, if either
-# does not answer.
+# 1. `cargo test --workspace`: unit, CLI and the HTTP/WebSocket acceptance
+#    suite on the embedded engine (SQLite, in-process cache, limits, bus),
+#    plus the multi-process cluster and fault tests (tests/cluster.rs) on
+#    the services below.
+# 2. The acceptance suite on MySQL/MariaDB + Redis.
+# 3. The acceptance suite on the whole distributed engine (MySQL/MariaDB,
+#    Redis, MongoDB, Kafka) with two nodes per test: API requests and
+#    WebSocket connections take turns between the nodes.
+#
+# Services come from scripts/services.sh (MariaDB 3306 and Redis 6379 from
+# the machine; Kafka 9092 = tansu and MongoDB 27017 = SecantusDB, installed
+# on first use). Override with JT_TEST_MYSQL_URL, JT_TEST_REDIS_URL,
+# JT_TEST_MONGODB_URL, JT_TEST_KAFKA_BROKERS. In CI (CI=true) every service
+# is required: a missing one fails the run. Locally, passes that need a
+# missing service are skipped with a loud message.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo test --workspace --locked "$@"
 
 MYSQL_URL=${JT_TEST_MYSQL_URL:-mysql://root@127.0.0.1:3306}
 REDIS_URL=${JT_TEST_REDIS_URL:-redis://127.0.0.1:6379}
-hostport() { local u=${1#*://}; u=${u#*@}; echo "${u%%/*}"; }
+MONGODB_URL=${JT_TEST_MONGODB_URL:-mongodb://127.0.0.1:27017}
+KAFKA=${JT_TEST_KAFKA_BROKERS:-127.0.0.1:9092}
+hostport() { local u=${1#*://}; u=${u#*@}; u=${u%%/*}; echo "${u%%,*}"; }
 answers() { local hp; hp=$(hostport "$1"); (exec 3<>"/dev/tcp/${hp%%:*}/${hp##*:}") 2>/dev/null; }
-if [ "${CI:-}" != true ] && ! { answers "$MYSQL_URL" && answers "$REDIS_URL"; }; then
-  echo "!!! SKIPPED: the acceptance suite on MySQL/MariaDB + Redis (no server at $MYSQL_URL or $REDIS_URL; CI requires both) !!!"
-  exit 0
+
+if [ -z "${JT_TEST_KAFKA_BROKERS:-}${JT_TEST_MONGODB_URL:-}" ]; then
+  if ! scripts/services.sh up; then
+    if [ "${CI:-}" = true ]; then
+      echo "!!! services did not come up; CI requires them" >&2
+      exit 1
+    fi
+    echo "!!! some services are missing: the passes that need them will be skipped !!!"
+  fi
 fi
-echo "== acceptance suite on MySQL/MariaDB ($MYSQL_URL) + Redis ($REDIS_URL)"
+
+# Leftovers of earlier runs (databases, keys) go first.
 mh=$(hostport "$MYSQL_URL")
-if command -v mysql >/dev/null; then
-  # Drop the databases of earlier runs.
+if command -v mysql >/dev/null && answers "$MYSQL_URL"; then
   mysql -h "${mh%%:*}" -P "${mh##*:}" -u root -N -e \
     "SELECT CONCAT('DROP DATABASE ', schema_name, ';') FROM information_schema.schemata WHERE schema_name LIKE 'jt\\_%'" \
     | mysql -h "${mh%%:*}" -P "${mh##*:}" -u root || true
 fi
-if command -v redis-cli >/dev/null; then
+if command -v redis-cli >/dev/null && answers "$REDIS_URL"; then
   rh=$(hostport "$REDIS_URL")
   redis-cli -h "${rh%%:*}" -p "${rh##*:}" --scan --pattern 'jt:*' | xargs -r -n 500 redis-cli -h "${rh%%:*}" -p "${rh##*:}" del >/dev/null || true
 fi
+VENV=${JANGTEO_CACHE:-$HOME/.cache/jangteo}/secantus-venv
+if [ -x "$VENV/bin/python" ] && answers "$MONGODB_URL"; then
+  "$VENV/bin/python" - "$MONGODB_URL" <<'PY' || true
+import sys, pymongo
+c = pymongo.MongoClient(sys.argv[1], serverSelectionTimeoutMS=3000)
+for name in c.list_database_names():
+    if name.startswith("jt_"):
+        c.drop_database(name)
+PY
+fi
+
+echo "== pass 1: workspace tests (embedded engine; tests/cluster.rs on the services)"
+cargo test --workspace --locked "$@"
+
+have() { answers "$MYSQL_URL" && answers "$REDIS_URL"; }
+if [ "${CI:-}" != true ] && ! have; then
+  echo "!!! SKIPPED: the acceptance suite on MySQL/MariaDB + Redis (no server at $MYSQL_URL or $REDIS_URL; CI requires both) !!!"
+  exit 0
+fi
+echo "== pass 2: acceptance suite on MySQL/MariaDB ($MYSQL_URL) + Redis ($REDIS_URL)"
 JT_TEST_MYSQL_URL=$MYSQL_URL JT_TEST_REDIS_URL=$REDIS_URL cargo test --workspace --locked --test api "$@"
+
+if [ "${CI:-}" != true ] && ! { answers "$MONGODB_URL" && answers "$KAFKA"; }; then
+  echo "!!! SKIPPED: the acceptance suite on the distributed engine (no MongoDB at $MONGODB_URL or no Kafka at $KAFKA; CI requires both) !!!"
+  exit 0
+fi
+echo "== pass 3: acceptance suite on MySQL + Redis + MongoDB ($MONGODB_URL) + Kafka ($KAFKA), two nodes per test"
+JT_TEST_MYSQL_URL=$MYSQL_URL JT_TEST_REDIS_URL=$REDIS_URL JT_TEST_MONGODB_URL=$MONGODB_URL \
+  JT_TEST_KAFKA_BROKERS=$KAFKA JT_TEST_NODES=2 \
+  cargo test --workspace --locked --test api "$@"

@@ -282,11 +282,24 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
     #[error("{0}")]
     Other(String),
+    /// A backend does not answer (connection refused or dropped, timeout):
+    /// the request may succeed later.
+    #[error("backend unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        ApiError::internal(e)
+        match e {
+            StoreError::Unavailable(why) => {
+                tracing::warn!(error = %why, "backend unavailable");
+                ApiError::new(
+                    Code::Unavailable,
+                    "a backend is unavailable; try again shortly",
+                )
+            }
+            e => ApiError::internal(e),
+        }
     }
 }
 

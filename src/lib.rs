@@ -169,6 +169,7 @@ impl AppState {
             },
             metrics.clone(),
             bus.clone(),
+            redis.clone().map(|r| -> Arc<dyn store::Presence> { r }),
         );
         hub.start_cluster();
         tracing::info!(

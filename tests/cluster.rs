@@ -63,9 +63,13 @@ fn required(var: &str, default: &str) -> Option<String> {
         return Some(value);
     }
     if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{var}: nothing at {value}; the cluster tests need it in CI (scripts/services.sh up)");
+        panic!(
+            "{var}: nothing at {value}; the cluster tests need it in CI (scripts/services.sh up)"
+        );
     }
-    eprintln!("!!! SKIPPED cluster test: nothing at {value} ({var}); run scripts/services.sh up !!!");
+    eprintln!(
+        "!!! SKIPPED cluster test: nothing at {value} ({var}); run scripts/services.sh up !!!"
+    );
     None
 }
 
@@ -246,7 +250,13 @@ impl Cluster {
         }
     }
 
-    async fn post(&self, node: usize, path: &str, body: Value, token: Option<&str>) -> reqwest::Response {
+    async fn post(
+        &self,
+        node: usize,
+        path: &str,
+        body: Value,
+        token: Option<&str>,
+    ) -> reqwest::Response {
         let mut req = self
             .client
             .post(format!("{}{path}", self.addr(node)))
@@ -373,7 +383,12 @@ fn assert_contiguous(seqs: &[i64], who: &str) {
 
 async fn open_room(c: &Cluster, node: usize, token: &str, name: &str) -> i64 {
     let r = c
-        .post(node, "/api/rooms", json!({"kind": "open", "name": name}), Some(token))
+        .post(
+            node,
+            "/api/rooms",
+            json!({"kind": "open", "name": name}),
+            Some(token),
+        )
         .await;
     assert_eq!(r.status(), StatusCode::CREATED);
     r.json::<Value>().await.expect("json")["id"]
@@ -383,14 +398,24 @@ async fn open_room(c: &Cluster, node: usize, token: &str, name: &str) -> i64 {
 
 async fn join(c: &Cluster, node: usize, token: &str, room: i64) {
     let r = c
-        .post(node, &format!("/api/rooms/{room}/join"), json!({}), Some(token))
+        .post(
+            node,
+            &format!("/api/rooms/{room}/join"),
+            json!({}),
+            Some(token),
+        )
         .await;
     assert!(r.status().is_success(), "join: {}", r.status());
 }
 
 async fn direct(c: &Cluster, node: usize, token: &str, peer: i64) -> i64 {
     let r = c
-        .post(node, "/api/rooms", json!({"kind": "direct", "peer": peer}), Some(token))
+        .post(
+            node,
+            "/api/rooms",
+            json!({"kind": "direct", "peer": peer}),
+            Some(token),
+        )
         .await;
     assert!(r.status().is_success());
     r.json::<Value>().await.expect("json")["id"]
@@ -408,7 +433,7 @@ async fn members_on_three_nodes_see_every_message_once_in_order() {
     let room = open_room(&c, 0, &t0, "세 노드 방").await;
     join(&c, 1, &t1, room).await;
     join(&c, 2, &t2, room).await;
-    let mut ws = vec![c.ws(0, &t0).await, c.ws(1, &t1).await, c.ws(2, &t2).await];
+    let mut ws = [c.ws(0, &t0).await, c.ws(1, &t1).await, c.ws(2, &t2).await];
 
     // Everyone sends at once, each from their own node: seqs are claimed
     // concurrently by three nodes.
@@ -429,8 +454,15 @@ async fn members_on_three_nodes_see_every_message_once_in_order() {
         results.push(seqs);
     }
     let history = c.history(1, &t1, room).await;
-    let stored: Vec<i64> = history.iter().map(|m| m["seq"].as_i64().unwrap_or(0)).collect();
-    assert_eq!(stored, (1..=stored.len() as i64).collect::<Vec<_>>(), "gap-free in the store");
+    let stored: Vec<i64> = history
+        .iter()
+        .map(|m| m["seq"].as_i64().unwrap_or(0))
+        .collect();
+    assert_eq!(
+        stored,
+        (1..=stored.len() as i64).collect::<Vec<_>>(),
+        "gap-free in the store"
+    );
     let cids: HashSet<String> = history
         .iter()
         .filter_map(|m| m["client_msg_id"].as_str().map(str::to_string))
@@ -446,14 +478,21 @@ async fn members_on_three_nodes_see_every_message_once_in_order() {
     let mut w2b = c.ws(0, &t2).await;
     let sent = ws[1].say(dm, "dm-1", "안녕하세요").await;
     let seq = sent["seq"].as_i64().expect("seq");
-    ws[2].expect_where(|v| v["type"] == "message" && v["room"] == dm).await;
+    ws[2]
+        .expect_where(|v| v["type"] == "message" && v["room"] == dm)
+        .await;
     w2b.expect_where(|v| v["type"] == "badge" && v["room"] == dm && v["unread"] == 1)
         .await;
-    ws[2].send(json!({"type": "read", "room": dm, "seq": seq})).await;
+    ws[2]
+        .send(json!({"type": "read", "room": dm, "seq": seq}))
+        .await;
     let receipt = ws[1]
         .expect_where(|v| v["type"] == "receipt" && v["room"] == dm)
         .await;
-    assert_eq!((receipt["user"].as_i64(), receipt["seq"].as_i64()), (Some(u2), Some(seq)));
+    assert_eq!(
+        (receipt["user"].as_i64(), receipt["seq"].as_i64()),
+        (Some(u2), Some(seq))
+    );
     w2b.expect_where(|v| v["type"] == "badge" && v["room"] == dm && v["unread"] == 0)
         .await;
     ws[2].send(json!({"type": "typing", "room": dm})).await;
@@ -462,7 +501,12 @@ async fn members_on_three_nodes_see_every_message_once_in_order() {
 
     // Kicked on node 0, removed live on node 2.
     let r = c
-        .post(0, &format!("/api/rooms/{room}/kick"), json!({"user_id": u2}), Some(&t0))
+        .post(
+            0,
+            &format!("/api/rooms/{room}/kick"),
+            json!({"user_id": u2}),
+            Some(&t0),
+        )
         .await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     let removed = ws[2]
@@ -471,12 +515,14 @@ async fn members_on_three_nodes_see_every_message_once_in_order() {
     assert_eq!(removed["reason"], "kicked");
     let after = ws[0].say(room, "after-kick", "이제 안 보임").await;
     let after_seq = after["seq"].as_i64().expect("seq");
-    ws[1].expect_where(|v| v["type"] == "message" && v["seq"] == after_seq && v["room"] == room)
+    ws[1]
+        .expect_where(|v| v["type"] == "message" && v["seq"] == after_seq && v["room"] == room)
         .await;
-    ws[2].expect_none(Duration::from_millis(500), |v| {
-        v["type"] == "message" && v["room"] == room && v["seq"].as_i64() >= Some(after_seq)
-    })
-    .await;
+    ws[2]
+        .expect_none(Duration::from_millis(500), |v| {
+            v["type"] == "message" && v["room"] == room && v["seq"].as_i64() >= Some(after_seq)
+        })
+        .await;
     let _ = u1;
 }
 
@@ -545,8 +591,15 @@ async fn a_node_killed_under_traffic_loses_and_doubles_nothing() {
     assert_contiguous(&live, "device on the surviving node");
 
     let history = c.history(1, &tr, room).await;
-    let seqs: Vec<i64> = history.iter().map(|m| m["seq"].as_i64().unwrap_or(0)).collect();
-    assert_eq!(seqs, (1..=TOTAL as i64).collect::<Vec<_>>(), "each message stored once, no gaps");
+    let seqs: Vec<i64> = history
+        .iter()
+        .map(|m| m["seq"].as_i64().unwrap_or(0))
+        .collect();
+    assert_eq!(
+        seqs,
+        (1..=TOTAL as i64).collect::<Vec<_>>(),
+        "each message stored once, no gaps"
+    );
     assert_eq!(acked.len(), TOTAL, "every message acknowledged once");
     assert_eq!(acked.iter().copied().collect::<Vec<_>>(), seqs);
 }
@@ -611,7 +664,11 @@ async fn a_kafka_outage_delays_cross_node_delivery_and_loses_nothing() {
 
     broker.signal("-CONT");
     let seqs = collect(&mut wb, room, &want).await;
-    assert_eq!(seqs, (2..=21).collect::<Vec<_>>(), "caught up, in order, once");
+    assert_eq!(
+        seqs,
+        (2..=21).collect::<Vec<_>>(),
+        "caught up, in order, once"
+    );
     let r = c.get(0, "/ready", None).await;
     assert_eq!(r.status(), StatusCode::OK);
 }
@@ -707,7 +764,12 @@ async fn a_reservation_timer_fires_once_in_the_cluster() {
         .as_i64()
         .expect("id");
     let r = c
-        .post(1, &format!("/api/listings/{listing}/chat"), json!({}), Some(&tb))
+        .post(
+            1,
+            &format!("/api/listings/{listing}/chat"),
+            json!({}),
+            Some(&tb),
+        )
         .await;
     assert!(r.status().is_success());
     let room = r.json::<Value>().await.expect("json")["id"]
@@ -731,6 +793,8 @@ async fn a_reservation_timer_fires_once_in_the_cluster() {
         .filter(|m| m["kind"] == "system" && m["payload"]["event"] == "reservation_expired")
         .count();
     assert_eq!(expired, 1, "one expiry in the cluster: {history:?}");
-    let r = c.get(1, &format!("/api/listings/{listing}"), Some(&ts)).await;
+    let r = c
+        .get(1, &format!("/api/listings/{listing}"), Some(&ts))
+        .await;
     assert_eq!(r.json::<Value>().await.expect("json")["status"], "selling");
 }

@@ -40,7 +40,7 @@ use crate::bus::{Bus, TOPIC_CHAT};
 use crate::domain::chat::RoomKind;
 use crate::metrics::Metrics;
 use crate::store::sql::SqlStore;
-use crate::store::MessageStore;
+use crate::store::{MessageStore, Presence};
 use cluster::Remote;
 use committer::Committer;
 use room::{RoomActor, RoomMsg};
@@ -153,6 +153,8 @@ struct HubInner {
     closing: tokio::sync::watch::Sender<bool>,
     /// The bus to the other nodes, if there are any (Kafka).
     cluster: Option<Arc<dyn Bus>>,
+    /// Who is connected on any node (Redis), with several nodes.
+    presence: Option<Arc<dyn Presence>>,
 }
 
 /// Entry point to the actors for HTTP handlers, WebSocket sessions and
@@ -170,9 +172,11 @@ impl ChatHub {
         settings: ChatSettings,
         metrics: Arc<Metrics>,
         bus: Arc<dyn Bus>,
+        presence: Option<Arc<dyn Presence>>,
     ) -> ChatHub {
         let committer = Committer::start(messages.clone(), metrics.clone());
         let cluster = bus.distributed().then_some(bus);
+        let presence = presence.filter(|_| cluster.is_some());
         ChatHub {
             inner: Arc::new(HubInner {
                 sql,
@@ -185,6 +189,7 @@ impl ChatHub {
                 next_session: AtomicU64::new(1),
                 closing: tokio::sync::watch::channel(false).0,
                 cluster,
+                presence,
             }),
         }
     }
@@ -194,6 +199,92 @@ impl ChatHub {
         if let Some(bus) = &self.inner.cluster {
             bus.publish_nowait(TOPIC_CHAT, remote.to_event(room_id));
         }
+    }
+
+    /// `user` connected to this node (first session): claim it in the
+    /// shared presence, then tell the peers everywhere.
+    pub fn user_online(&self, user: i64, peers: Vec<i64>) {
+        self.for_online(peers.iter().copied(), |_, addr| {
+            addr.do_send(UserMsg::Presence { user, online: true });
+        });
+        self.replicate_presence(user, true, &peers);
+        if let (Some(presence), Some(bus)) = (&self.inner.presence, &self.inner.cluster) {
+            let (presence, node) = (presence.clone(), bus.node().to_string());
+            actix::spawn(async move {
+                if let Err(e) = presence.set_online(&node, &[user]).await {
+                    tracing::warn!(user, error = %e, "presence update failed");
+                }
+            });
+        }
+    }
+
+    /// `user`'s last session on this node closed: offline for the peers
+    /// unless the user is still connected to another node.
+    pub fn user_offline(&self, user: i64, peers: Vec<i64>) {
+        let (Some(presence), Some(bus)) = (&self.inner.presence, &self.inner.cluster) else {
+            self.for_online(peers.iter().copied(), |_, addr| {
+                addr.do_send(UserMsg::Presence {
+                    user,
+                    online: false,
+                });
+            });
+            self.replicate_presence(user, false, &peers);
+            return;
+        };
+        let (presence, node) = (presence.clone(), bus.node().to_string());
+        let hub = self.clone();
+        actix::spawn(async move {
+            let elsewhere = presence.set_offline(&node, user).await.unwrap_or_else(|e| {
+                tracing::warn!(user, error = %e, "presence update failed");
+                false
+            });
+            if !elsewhere {
+                hub.for_online(peers.iter().copied(), |_, addr| {
+                    addr.do_send(UserMsg::Presence {
+                        user,
+                        online: false,
+                    });
+                });
+                hub.replicate_presence(user, false, &peers);
+            }
+        });
+    }
+
+    /// Send `sessions` a presence frame for each of `peers` that is
+    /// connected: to this node at once, to other nodes after asking the
+    /// shared presence.
+    pub fn tell_online_peers(&self, peers: Vec<i64>, sessions: Vec<SessionHandle>) {
+        let mut elsewhere = Vec::new();
+        {
+            let users = self.users_read();
+            for p in peers {
+                if users.contains_key(&p) {
+                    for s in &sessions {
+                        s.frame(frames::presence(p, true));
+                    }
+                } else {
+                    elsewhere.push(p);
+                }
+            }
+        }
+        let Some(presence) = self.inner.presence.clone() else {
+            return;
+        };
+        if elsewhere.is_empty() {
+            return;
+        }
+        actix::spawn(async move {
+            match presence.online(&elsewhere).await {
+                Ok(online) => {
+                    for p in online {
+                        for s in &sessions {
+                            s.frame(frames::presence(p, true));
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "presence lookup failed"),
+            }
+        });
     }
 
     /// Tell the other nodes (if any) that `user` came online or went
@@ -234,6 +325,23 @@ impl ChatHub {
         };
         let mut rx = bus.subscribe(TOPIC_CHAT);
         let me = bus.node().to_string();
+        if let Some(presence) = self.inner.presence.clone() {
+            // Keep this node's presence claims alive (they lapse if the
+            // node dies).
+            let hub = Arc::downgrade(&self.inner);
+            let node = me.clone();
+            actix::spawn(async move {
+                let mut tick = tokio::time::interval(crate::store::redis::PRESENCE_REFRESH);
+                loop {
+                    tick.tick().await;
+                    let Some(inner) = hub.upgrade() else { break };
+                    let users: Vec<i64> = ChatHub { inner }.users_read().keys().copied().collect();
+                    if let Err(e) = presence.set_online(&node, &users).await {
+                        tracing::warn!(error = %e, "presence refresh failed");
+                    }
+                }
+            });
+        }
         let hub = Arc::downgrade(&self.inner);
         actix::spawn(async move {
             use tokio::sync::broadcast::error::RecvError;
@@ -256,8 +364,7 @@ impl ChatHub {
                 hub.metrics().cluster_events_in.inc();
                 if let Some((room, remote)) = Remote::from_event(&event) {
                     hub.room_remote(room, remote);
-                } else if let Some((user, room, kind, peer)) = cluster::decode_room_added(&event)
-                {
+                } else if let Some((user, room, kind, peer)) = cluster::decode_room_added(&event) {
                     hub.user(
                         user,
                         UserMsg::RoomAdded {

@@ -88,13 +88,13 @@ impl UserActor {
     }
 
     fn announce(&self, online: bool) {
-        let me = self.id;
         let peers: HashSet<i64> = self.peers().collect();
-        let list: Vec<i64> = peers.iter().copied().collect();
-        self.hub.for_online(peers, |_, addr| {
-            addr.do_send(UserMsg::Presence { user: me, online });
-        });
-        self.hub.replicate_presence(me, online, &list);
+        let peers: Vec<i64> = peers.into_iter().collect();
+        if online {
+            self.hub.user_online(self.id, peers);
+        } else {
+            self.hub.user_offline(self.id, peers);
+        }
     }
 
     fn to_all(&self, frame: &Frame) {
@@ -166,9 +166,8 @@ impl Handler<UserMsg> for UserActor {
             UserMsg::Attach(session) => {
                 self.attaches += 1;
                 let peers: HashSet<i64> = self.peers().collect();
-                self.hub.for_online(peers, |peer, _| {
-                    session.frame(frames::presence(peer, true));
-                });
+                self.hub
+                    .tell_online_peers(peers.into_iter().collect(), vec![session.clone()]);
                 self.sessions.push(session);
                 self.hub.metrics().ws_sessions.inc();
             }
@@ -223,9 +222,7 @@ impl Handler<UserMsg> for UserActor {
                 self.rooms.insert(room, RoomView { unread, peer });
                 self.to_all(&frames::joined(room));
                 if let Some(p) = peer {
-                    if self.hub.is_online(p) {
-                        self.to_all(&frames::presence(p, true));
-                    }
+                    self.hub.tell_online_peers(vec![p], self.sessions.clone());
                 }
                 self.mark_dirty(room, ctx);
             }

@@ -182,6 +182,20 @@ pub enum Appended {
 
 /// The chat message store. The embedded engine keeps messages in SQLite
 /// next to the rooms; the distributed engine puts them in MongoDB.
+/// Who is connected anywhere in the cluster (distributed engine: Redis).
+/// On one node the hub's own registry answers instead.
+#[async_trait]
+pub trait Presence: Send + Sync {
+    /// `node` has these users connected (called when one connects, and
+    /// periodically for all, since an entry expires unless refreshed).
+    async fn set_online(&self, node: &str, users: &[i64]) -> Result<(), StoreError>;
+    /// `node` no longer has `user`; true if the user is still connected to
+    /// some other node.
+    async fn set_offline(&self, node: &str, user: i64) -> Result<bool, StoreError>;
+    /// Of `users`, those connected to any node.
+    async fn online(&self, users: &[i64]) -> Result<std::collections::HashSet<i64>, StoreError>;
+}
+
 #[async_trait]
 pub trait MessageStore: Send + Sync {
     /// Apply `writes` in order in one durable commit: either all of them

@@ -55,7 +55,16 @@ pub struct MongoMessages {
 }
 
 fn err(e: mongodb::error::Error) -> StoreError {
-    StoreError::Other(format!("mongodb: {e}"))
+    if matches!(
+        *e.kind,
+        ErrorKind::ServerSelection { .. }
+            | ErrorKind::Io(_)
+            | ErrorKind::ConnectionPoolCleared { .. }
+    ) {
+        StoreError::Unavailable(format!("mongodb: {e}"))
+    } else {
+        StoreError::Other(format!("mongodb: {e}"))
+    }
 }
 
 fn int(d: &Document, key: &str) -> Option<i64> {

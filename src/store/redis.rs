@@ -9,32 +9,44 @@
 //! - `P rl:<key>` = counter with the window as TTL
 //! - `P c:<ns>:gen` = generation of a cache namespace; entries live at
 //!   `P c:<ns>:<gen>:<key>` with their TTL, so clearing is one INCR
+//! - `P on:<user>` = hash node -> expiry (epoch ms) of that node's claim
+//!   that the user is connected; nodes refresh their claims every
+//!   [`PRESENCE_REFRESH`], so a dead node's claims lapse after
+//!   [`PRESENCE_TTL`]. The key itself expires when nobody refreshes it.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::MultiplexedConnection;
+use redis::aio::ConnectionManager;
 use redis::AsyncCommands as _;
 
 use super::cache::Cache;
-use super::{RateLimiter, SessionRecord, SessionStore, Window};
+use super::{Presence, RateLimiter, SessionRecord, SessionStore, Window};
 use crate::error::StoreError;
 
 #[derive(Clone)]
 pub struct RedisStore {
-    conn: MultiplexedConnection,
+    /// Reconnects by itself after Redis restarts or the link drops.
+    conn: ConnectionManager,
     prefix: String,
 }
 
 fn err(e: redis::RedisError) -> StoreError {
-    StoreError::Other(format!("redis: {e}"))
+    if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout() {
+        StoreError::Unavailable(format!("redis: {e}"))
+    } else {
+        StoreError::Other(format!("redis: {e}"))
+    }
 }
 
 impl RedisStore {
     pub async fn connect(url: &str, prefix: &str) -> Result<RedisStore, StoreError> {
         let client = redis::Client::open(url).map_err(err)?;
-        let conn = client
-            .get_multiplexed_async_connection()
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Duration::from_secs(2))
+            .set_response_timeout(Duration::from_secs(2))
+            .set_number_of_retries(2);
+        let conn = ConnectionManager::new_with_config(client, config)
             .await
             .map_err(err)?;
         Ok(RedisStore {
@@ -262,5 +274,62 @@ impl Cache for RedisStore {
     async fn clear(&self, namespace: &str) {
         let mut c = self.conn.clone();
         let _: Result<u64, _> = c.incr(self.key(&format!("c:{namespace}:gen")), 1).await;
+    }
+}
+
+/// How long a node's "user is connected here" claim lasts unrefreshed.
+pub const PRESENCE_TTL: Duration = Duration::from_secs(60);
+/// How often nodes refresh their claims.
+pub const PRESENCE_REFRESH: Duration = Duration::from_secs(20);
+
+#[async_trait]
+impl Presence for RedisStore {
+    async fn set_online(&self, node: &str, users: &[i64]) -> Result<(), StoreError> {
+        if users.is_empty() {
+            return Ok(());
+        }
+        let until = crate::domain::now_ms() + PRESENCE_TTL.as_millis() as i64;
+        let mut pipe = redis::pipe();
+        for u in users {
+            let key = self.key(&format!("on:{u}"));
+            pipe.hset(&key, node, until)
+                .ignore()
+                .expire(&key, 2 * PRESENCE_TTL.as_secs() as i64)
+                .ignore();
+        }
+        let mut c = self.conn.clone();
+        pipe.query_async::<()>(&mut c).await.map_err(err)
+    }
+
+    async fn set_offline(&self, node: &str, user: i64) -> Result<bool, StoreError> {
+        let key = self.key(&format!("on:{user}"));
+        let mut c = self.conn.clone();
+        let (_, claims): (i64, Vec<(String, i64)>) = redis::pipe()
+            .hdel(&key, node)
+            .hgetall(&key)
+            .query_async(&mut c)
+            .await
+            .map_err(err)?;
+        let now = crate::domain::now_ms();
+        Ok(claims.iter().any(|(_, until)| *until > now))
+    }
+
+    async fn online(&self, users: &[i64]) -> Result<std::collections::HashSet<i64>, StoreError> {
+        if users.is_empty() {
+            return Ok(Default::default());
+        }
+        let mut pipe = redis::pipe();
+        for u in users {
+            pipe.hgetall(self.key(&format!("on:{u}")));
+        }
+        let mut c = self.conn.clone();
+        let claims: Vec<Vec<(String, i64)>> = pipe.query_async(&mut c).await.map_err(err)?;
+        let now = crate::domain::now_ms();
+        Ok(users
+            .iter()
+            .zip(claims)
+            .filter(|(_, c)| c.iter().any(|(_, until)| *until > now))
+            .map(|(u, _)| *u)
+            .collect())
     }
 }
