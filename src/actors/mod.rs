@@ -194,6 +194,11 @@ impl ChatHub {
         }
     }
 
+    /// True when other nodes may exist (the bus is Kafka).
+    pub fn clustered(&self) -> bool {
+        self.inner.cluster.is_some()
+    }
+
     /// Tell the other nodes (if any) about a room event.
     pub fn replicate(&self, room_id: i64, remote: &Remote) {
         if let Some(bus) = &self.inner.cluster {

@@ -62,6 +62,8 @@ pub enum RoomMsg {
         actor: i64,
         body: String,
         payload: Value,
+        /// Dropped once the message is committed (or failed).
+        done: Option<oneshot::Sender<()>>,
     },
     /// Move `user`'s read pointer to `seq` (clamped to the last message).
     Read {
@@ -126,6 +128,9 @@ enum State {
 struct Pending {
     msg: NewMessage,
     replies: Vec<SessionHandle>,
+    /// Dropped when the append is resolved (committed or failed): a caller
+    /// waiting on the other end knows the message is in.
+    _done: Option<oneshot::Sender<()>>,
 }
 
 pub struct RoomActor {
@@ -187,7 +192,13 @@ impl RoomActor {
         }
     }
 
-    fn submit(&mut self, msg: NewMessage, replies: Vec<SessionHandle>, ctx: &mut Context<Self>) {
+    fn submit(
+        &mut self,
+        msg: NewMessage,
+        replies: Vec<SessionHandle>,
+        done: Option<oneshot::Sender<()>>,
+        ctx: &mut Context<Self>,
+    ) {
         let token = self.next_token;
         self.next_token += 1;
         if let Some(cid) = &msg.client_msg_id {
@@ -197,7 +208,14 @@ impl RoomActor {
             write: ChatWrite::Append(msg.clone()),
             reply: Some((ctx.address(), token)),
         };
-        self.pending.insert(token, Pending { msg, replies });
+        self.pending.insert(
+            token,
+            Pending {
+                msg,
+                replies,
+                _done: done,
+            },
+        );
         if !self.hub.committer().submit(job) {
             if let Some(p) = self.pending.remove(&token) {
                 self.fail(p, "the message store is shutting down");
@@ -348,6 +366,55 @@ impl RoomActor {
         });
     }
 
+    /// The rest of a member's send, once membership and blocks are known.
+    #[allow(clippy::too_many_arguments)]
+    fn post(
+        &mut self,
+        user: i64,
+        client_msg_id: String,
+        body: String,
+        reply: SessionHandle,
+        blocked: bool,
+        kind: RoomKind,
+        ctx: &mut Context<Self>,
+    ) {
+        let id = self.id;
+        if blocked {
+            reply.frame(frames::error(
+                "blocked",
+                "this conversation is blocked",
+                Some(id),
+                Some(&client_msg_id),
+            ));
+            return;
+        }
+        if let Some(token) = self.in_flight.get(&(user, client_msg_id.clone())) {
+            if let Some(p) = self.pending.get_mut(token) {
+                p.replies.push(reply);
+                return;
+            }
+        }
+        if kind == RoomKind::Open && !self.allow_send(user) {
+            reply.frame(frames::error(
+                "rate_limited",
+                "sending too fast; slow down",
+                Some(id),
+                Some(&client_msg_id),
+            ));
+            return;
+        }
+        let msg = NewMessage {
+            room_id: id,
+            sender_id: user,
+            client_msg_id: Some(client_msg_id),
+            kind: MessageKind::Text,
+            body,
+            payload: None,
+            created_at: now_ms(),
+        };
+        self.submit(msg, vec![reply], None, ctx);
+    }
+
     fn check_idle(&mut self, ctx: &mut Context<Self>) {
         if self.pending.is_empty()
             && self.held.is_empty()
@@ -442,45 +509,44 @@ impl Handler<RoomMsg> for RoomActor {
                     reply.frame(RoomError::NotMember.frame(id, Some(&client_msg_id)));
                     return;
                 }
-                if blocked {
-                    reply.frame(frames::error(
-                        "blocked",
-                        "this conversation is blocked",
-                        Some(id),
-                        Some(&client_msg_id),
-                    ));
+                if kind == RoomKind::Direct && self.hub.clustered() {
+                    // Several nodes: a block set or lifted on another node
+                    // reaches this actor through the bus a moment later;
+                    // ask the store, which has it now. The actor waits for
+                    // the answer, so the member's sends keep their order.
+                    let sql = self.hub.sql().clone();
+                    let pair: Vec<i64> = match &self.state {
+                        State::Ready(r) => r.members.keys().copied().collect(),
+                        _ => Vec::new(),
+                    };
+                    let check = async move {
+                        match pair.as_slice() {
+                            [a, b] => sql.blocked_between(*a, *b).await,
+                            _ => Ok(false),
+                        }
+                    };
+                    ctx.wait(check.into_actor(self).map(move |result, act, ctx| {
+                        let blocked = match result {
+                            Ok(b) => b,
+                            Err(e) => {
+                                tracing::warn!(room = id, error = %e, "block check failed");
+                                blocked
+                            }
+                        };
+                        if let State::Ready(r) = &mut act.state {
+                            r.blocked = blocked;
+                        }
+                        act.post(user, client_msg_id, body, reply, blocked, kind, ctx);
+                    }));
                     return;
                 }
-                if let Some(token) = self.in_flight.get(&(user, client_msg_id.clone())) {
-                    if let Some(p) = self.pending.get_mut(token) {
-                        p.replies.push(reply);
-                        return;
-                    }
-                }
-                if kind == RoomKind::Open && !self.allow_send(user) {
-                    reply.frame(frames::error(
-                        "rate_limited",
-                        "sending too fast; slow down",
-                        Some(id),
-                        Some(&client_msg_id),
-                    ));
-                    return;
-                }
-                let msg = NewMessage {
-                    room_id: id,
-                    sender_id: user,
-                    client_msg_id: Some(client_msg_id),
-                    kind: MessageKind::Text,
-                    body,
-                    payload: None,
-                    created_at: now_ms(),
-                };
-                self.submit(msg, vec![reply], ctx);
+                self.post(user, client_msg_id, body, reply, blocked, kind, ctx);
             }
             RoomMsg::System {
                 actor,
                 body,
                 payload,
+                done,
             } => {
                 if !matches!(self.state, State::Ready(_)) {
                     return;
@@ -494,7 +560,7 @@ impl Handler<RoomMsg> for RoomActor {
                     payload: Some(payload.to_string()),
                     created_at: now_ms(),
                 };
-                self.submit(msg, Vec::new(), ctx);
+                self.submit(msg, Vec::new(), done, ctx);
             }
             RoomMsg::Read {
                 user,

@@ -190,15 +190,20 @@ impl Chat {
         }
     }
 
-    fn system(&self, room: i64, actor: i64, body: String, payload: serde_json::Value) {
+    /// Post a system message and wait (bounded) until it is committed, so
+    /// what the caller does next comes after it in the room, on any node.
+    async fn system(&self, room: i64, actor: i64, body: String, payload: serde_json::Value) {
+        let (done, committed) = tokio::sync::oneshot::channel();
         self.hub.room(
             room,
             RoomMsg::System {
                 actor,
                 body,
                 payload,
+                done: Some(done),
             },
         );
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), committed).await;
     }
 
     pub async fn join(
@@ -266,7 +271,8 @@ impl Chat {
                     user,
                     format!("{nick}님이 들어왔습니다."),
                     json!({"event": "joined", "user": user}),
-                );
+                )
+                .await;
                 self.hub.user(
                     user,
                     UserMsg::RoomAdded {
@@ -305,7 +311,8 @@ impl Chat {
                 user,
                 format!("{nick}님이 나갔습니다."),
                 json!({"event": "left", "user": user}),
-            );
+            )
+            .await;
             self.hub.room(
                 room_id,
                 RoomMsg::MemberRemoved {
@@ -398,7 +405,8 @@ impl Chat {
             actor,
             format!("{nick}님을 {verb}했습니다."),
             json!({"event": reason, "user": target}),
-        );
+        )
+        .await;
     }
 
     pub async fn unban(
@@ -444,7 +452,8 @@ impl Chat {
             actor,
             format!("{nick}님이 방장이 되었습니다."),
             json!({"event": "owner_changed", "user": target}),
-        );
+        )
+        .await;
         self.room(room_id).await
     }
 

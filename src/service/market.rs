@@ -190,16 +190,26 @@ impl Market {
         body: String,
         payload: serde_json::Value,
     ) -> Result<(), ApiError> {
+        let mut committed = Vec::new();
         for room in self.sql.listing_room_ids(listing.id).await? {
+            let (done, rx) = tokio::sync::oneshot::channel();
             self.hub.room(
                 room,
                 RoomMsg::System {
                     actor: listing.seller_id,
                     body: body.clone(),
                     payload: payload.clone(),
+                    done: Some(done),
                 },
             );
+            committed.push(rx);
         }
+        // Bounded wait until every notice is in (see `Chat::system`).
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            futures_util::future::join_all(committed),
+        )
+        .await;
         Ok(())
     }
 
