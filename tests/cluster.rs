@@ -174,7 +174,7 @@ impl Cluster {
             ("CHAT_SEND_RATE".into(), "1000".into()),
             ("CHAT_SEND_BURST".into(), "1000".into()),
             ("WORKERS".into(), "2".into()),
-            ("LOG".into(), "warn".into()),
+            ("LOG".into(), "warn,jangteo=info".into()),
         ];
         for (k, v) in extra {
             env.retain(|(key, _)| key != &k.to_uppercase());

@@ -118,11 +118,20 @@ impl SessionStore for RedisStore {
         token_hash: &str,
         now: i64,
     ) -> Result<Option<SessionRecord>, StoreError> {
+        let key = self.key(&format!("s:{token_hash}"));
         let mut c = self.conn.clone();
-        let value: Option<String> = c
-            .get(self.key(&format!("s:{token_hash}")))
-            .await
-            .map_err(err)?;
+        let value: Option<String> = match c.get(&key).await {
+            Ok(v) => v,
+            // After Redis restarted, the first command on the old
+            // connection fails while the manager reconnects: try once more
+            // so the caller gets the real answer (no session: 401).
+            Err(e) if e.is_connection_dropped() || e.is_io_error() => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let mut c = self.conn.clone();
+                c.get(&key).await.map_err(err)?
+            }
+            Err(e) => return Err(err(e)),
+        };
         let Some(value) = value else { return Ok(None) };
         let parts: Vec<i64> = value.split(':').filter_map(|p| p.parse().ok()).collect();
         let [user_id, created_at, last_seen_at, expires_at] = parts[..] else {

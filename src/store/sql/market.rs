@@ -805,6 +805,24 @@ impl SqlStore {
         .await
     }
 
+    /// Lock a listing's row for the rest of the transaction (MySQL):
+    /// reservation and sale transactions take it first, so they serialise
+    /// per listing and lock in one order.
+    async fn lock_listing(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        listing_id: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(&format!(
+            "SELECT id FROM listings WHERE id = ?{}",
+            self.for_update()
+        ))
+        .bind(listing_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
     async fn reserve_once(
         &self,
         listing_id: i64,
@@ -813,6 +831,7 @@ impl SqlStore {
         now: i64,
     ) -> Result<(i64, Option<ReservationRecord>), StoreError> {
         let mut tx = self.writer().begin().await?;
+        self.lock_listing(&mut tx, listing_id).await?;
         let old: Option<ReservationRow> = sqlx::query_as(&format!(
             "SELECT {RESERVATION_COLUMNS} FROM reservations WHERE active_listing_id = ?"
         ))
@@ -902,12 +921,18 @@ impl SqlStore {
         let Some((listing_id,)) = row else {
             return Ok(false);
         };
-        sqlx::query("UPDATE reservations SET status = ?, active_listing_id = NULL, ended_at = ? WHERE id = ? AND status = 'active'")
+        self.lock_listing(&mut tx, listing_id).await?;
+        // The conditional update decides: of several nodes ending the same
+        // reservation (timers fire on every node), exactly one changes it.
+        let ended = sqlx::query("UPDATE reservations SET status = ?, active_listing_id = NULL, ended_at = ? WHERE id = ? AND status = 'active'")
             .bind(status)
             .bind(now)
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        if ended.rows_affected() == 0 {
+            return Ok(false);
+        }
         sqlx::query("UPDATE listings SET status = 'selling', updated_at = ? WHERE id = ? AND status = 'reserved'")
             .bind(now)
             .bind(listing_id)
