@@ -98,6 +98,32 @@ $LOAD open-rooms --target jangteo --url http://127.0.0.1:9000 --rooms "$ROOMS" -
   --rate "$ACK_RATE" --duration "$STEP" --size "$SIZE" --json | sed 's/"scenario":"open-rooms"/"scenario":"ack-latency (synchronous=NORMAL)"/' >>"$RESULTS" || true
 stop
 
+# The distributed engine (MySQL/MariaDB + MongoDB + Redis + Kafka), one
+# node, when scripts/services.sh has its services up.
+up() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+if up 3306 && up 6379 && up 27017 && up 9092 && command -v mysql >/dev/null; then
+  DB=jt_bench_$$
+  mysql -h 127.0.0.1 -u root -e "CREATE DATABASE $DB CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+  start jangteo-distributed 9000 env "${JANGTEO_ENV[@]}" JANGTEO_DATA_DIR="$WORK/jangteo-distributed" \
+    JANGTEO_DATABASE_URL="mysql://root@127.0.0.1:3306/$DB" JANGTEO_MONGODB_URL="mongodb://127.0.0.1:27017/$DB" \
+    JANGTEO_REDIS_URL=redis://127.0.0.1:6379 JANGTEO_REDIS_PREFIX="$DB:" \
+    JANGTEO_KAFKA_BROKERS=127.0.0.1:9092 JANGTEO_KAFKA_TOPIC_PREFIX="$DB." \
+    "$ROOT/target/release/jangteo" serve
+  wait_ready() { for _ in $(seq 1 100); do curl -fs http://127.0.0.1:9000/ready >/dev/null && return 0; sleep 0.2; done; return 1; }
+  wait_ready || echo "!! jangteo-distributed: not ready" | tee -a "$WORK/failures"
+  $LOAD open-rooms --target jangteo --url http://127.0.0.1:9000 --rooms "$ROOMS" --members "$MEMBERS" \
+    --publishers "$PUBLISHERS" --rate "$RATES" --duration "$STEP" --size "$SIZE" --json \
+    | sed 's/"target":"jangteo"/"target":"jangteo-distributed"/' >>"$RESULTS" \
+    || echo "!! jangteo-distributed: open-rooms reported a correctness failure" | tee -a "$WORK/failures"
+  $LOAD open-rooms --target jangteo --url http://127.0.0.1:9000 --rooms "$ROOMS" --members 2 --publishers 2 \
+    --rate "$ACK_RATE" --duration "$STEP" --size "$SIZE" --json \
+    | sed 's/"scenario":"open-rooms"/"scenario":"ack-latency"/; s/"target":"jangteo"/"target":"jangteo-distributed"/' >>"$RESULTS" || true
+  stop
+  mysql -h 127.0.0.1 -u root -e "DROP DATABASE $DB" || true
+else
+  echo "== distributed engine skipped: scripts/services.sh up starts MySQL, Redis, MongoDB and Kafka"
+fi
+
 start socketio 9001 "$NODE_BIN" loadtests/peers/socketio.js 9001
 rooms_run socketio 9001
 connect_run socketio 9001
@@ -126,7 +152,9 @@ the ratios compare like with like; absolute numbers on a shared 2-core box are n
 - Open rooms: $ROOMS rooms x $MEMBERS members (one WebSocket each), $PUBLISHERS publisher(s) per room,
   $SIZE-byte messages, open-loop steps of $STEP at $RATES messages/s sent (each delivered to $MEMBERS members)
 - Jangteo: release build, embedded engine (SQLite, WAL, synchronous=FULL: **every message is on disk before
-  its ack and delivery**), 1 HTTP worker, per-user send rate limit lifted for the test
+  its ack and delivery**), 1 HTTP worker, per-user send rate limit lifted for the test.
+  \`jangteo-distributed\` (when the services are up): one node on MySQL/MariaDB + MongoDB-wire (journaled
+  writes) + Redis + Kafka (every message also published for other nodes); the services share the machine
 - Peers do what they can: no persistence, no auth, no receipts, no badges, no seq numbers; they ack and
   broadcast. socket.io 4 on Node $(node --version), Bun $("$BUN_BIN" --version) pub/sub, and a minimal
   tokio + tungstenite broadcast server (\`peer-broadcast\`)
