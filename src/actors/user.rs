@@ -58,6 +58,9 @@ impl Message for UserMsg {
 struct RoomView {
     unread: i64,
     peer: Option<i64>,
+    /// The user's sessions know this room (it was in the store when this
+    /// actor started, or a `joined` frame went out).
+    known: bool,
 }
 
 pub struct UserActor {
@@ -142,6 +145,7 @@ impl Actor for UserActor {
                                     RoomView {
                                         unread: chat::unread(last_seq, last_read),
                                         peer,
+                                        known: true,
                                     },
                                 )
                             })
@@ -199,6 +203,7 @@ impl Handler<UserMsg> for UserActor {
                 let view = self.rooms.entry(room).or_insert(RoomView {
                     unread: 0,
                     peer: None,
+                    known: false,
                 });
                 if view.unread != unread {
                     view.unread = unread;
@@ -219,7 +224,23 @@ impl Handler<UserMsg> for UserActor {
                 unread,
             } => {
                 let peer = if kind == RoomKind::Direct { peer } else { None };
-                self.rooms.insert(room, RoomView { unread, peer });
+                if self.rooms.get(&room).is_some_and(|v| v.known) {
+                    // Known already (loaded from the store when this actor
+                    // started): the news came late, e.g. from another node.
+                    return;
+                }
+                let unread = self
+                    .rooms
+                    .get(&room)
+                    .map_or(unread, |v| v.unread.max(unread));
+                self.rooms.insert(
+                    room,
+                    RoomView {
+                        unread,
+                        peer,
+                        known: true,
+                    },
+                );
                 self.to_all(&frames::joined(room));
                 if let Some(p) = peer {
                     self.hub.tell_online_peers(vec![p], self.sessions.clone());

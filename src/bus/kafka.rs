@@ -226,10 +226,23 @@ impl Bus for KafkaBus {
         let (tx, rx) = broadcast::channel(16_384);
         subs.insert(topic.to_string(), tx.clone());
         let full = self.topic(topic);
-        let consumer = match self
-            .consumer()
-            .and_then(|c| self.assign_from_end(&c, &full).map(|()| c))
-        {
+        // A topic created a moment ago may take a moment to show up in the
+        // broker's metadata: try a few times.
+        let mut attempt = 0;
+        let assigned = loop {
+            let r = self
+                .consumer()
+                .and_then(|c| self.assign_from_end(&c, &full).map(|()| c));
+            attempt += 1;
+            match r {
+                Err(e) if attempt < 10 => {
+                    tracing::debug!(topic = %full, error = %e, "Kafka subscription not ready; retrying");
+                    std::thread::sleep(Duration::from_millis(300));
+                }
+                r => break r,
+            }
+        };
+        let consumer = match assigned {
             Ok(c) => c,
             Err(e) => {
                 // Without a subscription this node cannot hear the others;
