@@ -223,7 +223,7 @@ impl From<&ListingDetail> for ListingView {
             status: l.status,
             seller: SellerView {
                 id: d.seller.id,
-                nickname: if d.seller.status == crate::domain::account::Status::Withdrawn {
+                nickname: if d.seller.withdrawn {
                     crate::domain::account::WITHDRAWN_NICKNAME.to_string()
                 } else {
                     d.seller.nickname.clone()

@@ -28,6 +28,29 @@ use crate::store::{MessageStore, RoomRecord, UserRecord};
 
 const FEED_CACHE: &str = "feed";
 const FEED_CACHE_TTL: Duration = Duration::from_secs(30);
+/// Listing pages (what every viewer sees alike), cleared on any listing
+/// change and on reviews; a seller's new nickname shows within the TTL.
+const LISTING_CACHE: &str = "listing";
+const LISTING_CACHE_TTL: Duration = Duration::from_secs(30);
+
+/// The seller as a listing page shows them.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct SellerCard {
+    pub id: i64,
+    pub nickname: String,
+    pub withdrawn: bool,
+}
+
+/// The viewer-independent part of a listing page (cached).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct ListingPage {
+    listing: ListingRecord,
+    seller: SellerCard,
+    manner: f64,
+    images: Vec<MediaRecord>,
+    /// Active reservation: (buyer, until).
+    reservation: Option<(i64, Option<i64>)>,
+}
 
 #[derive(Clone)]
 pub struct Market {
@@ -55,7 +78,7 @@ pub struct ListingInput {
 #[derive(Debug, Clone)]
 pub struct ListingDetail {
     pub listing: ListingRecord,
-    pub seller: UserRecord,
+    pub seller: SellerCard,
     pub seller_manner: f64,
     pub images: Vec<MediaRecord>,
     pub is_favourite: bool,
@@ -170,6 +193,7 @@ impl Market {
     }
 
     async fn invalidate_feed(&self) {
+        self.cache.clear(LISTING_CACHE).await;
         self.cache.clear(FEED_CACHE).await;
     }
 
@@ -398,15 +422,55 @@ impl Market {
         id: i64,
         count_view: bool,
     ) -> Result<ListingDetail, ApiError> {
-        let mut l = self.live_listing(id).await?;
+        // The seller always sees their own listing fresh (they act on its
+        // state right after changing it); everyone else may get the cache.
+        let mut page = self.listing_page(id, false).await?;
+        if viewer == Some(page.listing.seller_id) {
+            page = self.listing_page(id, true).await?;
+        }
+        let mut l = page.listing;
         let is_seller = viewer == Some(l.seller_id);
         if l.status == ListingStatus::Hidden && !is_seller {
             return Err(ApiError::not_found("listing"));
         }
         if count_view && !is_seller {
             self.sql.count_view(id).await?;
-            l.view_count += 1;
         }
+        // Views change on every visit: never from the cache.
+        l.view_count = self.sql.view_count(id).await?;
+        let is_favourite = match viewer {
+            Some(v) => self.sql.is_favourite(v, id).await?,
+            None => false,
+        };
+        Ok(ListingDetail {
+            seller_manner: page.manner,
+            seller: page.seller,
+            images: page.images,
+            is_favourite,
+            reservation_until: page.reservation.and_then(|(_, until)| until),
+            reserved_for: page
+                .reservation
+                .filter(|_| is_seller)
+                .map(|(buyer, _)| buyer),
+            listing: l,
+        })
+    }
+
+    /// What every viewer of a listing sees alike: from the cache (Redis
+    /// with several nodes), else from the store (and then cached under the
+    /// generation read before the queries, so a page computed while the
+    /// listing changed is never served; see `store::cache`).
+    async fn listing_page(&self, id: i64, fresh: bool) -> Result<ListingPage, ApiError> {
+        let key = id.to_string();
+        if !fresh {
+            if let Some(hit) = self.cache.get(LISTING_CACHE, &key).await {
+                if let Ok(page) = serde_json::from_str::<ListingPage>(&hit) {
+                    return Ok(page);
+                }
+            }
+        }
+        let generation = self.cache.generation(LISTING_CACHE).await;
+        let l = self.live_listing(id).await?;
         let seller = self
             .sql
             .user_by_id(l.seller_id)
@@ -414,20 +478,24 @@ impl Market {
             .ok_or_else(|| ApiError::internal("listing without seller"))?;
         let summary = self.sql.review_summary(l.seller_id).await?;
         let images = self.sql.listing_images(id).await?;
-        let is_favourite = match viewer {
-            Some(v) => self.sql.is_favourite(v, id).await?,
-            None => false,
-        };
         let reservation = self.sql.active_reservation(id).await?;
-        Ok(ListingDetail {
-            seller_manner: listing::manner_score(summary.good, summary.bad),
-            seller,
-            images,
-            is_favourite,
-            reservation_until: reservation.as_ref().and_then(|r| r.until),
-            reserved_for: reservation.filter(|_| is_seller).map(|r| r.buyer_id),
+        let page = ListingPage {
             listing: l,
-        })
+            seller: SellerCard {
+                id: seller.id,
+                nickname: seller.nickname,
+                withdrawn: seller.status == Status::Withdrawn,
+            },
+            manner: listing::manner_score(summary.good, summary.bad),
+            images,
+            reservation: reservation.map(|r| (r.buyer_id, r.until)),
+        };
+        if let Ok(text) = serde_json::to_string(&page) {
+            self.cache
+                .set(LISTING_CACHE, generation, &key, text, LISTING_CACHE_TTL)
+                .await;
+        }
+        Ok(page)
     }
 
     /// The feed: keyset pages with an opaque cursor. The first page of a
@@ -1009,6 +1077,8 @@ impl Market {
             .await?
         {
             ReviewInsert::Added => {
+                // The reviewee's manner score shows on their listing pages.
+                self.cache.clear(LISTING_CACHE).await;
                 self.publish(
                     "review.received",
                     reviewee,

@@ -9,7 +9,7 @@ use super::{inserted, last_insert_id, retrying, SqlStore};
 use crate::domain::listing::{Cursor, ListingStatus, Sort};
 use crate::error::StoreError;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct MediaRecord {
     pub id: i64,
     pub owner_id: i64,
@@ -22,7 +22,7 @@ pub struct MediaRecord {
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ListingRecord {
     pub id: i64,
     pub seller_id: i64,
@@ -452,6 +452,14 @@ impl SqlStore {
         .fetch_optional(self.reader())
         .await?;
         row.as_ref().map(listing).transpose()
+    }
+
+    pub async fn view_count(&self, id: i64) -> Result<i64, StoreError> {
+        let row: Option<(i64,)> = sqlx::query_as("SELECT view_count FROM listings WHERE id = ?")
+            .bind(id)
+            .fetch_optional(self.reader())
+            .await?;
+        Ok(row.map_or(0, |r| r.0))
     }
 
     pub async fn count_view(&self, id: i64) -> Result<(), StoreError> {
