@@ -288,6 +288,12 @@ impl RoomActor {
         if let Some(m) = r.members.get_mut(&record.sender_id) {
             m.last_read = m.last_read.max(record.seq);
         }
+        if record.seq == r.delivered + 1 && self.held.is_empty() {
+            // The usual case (always, on one node): next in line.
+            r.delivered = record.seq;
+            self.fan_out(&record);
+            return;
+        }
         self.held.insert(record.seq, record);
         self.drain();
         if !self.held.is_empty() && !self.gap_fill_scheduled {
