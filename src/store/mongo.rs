@@ -52,7 +52,14 @@ pub struct MongoMessages {
     client: Client,
     messages: Collection<Document>,
     sql: Arc<SqlStore>,
+    /// The top seq this node last stored per room: the guess for the next
+    /// batch (right unless another node wrote the room since; the unique
+    /// index catches that).
+    tops: std::sync::Mutex<HashMap<i64, i64>>,
 }
+
+/// Rooms whose top seq a node remembers (then it starts over).
+const MAX_REMEMBERED_ROOMS: usize = 100_000;
 
 fn err(e: mongodb::error::Error) -> StoreError {
     if matches!(
@@ -168,6 +175,7 @@ impl MongoMessages {
             client,
             messages,
             sql,
+            tops: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -226,12 +234,84 @@ impl MongoMessages {
 
     /// Store one room's appends (`(position, message)` in batch order);
     /// returns `(position, outcome)`.
+    fn remembered_top(&self, room: i64) -> Option<i64> {
+        self.tops
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&room)
+            .copied()
+    }
+
+    fn remember_top(&self, room: i64, top: i64) {
+        let mut tops = self.tops.lock().unwrap_or_else(|p| p.into_inner());
+        if tops.len() >= MAX_REMEMBERED_ROOMS && !tops.contains_key(&room) {
+            tops.clear();
+        }
+        let t = tops.entry(room).or_insert(top);
+        *t = (*t).max(top);
+    }
+
+    /// Insert `docs` in order; how many went in (all, or up to the first
+    /// duplicate key).
+    async fn insert_ordered(&self, docs: Vec<Document>) -> Result<usize, StoreError> {
+        let n = docs.len();
+        if n == 0 {
+            return Ok(0);
+        }
+        match self.messages.insert_many(docs).ordered(true).await {
+            Ok(_) => Ok(n),
+            Err(e) => match &*e.kind {
+                ErrorKind::InsertMany(failure)
+                    if failure.write_concern_error.is_none()
+                        && failure
+                            .write_errors
+                            .as_ref()
+                            .is_some_and(|w| w.iter().all(|x| x.code == DUPLICATE_KEY)) =>
+                {
+                    Ok(failure
+                        .write_errors
+                        .as_ref()
+                        .and_then(|w| w.iter().map(|x| x.index).min())
+                        .unwrap_or(0))
+                }
+                _ => Err(err(e)),
+            },
+        }
+    }
+
     async fn append_room(
         &self,
         room: i64,
         mut todo: Vec<(usize, &NewMessage)>,
     ) -> Result<Vec<(usize, Appended)>, StoreError> {
         let mut done = Vec::with_capacity(todo.len());
+        // Fast path, one round trip: number from the remembered top and let
+        // the unique indexes object. Anything refused (a resend, a repeat,
+        // a seq another node took) goes the careful way below.
+        if let Some(top) = self.remembered_top(room) {
+            let docs: Vec<Document> = todo
+                .iter()
+                .enumerate()
+                .map(|(i, (_, m))| document(m, top + 1 + i as i64))
+                .collect();
+            let inserted = self.insert_ordered(docs).await?;
+            for (i, (pos, m)) in todo.iter().enumerate().take(inserted) {
+                done.push((
+                    *pos,
+                    Appended::New {
+                        seq: top + 1 + i as i64,
+                        ts: m.created_at,
+                    },
+                ));
+            }
+            if inserted > 0 {
+                self.remember_top(room, top + inserted as i64);
+            }
+            todo.drain(..inserted);
+            if todo.is_empty() {
+                return Ok(done);
+            }
+        }
         for _ in 0..MAX_ROUNDS {
             // Resends of stored messages, and repeats within the batch.
             let keys: Vec<(i64, &str)> = todo
@@ -263,31 +343,10 @@ impl MongoMessages {
                 .enumerate()
                 .map(|(i, (_, m))| document(m, top + 1 + i as i64))
                 .collect();
-            let inserted = if docs.is_empty() {
-                0
-            } else {
-                match self.messages.insert_many(docs).ordered(true).await {
-                    Ok(_) => fresh.len(),
-                    Err(e) => match &*e.kind {
-                        ErrorKind::InsertMany(failure)
-                            if failure.write_concern_error.is_none()
-                                && failure
-                                    .write_errors
-                                    .as_ref()
-                                    .is_some_and(|w| w.iter().all(|x| x.code == DUPLICATE_KEY)) =>
-                        {
-                            // Ordered: everything before the first refused
-                            // document is stored.
-                            failure
-                                .write_errors
-                                .as_ref()
-                                .and_then(|w| w.iter().map(|x| x.index).min())
-                                .unwrap_or(0)
-                        }
-                        _ => return Err(err(e)),
-                    },
-                }
-            };
+            let inserted = self.insert_ordered(docs).await?;
+            if inserted > 0 {
+                self.remember_top(room, top + inserted as i64);
+            }
             for (i, (pos, m)) in fresh.iter().enumerate().take(inserted) {
                 let seq = top + 1 + i as i64;
                 done.push((
@@ -342,9 +401,17 @@ impl MessageStore for MongoMessages {
         }
         let mut results: Vec<Option<Appended>> = vec![None; writes.len()];
         let mut advanced: Vec<(i64, i64, i64)> = Vec::new();
-        for (room, todo) in by_room {
+        // Rooms are independent: claim their seqs concurrently (the
+        // driver's pool bounds the parallelism).
+        let done = futures_util::future::try_join_all(by_room.into_iter().map(
+            |(room, todo)| async move {
+                Ok::<_, StoreError>((room, self.append_room(room, todo).await?))
+            },
+        ))
+        .await?;
+        for (room, outcomes) in done {
             let mut top = None;
-            for (pos, outcome) in self.append_room(room, todo).await? {
+            for (pos, outcome) in outcomes {
                 if let (Appended::New { seq, ts }, ChatWrite::Append(m)) = (outcome, &writes[pos]) {
                     let r = reads.entry((room, m.sender_id)).or_insert(seq);
                     *r = (*r).max(seq);
