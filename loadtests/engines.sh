@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The same open-rooms steps against three engines in one run, so the ratios
+# compare like with like: embedded (SQLite), MySQL/MariaDB + Redis, and the
+# whole distributed engine (MySQL/MariaDB + Redis + MongoDB + Kafka), one
+# node each. Needs `scripts/services.sh up`. Loopback only, bounded in time.
+#
+#   loadtests/engines.sh
+#   RATES=100,400 ROOMS=50 MEMBERS=20 STEP=8s loadtests/engines.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOMS=${ROOMS:-20}
+MEMBERS=${MEMBERS:-10}
+RATES=${RATES:-100,200,400,800}
+STEP=${STEP:-5s}
+W=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$W"' EXIT
+cargo build --release --locked -p jangteo -p jangteo-loadtests
+for port in 3306 6379 27017 9092; do
+  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "nothing on 127.0.0.1:$port: run scripts/services.sh up" >&2; exit 1; }
+done
+PIN_SERVER=(); PIN_LOAD=()
+if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then PIN_SERVER=(taskset -c 0); PIN_LOAD=(taskset -c 1); fi
+ENV=(JANGTEO_LOG=warn JANGTEO_WORKERS=1 JANGTEO_ARGON2_MEMORY_KIB=64 JANGTEO_ARGON2_ITERATIONS=1
+  JANGTEO_CHAT_SEND_RATE=100000 JANGTEO_CHAT_SEND_BURST=100000)
+run() { # name port settings...
+  local name=$1 port=$2; shift 2
+  env "${ENV[@]}" JANGTEO_LISTEN=127.0.0.1:$port JANGTEO_DATA_DIR="$W/$name" "$@" \
+    "${PIN_SERVER[@]}" target/release/jangteo serve >"$W/$name.log" 2>&1 &
+  local pid=$!
+  for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/ready" >/dev/null && break; sleep 0.2; done
+  "${PIN_LOAD[@]}" target/release/jangteo-load open-rooms --target jangteo --url "http://127.0.0.1:$port" \
+    --rooms "$ROOMS" --members "$MEMBERS" --publishers 1 --rate "$RATES" --duration "$STEP" --size 100 --json \
+    | sed "s/\"target\":\"jangteo\"/\"target\":\"$name\"/" >>"$W/results.jsonl"
+  kill -9 "$pid"
+}
+DB=jt_engines_$$
+mysql -h 127.0.0.1 -u root -e "CREATE DATABASE ${DB}_a CHARACTER SET utf8mb4 COLLATE utf8mb4_bin; CREATE DATABASE ${DB}_b CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+run embedded 9100
+run mysql-redis 9101 JANGTEO_DATABASE_URL="mysql://root@127.0.0.1:3306/${DB}_a" \
+  JANGTEO_REDIS_URL=redis://127.0.0.1:6379 JANGTEO_REDIS_PREFIX="${DB}_a:"
+run distributed 9102 JANGTEO_DATABASE_URL="mysql://root@127.0.0.1:3306/${DB}_b" \
+  JANGTEO_REDIS_URL=redis://127.0.0.1:6379 JANGTEO_REDIS_PREFIX="${DB}_b:" \
+  JANGTEO_MONGODB_URL="mongodb://127.0.0.1:27017/${DB}_b" \
+  JANGTEO_KAFKA_BROKERS=127.0.0.1:9092 JANGTEO_KAFKA_TOPIC_PREFIX="${DB}_b."
+mysql -h 127.0.0.1 -u root -e "DROP DATABASE ${DB}_a; DROP DATABASE ${DB}_b" || true
+target/release/jangteo-load report "$W/results.jsonl"
