@@ -227,13 +227,7 @@ impl ChatHub {
     /// unless the user is still connected to another node.
     pub fn user_offline(&self, user: i64, peers: Vec<i64>) {
         let (Some(presence), Some(bus)) = (&self.inner.presence, &self.inner.cluster) else {
-            self.for_online(peers.iter().copied(), |_, addr| {
-                addr.do_send(UserMsg::Presence {
-                    user,
-                    online: false,
-                });
-            });
-            self.replicate_presence(user, false, &peers);
+            self.announce_offline(user, &peers);
             return;
         };
         let (presence, node) = (presence.clone(), bus.node().to_string());
@@ -244,15 +238,20 @@ impl ChatHub {
                 false
             });
             if !elsewhere {
-                hub.for_online(peers.iter().copied(), |_, addr| {
-                    addr.do_send(UserMsg::Presence {
-                        user,
-                        online: false,
-                    });
-                });
-                hub.replicate_presence(user, false, &peers);
+                hub.announce_offline(user, &peers);
             }
         });
+    }
+
+    /// Tell `user`'s peers here and on the other nodes that they left.
+    fn announce_offline(&self, user: i64, peers: &[i64]) {
+        self.for_online(peers.iter().copied(), |_, addr| {
+            addr.do_send(UserMsg::Presence {
+                user,
+                online: false,
+            });
+        });
+        self.replicate_presence(user, false, peers);
     }
 
     /// Send `sessions` a presence frame for each of `peers` that is
