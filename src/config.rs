@@ -737,6 +737,17 @@ mod tests {
             ("database_url", "postgres://x"),
             ("session_ttl_secs", "0"),
             ("log", "[[["),
+            ("mongodb_url", "http://mongo:27017"),
+            ("kafka_brokers", "kafka"),
+            ("kafka_brokers", "a:9092,,b:9092"),
+            ("kafka_brokers", "a:notaport"),
+            ("kafka_partitions", "0"),
+            ("kafka_partitions", "5000"),
+            ("node_id", "has space"),
+            ("node_id", ""),
+            ("cluster_gap_fill_ms", "0"),
+            ("reservation_sweep_secs", "0"),
+            ("database_pool_size", "0"),
         ] {
             let err = Config::from_pairs([(key, value.to_string())]).expect_err(key);
             assert!(
@@ -744,6 +755,29 @@ mod tests {
                 "{key}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn distributed_settings_parse() {
+        let c = Config::from_pairs([
+            (
+                "mongodb_url",
+                "mongodb://127.0.0.1:27017/jangteo".to_string(),
+            ),
+            ("kafka_brokers", "127.0.0.1:9092,10.0.0.2:9093".to_string()),
+            ("node_id", "node-1.a_b".to_string()),
+        ])
+        .expect("valid");
+        assert_eq!(
+            c.kafka_brokers.as_deref(),
+            Some("127.0.0.1:9092,10.0.0.2:9093")
+        );
+        assert_eq!(c.node_id, "node-1.a_b");
+        assert_eq!(c.kafka_partitions, 8);
+        // Unset: the embedded twins, and a node id of its own.
+        let d = Config::from_pairs(Vec::<(&str, String)>::new()).expect("defaults");
+        assert!(d.mongodb_url.is_none() && d.kafka_brokers.is_none() && d.redis_url.is_none());
+        assert!(d.node_id.ends_with(&format!("-{}", std::process::id())));
     }
 
     #[test]
