@@ -279,6 +279,37 @@ impl MongoMessages {
         }
     }
 
+    /// Store `msgs` (in order) as seqs `top + 1...` until the first one a
+    /// unique index refuses; record them in `done`, remember the new top,
+    /// and return how many went in.
+    async fn insert_after(
+        &self,
+        room: i64,
+        top: i64,
+        msgs: &[(usize, &NewMessage)],
+        done: &mut Vec<(usize, Appended)>,
+    ) -> Result<usize, StoreError> {
+        let docs: Vec<Document> = msgs
+            .iter()
+            .enumerate()
+            .map(|(i, (_, m))| document(m, top + 1 + i as i64))
+            .collect();
+        let inserted = self.insert_ordered(docs).await?;
+        for (i, (pos, m)) in msgs.iter().enumerate().take(inserted) {
+            done.push((
+                *pos,
+                Appended::New {
+                    seq: top + 1 + i as i64,
+                    ts: m.created_at,
+                },
+            ));
+        }
+        if inserted > 0 {
+            self.remember_top(room, top + inserted as i64);
+        }
+        Ok(inserted)
+    }
+
     async fn append_room(
         &self,
         room: i64,
@@ -289,24 +320,7 @@ impl MongoMessages {
         // the unique indexes object. Anything refused (a resend, a repeat,
         // a seq another node took) goes the careful way below.
         if let Some(top) = self.remembered_top(room) {
-            let docs: Vec<Document> = todo
-                .iter()
-                .enumerate()
-                .map(|(i, (_, m))| document(m, top + 1 + i as i64))
-                .collect();
-            let inserted = self.insert_ordered(docs).await?;
-            for (i, (pos, m)) in todo.iter().enumerate().take(inserted) {
-                done.push((
-                    *pos,
-                    Appended::New {
-                        seq: top + 1 + i as i64,
-                        ts: m.created_at,
-                    },
-                ));
-            }
-            if inserted > 0 {
-                self.remember_top(room, top + inserted as i64);
-            }
+            let inserted = self.insert_after(room, top, &todo, &mut done).await?;
             todo.drain(..inserted);
             if todo.is_empty() {
                 return Ok(done);
@@ -338,26 +352,13 @@ impl MongoMessages {
                 fresh.push((pos, m));
             }
             let top = self.top_seq(room).await?;
-            let docs: Vec<Document> = fresh
-                .iter()
-                .enumerate()
-                .map(|(i, (_, m))| document(m, top + 1 + i as i64))
-                .collect();
-            let inserted = self.insert_ordered(docs).await?;
-            if inserted > 0 {
-                self.remember_top(room, top + inserted as i64);
-            }
-            for (i, (pos, m)) in fresh.iter().enumerate().take(inserted) {
-                let seq = top + 1 + i as i64;
-                done.push((
-                    *pos,
-                    Appended::New {
-                        seq,
-                        ts: m.created_at,
-                    },
-                ));
+            let inserted = self.insert_after(room, top, &fresh, &mut done).await?;
+            for (i, (_, m)) in fresh.iter().enumerate().take(inserted) {
                 if let Some(cid) = &m.client_msg_id {
-                    known.insert((m.sender_id, cid.clone()), (seq, m.created_at));
+                    known.insert(
+                        (m.sender_id, cid.clone()),
+                        (top + 1 + i as i64, m.created_at),
+                    );
                 }
             }
             let mut next: Vec<(usize, &NewMessage)> = fresh.into_iter().skip(inserted).collect();
