@@ -304,6 +304,17 @@ impl ChatHub {
     /// `user` became a member of a new room (created now): tell their
     /// sessions on every node.
     pub fn room_added(&self, user: i64, room: i64, kind: RoomKind, peer: Option<i64>) {
+        self.room_added_here(user, room, kind, peer);
+        if let Some(bus) = &self.inner.cluster {
+            bus.publish_nowait(
+                TOPIC_CHAT,
+                cluster::room_added_event(user, room, kind, peer),
+            );
+        }
+    }
+
+    /// Tell `user`'s sessions on this node about a new room of theirs.
+    fn room_added_here(&self, user: i64, room: i64, kind: RoomKind, peer: Option<i64>) {
         self.user(
             user,
             UserMsg::RoomAdded {
@@ -313,12 +324,6 @@ impl ChatHub {
                 unread: 0,
             },
         );
-        if let Some(bus) = &self.inner.cluster {
-            bus.publish_nowait(
-                TOPIC_CHAT,
-                cluster::room_added_event(user, room, kind, peer),
-            );
-        }
     }
 
     /// Start applying the other nodes' chat events (no-op on one node).
@@ -369,15 +374,7 @@ impl ChatHub {
                 if let Some((room, remote)) = Remote::from_event(&event) {
                     hub.room_remote(room, remote);
                 } else if let Some((user, room, kind, peer)) = cluster::decode_room_added(&event) {
-                    hub.user(
-                        user,
-                        UserMsg::RoomAdded {
-                            room,
-                            kind,
-                            peer,
-                            unread: 0,
-                        },
-                    );
+                    hub.room_added_here(user, room, kind, peer);
                 } else if let Some((user, online, peers)) = cluster::decode_presence(&event) {
                     hub.for_online(peers, |_, addr| {
                         addr.do_send(UserMsg::Presence { user, online });
