@@ -20,7 +20,9 @@ set -euo pipefail
 
 CACHE=${JANGTEO_CACHE:-$HOME/.cache/jangteo}
 STATE=${JANGTEO_SERVICES_DIR:-${TMPDIR:-/tmp}/jangteo-services}
-TANSU_VERSION=${TANSU_VERSION:-}
+# The versions the tests were proven with; override to try another.
+TANSU_VERSION=${TANSU_VERSION:-0.6.0}
+SECANTUS_VERSION=${SECANTUS_VERSION:-0.7.0b3}
 TANSU=$CACHE/tansu/bin/tansu
 VENV=$CACHE/secantus-venv
 
@@ -66,9 +68,8 @@ ensure_redis() {
 install_tansu() {
   [ -x "$TANSU" ] && return 0
   echo "== installing tansu (Kafka-compatible broker) with cargo; takes several minutes once"
-  local version=()
-  [ -n "$TANSU_VERSION" ] && version=(--version "$TANSU_VERSION")
-  cargo install tansu --locked --features dynostore,postgres "${version[@]}" \
+  mkdir -p "$CACHE"
+  cargo install tansu --locked --features dynostore,postgres --version "$TANSU_VERSION" \
     --root "$CACHE/tansu" >"$CACHE/tansu-install.log" 2>&1 || {
     tail -30 "$CACHE/tansu-install.log" >&2
     return 1
@@ -93,7 +94,7 @@ install_secantus() {
   echo "== installing SecantusDB (MongoDB-wire server) into $VENV"
   mkdir -p "$CACHE"
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet SecantusDB
+  "$VENV/bin/pip" install --quiet "SecantusDB==$SECANTUS_VERSION"
 }
 
 ensure_mongodb() {
