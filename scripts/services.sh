@@ -69,7 +69,7 @@ install_tansu() {
   [ -x "$TANSU" ] && return 0
   echo "== installing tansu (Kafka-compatible broker) with cargo; takes several minutes once"
   mkdir -p "$CACHE"
-  cargo install tansu --locked --features dynostore,postgres --version "$TANSU_VERSION" \
+  "${JANGTEO_CARGO:-cargo}" install tansu --locked --features dynostore,postgres --version "$TANSU_VERSION" \
     --root "$CACHE/tansu" >"$CACHE/tansu-install.log" 2>&1 || {
     tail -30 "$CACHE/tansu-install.log" >&2
     return 1

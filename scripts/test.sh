@@ -33,6 +33,7 @@ if [ -z "${JT_TEST_KAFKA_BROKERS:-}${JT_TEST_MONGODB_URL:-}" ]; then
       exit 1
     fi
     echo "!!! some services are missing: the passes that need them will be skipped !!!"
+    export JT_SKIP_CLUSTER=1
   fi
 fi
 

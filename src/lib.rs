@@ -12,6 +12,7 @@ pub mod error;
 pub mod http;
 pub mod metrics;
 pub mod service;
+pub mod shutdown;
 pub mod store;
 pub mod telemetry;
 
@@ -34,6 +35,7 @@ use crate::service::chat::Chat;
 use crate::service::market::Market;
 use crate::service::media::Media;
 use crate::service::password::PasswordHasher;
+use crate::shutdown::ShutdownTrigger;
 use crate::store::cache::{Cache, MemoryCache};
 use crate::store::media::DiskMedia;
 use crate::store::memory::MemoryRateLimiter;
@@ -56,6 +58,8 @@ pub struct AppState {
     /// Set when `mongodb_url` is configured.
     pub mongo: Option<Arc<store::mongo::MongoMessages>>,
     pub metrics: Arc<Metrics>,
+    /// Fired when the application stops; background work listens to it.
+    pub shutdown: ShutdownTrigger,
 }
 
 impl AppState {
@@ -74,13 +78,18 @@ impl AppState {
             .with_context(|| format!("opening database {}", config.database_url))?,
         );
         sql.migrate().await.context("applying migrations")?;
+        let shutdown = ShutdownTrigger::new();
         {
             // WAL checkpoints off the commit path (see SqlStore::checkpoint).
             let sql = Arc::downgrade(&sql);
+            let mut stop = shutdown.listener();
             actix::spawn(async move {
                 let mut every = tokio::time::interval(std::time::Duration::from_millis(500));
                 loop {
-                    every.tick().await;
+                    tokio::select! {
+                        () = stop.wait() => break,
+                        _ = every.tick() => {}
+                    }
                     let Some(sql) = sql.upgrade() else { break };
                     if let Err(e) = sql.checkpoint().await {
                         tracing::warn!(error = %e, "WAL checkpoint failed");
@@ -171,7 +180,7 @@ impl AppState {
             bus.clone(),
             redis.clone().map(|r| -> Arc<dyn store::Presence> { r }),
         );
-        hub.start_cluster();
+        hub.start_cluster(shutdown.listener());
         tracing::info!(
             node = %config.node_id,
             database = if sql.dialect() == store::sql::Dialect::Sqlite { "sqlite" } else { "mysql" },
@@ -205,7 +214,7 @@ impl AppState {
                 })
             })
         };
-        let timers = Timers::new(handler).start();
+        let timers = Timers::new(handler, shutdown.listener()).start();
         let market = Market::new(
             sql.clone(),
             messages,
@@ -228,6 +237,7 @@ impl AppState {
             kafka,
             mongo,
             metrics,
+            shutdown,
         })
     }
 }
@@ -258,11 +268,15 @@ impl Application {
             // (re-arming replaces; expiry happens once, see Market).
             let market = state.market.clone();
             let every = state.config.reservation_sweep;
+            let mut stop = state.shutdown.listener();
             actix_web::rt::spawn(async move {
                 let mut tick = tokio::time::interval(every);
                 tick.tick().await;
                 loop {
-                    tick.tick().await;
+                    tokio::select! {
+                        () = stop.wait() => break,
+                        _ = tick.tick() => {}
+                    }
                     if let Err(e) = market.restore_timers().await {
                         tracing::warn!(error = %e.message, "reservation sweep failed");
                     }
@@ -308,23 +322,31 @@ impl Application {
         self.state.clone()
     }
 
-    /// Serve until SIGINT/SIGTERM, then shut down in order: close every
+    /// Serve until SIGINT/SIGTERM; see [`Application::run`].
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.run(shutdown_signal()).await
+    }
+
+    /// Serve until `shutdown` resolves, then stop in order: close every
     /// WebSocket session (1012, clients reconnect and resume), stop
     /// accepting and let in-flight requests finish within the grace period,
-    /// flush batched chat writes, close the stores.
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+    /// stop background work (timers, sweeps, the cluster consumer), flush
+    /// batched chat writes, close the stores. When this returns the port is
+    /// closed and nothing of this application runs any more.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> std::io::Result<()> {
         let handle = self.server.handle();
         let mut server = actix_web::rt::spawn(self.server);
         let result = tokio::select! {
             done = &mut server => done,
-            () = shutdown_signal() => {
-                tracing::info!("shutdown signal: closing WebSocket sessions");
+            () = shutdown => {
+                tracing::info!("shutting down: closing WebSocket sessions");
                 self.state.hub.close_sessions();
                 handle.stop(true).await;
                 server.await
             }
         };
         tracing::info!("HTTP server stopped; flushing chat writes and closing stores");
+        self.state.shutdown.fire();
         self.state.hub.shutdown().await;
         if let Some(kafka) = &self.state.kafka {
             kafka.close();

@@ -1,22 +1,11 @@
 //! The `jangteo` binary itself: configuration errors, port 0, migrations,
 //! create-admin, graceful shutdown.
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+mod common;
 
-fn jangteo() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_jangteo"));
-    // The tests decide the configuration; nothing leaks in from the caller.
-    for (k, _) in std::env::vars() {
-        if k.starts_with("JANGTEO_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("NO_COLOR", "1");
-    cmd
-}
+use std::process::{Command, Stdio};
+
+use common::{account, jangteo_command as jangteo, ServerProcess, Ws};
 
 #[test]
 fn unknown_environment_setting_fails_naming_it() {
@@ -106,56 +95,25 @@ fn migrate_creates_the_database_under_the_data_dir() {
     assert!(out.status.success());
 }
 
-struct Server {
-    child: Child,
-    addr: String,
-    lines: mpsc::Receiver<String>,
-}
-
-/// Start `jangteo` (serve by default) with port 0 and wait for the log line
-/// that names the bound address.
-fn start(dir: &std::path::Path, args: &[&str]) -> Server {
-    let mut child = jangteo()
-        .current_dir(dir)
-        .env("JANGTEO_LISTEN", "127.0.0.1:0")
+/// Start `jangteo` (serve by default) in `dir` with port 0 and cheap
+/// Argon2, and wait for the log line that names the bound address.
+fn start(dir: &std::path::Path, args: &[&str]) -> ServerProcess {
+    let mut cmd = jangteo();
+    cmd.current_dir(dir)
         .env("JANGTEO_ARGON2_MEMORY_KIB", "64")
         .env("JANGTEO_ARGON2_ITERATIONS", "1")
         .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut addr = None;
-    while addr.is_none() {
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("server logs its address");
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            addr = rest.split_whitespace().next().map(str::to_string);
-        }
-    }
-    let addr = addr.expect("address");
+        .stderr(Stdio::null());
+    let server = ServerProcess::spawn(cmd).expect("server starts");
     assert!(
-        !addr.ends_with(":0"),
-        "the real port is logged, not 0: {addr}"
+        !server.addr.ends_with(":0"),
+        "the real port is logged, not 0: {}",
+        server.addr
     );
-    Server {
-        child,
-        addr,
-        lines: rx,
-    }
+    server
 }
 
-fn terminate(server: Server) -> Vec<String> {
+fn terminate(server: ServerProcess) -> Vec<String> {
     let pid = server.child.id().to_string();
     let status = Command::new("kill")
         .args(["-TERM", &pid])
@@ -166,44 +124,15 @@ fn terminate(server: Server) -> Vec<String> {
 }
 
 /// Wait for a server that was already sent SIGTERM.
-fn terminate_signalled(mut server: Server) -> Vec<String> {
+fn terminate_signalled(mut server: ServerProcess) -> Vec<String> {
     let exit = server.child.wait().expect("wait");
     assert!(exit.success(), "graceful exit on SIGTERM: {exit:?}");
     server.lines.try_iter().collect()
 }
 
-/// Sign up and log in over HTTP; returns (user id, token).
-async fn account(addr: &str, name: &str) -> (i64, String) {
-    let client = reqwest::Client::new();
-    let email = format!("{name}@example.com");
-    let body = serde_json::json!({"email": email, "password": "password-123", "nickname": name});
-    let created: serde_json::Value = client
-        .post(format!("http://{addr}/api/auth/signup"))
-        .json(&body)
-        .send()
-        .await
-        .expect("signup")
-        .json()
-        .await
-        .expect("json");
-    let login: serde_json::Value = client
-        .post(format!("http://{addr}/api/auth/login"))
-        .json(&serde_json::json!({"email": email, "password": "password-123"}))
-        .send()
-        .await
-        .expect("login")
-        .json()
-        .await
-        .expect("json");
-    (
-        created["id"].as_i64().expect("id"),
-        login["token"].as_str().expect("token").to_string(),
-    )
-}
-
-async fn direct_room(addr: &str, token: &str, peer: i64) -> i64 {
+async fn direct_room(base: &str, token: &str, peer: i64) -> i64 {
     let room: serde_json::Value = reqwest::Client::new()
-        .post(format!("http://{addr}/api/rooms"))
+        .post(format!("{base}/api/rooms"))
         .bearer_auth(token)
         .json(&serde_json::json!({"kind": "direct", "peer": peer}))
         .send()
@@ -215,21 +144,8 @@ async fn direct_room(addr: &str, token: &str, peer: i64) -> i64 {
     room["id"].as_i64().expect("id")
 }
 
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn socket(addr: &str, token: &str) -> Socket {
-    let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws?token={token}"))
-        .await
-        .expect("ws");
-    ws
-}
-
 #[tokio::test]
 async fn serves_on_port_zero_and_shuts_down_gracefully() {
-    use futures_util::{SinkExt as _, StreamExt as _};
-    use tokio_tungstenite::tungstenite::Message;
-
     let dir = tempfile::tempdir().expect("tempdir");
     let server = start(dir.path(), &[]);
     let r = reqwest::get(format!("http://{}/ready", server.addr))
@@ -240,25 +156,18 @@ async fn serves_on_port_zero_and_shuts_down_gracefully() {
     assert!(dir.path().join("data/jangteo.db").exists());
 
     // An open WebSocket is closed with 1012 (restart) so the client resumes elsewhere.
-    let (_, token) = account(&server.addr, "sigterm").await;
-    let mut ws = socket(&server.addr, &token).await;
-    ws.send(Message::Text(r#"{"type":"ping"}"#.into()))
-        .await
-        .expect("ping");
+    let client = reqwest::Client::new();
+    let (_, token) = account(&client, &server.base(), "sigterm").await;
+    let mut ws = Ws::connect(&server.base(), &token).await;
+    ws.send(serde_json::json!({"type": "ping"})).await;
+    ws.expect("pong").await;
     let pid = server.child.id().to_string();
     assert!(Command::new("kill")
         .args(["-TERM", &pid])
         .status()
         .expect("kill")
         .success());
-    let mut close_code = None;
-    while let Ok(Some(Ok(msg))) = tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
-        if let Message::Close(frame) = msg {
-            close_code = frame.map(|f| u16::from(f.code));
-            break;
-        }
-    }
-    assert_eq!(close_code, Some(1012));
+    assert_eq!(ws.close_frame().await, Some(1012));
     let rest = terminate_signalled(server);
     assert!(
         rest.iter().any(|l| l.contains("shutdown complete")),
@@ -268,33 +177,21 @@ async fn serves_on_port_zero_and_shuts_down_gracefully() {
 
 #[tokio::test]
 async fn acknowledged_messages_survive_kill_9() {
-    use futures_util::{SinkExt as _, StreamExt as _};
-    use tokio_tungstenite::tungstenite::Message;
-
     let dir = tempfile::tempdir().expect("tempdir");
     let mut server = start(dir.path(), &[]);
-    let (_, token_a) = account(&server.addr, "durable-a").await;
-    let (b, token_b) = account(&server.addr, "durable-b").await;
-    let room = direct_room(&server.addr, &token_a, b).await;
-    let mut ws = socket(&server.addr, &token_a).await;
+    let client = reqwest::Client::new();
+    let (_, token_a) = account(&client, &server.base(), "durable-a").await;
+    let (b, token_b) = account(&client, &server.base(), "durable-b").await;
+    let room = direct_room(&server.base(), &token_a, b).await;
+    let mut ws = Ws::connect(&server.base(), &token_a).await;
     for i in 0..50 {
-        let frame = serde_json::json!({"type": "send", "room": room, "client_msg_id": format!("k{i}"), "body": "must survive"});
-        ws.send(Message::Text(frame.to_string()))
-            .await
-            .expect("send");
+        ws.send(serde_json::json!({"type": "send", "room": room, "client_msg_id": format!("k{i}"), "body": "must survive"}))
+            .await;
     }
     let mut acked = Vec::new();
     while acked.len() < 50 {
-        let Ok(Some(Ok(msg))) = tokio::time::timeout(Duration::from_secs(10), ws.next()).await
-        else {
-            panic!("acks stopped after {}", acked.len());
-        };
-        if let Message::Text(t) = msg {
-            let v: serde_json::Value = serde_json::from_str(&t).expect("json");
-            if v["type"] == "ack" {
-                acked.push(v["seq"].as_i64().expect("seq"));
-            }
-        }
+        let v = ws.expect("ack").await;
+        acked.push(v["seq"].as_i64().expect("seq"));
     }
     // No goodbye: the process dies the moment the last ack is read.
     server.child.kill().expect("kill -9");

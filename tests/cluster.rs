@@ -8,20 +8,16 @@
 //! of its own (`JT_TEST_TANSU`: the tansu binary, by default where
 //! services.sh installs it) and the Redis-restart test a Redis of its own
 //! (`redis-server` on the PATH), so stopping them does not disturb other
-//! tests. In CI (`CI=true`) a missing service fails the
-//! test; locally the test is skipped with a loud message.
+//! tests. A missing service fails the test, unless `JT_SKIP_CLUSTER=1`
+//! (never honoured in CI) asks to skip it, loudly.
 
-#[path = "api/helpers.rs"]
-#[allow(dead_code)]
-mod helpers;
+mod common;
 
 use std::collections::{BTreeSet, HashSet};
-use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
-use helpers::Ws;
+use common::{account_on, free_port, jangteo_command, ServerProcess, Ws};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -62,15 +58,17 @@ fn required(var: &str, default: &str) -> Option<String> {
     if answers {
         return Some(value);
     }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!(
-            "{var}: nothing at {value}; the cluster tests need it in CI (scripts/services.sh up)"
-        );
+    // A skipped test would show as passed: skipping takes an explicit
+    // opt-out, and never in CI.
+    let opted_out = std::env::var("JT_SKIP_CLUSTER").as_deref() == Ok("1");
+    if opted_out && std::env::var("CI").as_deref() != Ok("true") {
+        eprintln!("!!! SKIPPED cluster test (JT_SKIP_CLUSTER=1): nothing at {value} ({var}) !!!");
+        return None;
     }
-    eprintln!(
-        "!!! SKIPPED cluster test: nothing at {value} ({var}); run scripts/services.sh up !!!"
+    panic!(
+        "{var}: nothing at {value}. The cluster tests need the services \
+         (scripts/services.sh up); outside CI, JT_SKIP_CLUSTER=1 skips them"
     );
-    None
 }
 
 fn backends() -> Option<Backends> {
@@ -86,13 +84,6 @@ fn tansu_binary() -> String {
     let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
     let cache = std::env::var("JANGTEO_CACHE").unwrap_or_else(|_| format!("{home}/.cache/jangteo"));
     format!("{cache}/tansu/bin/tansu")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
 }
 
 fn wait_port(port: u16) {
@@ -197,45 +188,23 @@ impl Cluster {
         let data = self.dir.path().join(format!("node{i}"));
         std::fs::create_dir_all(&data).expect("data dir");
         let log = std::fs::File::create(self.dir.path().join(format!("node{i}.log"))).expect("log");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_jangteo"));
-        for (k, _) in std::env::vars() {
-            if k.starts_with("JANGTEO_") {
-                cmd.env_remove(k);
-            }
-        }
+        let mut cmd = jangteo_command();
         for (k, v) in &self.env {
             cmd.env(format!("JANGTEO_{k}"), v);
         }
-        let mut child = cmd
-            .env("JANGTEO_LISTEN", "127.0.0.1:0")
-            .env("JANGTEO_DATA_DIR", &data)
+        cmd.env("JANGTEO_DATA_DIR", &data)
             .env("JANGTEO_NODE_ID", format!("node-{i}"))
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("spawn jangteo");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on http://").nth(1) {
-                    let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_string());
-                }
-            }
-        });
-        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(a) => a,
-            Err(_) => {
-                let _ = child.kill();
+            .stderr(log);
+        match ServerProcess::spawn(cmd) {
+            Ok(server) => Node {
+                addr: server.base(),
+                child: server.child,
+            },
+            Err(e) => {
                 let log = std::fs::read_to_string(self.dir.path().join(format!("node{i}.log")))
                     .unwrap_or_default();
-                panic!("node {i} did not start:\n{log}");
+                panic!("node {i} did not start ({e}):\n{log}");
             }
-        };
-        Node {
-            child,
-            addr: format!("http://{addr}"),
         }
     }
 
@@ -277,34 +246,8 @@ impl Cluster {
 
     /// Sign up on one node, log in on another.
     async fn user(&self, name: &str) -> (i64, String) {
-        let email = format!("{name}@example.com");
-        let r = self
-            .post(
-                0,
-                "/api/auth/signup",
-                json!({"email": email, "password": "password-123", "nickname": name}),
-                None,
-            )
-            .await;
-        assert_eq!(r.status(), StatusCode::CREATED);
-        let id = r.json::<Value>().await.expect("json")["id"]
-            .as_i64()
-            .expect("id");
         let last = self.nodes.len() - 1;
-        let r = self
-            .post(
-                last,
-                "/api/auth/login",
-                json!({"email": email, "password": "password-123"}),
-                None,
-            )
-            .await;
-        assert_eq!(r.status(), StatusCode::OK);
-        let token = r.json::<Value>().await.expect("json")["token"]
-            .as_str()
-            .expect("token")
-            .to_string();
-        (id, token)
+        account_on(&self.client, self.addr(0), self.addr(last), name).await
     }
 
     async fn ws(&self, node: usize, token: &str) -> Ws {

@@ -328,7 +328,7 @@ impl ChatHub {
 
     /// Start applying the other nodes' chat events (no-op on one node).
     /// Must run inside an actix system.
-    pub fn start_cluster(&self) {
+    pub fn start_cluster(&self, stop: crate::shutdown::Shutdown) {
         let Some(bus) = &self.inner.cluster else {
             return;
         };
@@ -339,10 +339,14 @@ impl ChatHub {
             // node dies).
             let hub = Arc::downgrade(&self.inner);
             let node = me.clone();
+            let mut stop = stop.clone();
             actix::spawn(async move {
                 let mut tick = tokio::time::interval(crate::store::redis::PRESENCE_REFRESH);
                 loop {
-                    tick.tick().await;
+                    tokio::select! {
+                        () = stop.wait() => break,
+                        _ = tick.tick() => {}
+                    }
                     let Some(inner) = hub.upgrade() else { break };
                     let users: Vec<i64> = ChatHub { inner }.users_read().keys().copied().collect();
                     if let Err(e) = presence.set_online(&node, &users).await {
@@ -352,10 +356,15 @@ impl ChatHub {
             });
         }
         let hub = Arc::downgrade(&self.inner);
+        let mut stop = stop;
         actix::spawn(async move {
             use tokio::sync::broadcast::error::RecvError;
             loop {
-                let event = match rx.recv().await {
+                let received = tokio::select! {
+                    () = stop.wait() => break,
+                    r = rx.recv() => r,
+                };
+                let event = match received {
                     Ok(e) => e,
                     Err(RecvError::Lagged(n)) => {
                         // Messages are recovered by the rooms' gap fill;

@@ -11,28 +11,48 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Actor, AsyncContext as _, Context, Handler, Message, SpawnHandle, WrapFuture as _};
+use actix::{
+    Actor, ActorContext as _, ActorFutureExt as _, AsyncContext as _, Context, Handler, Message,
+    SpawnHandle, WrapFuture as _,
+};
 
 use crate::domain::now_ms;
+use crate::shutdown::Shutdown;
 
 pub type TimerHandler = Arc<dyn Fn(i64) -> Pin<Box<dyn Future<Output = ()>>> + Send + Sync>;
 
 pub struct Timers {
     handler: TimerHandler,
     pending: HashMap<i64, SpawnHandle>,
+    /// The actor (and every pending timer with it) stops with the
+    /// application: a stopped server fires nothing.
+    stop: Shutdown,
 }
 
 impl Timers {
-    pub fn new(handler: TimerHandler) -> Timers {
+    pub fn new(handler: TimerHandler, stop: Shutdown) -> Timers {
         Timers {
             handler,
             pending: HashMap::new(),
+            stop,
         }
     }
 }
 
 impl Actor for Timers {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let mut stop = self.stop.clone();
+        ctx.spawn(
+            async move { stop.wait().await }
+                .into_actor(self)
+                .map(|(), act, ctx| {
+                    tracing::debug!(pending = act.pending.len(), "timers stopped");
+                    ctx.stop();
+                }),
+        );
+    }
 }
 
 /// Fire `id` at `at_ms` (epoch ms), replacing an earlier schedule of `id`.

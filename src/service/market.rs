@@ -971,6 +971,12 @@ impl Market {
         Ok(timed.len())
     }
 
+    /// How many reservation timers are armed on this node; `None` once the
+    /// timer actor has stopped (the application shut down).
+    pub async fn pending_timers(&self) -> Option<usize> {
+        self.timers.send(crate::actors::timers::Pending).await.ok()
+    }
+
     pub async fn mark_sold(
         &self,
         seller: i64,

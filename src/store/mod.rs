@@ -1,12 +1,23 @@
 //! Storage ports (traits) and their adapters.
 //!
-//! A port is a trait where more than one adapter exists or is planned:
-//! sessions (SQL now, Redis in the distributed engine), rate limits
-//! (in-process now, Redis later), and later the message store and cache.
-//! Relational data (accounts, rooms, listings, orders) has a single adapter,
-//! [`sql::SqlStore`], that speaks both SQLite and MySQL/MariaDB through
-//! sqlx's `Any` driver, so each query is written once; its method set *is*
-//! the relational port. See docs/ARCHITECTURE.md for why.
+//! `Application::build` picks one adapter per port from the settings:
+//!
+//! - [`SessionStore`]: the SQL database ([`sql::SqlStore`]), or Redis
+//!   ([`redis::RedisStore`]) with `redis_url`.
+//! - [`RateLimiter`]: in-process ([`memory::MemoryRateLimiter`]), or Redis.
+//! - [`cache::Cache`]: in-process ([`cache::MemoryCache`]), or Redis.
+//! - [`MessageStore`]: the SQL database, or MongoDB
+//!   ([`mongo::MongoMessages`]) with `mongodb_url`.
+//! - [`Presence`]: Redis, used only when the bus is Kafka (several nodes);
+//!   on one node the chat hub's own registry answers.
+//! - [`media::MediaStorage`]: files under `data_dir/media`
+//!   ([`media::DiskMedia`]) on every engine.
+//!
+//! Relational data (accounts, rooms and members, listings, reservations,
+//! reviews) has no trait: its single adapter, [`sql::SqlStore`], speaks
+//! both SQLite and MySQL/MariaDB through sqlx's `Any` driver, so each query
+//! is written once, and its method set *is* the relational port. See
+//! docs/ARCHITECTURE.md for why.
 
 pub mod cache;
 pub mod media;
@@ -180,8 +191,6 @@ pub enum Appended {
     },
 }
 
-/// The chat message store. The embedded engine keeps messages in SQLite
-/// next to the rooms; the distributed engine puts them in MongoDB.
 /// Who is connected anywhere in the cluster (distributed engine: Redis).
 /// On one node the hub's own registry answers instead.
 #[async_trait]
@@ -196,6 +205,12 @@ pub trait Presence: Send + Sync {
     async fn online(&self, users: &[i64]) -> Result<std::collections::HashSet<i64>, StoreError>;
 }
 
+/// The chat message store: history, resume replays and the group commit's
+/// writes. Messages live in the SQL database next to the rooms (SQLite, or
+/// MySQL/MariaDB) unless `mongodb_url` puts them in MongoDB. Either way the
+/// store assigns each room's seqs as it stores the messages, without gaps,
+/// and answers a resent (room, sender, client_msg_id) with the original
+/// seq ([`Appended::Duplicate`]) instead of storing it twice.
 #[async_trait]
 pub trait MessageStore: Send + Sync {
     /// Apply `writes` in order in one durable commit: either all of them

@@ -1,9 +1,9 @@
 use std::time::Duration;
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, spawn_app, spawn_app_in, spawn_app_with};
+use crate::helpers::{assert_error, spawn_app, spawn_app_with};
 
 #[actix_web::test]
 async fn signup_normalises_email_and_hides_the_password() {
@@ -243,17 +243,21 @@ async fn repeated_failures_from_one_address_are_refused() {
 #[actix_web::test]
 async fn me_requires_a_valid_session() {
     let app = spawn_app().await;
-    assert_error(
-        app.get("/api/me", None).await,
-        StatusCode::UNAUTHORIZED,
-        "unauthenticated",
-    )
-    .await;
-    assert_error(
-        app.get("/api/me", Some("made-up-token")).await,
-        StatusCode::UNAUTHORIZED,
-        "unauthenticated",
-    )
+    let unauthenticated = |what, token| {
+        (
+            what,
+            Method::GET,
+            "/api/me".to_string(),
+            None,
+            token,
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+        )
+    };
+    app.assert_refusals(vec![
+        unauthenticated("no token", None),
+        unauthenticated("a made-up token", Some("made-up-token")),
+    ])
     .await;
     let r = app
         .client
@@ -330,6 +334,8 @@ async fn sessions_slide_and_expire() {
         app.get("/api/me", Some(&u.token)).await.status(),
         StatusCode::OK
     );
+    // Unused from then on, it lapses 2 s after that last use. (No polling
+    // here: every use would slide it again.)
     tokio::time::sleep(Duration::from_millis(2300)).await;
     assert_error(
         app.get("/api/me", Some(&u.token)).await,
@@ -341,11 +347,9 @@ async fn sessions_slide_and_expire() {
 
 #[actix_web::test]
 async fn sessions_survive_a_restart() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let app = spawn_app_in(dir.path().to_path_buf(), &[]).await;
+    let app = spawn_app().await;
     let u = app.user("stayer").await;
-    drop(app);
-    let again = spawn_app_in(dir.path().to_path_buf(), &[]).await;
+    let again = app.restart().await;
     let me: Value = again
         .get("/api/me", Some(&u.token))
         .await

@@ -3,11 +3,11 @@
 use std::time::Duration;
 
 use futures_util::SinkExt as _;
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::helpers::{assert_error, spawn_app, spawn_app_in, spawn_app_with};
+use crate::helpers::{assert_error, eventually, spawn_app, spawn_app_with};
 
 #[actix_web::test]
 async fn direct_rooms_are_get_or_create_and_race_safe() {
@@ -56,34 +56,40 @@ async fn direct_rooms_are_get_or_create_and_race_safe() {
     )
     .await;
     assert!(body["details"]["peer"].is_string());
-    assert_error(
-        app.post_json(
-            "/api/rooms",
-            &json!({"kind": "direct", "peer": 9999}),
-            Some(&a.token),
+    let create = |what, body: Value, token, status, code| {
+        (
+            what,
+            Method::POST,
+            "/api/rooms".to_string(),
+            Some(body),
+            token,
+            status,
+            code,
         )
-        .await,
-        StatusCode::NOT_FOUND,
-        "not_found",
-    )
-    .await;
-    assert_error(
-        app.post_json("/api/rooms", &json!({"kind": "direct", "peer": b.id}), None)
-            .await,
-        StatusCode::UNAUTHORIZED,
-        "unauthenticated",
-    )
-    .await;
-    assert_error(
-        app.post_json(
-            "/api/rooms",
-            &json!({"kind": "group", "peer": b.id}),
-            Some(&a.token),
-        )
-        .await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_body",
-    )
+    };
+    app.assert_refusals(vec![
+        create(
+            "a peer that does not exist",
+            json!({"kind": "direct", "peer": 9999}),
+            Some(a.token.as_str()),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        create(
+            "no session",
+            json!({"kind": "direct", "peer": b.id}),
+            None,
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+        ),
+        create(
+            "an unknown kind",
+            json!({"kind": "group", "peer": b.id}),
+            Some(a.token.as_str()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+    ])
     .await;
 
     // A third user sees nothing of it.
@@ -172,24 +178,40 @@ async fn open_rooms_search_join_passcode_capacity() {
         .await
         .expect("json");
     assert_ne!(page2["items"][0]["id"], page["items"][0]["id"]);
-    assert_error(
-        app.get("/api/rooms?limit=0", Some(&searcher.token)).await,
-        StatusCode::BAD_REQUEST,
-        "invalid_parameter",
-    )
-    .await;
-    assert_error(
-        app.get("/api/rooms?cursor=abc", Some(&searcher.token))
-            .await,
-        StatusCode::BAD_REQUEST,
-        "invalid_parameter",
-    )
-    .await;
-    assert_error(
-        app.get("/api/rooms", None).await,
-        StatusCode::UNAUTHORIZED,
-        "unauthenticated",
-    )
+    let list = |what, query: &str, token, status, code| {
+        (
+            what,
+            Method::GET,
+            format!("/api/rooms{query}"),
+            None,
+            token,
+            status,
+            code,
+        )
+    };
+    app.assert_refusals(vec![
+        list(
+            "limit 0",
+            "?limit=0",
+            Some(searcher.token.as_str()),
+            StatusCode::BAD_REQUEST,
+            "invalid_parameter",
+        ),
+        list(
+            "a cursor that is not one",
+            "?cursor=abc",
+            Some(searcher.token.as_str()),
+            StatusCode::BAD_REQUEST,
+            "invalid_parameter",
+        ),
+        list(
+            "no session",
+            "",
+            None,
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+        ),
+    ])
     .await;
 
     // Passcode: missing or wrong -> 403, right -> joined.
@@ -778,17 +800,7 @@ async fn a_slow_client_is_disconnected_without_slowing_the_room() {
     let got = fast_reader.await.expect("reader");
     assert_eq!(got.len() as i64, n);
     // The slow one was cut off with 4008 at some point.
-    let mut closed_with = None;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while let Ok(Some(Ok(frame))) =
-        tokio::time::timeout_at(deadline, futures_util::StreamExt::next(&mut slow.stream)).await
-    {
-        if let Message::Close(frame) = frame {
-            closed_with = frame.map(|f| u16::from(f.code));
-            break;
-        }
-    }
-    assert_eq!(closed_with, Some(4008));
+    assert_eq!(slow.close_frame().await, Some(4008));
     // It comes back with resume and gets the rest.
     let mut again = app.ws_raw(&b.token).await;
     again
@@ -817,12 +829,12 @@ async fn idle_room_actors_stop_and_rebuild_from_the_store() {
     wa.say(room, "i1", "one").await;
     wb.expect("message").await;
     assert_eq!(app.app_state.hub.active_rooms(), 1);
-    tokio::time::sleep(Duration::from_millis(2200)).await;
-    assert_eq!(
-        app.app_state.hub.active_rooms(),
-        0,
-        "the idle actor stopped"
-    );
+    eventually(
+        Duration::from_secs(10),
+        "the idle actor stopped",
+        || async { (app.app_state.hub.active_rooms() == 0).then_some(()) },
+    )
+    .await;
     // A fresh actor continues the sequence and still knows the members and
     // read pointers.
     let ack = wa.say(room, "i2", "two").await;
@@ -838,8 +850,7 @@ async fn idle_room_actors_stop_and_rebuild_from_the_store() {
 
 #[actix_web::test]
 async fn chat_state_survives_a_server_restart() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let app = spawn_app_in(dir.path().to_path_buf(), &[]).await;
+    let app = spawn_app().await;
     let (a, b) = (app.user("persist-a").await, app.user("persist-b").await);
     let room = app.direct_room(&a, &b).await;
     let mut wa = app.ws(&a.token).await;
@@ -847,8 +858,7 @@ async fn chat_state_survives_a_server_restart() {
         wa.say(room, &format!("r{i}"), "before restart").await;
     }
     drop(wa);
-    drop(app);
-    let app = spawn_app_in(dir.path().to_path_buf(), &[]).await;
+    let app = app.restart().await;
     assert_eq!(app.unread(&b, room).await, 3);
     let mut wa = app.ws(&a.token).await;
     assert_eq!(wa.say(room, "r4", "after restart").await["seq"], 4);

@@ -1,12 +1,18 @@
 //! `spawn_app()`: a real server on a random port with its own SQLite file,
 //! plus typed request helpers.
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use jangteo::config::Config;
 use jangteo::Application;
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{json, Value};
+use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+
+pub use crate::common::{eventually, refuses_connections, Ws};
 
 pub struct TestApp {
     /// Set when running on MySQL/MariaDB.
@@ -20,6 +26,13 @@ pub struct TestApp {
     pub client: Client,
     pub data_dir: PathBuf,
     pub app_state: actix_web::web::Data<jangteo::AppState>,
+    /// The settings the nodes were started with (`restart` reuses them).
+    extra: Vec<(String, String)>,
+    /// One per node: tells it to stop, and its `Application::run` task.
+    running: Vec<(
+        oneshot::Sender<()>,
+        tokio::task::JoinHandle<std::io::Result<()>>,
+    )>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -59,10 +72,7 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
 /// reopens the same one.
 async fn mysql_database(data_dir: &std::path::Path) -> Option<String> {
     let base = std::env::var("JT_TEST_MYSQL_URL").ok()?;
-    use std::hash::{Hash as _, Hasher as _};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    data_dir.hash(&mut h);
-    let name = format!("jt_{:016x}", h.finish());
+    let name = format!("jt_{:016x}", dir_hash(data_dir));
     sqlx::any::install_default_drivers();
     let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&base)
         .await
@@ -117,14 +127,12 @@ pub async fn spawn_app_in(data_dir: PathBuf, extra: &[(&str, &str)]) -> TestApp 
     // With JT_TEST_REDIS_URL, sessions, rate limits and caches live in Redis
     // under a prefix of this data directory's own.
     if let Ok(url) = std::env::var("JT_TEST_REDIS_URL") {
-        use std::hash::{Hash as _, Hasher as _};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        data_dir.hash(&mut h);
         pairs.push(("redis_url".into(), url));
-        pairs.push(("redis_prefix".into(), format!("jt:{:016x}:", h.finish())));
+        pairs.push(("redis_prefix".into(), format!("jt:{hash:016x}:")));
     }
     pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let mut nodes = Vec::new();
+    let mut running = Vec::new();
     let mut first_state = None;
     for n in 0..node_count {
         let mut pairs = pairs.clone();
@@ -138,7 +146,11 @@ pub async fn spawn_app_in(data_dir: PathBuf, extra: &[(&str, &str)]) -> TestApp 
             .expect("application builds");
         nodes.push(format!("http://127.0.0.1:{}", app.port()));
         first_state.get_or_insert_with(|| app.state());
-        actix_web::rt::spawn(app.run_until_stopped());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = actix_web::rt::spawn(app.run(async move {
+            let _ = stopped.await;
+        }));
+        running.push((stop, task));
     }
     let app_state = first_state.expect("one node");
     TestApp {
@@ -152,6 +164,11 @@ pub async fn spawn_app_in(data_dir: PathBuf, extra: &[(&str, &str)]) -> TestApp 
             .expect("client"),
         data_dir,
         app_state,
+        extra: extra
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        running,
         _dir: None,
     }
 }
@@ -165,6 +182,33 @@ pub struct User {
 }
 
 impl TestApp {
+    /// Stop every node the way a SIGTERM does and wait until each has
+    /// finished: ports closed, sessions closed, timers and background loops
+    /// stopped, writes flushed, stores closed. The data (directory,
+    /// databases) stays for [`TestApp::restart`].
+    pub async fn stop(&mut self) {
+        for (stop, task) in self.running.drain(..) {
+            let _ = stop.send(());
+            match tokio::time::timeout(Duration::from_secs(30), task).await {
+                Ok(Ok(Ok(()))) => {}
+                other => panic!("node did not stop cleanly: {other:?}"),
+            }
+        }
+    }
+
+    /// Stop, then start the same nodes again on the same data.
+    pub async fn restart(mut self) -> TestApp {
+        self.stop().await;
+        let extra: Vec<(&str, &str)> = self
+            .extra
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let mut again = spawn_app_in(self.data_dir.clone(), &extra).await;
+        again._dir = self._dir.take();
+        again
+    }
+
     /// API paths go to the nodes in turn; operational ones (`/ready`,
     /// `/metrics`, ...) to the first node, whose state the test can reach.
     pub fn url(&self, path: &str) -> String {
@@ -304,6 +348,38 @@ impl TestApp {
     }
 }
 
+/// One request that must be refused, zero2prod-style table row:
+/// (what it tries, method, path, JSON body, bearer token, status, code).
+pub type Refusal<'a> = (
+    &'a str,
+    reqwest::Method,
+    String,
+    Option<Value>,
+    Option<&'a str>,
+    StatusCode,
+    &'a str,
+);
+
+impl TestApp {
+    /// Send every row and check its status and error code.
+    pub async fn assert_refusals(&self, cases: Vec<Refusal<'_>>) {
+        for (what, method, path, body, token, status, code) in cases {
+            let mut req = self.client.request(method.clone(), self.url(&path));
+            if let Some(body) = &body {
+                req = req.json(body);
+            }
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            let r = req.send().await.expect("request");
+            assert_eq!(r.status(), status, "{what}: {method} {path}");
+            let body: Value = r.json().await.expect("error body is JSON");
+            assert_eq!(body["code"], code, "{what}: {method} {path}: {body}");
+            assert!(body["message"].is_string(), "{what}: {body}");
+        }
+    }
+}
+
 /// Assert status and error code; return the error body.
 pub async fn assert_error(r: Response, status: StatusCode, code: &str) -> Value {
     assert_eq!(r.status(), status, "status for expected code {code}");
@@ -319,27 +395,6 @@ pub async fn assert_error(r: Response, status: StatusCode, code: &str) -> Value 
     assert!(body["message"].is_string(), "body: {body}");
     body
 }
-
-// ---------------------------------------------------------------- WebSocket
-
-use std::collections::VecDeque;
-use std::time::Duration;
-
-use futures_util::{SinkExt as _, StreamExt as _};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
-use tokio_tungstenite::tungstenite::Message;
-
-pub type WsStream =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// A WebSocket client speaking protocol v1.
-pub struct Ws {
-    pub stream: WsStream,
-    /// Frames read but not yet consumed by an `expect`.
-    pub backlog: VecDeque<Value>,
-}
-
-pub const WAIT: Duration = Duration::from_secs(10);
 
 impl TestApp {
     /// Connect with a bearer header and synchronise (ping/pong), so live
@@ -457,143 +512,5 @@ impl TestApp {
             .await;
         assert_eq!(r.status(), StatusCode::OK);
         r.json().await.expect("json")
-    }
-}
-
-impl Ws {
-    /// Connect to the node at `base` (`http://127.0.0.1:PORT`) without
-    /// sending anything.
-    pub async fn connect(base: &str, token: &str) -> Ws {
-        Ws::try_connect(base, token).await.expect("ws connect")
-    }
-
-    pub async fn try_connect(base: &str, token: &str) -> Result<Ws, String> {
-        let mut req = format!(
-            "ws://127.0.0.1:{}/ws",
-            base.rsplit(':').next().expect("port")
-        )
-        .into_client_request()
-        .map_err(|e| e.to_string())?;
-        req.headers_mut().insert(
-            "authorization",
-            format!("Bearer {token}").parse().expect("header"),
-        );
-        let (stream, _) = tokio_tungstenite::connect_async(req)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(Ws {
-            stream,
-            backlog: VecDeque::new(),
-        })
-    }
-
-    pub async fn send(&mut self, v: Value) {
-        self.stream
-            .send(Message::Text(v.to_string()))
-            .await
-            .expect("ws send");
-    }
-
-    /// The next JSON frame (from the backlog first).
-    pub async fn next(&mut self) -> Value {
-        if let Some(v) = self.backlog.pop_front() {
-            return v;
-        }
-        self.read().await.expect("a frame before the timeout")
-    }
-
-    /// Read one frame from the socket, or None on timeout/close.
-    pub async fn read_within(&mut self, within: Duration) -> Option<Value> {
-        loop {
-            let msg = tokio::time::timeout(within, self.stream.next())
-                .await
-                .ok()??
-                .ok()?;
-            match msg {
-                Message::Text(t) => {
-                    return Some(serde_json::from_str(&t).expect("server frames are JSON"))
-                }
-                Message::Close(_) => return None,
-                _ => continue,
-            }
-        }
-    }
-
-    async fn read(&mut self) -> Option<Value> {
-        self.read_within(WAIT).await
-    }
-
-    /// The first frame of type `ty`; frames of other types are kept.
-    pub async fn expect(&mut self, ty: &str) -> Value {
-        self.expect_where(|v| v["type"] == ty).await
-    }
-
-    pub async fn expect_where(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
-        if let Some(i) = self.backlog.iter().position(&pred) {
-            return self.backlog.remove(i).expect("present");
-        }
-        loop {
-            let v = self
-                .read()
-                .await
-                .expect("expected frame before the timeout");
-            if pred(&v) {
-                return v;
-            }
-            self.backlog.push_back(v);
-        }
-    }
-
-    /// Nothing matching arrives within `within`.
-    pub async fn expect_none(&mut self, within: Duration, pred: impl Fn(&Value) -> bool) {
-        assert!(
-            !self.backlog.iter().any(&pred),
-            "unexpected frame in backlog: {:?}",
-            self.backlog
-        );
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            if left.is_zero() {
-                return;
-            }
-            match self.read_within(left).await {
-                Some(v) => {
-                    assert!(!pred(&v), "unexpected frame {v}");
-                    self.backlog.push_back(v);
-                }
-                None => return,
-            }
-        }
-    }
-
-    /// Send a chat message and wait for its ack.
-    pub async fn say(&mut self, room: i64, cid: &str, body: &str) -> Value {
-        self.send(json!({"type": "send", "room": room, "client_msg_id": cid, "body": body}))
-            .await;
-        let cid = cid.to_string();
-        let v = self
-            .expect_where(|v| {
-                (v["type"] == "ack" || v["type"] == "error") && v["client_msg_id"] == cid.as_str()
-            })
-            .await;
-        assert_eq!(v["type"], "ack", "send failed: {v}");
-        v
-    }
-
-    /// Messages of `room` until one with seq `through` (inclusive), in
-    /// arrival order.
-    pub async fn messages_through(&mut self, room: i64, through: i64) -> Vec<Value> {
-        let mut out = Vec::new();
-        loop {
-            let v = self
-                .expect_where(|v| v["type"] == "message" && v["room"] == room)
-                .await;
-            let seq = v["seq"].as_i64().expect("seq");
-            out.push(v);
-            if seq >= through {
-                return out;
-            }
-        }
     }
 }

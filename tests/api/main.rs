@@ -3,6 +3,8 @@
 mod accounts;
 mod chat;
 mod chat_rooms;
+#[path = "../common/mod.rs"]
+mod common;
 mod errors;
 mod helpers;
 mod market;

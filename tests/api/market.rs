@@ -5,10 +5,10 @@ use std::collections::HashSet;
 use std::io::Cursor;
 use std::time::Duration;
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, spawn_app, spawn_app_in, spawn_app_with, TestApp, User};
+use crate::helpers::{assert_error, eventually, spawn_app, spawn_app_with, TestApp, User};
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -149,38 +149,40 @@ async fn listings_are_created_edited_and_deleted_by_their_seller_only() {
     for f in ["title", "price", "category"] {
         assert!(body["details"][f].is_string(), "{f}: {body}");
     }
-    assert_error(
-        app.post_json(
-            "/api/listings",
-            &json!({"title": "x".repeat(101), "price": 1, "category": "digital"}),
-            Some(&seller.token),
+    let create = |what, body: Value, token, status, code| {
+        (
+            what,
+            Method::POST,
+            "/api/listings".to_string(),
+            Some(body),
+            token,
+            status,
+            code,
         )
-        .await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "validation_failed",
-    )
-    .await;
-    assert_error(
-        app.post_json(
-            "/api/listings",
-            &json!({"title": "t", "price": 1, "category": "digital"}),
+    };
+    app.assert_refusals(vec![
+        create(
+            "a title over 100 characters",
+            json!({"title": "x".repeat(101), "price": 1, "category": "digital"}),
+            Some(seller.token.as_str()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        ),
+        create(
+            "no session",
+            json!({"title": "t", "price": 1, "category": "digital"}),
             None,
-        )
-        .await,
-        StatusCode::UNAUTHORIZED,
-        "unauthenticated",
-    )
-    .await;
-    assert_error(
-        app.post_json(
-            "/api/listings",
-            &json!({"title": "t", "category": "digital"}),
-            Some(&seller.token),
-        )
-        .await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_body",
-    )
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+        ),
+        create(
+            "no price",
+            json!({"title": "t", "category": "digital"}),
+            Some(seller.token.as_str()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+    ])
     .await;
 
     let id = listing(&app, &seller, "아이폰13 팝니다", 550_000).await;
@@ -230,27 +232,25 @@ async fn listings_are_created_edited_and_deleted_by_their_seller_only() {
         (d["price"].as_i64(), d["title"].as_str()),
         (Some(500_000), Some("아이폰13 급처"))
     );
-    assert_error(
-        app.patch_json(
-            &format!("/api/listings/{id}"),
-            &json!({"status": "sold"}),
-            Some(&seller.token),
+    let edit = |what, body: Value, code| {
+        (
+            what,
+            Method::PATCH,
+            format!("/api/listings/{id}"),
+            Some(body),
+            Some(seller.token.as_str()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            code,
         )
-        .await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "validation_failed",
-    )
-    .await;
-    assert_error(
-        app.patch_json(
-            &format!("/api/listings/{id}"),
-            &json!({"colour": "red"}),
-            Some(&seller.token),
-        )
-        .await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_body",
-    )
+    };
+    app.assert_refusals(vec![
+        edit(
+            "status is not edited directly",
+            json!({"status": "sold"}),
+            "validation_failed",
+        ),
+        edit("an unknown field", json!({"colour": "red"}), "invalid_body"),
+    ])
     .await;
 
     let r = app
@@ -1212,9 +1212,22 @@ async fn timed_reservations_expire_once_and_cancelled_ones_never() {
         Some(&seller.token),
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(2000)).await;
-
     let status = |d: Value| d["status"].as_str().unwrap_or("").to_string();
+    // All three were due at the same moment: once one expired, any timer
+    // that was left armed by mistake has fired too.
+    eventually(
+        Duration::from_secs(10),
+        "the reservation expires",
+        || async {
+            let d: Value = get_listing(&app, Some(&seller), expiring)
+                .await
+                .json()
+                .await
+                .ok()?;
+            (d["status"] == "selling").then_some(())
+        },
+    )
+    .await;
     assert_eq!(
         status(
             get_listing(&app, Some(&seller), expiring)
@@ -1282,8 +1295,7 @@ async fn timed_reservations_expire_once_and_cancelled_ones_never() {
 
 #[actix_web::test]
 async fn reservation_timers_survive_restarts_and_fire_after_downtime() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let app = spawn_app_in(dir.path().to_path_buf(), &[]).await;
+    let mut app = spawn_app().await;
     let (seller, buyer) = (
         app.user("restart-seller").await,
         app.user("restart-buyer").await,
@@ -1293,42 +1305,46 @@ async fn reservation_timers_survive_restarts_and_fire_after_downtime() {
     chat_about(&app, &buyer, later).await;
     chat_about(&app, &buyer, during).await;
     let now = now_ms();
-    app.post_json(
-        &format!("/api/listings/{during}/reservation"),
-        &json!({"buyer_id": buyer.id, "until": now + 600}),
-        Some(&seller.token),
+    let during_until = now + 600;
+    for (l, until) in [(during, during_until), (later, now + 4000)] {
+        let r = app
+            .post_json(
+                &format!("/api/listings/{l}/reservation"),
+                &json!({"buyer_id": buyer.id, "until": until}),
+                Some(&seller.token),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    // Really down (timers of the old instance stopped with it) while
+    // `during` comes due: only the restore path can end it.
+    app.stop().await;
+    let left = u64::try_from(during_until + 200 - now_ms()).unwrap_or(0);
+    tokio::time::sleep(Duration::from_millis(left)).await;
+    let app = app.restart().await;
+    let status = |id: i64| {
+        let app = &app;
+        let seller = &seller;
+        async move {
+            let d: Value = get_listing(app, Some(seller), id)
+                .await
+                .json()
+                .await
+                .expect("json");
+            d["status"].as_str().unwrap_or("").to_string()
+        }
+    };
+    eventually(Duration::from_secs(10), "fired on start", || async {
+        (status(during).await == "selling").then_some(())
+    })
+    .await;
+    assert_eq!(status(later).await, "reserved", "not due yet");
+    eventually(
+        Duration::from_secs(10),
+        "the re-armed timer fires",
+        || async { (status(later).await == "selling").then_some(()) },
     )
     .await;
-    app.post_json(
-        &format!("/api/listings/{later}/reservation"),
-        &json!({"buyer_id": buyer.id, "until": now + 2500}),
-        Some(&seller.token),
-    )
-    .await;
-    drop(app);
-    // Down while `during` comes due.
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    let app = spawn_app_in(dir.path().to_path_buf(), &[]).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let d: Value = get_listing(&app, Some(&seller), during)
-        .await
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(d["status"], "selling", "fired on start");
-    let d: Value = get_listing(&app, Some(&seller), later)
-        .await
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(d["status"], "reserved", "not due yet");
-    tokio::time::sleep(Duration::from_millis(2000)).await;
-    let d: Value = get_listing(&app, Some(&seller), later)
-        .await
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(d["status"], "selling", "re-armed timer fired");
 }
 
 #[actix_web::test]

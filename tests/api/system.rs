@@ -1,7 +1,7 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{assert_error, spawn_app};
+use crate::helpers::{assert_error, refuses_connections, spawn_app};
 
 #[actix_web::test]
 async fn health_and_ready() {
@@ -169,5 +169,34 @@ async fn openapi_covers_every_route_and_swagger_is_served() {
         r.status(),
         StatusCode::OK,
         "vendored assets are served offline"
+    );
+}
+
+#[actix_web::test]
+async fn a_stopped_server_is_stopped() {
+    let mut app = spawn_app().await;
+    let u = app.user("stopper").await;
+    let mut ws = app.ws(&u.token).await;
+    let state = app.app_state.clone();
+    assert_eq!(state.market.pending_timers().await, Some(0));
+    let nodes = app.nodes.clone();
+    app.stop().await;
+    for node in &nodes {
+        assert!(
+            refuses_connections(node),
+            "{node} still accepts connections"
+        );
+    }
+    // Open sockets were told to reconnect elsewhere...
+    let close = ws.close_frame().await;
+    assert_eq!(close, Some(1012), "service restart close code");
+    // ...and background work is gone with the server: the timer actor of
+    // the stopped instance answers nothing any more.
+    assert_eq!(state.market.pending_timers().await, None);
+    // The same data starts again.
+    let app = app.restart().await;
+    assert_eq!(
+        app.get("/api/me", Some(&u.token)).await.status(),
+        reqwest::StatusCode::OK
     );
 }
