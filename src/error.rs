@@ -15,128 +15,139 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-/// The code table: each code has one HTTP status and never changes meaning.
+/// Declares the code table: one entry per code gives its variant, wire
+/// string, HTTP status, where it is used, and its meaning (the doc comment).
+/// From that single list come [`Code`], [`Code::ALL`], [`Code::as_str`],
+/// [`Code::status`] and [`Code::surface`], so they cannot drift apart.
+///
+/// Entry syntax: `/// meaning` then `Variant = "wire", STATUS_CONST, Surface;`
+/// where `STATUS_CONST` names an [`StatusCode`] associated constant.
+macro_rules! error_codes {
+    ($(
+        $(#[doc = $doc:literal])+
+        $variant:ident = $wire:literal, $status:ident, $surface:ident;
+    )+) => {
+        /// The code table: each code has one HTTP status and never changes
+        /// meaning. Clients branch on the wire string; see docs/ERRORS.md.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Code {
+            $(
+                $(#[doc = $doc])+
+                #[doc = ""]
+                #[doc = concat!(
+                    "Wire `", $wire, "`, HTTP `", stringify!($status),
+                    "`, used by: ", stringify!($surface), "."
+                )]
+                $variant,
+            )+
+        }
+
+        impl Code {
+            /// Every code, in table order.
+            pub const ALL: &'static [Code] = &[$(Code::$variant),+];
+
+            /// The stable snake_case string clients see in `code`.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Code::$variant => $wire,)+
+                }
+            }
+
+            /// The HTTP status of a REST response carrying this code. Codes
+            /// only sent in WebSocket `error` frames still have one, so the
+            /// table stays total.
+            pub const fn status(self) -> StatusCode {
+                match self {
+                    $(Code::$variant => StatusCode::$status,)+
+                }
+            }
+
+            /// Where the code can reach a client.
+            pub const fn surface(self) -> Surface {
+                match self {
+                    $(Code::$variant => Surface::$surface,)+
+                }
+            }
+        }
+    };
+}
+
+/// Where a code can reach a client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Code {
-    /// The body is not JSON (syntax error, truncated, empty).
-    BadJson,
+pub enum Surface {
+    /// Only in REST error responses.
+    Rest,
+    /// Only in WebSocket `error` frames.
+    WebSocket,
+    /// In both.
+    Both,
+}
+
+impl Surface {
+    /// How docs/ERRORS.md spells it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Surface::Rest => "REST",
+            Surface::WebSocket => "WebSocket",
+            Surface::Both => "both",
+        }
+    }
+}
+
+error_codes! {
+    /// The body (or a WebSocket frame) is not JSON (syntax error, truncated, empty).
+    BadJson = "bad_json", BAD_REQUEST, Both;
     /// The JSON does not fit the request type (wrong type, missing or unknown field).
-    InvalidBody,
+    InvalidBody = "invalid_body", UNPROCESSABLE_ENTITY, Rest;
     /// Query string or path parameters do not parse.
-    InvalidParameter,
+    InvalidParameter = "invalid_parameter", BAD_REQUEST, Rest;
     /// Fields parsed but break a rule; `details` maps field -> reason.
-    ValidationFailed,
-    PayloadTooLarge,
-    UnsupportedMediaType,
-    Unauthenticated,
-    InvalidCredentials,
-    Forbidden,
-    NotFound,
-    MethodNotAllowed,
-    EmailTaken,
-    NotMember,
-    NotOwner,
-    RoomFull,
-    BadPasscode,
-    Banned,
-    Conflict,
-    BadImage,
-    Blocked,
+    ValidationFailed = "validation_failed", UNPROCESSABLE_ENTITY, Both;
+    /// The body is larger than the route accepts.
+    PayloadTooLarge = "payload_too_large", PAYLOAD_TOO_LARGE, Rest;
+    /// The `Content-Type` is not one the route accepts.
+    UnsupportedMediaType = "unsupported_media_type", UNSUPPORTED_MEDIA_TYPE, Rest;
+    /// No valid session (missing, unknown or expired token).
+    Unauthenticated = "unauthenticated", UNAUTHORIZED, Rest;
+    /// Wrong email or password at login.
+    InvalidCredentials = "invalid_credentials", UNAUTHORIZED, Rest;
+    /// Signed in, but not allowed to do this.
+    Forbidden = "forbidden", FORBIDDEN, Rest;
+    /// No such resource (or route).
+    NotFound = "not_found", NOT_FOUND, Rest;
+    /// The route exists but not for this HTTP method.
+    MethodNotAllowed = "method_not_allowed", METHOD_NOT_ALLOWED, Rest;
+    /// The email address is already registered.
+    EmailTaken = "email_taken", CONFLICT, Rest;
+    /// The caller is not a member of the room.
+    NotMember = "not_member", FORBIDDEN, Both;
+    /// Only the owner (of the room, or the seller of the listing) may do this.
+    NotOwner = "not_owner", FORBIDDEN, Rest;
+    /// The room has no free place.
+    RoomFull = "room_full", CONFLICT, Rest;
+    /// The room's passcode is missing or wrong.
+    BadPasscode = "bad_passcode", FORBIDDEN, Rest;
+    /// The caller was banned from the room.
+    Banned = "banned", FORBIDDEN, Rest;
+    /// The request conflicts with the current state of the resource.
+    Conflict = "conflict", CONFLICT, Rest;
+    /// The upload is not an image we can read.
+    BadImage = "bad_image", UNPROCESSABLE_ENTITY, Rest;
+    /// One of the two users blocked the other.
+    Blocked = "blocked", FORBIDDEN, Both;
     /// A second review of the same deal.
-    AlreadyReviewed,
+    AlreadyReviewed = "already_reviewed", CONFLICT, Rest;
     /// The listing's status does not allow this (e.g. reserving a sold item).
-    InvalidState,
-    RateLimited,
-    Unavailable,
-    Internal,
+    InvalidState = "invalid_state", CONFLICT, Rest;
+    /// Too many attempts or messages; slow down (REST sets `Retry-After`).
+    RateLimited = "rate_limited", TOO_MANY_REQUESTS, Both;
+    /// A backend does not answer; retry shortly.
+    Unavailable = "unavailable", SERVICE_UNAVAILABLE, Rest;
+    /// An unexpected server failure; the detail is only in the server log.
+    Internal = "internal", INTERNAL_SERVER_ERROR, Both;
 }
 
 impl Code {
-    pub const ALL: &'static [Code] = &[
-        Code::BadJson,
-        Code::InvalidBody,
-        Code::InvalidParameter,
-        Code::ValidationFailed,
-        Code::PayloadTooLarge,
-        Code::UnsupportedMediaType,
-        Code::Unauthenticated,
-        Code::InvalidCredentials,
-        Code::Forbidden,
-        Code::NotFound,
-        Code::MethodNotAllowed,
-        Code::EmailTaken,
-        Code::NotMember,
-        Code::NotOwner,
-        Code::RoomFull,
-        Code::BadPasscode,
-        Code::Banned,
-        Code::Conflict,
-        Code::BadImage,
-        Code::Blocked,
-        Code::AlreadyReviewed,
-        Code::InvalidState,
-        Code::RateLimited,
-        Code::Unavailable,
-        Code::Internal,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Code::BadJson => "bad_json",
-            Code::InvalidBody => "invalid_body",
-            Code::InvalidParameter => "invalid_parameter",
-            Code::ValidationFailed => "validation_failed",
-            Code::PayloadTooLarge => "payload_too_large",
-            Code::UnsupportedMediaType => "unsupported_media_type",
-            Code::Unauthenticated => "unauthenticated",
-            Code::InvalidCredentials => "invalid_credentials",
-            Code::Forbidden => "forbidden",
-            Code::NotFound => "not_found",
-            Code::MethodNotAllowed => "method_not_allowed",
-            Code::EmailTaken => "email_taken",
-            Code::NotMember => "not_member",
-            Code::NotOwner => "not_owner",
-            Code::RoomFull => "room_full",
-            Code::BadPasscode => "bad_passcode",
-            Code::Banned => "banned",
-            Code::Conflict => "conflict",
-            Code::BadImage => "bad_image",
-            Code::Blocked => "blocked",
-            Code::AlreadyReviewed => "already_reviewed",
-            Code::InvalidState => "invalid_state",
-            Code::RateLimited => "rate_limited",
-            Code::Unavailable => "unavailable",
-            Code::Internal => "internal",
-        }
-    }
-
-    pub fn status(self) -> StatusCode {
-        match self {
-            Code::BadJson | Code::InvalidParameter => StatusCode::BAD_REQUEST,
-            Code::InvalidBody | Code::ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
-            Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Code::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Code::Unauthenticated | Code::InvalidCredentials => StatusCode::UNAUTHORIZED,
-            Code::Forbidden
-            | Code::NotMember
-            | Code::NotOwner
-            | Code::BadPasscode
-            | Code::Banned
-            | Code::Blocked => StatusCode::FORBIDDEN,
-            Code::NotFound => StatusCode::NOT_FOUND,
-            Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Code::EmailTaken
-            | Code::RoomFull
-            | Code::Conflict
-            | Code::AlreadyReviewed
-            | Code::InvalidState => StatusCode::CONFLICT,
-            Code::BadImage => StatusCode::UNPROCESSABLE_ENTITY,
-            Code::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
     /// The code used for a bare status produced outside our handlers
     /// (unmatched route, wrong method, ...).
     pub fn for_status(status: StatusCode) -> Code {
