@@ -145,6 +145,16 @@ error_codes! {
     Unavailable = "unavailable", SERVICE_UNAVAILABLE, Rest;
     /// An unexpected server failure; the detail is only in the server log.
     Internal = "internal", INTERNAL_SERVER_ERROR, Both;
+
+    // WebSocket-only codes. Their HTTP status is never sent (they travel in
+    // `error` frames); it says what the same failure would be over REST.
+
+    /// WebSocket: the frame is JSON of the wrong shape (missing field, wrong type, negative seq, binary frame).
+    InvalidFrame = "invalid_frame", BAD_REQUEST, WebSocket;
+    /// WebSocket: the frame's `type` is not a client frame type.
+    UnknownType = "unknown_type", BAD_REQUEST, WebSocket;
+    /// WebSocket: the frame names a room that does not exist.
+    RoomNotFound = "room_not_found", NOT_FOUND, WebSocket;
 }
 
 impl Code {
