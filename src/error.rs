@@ -15,6 +15,9 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use crate::bus::BusError;
+use crate::store::StoreError;
+
 /// Declares the code table: one entry per code gives its variant, wire
 /// string, HTTP status, where it is used, and its meaning (the doc comment).
 /// From that single list come [`Code`], [`Code::ALL`], [`Code::as_str`],
@@ -291,29 +294,29 @@ impl ResponseError for ApiError {
     }
 }
 
-/// Failures of a storage adapter. They carry their cause for the log; the
-/// client only ever sees `internal` (or `unavailable` for readiness).
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("database error: {0}")]
-    Sql(#[from] sqlx::Error),
-    #[error("migration error: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("I/O error: {0}")]
-    Io(#[from] std::io::Error),
-    #[error("{0}")]
-    Other(String),
-    /// A backend does not answer (connection refused or dropped, timeout):
-    /// the request may succeed later.
-    #[error("backend unavailable: {0}")]
-    Unavailable(String),
-}
+// Conversions from the layers below. They live here, not beside those
+// errors, so the store and the bus never depend on the API error type.
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Unavailable(why) => {
                 tracing::warn!(error = %why, "backend unavailable");
+                ApiError::new(
+                    Code::Unavailable,
+                    "a backend is unavailable; try again shortly",
+                )
+            }
+            e => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<BusError> for ApiError {
+    fn from(e: BusError) -> Self {
+        match e {
+            BusError::Unavailable(why) => {
+                tracing::warn!(error = %why, "event bus unavailable");
                 ApiError::new(
                     Code::Unavailable,
                     "a backend is unavailable; try again shortly",
@@ -338,5 +341,20 @@ mod tests {
             assert!(s.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{s}");
             assert!(code.status().is_client_error() || code.status().is_server_error());
         }
+    }
+
+    #[test]
+    fn unavailable_backends_become_unavailable_and_the_rest_internal() {
+        let code = |e: ApiError| e.code;
+        assert_eq!(
+            code(StoreError::Unavailable("redis: refused".into()).into()),
+            Code::Unavailable
+        );
+        assert_eq!(
+            code(BusError::Unavailable("kafka: down".into()).into()),
+            Code::Unavailable
+        );
+        assert_eq!(code(StoreError::Other("x".into()).into()), Code::Internal);
+        assert_eq!(code(BusError::Other("x".into()).into()), Code::Internal);
     }
 }

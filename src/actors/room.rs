@@ -448,7 +448,7 @@ impl Actor for RoomActor {
                 }
                 _ => false,
             };
-            Ok::<_, crate::error::StoreError>((room, members, blocked))
+            Ok::<_, crate::store::StoreError>((room, members, blocked))
         };
         ctx.wait(load.into_actor(self).map(|result, act, ctx| {
             act.state = match result {
