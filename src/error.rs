@@ -1,10 +1,12 @@
 //! One error shape for the whole API.
 //!
 //! Every error leaves the server as `{"code": "...", "message": "...",
-//! "details"?: {...}}`. The `code` is a stable snake_case string from the
-//! table in [`Code`]; clients branch on it, never on the message. Area errors
-//! (accounts, store, ...) are `thiserror` enums that map onto a code, so a
-//! handler simply returns `Result<_, ApiError>` and uses `?`.
+//! "details"?: {...}}` (REST) or as a WebSocket `error` frame. The `code` is
+//! a stable snake_case string from the table in [`Code`], declared once in
+//! `error_codes!` and documented for clients in docs/ERRORS.md; clients
+//! branch on it, never on the message. Area errors (accounts, store, bus,
+//! ...) are `thiserror` enums that map onto a code, so a handler simply
+//! returns `Result<_, ApiError>` and uses `?`.
 
 use std::fmt;
 
@@ -24,7 +26,7 @@ use crate::store::StoreError;
 /// [`Code::status`] and [`Code::surface`], so they cannot drift apart.
 ///
 /// Entry syntax: `/// meaning` then `Variant = "wire", STATUS_CONST, Surface;`
-/// where `STATUS_CONST` names an [`StatusCode`] associated constant.
+/// where `STATUS_CONST` names a [`StatusCode`] associated constant.
 macro_rules! error_codes {
     ($(
         $(#[doc = $doc:literal])+
@@ -330,7 +332,33 @@ impl From<BusError> for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashSet;
+    use std::collections::{HashMap, HashSet};
+    use std::path::{Path, PathBuf};
+
+    const ERRORS_MD: &str = include_str!("../docs/ERRORS.md");
+    const PROTOCOL_MD: &str = include_str!("../docs/PROTOCOL.md");
+
+    /// The cells of every table row under `heading` (up to the next `## `)
+    /// whose first cell is a backquoted code.
+    fn code_rows(doc: &str, heading: &str) -> Vec<Vec<String>> {
+        let mut lines = doc.lines().skip_while(|l| l.trim() != heading);
+        assert!(lines.next().is_some(), "no `{heading}` section");
+        lines
+            .take_while(|l| !l.starts_with("## "))
+            .filter(|l| l.starts_with("| `"))
+            .map(|l| {
+                l.trim()
+                    .trim_matches('|')
+                    .split('|')
+                    .map(|cell| cell.trim().to_string())
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn wire(cell: &str) -> &str {
+        cell.trim_matches('`')
+    }
 
     #[test]
     fn codes_are_unique_snake_case() {
@@ -340,6 +368,161 @@ mod tests {
             assert!(seen.insert(s), "duplicate code {s}");
             assert!(s.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{s}");
             assert!(code.status().is_client_error() || code.status().is_server_error());
+        }
+    }
+
+    /// docs/ERRORS.md lists every code exactly once, with its status and
+    /// surface, and nothing that is not a code.
+    #[test]
+    fn errors_md_matches_the_code_table() {
+        let rows = code_rows(ERRORS_MD, "## Codes");
+        let mut documented = HashMap::new();
+        for cells in &rows {
+            assert!(cells.len() >= 4, "short row in docs/ERRORS.md: {cells:?}");
+            let name = wire(&cells[0]);
+            let code = Code::ALL
+                .iter()
+                .find(|c| c.as_str() == name)
+                .unwrap_or_else(|| panic!("docs/ERRORS.md lists `{name}`, which is not a code"));
+            assert!(
+                documented.insert(name, code).is_none(),
+                "docs/ERRORS.md lists `{name}` twice"
+            );
+            assert_eq!(
+                cells[1],
+                code.status().as_u16().to_string(),
+                "status of `{name}` in docs/ERRORS.md"
+            );
+            assert_eq!(
+                cells[2],
+                code.surface().as_str(),
+                "where `{name}` is used, in docs/ERRORS.md"
+            );
+            assert!(
+                !cells[3].is_empty(),
+                "`{name}` has no meaning in docs/ERRORS.md"
+            );
+        }
+        for code in Code::ALL {
+            assert!(
+                documented.contains_key(code.as_str()),
+                "`{code}` is missing from docs/ERRORS.md"
+            );
+        }
+    }
+
+    /// The WebSocket error table of docs/PROTOCOL.md lists exactly the
+    /// codes an `error` frame can carry.
+    #[test]
+    fn protocol_md_lists_the_websocket_codes() {
+        let listed: HashSet<&str> = code_rows(PROTOCOL_MD, "## Errors")
+            .iter()
+            .map(|cells| wire(&cells[0]))
+            .map(|name| {
+                Code::ALL
+                    .iter()
+                    .find(|c| c.as_str() == name)
+                    .map(|c| c.as_str())
+                    .unwrap_or_else(|| panic!("docs/PROTOCOL.md lists `{name}`, not a code"))
+            })
+            .collect();
+        let websocket: HashSet<&str> = Code::ALL
+            .iter()
+            .filter(|c| c.surface() != Surface::Rest)
+            .map(|c| c.as_str())
+            .collect();
+        assert_eq!(
+            listed, websocket,
+            "docs/PROTOCOL.md ## Errors vs the code table"
+        );
+    }
+
+    fn rust_sources(dir: &Path, out: &mut Vec<(PathBuf, String)>) {
+        for entry in std::fs::read_dir(dir).expect("read a source directory") {
+            let path = entry.expect("directory entry").path();
+            if path.is_dir() {
+                rust_sources(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).expect("read a source file");
+                // Line comments do not count as a use.
+                let code: Vec<&str> = text
+                    .lines()
+                    .map(|l| l.find("//").map_or(l, |i| &l[..i]))
+                    .collect();
+                out.push((path, code.join("\n")));
+            }
+        }
+    }
+
+    /// `needle` occurs in `text` as a whole path (not inside a longer name).
+    fn mentions(text: &str, needle: &str) -> bool {
+        let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+        text.match_indices(needle).any(|(at, _)| {
+            let before = text[..at].chars().next_back();
+            let after = text[at + needle.len()..].chars().next();
+            let longer_on_left = before.is_some_and(ident);
+            let longer_on_right = needle.ends_with(ident) && after.is_some_and(ident);
+            !longer_on_left && !longer_on_right
+        })
+    }
+
+    /// Every code is produced somewhere: named as `Code::Variant` outside
+    /// this file, or reached through an entry point defined here that code
+    /// outside this file calls.
+    #[test]
+    fn every_code_is_used_outside_this_file() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let this_file = root.join("src").join("error.rs");
+        let mut sources = Vec::new();
+        rust_sources(&root.join("src"), &mut sources);
+        let elsewhere: Vec<&str> = sources
+            .iter()
+            .filter(|(path, _)| *path != this_file)
+            .map(|(_, text)| text.as_str())
+            .collect();
+        assert!(elsewhere.len() > 10, "found too few sources under src/");
+        let called = |needle: &str| elsewhere.iter().any(|t| mentions(t, needle));
+
+        // Entry points in this file that yield a code without the caller
+        // naming it: (call searched for outside this file, what it yields).
+        let mut reached: Vec<(&str, Code)> = vec![
+            // Constructors for the common cases.
+            (
+                "ApiError::unauthenticated(",
+                ApiError::unauthenticated().code,
+            ),
+            ("ApiError::forbidden(", ApiError::forbidden("x").code),
+            ("ApiError::not_found(", ApiError::not_found("x").code),
+            ("ApiError::rate_limited(", ApiError::rate_limited(1).code),
+            ("ApiError::internal(", ApiError::internal("x").code),
+            // Conversions of store and bus errors (`?` in handlers).
+            (
+                "StoreError::Unavailable(",
+                ApiError::from(StoreError::Unavailable(String::new())).code,
+            ),
+            (
+                "BusError::Unavailable(",
+                ApiError::from(BusError::Unavailable(String::new())).code,
+            ),
+        ];
+        // The error envelope middleware gives actix's bare error responses
+        // the code of their status: every code `for_status` can return is
+        // produced there.
+        for status in 400..600 {
+            let status = StatusCode::from_u16(status).expect("valid status");
+            reached.push(("Code::for_status(", Code::for_status(status)));
+        }
+
+        for code in Code::ALL {
+            let named = called(&format!("Code::{code:?}"));
+            let via = reached
+                .iter()
+                .any(|(call, yields)| yields == code && called(call));
+            assert!(
+                named || via,
+                "`{code}` (Code::{code:?}) is never produced outside src/error.rs: \
+                 use it, or remove it from the table and docs/ERRORS.md"
+            );
         }
     }
 
