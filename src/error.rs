@@ -1,10 +1,12 @@
 //! One error shape for the whole API.
 //!
 //! Every error leaves the server as `{"code": "...", "message": "...",
-//! "details"?: {...}}`. The `code` is a stable snake_case string from the
-//! table in [`Code`]; clients branch on it, never on the message. Area errors
-//! (accounts, store, ...) are `thiserror` enums that map onto a code, so a
-//! handler simply returns `Result<_, ApiError>` and uses `?`.
+//! "details"?: {...}}` (REST) or as a WebSocket `error` frame. The `code` is
+//! a stable snake_case string from the table in [`Code`], declared once in
+//! `error_codes!` and documented for clients in docs/ERRORS.md; clients
+//! branch on it, never on the message. Area errors (accounts, store, bus,
+//! ...) are `thiserror` enums that map onto a code, so a handler simply
+//! returns `Result<_, ApiError>` and uses `?`.
 
 use std::fmt;
 
@@ -15,128 +17,152 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-/// The code table: each code has one HTTP status and never changes meaning.
+use crate::bus::BusError;
+use crate::store::StoreError;
+
+/// Declares the code table: one entry per code gives its variant, wire
+/// string, HTTP status, where it is used, and its meaning (the doc comment).
+/// From that single list come [`Code`], [`Code::ALL`], [`Code::as_str`],
+/// [`Code::status`] and [`Code::surface`], so they cannot drift apart.
+///
+/// Entry syntax: `/// meaning` then `Variant = "wire", STATUS_CONST, Surface;`
+/// where `STATUS_CONST` names a [`StatusCode`] associated constant.
+macro_rules! error_codes {
+    ($(
+        $(#[doc = $doc:literal])+
+        $variant:ident = $wire:literal, $status:ident, $surface:ident;
+    )+) => {
+        /// The code table: each code has one HTTP status and never changes
+        /// meaning. Clients branch on the wire string; see docs/ERRORS.md.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Code {
+            $(
+                $(#[doc = $doc])+
+                #[doc = ""]
+                #[doc = concat!(
+                    "Wire `", $wire, "`, HTTP `", stringify!($status),
+                    "`, used by: ", stringify!($surface), "."
+                )]
+                $variant,
+            )+
+        }
+
+        impl Code {
+            /// Every code, in table order.
+            pub const ALL: &'static [Code] = &[$(Code::$variant),+];
+
+            /// The stable snake_case string clients see in `code`.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Code::$variant => $wire,)+
+                }
+            }
+
+            /// The HTTP status of a REST response carrying this code. Codes
+            /// only sent in WebSocket `error` frames still have one, so the
+            /// table stays total.
+            pub const fn status(self) -> StatusCode {
+                match self {
+                    $(Code::$variant => StatusCode::$status,)+
+                }
+            }
+
+            /// Where the code can reach a client.
+            pub const fn surface(self) -> Surface {
+                match self {
+                    $(Code::$variant => Surface::$surface,)+
+                }
+            }
+        }
+    };
+}
+
+/// Where a code can reach a client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Code {
-    /// The body is not JSON (syntax error, truncated, empty).
-    BadJson,
+pub enum Surface {
+    /// Only in REST error responses.
+    Rest,
+    /// Only in WebSocket `error` frames.
+    WebSocket,
+    /// In both.
+    Both,
+}
+
+impl Surface {
+    /// How docs/ERRORS.md spells it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Surface::Rest => "REST",
+            Surface::WebSocket => "WebSocket",
+            Surface::Both => "both",
+        }
+    }
+}
+
+error_codes! {
+    /// The body (or a WebSocket frame) is not JSON (syntax error, truncated, empty).
+    BadJson = "bad_json", BAD_REQUEST, Both;
     /// The JSON does not fit the request type (wrong type, missing or unknown field).
-    InvalidBody,
+    InvalidBody = "invalid_body", UNPROCESSABLE_ENTITY, Rest;
     /// Query string or path parameters do not parse.
-    InvalidParameter,
+    InvalidParameter = "invalid_parameter", BAD_REQUEST, Rest;
     /// Fields parsed but break a rule; `details` maps field -> reason.
-    ValidationFailed,
-    PayloadTooLarge,
-    UnsupportedMediaType,
-    Unauthenticated,
-    InvalidCredentials,
-    Forbidden,
-    NotFound,
-    MethodNotAllowed,
-    EmailTaken,
-    NotMember,
-    NotOwner,
-    RoomFull,
-    BadPasscode,
-    Banned,
-    Conflict,
-    BadImage,
-    Blocked,
+    ValidationFailed = "validation_failed", UNPROCESSABLE_ENTITY, Both;
+    /// The body is larger than the route accepts.
+    PayloadTooLarge = "payload_too_large", PAYLOAD_TOO_LARGE, Rest;
+    /// The `Content-Type` is not one the route accepts.
+    UnsupportedMediaType = "unsupported_media_type", UNSUPPORTED_MEDIA_TYPE, Rest;
+    /// No valid session (missing, unknown or expired token).
+    Unauthenticated = "unauthenticated", UNAUTHORIZED, Rest;
+    /// Wrong email or password at login.
+    InvalidCredentials = "invalid_credentials", UNAUTHORIZED, Rest;
+    /// Signed in, but not allowed to do this.
+    Forbidden = "forbidden", FORBIDDEN, Rest;
+    /// No such resource (or route).
+    NotFound = "not_found", NOT_FOUND, Rest;
+    /// The route exists but not for this HTTP method.
+    MethodNotAllowed = "method_not_allowed", METHOD_NOT_ALLOWED, Rest;
+    /// The email address is already registered.
+    EmailTaken = "email_taken", CONFLICT, Rest;
+    /// The caller is not a member of the room.
+    NotMember = "not_member", FORBIDDEN, Both;
+    /// Only the owner (of the room, or the seller of the listing) may do this.
+    NotOwner = "not_owner", FORBIDDEN, Rest;
+    /// The room has no free place.
+    RoomFull = "room_full", CONFLICT, Rest;
+    /// The room's passcode is missing or wrong.
+    BadPasscode = "bad_passcode", FORBIDDEN, Rest;
+    /// The caller was banned from the room.
+    Banned = "banned", FORBIDDEN, Rest;
+    /// The request conflicts with the current state of the resource.
+    Conflict = "conflict", CONFLICT, Rest;
+    /// The upload is not an image we can read.
+    BadImage = "bad_image", UNPROCESSABLE_ENTITY, Rest;
+    /// One of the two users blocked the other.
+    Blocked = "blocked", FORBIDDEN, Both;
     /// A second review of the same deal.
-    AlreadyReviewed,
+    AlreadyReviewed = "already_reviewed", CONFLICT, Rest;
     /// The listing's status does not allow this (e.g. reserving a sold item).
-    InvalidState,
-    RateLimited,
-    Unavailable,
-    Internal,
+    InvalidState = "invalid_state", CONFLICT, Rest;
+    /// Too many attempts or messages; slow down (REST sets `Retry-After`).
+    RateLimited = "rate_limited", TOO_MANY_REQUESTS, Both;
+    /// A backend does not answer; retry shortly.
+    Unavailable = "unavailable", SERVICE_UNAVAILABLE, Rest;
+    /// An unexpected server failure; the detail is only in the server log.
+    Internal = "internal", INTERNAL_SERVER_ERROR, Both;
+
+    // WebSocket-only codes. Their HTTP status is never sent (they travel in
+    // `error` frames); it says what the same failure would be over REST.
+
+    /// WebSocket: the frame is JSON of the wrong shape (missing field, wrong type, negative seq, binary frame).
+    InvalidFrame = "invalid_frame", BAD_REQUEST, WebSocket;
+    /// WebSocket: the frame's `type` is not a client frame type.
+    UnknownType = "unknown_type", BAD_REQUEST, WebSocket;
+    /// WebSocket: the frame names a room that does not exist.
+    RoomNotFound = "room_not_found", NOT_FOUND, WebSocket;
 }
 
 impl Code {
-    pub const ALL: &'static [Code] = &[
-        Code::BadJson,
-        Code::InvalidBody,
-        Code::InvalidParameter,
-        Code::ValidationFailed,
-        Code::PayloadTooLarge,
-        Code::UnsupportedMediaType,
-        Code::Unauthenticated,
-        Code::InvalidCredentials,
-        Code::Forbidden,
-        Code::NotFound,
-        Code::MethodNotAllowed,
-        Code::EmailTaken,
-        Code::NotMember,
-        Code::NotOwner,
-        Code::RoomFull,
-        Code::BadPasscode,
-        Code::Banned,
-        Code::Conflict,
-        Code::BadImage,
-        Code::Blocked,
-        Code::AlreadyReviewed,
-        Code::InvalidState,
-        Code::RateLimited,
-        Code::Unavailable,
-        Code::Internal,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Code::BadJson => "bad_json",
-            Code::InvalidBody => "invalid_body",
-            Code::InvalidParameter => "invalid_parameter",
-            Code::ValidationFailed => "validation_failed",
-            Code::PayloadTooLarge => "payload_too_large",
-            Code::UnsupportedMediaType => "unsupported_media_type",
-            Code::Unauthenticated => "unauthenticated",
-            Code::InvalidCredentials => "invalid_credentials",
-            Code::Forbidden => "forbidden",
-            Code::NotFound => "not_found",
-            Code::MethodNotAllowed => "method_not_allowed",
-            Code::EmailTaken => "email_taken",
-            Code::NotMember => "not_member",
-            Code::NotOwner => "not_owner",
-            Code::RoomFull => "room_full",
-            Code::BadPasscode => "bad_passcode",
-            Code::Banned => "banned",
-            Code::Conflict => "conflict",
-            Code::BadImage => "bad_image",
-            Code::Blocked => "blocked",
-            Code::AlreadyReviewed => "already_reviewed",
-            Code::InvalidState => "invalid_state",
-            Code::RateLimited => "rate_limited",
-            Code::Unavailable => "unavailable",
-            Code::Internal => "internal",
-        }
-    }
-
-    pub fn status(self) -> StatusCode {
-        match self {
-            Code::BadJson | Code::InvalidParameter => StatusCode::BAD_REQUEST,
-            Code::InvalidBody | Code::ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
-            Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Code::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Code::Unauthenticated | Code::InvalidCredentials => StatusCode::UNAUTHORIZED,
-            Code::Forbidden
-            | Code::NotMember
-            | Code::NotOwner
-            | Code::BadPasscode
-            | Code::Banned
-            | Code::Blocked => StatusCode::FORBIDDEN,
-            Code::NotFound => StatusCode::NOT_FOUND,
-            Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Code::EmailTaken
-            | Code::RoomFull
-            | Code::Conflict
-            | Code::AlreadyReviewed
-            | Code::InvalidState => StatusCode::CONFLICT,
-            Code::BadImage => StatusCode::UNPROCESSABLE_ENTITY,
-            Code::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
     /// The code used for a bare status produced outside our handlers
     /// (unmatched route, wrong method, ...).
     pub fn for_status(status: StatusCode) -> Code {
@@ -270,23 +296,8 @@ impl ResponseError for ApiError {
     }
 }
 
-/// Failures of a storage adapter. They carry their cause for the log; the
-/// client only ever sees `internal` (or `unavailable` for readiness).
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("database error: {0}")]
-    Sql(#[from] sqlx::Error),
-    #[error("migration error: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("I/O error: {0}")]
-    Io(#[from] std::io::Error),
-    #[error("{0}")]
-    Other(String),
-    /// A backend does not answer (connection refused or dropped, timeout):
-    /// the request may succeed later.
-    #[error("backend unavailable: {0}")]
-    Unavailable(String),
-}
+// Conversions from the layers below. They live here, not beside those
+// errors, so the store and the bus never depend on the API error type.
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
@@ -303,10 +314,51 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<BusError> for ApiError {
+    fn from(e: BusError) -> Self {
+        match e {
+            BusError::Unavailable(why) => {
+                tracing::warn!(error = %why, "event bus unavailable");
+                ApiError::new(
+                    Code::Unavailable,
+                    "a backend is unavailable; try again shortly",
+                )
+            }
+            e => ApiError::internal(e),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashSet;
+    use std::collections::{HashMap, HashSet};
+    use std::path::{Path, PathBuf};
+
+    const ERRORS_MD: &str = include_str!("../docs/ERRORS.md");
+    const PROTOCOL_MD: &str = include_str!("../docs/PROTOCOL.md");
+
+    /// The cells of every table row under `heading` (up to the next `## `)
+    /// whose first cell is a backquoted code.
+    fn code_rows(doc: &str, heading: &str) -> Vec<Vec<String>> {
+        let mut lines = doc.lines().skip_while(|l| l.trim() != heading);
+        assert!(lines.next().is_some(), "no `{heading}` section");
+        lines
+            .take_while(|l| !l.starts_with("## "))
+            .filter(|l| l.starts_with("| `"))
+            .map(|l| {
+                l.trim()
+                    .trim_matches('|')
+                    .split('|')
+                    .map(|cell| cell.trim().to_string())
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn wire(cell: &str) -> &str {
+        cell.trim_matches('`')
+    }
 
     #[test]
     fn codes_are_unique_snake_case() {
@@ -317,5 +369,175 @@ mod tests {
             assert!(s.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{s}");
             assert!(code.status().is_client_error() || code.status().is_server_error());
         }
+    }
+
+    /// docs/ERRORS.md lists every code exactly once, with its status and
+    /// surface, and nothing that is not a code.
+    #[test]
+    fn errors_md_matches_the_code_table() {
+        let rows = code_rows(ERRORS_MD, "## Codes");
+        let mut documented = HashMap::new();
+        for cells in &rows {
+            assert!(cells.len() >= 4, "short row in docs/ERRORS.md: {cells:?}");
+            let name = wire(&cells[0]);
+            let code = Code::ALL
+                .iter()
+                .find(|c| c.as_str() == name)
+                .unwrap_or_else(|| panic!("docs/ERRORS.md lists `{name}`, which is not a code"));
+            assert!(
+                documented.insert(name, code).is_none(),
+                "docs/ERRORS.md lists `{name}` twice"
+            );
+            assert_eq!(
+                cells[1],
+                code.status().as_u16().to_string(),
+                "status of `{name}` in docs/ERRORS.md"
+            );
+            assert_eq!(
+                cells[2],
+                code.surface().as_str(),
+                "where `{name}` is used, in docs/ERRORS.md"
+            );
+            assert!(
+                !cells[3].is_empty(),
+                "`{name}` has no meaning in docs/ERRORS.md"
+            );
+        }
+        for code in Code::ALL {
+            assert!(
+                documented.contains_key(code.as_str()),
+                "`{code}` is missing from docs/ERRORS.md"
+            );
+        }
+    }
+
+    /// The WebSocket error table of docs/PROTOCOL.md lists exactly the
+    /// codes an `error` frame can carry.
+    #[test]
+    fn protocol_md_lists_the_websocket_codes() {
+        let listed: HashSet<&str> = code_rows(PROTOCOL_MD, "## Errors")
+            .iter()
+            .map(|cells| wire(&cells[0]))
+            .map(|name| {
+                Code::ALL
+                    .iter()
+                    .find(|c| c.as_str() == name)
+                    .map(|c| c.as_str())
+                    .unwrap_or_else(|| panic!("docs/PROTOCOL.md lists `{name}`, not a code"))
+            })
+            .collect();
+        let websocket: HashSet<&str> = Code::ALL
+            .iter()
+            .filter(|c| c.surface() != Surface::Rest)
+            .map(|c| c.as_str())
+            .collect();
+        assert_eq!(
+            listed, websocket,
+            "docs/PROTOCOL.md ## Errors vs the code table"
+        );
+    }
+
+    fn rust_sources(dir: &Path, out: &mut Vec<(PathBuf, String)>) {
+        for entry in std::fs::read_dir(dir).expect("read a source directory") {
+            let path = entry.expect("directory entry").path();
+            if path.is_dir() {
+                rust_sources(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).expect("read a source file");
+                // Line comments do not count as a use.
+                let code: Vec<&str> = text
+                    .lines()
+                    .map(|l| l.find("//").map_or(l, |i| &l[..i]))
+                    .collect();
+                out.push((path, code.join("\n")));
+            }
+        }
+    }
+
+    /// `needle` occurs in `text` as a whole path (not inside a longer name).
+    fn mentions(text: &str, needle: &str) -> bool {
+        let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+        text.match_indices(needle).any(|(at, _)| {
+            let before = text[..at].chars().next_back();
+            let after = text[at + needle.len()..].chars().next();
+            let longer_on_left = before.is_some_and(ident);
+            let longer_on_right = needle.ends_with(ident) && after.is_some_and(ident);
+            !longer_on_left && !longer_on_right
+        })
+    }
+
+    /// Every code is produced somewhere: named as `Code::Variant` outside
+    /// this file, or reached through an entry point defined here that code
+    /// outside this file calls.
+    #[test]
+    fn every_code_is_used_outside_this_file() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let this_file = root.join("src").join("error.rs");
+        let mut sources = Vec::new();
+        rust_sources(&root.join("src"), &mut sources);
+        let elsewhere: Vec<&str> = sources
+            .iter()
+            .filter(|(path, _)| *path != this_file)
+            .map(|(_, text)| text.as_str())
+            .collect();
+        assert!(elsewhere.len() > 10, "found too few sources under src/");
+        let called = |needle: &str| elsewhere.iter().any(|t| mentions(t, needle));
+
+        // Entry points in this file that yield a code without the caller
+        // naming it: (call searched for outside this file, what it yields).
+        let mut reached: Vec<(&str, Code)> = vec![
+            // Constructors for the common cases.
+            (
+                "ApiError::unauthenticated(",
+                ApiError::unauthenticated().code,
+            ),
+            ("ApiError::forbidden(", ApiError::forbidden("x").code),
+            ("ApiError::not_found(", ApiError::not_found("x").code),
+            ("ApiError::rate_limited(", ApiError::rate_limited(1).code),
+            ("ApiError::internal(", ApiError::internal("x").code),
+            // Conversions of store and bus errors (`?` in handlers).
+            (
+                "StoreError::Unavailable(",
+                ApiError::from(StoreError::Unavailable(String::new())).code,
+            ),
+            (
+                "BusError::Unavailable(",
+                ApiError::from(BusError::Unavailable(String::new())).code,
+            ),
+        ];
+        // The error envelope middleware gives actix's bare error responses
+        // the code of their status: every code `for_status` can return is
+        // produced there.
+        for status in 400..600 {
+            let status = StatusCode::from_u16(status).expect("valid status");
+            reached.push(("Code::for_status(", Code::for_status(status)));
+        }
+
+        for code in Code::ALL {
+            let named = called(&format!("Code::{code:?}"));
+            let via = reached
+                .iter()
+                .any(|(call, yields)| yields == code && called(call));
+            assert!(
+                named || via,
+                "`{code}` (Code::{code:?}) is never produced outside src/error.rs: \
+                 use it, or remove it from the table and docs/ERRORS.md"
+            );
+        }
+    }
+
+    #[test]
+    fn unavailable_backends_become_unavailable_and_the_rest_internal() {
+        let code = |e: ApiError| e.code;
+        assert_eq!(
+            code(StoreError::Unavailable("redis: refused".into()).into()),
+            Code::Unavailable
+        );
+        assert_eq!(
+            code(BusError::Unavailable("kafka: down".into()).into()),
+            Code::Unavailable
+        );
+        assert_eq!(code(StoreError::Other("x".into()).into()), Code::Internal);
+        assert_eq!(code(BusError::Other("x".into()).into()), Code::Internal);
     }
 }

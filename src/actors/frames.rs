@@ -6,6 +6,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::domain::chat::MessageKind;
+use crate::error::Code;
 use crate::store::MessageRecord;
 
 /// One encoded server frame; cloning it is a reference-count increment.
@@ -16,7 +17,10 @@ fn to_frame<T: Serialize>(value: &T) -> Frame {
     // with non-string keys); fall back to an error frame just in case.
     serde_json::to_string(value)
         .unwrap_or_else(|_| {
-            r#"{"type":"error","code":"internal","message":"frame encoding"}"#.to_string()
+            format!(
+                r#"{{"type":"error","code":"{}","message":"frame encoding"}}"#,
+                Code::Internal
+            )
         })
         .into()
 }
@@ -80,7 +84,7 @@ pub fn ack(room: i64, client_msg_id: &str, seq: i64, ts: i64) -> Frame {
 #[derive(Serialize)]
 struct ErrorFrame<'a> {
     r#type: &'static str,
-    code: &'a str,
+    code: &'static str,
     message: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     room: Option<i64>,
@@ -88,10 +92,12 @@ struct ErrorFrame<'a> {
     client_msg_id: Option<&'a str>,
 }
 
-pub fn error(code: &str, message: &str, room: Option<i64>, client_msg_id: Option<&str>) -> Frame {
+/// An `error` frame; `code` comes from the code table, so a misspelt code
+/// does not compile.
+pub fn error(code: Code, message: &str, room: Option<i64>, client_msg_id: Option<&str>) -> Frame {
     to_frame(&ErrorFrame {
         r#type: "error",
-        code,
+        code: code.as_str(),
         message,
         room,
         client_msg_id,
@@ -142,4 +148,21 @@ pub fn message_updated(m: &MessageRecord) -> Frame {
 
 pub fn pong() -> Frame {
     Frame::from_static(r#"{"type":"pong"}"#)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_frames_keep_their_wire_shape() {
+        assert_eq!(
+            &*error(Code::RoomNotFound, "no such room", Some(7), Some("c-1")),
+            r#"{"type":"error","code":"room_not_found","message":"no such room","room":7,"client_msg_id":"c-1"}"#
+        );
+        assert_eq!(
+            &*error(Code::InvalidFrame, "seq must be >= 0", None, None),
+            r#"{"type":"error","code":"invalid_frame","message":"seq must be >= 0"}"#
+        );
+    }
 }

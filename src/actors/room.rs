@@ -23,6 +23,7 @@ use super::user::UserMsg;
 use super::{frames, ChatHub, SessionHandle};
 use crate::domain::chat::{self, MessageKind, RoomKind};
 use crate::domain::now_ms;
+use crate::error::Code;
 use crate::store::{Appended, ChatWrite, MemberRecord, MessageRecord, NewMessage};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,10 +33,10 @@ pub enum RoomError {
 }
 
 impl RoomError {
-    pub fn code(self) -> &'static str {
+    pub fn code(self) -> Code {
         match self {
-            RoomError::NoRoom => "room_not_found",
-            RoomError::NotMember => "not_member",
+            RoomError::NoRoom => Code::RoomNotFound,
+            RoomError::NotMember => Code::NotMember,
         }
     }
 
@@ -227,7 +228,7 @@ impl RoomActor {
         if let Some(cid) = &p.msg.client_msg_id {
             self.in_flight.remove(&(p.msg.sender_id, cid.clone()));
             for r in &p.replies {
-                r.frame(frames::error("internal", why, Some(self.id), Some(cid)));
+                r.frame(frames::error(Code::Internal, why, Some(self.id), Some(cid)));
             }
         }
     }
@@ -387,7 +388,7 @@ impl RoomActor {
         let id = self.id;
         if blocked {
             reply.frame(frames::error(
-                "blocked",
+                Code::Blocked,
                 "this conversation is blocked",
                 Some(id),
                 Some(&client_msg_id),
@@ -402,7 +403,7 @@ impl RoomActor {
         }
         if kind == RoomKind::Open && !self.allow_send(user) {
             reply.frame(frames::error(
-                "rate_limited",
+                Code::RateLimited,
                 "sending too fast; slow down",
                 Some(id),
                 Some(&client_msg_id),
@@ -447,7 +448,7 @@ impl Actor for RoomActor {
                 }
                 _ => false,
             };
-            Ok::<_, crate::error::StoreError>((room, members, blocked))
+            Ok::<_, crate::store::StoreError>((room, members, blocked))
         };
         ctx.wait(load.into_actor(self).map(|result, act, ctx| {
             act.state = match result {

@@ -29,13 +29,12 @@ use async_trait::async_trait;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{ClientConfig, Message as _, Offset, TopicPartitionList};
 use tokio::sync::broadcast;
 
-use super::{Bus, Event};
-use crate::error::StoreError;
+use super::{Bus, BusError, Event};
 
 /// How long a record may wait in the producer queue for the broker.
 const MESSAGE_TIMEOUT_MS: &str = "300000";
@@ -50,8 +49,26 @@ pub struct KafkaBus {
     stop: Arc<AtomicBool>,
 }
 
-fn kafka_err(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Other(format!("kafka: {e}"))
+fn kafka_err(e: impl std::fmt::Display) -> BusError {
+    BusError::Other(format!("kafka: {e}"))
+}
+
+/// A broker that is down, unreachable or slow is `Unavailable` (worth a
+/// retry); any other client error is `Other`.
+fn client_err(e: KafkaError) -> BusError {
+    use RDKafkaErrorCode as C;
+    match e.rdkafka_error_code() {
+        Some(
+            C::BrokerTransportFailure
+            | C::AllBrokersDown
+            | C::MessageTimedOut
+            | C::OperationTimedOut
+            | C::RequestTimedOut
+            | C::BrokerNotAvailable
+            | C::NetworkException,
+        ) => BusError::Unavailable(format!("kafka: {e}")),
+        _ => kafka_err(e),
+    }
 }
 
 impl KafkaBus {
@@ -62,7 +79,7 @@ impl KafkaBus {
         node: &str,
         partitions: i32,
         topics: &[&str],
-    ) -> Result<KafkaBus, StoreError> {
+    ) -> Result<KafkaBus, BusError> {
         let producer: FutureProducer = ClientConfig::new()
             .set("bootstrap.servers", brokers)
             .set("client.id", format!("jangteo-{node}"))
@@ -71,7 +88,7 @@ impl KafkaBus {
             .set("linger.ms", "0")
             .set("broker.address.family", "v4")
             .create()
-            .map_err(kafka_err)?;
+            .map_err(client_err)?;
         let bus = KafkaBus {
             brokers: brokers.to_string(),
             prefix: prefix.to_string(),
@@ -88,12 +105,12 @@ impl KafkaBus {
         format!("{}{}", self.prefix, name)
     }
 
-    async fn create_topics(&self, topics: &[&str], partitions: i32) -> Result<(), StoreError> {
+    async fn create_topics(&self, topics: &[&str], partitions: i32) -> Result<(), BusError> {
         let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
             .set("bootstrap.servers", &self.brokers)
             .set("broker.address.family", "v4")
             .create()
-            .map_err(kafka_err)?;
+            .map_err(client_err)?;
         let names: Vec<String> = topics.iter().map(|t| self.topic(t)).collect();
         let new: Vec<NewTopic<'_>> = names
             .iter()
@@ -105,8 +122,13 @@ impl KafkaBus {
             admin.create_topics(&new, &options),
         )
         .await
-        .map_err(|_| kafka_err(format!("no answer from {} creating topics", self.brokers)))?
-        .map_err(kafka_err)?;
+        .map_err(|_| {
+            BusError::Unavailable(format!(
+                "kafka: no answer from {} creating topics",
+                self.brokers
+            ))
+        })?
+        .map_err(client_err)?;
         for result in results {
             match result {
                 Ok(name) => tracing::info!(topic = %name, partitions, "created Kafka topic"),
@@ -126,7 +148,7 @@ impl KafkaBus {
         let _ = self.producer.flush(Duration::from_secs(5));
     }
 
-    fn consumer(&self) -> Result<BaseConsumer, StoreError> {
+    fn consumer(&self) -> Result<BaseConsumer, BusError> {
         ClientConfig::new()
             .set("bootstrap.servers", &self.brokers)
             .set("group.id", format!("jangteo-{}", self.node))
@@ -137,16 +159,16 @@ impl KafkaBus {
             .set("fetch.min.bytes", "1")
             .set("broker.address.family", "v4")
             .create()
-            .map_err(kafka_err)
+            .map_err(client_err)
     }
 
     /// Assign every partition of `topic` at its current end (blocking; a
     /// few round trips). Exact offsets, not `Offset::End`, so nothing
     /// published after this returns is missed.
-    fn assign_from_end(&self, consumer: &BaseConsumer, topic: &str) -> Result<(), StoreError> {
+    fn assign_from_end(&self, consumer: &BaseConsumer, topic: &str) -> Result<(), BusError> {
         let metadata = consumer
             .fetch_metadata(Some(topic), METADATA_TIMEOUT)
-            .map_err(kafka_err)?;
+            .map_err(client_err)?;
         let partitions: Vec<i32> = metadata
             .topics()
             .iter()
@@ -160,34 +182,34 @@ impl KafkaBus {
         for p in partitions {
             let (_, high) = consumer
                 .fetch_watermarks(topic, p, METADATA_TIMEOUT)
-                .map_err(kafka_err)?;
+                .map_err(client_err)?;
             list.add_partition_offset(topic, p, Offset::Offset(high))
-                .map_err(kafka_err)?;
+                .map_err(client_err)?;
         }
-        consumer.assign(&list).map_err(kafka_err)
+        consumer.assign(&list).map_err(client_err)
     }
 
     /// Broker reachable (metadata answers)?
-    pub async fn ping(&self) -> Result<(), StoreError> {
+    pub async fn ping(&self) -> Result<(), BusError> {
         let consumer = self.consumer()?;
         tokio::task::spawn_blocking(move || {
             consumer
                 .fetch_metadata(None, Duration::from_secs(2))
                 .map(|_| ())
-                .map_err(kafka_err)
+                .map_err(client_err)
         })
         .await
         .map_err(kafka_err)?
     }
 
-    fn record_bytes(event: &Event) -> Result<Vec<u8>, StoreError> {
-        serde_json::to_vec(event).map_err(|e| StoreError::Other(e.to_string()))
+    fn record_bytes(event: &Event) -> Result<Vec<u8>, BusError> {
+        Ok(serde_json::to_vec(event)?)
     }
 }
 
 #[async_trait]
 impl Bus for KafkaBus {
-    async fn publish(&self, topic: &str, mut event: Event) -> Result<(), StoreError> {
+    async fn publish(&self, topic: &str, mut event: Event) -> Result<(), BusError> {
         event.node.clone_from(&self.node);
         let payload = KafkaBus::record_bytes(&event)?;
         let topic = self.topic(topic);
@@ -196,7 +218,7 @@ impl Bus for KafkaBus {
             .send(record, Duration::from_secs(30))
             .await
             .map(|_| ())
-            .map_err(|(e, _)| kafka_err(e))
+            .map_err(|(e, _)| client_err(e))
     }
 
     fn publish_nowait(&self, topic: &str, mut event: Event) {

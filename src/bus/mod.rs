@@ -7,6 +7,7 @@
 //! `{"schema": 1, "kind": "reservation.expired", "key": "<listing id>",
 //!   "at": <epoch ms>, "data": {...}}`.
 
+mod error;
 pub mod kafka;
 
 use std::collections::HashMap;
@@ -17,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::broadcast;
 
-use crate::error::StoreError;
+pub use error::BusError;
 
 /// Alarm events for notifications (reservations, chats to offline users,
 /// payments, reviews). Keyed by listing or user id.
@@ -59,7 +60,7 @@ impl Event {
 #[async_trait]
 pub trait Bus: Send + Sync {
     /// Publish and wait until the bus has it.
-    async fn publish(&self, topic: &str, event: Event) -> Result<(), StoreError>;
+    async fn publish(&self, topic: &str, event: Event) -> Result<(), BusError>;
     /// Publish without waiting (hot paths: actors must not block on the
     /// broker). Failures are logged.
     fn publish_nowait(&self, topic: &str, event: Event);
@@ -98,7 +99,7 @@ impl InProcessBus {
 
 #[async_trait]
 impl Bus for InProcessBus {
-    async fn publish(&self, topic: &str, event: Event) -> Result<(), StoreError> {
+    async fn publish(&self, topic: &str, event: Event) -> Result<(), BusError> {
         tracing::debug!(topic, kind = %event.kind, key = %event.key, "event");
         // No subscriber is not an error: nobody is listening yet.
         let _ = self.sender(topic).send(event);

@@ -43,15 +43,19 @@ pub async fn health() -> HttpResponse {
 pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     // Every configured backend, checked one after another (a broker that
     // does not answer costs its own timeout, not everyone's).
-    let mut results = vec![("database", state.sql.ping().await)];
+    // Each result keeps only its message: that is all readiness reports.
+    fn outcome(r: Result<(), impl std::fmt::Display>) -> Result<(), String> {
+        r.map_err(|e| e.to_string())
+    }
+    let mut results = vec![("database", outcome(state.sql.ping().await))];
     if let Some(redis) = &state.redis {
-        results.push(("redis", redis.ping().await));
+        results.push(("redis", outcome(redis.ping().await)));
     }
     if let Some(mongo) = &state.mongo {
-        results.push(("mongodb", mongo.ping().await));
+        results.push(("mongodb", outcome(mongo.ping().await)));
     }
     if let Some(kafka) = &state.kafka {
-        results.push(("kafka", kafka.ping().await));
+        results.push(("kafka", outcome(kafka.ping().await)));
     }
     let mut checks = BTreeMap::new();
     let mut failures = BTreeMap::new();
@@ -61,7 +65,7 @@ pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
                 checks.insert(name, "ok");
             }
             Err(e) => {
-                failures.insert(name, e.to_string());
+                failures.insert(name, e);
             }
         }
     }

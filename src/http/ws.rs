@@ -133,7 +133,7 @@ enum Replay {
     },
     Failed {
         room: i64,
-        code: &'static str,
+        code: Code,
         message: String,
     },
 }
@@ -248,7 +248,7 @@ impl Conn {
                         }
                         Some(Ok(AggregatedMessage::Pong(_))) => {}
                         Some(Ok(AggregatedMessage::Binary(_))) => {
-                            self.write(&frames::error("invalid_frame", "binary frames are not supported; send JSON text", None, None)).await?;
+                            self.write(&frames::error(Code::InvalidFrame, "binary frames are not supported; send JSON text", None, None)).await?;
                         }
                         Some(Ok(AggregatedMessage::Text(text))) => {
                             self.client_frame(&text).await?;
@@ -373,7 +373,7 @@ impl Conn {
 
     async fn error(
         &mut self,
-        code: &str,
+        code: Code,
         message: &str,
         room: Option<i64>,
         cid: Option<&str>,
@@ -386,7 +386,7 @@ impl Conn {
             Ok(v) => v,
             Err(e) => {
                 return self
-                    .error("bad_json", &format!("malformed JSON: {e}"), None, None)
+                    .error(Code::BadJson, &format!("malformed JSON: {e}"), None, None)
                     .await
             }
         };
@@ -399,7 +399,7 @@ impl Conn {
             None => {
                 return self
                     .error(
-                        "invalid_frame",
+                        Code::InvalidFrame,
                         "every frame needs a string `type`",
                         room,
                         cid.as_deref(),
@@ -409,7 +409,7 @@ impl Conn {
             Some(t) if !CLIENT_TYPES.contains(&t) => {
                 return self
                     .error(
-                        "unknown_type",
+                        Code::UnknownType,
                         &format!("unknown frame type {t:?}"),
                         room,
                         cid.as_deref(),
@@ -422,7 +422,7 @@ impl Conn {
             Ok(f) => f,
             Err(e) => {
                 return self
-                    .error("invalid_frame", &e.to_string(), room, cid.as_deref())
+                    .error(Code::InvalidFrame, &e.to_string(), room, cid.as_deref())
                     .await
             }
         };
@@ -437,7 +437,12 @@ impl Conn {
                     chat::check_client_msg_id(&client_msg_id).and_then(|_| chat::check_body(&body))
                 {
                     return self
-                        .error("validation_failed", &why, Some(room), Some(&client_msg_id))
+                        .error(
+                            Code::ValidationFailed,
+                            &why,
+                            Some(room),
+                            Some(&client_msg_id),
+                        )
                         .await;
                 }
                 self.hub.room(
@@ -453,7 +458,7 @@ impl Conn {
             ClientFrame::Read { room, seq } => {
                 if seq < 0 {
                     return self
-                        .error("invalid_frame", "seq must be >= 0", Some(room), None)
+                        .error(Code::InvalidFrame, "seq must be >= 0", Some(room), None)
                         .await;
                 }
                 self.hub.room(
@@ -484,7 +489,7 @@ impl Conn {
                         _ => {
                             return self
                                 .error(
-                                    "invalid_frame",
+                                    Code::InvalidFrame,
                                     "resume.rooms maps room ids to last seen seqs (>= 0)",
                                     None,
                                     None,
@@ -521,7 +526,7 @@ async fn replay(
         Ok(None) => {
             let _ = tx.send(Replay::Failed {
                 room,
-                code: "not_member",
+                code: Code::NotMember,
                 message: "you are not a member of this room".into(),
             });
             return;
@@ -530,7 +535,7 @@ async fn replay(
             tracing::error!(room, error = %e, "resume: membership lookup failed");
             let _ = tx.send(Replay::Failed {
                 room,
-                code: "internal",
+                code: Code::Internal,
                 message: "could not replay this room".into(),
             });
             return;
@@ -560,7 +565,7 @@ async fn replay(
                 tracing::error!(room, error = %e, "resume: history read failed");
                 let _ = tx.send(Replay::Failed {
                     room,
-                    code: "internal",
+                    code: Code::Internal,
                     message: "could not replay this room".into(),
                 });
                 return;

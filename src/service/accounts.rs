@@ -16,9 +16,9 @@ use sha2::{Digest as _, Sha256};
 use super::password::PasswordHasher;
 use crate::domain::account::{self, FieldErrors, Role, Status};
 use crate::domain::now_ms;
-use crate::error::{ApiError, Code, StoreError};
+use crate::error::{ApiError, Code};
 use crate::store::sql::{InsertUserError, SqlStore};
-use crate::store::{RateLimiter, SessionStore, UserRecord};
+use crate::store::{RateLimiter, SessionStore, StoreError, UserRecord};
 
 /// Failed logins from one address may reach this multiple of the per-email
 /// limit (an office or a carrier NAT shares an address).

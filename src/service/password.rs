@@ -5,7 +5,7 @@ use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 
-use crate::error::StoreError;
+use crate::store::StoreError;
 
 #[derive(Clone)]
 pub struct PasswordHasher {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 
-use crate::error::StoreError;
+use super::StoreError;
 
 #[async_trait]
 pub trait MediaStorage: Send + Sync {

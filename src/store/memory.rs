@@ -6,8 +6,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{RateLimiter, Window};
-use crate::error::StoreError;
+use super::{RateLimiter, StoreError, Window};
 
 /// Prune expired counters once the map grows past this many keys.
 const PRUNE_AT: usize = 10_000;

@@ -20,6 +20,7 @@
 //! docs/ARCHITECTURE.md for why.
 
 pub mod cache;
+mod error;
 pub mod media;
 pub mod memory;
 pub mod mongo;
@@ -29,7 +30,7 @@ pub mod sql;
 use async_trait::async_trait;
 
 use crate::domain::account::{Role, Status};
-use crate::error::StoreError;
+pub use error::StoreError;
 
 /// A user row as stored.
 #[derive(Debug, Clone)]

@@ -39,9 +39,8 @@ use mongodb::options::{CollectionOptions, IndexOptions, WriteConcern};
 use mongodb::{Client, Collection, IndexModel};
 
 use super::sql::SqlStore;
-use super::{Appended, ChatWrite, MessageRecord, MessageStore, NewMessage};
+use super::{Appended, ChatWrite, MessageRecord, MessageStore, NewMessage, StoreError};
 use crate::domain::chat::MessageKind;
-use crate::error::StoreError;
 
 /// Duplicate key (unique index) error code.
 const DUPLICATE_KEY: i32 = 11000;

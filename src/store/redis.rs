@@ -21,8 +21,7 @@ use redis::aio::ConnectionManager;
 use redis::AsyncCommands as _;
 
 use super::cache::Cache;
-use super::{Presence, RateLimiter, SessionRecord, SessionStore, Window};
-use crate::error::StoreError;
+use super::{Presence, RateLimiter, SessionRecord, SessionStore, StoreError, Window};
 
 #[derive(Clone)]
 pub struct RedisStore {

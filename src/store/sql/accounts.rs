@@ -2,8 +2,7 @@
 
 use super::{is_unique_violation, last_insert_id, SqlStore};
 use crate::domain::account::{Role, Status};
-use crate::error::StoreError;
-use crate::store::UserRecord;
+use crate::store::{StoreError, UserRecord};
 
 #[derive(Debug, thiserror::Error)]
 pub enum InsertUserError {

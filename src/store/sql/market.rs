@@ -7,7 +7,7 @@ use sqlx::Row as _;
 
 use super::{inserted, last_insert_id, retrying, SqlStore};
 use crate::domain::listing::{Cursor, ListingStatus, Sort};
-use crate::error::StoreError;
+use crate::store::StoreError;
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct MediaRecord {

@@ -9,8 +9,7 @@ use async_trait::async_trait;
 
 use super::{retrying, SqlStore};
 use crate::domain::chat::MessageKind;
-use crate::error::StoreError;
-use crate::store::{Appended, ChatWrite, MessageRecord, MessageStore};
+use crate::store::{Appended, ChatWrite, MessageRecord, MessageStore, StoreError};
 
 const MESSAGE_COLUMNS: &str =
     "room_id, seq, sender_id, client_msg_id, kind, body, payload, created_at, edited_at, deleted_at";

@@ -2,8 +2,7 @@
 
 use super::{inserted, is_unique_violation, last_insert_id, retrying, SqlStore};
 use crate::domain::chat::{MemberRole, RoomKind};
-use crate::error::StoreError;
-use crate::store::{MemberRecord, RoomRecord};
+use crate::store::{MemberRecord, RoomRecord, StoreError};
 
 const ROOM_COLUMNS: &str =
     "r.id, r.kind, r.name, r.description, r.capacity, r.passcode_hash, r.owner_id, \

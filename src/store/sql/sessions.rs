@@ -5,8 +5,7 @@
 use async_trait::async_trait;
 
 use super::SqlStore;
-use crate::error::StoreError;
-use crate::store::{SessionRecord, SessionStore};
+use crate::store::{SessionRecord, SessionStore, StoreError};
 
 #[async_trait]
 impl SessionStore for SqlStore {
