@@ -148,6 +148,8 @@ error_codes! {
     RateLimited = "rate_limited", TOO_MANY_REQUESTS, Both;
     /// A backend does not answer; retry shortly.
     Unavailable = "unavailable", SERVICE_UNAVAILABLE, Rest;
+    /// Too much expensive work (password hashing, image decoding) is queued; retry shortly (`Retry-After`).
+    Busy = "busy", SERVICE_UNAVAILABLE, Rest;
     /// An unexpected server failure; the detail is only in the server log.
     Internal = "internal", INTERNAL_SERVER_ERROR, Both;
 
@@ -249,6 +251,17 @@ impl ApiError {
 
     pub fn not_found(what: &str) -> Self {
         ApiError::new(Code::NotFound, format!("{what} not found"))
+    }
+
+    /// 503 `busy`: the bounded queue of `what` (e.g. "password hashing")
+    /// is full. Retry after a second.
+    pub fn busy(what: &str) -> Self {
+        ApiError {
+            code: Code::Busy,
+            message: format!("the server is busy ({what}); retry shortly"),
+            details: None,
+            retry_after_secs: Some(1),
+        }
     }
 
     pub fn rate_limited(retry_after_secs: u64) -> Self {
@@ -494,6 +507,7 @@ mod tests {
             ("ApiError::forbidden(", ApiError::forbidden("x").code),
             ("ApiError::not_found(", ApiError::not_found("x").code),
             ("ApiError::rate_limited(", ApiError::rate_limited(1).code),
+            ("ApiError::busy(", ApiError::busy("x").code),
             ("ApiError::internal(", ApiError::internal("x").code),
             // Conversions of store and bus errors (`?` in handlers).
             (

@@ -5,6 +5,7 @@
 //! read the real port before the server runs.
 
 pub mod actors;
+pub mod alloc;
 pub mod bus;
 pub mod config;
 pub mod domain;
@@ -128,6 +129,8 @@ impl AppState {
                 session_ttl: config.session_ttl,
                 login_max_failures: config.login_max_failures,
                 login_window: config.login_window,
+                signup_max_per_address: config.signup_max_per_address,
+                signup_window: config.signup_window,
             },
         );
         let kafka = match &config.kafka_brokers {
@@ -172,6 +175,7 @@ impl AppState {
                 outbound_queue: config.ws_outbound_queue,
                 heartbeat: config.ws_heartbeat,
                 idle_timeout: config.ws_idle_timeout,
+                session_check: config.ws_session_check,
                 sync_window: config.ws_sync_window,
                 max_frame_bytes: config.ws_max_frame_bytes,
                 gap_fill: config.cluster_gap_fill,
@@ -181,6 +185,7 @@ impl AppState {
             redis.clone().map(|r| -> Arc<dyn store::Presence> { r }),
         );
         hub.start_cluster(shutdown.listener());
+        hub.start_revocations(accounts.revocations(), shutdown.listener());
         tracing::info!(
             node = %config.node_id,
             database = if sql.dialect() == store::sql::Dialect::Sqlite { "sqlite" } else { "mysql" },

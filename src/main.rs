@@ -145,6 +145,7 @@ async fn run(cli: Cli) -> Result<(), String> {
 
 #[actix_web::main]
 async fn main() -> ExitCode {
+    jangteo::alloc::tune();
     let cli = Cli::parse();
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,

@@ -323,3 +323,113 @@ fn promote_existing_makes_an_account_admin() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+// ------------------------------------------------------- resource bounds
+
+/// Peak resident memory of a process so far (VmHWM), in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM")
+}
+
+/// Production-cost Argon2 (19 MiB per hash): 96 concurrent sign-ups used to
+/// run 96 hashes at once (over 1 GB, kept by the allocator). Now at most one
+/// per core runs, the queue is bounded, and the rest are told `busy`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_signups_and_uploads_keep_memory_bounded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cmd = jangteo();
+    cmd.current_dir(dir.path())
+        .env("JANGTEO_SIGNUP_MAX_PER_ADDRESS", "100000")
+        .stderr(Stdio::null());
+    let server = ServerProcess::spawn(cmd).expect("server starts");
+    let base = server.base();
+    let client = reqwest::Client::new();
+    let (_, token) = account(&client, &base, "uploader").await;
+    let before = peak_rss_kib(server.child.id());
+
+    let signups = (0..96).map(|i| {
+        let (client, base) = (client.clone(), base.clone());
+        tokio::spawn(async move {
+            client
+                .post(format!("{base}/api/auth/signup"))
+                .json(&serde_json::json!({
+                    "email": format!("flood{i}@example.com"),
+                    "password": "password-123",
+                    "nickname": format!("flood{i}"),
+                }))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        })
+    });
+    let mut created = 0;
+    let mut busy = 0;
+    for s in futures_util::future::join_all(signups).await {
+        match s.expect("task") {
+            201 => created += 1,
+            503 => busy += 1,
+            other => panic!("sign-up answered {other}"),
+        }
+    }
+    assert!(created > 0, "some sign-ups went through");
+    let after_signups = peak_rss_kib(server.child.id());
+
+    // Eight uploads at once of a 4000 x 3000 JPEG (36 MB of pixels each).
+    let photo = {
+        let img = image::RgbImage::from_fn(4000, 3000, |x, y| {
+            image::Rgb([(x % 251) as u8, (y % 241) as u8, ((x + y) % 239) as u8])
+        });
+        let mut out = Vec::new();
+        image::DynamicImage::ImageRgb8(img)
+            .write_to(
+                &mut std::io::Cursor::new(&mut out),
+                image::ImageFormat::Jpeg,
+            )
+            .expect("encode");
+        out
+    };
+    let uploads = (0..8).map(|_| {
+        let (client, base, token, photo) =
+            (client.clone(), base.clone(), token.clone(), photo.clone());
+        tokio::spawn(async move {
+            let part = reqwest::multipart::Part::bytes(photo)
+                .file_name("photo.jpg")
+                .mime_str("image/jpeg")
+                .expect("mime");
+            client
+                .post(format!("{base}/api/media"))
+                .bearer_auth(token)
+                .multipart(reqwest::multipart::Form::new().part("file", part))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        })
+    });
+    for s in futures_util::future::join_all(uploads).await {
+        let status = s.expect("task");
+        assert!(status == 201 || status == 503, "upload answered {status}");
+    }
+    let after_uploads = peak_rss_kib(server.child.id());
+    eprintln!(
+        "peak RSS: {before} KiB at start, {after_signups} KiB after 96 sign-ups \
+         ({created} created, {busy} busy), {after_uploads} KiB after 8 uploads"
+    );
+    // Two hashes of 19 MiB at a time, not 96.
+    assert!(
+        after_signups < before + 200 * 1024,
+        "sign-ups grew the peak from {before} to {after_signups} KiB"
+    );
+    // Two decodes of 36 MB at a time (plus thumbnails and bodies), not 8.
+    assert!(
+        after_uploads < after_signups + 400 * 1024,
+        "uploads grew the peak from {after_signups} to {after_uploads} KiB"
+    );
+    terminate(server);
+}

@@ -162,6 +162,7 @@ impl Cluster {
             ("KAFKA_PARTITIONS".into(), "2".into()),
             ("ARGON2_MEMORY_KIB".into(), "64".into()),
             ("ARGON2_ITERATIONS".into(), "1".into()),
+            ("SIGNUP_MAX_PER_ADDRESS".into(), "100000".into()),
             ("CHAT_SEND_RATE".into(), "1000".into()),
             ("CHAT_SEND_BURST".into(), "1000".into()),
             ("WORKERS".into(), "2".into()),

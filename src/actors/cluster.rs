@@ -168,6 +168,23 @@ pub fn decode_presence(event: &Event) -> Option<(i64, bool, Vec<i64>)> {
     Some((d["user"].as_i64()?, d["online"].as_bool()?, peers))
 }
 
+/// `chat.revoked`: login sessions ended on another node; nodes with
+/// connections of those sessions close them.
+pub fn revoked_event(r: &crate::domain::account::Revocation) -> Event {
+    Event::new(
+        "chat.revoked",
+        r.user(),
+        serde_json::to_value(r).unwrap_or(Value::Null),
+    )
+}
+
+pub fn decode_revoked(event: &Event) -> Option<crate::domain::account::Revocation> {
+    if event.kind != "chat.revoked" {
+        return None;
+    }
+    serde_json::from_value(event.data.clone()).ok()
+}
+
 /// `chat.room_added`: `user` became a member of `room` (created or joined
 /// elsewhere); nodes where the user is connected tell their sessions.
 pub fn room_added_event(user: i64, room: i64, kind: RoomKind, peer: Option<i64>) -> Event {

@@ -37,6 +37,7 @@ pub use frames::Frame;
 use tokio::sync::{mpsc, Notify};
 
 use crate::bus::{Bus, TOPIC_CHAT};
+use crate::domain::account::Revocation;
 use crate::domain::chat::RoomKind;
 use crate::metrics::Metrics;
 use crate::store::sql::SqlStore;
@@ -63,6 +64,8 @@ pub struct ChatSettings {
     pub outbound_queue: usize,
     pub heartbeat: Duration,
     pub idle_timeout: Duration,
+    /// How often a connection re-checks its login session.
+    pub session_check: Duration,
     /// A new connection holds live events until its first frame or this.
     pub sync_window: Duration,
     pub max_frame_bytes: usize,
@@ -85,14 +88,20 @@ pub enum Outbound {
 pub struct SessionHandle {
     pub id: u64,
     pub user_id: i64,
+    /// The session (login) the connection was opened with.
+    token_hash: Arc<str>,
     tx: mpsc::Sender<Outbound>,
     overflow: Arc<(AtomicBool, Notify)>,
+    /// Set when the login session ended (logout, withdrawal, password
+    /// change): the connection closes with 4001.
+    ended: Arc<(AtomicBool, Notify)>,
 }
 
 impl SessionHandle {
     pub fn new(
         id: u64,
         user_id: i64,
+        token_hash: &str,
         capacity: usize,
     ) -> (SessionHandle, mpsc::Receiver<Outbound>) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
@@ -100,11 +109,32 @@ impl SessionHandle {
             SessionHandle {
                 id,
                 user_id,
+                token_hash: Arc::from(token_hash),
                 tx,
                 overflow: Arc::new((AtomicBool::new(false), Notify::new())),
+                ended: Arc::new((AtomicBool::new(false), Notify::new())),
             },
             rx,
         )
+    }
+
+    pub fn token_hash(&self) -> &str {
+        &self.token_hash
+    }
+
+    /// The login session of this connection ended: close it.
+    pub fn end(&self) {
+        if !self.ended.0.swap(true, Ordering::AcqRel) {
+            self.ended.1.notify_one();
+        }
+    }
+
+    /// Resolves once [`SessionHandle::end`] was called.
+    pub async fn ended(&self) {
+        if self.ended.0.load(Ordering::Acquire) {
+            return;
+        }
+        self.ended.1.notified().await;
     }
 
     /// Queue without waiting. A full queue means the client cannot keep
@@ -384,6 +414,8 @@ impl ChatHub {
                     hub.room_remote(room, remote);
                 } else if let Some((user, room, kind, peer)) = cluster::decode_room_added(&event) {
                     hub.room_added_here(user, room, kind, peer);
+                } else if let Some(r) = cluster::decode_revoked(&event) {
+                    hub.revoke_here(&r);
                 } else if let Some((user, online, peers)) = cluster::decode_presence(&event) {
                     hub.for_online(peers, |_, addr| {
                         addr.do_send(UserMsg::Presence { user, online });
@@ -560,6 +592,44 @@ impl ChatHub {
             }
             _ => false,
         }
+    }
+
+    /// Close this node's connections opened with sessions that `r` ended.
+    pub fn revoke_here(&self, r: &Revocation) {
+        self.user(r.user(), UserMsg::Revoke(r.clone()));
+    }
+
+    /// Apply the accounts' revocations here and tell the other nodes.
+    /// Must run inside an actix system.
+    pub fn start_revocations(
+        &self,
+        mut revoked: tokio::sync::broadcast::Receiver<Revocation>,
+        mut stop: crate::shutdown::Shutdown,
+    ) {
+        let hub = self.clone();
+        actix::spawn(async move {
+            use tokio::sync::broadcast::error::RecvError;
+            loop {
+                let r = tokio::select! {
+                    () = stop.wait() => break,
+                    r = revoked.recv() => r,
+                };
+                match r {
+                    Ok(r) => {
+                        hub.revoke_here(&r);
+                        if let Some(bus) = &hub.inner.cluster {
+                            bus.publish_nowait(TOPIC_CHAT, cluster::revoked_event(&r));
+                        }
+                    }
+                    Err(RecvError::Lagged(n)) => {
+                        // The periodic session check of each connection
+                        // closes what was missed.
+                        tracing::warn!(missed = n, "session revocations skipped");
+                    }
+                    Err(RecvError::Closed) => break,
+                }
+            }
+        });
     }
 
     /// Sessions watch this to close when the server shuts down.

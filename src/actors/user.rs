@@ -44,6 +44,8 @@ pub enum UserMsg {
         room: i64,
         reason: &'static str,
     },
+    /// Login sessions ended: close the connections opened with them.
+    Revoke(crate::domain::account::Revocation),
     /// A direct-chat peer came online or went offline.
     Presence {
         user: i64,
@@ -174,6 +176,13 @@ impl Handler<UserMsg> for UserActor {
                     .tell_online_peers(peers.into_iter().collect(), vec![session.clone()]);
                 self.sessions.push(session);
                 self.hub.metrics().ws_sessions.inc();
+            }
+            UserMsg::Revoke(r) => {
+                for s in &self.sessions {
+                    if r.ends(s.user_id, s.token_hash()) {
+                        s.end();
+                    }
+                }
             }
             UserMsg::Detach(id) => {
                 let before = self.sessions.len();

@@ -141,6 +141,34 @@ pub fn check_nickname(nickname: &str, errors: &mut FieldErrors) {
     }
 }
 
+/// Sessions that just ended (logout, withdrawal, password change). The
+/// chat engine subscribes (`Accounts::revocations`) and closes the
+/// WebSocket connections opened with them, on every node.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Revocation {
+    /// One session (logout).
+    Session { user: i64, token_hash: String },
+    /// Every session of `user` except `keep` (password change: the device
+    /// that changed it stays signed in; withdrawal: none stays).
+    User { user: i64, keep: Option<String> },
+}
+
+impl Revocation {
+    /// Does this revocation end the session `token_hash` of `user`?
+    pub fn ends(&self, user_id: i64, token: &str) -> bool {
+        match self {
+            Revocation::Session { user, token_hash } => *user == user_id && token_hash == token,
+            Revocation::User { user, keep } => *user == user_id && keep.as_deref() != Some(token),
+        }
+    }
+
+    pub fn user(&self) -> i64 {
+        match self {
+            Revocation::Session { user, .. } | Revocation::User { user, .. } => *user,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

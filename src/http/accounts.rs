@@ -158,16 +158,20 @@ fn cleared_cookie(secure: bool) -> Cookie<'static> {
         (status = 201, description = "Account created", body = Me),
         (status = 409, description = "`email_taken`", body = ErrorBody),
         (status = 422, description = "`validation_failed` or `invalid_body`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: too many sign-ups from this address, with Retry-After", body = ErrorBody),
+        (status = 503, description = "`busy`: too many passwords being hashed; retry shortly", body = ErrorBody),
     )
 )]
 #[post("/auth/signup")]
 pub async fn signup(
+    req: HttpRequest,
     state: web::Data<AppState>,
     body: web::Json<SignupRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    let ip = client_ip(&req, state.config.trust_forwarded_for);
     let user = state
         .accounts
-        .signup(&body.email, &body.password, &body.nickname)
+        .signup(&body.email, &body.password, &body.nickname, ip)
         .await?;
     Ok(HttpResponse::Created().json(Me::from(&user)))
 }

@@ -33,12 +33,16 @@ use crate::actors::room::RoomMsg;
 use crate::actors::{frames, ChatHub, Frame, Outbound, SessionHandle};
 use crate::domain::chat;
 use crate::error::{ApiError, Code, ErrorBody};
+use crate::service::accounts::Accounts;
 use crate::AppState;
 
 /// Page size of resume replays.
 const REPLAY_PAGE: i64 = 200;
 /// Close code sent to a client whose outbound queue overflowed.
 const CLOSE_SLOW_CONSUMER: u16 = 4008;
+/// Close code sent when the login session of the connection ended (logout,
+/// withdrawal, password change elsewhere, expiry): sign in again.
+const CLOSE_SESSION_ENDED: u16 = 4001;
 /// How long a closing connection may take to accept its close frame.
 const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -101,11 +105,13 @@ pub async fn ws(
     let (handle, outbound) = SessionHandle::new(
         hub.next_session_id(),
         auth.user_id(),
+        &auth.token_hash,
         settings.outbound_queue,
     );
+    let accounts = state.accounts.clone();
     hub.attach(handle.clone());
     actix_web::rt::spawn(async move {
-        let mut conn = Conn::new(hub.clone(), handle.clone(), session);
+        let mut conn = Conn::new(hub.clone(), accounts, handle.clone(), session);
         let reason = conn.run(stream, outbound).await.err().flatten();
         hub.detach(handle.user_id, handle.id);
         tracing::debug!(
@@ -149,6 +155,7 @@ struct Sent {
 
 struct Conn {
     hub: ChatHub,
+    accounts: Accounts,
     handle: SessionHandle,
     socket: actix_ws::Session,
     holding: bool,
@@ -162,6 +169,13 @@ struct Conn {
 
 /// Why the loop ended: the close reason to send (None: the client is gone).
 type End = Option<CloseReason>;
+
+fn session_ended() -> End {
+    close(
+        CloseCode::Other(CLOSE_SESSION_ENDED),
+        "session_ended: the login session ended; sign in again",
+    )
+}
 
 fn close(code: CloseCode, description: &str) -> End {
     Some(CloseReason {
@@ -194,10 +208,16 @@ enum ClientFrame {
 const CLIENT_TYPES: &[&str] = &["send", "read", "typing", "resume", "ping"];
 
 impl Conn {
-    fn new(hub: ChatHub, handle: SessionHandle, socket: actix_ws::Session) -> Conn {
+    fn new(
+        hub: ChatHub,
+        accounts: Accounts,
+        handle: SessionHandle,
+        socket: actix_ws::Session,
+    ) -> Conn {
         let (replay_tx, replay_rx) = mpsc::unbounded_channel();
         Conn {
             hub,
+            accounts,
             handle,
             socket,
             holding: true,
@@ -222,11 +242,28 @@ impl Conn {
         let hold_until = tokio::time::Instant::now() + settings.sync_window;
         let handle = self.handle.clone();
         let mut closing = self.hub.closing();
+        let mut session_check = tokio::time::interval(settings.session_check);
+        session_check.tick().await;
+        // Whether the client sent anything since the last session check:
+        // only a used connection slides its session's expiry.
+        let mut used = false;
         loop {
             tokio::select! {
                 biased;
                 _ = closing.wait_for(|c| *c) => {
                     return Err(close(CloseCode::Restart, "server restarting: reconnect and resume"));
+                }
+                () = handle.ended() => {
+                    return Err(session_ended());
+                }
+                _ = session_check.tick() => {
+                    match self.accounts.session_alive(handle.token_hash(), std::mem::take(&mut used)).await {
+                        Ok(true) => {}
+                        Ok(false) => return Err(session_ended()),
+                        // A backend hiccup is no reason to drop everyone;
+                        // the next check decides.
+                        Err(e) => tracing::warn!(error = %e.message, "session check failed"),
+                    }
                 }
                 _ = handle.overflowed() => {
                     self.hub.metrics().ws_overflow_disconnects.inc();
@@ -251,6 +288,7 @@ impl Conn {
                             self.write(&frames::error(Code::InvalidFrame, "binary frames are not supported; send JSON text", None, None)).await?;
                         }
                         Some(Ok(AggregatedMessage::Text(text))) => {
+                            used = true;
                             self.client_frame(&text).await?;
                             if self.holding {
                                 self.release().await?;

@@ -14,6 +14,7 @@ use rand::RngCore as _;
 use sha2::{Digest as _, Sha256};
 
 use super::password::PasswordHasher;
+use crate::domain::account::Revocation;
 use crate::domain::account::{self, FieldErrors, Role, Status};
 use crate::domain::now_ms;
 use crate::error::{ApiError, Code};
@@ -29,6 +30,8 @@ pub struct AccountSettings {
     pub session_ttl: Duration,
     pub login_max_failures: u32,
     pub login_window: Duration,
+    pub signup_max_per_address: u32,
+    pub signup_window: Duration,
 }
 
 /// The authenticated caller of a request.
@@ -73,6 +76,7 @@ pub struct Accounts {
     limiter: Arc<dyn RateLimiter>,
     hasher: PasswordHasher,
     settings: AccountSettings,
+    revoked: tokio::sync::broadcast::Sender<Revocation>,
 }
 
 pub fn hash_token(token: &str) -> String {
@@ -108,15 +112,44 @@ impl Accounts {
             limiter,
             hasher,
             settings,
+            revoked: tokio::sync::broadcast::channel(1024).0,
         }
     }
 
+    /// Sessions ended from now on (this node's requests only; the chat
+    /// engine tells the other nodes).
+    pub fn revocations(&self) -> tokio::sync::broadcast::Receiver<Revocation> {
+        self.revoked.subscribe()
+    }
+
+    fn revoke(&self, r: Revocation) {
+        // Nobody listening (no chat engine, e.g. the CLI) is fine.
+        let _ = self.revoked.send(r);
+    }
+
+    /// Sign up from `client`. Each address may create
+    /// `signup_max_per_address` accounts per window; the attempt is counted
+    /// before anything else (one atomic increment), so concurrent requests
+    /// cannot all slip under the limit, and refused ones cost no hashing.
     pub async fn signup(
         &self,
         email: &str,
         password: &str,
         nickname: &str,
+        client: Option<IpAddr>,
     ) -> Result<UserRecord, ApiError> {
+        if let Some(ip) = client {
+            let w = self
+                .limiter
+                .hit(
+                    &format!("signup:ip:{ip}"),
+                    self.settings.signup_window.as_secs(),
+                )
+                .await?;
+            if w.count > self.settings.signup_max_per_address {
+                return Err(ApiError::rate_limited(w.resets_in_secs.max(1)));
+            }
+        }
         self.create_user(email, password, nickname, Role::User)
             .await
     }
@@ -229,7 +262,25 @@ impl Accounts {
         if token.is_empty() || token.len() > 128 {
             return Ok(None);
         }
-        let token_hash = hash_token(token);
+        self.authenticate_hash(hash_token(token), true).await
+    }
+
+    /// Is the session of a long-lived connection still valid? (Expired,
+    /// revoked, or its user no longer active: no.) With `slide`, the
+    /// connection was used since the last check and the expiry slides as
+    /// for a request; an idle connection does not keep a session alive.
+    pub async fn session_alive(&self, token_hash: &str, slide: bool) -> Result<bool, ApiError> {
+        Ok(self
+            .authenticate_hash(token_hash.to_string(), slide)
+            .await?
+            .is_some())
+    }
+
+    async fn authenticate_hash(
+        &self,
+        token_hash: String,
+        slide: bool,
+    ) -> Result<Option<AuthContext>, ApiError> {
         let now = now_ms();
         let Some(session) = self.sessions.find_session(&token_hash, now).await? else {
             return Ok(None);
@@ -243,7 +294,7 @@ impl Accounts {
         let ttl = ms(self.settings.session_ttl);
         let touch_every = (ttl / 10).min(60_000);
         let mut expires_at = session.expires_at;
-        let refreshed = now - session.last_seen_at >= touch_every;
+        let refreshed = slide && now - session.last_seen_at >= touch_every;
         if refreshed {
             expires_at = now.saturating_add(ttl);
             self.sessions
@@ -260,6 +311,10 @@ impl Accounts {
 
     pub async fn logout(&self, ctx: &AuthContext) -> Result<(), ApiError> {
         self.sessions.delete_session(&ctx.token_hash).await?;
+        self.revoke(Revocation::Session {
+            user: ctx.user.id,
+            token_hash: ctx.token_hash.clone(),
+        });
         Ok(())
     }
 
@@ -329,6 +384,10 @@ impl Accounts {
             self.sessions
                 .delete_user_sessions(ctx.user.id, Some(&ctx.token_hash))
                 .await?;
+            self.revoke(Revocation::User {
+                user: ctx.user.id,
+                keep: Some(ctx.token_hash.clone()),
+            });
         }
         if let Some(n) = nickname {
             self.store
@@ -353,6 +412,10 @@ impl Accounts {
         self.sessions
             .delete_user_sessions(ctx.user.id, None)
             .await?;
+        self.revoke(Revocation::User {
+            user: ctx.user.id,
+            keep: None,
+        });
         Ok(())
     }
 

@@ -14,17 +14,28 @@ use rand::RngCore as _;
 
 use crate::domain::now_ms;
 use crate::error::{ApiError, Code};
+use crate::service::gate::Gate;
 use crate::store::media::MediaStorage;
 use crate::store::sql::{MediaRecord, SqlStore};
 
 pub const THUMB_SIZE: u32 = 320;
+/// No side longer than this...
 const MAX_SIDE: u32 = 12_000;
+/// ...and at most this many pixels (a 48-megapixel phone photo fits).
+/// Checked from the header before anything is decoded: a 631-byte JPEG
+/// may claim 12000 x 12000 pixels.
+const MAX_PIXELS: u64 = 50_000_000;
+/// What one decode may allocate: the RGB pixels of the largest image we
+/// take plus the decoders' own buffers.
+const DECODE_BUDGET: u64 = 256 * 1024 * 1024;
 
 #[derive(Clone)]
 pub struct Media {
     sql: Arc<SqlStore>,
     storage: Arc<dyn MediaStorage>,
     max_bytes: usize,
+    /// Decoding runs a few at a time, each within DECODE_BUDGET.
+    gate: Gate,
 }
 
 /// The format from the first bytes, for the three formats we take.
@@ -51,15 +62,83 @@ struct Processed {
     thumb: Vec<u8>,
 }
 
-/// Decode fully (validating the whole file) and make the thumbnail.
-fn process(bytes: &[u8]) -> Result<Processed, ApiError> {
-    let format = sniff(bytes).ok_or_else(|| bad_image("not a JPEG, PNG or WebP image"))?;
-    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+fn limits() -> Limits {
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
     limits.max_image_height = Some(MAX_SIDE);
-    limits.max_alloc = Some(512 * 1024 * 1024);
-    reader.limits(limits);
+    limits.max_alloc = Some(DECODE_BUDGET);
+    limits
+}
+
+/// The JPEG's marker structure is complete: every segment is whole and the
+/// image ends with EOI. The decoder fills a truncated scan with grey
+/// instead of failing, so a cut-off upload would otherwise be accepted.
+/// Bytes after EOI (some cameras append data there) are allowed.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let mut i = 2; // after SOI
+    loop {
+        // A marker: 0xFF (fill bytes allowed), then its code.
+        while bytes.get(i) == Some(&0xFF) && bytes.get(i + 1) == Some(&0xFF) {
+            i += 1;
+        }
+        let (Some(&0xFF), Some(&code)) = (bytes.get(i), bytes.get(i + 1)) else {
+            return false;
+        };
+        i += 2;
+        match code {
+            0xD9 => return true,            // EOI
+            0x01 | 0xD0..=0xD7 => continue, // no length
+            _ => {}
+        }
+        let (Some(&hi), Some(&lo)) = (bytes.get(i), bytes.get(i + 1)) else {
+            return false;
+        };
+        let len = usize::from(u16::from_be_bytes([hi, lo]));
+        if len < 2 || i + len > bytes.len() {
+            return false;
+        }
+        i += len;
+        if code == 0xDA {
+            // Entropy-coded data up to the next marker that is neither a
+            // stuffed 0xFF00 nor a restart marker.
+            loop {
+                match (bytes.get(i), bytes.get(i + 1)) {
+                    (Some(&0xFF), Some(&(0x00 | 0xD0..=0xD7))) => i += 2,
+                    (Some(&0xFF), Some(_)) => break,
+                    (Some(_), _) => i += 1,
+                    (None, _) => return false,
+                }
+            }
+        }
+    }
+}
+
+/// Check what the header claims before decoding anything.
+fn check_header(bytes: &[u8], format: ImageFormat) -> Result<(), ApiError> {
+    if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
+        return Err(bad_image("the JPEG file is truncated or malformed"));
+    }
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    reader.limits(limits());
+    let (w, h) = reader
+        .into_dimensions()
+        .map_err(|e| bad_image(format!("the image header could not be read: {e}")))?;
+    if w == 0 || h == 0 || w > MAX_SIDE || h > MAX_SIDE || u64::from(w) * u64::from(h) > MAX_PIXELS
+    {
+        return Err(bad_image(format!(
+            "{w} x {h} pixels is too large (at most {MAX_SIDE} per side and {MAX_PIXELS} pixels)"
+        )));
+    }
+    Ok(())
+}
+
+/// Check the header, then decode fully within the memory budget
+/// (validating the whole file) and make the thumbnail.
+fn process(bytes: &[u8]) -> Result<Processed, ApiError> {
+    let format = sniff(bytes).ok_or_else(|| bad_image("not a JPEG, PNG or WebP image"))?;
+    check_header(bytes, format)?;
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    reader.limits(limits());
     let img = reader
         .decode()
         .map_err(|e| bad_image(format!("the image could not be decoded: {e}")))?;
@@ -98,6 +177,7 @@ impl Media {
             sql,
             storage,
             max_bytes,
+            gate: Gate::new("image processing", Gate::cores(), 16),
         }
     }
 
@@ -121,9 +201,10 @@ impl Media {
                 format!("images may be at most {} bytes", self.max_bytes),
             ));
         }
-        let (bytes, p) = tokio::task::spawn_blocking(move || process(&bytes).map(|p| (bytes, p)))
-            .await
-            .map_err(ApiError::internal)??;
+        let (bytes, p) = self
+            .gate
+            .run(move || process(&bytes).map(|p| (bytes, p)))
+            .await??;
         let (ext, content_type) = match p.format {
             ImageFormat::Png => ("png", "image/png"),
             ImageFormat::WebP => ("webp", "image/webp"),
@@ -195,6 +276,61 @@ mod tests {
         assert_eq!((p.width, p.height), (1000, 500));
         let t = image::load_from_memory(&p.thumb).expect("thumb decodes");
         assert_eq!((t.width(), t.height()), (320, 160));
+    }
+
+    fn jpeg(w: u32, h: u32) -> Vec<u8> {
+        let img = image::RgbImage::from_pixel(w, h, image::Rgb([10, 200, 50]));
+        let mut out = Vec::new();
+        image::DynamicImage::ImageRgb8(img)
+            .write_to(&mut Cursor::new(&mut out), ImageFormat::Jpeg)
+            .expect("encode");
+        out
+    }
+
+    /// A real small JPEG whose frame header claims `w` x `h`.
+    fn jpeg_claiming(w: u16, h: u16) -> Vec<u8> {
+        let mut b = jpeg(8, 8);
+        let sof = b
+            .windows(2)
+            .position(|m| m == [0xFF, 0xC0])
+            .expect("baseline SOF0");
+        // FFC0, length (2), precision (1), height (2), width (2)
+        b[sof + 5..sof + 7].copy_from_slice(&h.to_be_bytes());
+        b[sof + 7..sof + 9].copy_from_slice(&w.to_be_bytes());
+        b
+    }
+
+    #[test]
+    fn jpegs_must_be_complete() {
+        let good = jpeg(64, 48);
+        assert!(jpeg_is_complete(&good));
+        assert!(process(&good).is_ok());
+        let mut trailer = good.clone();
+        trailer.extend_from_slice(b"appended by a camera");
+        assert!(process(&trailer).is_ok(), "data after EOI is allowed");
+        for cut in [good.len() - 2, good.len() / 2, 30] {
+            let cut_off = &good[..cut];
+            assert!(!jpeg_is_complete(cut_off), "cut at {cut}");
+            assert!(process(cut_off).is_err(), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn bombs_are_refused_from_the_header() {
+        let bomb = jpeg_claiming(12_000, 12_000);
+        assert!(bomb.len() < 2_000, "{}", bomb.len());
+        let err = process(&bomb).err().expect("refused");
+        assert_eq!(err.code, Code::BadImage);
+        assert!(err.message.contains("too large"), "{}", err.message);
+        // PNG of zeros: tiny file, huge canvas.
+        let zeros = image::GrayImage::new(9_000, 9_000);
+        let mut png_bomb = Vec::new();
+        image::DynamicImage::ImageLuma8(zeros)
+            .write_to(&mut Cursor::new(&mut png_bomb), ImageFormat::Png)
+            .expect("encode");
+        assert!(png_bomb.len() < 1_000_000, "{}", png_bomb.len());
+        let err = process(&png_bomb).err().expect("refused");
+        assert!(err.message.contains("too large"), "{}", err.message);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod chat;
+pub mod gate;
 pub mod market;
 pub mod media;
 pub mod password;

@@ -1,15 +1,20 @@
 //! Argon2id password hashing, run on the blocking pool so a login never stalls
-//! an async worker.
+//! an async worker, and through a [`Gate`] so that at most one hash per core
+//! runs at a time: each costs `argon2_memory_kib` of memory, and sign-up and
+//! login are open to anyone.
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 
+use crate::error::ApiError;
+use crate::service::gate::Gate;
 use crate::store::StoreError;
 
 #[derive(Clone)]
 pub struct PasswordHasher {
     params: Params,
+    gate: Gate,
     /// A hash of a random password, verified against when an email is
     /// unknown so that the answer takes as long as for a known email.
     dummy_hash: String,
@@ -20,24 +25,31 @@ impl PasswordHasher {
         let params = Params::new(memory_kib, iterations, 1, None)
             .map_err(|e| StoreError::Other(format!("argon2 parameters: {e}")))?;
         let dummy_hash = hash_with(&params, "jangteo-dummy-password-for-timing")?;
-        Ok(PasswordHasher { params, dummy_hash })
+        let workers = Gate::cores();
+        Ok(PasswordHasher {
+            params,
+            gate: Gate::new("password hashing", workers, workers * 32),
+            dummy_hash,
+        })
     }
 
-    pub async fn hash(&self, password: String) -> Result<String, StoreError> {
+    pub async fn hash(&self, password: String) -> Result<String, ApiError> {
         let params = self.params.clone();
-        tokio::task::spawn_blocking(move || hash_with(&params, &password))
-            .await
-            .map_err(|e| StoreError::Other(format!("hashing task failed: {e}")))?
+        Ok(self
+            .gate
+            .run(move || hash_with(&params, &password))
+            .await??)
     }
 
     /// Verify `password` against `hash`; with `None`, burn the same time
     /// against the dummy hash and return false.
-    pub async fn verify(&self, password: String, hash: Option<String>) -> Result<bool, StoreError> {
+    pub async fn verify(&self, password: String, hash: Option<String>) -> Result<bool, ApiError> {
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.dummy_hash.clone());
-        let ok = tokio::task::spawn_blocking(move || verify_with(&password, &hash))
-            .await
-            .map_err(|e| StoreError::Other(format!("hashing task failed: {e}")))??;
+        let ok = self
+            .gate
+            .run(move || verify_with(&password, &hash))
+            .await??;
         Ok(ok && known)
     }
 }

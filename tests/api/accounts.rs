@@ -3,7 +3,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, spawn_app, spawn_app_with};
+use crate::helpers::{assert_error, spawn_app, spawn_app_with, Ws};
 
 #[actix_web::test]
 async fn signup_normalises_email_and_hides_the_password() {
@@ -631,6 +631,110 @@ async fn admin_endpoints_are_for_admins_only() {
             .await,
         StatusCode::BAD_REQUEST,
         "invalid_parameter",
+    )
+    .await;
+}
+
+/// A WebSocket opened with a session closes (4001) when that session ends,
+/// on whichever node it is connected to (with two nodes, REST calls and
+/// sockets take turns between them).
+#[actix_web::test]
+async fn ended_sessions_close_their_sockets_everywhere() {
+    let app = spawn_app().await;
+    let u = app.user("revoked").await;
+    let second = app.login_token(&u.email, &u.password).await;
+    let third = app.login_token(&u.email, &u.password).await;
+    let mut first_ws = app.ws(&u.token).await;
+    let mut second_ws = app.ws(&second).await;
+    let mut third_ws = app.ws(&third).await;
+
+    // Logout ends that session only.
+    let r = app
+        .post_json("/api/auth/logout", &json!({}), Some(&u.token))
+        .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(first_ws.close_frame().await, Some(4001));
+    second_ws.send(json!({"type": "ping"})).await;
+    second_ws.expect("pong").await;
+
+    // A password change ends every other session.
+    let r = app
+        .patch_json(
+            "/api/me",
+            &json!({"current_password": u.password, "new_password": "brand-new-pass"}),
+            Some(&second),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(third_ws.close_frame().await, Some(4001));
+    second_ws.send(json!({"type": "ping"})).await;
+    second_ws.expect("pong").await;
+
+    // Withdrawal ends them all.
+    let r = app
+        .delete_json(
+            "/api/me",
+            &json!({"password": "brand-new-pass"}),
+            Some(&second),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(second_ws.close_frame().await, Some(4001));
+    // And a new connection with any of them is refused.
+    for token in [&u.token, &second, &third] {
+        assert!(Ws::try_connect(&app.addr, token).await.is_err());
+    }
+}
+
+/// Long-lived connections re-check their session: an idle one closes when
+/// the session expires, a used one keeps it alive like requests do.
+#[actix_web::test]
+async fn sockets_recheck_session_expiry() {
+    let app = spawn_app_with(&[("session_ttl_secs", "2"), ("ws_session_check_secs", "1")]).await;
+    let u = app.user("expiring").await;
+    let active = app.login_token(&u.email, &u.password).await;
+    let mut idle_ws = app.ws(&u.token).await;
+    let mut active_ws = app.ws(&active).await;
+    let started = std::time::Instant::now();
+    let mut idle_closed = None;
+    while started.elapsed() < Duration::from_secs(6) {
+        active_ws.send(json!({"type": "ping"})).await;
+        active_ws.expect("pong").await;
+        if idle_closed.is_none() {
+            if let Some(code) = idle_ws.closed_within(Duration::from_millis(300)).await {
+                idle_closed = Some(code);
+            }
+        } else {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+    assert_eq!(
+        idle_closed,
+        Some(Some(4001)),
+        "the idle socket's session expired"
+    );
+    // The active one outlived its 2 s TTL because it was used.
+    active_ws.send(json!({"type": "ping"})).await;
+    active_ws.expect("pong").await;
+}
+
+#[actix_web::test]
+async fn signups_are_throttled_per_address() {
+    let app = spawn_app_with(&[("signup_max_per_address", "2")]).await;
+    for i in 0..2 {
+        let r = app
+            .signup(&format!("s{i}@x.com"), "password-s", &format!("s{i}"))
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+    }
+    let r = app.signup("s2@x.com", "password-s", "s2").await;
+    assert!(r.headers().contains_key("retry-after"));
+    assert_error(r, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    // Nothing was created by the refused one.
+    assert_error(
+        app.login("s2@x.com", "password-s").await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_credentials",
     )
     .await;
 }

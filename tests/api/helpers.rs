@@ -44,6 +44,8 @@ fn base_pairs(dir: &std::path::Path) -> Vec<(String, String)> {
         ("data_dir".into(), dir.display().to_string()),
         ("argon2_memory_kib".into(), "64".into()),
         ("argon2_iterations".into(), "1".into()),
+        // Every test user signs up from 127.0.0.1.
+        ("signup_max_per_address".into(), "100000".into()),
         (
             "log".into(),
             std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into()),

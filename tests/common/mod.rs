@@ -293,6 +293,28 @@ impl Ws {
         None
     }
 
+    /// `Some(close code)` if the server closed the connection within
+    /// `within` (frames read meanwhile are kept in the backlog), `None` if
+    /// it is still open.
+    pub async fn closed_within(&mut self, within: Duration) -> Option<Option<u16>> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline, self.stream.next()).await {
+                Err(_) => return None,
+                Ok(None) | Ok(Some(Err(_))) => return Some(None),
+                Ok(Some(Ok(Message::Close(frame)))) => {
+                    return Some(frame.map(|f| u16::from(f.code)))
+                }
+                Ok(Some(Ok(Message::Text(t)))) => {
+                    if let Ok(v) = serde_json::from_str(&t) {
+                        self.backlog.push_back(v);
+                    }
+                }
+                Ok(Some(Ok(_))) => {}
+            }
+        }
+    }
+
     /// Send a chat message and wait for its ack.
     pub async fn say(&mut self, room: i64, cid: &str, body: &str) -> Value {
         self.send(json!({"type": "send", "room": room, "client_msg_id": cid, "body": body}))
