@@ -64,7 +64,7 @@ pub const SETTINGS: &[(&str, Option<&str>, &str)] = &[
     (
         "login_max_failures",
         Some("5"),
-        "failed logins per email within the window before 429",
+        "login attempts per (email, address) within the window before 429",
     ),
     (
         "login_window_secs",

@@ -13,17 +13,26 @@ use base64::Engine as _;
 use rand::RngCore as _;
 use sha2::{Digest as _, Sha256};
 
+use super::attempts::{self, Limit};
 use super::password::PasswordHasher;
 use crate::domain::account::Revocation;
 use crate::domain::account::{self, FieldErrors, Role, Status};
 use crate::domain::now_ms;
 use crate::error::{ApiError, Code};
 use crate::store::sql::{InsertUserError, SqlStore};
-use crate::store::{RateLimiter, SessionStore, StoreError, UserRecord};
+use crate::store::{RateLimiter, SessionStore, UserRecord};
 
 /// Failed logins from one address may reach this multiple of the per-email
 /// limit (an office or a carrier NAT shares an address).
 const IP_LIMIT_FACTOR: u32 = 4;
+
+/// Failed logins of one account from all addresses together beyond this
+/// multiple of the per-(account, address) limit take the slow path: each
+/// further attempt waits [`SLOW_PATH`] first. A hard lock here would let
+/// anyone lock a user out of their own account; a delay only slows a
+/// distributed guesser down.
+const ACCOUNT_SLOW_FACTOR: u32 = 10;
+const SLOW_PATH: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub struct AccountSettings {
@@ -187,25 +196,6 @@ impl Accounts {
             .ok_or_else(|| ApiError::internal(format!("user {id} vanished after insert")))
     }
 
-    async fn throttle(&self, keys: &[(String, u32)]) -> Result<(), ApiError> {
-        for (key, limit) in keys {
-            let w = self.limiter.peek(key).await?;
-            if w.count >= *limit {
-                return Err(ApiError::rate_limited(w.resets_in_secs));
-            }
-        }
-        Ok(())
-    }
-
-    async fn count_failure(&self, keys: &[(String, u32)]) -> Result<(), StoreError> {
-        for (key, _) in keys {
-            self.limiter
-                .hit(key, self.settings.login_window.as_secs())
-                .await?;
-        }
-        Ok(())
-    }
-
     /// Check credentials and issue a session. Unknown email and wrong
     /// password give the same answer in the same time.
     pub async fn login(
@@ -216,28 +206,39 @@ impl Accounts {
     ) -> Result<IssuedSession, ApiError> {
         let email = account::normalize_email(email);
         let max = self.settings.login_max_failures;
-        let mut keys = vec![(format!("login:email:{email}"), max)];
-        if let Some(ip) = client {
-            keys.push((
-                format!("login:ip:{ip}"),
+        let window = self.settings.login_window.as_secs();
+        let from = client.map_or_else(|| "-".to_string(), |ip| ip.to_string());
+        // Counted before the check (see service::attempts): per account and
+        // address (a guesser elsewhere cannot lock the owner out), and per
+        // address (one address spraying many accounts).
+        let mut limits = vec![Limit::new(format!("login:pair:{email}:{from}"), max)];
+        if client.is_some() {
+            limits.push(Limit::new(
+                format!("login:ip:{from}"),
                 max.saturating_mul(IP_LIMIT_FACTOR),
             ));
         }
-        self.throttle(&keys).await?;
+        attempts::claim(&self.limiter, &limits, window).await?;
+        let account_key = format!("login:account:{email}");
+        let account_failures = self.limiter.peek(&account_key).await?.count;
+        if account_failures >= max.saturating_mul(ACCOUNT_SLOW_FACTOR) {
+            tokio::time::sleep(SLOW_PATH).await;
+        }
         let user = self.store.user_by_email(&email).await?;
         let hash = user.as_ref().and_then(|u| u.password_hash.clone());
         let ok = self.hasher.verify(password.to_string(), hash).await?;
         let user = match (ok, user) {
             (true, Some(user)) => user,
             _ => {
-                self.count_failure(&keys).await?;
+                self.limiter.hit(&account_key, window).await?;
                 return Err(ApiError::new(
                     Code::InvalidCredentials,
                     "email or password is incorrect",
                 ));
             }
         };
-        self.limiter.reset(&keys[0].0).await?;
+        self.limiter.reset(&limits[0].key).await?;
+        attempts::release(&self.limiter, &limits[1..]).await?;
         self.issue_session(user).await
     }
 
@@ -326,27 +327,26 @@ impl Accounts {
         field: &'static str,
         password: Option<&str>,
     ) -> Result<(), ApiError> {
-        let key = vec![(
+        let limit = [Limit::new(
             format!("confirm:user:{}", ctx.user.id),
             self.settings.login_max_failures,
         )];
-        self.throttle(&key).await?;
         let Some(password) = password else {
             return ApiError::check_fields(FieldErrors::from([(field, "is required".to_string())]));
         };
+        attempts::claim(&self.limiter, &limit, self.settings.login_window.as_secs()).await?;
         let stored = self
             .store
             .user_by_id(ctx.user.id)
             .await?
             .and_then(|u| u.password_hash);
         if !self.hasher.verify(password.to_string(), stored).await? {
-            self.count_failure(&key).await?;
             return ApiError::check_fields(FieldErrors::from([(
                 field,
                 "is incorrect".to_string(),
             )]));
         }
-        self.limiter.reset(&key[0].0).await?;
+        self.limiter.reset(&limit[0].key).await?;
         Ok(())
     }
 

@@ -16,6 +16,7 @@ use crate::domain::account::{FieldErrors, Status};
 use crate::domain::chat::{self, MemberRole, MessageKind, RoomKind};
 use crate::domain::now_ms;
 use crate::error::{ApiError, Code};
+use crate::service::attempts::{self, Limit};
 use crate::store::sql::{JoinOutcome, MyRoom, SqlStore};
 use crate::store::{MemberRecord, MessageRecord, MessageStore, RateLimiter, RoomRecord};
 
@@ -231,11 +232,13 @@ impl Chat {
             }
         }
         if let Some(hash) = &room.passcode_hash {
-            let key = format!("passcode:{room_id}:{user}");
-            let w = self.limiter.peek(&key).await?;
-            if w.count >= self.max_passcode_failures {
-                return Err(ApiError::rate_limited(w.resets_in_secs));
-            }
+            // Counted before the check, so concurrent guesses cannot pass
+            // the limit (see service::attempts).
+            let limit = [Limit::new(
+                format!("passcode:{room_id}:{user}"),
+                self.max_passcode_failures,
+            )];
+            attempts::claim(&self.limiter, &limit, self.passcode_window_secs).await?;
             let ok = match passcode {
                 Some(p) => {
                     self.hasher
@@ -245,12 +248,12 @@ impl Chat {
                 None => false,
             };
             if !ok {
-                self.limiter.hit(&key, self.passcode_window_secs).await?;
                 return Err(ApiError::new(
                     Code::BadPasscode,
                     "wrong or missing passcode",
                 ));
             }
+            self.limiter.reset(&limit[0].key).await?;
         }
         match self.sql.join_room(room_id, user, now_ms()).await? {
             JoinOutcome::Joined { visible_from } => {

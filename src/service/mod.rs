@@ -3,6 +3,7 @@
 //! reach for the store directly when a rule is involved.
 
 pub mod accounts;
+pub mod attempts;
 pub mod chat;
 pub mod gate;
 pub mod market;

@@ -68,6 +68,13 @@ impl RateLimiter for MemoryRateLimiter {
         Ok(window_of(map.get(key), Instant::now()))
     }
 
+    async fn release(&self, key: &str) -> Result<(), StoreError> {
+        if let Some(entry) = self.lock()?.get_mut(key) {
+            entry.0 = entry.0.saturating_sub(1);
+        }
+        Ok(())
+    }
+
     async fn reset(&self, key: &str) -> Result<(), StoreError> {
         self.lock()?.remove(key);
         Ok(())
@@ -88,6 +95,8 @@ mod tests {
         let w = l.peek("k").await.expect("peek");
         assert_eq!(w.count, 3);
         assert!(w.resets_in_secs >= 1 && w.resets_in_secs <= 60);
+        l.release("k").await.expect("release");
+        assert_eq!(l.peek("k").await.expect("peek").count, 2);
         l.reset("k").await.expect("reset");
         assert_eq!(l.peek("k").await.expect("peek").count, 0);
     }

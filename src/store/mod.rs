@@ -101,6 +101,8 @@ pub trait RateLimiter: Send + Sync {
     /// Count one event; the window starts at the first event.
     async fn hit(&self, key: &str, window_secs: u64) -> Result<Window, StoreError>;
     async fn peek(&self, key: &str) -> Result<Window, StoreError>;
+    /// Take one count back (an attempt that turned out legitimate).
+    async fn release(&self, key: &str) -> Result<(), StoreError>;
     async fn reset(&self, key: &str) -> Result<(), StoreError>;
 }
 

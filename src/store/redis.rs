@@ -211,17 +211,24 @@ impl SessionStore for RedisStore {
 
 #[async_trait]
 impl RateLimiter for RedisStore {
+    /// INCR, the expiry of a new window and the remaining time in one
+    /// script: concurrent hits from any node count exactly, and a counter
+    /// can never be left without an expiry.
     async fn hit(&self, key: &str, window_secs: u64) -> Result<Window, StoreError> {
+        const HIT: &str = "local c = redis.call('INCR', KEYS[1]) \
+            if c == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end \
+            return {c, redis.call('PTTL', KEYS[1])}";
         let mut c = self.conn.clone();
         let k = self.key(&format!("rl:{key}"));
-        let count: u32 = c.incr(&k, 1).await.map_err(err)?;
-        if count == 1 {
-            let _: () = c
-                .pexpire(&k, (window_secs * 1000) as i64)
-                .await
-                .map_err(err)?;
-        }
-        let ttl: i64 = c.pttl(&k).await.map_err(err)?;
+        let window_ms = window_secs.saturating_mul(1000);
+        let (count, ttl): (u32, i64) = redis::cmd("EVAL")
+            .arg(HIT)
+            .arg(1)
+            .arg(&k)
+            .arg(window_ms)
+            .query_async(&mut c)
+            .await
+            .map_err(err)?;
         Ok(Window {
             count,
             resets_in_secs: (u64::try_from(ttl).unwrap_or(0) / 1000).max(1),
@@ -236,13 +243,27 @@ impl RateLimiter for RedisStore {
         Ok(match count {
             Some(count) if ttl > 0 => Window {
                 count,
-                resets_in_secs: (ttl as u64 / 1000).max(1),
+                resets_in_secs: (u64::try_from(ttl).unwrap_or(0) / 1000).max(1),
             },
             _ => Window {
                 count: 0,
                 resets_in_secs: 0,
             },
         })
+    }
+
+    async fn release(&self, key: &str) -> Result<(), StoreError> {
+        const RELEASE: &str = "local c = tonumber(redis.call('GET', KEYS[1]) or '0') \
+            if c > 0 then redis.call('DECR', KEYS[1]) end return 0";
+        let mut c = self.conn.clone();
+        let _: i64 = redis::cmd("EVAL")
+            .arg(RELEASE)
+            .arg(1)
+            .arg(self.key(&format!("rl:{key}")))
+            .query_async(&mut c)
+            .await
+            .map_err(err)?;
+        Ok(())
     }
 
     async fn reset(&self, key: &str) -> Result<(), StoreError> {

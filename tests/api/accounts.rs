@@ -738,3 +738,53 @@ async fn signups_are_throttled_per_address() {
     )
     .await;
 }
+
+/// Forty wrong passwords at once for one account: only the limit's worth
+/// are checked. The owner, from another address, is not locked out.
+#[actix_web::test]
+async fn concurrent_guesses_cannot_pass_the_limit_nor_lock_the_owner_out() {
+    let app = spawn_app_with(&[("login_max_failures", "5"), ("trust_forwarded_for", "true")]).await;
+    app.signup("victim@x.com", "password-v", "victim").await;
+    let from = |ip: &'static str, password: &'static str| {
+        app.client
+            .post(app.url("/api/auth/login"))
+            .header("x-forwarded-for", ip)
+            .json(&json!({"email": "victim@x.com", "password": password}))
+            .send()
+    };
+    let answers = futures_util::future::join_all((0..40).map(|_| from("203.0.113.9", "guess")))
+        .await
+        .into_iter()
+        .map(|r| r.expect("request").status())
+        .collect::<Vec<_>>();
+    let checked = answers
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    // At most the limit (fewer when the per-address counter, charged by
+    // the same requests, fills first).
+    assert!((1..=5).contains(&checked), "{answers:?}");
+    assert_eq!(
+        answers
+            .iter()
+            .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+            .count(),
+        40 - checked
+    );
+    // The attacker's address stays refused, even with the right password...
+    assert_eq!(
+        from("203.0.113.9", "password-v")
+            .await
+            .expect("request")
+            .status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // ...but the owner signs in from their own.
+    assert_eq!(
+        from("198.51.100.7", "password-v")
+            .await
+            .expect("request")
+            .status(),
+        StatusCode::OK
+    );
+}

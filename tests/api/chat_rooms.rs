@@ -973,3 +973,38 @@ async fn silent_connections_time_out_and_pongs_keep_them_alive() {
     alive.send(json!({"type": "ping"})).await;
     alive.expect("pong").await;
 }
+
+/// Forty guesses at once: only the limit's worth are checked.
+#[actix_web::test]
+async fn concurrent_passcode_guesses_cannot_pass_the_limit() {
+    let app = spawn_app_with(&[("login_max_failures", "5")]).await;
+    let owner = app.user("vault-owner").await;
+    let r = app
+        .post_json(
+            "/api/rooms",
+            &json!({"kind": "open", "name": "금고", "passcode": "secret"}),
+            Some(&owner.token),
+        )
+        .await;
+    let id = r.json::<Value>().await.expect("json")["id"]
+        .as_i64()
+        .expect("id");
+    let g = app.user("swarm").await;
+    let path = format!("/api/rooms/{id}/join");
+    let bodies: Vec<Value> = (0..40)
+        .map(|i| json!({"passcode": format!("guess{i}")}))
+        .collect();
+    let guesses = bodies
+        .iter()
+        .map(|body| app.post_json(&path, body, Some(&g.token)));
+    let answers = futures_util::future::join_all(guesses).await;
+    let checked = answers
+        .iter()
+        .filter(|r| r.status() == StatusCode::FORBIDDEN)
+        .count();
+    let refused = answers
+        .iter()
+        .filter(|r| r.status() == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!((checked, refused), (5, 35));
+}
