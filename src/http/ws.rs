@@ -38,6 +38,10 @@ use crate::AppState;
 
 /// Page size of resume replays.
 const REPLAY_PAGE: i64 = 200;
+/// Replay pages read ahead of the socket, per connection: a client that
+/// resumes a long history and does not read holds at most this many pages
+/// in server memory (the replay waits for the socket).
+const REPLAY_READ_AHEAD: usize = 2;
 /// Close code sent to a client whose outbound queue overflowed.
 const CLOSE_SLOW_CONSUMER: u16 = 4008;
 /// Close code sent when the login session of the connection ended (logout,
@@ -163,8 +167,8 @@ struct Conn {
     sent: HashMap<i64, Sent>,
     /// Rooms replaying from the store, with live messages buffered meanwhile.
     replaying: HashMap<i64, Vec<(i64, Frame)>>,
-    replay_tx: mpsc::UnboundedSender<Replay>,
-    replay_rx: mpsc::UnboundedReceiver<Replay>,
+    replay_tx: mpsc::Sender<Replay>,
+    replay_rx: mpsc::Receiver<Replay>,
 }
 
 /// Why the loop ended: the close reason to send (None: the client is gone).
@@ -214,7 +218,7 @@ impl Conn {
         handle: SessionHandle,
         socket: actix_ws::Session,
     ) -> Conn {
-        let (replay_tx, replay_rx) = mpsc::unbounded_channel();
+        let (replay_tx, replay_rx) = mpsc::channel(REPLAY_READ_AHEAD);
         Conn {
             hub,
             accounts,
@@ -318,16 +322,28 @@ impl Conn {
 
     /// Write one frame; `Err(None)` ends the loop when the socket is gone.
     /// A write blocked on a client that does not read loses the race to the
-    /// overflow signal, so a stalled socket cannot pin the session.
+    /// overflow signal, and may block for at most `ws_idle_timeout` (the
+    /// heartbeat cannot tick while the loop waits here), so a stalled
+    /// socket cannot pin the session. The timer is only armed when the
+    /// write does not complete at once (`timeout` polls the write first).
     async fn write(&mut self, frame: &Frame) -> Result<(), End> {
+        let stall = self.hub.settings().idle_timeout;
         tokio::select! {
             biased;
-            _ = self.handle.overflowed() => {
-                self.hub.metrics().ws_overflow_disconnects.inc();
-                Err(close(CloseCode::Other(CLOSE_SLOW_CONSUMER), "slow_consumer: reconnect and resume"))
-            }
-            written = self.socket.text(frame.clone()) => written.map_err(|_| None),
+            _ = self.handle.overflowed() => Err(self.slow_consumer()),
+            written = tokio::time::timeout(stall, self.socket.text(frame.clone())) => match written {
+                Ok(written) => written.map_err(|_| None),
+                Err(_) => Err(self.slow_consumer()),
+            },
         }
+    }
+
+    fn slow_consumer(&self) -> End {
+        self.hub.metrics().ws_overflow_disconnects.inc();
+        close(
+            CloseCode::Other(CLOSE_SLOW_CONSUMER),
+            "slow_consumer: reconnect and resume",
+        )
     }
 
     async fn release(&mut self) -> Result<(), End> {
@@ -339,7 +355,12 @@ impl Conn {
     }
 
     async fn emit(&mut self, out: Outbound) -> Result<(), End> {
+        let limit = self.hub.settings().outbound_queue;
         if self.holding {
+            // Held for at most the sync window; never more than one queue.
+            if self.held.len() >= limit {
+                return Err(self.slow_consumer());
+            }
             self.held.push(out);
             return Ok(());
         }
@@ -347,6 +368,11 @@ impl Conn {
             Outbound::Frame(frame) => self.write(&frame).await,
             Outbound::Message { room, seq, frame } => {
                 if let Some(buffer) = self.replaying.get_mut(&room) {
+                    // Live traffic waiting for a replay is bounded like the
+                    // queue it came from.
+                    if buffer.len() >= limit {
+                        return Err(self.slow_consumer());
+                    }
                     buffer.push((seq, frame));
                     return Ok(());
                 }
@@ -536,15 +562,21 @@ impl Conn {
                         }
                     }
                 }
-                for (room, last_seen) in parsed {
-                    if self.replaying.contains_key(&room) {
-                        continue;
-                    }
-                    self.replaying.insert(room, Vec::new());
-                    let hub = self.hub.clone();
-                    let tx = self.replay_tx.clone();
-                    actix_web::rt::spawn(replay(hub, tx, user, room, last_seen));
+                parsed.retain(|(room, _)| !self.replaying.contains_key(room));
+                for (room, _) in &parsed {
+                    self.replaying.insert(*room, Vec::new());
                 }
+                // One task replays the rooms in turn, a page ahead of the
+                // socket at most (bounded channel).
+                let hub = self.hub.clone();
+                let tx = self.replay_tx.clone();
+                actix_web::rt::spawn(async move {
+                    for (room, last_seen) in parsed {
+                        if !replay(&hub, &tx, user, room, last_seen).await {
+                            break;
+                        }
+                    }
+                });
             }
         }
         Ok(())
@@ -552,31 +584,36 @@ impl Conn {
 }
 
 /// Read a room's messages after `last_seen` from the store, page by page.
+/// Returns false once the connection is gone.
 async fn replay(
-    hub: ChatHub,
-    tx: mpsc::UnboundedSender<Replay>,
+    hub: &ChatHub,
+    tx: &mpsc::Sender<Replay>,
     user: i64,
     room: i64,
     last_seen: i64,
-) {
+) -> bool {
     let member = match hub.sql().member(room, user).await {
         Ok(Some(m)) => m,
         Ok(None) => {
-            let _ = tx.send(Replay::Failed {
-                room,
-                code: Code::NotMember,
-                message: "you are not a member of this room".into(),
-            });
-            return;
+            return tx
+                .send(Replay::Failed {
+                    room,
+                    code: Code::NotMember,
+                    message: "you are not a member of this room".into(),
+                })
+                .await
+                .is_ok();
         }
         Err(e) => {
             tracing::error!(room, error = %e, "resume: membership lookup failed");
-            let _ = tx.send(Replay::Failed {
-                room,
-                code: Code::Internal,
-                message: "could not replay this room".into(),
-            });
-            return;
+            return tx
+                .send(Replay::Failed {
+                    room,
+                    code: Code::Internal,
+                    message: "could not replay this room".into(),
+                })
+                .await
+                .is_ok();
         }
     };
     let mut after = last_seen.max(member.visible_from);
@@ -592,8 +629,8 @@ async fn replay(
                     after = last.seq;
                 }
                 let frames = page.iter().map(|m| (m.seq, frames::message(m))).collect();
-                if tx.send(Replay::Page { room, frames }).is_err() {
-                    return;
+                if tx.send(Replay::Page { room, frames }).await.is_err() {
+                    return false;
                 }
                 if !full {
                     break;
@@ -601,17 +638,21 @@ async fn replay(
             }
             Err(e) => {
                 tracing::error!(room, error = %e, "resume: history read failed");
-                let _ = tx.send(Replay::Failed {
-                    room,
-                    code: Code::Internal,
-                    message: "could not replay this room".into(),
-                });
-                return;
+                return tx
+                    .send(Replay::Failed {
+                        room,
+                        code: Code::Internal,
+                        message: "could not replay this room".into(),
+                    })
+                    .await
+                    .is_ok();
             }
         }
     }
-    let _ = tx.send(Replay::Done {
+    tx.send(Replay::Done {
         room,
         through: after,
-    });
+    })
+    .await
+    .is_ok()
 }

@@ -1008,3 +1008,59 @@ async fn concurrent_passcode_guesses_cannot_pass_the_limit() {
         .count();
     assert_eq!((checked, refused), (5, 35));
 }
+
+/// A client that resumes a long history and never reads: the server holds
+/// a bounded read-ahead, and a write that stays blocked past the idle
+/// timeout closes the connection with 4008 (the heartbeat cannot run while
+/// a write blocks, so the write itself is bounded).
+#[actix_web::test]
+async fn a_resume_that_is_never_read_is_cut_off() {
+    let app = spawn_app_with(&[
+        ("ws_idle_timeout_secs", "2"),
+        ("ws_heartbeat_secs", "1"),
+        ("chat_send_rate", "10000"),
+        ("chat_send_burst", "10000"),
+    ])
+    .await;
+    let (a, b) = (app.user("historian").await, app.user("hoarder").await);
+    let room = app.direct_room(&a, &b).await;
+    let mut wa = app.ws(&a.token).await;
+    // 600 x 12 KB: more than the socket buffers on both sides.
+    let n: i64 = 600;
+    let body = "가".repeat(4000);
+    for chunk in 0..n / 20 {
+        for i in 0..20 {
+            wa.send(json!({"type": "send", "room": room, "client_msg_id": format!("h{chunk}-{i}"), "body": body}))
+                .await;
+        }
+        for _ in 0..20 {
+            wa.expect("ack").await;
+        }
+        wa.backlog.clear();
+    }
+    let mut hoarder = app.ws_small_buffer(&b.token).await;
+    hoarder
+        .send(json!({"type": "resume", "rooms": {room.to_string(): 0}}))
+        .await;
+    // Not reading for longer than the idle timeout...
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    // ...gets the connection closed behind what was already in flight.
+    assert_eq!(hoarder.close_frame().await, Some(4008));
+    // (`wa` stayed silent past the idle timeout too.) The server is fine,
+    // and a reader resumes everything.
+    drop(wa);
+    let mut wa = app.ws(&a.token).await;
+    wa.send(json!({"type": "ping"})).await;
+    wa.expect("pong").await;
+    let mut reader = app.ws_raw(&b.token).await;
+    reader
+        .send(json!({"type": "resume", "rooms": {room.to_string(): 0}}))
+        .await;
+    let seqs: Vec<i64> = reader
+        .messages_through(room, n)
+        .await
+        .iter()
+        .map(|m| m["seq"].as_i64().expect("seq"))
+        .collect();
+    assert_eq!(seqs, (1..=n).collect::<Vec<_>>());
+}
