@@ -144,6 +144,11 @@ pub const SETTINGS: &[(&str, Option<&str>, &str)] = &[
         "a new connection holds live events until its first frame or this long",
     ),
     (
+        "ws_frames_per_sec",
+        Some("50"),
+        "client frames per second per connection (bursts of twice that); the excess is dropped with one rate_limited error per second",
+    ),
+    (
         "ws_max_frame_bytes",
         Some("65536"),
         "largest WebSocket frame accepted from a client",
@@ -281,6 +286,7 @@ pub struct Config {
     pub ws_session_check: Duration,
     pub ws_sync_window: Duration,
     pub ws_max_frame_bytes: usize,
+    pub ws_frames_per_sec: f64,
     pub media_max_bytes: usize,
     /// `FULL` or `NORMAL` (see `sqlite_synchronous`).
     pub sqlite_synchronous: &'static str,
@@ -556,6 +562,7 @@ impl Layers {
             ws_session_check: Duration::from_secs(self.positive_u64("ws_session_check_secs")?),
             ws_sync_window: Duration::from_millis(self.parse("ws_sync_window_ms")?),
             ws_max_frame_bytes: self.positive_u64("ws_max_frame_bytes")? as usize,
+            ws_frames_per_sec: self.positive_f64("ws_frames_per_sec")?,
             media_max_bytes: self.positive_u64("media_max_bytes")? as usize,
             redis_url: match self.get("redis_url") {
                 Some((url, _)) if url.starts_with("redis://") || url.starts_with("rediss://") => {

@@ -178,6 +178,7 @@ impl AppState {
                 session_check: config.ws_session_check,
                 sync_window: config.ws_sync_window,
                 max_frame_bytes: config.ws_max_frame_bytes,
+                frames_per_sec: config.ws_frames_per_sec,
                 gap_fill: config.cluster_gap_fill,
             },
             metrics.clone(),

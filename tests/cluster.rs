@@ -163,6 +163,7 @@ impl Cluster {
             ("ARGON2_MEMORY_KIB".into(), "64".into()),
             ("ARGON2_ITERATIONS".into(), "1".into()),
             ("SIGNUP_MAX_PER_ADDRESS".into(), "100000".into()),
+            ("WS_FRAMES_PER_SEC".into(), "100000".into()),
             ("CHAT_SEND_RATE".into(), "1000".into()),
             ("CHAT_SEND_BURST".into(), "1000".into()),
             ("WORKERS".into(), "2".into()),

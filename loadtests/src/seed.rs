@@ -5,7 +5,8 @@
 //! password hashing for load tests (`JANGTEO_ARGON2_MEMORY_KIB=64
 //! JANGTEO_ARGON2_ITERATIONS=1`) and without the per-address sign-up limit
 //! (`JANGTEO_SIGNUP_MAX_PER_ADDRESS=1000000`: every account comes from
-//! 127.0.0.1), as `compare.sh` does. Nothing else about the server changes.
+//! 127.0.0.1) and with the per-connection frame budget lifted
+//! (`JANGTEO_WS_FRAMES_PER_SEC=1000000`: a publisher sends far faster than a person), as `compare.sh` does. Nothing else about the server changes.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

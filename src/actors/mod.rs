@@ -47,6 +47,13 @@ use committer::Committer;
 use room::{RoomActor, RoomMsg};
 use user::{UserActor, UserMsg};
 
+/// How long a room found missing is refused without a store lookup. Room
+/// ids are never reused, and every event about a room (creation, members)
+/// clears its entry, so this only bounds a client's probing.
+const MISSING_ROOM_TTL: Duration = Duration::from_secs(10);
+/// Entries kept at most (a flood of made-up ids cannot grow it further).
+const MISSING_ROOMS_MAX: usize = 100_000;
+
 /// Tunables of the chat engine (from [`crate::config::Config`]).
 #[derive(Debug, Clone)]
 pub struct ChatSettings {
@@ -69,6 +76,8 @@ pub struct ChatSettings {
     /// A new connection holds live events until its first frame or this.
     pub sync_window: Duration,
     pub max_frame_bytes: usize,
+    /// Client frames per second per connection (token bucket, burst 2x).
+    pub frames_per_sec: f64,
     /// Cluster: how long a room waits for a missing seq from the bus
     /// before reading it from the store.
     pub gap_fill: Duration,
@@ -177,6 +186,8 @@ struct HubInner {
     settings: ChatSettings,
     metrics: Arc<Metrics>,
     rooms: Mutex<HashMap<i64, Slot<RoomActor>>>,
+    /// Rooms found missing in the store, and when (negative cache).
+    missing: Mutex<HashMap<i64, std::time::Instant>>,
     users: RwLock<HashMap<i64, Slot<UserActor>>>,
     next_session: AtomicU64,
     /// Flips to true when the server is shutting down.
@@ -215,6 +226,7 @@ impl ChatHub {
                 settings,
                 metrics,
                 rooms: Mutex::new(HashMap::new()),
+                missing: Mutex::new(HashMap::new()),
                 users: RwLock::new(HashMap::new()),
                 next_session: AtomicU64::new(1),
                 closing: tokio::sync::watch::channel(false).0,
@@ -345,6 +357,7 @@ impl ChatHub {
 
     /// Tell `user`'s sessions on this node about a new room of theirs.
     fn room_added_here(&self, user: i64, room: i64, kind: RoomKind, peer: Option<i64>) {
+        self.forget_missing(room);
         self.user(
             user,
             UserMsg::RoomAdded {
@@ -493,6 +506,15 @@ impl ChatHub {
 
     /// Send to a room's actor, starting it if needed.
     pub fn room(&self, room_id: i64, msg: RoomMsg) {
+        if msg.from_client() {
+            if self.known_missing(room_id) {
+                msg.refuse_missing(room_id);
+                return;
+            }
+        } else {
+            // Anything else implies the room exists (now).
+            self.forget_missing(room_id);
+        }
         let mut rooms = self.rooms();
         let slot = rooms.entry(room_id).or_insert_with(|| Slot {
             addr: RoomActor::new(room_id, self.clone()).start(),
@@ -500,6 +522,43 @@ impl ChatHub {
         });
         slot.enqueued += 1;
         slot.addr.do_send(msg);
+    }
+
+    /// A room actor found its room missing in the store: refuse clients'
+    /// frames for it without starting actors for a while.
+    pub(crate) fn note_missing_room(&self, room_id: i64) {
+        let mut missing = self.missing();
+        let now = std::time::Instant::now();
+        if missing.len() >= MISSING_ROOMS_MAX {
+            missing.retain(|_, at| now.duration_since(*at) < MISSING_ROOM_TTL);
+            if missing.len() >= MISSING_ROOMS_MAX {
+                missing.clear();
+            }
+        }
+        missing.insert(room_id, now);
+    }
+
+    fn known_missing(&self, room_id: i64) -> bool {
+        let mut missing = self.missing();
+        match missing.get(&room_id) {
+            Some(at) if at.elapsed() < MISSING_ROOM_TTL => true,
+            Some(_) => {
+                missing.remove(&room_id);
+                false
+            }
+            None => false,
+        }
+    }
+
+    fn forget_missing(&self, room_id: i64) {
+        let mut missing = self.missing();
+        if !missing.is_empty() {
+            missing.remove(&room_id);
+        }
+    }
+
+    fn missing(&self) -> std::sync::MutexGuard<'_, HashMap<i64, std::time::Instant>> {
+        self.inner.missing.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Called by a room actor that wants to stop: true (and unregistered)

@@ -433,6 +433,40 @@ impl RoomActor {
     }
 }
 
+impl RoomMsg {
+    /// A client's request about the room (as opposed to an event that
+    /// implies the room exists).
+    pub fn from_client(&self) -> bool {
+        matches!(
+            self,
+            RoomMsg::Post { .. } | RoomMsg::Read { .. } | RoomMsg::Typing { .. }
+        )
+    }
+
+    /// Answer a client's request without an actor: the room is known not
+    /// to exist.
+    pub fn refuse_missing(self, room: i64) {
+        let why = RoomError::NoRoom;
+        match self {
+            RoomMsg::Post {
+                client_msg_id,
+                reply,
+                ..
+            } => reply.frame(why.frame(room, Some(&client_msg_id))),
+            RoomMsg::Read { reply, session, .. } => {
+                if let Some(reply) = reply {
+                    let _ = reply.send(Err(why));
+                }
+                if let Some(s) = session {
+                    s.frame(why.frame(room, None));
+                }
+            }
+            RoomMsg::Typing { session, .. } => session.frame(why.frame(room, None)),
+            _ => {}
+        }
+    }
+}
+
 impl Actor for RoomActor {
     type Context = Context<Self>;
 
@@ -469,7 +503,19 @@ impl Actor for RoomActor {
                         })
                         .collect(),
                 }),
-                Ok((None, _, _)) => State::Missing,
+                Ok((None, _, _)) => {
+                    // Remember that it does not exist, answer what queued
+                    // up meanwhile, and go at once: a flood of frames for
+                    // made-up rooms must not keep actors (and database
+                    // lookups) alive.
+                    act.hub.note_missing_room(act.id);
+                    ctx.run_later(Duration::ZERO, |act, ctx| {
+                        if act.hub.retire_room(act.id, &ctx.address(), act.handled) {
+                            ctx.stop();
+                        }
+                    });
+                    State::Missing
+                }
                 Err(e) => {
                     // Could not load: stop and let the next message start a
                     // fresh actor that tries again.

@@ -174,6 +174,52 @@ struct Conn {
 /// Why the loop ended: the close reason to send (None: the client is gone).
 type End = Option<CloseReason>;
 
+/// Per-connection budget of client frames: a token bucket refilled at
+/// `rate` per second holding up to twice that. Over budget a frame is
+/// dropped, and the client hears about it at most once a second. A frame
+/// flood then costs the server a counter, not actors or store lookups.
+struct FrameBudget {
+    rate: f64,
+    tokens: f64,
+    at: Instant,
+    warned: Option<Instant>,
+}
+
+enum Budget {
+    Ok,
+    Warn,
+    Drop,
+}
+
+impl FrameBudget {
+    fn new(rate: f64) -> FrameBudget {
+        FrameBudget {
+            rate,
+            tokens: rate * 2.0,
+            at: Instant::now(),
+            warned: None,
+        }
+    }
+
+    fn take(&mut self) -> Budget {
+        let now = Instant::now();
+        let refill = now.duration_since(self.at).as_secs_f64() * self.rate;
+        self.tokens = (self.tokens + refill).min(self.rate * 2.0);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            return Budget::Ok;
+        }
+        match self.warned {
+            Some(at) if now.duration_since(at) < std::time::Duration::from_secs(1) => Budget::Drop,
+            _ => {
+                self.warned = Some(now);
+                Budget::Warn
+            }
+        }
+    }
+}
+
 fn session_ended() -> End {
     close(
         CloseCode::Other(CLOSE_SESSION_ENDED),
@@ -251,6 +297,7 @@ impl Conn {
         // Whether the client sent anything since the last session check:
         // only a used connection slides its session's expiry.
         let mut used = false;
+        let mut frames = FrameBudget::new(settings.frames_per_sec);
         loop {
             tokio::select! {
                 biased;
@@ -293,7 +340,14 @@ impl Conn {
                         }
                         Some(Ok(AggregatedMessage::Text(text))) => {
                             used = true;
-                            self.client_frame(&text).await?;
+                            match frames.take() {
+                                Budget::Ok => self.client_frame(&text).await?,
+                                Budget::Warn => {
+                                    self.error(Code::RateLimited, "too many frames: slow down; excess frames are dropped", None, None).await?;
+                                    continue;
+                                }
+                                Budget::Drop => continue,
+                            }
                             if self.holding {
                                 self.release().await?;
                             }

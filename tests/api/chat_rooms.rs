@@ -1064,3 +1064,75 @@ async fn a_resume_that_is_never_read_is_cut_off() {
         .collect();
     assert_eq!(seqs, (1..=n).collect::<Vec<_>>());
 }
+
+/// Frames for rooms that do not exist are answered without keeping actors
+/// (or store lookups) around for them.
+#[actix_web::test]
+async fn frames_for_made_up_rooms_leave_no_actors_behind() {
+    let app = spawn_app().await;
+    let u = app.user("prober").await;
+    let mut ws = app.ws(&u.token).await;
+    let n = 300;
+    for i in 0..n {
+        let room = 1_000_000 + i;
+        let frame = match i % 3 {
+            0 => json!({"type": "typing", "room": room}),
+            1 => json!({"type": "read", "room": room, "seq": 1}),
+            _ => {
+                json!({"type": "send", "room": room, "client_msg_id": format!("p{i}"), "body": "x"})
+            }
+        };
+        ws.send(frame).await;
+    }
+    for _ in 0..n {
+        let e = ws.expect("error").await;
+        assert_eq!(e["code"], "room_not_found", "{e}");
+    }
+    eventually(Duration::from_secs(5), "no room actors left", || async {
+        (app.app_state.hub.active_rooms() == 0).then_some(())
+    })
+    .await;
+    // Repeated probes of the same ids are refused from memory.
+    for i in 0..n {
+        ws.send(json!({"type": "typing", "room": 1_000_000 + i}))
+            .await;
+    }
+    for _ in 0..n {
+        ws.expect("error").await;
+    }
+    assert_eq!(app.app_state.hub.active_rooms(), 0);
+    // A real room still works.
+    let other = app.user("real-peer").await;
+    let room = app.direct_room(&u, &other).await;
+    assert_eq!(ws.say(room, "real-1", "hello").await["seq"], 1);
+}
+
+/// A connection's frames are budgeted: a flood is dropped with one
+/// rate_limited error a second.
+#[actix_web::test]
+async fn a_frame_flood_is_dropped_with_one_warning() {
+    let app = spawn_app_with(&[("ws_frames_per_sec", "5")]).await;
+    let u = app.user("flooder").await;
+    let mut ws = app.ws_raw(&u.token).await;
+    for _ in 0..60 {
+        ws.send(json!({"type": "ping"})).await;
+    }
+    let mut pongs = 0;
+    let mut limited = 0;
+    while let Some(v) = ws.read_within(Duration::from_millis(500)).await {
+        match v["type"].as_str() {
+            Some("pong") => pongs += 1,
+            Some("error") if v["code"] == "rate_limited" => limited += 1,
+            _ => {}
+        }
+    }
+    assert!(
+        (10..=12).contains(&pongs),
+        "burst of 10 (+ refill): {pongs}"
+    );
+    assert_eq!(limited, 1);
+    // Within budget again after a pause.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    ws.send(json!({"type": "ping"})).await;
+    ws.expect("pong").await;
+}

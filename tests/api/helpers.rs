@@ -46,6 +46,8 @@ fn base_pairs(dir: &std::path::Path) -> Vec<(String, String)> {
         ("argon2_iterations".into(), "1".into()),
         // Every test user signs up from 127.0.0.1.
         ("signup_max_per_address".into(), "100000".into()),
+        // Tests send bursts far above a person's typing.
+        ("ws_frames_per_sec".into(), "100000".into()),
         (
             "log".into(),
             std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into()),
