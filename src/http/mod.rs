@@ -48,7 +48,7 @@ pub fn app(
     utoipa::openapi::OpenApi,
 ) {
     let max_body = state.config.max_body_bytes;
-    let (app, api) = App::new()
+    let (app, mut api) = App::new()
         .app_data(state)
         .app_data(extract::json_config(max_body))
         .app_data(web::PayloadConfig::new(max_body))
@@ -108,6 +108,8 @@ pub fn app(
                 .service(market::review),
         )
         .split_for_parts();
+    // The paths are only known now, after the handlers registered them.
+    utoipa::Modify::modify(&openapi::ErrorDefault, &mut api);
     let docs = api.clone();
     let app = app
         .service(SwaggerUi::new("/swagger-ui/{_:.*}").url("/api-docs/openapi.json", docs))

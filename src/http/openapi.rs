@@ -5,6 +5,7 @@
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use crate::domain::listing::{ListingStatus, Sort};
 use crate::error::ErrorBody;
 
 #[derive(OpenApi)]
@@ -14,7 +15,7 @@ use crate::error::ErrorBody;
         description = "Chat-centric marketplace. Every error is `{\"code\", \"message\", \"details\"?}`; \
                        see docs/ARCHITECTURE.md for the code table and docs/PROTOCOL.md for the WebSocket protocol."
     ),
-    components(schemas(ErrorBody)),
+    components(schemas(ErrorBody, Sort, ListingStatus)),
     modifiers(&Security),
     tags(
         (name = "accounts", description = "Sign-up, login, sessions and profiles"),
@@ -25,6 +26,45 @@ use crate::error::ErrorBody;
     )
 )]
 pub struct ApiDoc;
+
+/// Every operation answers any error with the one envelope: each gets a
+/// `default` response with the `ErrorBody` schema, next to the statuses it
+/// documents by name. Statuses the framework produces for any route (400
+/// for a path id out of range, 413, 415, 429, 503 ...) are then described
+/// truthfully without repeating them on every handler, and a schema-driven
+/// client validates every error body it gets. Applied in `http::app` once
+/// the handlers have registered their paths.
+pub struct ErrorDefault;
+
+impl Modify for ErrorDefault {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+        let envelope = ResponseBuilder::new()
+            .description("Any other outcome is an error: `{\"code\", \"message\", \"details\"?}` (codes: docs/ERRORS.md)")
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build();
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for op in operations.into_iter().flatten() {
+                op.responses
+                    .responses
+                    .entry("default".to_string())
+                    .or_insert_with(|| RefOr::T(envelope.clone()));
+            }
+        }
+    }
+}
 
 struct Security;
 

@@ -6,6 +6,7 @@ mod chat_rooms;
 #[path = "../common/mod.rs"]
 mod common;
 mod errors;
+mod fuzz;
 mod helpers;
 mod market;
 mod system;

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Schema-driven fuzzing of the whole REST API with schemathesis (PyPI, in a
+# venv under $JANGTEO_CACHE): every route in /api-docs/openapi.json, as an
+# anonymous and as a signed-in caller, bounded in time. The run fails on any
+# server error (5xx), any status, content type or body the document does not
+# describe. Target: a server of its own on 127.0.0.1 (embedded engine).
+#
+#   scripts/schema-fuzz.sh [SECONDS]     (default 120; needs target/debug/jangteo
+#                                         or JANGTEO_BIN)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SECONDS_BUDGET=${1:-120}
+CACHE=${JANGTEO_CACHE:-$HOME/.cache/jangteo}
+ST_VERSION=${SCHEMATHESIS_VERSION:-4.32.5}
+VENV=$CACHE/schemathesis-venv
+BIN=${JANGTEO_BIN:-${CARGO_TARGET_DIR:-target}/debug/jangteo}
+[ -x "$BIN" ] || cargo build --locked --bin jangteo
+
+if ! "$VENV/bin/st" --version 2>/dev/null | grep -q "$ST_VERSION"; then
+  echo "== installing schemathesis $ST_VERSION into $VENV"
+  mkdir -p "$CACHE"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet "schemathesis==$ST_VERSION"
+fi
+
+work=$(mktemp -d)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+env JANGTEO_LISTEN="127.0.0.1:$port" JANGTEO_DATA_DIR="$work/data" JANGTEO_LOG=warn \
+  JANGTEO_ARGON2_MEMORY_KIB=64 JANGTEO_ARGON2_ITERATIONS=1 \
+  JANGTEO_SIGNUP_MAX_PER_ADDRESS=1000000 JANGTEO_LOGIN_MAX_FAILURES=1000000 \
+  "$BIN" serve >"$work/server.log" 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$work"' EXIT
+base="http://127.0.0.1:$port"
+for _ in $(seq 100); do curl -sf "$base/health" >/dev/null && break; sleep 0.1; done
+
+curl -sf "$base/api/auth/signup" -H 'content-type: application/json' \
+  -d '{"email":"fuzz@example.com","password":"password-123","nickname":"fuzzer"}' >/dev/null
+token=$(curl -sf "$base/api/auth/login" -H 'content-type: application/json' \
+  -d '{"email":"fuzz@example.com","password":"password-123"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+
+echo "== schemathesis: every route, ${SECONDS_BUDGET}s budget"
+"$VENV/bin/st" run "$base/api-docs/openapi.json" \
+  -H "Authorization: Bearer $token" \
+  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
+  --phases examples,coverage,fuzzing --max-time "$SECONDS_BUDGET" -w 2 \
+  --seed 20261123 --warnings off | tee "$work/st.log" | tail -25
+status=${PIPESTATUS[0]}
+if grep -q "panicked" "$work/server.log"; then
+  echo "!!! the server panicked:" >&2
+  grep -A5 panicked "$work/server.log" >&2
+  exit 1
+fi
+exit "$status"
