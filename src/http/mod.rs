@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod extract;
+pub mod frame_guard;
 pub mod market;
 pub mod middleware;
 pub mod openapi;

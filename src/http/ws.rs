@@ -29,6 +29,7 @@ use tokio::sync::mpsc;
 use utoipa::IntoParams;
 
 use super::extract::{bearer_token, SESSION_COOKIE};
+use super::frame_guard::{FrameGuard, Oversized};
 use crate::actors::room::RoomMsg;
 use crate::actors::{frames, ChatHub, Frame, Outbound, SessionHandle};
 use crate::domain::chat;
@@ -94,6 +95,15 @@ pub async fn ws(
         .authenticate(&token)
         .await?
         .ok_or_else(ApiError::unauthenticated)?;
+    // Frame headers are checked as they arrive (see frame_guard).
+    let (guarded, oversized) =
+        FrameGuard::new(body.into_inner(), state.hub.settings().max_frame_bytes);
+    let mut guarded: actix_web::dev::Payload = actix_web::dev::Payload::Stream {
+        payload: Box::pin(guarded),
+    };
+    let body = <web::Payload as actix_web::FromRequest>::from_request(&req, &mut guarded)
+        .await
+        .map_err(ApiError::internal)?;
     let (response, session, stream) = actix_ws::handle(&req, body).map_err(|e| {
         ApiError::new(
             Code::InvalidParameter,
@@ -115,7 +125,7 @@ pub async fn ws(
     let accounts = state.accounts.clone();
     hub.attach(handle.clone());
     actix_web::rt::spawn(async move {
-        let mut conn = Conn::new(hub.clone(), accounts, handle.clone(), session);
+        let mut conn = Conn::new(hub.clone(), accounts, handle.clone(), session, oversized);
         let reason = conn.run(stream, outbound).await.err().flatten();
         hub.detach(handle.user_id, handle.id);
         tracing::debug!(
@@ -160,6 +170,8 @@ struct Sent {
 struct Conn {
     hub: ChatHub,
     accounts: Accounts,
+    /// Set when a frame header announced more than `ws_max_frame_bytes`.
+    oversized: std::sync::Arc<Oversized>,
     handle: SessionHandle,
     socket: actix_ws::Session,
     holding: bool,
@@ -263,11 +275,13 @@ impl Conn {
         accounts: Accounts,
         handle: SessionHandle,
         socket: actix_ws::Session,
+        oversized: std::sync::Arc<Oversized>,
     ) -> Conn {
         let (replay_tx, replay_rx) = mpsc::channel(REPLAY_READ_AHEAD);
         Conn {
             hub,
             accounts,
+            oversized,
             handle,
             socket,
             holding: true,
@@ -306,6 +320,9 @@ impl Conn {
                 }
                 () = handle.ended() => {
                     return Err(session_ended());
+                }
+                () = self.oversized.wait() => {
+                    return Err(close(CloseCode::Size, "frame too large"));
                 }
                 _ = session_check.tick() => {
                     match self.accounts.session_alive(handle.token_hash(), std::mem::take(&mut used)).await {

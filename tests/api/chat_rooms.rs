@@ -1136,3 +1136,24 @@ async fn a_frame_flood_is_dropped_with_one_warning() {
     ws.send(json!({"type": "ping"})).await;
     ws.expect("pong").await;
 }
+
+/// A frame header announcing more than the limit closes the connection
+/// with 1009 at once, even with no payload behind it.
+#[actix_web::test]
+async fn an_oversized_frame_header_alone_is_refused() {
+    use tokio::io::AsyncWriteExt as _;
+    let app = spawn_app().await;
+    let u = app.user("announcer").await;
+    let mut ws = app.ws(&u.token).await;
+    let tokio_tungstenite::MaybeTlsStream::Plain(tcp) = ws.stream.get_mut() else {
+        panic!("plain TCP");
+    };
+    // FIN + text, masked, 64-bit length of 1 GiB, mask key; no payload.
+    let mut header = vec![0x81, 0xFF];
+    header.extend_from_slice(&(1u64 << 30).to_be_bytes());
+    header.extend_from_slice(&[1, 2, 3, 4]);
+    tcp.write_all(&header).await.expect("write header");
+    let started = std::time::Instant::now();
+    assert_eq!(ws.close_frame().await, Some(1009));
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
