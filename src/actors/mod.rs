@@ -22,6 +22,7 @@
 pub mod cluster;
 pub mod committer;
 pub mod frames;
+pub mod handle;
 pub mod room;
 pub mod timers;
 pub mod user;

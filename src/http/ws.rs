@@ -30,7 +30,6 @@ use utoipa::IntoParams;
 
 use super::extract::{bearer_token, SESSION_COOKIE};
 use super::frame_guard::{FrameGuard, Oversized};
-use crate::actors::room::RoomMsg;
 use crate::actors::{frames, ChatHub, Frame, Outbound, SessionHandle};
 use crate::domain::chat;
 use crate::error::{ApiError, Code, ErrorBody};
@@ -580,15 +579,7 @@ impl Conn {
                         )
                         .await;
                 }
-                self.hub.room(
-                    room,
-                    RoomMsg::Post {
-                        user,
-                        client_msg_id,
-                        body,
-                        reply: self.handle.clone(),
-                    },
-                );
+                self.hub.post_from(&self.handle, room, client_msg_id, body);
             }
             ClientFrame::Read { room, seq } => {
                 if seq < 0 {
@@ -596,24 +587,10 @@ impl Conn {
                         .error(Code::InvalidFrame, "seq must be >= 0", Some(room), None)
                         .await;
                 }
-                self.hub.room(
-                    room,
-                    RoomMsg::Read {
-                        user,
-                        seq,
-                        reply: None,
-                        session: Some(self.handle.clone()),
-                    },
-                );
+                self.hub.read_from(&self.handle, room, seq);
             }
             ClientFrame::Typing { room } => {
-                self.hub.room(
-                    room,
-                    RoomMsg::Typing {
-                        user,
-                        session: self.handle.clone(),
-                    },
-                );
+                self.hub.typing_from(&self.handle, room);
             }
             ClientFrame::Ping => self.write(&frames::pong()).await?,
             ClientFrame::Resume { rooms } => {

@@ -5,11 +5,10 @@
 
 use std::sync::Arc;
 
+use crate::actors::handle::ChatError;
 use serde_json::json;
-use tokio::sync::oneshot;
 
 use super::password::PasswordHasher;
-use crate::actors::room::{RoomError, RoomMsg};
 use crate::actors::user::UserMsg;
 use crate::actors::{frames, ChatHub};
 use crate::domain::account::{FieldErrors, Status};
@@ -194,17 +193,7 @@ impl Chat {
     /// Post a system message and wait (bounded) until it is committed, so
     /// what the caller does next comes after it in the room, on any node.
     async fn system(&self, room: i64, actor: i64, body: String, payload: serde_json::Value) {
-        let (done, committed) = tokio::sync::oneshot::channel();
-        self.hub.room(
-            room,
-            RoomMsg::System {
-                actor,
-                body,
-                payload,
-                done: Some(done),
-            },
-        );
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), committed).await;
+        self.hub.post_system(room, actor, body, payload).await;
     }
 
     pub async fn join(
@@ -257,17 +246,14 @@ impl Chat {
         }
         match self.sql.join_room(room_id, user, now_ms()).await? {
             JoinOutcome::Joined { visible_from } => {
-                self.hub.room(
+                self.hub.add_member(MemberRecord {
                     room_id,
-                    RoomMsg::MemberAdded(MemberRecord {
-                        room_id,
-                        user_id: user,
-                        role: MemberRole::Member,
-                        joined_at: now_ms(),
-                        visible_from,
-                        last_read_seq: visible_from,
-                    }),
-                );
+                    user_id: user,
+                    role: MemberRole::Member,
+                    joined_at: now_ms(),
+                    visible_from,
+                    last_read_seq: visible_from,
+                });
                 let nick = self.nickname(user).await;
                 self.system(
                     room_id,
@@ -316,13 +302,7 @@ impl Chat {
                 json!({"event": "left", "user": user}),
             )
             .await;
-            self.hub.room(
-                room_id,
-                RoomMsg::MemberRemoved {
-                    user,
-                    reason: "left",
-                },
-            );
+            self.hub.remove_member(room_id, user, "left");
         }
         Ok(())
     }
@@ -390,13 +370,7 @@ impl Chat {
     async fn removed(&self, actor: i64, room_id: i64, target: i64, reason: &'static str) {
         // Remove first: the target's sessions stop receiving the room at
         // once, then the others see why.
-        self.hub.room(
-            room_id,
-            RoomMsg::MemberRemoved {
-                user: target,
-                reason,
-            },
-        );
+        self.hub.remove_member(room_id, target, reason);
         let nick = self.nickname(target).await;
         let verb = if reason == "banned" {
             "차단"
@@ -517,21 +491,14 @@ impl Chat {
     /// Same effect as the WebSocket `read` frame; returns the unread count.
     pub async fn read(&self, user: i64, room_id: i64, seq: i64) -> Result<i64, ApiError> {
         self.membership(user, room_id).await?;
-        let (tx, rx) = oneshot::channel();
-        self.hub.room(
-            room_id,
-            RoomMsg::Read {
-                user,
-                seq,
-                reply: Some(tx),
-                session: None,
-            },
-        );
-        match rx.await {
-            Ok(Ok(unread)) => Ok(unread),
-            Ok(Err(RoomError::NotMember)) => Err(not_member()),
-            Ok(Err(RoomError::NoRoom)) => Err(ApiError::not_found("room")),
-            Err(_) => Err(ApiError::internal("room actor dropped a read")),
+        match self.hub.read(room_id, user, seq).await {
+            Ok(unread) => Ok(unread),
+            Err(ChatError::NotMember) => Err(not_member()),
+            Err(ChatError::NoRoom) => Err(ApiError::not_found("room")),
+            Err(ChatError::Timeout) => Err(ApiError::new(
+                Code::Unavailable,
+                "the room did not answer in time; try again",
+            )),
         }
     }
 
@@ -588,10 +555,8 @@ impl Chat {
             .message(room_id, seq)
             .await?
             .ok_or_else(|| ApiError::not_found("message"))?;
-        self.hub.room(
-            room_id,
-            RoomMsg::Broadcast(frames::message_updated(&updated)),
-        );
+        self.hub
+            .broadcast(room_id, frames::message_updated(&updated));
         Ok(updated)
     }
 }

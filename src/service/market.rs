@@ -11,7 +11,6 @@ use std::time::Duration;
 use actix::Addr;
 use serde_json::json;
 
-use crate::actors::room::RoomMsg;
 use crate::actors::timers::{Cancel, Schedule, Timers};
 use crate::actors::ChatHub;
 use crate::bus::{Bus, Event, TOPIC_ALARMS};
@@ -214,26 +213,11 @@ impl Market {
         body: String,
         payload: serde_json::Value,
     ) -> Result<(), ApiError> {
-        let mut committed = Vec::new();
-        for room in self.sql.listing_room_ids(listing.id).await? {
-            let (done, rx) = tokio::sync::oneshot::channel();
-            self.hub.room(
-                room,
-                RoomMsg::System {
-                    actor: listing.seller_id,
-                    body: body.clone(),
-                    payload: payload.clone(),
-                    done: Some(done),
-                },
-            );
-            committed.push(rx);
-        }
-        // Bounded wait until every notice is in (see `Chat::system`).
-        let _ = tokio::time::timeout(
-            std::time::Duration::from_secs(5),
-            futures_util::future::join_all(committed),
-        )
-        .await;
+        let rooms = self.sql.listing_room_ids(listing.id).await?;
+        // Bounded wait until every notice is in (see ChatHub::post_system).
+        self.hub
+            .post_system_all(&rooms, listing.seller_id, body, payload)
+            .await;
         Ok(())
     }
 
@@ -684,7 +668,7 @@ impl Market {
         // Chats between the two stop (or resume) at once.
         let blocked = self.sql.blocked_between(user, target).await?;
         for room in self.sql.direct_rooms_between(user, target).await? {
-            self.hub.room(room, RoomMsg::SetBlocked(blocked));
+            self.hub.set_blocked(room, blocked);
         }
         self.invalidate_feed().await;
         Ok(())
