@@ -9,7 +9,7 @@ use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::extract::{Admin, Auth, MaybeAuth};
+use super::extract::{Admin, Auth, MaybeAuth, OptionalJson};
 use super::rooms::RoomView;
 use crate::domain::listing::{ListingStatus, Sort};
 use crate::error::{ApiError, Code, ErrorBody};
@@ -783,11 +783,15 @@ pub async fn cancel_reservation(
 #[utoipa::path(
     tag = "market",
     params(("id" = i64, Path, description = "Listing id")),
-    request_body(content = SoldRequest, description = "Optional; `{}` when the buyer is unknown"),
+    request_body(content = SoldRequest, description = "Optional: no body (or `{}`) when the buyer is unknown. A body that is present must be valid"),
     responses(
         (status = 200, body = ListingView),
+        (status = 400, description = "`bad_json`: a body that is not JSON (nothing is changed)", body = ErrorBody),
         (status = 403, description = "`not_owner`", body = ErrorBody),
         (status = 409, description = "`invalid_state`: already sold or hidden", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: a body that is not `application/json`", body = ErrorBody),
+        (status = 422, description = "`invalid_body`: JSON of the wrong shape (nothing is changed)", body = ErrorBody),
     ),
     security(("bearer" = []), ("cookie" = []))
 )]
@@ -796,9 +800,9 @@ pub async fn sold(
     state: web::Data<AppState>,
     auth: Auth,
     id: web::Path<i64>,
-    body: Option<web::Json<SoldRequest>>,
+    body: OptionalJson<SoldRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let buyer = body.and_then(|b| b.into_inner().buyer_id);
+    let buyer = body.into_inner().buyer_id;
     let d = state
         .market
         .mark_sold(auth.0.user_id(), id.into_inner(), buyer)

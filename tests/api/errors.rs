@@ -1,9 +1,9 @@
 //! Bad input of every kind gets a 4xx with a stable code and writes nothing.
 
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, spawn_app, TestApp};
+use crate::helpers::{assert_error, spawn_app, TestApp, User};
 
 async fn raw_post(
     app: &TestApp,
@@ -11,11 +11,155 @@ async fn raw_post(
     content_type: Option<&str>,
     body: impl Into<reqwest::Body>,
 ) -> reqwest::Response {
+    raw_post_as(app, path, content_type, body, None).await
+}
+
+async fn raw_post_as(
+    app: &TestApp,
+    path: &str,
+    content_type: Option<&str>,
+    body: impl Into<reqwest::Body>,
+    user: Option<&User>,
+) -> reqwest::Response {
     let mut req = app.client.post(app.url(path)).body(body);
     if let Some(ct) = content_type {
         req = req.header("content-type", ct);
     }
+    if let Some(u) = user {
+        req = req.bearer_auth(&u.token);
+    }
     req.send().await.expect("request")
+}
+
+/// Bodies an endpoint with an optional body must refuse: present but not
+/// JSON, of the wrong shape, or not declared JSON.
+fn malformed_optional_bodies(
+    field: &str,
+    wrong_type: Value,
+) -> Vec<(Option<&'static str>, String, StatusCode, &'static str)> {
+    let json_ct = Some("application/json");
+    vec![
+        (
+            json_ct,
+            format!("{{\"{field}\": "),
+            StatusCode::BAD_REQUEST,
+            "bad_json",
+        ),
+        (
+            json_ct,
+            "not json".into(),
+            StatusCode::BAD_REQUEST,
+            "bad_json",
+        ),
+        (json_ct, " ".into(), StatusCode::BAD_REQUEST, "bad_json"),
+        (
+            json_ct,
+            json!({field: wrong_type}).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            json_ct,
+            json!({"typo": 1}).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            json_ct,
+            "[]".into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            Some("text/plain"),
+            "{}".into(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (
+            json_ct,
+            json!({field: "x".repeat(70_000)}).to_string(),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+        ),
+    ]
+}
+
+#[actix_web::test]
+async fn a_malformed_body_to_mark_sold_changes_nothing() {
+    let app = spawn_app().await;
+    let (seller, buyer) = (app.user("ob-seller").await, app.user("ob-buyer").await);
+    let r = app
+        .post_json(
+            "/api/listings",
+            &json!({"title": "의자", "description": "튼튼함", "price": 5000, "category": "furniture"}),
+            Some(&seller.token),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let l = r.json::<Value>().await.expect("json")["id"]
+        .as_i64()
+        .expect("id");
+    let r = app
+        .post_json(
+            &format!("/api/listings/{l}/chat"),
+            &json!({}),
+            Some(&buyer.token),
+        )
+        .await;
+    assert!(r.status().is_success(), "chat: {}", r.status());
+    let path = format!("/api/listings/{l}/sold");
+    for (ct, body, status, code) in malformed_optional_bodies("buyer_id", json!("someone")) {
+        let r = raw_post_as(&app, &path, ct, body.clone(), Some(&seller)).await;
+        assert_error(r, status, code).await;
+        let d: Value = app
+            .get(&format!("/api/listings/{l}"), Some(&seller.token))
+            .await
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(
+            (d["status"].as_str(), d["buyer_id"].as_i64()),
+            (Some("selling"), None),
+            "after {body:.40}"
+        );
+    }
+    // No body at all: the defaults (sold, buyer unknown).
+    let r = raw_post_as(&app, &path, None, "", Some(&seller)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let d: Value = r.json().await.expect("json");
+    assert_eq!(
+        (d["status"].as_str(), d["buyer_id"].as_i64()),
+        (Some("sold"), None)
+    );
+}
+
+#[actix_web::test]
+async fn a_malformed_body_to_join_changes_nothing() {
+    let app = spawn_app().await;
+    let (owner, joiner) = (app.user("oj-owner").await, app.user("oj-joiner").await);
+    let room = app.open_room(&owner, "열린 방").await;
+    let path = format!("/api/rooms/{room}/join");
+    for (ct, body, status, code) in malformed_optional_bodies("passcode", json!(1234)) {
+        let r = raw_post_as(&app, &path, ct, body.clone(), Some(&joiner)).await;
+        assert_error(r, status, code).await;
+        let v: Value = app
+            .get(&format!("/api/rooms/{room}"), Some(&owner.token))
+            .await
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(v["member_count"], 1, "after {body:.40}");
+        let mine = app.my_rooms(&joiner).await;
+        assert!(
+            mine["items"].as_array().expect("items").is_empty(),
+            "after {body:.40}: {mine}"
+        );
+    }
+    // No body at all, or `{}`: joined.
+    let r = raw_post_as(&app, &path, None, "", Some(&joiner)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.json::<Value>().await.expect("json")["member_count"], 2);
 }
 
 #[actix_web::test]
