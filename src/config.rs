@@ -62,6 +62,11 @@ pub const SETTINGS: &[(&str, Option<&str>, &str)] = &[
         "largest JSON request body accepted",
     ),
     (
+        "max_uri_bytes",
+        Some("8192"),
+        "longest request URI (path and query) accepted; longer gets 414 uri_too_long (256..=65534)",
+    ),
+    (
         "login_max_failures",
         Some("5"),
         "failed logins per email within the window before 429",
@@ -262,6 +267,7 @@ pub struct Config {
     pub session_ttl: Duration,
     pub cookie_secure: bool,
     pub max_body_bytes: usize,
+    pub max_uri_bytes: usize,
     pub login_max_failures: u32,
     pub login_window: Duration,
     pub signup_max_per_address: u32,
@@ -515,6 +521,12 @@ impl Layers {
             None => None,
         };
         let max_body_bytes = self.positive_u64("max_body_bytes")? as usize;
+        // Above 65534 bytes the HTTP layer (the `http` crate's `Uri`)
+        // refuses the request itself, with a bare 400 and no envelope.
+        let max_uri_bytes: usize = self.parse("max_uri_bytes")?;
+        if !(256..=65_534).contains(&max_uri_bytes) {
+            return Err(self.invalid("max_uri_bytes", "expected 256..=65534"));
+        }
         let argon2_memory_kib: u32 = self.parse("argon2_memory_kib")?;
         if argon2_memory_kib < 8 {
             return Err(self.invalid("argon2_memory_kib", "must be at least 8"));
@@ -537,6 +549,7 @@ impl Layers {
             session_ttl: Duration::from_secs(self.positive_u64("session_ttl_secs")?),
             cookie_secure: self.parse("cookie_secure")?,
             max_body_bytes,
+            max_uri_bytes,
             login_max_failures,
             login_window: Duration::from_secs(self.positive_u64("login_window_secs")?),
             signup_max_per_address: self.parse("signup_max_per_address")?,
@@ -769,6 +782,8 @@ mod tests {
             ("cluster_gap_fill_ms", "0"),
             ("reservation_sweep_secs", "0"),
             ("database_pool_size", "0"),
+            ("max_uri_bytes", "100"),
+            ("max_uri_bytes", "65535"),
         ] {
             let err = Config::from_pairs([(key, value.to_string())]).expect_err(key);
             assert!(

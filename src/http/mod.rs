@@ -108,6 +108,8 @@ pub fn app(
                 .service(market::review),
         )
         .split_for_parts();
+    let mut api = api;
+    openapi::add_common_responses(&mut api);
     let docs = api.clone();
     let app = app
         .service(SwaggerUi::new("/swagger-ui/{_:.*}").url("/api-docs/openapi.json", docs))

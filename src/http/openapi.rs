@@ -43,3 +43,38 @@ impl Modify for Security {
         );
     }
 }
+
+/// Responses any route can give, whatever its handler: added to every
+/// operation once the paths are collected (a `Modify` runs before that).
+pub fn add_common_responses(api: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let uri_too_long = ResponseBuilder::new()
+        .description(
+            "`uri_too_long`: the URI (path and query) is longer than `max_uri_bytes`; nothing was done",
+        )
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .build();
+    for item in api.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.options,
+            &mut item.head,
+            &mut item.patch,
+            &mut item.trace,
+        ];
+        for op in operations.into_iter().flatten() {
+            op.responses
+                .responses
+                .entry("414".to_string())
+                .or_insert_with(|| uri_too_long.clone().into());
+        }
+    }
+}
