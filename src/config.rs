@@ -205,6 +205,16 @@ pub const SETTINGS: &[(&str, Option<&str>, &str)] = &[
         "how long a node waits for a missing seq from Kafka before reading it from the store",
     ),
     (
+        "metrics_enabled",
+        Some("true"),
+        "serve Prometheus metrics at GET /metrics (false: 404)",
+    ),
+    (
+        "metrics_token",
+        None,
+        "when set, GET /metrics requires `Authorization: Bearer <token>` (16..=512 visible ASCII characters); unset: public",
+    ),
+    (
         "media_max_bytes",
         Some("10485760"),
         "largest image upload accepted",
@@ -288,6 +298,9 @@ pub struct Config {
     pub ws_sync_window: Duration,
     pub ws_max_frame_bytes: usize,
     pub media_max_bytes: usize,
+    pub metrics_enabled: bool,
+    /// `None`: `/metrics` is public (when enabled).
+    pub metrics_token: Option<String>,
     /// `FULL` or `NORMAL` (see `sqlite_synchronous`).
     pub sqlite_synchronous: &'static str,
     pub redis_url: Option<String>,
@@ -570,6 +583,21 @@ impl Layers {
             ws_sync_window: Duration::from_millis(self.parse("ws_sync_window_ms")?),
             ws_max_frame_bytes: self.positive_u64("ws_max_frame_bytes")? as usize,
             media_max_bytes: self.positive_u64("media_max_bytes")? as usize,
+            metrics_enabled: self.parse("metrics_enabled")?,
+            metrics_token: match self.get("metrics_token") {
+                Some((token, _)) => {
+                    if !(16..=512).contains(&token.len())
+                        || !token.bytes().all(|b| b.is_ascii_graphic())
+                    {
+                        return Err(self.invalid(
+                            "metrics_token",
+                            "expected 16..=512 visible ASCII characters (no spaces)",
+                        ));
+                    }
+                    Some(token.clone())
+                }
+                None => None,
+            },
             redis_url: match self.get("redis_url") {
                 Some((url, _)) if url.starts_with("redis://") || url.starts_with("rediss://") => {
                     Some(url.clone())
@@ -783,6 +811,10 @@ mod tests {
             ("reservation_sweep_secs", "0"),
             ("database_pool_size", "0"),
             ("max_uri_bytes", "100"),
+            ("metrics_token", ""),
+            ("metrics_token", "short"),
+            ("metrics_token", "has a space in it somewhere"),
+            ("metrics_enabled", "maybe"),
             ("max_uri_bytes", "65535"),
         ] {
             let err = Config::from_pairs([(key, value.to_string())]).expect_err(key);
