@@ -195,6 +195,11 @@ pub const SETTINGS: &[(&str, Option<&str>, &str)] = &[
         "this node's name in the cluster (default: hostname-pid)",
     ),
     (
+        "reservation_max_secs",
+        Some("604800"),
+        "latest end of a timed reservation, in seconds from now (default 7 days)",
+    ),
+    (
         "reservation_sweep_secs",
         Some("30"),
         "with Kafka: every node re-arms all pending reservation timers this often (a dead node's timers still fire; expiry is a conditional update, so once)",
@@ -313,6 +318,7 @@ pub struct Config {
     pub node_id: String,
     pub cluster_gap_fill: Duration,
     pub reservation_sweep: Duration,
+    pub reservation_max: Duration,
 }
 
 /// `hostname-pid`: unique per process on a machine, readable in logs.
@@ -656,6 +662,15 @@ impl Layers {
             },
             cluster_gap_fill: Duration::from_millis(self.positive_u64("cluster_gap_fill_ms")?),
             reservation_sweep: Duration::from_secs(self.positive_u64("reservation_sweep_secs")?),
+            // At most 10 years: `until` is epoch ms in an i64.
+            reservation_max: match self.positive_u64("reservation_max_secs")? {
+                s @ 1..=315_360_000 => Duration::from_secs(s),
+                _ => {
+                    return Err(
+                        self.invalid("reservation_max_secs", "expected 1..=315360000 (10 years)")
+                    )
+                }
+            },
             sqlite_synchronous: match self.parse::<String>("sqlite_synchronous")?.as_str() {
                 "full" => "FULL",
                 "normal" => "NORMAL",
@@ -815,6 +830,8 @@ mod tests {
             ("metrics_token", "short"),
             ("metrics_token", "has a space in it somewhere"),
             ("metrics_enabled", "maybe"),
+            ("reservation_max_secs", "0"),
+            ("reservation_max_secs", "999999999999"),
             ("max_uri_bytes", "65535"),
         ] {
             let err = Config::from_pairs([(key, value.to_string())]).expect_err(key);

@@ -227,6 +227,7 @@ impl AppState {
             bus.clone(),
             cache,
             timers,
+            config.reservation_max,
         );
         let _ = market_cell.set(market.clone());
         Ok(AppState {

@@ -706,7 +706,8 @@ pub async fn listing_chats(
 pub struct ReserveRequest {
     /// A buyer who has a chat about this listing.
     pub buyer_id: i64,
-    /// Epoch ms; the reservation expires on its own then.
+    /// Epoch ms; the reservation expires on its own then. Must be in the
+    /// future and at most `reservation_max_secs` (default 7 days) ahead.
     pub until: Option<i64>,
 }
 
@@ -737,7 +738,7 @@ pub struct ReviewRequest {
         (status = 400, description = "`invalid_parameter`: buyer has no chat about it", body = ErrorBody),
         (status = 403, description = "`not_owner`", body = ErrorBody),
         (status = 409, description = "`invalid_state`: sold or hidden", body = ErrorBody),
-        (status = 422, description = "`validation_failed`: until in the past", body = ErrorBody),
+        (status = 422, description = "`validation_failed` naming `until`: not in the future, or more than `reservation_max_secs` (default 7 days) ahead", body = ErrorBody),
     ),
     security(("bearer" = []), ("cookie" = []))
 )]

@@ -60,6 +60,8 @@ pub struct Market {
     bus: Arc<dyn Bus>,
     cache: Arc<dyn Cache>,
     timers: Addr<Timers>,
+    /// How far ahead a reservation's `until` may be (`reservation_max_secs`).
+    reservation_max: std::time::Duration,
 }
 
 /// Fields of a new listing or of a change (all optional on change).
@@ -154,6 +156,7 @@ impl Market {
         bus: Arc<dyn Bus>,
         cache: Arc<dyn Cache>,
         timers: Addr<Timers>,
+        reservation_max: std::time::Duration,
     ) -> Market {
         Market {
             sql,
@@ -162,6 +165,7 @@ impl Market {
             bus,
             cache,
             timers,
+            reservation_max,
         }
     }
 
@@ -838,11 +842,19 @@ impl Market {
             )));
         }
         let now = now_ms();
-        if until.is_some_and(|u| u <= now) {
-            ApiError::check_fields(FieldErrors::from([(
+        let max_secs = self.reservation_max.as_secs();
+        let latest =
+            now.saturating_add(i64::try_from(max_secs.saturating_mul(1000)).unwrap_or(i64::MAX));
+        match until {
+            Some(u) if u <= now => ApiError::check_fields(FieldErrors::from([(
                 "until",
                 "must be in the future".to_string(),
-            )]))?;
+            )]))?,
+            Some(u) if u > latest => ApiError::check_fields(FieldErrors::from([(
+                "until",
+                format!("must be at most {max_secs} s from now"),
+            )]))?,
+            _ => {}
         }
         if buyer == seller || self.sql.listing_room_of(id, buyer).await?.is_none() {
             return Err(ApiError::new(

@@ -1507,3 +1507,82 @@ async fn open_rooms_may_require_a_manner_score() {
     )
     .await;
 }
+
+#[actix_web::test]
+async fn reservation_ends_must_be_in_the_future_and_within_the_maximum() {
+    const DAY_MS: i64 = 24 * 3600 * 1000;
+    let app = spawn_app().await;
+    let (seller, buyer) = (app.user("rm-seller").await, app.user("rm-buyer").await);
+    let l = listing(&app, &seller, "자전거", 120_000).await;
+    chat_about(&app, &buyer, l).await;
+    let path = format!("/api/listings/{l}/reservation");
+    for (what, until) in [
+        ("in the past", now_ms() - 1_000),
+        ("beyond 7 days", now_ms() + 7 * DAY_MS + 3_600_000),
+        ("a year ahead", now_ms() + 365 * DAY_MS),
+        ("the end of time", i64::MAX),
+    ] {
+        let body = assert_error(
+            app.post_json(
+                &path,
+                &json!({"buyer_id": buyer.id, "until": until}),
+                Some(&seller.token),
+            )
+            .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        )
+        .await;
+        assert!(body["details"]["until"].is_string(), "{what}: {body}");
+        let d: Value = get_listing(&app, Some(&seller), l)
+            .await
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(
+            (d["status"].as_str(), d["reserved_until"].as_i64()),
+            (Some("selling"), None),
+            "{what}: nothing changed"
+        );
+    }
+    assert_eq!(app.app_state.market.pending_timers().await, Some(0));
+    // Six days ahead is fine.
+    let until = now_ms() + 6 * DAY_MS;
+    let r = app
+        .post_json(
+            &path,
+            &json!({"buyer_id": buyer.id, "until": until}),
+            Some(&seller.token),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let d: Value = r.json().await.expect("json");
+    assert_eq!(d["reserved_until"].as_i64(), Some(until));
+
+    // The maximum is a setting.
+    let app = spawn_app_with(&[("reservation_max_secs", "60")]).await;
+    let (seller, buyer) = (app.user("rm-seller2").await, app.user("rm-buyer2").await);
+    let l = listing(&app, &seller, "자전거", 120_000).await;
+    chat_about(&app, &buyer, l).await;
+    let path = format!("/api/listings/{l}/reservation");
+    let body = assert_error(
+        app.post_json(
+            &path,
+            &json!({"buyer_id": buyer.id, "until": now_ms() + 120_000}),
+            Some(&seller.token),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert!(body["details"]["until"].is_string(), "{body}");
+    let r = app
+        .post_json(
+            &path,
+            &json!({"buyer_id": buyer.id, "until": now_ms() + 30_000}),
+            Some(&seller.token),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+}
