@@ -562,7 +562,7 @@ pub struct ReportQuery {
     responses(
         (status = 201, description = "Stored", body = ReportView),
         (status = 403, description = "`not_member` (message in a room you are not in)", body = ErrorBody),
-        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such target, or a listing the caller cannot see (deleted, or hidden by its seller): the same answer either way", body = ErrorBody),
         (status = 422, description = "`validation_failed`", body = ErrorBody),
     ),
     security(("bearer" = []), ("cookie" = []))

@@ -739,7 +739,12 @@ impl Market {
         }
         ApiError::check_fields(errors)?;
         let exists = match kind {
-            "listing" => self.sql.listing(target).await?.is_some(),
+            // Only what the reporter could see: a deleted listing, or one
+            // hidden by someone else, answers exactly like one that never
+            // existed (its existence must not leak through reports).
+            "listing" => self.sql.listing(target).await?.is_some_and(|l| {
+                !l.deleted && (l.status != ListingStatus::Hidden || l.seller_id == reporter)
+            }),
             "user" => self.sql.user_by_id(target).await?.is_some(),
             _ => {
                 let room_id = room.unwrap_or(0);

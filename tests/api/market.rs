@@ -1586,3 +1586,79 @@ async fn reservation_ends_must_be_in_the_future_and_within_the_maximum() {
         .await;
     assert_eq!(r.status(), StatusCode::OK);
 }
+
+#[actix_web::test]
+async fn reporting_a_hidden_or_deleted_listing_is_like_reporting_none() {
+    let app = spawn_app().await;
+    let (seller, reporter) = (app.user("rh-seller").await, app.user("rh-reporter").await);
+    let hidden = listing(&app, &seller, "숨긴 물건", 1_000).await;
+    let r = app
+        .patch_json(
+            &format!("/api/listings/{hidden}"),
+            &json!({"status": "hidden"}),
+            Some(&seller.token),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let deleted = listing(&app, &seller, "지운 물건", 1_000).await;
+    let r = app
+        .client
+        .delete(app.url(&format!("/api/listings/{deleted}")))
+        .bearer_auth(&seller.token)
+        .send()
+        .await
+        .expect("delete");
+    assert!(r.status().is_success(), "delete: {}", r.status());
+    let never = deleted + 424_242;
+    let mut answers = Vec::new();
+    for (what, id) in [
+        ("never existed", never),
+        ("hidden", hidden),
+        ("deleted", deleted),
+    ] {
+        let r = app
+            .post_json(
+                "/api/reports",
+                &json!({"target_kind": "listing", "target_id": id, "reason": "사기 의심"}),
+                Some(&reporter.token),
+            )
+            .await;
+        let status = r.status();
+        let body: Value = r.json().await.expect("json");
+        answers.push((what, status, body["code"].clone(), body["message"].clone()));
+    }
+    for (what, status, code, message) in &answers {
+        assert_eq!(
+            (*status, code, message),
+            (StatusCode::NOT_FOUND, &answers[0].2, &answers[0].3),
+            "{what}: {answers:?}"
+        );
+        assert_eq!(code, "not_found", "{what}");
+    }
+    // Nothing was stored.
+    let admin = app.admin().await;
+    let reports: Vec<Value> = app
+        .get("/api/admin/reports", Some(&admin.token))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert!(reports.is_empty(), "{reports:?}");
+    // Once unhidden, it can be reported.
+    let r = app
+        .patch_json(
+            &format!("/api/listings/{hidden}"),
+            &json!({"status": "selling"}),
+            Some(&seller.token),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = app
+        .post_json(
+            "/api/reports",
+            &json!({"target_kind": "listing", "target_id": hidden, "reason": "사기 의심"}),
+            Some(&reporter.token),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+}
