@@ -154,6 +154,11 @@ pub const SETTINGS: &[(&str, Option<&str>, &str)] = &[
         "largest WebSocket frame accepted from a client",
     ),
     (
+        "ws_allowed_origins",
+        Some(""),
+        "comma-separated origins (scheme://host[:port]) allowed to open /ws from a browser; empty: any origin. Production must set it",
+    ),
+    (
         "sqlite_synchronous",
         Some("full"),
         "`full`: fsync every commit (acked = on disk); `normal`: acked = safe from a process crash, not from power loss",
@@ -302,6 +307,8 @@ pub struct Config {
     pub ws_session_check: Duration,
     pub ws_sync_window: Duration,
     pub ws_max_frame_bytes: usize,
+    /// Lower-cased `scheme://host[:port]` entries; empty: any origin.
+    pub ws_allowed_origins: Vec<String>,
     pub media_max_bytes: usize,
     pub metrics_enabled: bool,
     /// `None`: `/metrics` is public (when enabled).
@@ -499,6 +506,35 @@ impl Layers {
         Ok(v)
     }
 
+    /// A comma-separated list of web origins, `scheme://host[:port]` each
+    /// (as browsers send them in `Origin`: no path, no trailing slash),
+    /// lower-cased. Empty entries are skipped; `null` is not an origin one
+    /// can allow (sandboxed frames and files all send it).
+    fn origins(&self, key: &str) -> Result<Vec<String>, ConfigError> {
+        let raw: String = self.parse(key)?;
+        let mut out = Vec::new();
+        for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let entry = entry.trim_end_matches('/').to_ascii_lowercase();
+            let valid = entry.split_once("://").is_some_and(|(scheme, rest)| {
+                !scheme.is_empty()
+                    && scheme
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+                    && !rest.is_empty()
+                    && !rest.contains('/')
+                    && rest.chars().all(|c| c.is_ascii_graphic())
+            });
+            if !valid {
+                return Err(self.invalid(
+                    key,
+                    format!("expected scheme://host[:port] entries, got {entry:?}"),
+                ));
+            }
+            out.push(entry);
+        }
+        Ok(out)
+    }
+
     /// Parse every setting; the first failure names its setting and layer.
     pub fn resolve(&self) -> Result<Config, ConfigError> {
         let data_dir = PathBuf::from(self.parse::<String>("data_dir")?);
@@ -588,6 +624,7 @@ impl Layers {
             ws_session_check: Duration::from_secs(self.positive_u64("ws_session_check_secs")?),
             ws_sync_window: Duration::from_millis(self.parse("ws_sync_window_ms")?),
             ws_max_frame_bytes: self.positive_u64("ws_max_frame_bytes")? as usize,
+            ws_allowed_origins: self.origins("ws_allowed_origins")?,
             media_max_bytes: self.positive_u64("media_max_bytes")? as usize,
             metrics_enabled: self.parse("metrics_enabled")?,
             metrics_token: match self.get("metrics_token") {
@@ -831,6 +868,10 @@ mod tests {
             ("metrics_token", "has a space in it somewhere"),
             ("metrics_enabled", "maybe"),
             ("reservation_max_secs", "0"),
+            ("ws_allowed_origins", "example.com"),
+            ("ws_allowed_origins", "https://example.com/app"),
+            ("ws_allowed_origins", "null"),
+            ("ws_allowed_origins", "https://"),
             ("reservation_max_secs", "999999999999"),
             ("max_uri_bytes", "65535"),
         ] {
@@ -876,6 +917,25 @@ mod tests {
                 "docs/OPERATIONS.md lacks `{key}`"
             );
         }
+    }
+
+    #[test]
+    fn allowed_origins_are_normalised() {
+        let c = Config::from_pairs([(
+            "ws_allowed_origins",
+            " https://Jangteo.example/ ,, http://localhost:3000,capacitor://localhost".to_string(),
+        )])
+        .expect("valid");
+        assert_eq!(
+            c.ws_allowed_origins,
+            [
+                "https://jangteo.example",
+                "http://localhost:3000",
+                "capacitor://localhost"
+            ]
+        );
+        let d = Config::from_pairs(Vec::<(&str, String)>::new()).expect("defaults");
+        assert!(d.ws_allowed_origins.is_empty());
     }
 
     #[test]

@@ -61,6 +61,7 @@ pub struct WsQuery {
         (status = 101, description = "Switching to the WebSocket protocol"),
         (status = 400, description = "`invalid_parameter`: not a WebSocket upgrade", body = ErrorBody),
         (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: `ws_allowed_origins` is set and the `Origin` header names another origin", body = ErrorBody),
     ),
     security(("bearer" = []), ("cookie" = []))
 )]
@@ -70,6 +71,7 @@ pub async fn ws(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    check_origin(&req, &state.config.ws_allowed_origins)?;
     let header_token = if req
         .headers()
         .contains_key(actix_web::http::header::AUTHORIZATION)
@@ -125,6 +127,35 @@ pub async fn ws(
         let _ = tokio::time::timeout(CLOSE_GRACE, conn.socket.close(reason)).await;
     });
     Ok(response)
+}
+
+/// Cross-site WebSocket hijacking guard. Browsers attach cookies to a
+/// WebSocket upgrade from any page and send the page's `Origin`, so with
+/// `ws_allowed_origins` set an upgrade whose `Origin` is not listed is
+/// refused (403) before anything else. Without an `Origin` header the
+/// client is not a browser (apps, bots, tests) and cannot have been led
+/// there by a foreign page: allowed. An empty list allows every origin.
+fn check_origin(req: &HttpRequest, allowed: &[String]) -> Result<(), ApiError> {
+    if allowed.is_empty() {
+        return Ok(());
+    }
+    let listed = |value: &actix_web::http::header::HeaderValue| {
+        value.to_str().is_ok_and(|origin| {
+            let origin = origin.trim().trim_end_matches('/');
+            allowed.iter().any(|a| a.eq_ignore_ascii_case(origin))
+        })
+    };
+    if req
+        .headers()
+        .get_all(actix_web::http::header::ORIGIN)
+        .all(listed)
+    {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
+            "WebSocket connections from this origin are not allowed",
+        ))
+    }
 }
 
 /// Results of a replay task.

@@ -7,7 +7,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::helpers::{assert_error, eventually, spawn_app, spawn_app_with};
+use crate::helpers::{assert_error, eventually, spawn_app, spawn_app_with, Ws};
 
 #[actix_web::test]
 async fn direct_rooms_are_get_or_create_and_race_safe() {
@@ -531,6 +531,83 @@ async fn websocket_requires_authentication_and_accepts_three_ways() {
         "invalid_parameter",
     )
     .await;
+}
+
+#[actix_web::test]
+async fn websocket_upgrades_from_unlisted_origins_are_refused() {
+    let app = spawn_app_with(&[(
+        "ws_allowed_origins",
+        "https://jangteo.example, http://localhost:3000",
+    )])
+    .await;
+    let u = app.user("origin").await;
+    let bearer = format!("Bearer {}", u.token);
+    let cookie = format!("jangteo_session={}", u.token);
+    for bad in [
+        "https://evil.example",
+        "null",
+        "https://jangteo.example.evil.example",
+        "http://jangteo.example",
+        "https://jangteo.example:8443",
+    ] {
+        // A foreign page riding on the cookie (cross-site WebSocket
+        // hijacking), and a client with a bearer token alike.
+        for auth in [
+            ("cookie", cookie.as_str()),
+            ("authorization", bearer.as_str()),
+        ] {
+            let err = Ws::handshake(&app.addr, &[auth, ("origin", bad)])
+                .await
+                .err()
+                .unwrap_or_else(|| panic!("{bad}: upgraded"));
+            let tokio_tungstenite::tungstenite::Error::Http(resp) = err else {
+                panic!("{bad}: expected an HTTP refusal, got {err:?}");
+            };
+            assert_eq!(resp.status(), 403, "{bad}");
+            if let Some(body) = resp.body().as_deref().filter(|b| !b.is_empty()) {
+                let body: Value = serde_json::from_slice(body).expect("envelope");
+                assert_eq!(body["code"], "forbidden", "{bad}: {body}");
+            }
+        }
+        // The same refusal carries the envelope (checked before anything
+        // else, so also on a request that is not an upgrade).
+        let r = app
+            .client
+            .get(app.url("/ws"))
+            .bearer_auth(&u.token)
+            .header("origin", bad)
+            .send()
+            .await
+            .expect("request");
+        assert_error(r, StatusCode::FORBIDDEN, "forbidden").await;
+    }
+    // Listed origins (in any case) connect, and so do clients that send no
+    // Origin at all (apps, not browsers).
+    for origin in [
+        Some("https://jangteo.example"),
+        Some("HTTP://LOCALHOST:3000"),
+        None,
+    ] {
+        let mut headers = vec![("authorization", bearer.as_str())];
+        headers.extend(origin.map(|o| ("origin", o)));
+        let mut ws = Ws::handshake(&app.addr, &headers)
+            .await
+            .unwrap_or_else(|e| panic!("{origin:?}: {e}"));
+        ws.send(json!({"type": "ping"})).await;
+        ws.expect("pong").await;
+    }
+    // Unset (the embedded default): any origin.
+    let open = spawn_app().await;
+    let v = open.user("anywhere").await;
+    let auth = format!("Bearer {}", v.token);
+    let mut ws = Ws::handshake(
+        &open.addr,
+        &[("authorization", &auth), ("origin", "https://evil.example")],
+    )
+    .await
+    .expect("any origin by default");
+    ws.send(json!({"type": "ping"})).await;
+    ws.expect("pong").await;
 }
 
 #[actix_web::test]
