@@ -169,6 +169,8 @@ impl AppState {
             ChatSettings {
                 send_rate_per_sec: config.chat_send_rate,
                 send_burst: config.chat_send_burst,
+                direct_send_rate_per_sec: config.chat_direct_send_rate,
+                direct_send_burst: config.chat_direct_send_burst,
                 open_room_receipts: config.chat_open_room_receipts,
                 room_idle: config.chat_room_idle,
                 badge_delay: config.chat_badge_delay,

@@ -54,6 +54,10 @@ pub struct ChatSettings {
     pub send_rate_per_sec: f64,
     /// Bucket size: how many sends may burst.
     pub send_burst: f64,
+    /// The same per user in a direct room (more generous: two people
+    /// typing fast, not a crowd).
+    pub direct_send_rate_per_sec: f64,
+    pub direct_send_burst: f64,
     /// Send read receipts in open rooms too (direct rooms always do).
     pub open_room_receipts: bool,
     /// Room actors stop after this long without traffic.

@@ -676,7 +676,12 @@ async fn bad_frames_get_errors_and_the_connection_stays_usable() {
 
 #[actix_web::test]
 async fn history_pages_edits_and_deletions() {
-    let app = spawn_app().await;
+    // Writes pages of history in bursts: no rate limit in the way.
+    let app = spawn_app_with(&[
+        ("chat_direct_send_rate", "1000"),
+        ("chat_direct_send_burst", "1000"),
+    ])
+    .await;
     let (a, b) = (app.user("writer").await, app.user("editor-peer").await);
     let room = app.direct_room(&a, &b).await;
     let mut wa = app.ws(&a.token).await;
@@ -852,7 +857,12 @@ async fn my_rooms_lists_latest_first_with_previews_and_total() {
 
 #[actix_web::test]
 async fn a_slow_client_is_disconnected_without_slowing_the_room() {
-    let app = spawn_app_with(&[("ws_outbound_queue", "64")]).await;
+    let app = spawn_app_with(&[
+        ("ws_outbound_queue", "64"),
+        ("chat_direct_send_rate", "100000"),
+        ("chat_direct_send_burst", "100000"),
+    ])
+    .await;
     let (a, b) = (app.user("firehose").await, app.user("sleepy").await);
     let room = app.direct_room(&a, &b).await;
     let mut wa = app.ws(&a.token).await;
