@@ -164,6 +164,11 @@ pub const SETTINGS: &[(&str, Option<&str>, &str)] = &[
         "largest WebSocket frame accepted from a client",
     ),
     (
+        "ws_max_connections_per_user",
+        Some("10"),
+        "open WebSocket connections one user may hold on each node; more get 429 rate_limited before the upgrade",
+    ),
+    (
         "ws_allowed_origins",
         Some(""),
         "comma-separated origins (scheme://host[:port]) allowed to open /ws from a browser; empty: any origin. Production must set it",
@@ -319,6 +324,7 @@ pub struct Config {
     pub ws_session_check: Duration,
     pub ws_sync_window: Duration,
     pub ws_max_frame_bytes: usize,
+    pub ws_max_connections_per_user: usize,
     /// Lower-cased `scheme://host[:port]` entries; empty: any origin.
     pub ws_allowed_origins: Vec<String>,
     pub media_max_bytes: usize,
@@ -639,6 +645,7 @@ impl Layers {
             ws_sync_window: Duration::from_millis(self.parse("ws_sync_window_ms")?),
             ws_max_frame_bytes: self.positive_u64("ws_max_frame_bytes")? as usize,
             ws_allowed_origins: self.origins("ws_allowed_origins")?,
+            ws_max_connections_per_user: self.positive_u64("ws_max_connections_per_user")? as usize,
             media_max_bytes: self.positive_u64("media_max_bytes")? as usize,
             metrics_enabled: self.parse("metrics_enabled")?,
             metrics_token: match self.get("metrics_token") {
@@ -884,6 +891,7 @@ mod tests {
             ("reservation_max_secs", "0"),
             ("chat_direct_send_rate", "0"),
             ("chat_direct_send_burst", "-1"),
+            ("ws_max_connections_per_user", "0"),
             ("ws_allowed_origins", "example.com"),
             ("ws_allowed_origins", "https://example.com/app"),
             ("ws_allowed_origins", "null"),

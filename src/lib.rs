@@ -181,6 +181,7 @@ impl AppState {
                 sync_window: config.ws_sync_window,
                 max_frame_bytes: config.ws_max_frame_bytes,
                 gap_fill: config.cluster_gap_fill,
+                max_connections_per_user: config.ws_max_connections_per_user,
             },
             metrics.clone(),
             bus.clone(),

@@ -43,6 +43,8 @@ const CLOSE_SLOW_CONSUMER: u16 = 4008;
 /// Close code sent when the login session of the connection ended (logout,
 /// withdrawal, password change elsewhere, expiry): sign in again.
 const CLOSE_SESSION_ENDED: u16 = 4001;
+/// `Retry-After` when a user holds `ws_max_connections_per_user` already.
+const TOO_MANY_CONNECTIONS_RETRY_SECS: u64 = 5;
 /// How long a closing connection may take to accept its close frame.
 const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -62,6 +64,7 @@ pub struct WsQuery {
         (status = 400, description = "`invalid_parameter`: not a WebSocket upgrade", body = ErrorBody),
         (status = 401, description = "`unauthenticated`", body = ErrorBody),
         (status = 403, description = "`forbidden`: `ws_allowed_origins` is set and the `Origin` header names another origin", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: the user already holds `ws_max_connections_per_user` connections on this server (`Retry-After`)", body = ErrorBody),
     ),
     security(("bearer" = []), ("cookie" = []))
 )]
@@ -99,6 +102,15 @@ pub async fn ws(
         )
     })?;
     let hub = state.hub.clone();
+    // Still before the upgrade: nothing is sent until `response` is.
+    let slot = hub.reserve_connection(auth.user_id()).ok_or_else(|| {
+        let mut e = ApiError::rate_limited(TOO_MANY_CONNECTIONS_RETRY_SECS);
+        e.message = format!(
+            "too many open connections for this user (at most {} per server); close one first",
+            hub.settings().max_connections_per_user
+        );
+        e
+    })?;
     let settings = hub.settings().clone();
     let stream = stream
         .max_frame_size(settings.max_frame_bytes)
@@ -116,6 +128,8 @@ pub async fn ws(
         let mut conn = Conn::new(hub.clone(), accounts, handle.clone(), session);
         let reason = conn.run(stream, outbound).await.err().flatten();
         hub.detach(handle.user_id, handle.id);
+        // The connection's place among its user's: free again.
+        drop(slot);
         tracing::debug!(
             user = handle.user_id,
             session = handle.id,

@@ -1060,3 +1060,71 @@ async fn silent_connections_time_out_and_pongs_keep_them_alive() {
     alive.send(json!({"type": "ping"})).await;
     alive.expect("pong").await;
 }
+
+#[actix_web::test]
+async fn connections_per_user_are_capped_before_the_upgrade() {
+    let app = spawn_app_with(&[("ws_max_connections_per_user", "2")]).await;
+    let (u, other) = (app.user("devices").await, app.user("other").await);
+    let auth = format!("Bearer {}", u.token);
+    // Always the first node: the cap is per node.
+    let connect = |auth: String| {
+        let addr = app.addr.clone();
+        async move { Ws::handshake(&addr, &[("authorization", auth.as_str())]).await }
+    };
+    let mut first = connect(auth.clone()).await.expect("first connection");
+    let mut second = connect(auth.clone()).await.expect("second connection");
+    for ws in [&mut first, &mut second] {
+        ws.send(json!({"type": "ping"})).await;
+        ws.expect("pong").await;
+    }
+    // The third is refused before the upgrade...
+    let err = connect(auth.clone())
+        .await
+        .err()
+        .expect("a third connection is refused");
+    let tokio_tungstenite::tungstenite::Error::Http(resp) = err else {
+        panic!("expected an HTTP refusal, got {err:?}");
+    };
+    assert_eq!(resp.status(), 429);
+    assert!(resp.headers().contains_key("retry-after"));
+    if let Some(body) = resp.body().as_deref().filter(|b| !b.is_empty()) {
+        let body: Value = serde_json::from_slice(body).expect("envelope");
+        assert_eq!(body["code"], "rate_limited", "{body}");
+    }
+    // ...with the envelope (the same request through an HTTP client).
+    let r = app
+        .client
+        .get(app.url("/ws"))
+        .bearer_auth(&u.token)
+        .header("connection", "Upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .await
+        .expect("request");
+    assert!(r.headers().contains_key("retry-after"));
+    assert_error(r, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    // The refusals changed nothing: both connections still work.
+    for ws in [&mut first, &mut second] {
+        ws.send(json!({"type": "ping"})).await;
+        ws.expect("pong").await;
+    }
+    // Another user is not affected.
+    let mut theirs = connect(format!("Bearer {}", other.token))
+        .await
+        .expect("another user");
+    theirs.send(json!({"type": "ping"})).await;
+    theirs.expect("pong").await;
+    // Closing one frees its place.
+    first.stream.close(None).await.expect("close");
+    drop(first);
+    let mut again = eventually(Duration::from_secs(10), "a freed place", || {
+        let auth = auth.clone();
+        let connect = &connect;
+        async move { connect(auth).await.ok() }
+    })
+    .await;
+    again.send(json!({"type": "ping"})).await;
+    again.expect("pong").await;
+}
