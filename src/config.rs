@@ -62,6 +62,11 @@ pub const SETTINGS: &[(&str, Option<&str>, &str)] = &[
         "largest JSON request body accepted",
     ),
     (
+        "max_uri_bytes",
+        Some("8192"),
+        "longest request URI (path and query) accepted; longer gets 414 uri_too_long (256..=65534)",
+    ),
+    (
         "login_max_failures",
         Some("5"),
         "login attempts per (email, address) within the window before 429",
@@ -106,6 +111,16 @@ pub const SETTINGS: &[(&str, Option<&str>, &str)] = &[
         "chat_send_burst",
         Some("20"),
         "burst size of the send rate limit",
+    ),
+    (
+        "chat_direct_send_rate",
+        Some("10"),
+        "messages per second per user in a direct room (token bucket)",
+    ),
+    (
+        "chat_direct_send_burst",
+        Some("20"),
+        "burst size of the direct-room send rate limit",
     ),
     (
         "chat_open_room_receipts",
@@ -154,6 +169,16 @@ pub const SETTINGS: &[(&str, Option<&str>, &str)] = &[
         "largest WebSocket frame accepted from a client",
     ),
     (
+        "ws_max_connections_per_user",
+        Some("10"),
+        "open WebSocket connections one user may hold on each node; more get 429 rate_limited before the upgrade",
+    ),
+    (
+        "ws_allowed_origins",
+        Some(""),
+        "comma-separated origins (scheme://host[:port]) allowed to open /ws from a browser; empty: any origin. Production must set it",
+    ),
+    (
         "sqlite_synchronous",
         Some("full"),
         "`full`: fsync every commit (acked = on disk); `normal`: acked = safe from a process crash, not from power loss",
@@ -195,6 +220,11 @@ pub const SETTINGS: &[(&str, Option<&str>, &str)] = &[
         "this node's name in the cluster (default: hostname-pid)",
     ),
     (
+        "reservation_max_secs",
+        Some("604800"),
+        "latest end of a timed reservation, in seconds from now (default 7 days)",
+    ),
+    (
         "reservation_sweep_secs",
         Some("30"),
         "with Kafka: every node re-arms all pending reservation timers this often (a dead node's timers still fire; expiry is a conditional update, so once)",
@@ -203,6 +233,16 @@ pub const SETTINGS: &[(&str, Option<&str>, &str)] = &[
         "cluster_gap_fill_ms",
         Some("150"),
         "how long a node waits for a missing seq from Kafka before reading it from the store",
+    ),
+    (
+        "metrics_enabled",
+        Some("true"),
+        "serve Prometheus metrics at GET /metrics (false: 404)",
+    ),
+    (
+        "metrics_token",
+        None,
+        "when set, GET /metrics requires `Authorization: Bearer <token>` (16..=512 visible ASCII characters); unset: public",
     ),
     (
         "media_max_bytes",
@@ -267,6 +307,7 @@ pub struct Config {
     pub session_ttl: Duration,
     pub cookie_secure: bool,
     pub max_body_bytes: usize,
+    pub max_uri_bytes: usize,
     pub login_max_failures: u32,
     pub login_window: Duration,
     pub signup_max_per_address: u32,
@@ -277,6 +318,8 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     pub chat_send_rate: f64,
     pub chat_send_burst: f64,
+    pub chat_direct_send_rate: f64,
+    pub chat_direct_send_burst: f64,
     pub chat_open_room_receipts: bool,
     pub chat_room_idle: Duration,
     pub chat_badge_delay: Duration,
@@ -287,7 +330,13 @@ pub struct Config {
     pub ws_sync_window: Duration,
     pub ws_max_frame_bytes: usize,
     pub ws_frames_per_sec: f64,
+    pub ws_max_connections_per_user: usize,
+    /// Lower-cased `scheme://host[:port]` entries; empty: any origin.
+    pub ws_allowed_origins: Vec<String>,
     pub media_max_bytes: usize,
+    pub metrics_enabled: bool,
+    /// `None`: `/metrics` is public (when enabled).
+    pub metrics_token: Option<String>,
     /// `FULL` or `NORMAL` (see `sqlite_synchronous`).
     pub sqlite_synchronous: &'static str,
     pub redis_url: Option<String>,
@@ -300,6 +349,7 @@ pub struct Config {
     pub node_id: String,
     pub cluster_gap_fill: Duration,
     pub reservation_sweep: Duration,
+    pub reservation_max: Duration,
 }
 
 /// `hostname-pid`: unique per process on a machine, readable in logs.
@@ -480,6 +530,35 @@ impl Layers {
         Ok(v)
     }
 
+    /// A comma-separated list of web origins, `scheme://host[:port]` each
+    /// (as browsers send them in `Origin`: no path, no trailing slash),
+    /// lower-cased. Empty entries are skipped; `null` is not an origin one
+    /// can allow (sandboxed frames and files all send it).
+    fn origins(&self, key: &str) -> Result<Vec<String>, ConfigError> {
+        let raw: String = self.parse(key)?;
+        let mut out = Vec::new();
+        for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let entry = entry.trim_end_matches('/').to_ascii_lowercase();
+            let valid = entry.split_once("://").is_some_and(|(scheme, rest)| {
+                !scheme.is_empty()
+                    && scheme
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+                    && !rest.is_empty()
+                    && !rest.contains('/')
+                    && rest.chars().all(|c| c.is_ascii_graphic())
+            });
+            if !valid {
+                return Err(self.invalid(
+                    key,
+                    format!("expected scheme://host[:port] entries, got {entry:?}"),
+                ));
+            }
+            out.push(entry);
+        }
+        Ok(out)
+    }
+
     /// Parse every setting; the first failure names its setting and layer.
     pub fn resolve(&self) -> Result<Config, ConfigError> {
         let data_dir = PathBuf::from(self.parse::<String>("data_dir")?);
@@ -521,6 +600,12 @@ impl Layers {
             None => None,
         };
         let max_body_bytes = self.positive_u64("max_body_bytes")? as usize;
+        // Above 65534 bytes the HTTP layer (the `http` crate's `Uri`)
+        // refuses the request itself, with a bare 400 and no envelope.
+        let max_uri_bytes: usize = self.parse("max_uri_bytes")?;
+        if !(256..=65_534).contains(&max_uri_bytes) {
+            return Err(self.invalid("max_uri_bytes", "expected 256..=65534"));
+        }
         let argon2_memory_kib: u32 = self.parse("argon2_memory_kib")?;
         if argon2_memory_kib < 8 {
             return Err(self.invalid("argon2_memory_kib", "must be at least 8"));
@@ -543,6 +628,7 @@ impl Layers {
             session_ttl: Duration::from_secs(self.positive_u64("session_ttl_secs")?),
             cookie_secure: self.parse("cookie_secure")?,
             max_body_bytes,
+            max_uri_bytes,
             login_max_failures,
             login_window: Duration::from_secs(self.positive_u64("login_window_secs")?),
             signup_max_per_address: self.parse("signup_max_per_address")?,
@@ -553,6 +639,8 @@ impl Layers {
             shutdown_timeout: Duration::from_secs(self.parse("shutdown_timeout_secs")?),
             chat_send_rate: self.positive_f64("chat_send_rate")?,
             chat_send_burst: self.positive_f64("chat_send_burst")?.max(1.0),
+            chat_direct_send_rate: self.positive_f64("chat_direct_send_rate")?,
+            chat_direct_send_burst: self.positive_f64("chat_direct_send_burst")?.max(1.0),
             chat_open_room_receipts: self.parse("chat_open_room_receipts")?,
             chat_room_idle: Duration::from_secs(self.positive_u64("chat_room_idle_secs")?),
             chat_badge_delay: Duration::from_millis(self.parse("chat_badge_delay_ms")?),
@@ -563,7 +651,24 @@ impl Layers {
             ws_sync_window: Duration::from_millis(self.parse("ws_sync_window_ms")?),
             ws_max_frame_bytes: self.positive_u64("ws_max_frame_bytes")? as usize,
             ws_frames_per_sec: self.positive_f64("ws_frames_per_sec")?,
+            ws_allowed_origins: self.origins("ws_allowed_origins")?,
+            ws_max_connections_per_user: self.positive_u64("ws_max_connections_per_user")? as usize,
             media_max_bytes: self.positive_u64("media_max_bytes")? as usize,
+            metrics_enabled: self.parse("metrics_enabled")?,
+            metrics_token: match self.get("metrics_token") {
+                Some((token, _)) => {
+                    if !(16..=512).contains(&token.len())
+                        || !token.bytes().all(|b| b.is_ascii_graphic())
+                    {
+                        return Err(self.invalid(
+                            "metrics_token",
+                            "expected 16..=512 visible ASCII characters (no spaces)",
+                        ));
+                    }
+                    Some(token.clone())
+                }
+                None => None,
+            },
             redis_url: match self.get("redis_url") {
                 Some((url, _)) if url.starts_with("redis://") || url.starts_with("rediss://") => {
                     Some(url.clone())
@@ -622,6 +727,15 @@ impl Layers {
             },
             cluster_gap_fill: Duration::from_millis(self.positive_u64("cluster_gap_fill_ms")?),
             reservation_sweep: Duration::from_secs(self.positive_u64("reservation_sweep_secs")?),
+            // At most 10 years: `until` is epoch ms in an i64.
+            reservation_max: match self.positive_u64("reservation_max_secs")? {
+                s @ 1..=315_360_000 => Duration::from_secs(s),
+                _ => {
+                    return Err(
+                        self.invalid("reservation_max_secs", "expected 1..=315360000 (10 years)")
+                    )
+                }
+            },
             sqlite_synchronous: match self.parse::<String>("sqlite_synchronous")?.as_str() {
                 "full" => "FULL",
                 "normal" => "NORMAL",
@@ -776,6 +890,21 @@ mod tests {
             ("cluster_gap_fill_ms", "0"),
             ("reservation_sweep_secs", "0"),
             ("database_pool_size", "0"),
+            ("max_uri_bytes", "100"),
+            ("metrics_token", ""),
+            ("metrics_token", "short"),
+            ("metrics_token", "has a space in it somewhere"),
+            ("metrics_enabled", "maybe"),
+            ("reservation_max_secs", "0"),
+            ("chat_direct_send_rate", "0"),
+            ("chat_direct_send_burst", "-1"),
+            ("ws_max_connections_per_user", "0"),
+            ("ws_allowed_origins", "example.com"),
+            ("ws_allowed_origins", "https://example.com/app"),
+            ("ws_allowed_origins", "null"),
+            ("ws_allowed_origins", "https://"),
+            ("reservation_max_secs", "999999999999"),
+            ("max_uri_bytes", "65535"),
         ] {
             let err = Config::from_pairs([(key, value.to_string())]).expect_err(key);
             assert!(
@@ -819,6 +948,25 @@ mod tests {
                 "docs/OPERATIONS.md lacks `{key}`"
             );
         }
+    }
+
+    #[test]
+    fn allowed_origins_are_normalised() {
+        let c = Config::from_pairs([(
+            "ws_allowed_origins",
+            " https://Jangteo.example/ ,, http://localhost:3000,capacitor://localhost".to_string(),
+        )])
+        .expect("valid");
+        assert_eq!(
+            c.ws_allowed_origins,
+            [
+                "https://jangteo.example",
+                "http://localhost:3000",
+                "capacitor://localhost"
+            ]
+        );
+        let d = Config::from_pairs(Vec::<(&str, String)>::new()).expect("defaults");
+        assert!(d.ws_allowed_origins.is_empty());
     }
 
     #[test]

@@ -110,6 +110,8 @@ error_codes! {
     ValidationFailed = "validation_failed", UNPROCESSABLE_ENTITY, Both;
     /// The body is larger than the route accepts.
     PayloadTooLarge = "payload_too_large", PAYLOAD_TOO_LARGE, Rest;
+    /// The request URI (path and query) is longer than `max_uri_bytes`.
+    UriTooLong = "uri_too_long", URI_TOO_LONG, Rest;
     /// The `Content-Type` is not one the route accepts.
     UnsupportedMediaType = "unsupported_media_type", UNSUPPORTED_MEDIA_TYPE, Rest;
     /// No valid session (missing, unknown or expired token).
@@ -172,6 +174,7 @@ impl Code {
             StatusCode::NOT_FOUND => Code::NotFound,
             StatusCode::METHOD_NOT_ALLOWED => Code::MethodNotAllowed,
             StatusCode::PAYLOAD_TOO_LARGE => Code::PayloadTooLarge,
+            StatusCode::URI_TOO_LONG => Code::UriTooLong,
             StatusCode::UNSUPPORTED_MEDIA_TYPE => Code::UnsupportedMediaType,
             StatusCode::UNAUTHORIZED => Code::Unauthenticated,
             StatusCode::FORBIDDEN => Code::Forbidden,

@@ -169,6 +169,8 @@ impl AppState {
             ChatSettings {
                 send_rate_per_sec: config.chat_send_rate,
                 send_burst: config.chat_send_burst,
+                direct_send_rate_per_sec: config.chat_direct_send_rate,
+                direct_send_burst: config.chat_direct_send_burst,
                 open_room_receipts: config.chat_open_room_receipts,
                 room_idle: config.chat_room_idle,
                 badge_delay: config.chat_badge_delay,
@@ -180,6 +182,7 @@ impl AppState {
                 max_frame_bytes: config.ws_max_frame_bytes,
                 frames_per_sec: config.ws_frames_per_sec,
                 gap_fill: config.cluster_gap_fill,
+                max_connections_per_user: config.ws_max_connections_per_user,
             },
             metrics.clone(),
             bus.clone(),
@@ -228,6 +231,7 @@ impl AppState {
             bus.clone(),
             cache,
             timers,
+            config.reservation_max,
         );
         let _ = market_cell.set(market.clone());
         Ok(AppState {

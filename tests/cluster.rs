@@ -166,6 +166,8 @@ impl Cluster {
             ("WS_FRAMES_PER_SEC".into(), "100000".into()),
             ("CHAT_SEND_RATE".into(), "1000".into()),
             ("CHAT_SEND_BURST".into(), "1000".into()),
+            ("CHAT_DIRECT_SEND_RATE".into(), "1000".into()),
+            ("CHAT_DIRECT_SEND_BURST".into(), "1000".into()),
             ("WORKERS".into(), "2".into()),
             ("LOG".into(), "warn,jangteo=info".into()),
         ];

@@ -62,6 +62,10 @@ pub struct ChatSettings {
     pub send_rate_per_sec: f64,
     /// Bucket size: how many sends may burst.
     pub send_burst: f64,
+    /// The same per user in a direct room (more generous: two people
+    /// typing fast, not a crowd).
+    pub direct_send_rate_per_sec: f64,
+    pub direct_send_burst: f64,
     /// Send read receipts in open rooms too (direct rooms always do).
     pub open_room_receipts: bool,
     /// Room actors stop after this long without traffic.
@@ -82,6 +86,8 @@ pub struct ChatSettings {
     /// Cluster: how long a room waits for a missing seq from the bus
     /// before reading it from the store.
     pub gap_fill: Duration,
+    /// Open WebSocket connections one user may hold on this node.
+    pub max_connections_per_user: usize,
 }
 
 /// What a session queues for its socket.
@@ -191,6 +197,9 @@ struct HubInner {
     missing: Mutex<HashMap<i64, std::time::Instant>>,
     users: RwLock<HashMap<i64, Slot<UserActor>>>,
     next_session: AtomicU64,
+    /// Open WebSocket connections per user on this node (see
+    /// [`ChatHub::reserve_connection`]); users with none are absent.
+    connections: Mutex<HashMap<i64, usize>>,
     /// Flips to true when the server is shutting down.
     closing: tokio::sync::watch::Sender<bool>,
     /// The bus to the other nodes, if there are any (Kafka).
@@ -204,6 +213,25 @@ struct HubInner {
 #[derive(Clone)]
 pub struct ChatHub {
     inner: Arc<HubInner>,
+}
+
+/// One of a user's connection places on this node, from
+/// [`ChatHub::reserve_connection`]; dropping it gives the place back.
+pub struct ConnectionSlot {
+    hub: ChatHub,
+    user_id: i64,
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let mut open = self.hub.connections_lock();
+        if let Some(n) = open.get_mut(&self.user_id) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.user_id);
+            }
+        }
+    }
 }
 
 impl ChatHub {
@@ -230,6 +258,7 @@ impl ChatHub {
                 missing: Mutex::new(HashMap::new()),
                 users: RwLock::new(HashMap::new()),
                 next_session: AtomicU64::new(1),
+                connections: Mutex::new(HashMap::new()),
                 closing: tokio::sync::watch::channel(false).0,
                 cluster,
                 presence,
@@ -622,6 +651,35 @@ impl ChatHub {
     }
 
     /// Register a new connection of a user, starting their actor if needed.
+    /// Take one of `user_id`'s `max_connections_per_user` places on this
+    /// node, or `None` when all are taken. Checking and taking happen under
+    /// one lock, so concurrent upgrades cannot overshoot. The place is
+    /// given back when the returned slot is dropped (the session task
+    /// holds it until the connection has ended).
+    pub fn reserve_connection(&self, user_id: i64) -> Option<ConnectionSlot> {
+        let max = self.inner.settings.max_connections_per_user;
+        let mut open = self.connections_lock();
+        let n = open.entry(user_id).or_insert(0);
+        if *n >= max {
+            if *n == 0 {
+                open.remove(&user_id);
+            }
+            return None;
+        }
+        *n += 1;
+        Some(ConnectionSlot {
+            hub: self.clone(),
+            user_id,
+        })
+    }
+
+    fn connections_lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, usize>> {
+        self.inner
+            .connections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
     pub fn attach(&self, session: SessionHandle) {
         let mut users = self.users_write();
         let user_id = session.user_id;

@@ -177,10 +177,15 @@ impl RoomActor {
         }
     }
 
-    /// Token bucket per member: `send_rate_per_sec`, bursts of `send_burst`.
-    fn allow_send(&mut self, user: i64) -> bool {
+    /// Token bucket per member: in open rooms `send_rate_per_sec` with
+    /// bursts of `send_burst`, in direct rooms the `direct_` pair. A room
+    /// has one kind, so one bucket per member suffices.
+    fn allow_send(&mut self, user: i64, kind: RoomKind) -> bool {
         let s = self.hub.settings();
-        let (rate, burst) = (s.send_rate_per_sec, s.send_burst);
+        let (rate, burst) = match kind {
+            RoomKind::Open => (s.send_rate_per_sec, s.send_burst),
+            RoomKind::Direct => (s.direct_send_rate_per_sec, s.direct_send_burst),
+        };
         let now = Instant::now();
         let (tokens, at) = self.buckets.entry(user).or_insert((burst, now));
         *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(burst);
@@ -401,7 +406,7 @@ impl RoomActor {
                 return;
             }
         }
-        if kind == RoomKind::Open && !self.allow_send(user) {
+        if !self.allow_send(user, kind) {
             reply.frame(frames::error(
                 Code::RateLimited,
                 "sending too fast; slow down",

@@ -7,7 +7,9 @@ use std::pin::Pin;
 
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::http::header;
-use actix_web::{web, FromRequest, HttpMessage as _, HttpRequest};
+use actix_web::http::StatusCode;
+use actix_web::{mime, web, FromRequest, HttpMessage as _, HttpRequest};
+use serde::de::DeserializeOwned;
 
 use crate::error::{ApiError, Code};
 use crate::service::accounts::AuthContext;
@@ -156,6 +158,57 @@ fn json_error(err: JsonPayloadError) -> ApiError {
             ApiError::new(Code::BadJson, format!("malformed JSON: {e}"))
         }
         other => ApiError::new(Code::BadJson, format!("unreadable body: {other}")),
+    }
+}
+
+/// An optional JSON body. No body at all (zero bytes) means `T::default()`;
+/// a body that is present is held to the same rules as `web::Json`: JSON
+/// content type (415), within `max_body_bytes` (413), valid JSON (400
+/// `bad_json`) of the right shape (422 `invalid_body`). Unlike
+/// `Option<web::Json<T>>`, which turns every one of those failures into
+/// `None`, a malformed body never falls back to the defaults.
+pub struct OptionalJson<T>(pub T);
+
+impl<T> OptionalJson<T> {
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+fn is_json_mime(req: &HttpRequest) -> bool {
+    matches!(
+        req.mime_type(),
+        Ok(Some(m)) if m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON)
+    )
+}
+
+impl<T: DeserializeOwned + Default + 'static> FromRequest for OptionalJson<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<OptionalJson<T>, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        // The body as bytes, within the app's `PayloadConfig` limit (the
+        // same `max_body_bytes` as JSON bodies) and decompressed like them.
+        let bytes = web::Bytes::from_request(req, payload);
+        let json_type = is_json_mime(req);
+        Box::pin(async move {
+            let bytes = bytes.await.map_err(|e| {
+                if e.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(Code::PayloadTooLarge, "body too large")
+                } else {
+                    ApiError::new(Code::BadJson, format!("unreadable body: {e}"))
+                }
+            })?;
+            if bytes.is_empty() {
+                return Ok(OptionalJson(T::default()));
+            }
+            if !json_type {
+                return Err(json_error(JsonPayloadError::ContentType));
+            }
+            serde_json::from_slice(&bytes)
+                .map(OptionalJson)
+                .map_err(|e| json_error(JsonPayloadError::Deserialize(e)))
+        })
     }
 }
 

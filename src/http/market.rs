@@ -9,7 +9,7 @@ use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::extract::{Admin, Auth, MaybeAuth};
+use super::extract::{Admin, Auth, MaybeAuth, OptionalJson};
 use super::rooms::RoomView;
 use crate::domain::listing::{ListingStatus, Sort};
 use crate::error::{ApiError, Code, ErrorBody};
@@ -562,7 +562,7 @@ pub struct ReportQuery {
     responses(
         (status = 201, description = "Stored", body = ReportView),
         (status = 403, description = "`not_member` (message in a room you are not in)", body = ErrorBody),
-        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such target, or a listing the caller cannot see (deleted, or hidden by its seller): the same answer either way", body = ErrorBody),
         (status = 422, description = "`validation_failed`", body = ErrorBody),
     ),
     security(("bearer" = []), ("cookie" = []))
@@ -706,7 +706,8 @@ pub async fn listing_chats(
 pub struct ReserveRequest {
     /// A buyer who has a chat about this listing.
     pub buyer_id: i64,
-    /// Epoch ms; the reservation expires on its own then.
+    /// Epoch ms; the reservation expires on its own then. Must be in the
+    /// future and at most `reservation_max_secs` (default 7 days) ahead.
     pub until: Option<i64>,
 }
 
@@ -737,7 +738,7 @@ pub struct ReviewRequest {
         (status = 400, description = "`invalid_parameter`: buyer has no chat about it", body = ErrorBody),
         (status = 403, description = "`not_owner`", body = ErrorBody),
         (status = 409, description = "`invalid_state`: sold or hidden", body = ErrorBody),
-        (status = 422, description = "`validation_failed`: until in the past", body = ErrorBody),
+        (status = 422, description = "`validation_failed` naming `until`: not in the future, or more than `reservation_max_secs` (default 7 days) ahead", body = ErrorBody),
     ),
     security(("bearer" = []), ("cookie" = []))
 )]
@@ -783,11 +784,15 @@ pub async fn cancel_reservation(
 #[utoipa::path(
     tag = "market",
     params(("id" = i64, Path, description = "Listing id")),
-    request_body(content = SoldRequest, description = "Optional; `{}` when the buyer is unknown"),
+    request_body(content = SoldRequest, description = "Optional: no body (or `{}`) when the buyer is unknown. A body that is present must be valid"),
     responses(
         (status = 200, body = ListingView),
+        (status = 400, description = "`bad_json`: a body that is not JSON (nothing is changed)", body = ErrorBody),
         (status = 403, description = "`not_owner`", body = ErrorBody),
         (status = 409, description = "`invalid_state`: already sold or hidden", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: a body that is not `application/json`", body = ErrorBody),
+        (status = 422, description = "`invalid_body`: JSON of the wrong shape (nothing is changed)", body = ErrorBody),
     ),
     security(("bearer" = []), ("cookie" = []))
 )]
@@ -796,9 +801,9 @@ pub async fn sold(
     state: web::Data<AppState>,
     auth: Auth,
     id: web::Path<i64>,
-    body: Option<web::Json<SoldRequest>>,
+    body: OptionalJson<SoldRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let buyer = body.and_then(|b| b.into_inner().buyer_id);
+    let buyer = body.into_inner().buyer_id;
     let d = state
         .market
         .mark_sold(auth.0.user_id(), id.into_inner(), buyer)

@@ -1,6 +1,7 @@
 //! The one middleware every request passes: request id, a tracing span,
-//! access log, metrics, and the error envelope for bare error responses that
-//! actix produces on its own (unmatched route, wrong method).
+//! access log, metrics, the URI length limit (`max_uri_bytes`, 414 before
+//! routing), and the error envelope for bare error responses that actix
+//! produces on its own (unmatched route, wrong method).
 
 use std::time::Instant;
 
@@ -29,6 +30,14 @@ fn request_id(req: &ServiceRequest) -> String {
     format!("{:016x}", rand::thread_rng().gen::<u64>())
 }
 
+/// Length of the request target as received: path and query (origin
+/// form), plus scheme and authority when the client sent an absolute URI.
+fn uri_len(uri: &actix_web::http::Uri) -> usize {
+    uri.scheme_str().map_or(0, |s| s.len() + 3)
+        + uri.authority().map_or(0, |a| a.as_str().len())
+        + uri.path_and_query().map_or(0, |pq| pq.as_str().len())
+}
+
 fn is_json(res: &ServiceResponse<BoxBody>) -> bool {
     res.headers()
         .get(header::CONTENT_TYPE)
@@ -45,11 +54,26 @@ pub async fn observe(
     let span = tracing::info_span!("http", request_id = %id, %method, path = %req.path());
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let started = Instant::now();
-    let mut res = next
-        .call(req)
-        .instrument(span.clone())
-        .await?
-        .map_into_boxed_body();
+    let uri_over = state
+        .as_ref()
+        .map(|s| s.config.max_uri_bytes)
+        .filter(|&max| uri_len(req.uri()) > max);
+    let mut res = if let Some(max) = uri_over {
+        // Refused before routing: no handler runs, nothing is read or
+        // written. (URIs over 65534 bytes never get here: the HTTP layer
+        // refuses them with a bare 400, see docs/OPERATIONS.md.)
+        let err = ApiError::new(
+            Code::UriTooLong,
+            format!("the request URI is longer than {max} bytes"),
+        );
+        let (req, _) = req.into_parts();
+        ServiceResponse::new(req, actix_web::ResponseError::error_response(&err))
+    } else {
+        next.call(req)
+            .instrument(span.clone())
+            .await?
+            .map_into_boxed_body()
+    };
 
     let status = res.status();
     if (status.is_client_error() || status.is_server_error()) && !is_json(&res) {

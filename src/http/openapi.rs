@@ -48,17 +48,35 @@ impl Modify for ErrorDefault {
                     .build(),
             )
             .build();
+        // Any route: the URI is checked before routing.
+        let uri_too_long = ResponseBuilder::new()
+            .description(
+                "`uri_too_long`: the URI (path and query) is longer than `max_uri_bytes`; nothing was done",
+            )
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build();
         for item in openapi.paths.paths.values_mut() {
             let operations = [
                 &mut item.get,
                 &mut item.put,
                 &mut item.post,
                 &mut item.delete,
+                &mut item.options,
+                &mut item.head,
                 &mut item.patch,
+                &mut item.trace,
             ];
             for op in operations.into_iter().flatten() {
-                op.responses
-                    .responses
+                let responses = &mut op.responses.responses;
+                responses
+                    .entry("414".to_string())
+                    .or_insert_with(|| RefOr::T(uri_too_long.clone()));
+                responses
                     .entry("default".to_string())
                     .or_insert_with(|| RefOr::T(envelope.clone()));
             }
@@ -74,6 +92,17 @@ impl Modify for Security {
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "metrics_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "The `metrics_token` setting, when the deployment sets one",
+                    ))
+                    .build(),
+            ),
         );
         components.add_security_scheme(
             "cookie",

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
-use super::extract::Auth;
+use super::extract::{Auth, OptionalJson};
 use crate::domain::chat::{self, MemberRole, MessageKind, RoomKind};
 use crate::error::{ApiError, Code, ErrorBody};
 use crate::service::chat::Page;
@@ -358,12 +358,16 @@ pub async fn get_room(
 #[utoipa::path(
     tag = "chat",
     params(("id" = i64, Path, description = "Room id")),
-    request_body(content = JoinRequest, description = "Optional; `{}` when the room has no passcode"),
+    request_body(content = JoinRequest, description = "Optional: no body (or `{}`) when the room has no passcode. A body that is present must be valid"),
     responses(
         (status = 200, body = RoomView),
+        (status = 400, description = "`bad_json`: a body that is not JSON (nothing is changed)", body = ErrorBody),
         (status = 403, description = "`bad_passcode` or `banned`", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 409, description = "`room_full`, or `conflict` for direct rooms", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: a body that is not `application/json`", body = ErrorBody),
+        (status = 422, description = "`invalid_body`: JSON of the wrong shape (nothing is changed)", body = ErrorBody),
         (status = 429, description = "`rate_limited`: too many wrong passcodes", body = ErrorBody),
     ),
     security(("bearer" = []), ("cookie" = []))
@@ -373,9 +377,9 @@ pub async fn join_room(
     state: web::Data<AppState>,
     auth: Auth,
     id: web::Path<i64>,
-    body: Option<web::Json<JoinRequest>>,
+    body: OptionalJson<JoinRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let passcode = body.and_then(|b| b.into_inner().passcode);
+    let passcode = body.into_inner().passcode;
     let room = state
         .chat
         .join(auth.0.user_id(), id.into_inner(), passcode.as_deref())

@@ -47,6 +47,8 @@ const CLOSE_SLOW_CONSUMER: u16 = 4008;
 /// Close code sent when the login session of the connection ended (logout,
 /// withdrawal, password change elsewhere, expiry): sign in again.
 const CLOSE_SESSION_ENDED: u16 = 4001;
+/// `Retry-After` when a user holds `ws_max_connections_per_user` already.
+const TOO_MANY_CONNECTIONS_RETRY_SECS: u64 = 5;
 /// How long a closing connection may take to accept its close frame.
 const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -65,6 +67,8 @@ pub struct WsQuery {
         (status = 101, description = "Switching to the WebSocket protocol"),
         (status = 400, description = "`invalid_parameter`: not a WebSocket upgrade", body = ErrorBody),
         (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: `ws_allowed_origins` is set and the `Origin` header names another origin", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: the user already holds `ws_max_connections_per_user` connections on this server (`Retry-After`)", body = ErrorBody),
     ),
     security(("bearer" = []), ("cookie" = []))
 )]
@@ -74,6 +78,7 @@ pub async fn ws(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    check_origin(&req, &state.config.ws_allowed_origins)?;
     let header_token = if req
         .headers()
         .contains_key(actix_web::http::header::AUTHORIZATION)
@@ -110,6 +115,15 @@ pub async fn ws(
         )
     })?;
     let hub = state.hub.clone();
+    // Still before the upgrade: nothing is sent until `response` is.
+    let slot = hub.reserve_connection(auth.user_id()).ok_or_else(|| {
+        let mut e = ApiError::rate_limited(TOO_MANY_CONNECTIONS_RETRY_SECS);
+        e.message = format!(
+            "too many open connections for this user (at most {} per server); close one first",
+            hub.settings().max_connections_per_user
+        );
+        e
+    })?;
     let settings = hub.settings().clone();
     let stream = stream
         .max_frame_size(settings.max_frame_bytes)
@@ -127,6 +141,8 @@ pub async fn ws(
         let mut conn = Conn::new(hub.clone(), accounts, handle.clone(), session, oversized);
         let reason = conn.run(stream, outbound).await.err().flatten();
         hub.detach(handle.user_id, handle.id);
+        // The connection's place among its user's: free again.
+        drop(slot);
         tracing::debug!(
             user = handle.user_id,
             session = handle.id,
@@ -138,6 +154,35 @@ pub async fn ws(
         let _ = tokio::time::timeout(CLOSE_GRACE, conn.socket.close(reason)).await;
     });
     Ok(response)
+}
+
+/// Cross-site WebSocket hijacking guard. Browsers attach cookies to a
+/// WebSocket upgrade from any page and send the page's `Origin`, so with
+/// `ws_allowed_origins` set an upgrade whose `Origin` is not listed is
+/// refused (403) before anything else. Without an `Origin` header the
+/// client is not a browser (apps, bots, tests) and cannot have been led
+/// there by a foreign page: allowed. An empty list allows every origin.
+fn check_origin(req: &HttpRequest, allowed: &[String]) -> Result<(), ApiError> {
+    if allowed.is_empty() {
+        return Ok(());
+    }
+    let listed = |value: &actix_web::http::header::HeaderValue| {
+        value.to_str().is_ok_and(|origin| {
+            let origin = origin.trim().trim_end_matches('/');
+            allowed.iter().any(|a| a.eq_ignore_ascii_case(origin))
+        })
+    };
+    if req
+        .headers()
+        .get_all(actix_web::http::header::ORIGIN)
+        .all(listed)
+    {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
+            "WebSocket connections from this origin are not allowed",
+        ))
+    }
 }
 
 /// Results of a replay task.

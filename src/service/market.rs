@@ -59,6 +59,8 @@ pub struct Market {
     bus: Arc<dyn Bus>,
     cache: Arc<dyn Cache>,
     timers: Addr<Timers>,
+    /// How far ahead a reservation's `until` may be (`reservation_max_secs`).
+    reservation_max: std::time::Duration,
 }
 
 /// Fields of a new listing or of a change (all optional on change).
@@ -153,6 +155,7 @@ impl Market {
         bus: Arc<dyn Bus>,
         cache: Arc<dyn Cache>,
         timers: Addr<Timers>,
+        reservation_max: std::time::Duration,
     ) -> Market {
         Market {
             sql,
@@ -161,6 +164,7 @@ impl Market {
             bus,
             cache,
             timers,
+            reservation_max,
         }
     }
 
@@ -719,7 +723,12 @@ impl Market {
         }
         ApiError::check_fields(errors)?;
         let exists = match kind {
-            "listing" => self.sql.listing(target).await?.is_some(),
+            // Only what the reporter could see: a deleted listing, or one
+            // hidden by someone else, answers exactly like one that never
+            // existed (its existence must not leak through reports).
+            "listing" => self.sql.listing(target).await?.is_some_and(|l| {
+                !l.deleted && (l.status != ListingStatus::Hidden || l.seller_id == reporter)
+            }),
             "user" => self.sql.user_by_id(target).await?.is_some(),
             _ => {
                 let room_id = room.unwrap_or(0);
@@ -822,11 +831,19 @@ impl Market {
             )));
         }
         let now = now_ms();
-        if until.is_some_and(|u| u <= now) {
-            ApiError::check_fields(FieldErrors::from([(
+        let max_secs = self.reservation_max.as_secs();
+        let latest =
+            now.saturating_add(i64::try_from(max_secs.saturating_mul(1000)).unwrap_or(i64::MAX));
+        match until {
+            Some(u) if u <= now => ApiError::check_fields(FieldErrors::from([(
                 "until",
                 "must be in the future".to_string(),
-            )]))?;
+            )]))?,
+            Some(u) if u > latest => ApiError::check_fields(FieldErrors::from([(
+                "until",
+                format!("must be at most {max_secs} s from now"),
+            )]))?,
+            _ => {}
         }
         if buyer == seller || self.sql.listing_room_of(id, buyer).await?.is_none() {
             return Err(ApiError::new(

@@ -191,7 +191,12 @@ async fn reading_on_one_device_clears_the_badge_on_the_others_and_sends_a_receip
 
 #[actix_web::test]
 async fn resume_after_a_dropped_connection_loses_and_doubles_nothing() {
-    let app = spawn_app().await;
+    // Sends in bursts: no direct-room rate limit in the way.
+    let app = spawn_app_with(&[
+        ("chat_direct_send_rate", "1000"),
+        ("chat_direct_send_burst", "1000"),
+    ])
+    .await;
     let (a, b) = (app.user("talker").await, app.user("commuter").await);
     let room = app.direct_room(&a, &b).await;
     let mut wa = app.ws(&a.token).await;
@@ -343,4 +348,56 @@ async fn kicked_and_banned_members_are_removed_live() {
         )
         .await;
     assert_error(r, StatusCode::CONFLICT, "conflict").await;
+}
+
+#[actix_web::test]
+async fn direct_rooms_have_a_send_rate_limit_too() {
+    // One token per 10 s, bursts of 5: a quick burst of 12 gets exactly 5
+    // through.
+    let app = spawn_app_with(&[
+        ("chat_direct_send_rate", "0.1"),
+        ("chat_direct_send_burst", "5"),
+    ])
+    .await;
+    let (a, b) = (app.user("fast-a").await, app.user("fast-b").await);
+    let room = app.direct_room(&a, &b).await;
+    let mut wa = app.ws(&a.token).await;
+    const BURST: usize = 12;
+    for k in 0..BURST {
+        wa.send(json!({"type": "send", "room": room, "client_msg_id": format!("f-{k}"), "body": format!("빨리 {k}")}))
+            .await;
+    }
+    let (mut acked, mut limited) = (Vec::new(), Vec::new());
+    for _ in 0..BURST {
+        let v = wa
+            .expect_where(|v| v["type"] == "ack" || v["type"] == "error")
+            .await;
+        let cid = v["client_msg_id"].as_str().expect("cid").to_string();
+        if v["type"] == "ack" {
+            acked.push(cid);
+        } else {
+            assert_eq!(
+                (v["code"].as_str(), v["room"].as_i64()),
+                (Some("rate_limited"), Some(room)),
+                "{v}"
+            );
+            limited.push(cid);
+        }
+    }
+    assert_eq!(
+        acked,
+        (0..5).map(|k| format!("f-{k}")).collect::<Vec<_>>(),
+        "the burst goes through, in order"
+    );
+    assert_eq!(limited.len(), BURST - 5, "the excess is refused");
+    // Nothing was stored for the refused sends.
+    let history = app.history(&b, room, "").await;
+    let stored: Vec<&str> = history
+        .iter()
+        .filter_map(|m| m["client_msg_id"].as_str())
+        .collect();
+    assert_eq!(stored, acked, "{history:?}");
+    // Each member has a bucket of their own.
+    let mut wb = app.ws(&b.token).await;
+    wb.say(room, "b-1", "나도").await;
 }

@@ -7,7 +7,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::helpers::{assert_error, eventually, spawn_app, spawn_app_with};
+use crate::helpers::{assert_error, eventually, spawn_app, spawn_app_with, Ws};
 
 #[actix_web::test]
 async fn direct_rooms_are_get_or_create_and_race_safe() {
@@ -534,6 +534,83 @@ async fn websocket_requires_authentication_and_accepts_three_ways() {
 }
 
 #[actix_web::test]
+async fn websocket_upgrades_from_unlisted_origins_are_refused() {
+    let app = spawn_app_with(&[(
+        "ws_allowed_origins",
+        "https://jangteo.example, http://localhost:3000",
+    )])
+    .await;
+    let u = app.user("origin").await;
+    let bearer = format!("Bearer {}", u.token);
+    let cookie = format!("jangteo_session={}", u.token);
+    for bad in [
+        "https://evil.example",
+        "null",
+        "https://jangteo.example.evil.example",
+        "http://jangteo.example",
+        "https://jangteo.example:8443",
+    ] {
+        // A foreign page riding on the cookie (cross-site WebSocket
+        // hijacking), and a client with a bearer token alike.
+        for auth in [
+            ("cookie", cookie.as_str()),
+            ("authorization", bearer.as_str()),
+        ] {
+            let err = Ws::handshake(&app.addr, &[auth, ("origin", bad)])
+                .await
+                .err()
+                .unwrap_or_else(|| panic!("{bad}: upgraded"));
+            let tokio_tungstenite::tungstenite::Error::Http(resp) = err else {
+                panic!("{bad}: expected an HTTP refusal, got {err:?}");
+            };
+            assert_eq!(resp.status(), 403, "{bad}");
+            if let Some(body) = resp.body().as_deref().filter(|b| !b.is_empty()) {
+                let body: Value = serde_json::from_slice(body).expect("envelope");
+                assert_eq!(body["code"], "forbidden", "{bad}: {body}");
+            }
+        }
+        // The same refusal carries the envelope (checked before anything
+        // else, so also on a request that is not an upgrade).
+        let r = app
+            .client
+            .get(app.url("/ws"))
+            .bearer_auth(&u.token)
+            .header("origin", bad)
+            .send()
+            .await
+            .expect("request");
+        assert_error(r, StatusCode::FORBIDDEN, "forbidden").await;
+    }
+    // Listed origins (in any case) connect, and so do clients that send no
+    // Origin at all (apps, not browsers).
+    for origin in [
+        Some("https://jangteo.example"),
+        Some("HTTP://LOCALHOST:3000"),
+        None,
+    ] {
+        let mut headers = vec![("authorization", bearer.as_str())];
+        headers.extend(origin.map(|o| ("origin", o)));
+        let mut ws = Ws::handshake(&app.addr, &headers)
+            .await
+            .unwrap_or_else(|e| panic!("{origin:?}: {e}"));
+        ws.send(json!({"type": "ping"})).await;
+        ws.expect("pong").await;
+    }
+    // Unset (the embedded default): any origin.
+    let open = spawn_app().await;
+    let v = open.user("anywhere").await;
+    let auth = format!("Bearer {}", v.token);
+    let mut ws = Ws::handshake(
+        &open.addr,
+        &[("authorization", &auth), ("origin", "https://evil.example")],
+    )
+    .await
+    .expect("any origin by default");
+    ws.send(json!({"type": "ping"})).await;
+    ws.expect("pong").await;
+}
+
+#[actix_web::test]
 async fn bad_frames_get_errors_and_the_connection_stays_usable() {
     let app = spawn_app_with(&[("chat_send_rate", "1"), ("chat_send_burst", "2")]).await;
     let u = app.user("clumsy").await;
@@ -599,7 +676,12 @@ async fn bad_frames_get_errors_and_the_connection_stays_usable() {
 
 #[actix_web::test]
 async fn history_pages_edits_and_deletions() {
-    let app = spawn_app().await;
+    // Writes pages of history in bursts: no rate limit in the way.
+    let app = spawn_app_with(&[
+        ("chat_direct_send_rate", "1000"),
+        ("chat_direct_send_burst", "1000"),
+    ])
+    .await;
     let (a, b) = (app.user("writer").await, app.user("editor-peer").await);
     let room = app.direct_room(&a, &b).await;
     let mut wa = app.ws(&a.token).await;
@@ -775,7 +857,12 @@ async fn my_rooms_lists_latest_first_with_previews_and_total() {
 
 #[actix_web::test]
 async fn a_slow_client_is_disconnected_without_slowing_the_room() {
-    let app = spawn_app_with(&[("ws_outbound_queue", "64")]).await;
+    let app = spawn_app_with(&[
+        ("ws_outbound_queue", "64"),
+        ("chat_direct_send_rate", "100000"),
+        ("chat_direct_send_burst", "100000"),
+    ])
+    .await;
     let (a, b) = (app.user("firehose").await, app.user("sleepy").await);
     let room = app.direct_room(&a, &b).await;
     let mut wa = app.ws(&a.token).await;
@@ -1156,4 +1243,72 @@ async fn an_oversized_frame_header_alone_is_refused() {
     let started = std::time::Instant::now();
     assert_eq!(ws.close_frame().await, Some(1009));
     assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[actix_web::test]
+async fn connections_per_user_are_capped_before_the_upgrade() {
+    let app = spawn_app_with(&[("ws_max_connections_per_user", "2")]).await;
+    let (u, other) = (app.user("devices").await, app.user("other").await);
+    let auth = format!("Bearer {}", u.token);
+    // Always the first node: the cap is per node.
+    let connect = |auth: String| {
+        let addr = app.addr.clone();
+        async move { Ws::handshake(&addr, &[("authorization", auth.as_str())]).await }
+    };
+    let mut first = connect(auth.clone()).await.expect("first connection");
+    let mut second = connect(auth.clone()).await.expect("second connection");
+    for ws in [&mut first, &mut second] {
+        ws.send(json!({"type": "ping"})).await;
+        ws.expect("pong").await;
+    }
+    // The third is refused before the upgrade...
+    let err = connect(auth.clone())
+        .await
+        .err()
+        .expect("a third connection is refused");
+    let tokio_tungstenite::tungstenite::Error::Http(resp) = err else {
+        panic!("expected an HTTP refusal, got {err:?}");
+    };
+    assert_eq!(resp.status(), 429);
+    assert!(resp.headers().contains_key("retry-after"));
+    if let Some(body) = resp.body().as_deref().filter(|b| !b.is_empty()) {
+        let body: Value = serde_json::from_slice(body).expect("envelope");
+        assert_eq!(body["code"], "rate_limited", "{body}");
+    }
+    // ...with the envelope (the same request through an HTTP client).
+    let r = app
+        .client
+        .get(app.url("/ws"))
+        .bearer_auth(&u.token)
+        .header("connection", "Upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .await
+        .expect("request");
+    assert!(r.headers().contains_key("retry-after"));
+    assert_error(r, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    // The refusals changed nothing: both connections still work.
+    for ws in [&mut first, &mut second] {
+        ws.send(json!({"type": "ping"})).await;
+        ws.expect("pong").await;
+    }
+    // Another user is not affected.
+    let mut theirs = connect(format!("Bearer {}", other.token))
+        .await
+        .expect("another user");
+    theirs.send(json!({"type": "ping"})).await;
+    theirs.expect("pong").await;
+    // Closing one frees its place.
+    first.stream.close(None).await.expect("close");
+    drop(first);
+    let mut again = eventually(Duration::from_secs(10), "a freed place", || {
+        let auth = auth.clone();
+        let connect = &connect;
+        async move { connect(auth).await.ok() }
+    })
+    .await;
+    again.send(json!({"type": "ping"})).await;
+    again.expect("pong").await;
 }

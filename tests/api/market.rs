@@ -1507,3 +1507,158 @@ async fn open_rooms_may_require_a_manner_score() {
     )
     .await;
 }
+
+#[actix_web::test]
+async fn reservation_ends_must_be_in_the_future_and_within_the_maximum() {
+    const DAY_MS: i64 = 24 * 3600 * 1000;
+    let app = spawn_app().await;
+    let (seller, buyer) = (app.user("rm-seller").await, app.user("rm-buyer").await);
+    let l = listing(&app, &seller, "자전거", 120_000).await;
+    chat_about(&app, &buyer, l).await;
+    let path = format!("/api/listings/{l}/reservation");
+    for (what, until) in [
+        ("in the past", now_ms() - 1_000),
+        ("beyond 7 days", now_ms() + 7 * DAY_MS + 3_600_000),
+        ("a year ahead", now_ms() + 365 * DAY_MS),
+        ("the end of time", i64::MAX),
+    ] {
+        let body = assert_error(
+            app.post_json(
+                &path,
+                &json!({"buyer_id": buyer.id, "until": until}),
+                Some(&seller.token),
+            )
+            .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        )
+        .await;
+        assert!(body["details"]["until"].is_string(), "{what}: {body}");
+        let d: Value = get_listing(&app, Some(&seller), l)
+            .await
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(
+            (d["status"].as_str(), d["reserved_until"].as_i64()),
+            (Some("selling"), None),
+            "{what}: nothing changed"
+        );
+    }
+    assert_eq!(app.app_state.market.pending_timers().await, Some(0));
+    // Six days ahead is fine.
+    let until = now_ms() + 6 * DAY_MS;
+    let r = app
+        .post_json(
+            &path,
+            &json!({"buyer_id": buyer.id, "until": until}),
+            Some(&seller.token),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let d: Value = r.json().await.expect("json");
+    assert_eq!(d["reserved_until"].as_i64(), Some(until));
+
+    // The maximum is a setting.
+    let app = spawn_app_with(&[("reservation_max_secs", "60")]).await;
+    let (seller, buyer) = (app.user("rm-seller2").await, app.user("rm-buyer2").await);
+    let l = listing(&app, &seller, "자전거", 120_000).await;
+    chat_about(&app, &buyer, l).await;
+    let path = format!("/api/listings/{l}/reservation");
+    let body = assert_error(
+        app.post_json(
+            &path,
+            &json!({"buyer_id": buyer.id, "until": now_ms() + 120_000}),
+            Some(&seller.token),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert!(body["details"]["until"].is_string(), "{body}");
+    let r = app
+        .post_json(
+            &path,
+            &json!({"buyer_id": buyer.id, "until": now_ms() + 30_000}),
+            Some(&seller.token),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[actix_web::test]
+async fn reporting_a_hidden_or_deleted_listing_is_like_reporting_none() {
+    let app = spawn_app().await;
+    let (seller, reporter) = (app.user("rh-seller").await, app.user("rh-reporter").await);
+    let hidden = listing(&app, &seller, "숨긴 물건", 1_000).await;
+    let r = app
+        .patch_json(
+            &format!("/api/listings/{hidden}"),
+            &json!({"status": "hidden"}),
+            Some(&seller.token),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let deleted = listing(&app, &seller, "지운 물건", 1_000).await;
+    let r = app
+        .client
+        .delete(app.url(&format!("/api/listings/{deleted}")))
+        .bearer_auth(&seller.token)
+        .send()
+        .await
+        .expect("delete");
+    assert!(r.status().is_success(), "delete: {}", r.status());
+    let never = deleted + 424_242;
+    let mut answers = Vec::new();
+    for (what, id) in [
+        ("never existed", never),
+        ("hidden", hidden),
+        ("deleted", deleted),
+    ] {
+        let r = app
+            .post_json(
+                "/api/reports",
+                &json!({"target_kind": "listing", "target_id": id, "reason": "사기 의심"}),
+                Some(&reporter.token),
+            )
+            .await;
+        let status = r.status();
+        let body: Value = r.json().await.expect("json");
+        answers.push((what, status, body["code"].clone(), body["message"].clone()));
+    }
+    for (what, status, code, message) in &answers {
+        assert_eq!(
+            (*status, code, message),
+            (StatusCode::NOT_FOUND, &answers[0].2, &answers[0].3),
+            "{what}: {answers:?}"
+        );
+        assert_eq!(code, "not_found", "{what}");
+    }
+    // Nothing was stored.
+    let admin = app.admin().await;
+    let reports: Vec<Value> = app
+        .get("/api/admin/reports", Some(&admin.token))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert!(reports.is_empty(), "{reports:?}");
+    // Once unhidden, it can be reported.
+    let r = app
+        .patch_json(
+            &format!("/api/listings/{hidden}"),
+            &json!({"status": "selling"}),
+            Some(&seller.token),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = app
+        .post_json(
+            "/api/reports",
+            &json!({"target_kind": "listing", "target_id": hidden, "reason": "사기 의심"}),
+            Some(&reporter.token),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+}

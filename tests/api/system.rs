@@ -1,7 +1,7 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{assert_error, refuses_connections, spawn_app};
+use crate::helpers::{assert_error, refuses_connections, spawn_app, spawn_app_with};
 
 #[actix_web::test]
 async fn health_and_ready() {
@@ -82,6 +82,61 @@ async fn metrics_in_prometheus_text() {
         text.contains("jangteo_http_request_duration_seconds_bucket"),
         "{text}"
     );
+}
+
+#[actix_web::test]
+async fn metrics_can_require_a_token_or_be_turned_off() {
+    const TOKEN: &str = "scrape-token-0123456789";
+    let app = spawn_app_with(&[("metrics_token", TOKEN)]).await;
+    let metrics = |auth: Option<&'static str>| {
+        let mut req = app.client.get(app.url("/metrics"));
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        req.send()
+    };
+    for (what, auth) in [
+        ("no Authorization", None),
+        ("a wrong token", Some("Bearer scrape-token-0123456788")),
+        ("a prefix of the token", Some("Bearer scrape-token")),
+        ("another scheme", Some("Basic c2NyYXBlOnRva2Vu")),
+        ("an empty bearer", Some("Bearer ")),
+    ] {
+        let r = metrics(auth).await.expect("request");
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{what}");
+        let body: Value = r.json().await.expect("envelope");
+        assert_eq!(body["code"], "unauthenticated", "{what}: {body}");
+    }
+    // A user's session token is no metrics token either.
+    let u = app.user("scraper").await;
+    assert_error(
+        app.get("/metrics", Some(&u.token)).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
+    )
+    .await;
+    let r = metrics(Some("Bearer scrape-token-0123456789"))
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::OK);
+    let text = r.text().await.expect("text");
+    assert!(text.contains("jangteo_http_requests_total"), "{text}");
+
+    // Turned off: as if the route did not exist, token or not.
+    let off = spawn_app_with(&[("metrics_enabled", "false"), ("metrics_token", TOKEN)]).await;
+    for auth in [None, Some(format!("Bearer {TOKEN}"))] {
+        let mut req = off.client.get(off.url("/metrics"));
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        assert_error(
+            req.send().await.expect("request"),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        )
+        .await;
+    }
+    // The default stays public (see metrics_in_prometheus_text).
 }
 
 #[actix_web::test]

@@ -199,6 +199,32 @@ impl Ws {
         })
     }
 
+    /// Open `/ws` on the node at `base` with these request headers (e.g.
+    /// `authorization`, `origin`) and nothing else; a refused upgrade is
+    /// the handshake error, whose `Http` variant holds status and body.
+    pub async fn handshake(
+        base: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+        let mut req = format!(
+            "ws://127.0.0.1:{}/ws",
+            base.rsplit(':').next().expect("port")
+        )
+        .into_client_request()?;
+        for (name, value) in headers {
+            req.headers_mut().append(
+                tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes())
+                    .expect("header name"),
+                value.parse().expect("header value"),
+            );
+        }
+        let (stream, _) = tokio_tungstenite::connect_async(req).await?;
+        Ok(Ws {
+            stream,
+            backlog: VecDeque::new(),
+        })
+    }
+
     pub async fn send(&mut self, v: Value) {
         self.stream
             .send(Message::Text(v.to_string()))
