@@ -1105,8 +1105,8 @@ async fn a_resume_that_is_never_read_is_cut_off() {
     let app = spawn_app_with(&[
         ("ws_idle_timeout_secs", "2"),
         ("ws_heartbeat_secs", "1"),
-        ("chat_send_rate", "10000"),
-        ("chat_send_burst", "10000"),
+        ("chat_direct_send_rate", "10000"),
+        ("chat_direct_send_burst", "10000"),
     ])
     .await;
     let (a, b) = (app.user("historian").await, app.user("hoarder").await);
