@@ -178,7 +178,14 @@ async fn serves_on_port_zero_and_shuts_down_gracefully() {
 #[tokio::test]
 async fn acknowledged_messages_survive_kill_9() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut server = start(dir.path(), &[]);
+    // 50 sends in one burst: no direct-room rate limit in the way.
+    let unlimited = [
+        "--set",
+        "chat_direct_send_rate=1000",
+        "--set",
+        "chat_direct_send_burst=1000",
+    ];
+    let mut server = start(dir.path(), &unlimited);
     let client = reqwest::Client::new();
     let (_, token_a) = account(&client, &server.base(), "durable-a").await;
     let (b, token_b) = account(&client, &server.base(), "durable-b").await;
