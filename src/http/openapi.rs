@@ -38,28 +38,25 @@ pub struct ErrorDefault;
 
 impl Modify for ErrorDefault {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
-        let envelope = ResponseBuilder::new()
-            .description("Any other outcome is an error: `{\"code\", \"message\", \"details\"?}` (codes: docs/ERRORS.md)")
-            .content(
-                "application/json",
-                ContentBuilder::new()
-                    .schema(Some(Ref::from_schema_name("ErrorBody")))
-                    .build(),
-            )
-            .build();
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
+        let error = |description: &str| -> Response {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build()
+        };
+        let envelope = error(
+            "Any other outcome is an error: `{\"code\", \"message\", \"details\"?}` (codes: docs/ERRORS.md)",
+        );
         // Any route: the URI is checked before routing.
-        let uri_too_long = ResponseBuilder::new()
-            .description(
-                "`uri_too_long`: the URI (path and query) is longer than `max_uri_bytes`; nothing was done",
-            )
-            .content(
-                "application/json",
-                ContentBuilder::new()
-                    .schema(Some(Ref::from_schema_name("ErrorBody")))
-                    .build(),
-            )
-            .build();
+        let uri_too_long = error(
+            "`uri_too_long`: the URI (path and query) is longer than `max_uri_bytes`; nothing was done",
+        );
         for item in openapi.paths.paths.values_mut() {
             let operations = [
                 &mut item.get,

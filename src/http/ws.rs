@@ -685,28 +685,21 @@ async fn replay(
     room: i64,
     last_seen: i64,
 ) -> bool {
+    let failed = |code: Code, message: &str| Replay::Failed {
+        room,
+        code,
+        message: message.to_string(),
+    };
     let member = match hub.sql().member(room, user).await {
         Ok(Some(m)) => m,
         Ok(None) => {
-            return tx
-                .send(Replay::Failed {
-                    room,
-                    code: Code::NotMember,
-                    message: "you are not a member of this room".into(),
-                })
-                .await
-                .is_ok();
+            let why = failed(Code::NotMember, "you are not a member of this room");
+            return tx.send(why).await.is_ok();
         }
         Err(e) => {
             tracing::error!(room, error = %e, "resume: membership lookup failed");
-            return tx
-                .send(Replay::Failed {
-                    room,
-                    code: Code::Internal,
-                    message: "could not replay this room".into(),
-                })
-                .await
-                .is_ok();
+            let why = failed(Code::Internal, "could not replay this room");
+            return tx.send(why).await.is_ok();
         }
     };
     let mut after = last_seen.max(member.visible_from);
@@ -731,14 +724,8 @@ async fn replay(
             }
             Err(e) => {
                 tracing::error!(room, error = %e, "resume: history read failed");
-                return tx
-                    .send(Replay::Failed {
-                        room,
-                        code: Code::Internal,
-                        message: "could not replay this room".into(),
-                    })
-                    .await
-                    .is_ok();
+                let why = failed(Code::Internal, "could not replay this room");
+                return tx.send(why).await.is_ok();
             }
         }
     }
