@@ -548,149 +548,27 @@ impl Handler<RoomMsg> for RoomActor {
         self.handled += 1;
         self.last_activity = Instant::now();
         let id = self.id;
+        // One method per message; the short ones stay here.
         match msg {
             RoomMsg::Post {
                 user,
                 client_msg_id,
                 body,
                 reply,
-            } => {
-                let (is_member, kind, blocked) = match &self.state {
-                    State::Ready(r) => (r.members.contains_key(&user), Some(r.kind), r.blocked),
-                    _ => (false, None, false),
-                };
-                let Some(kind) = kind else {
-                    reply.frame(RoomError::NoRoom.frame(id, Some(&client_msg_id)));
-                    return;
-                };
-                if !is_member {
-                    reply.frame(RoomError::NotMember.frame(id, Some(&client_msg_id)));
-                    return;
-                }
-                if kind == RoomKind::Direct && self.hub.clustered() {
-                    // Several nodes: a block set or lifted on another node
-                    // reaches this actor through the bus a moment later;
-                    // ask the store, which has it now. The actor waits for
-                    // the answer, so the member's sends keep their order.
-                    let sql = self.hub.sql().clone();
-                    let pair: Vec<i64> = match &self.state {
-                        State::Ready(r) => r.members.keys().copied().collect(),
-                        _ => Vec::new(),
-                    };
-                    let check = async move {
-                        match pair.as_slice() {
-                            [a, b] => sql.blocked_between(*a, *b).await,
-                            _ => Ok(false),
-                        }
-                    };
-                    ctx.wait(check.into_actor(self).map(move |result, act, ctx| {
-                        let blocked = match result {
-                            Ok(b) => b,
-                            Err(e) => {
-                                tracing::warn!(room = id, error = %e, "block check failed");
-                                blocked
-                            }
-                        };
-                        if let State::Ready(r) = &mut act.state {
-                            r.blocked = blocked;
-                        }
-                        act.post(user, client_msg_id, body, reply, blocked, kind, ctx);
-                    }));
-                    return;
-                }
-                self.post(user, client_msg_id, body, reply, blocked, kind, ctx);
-            }
+            } => self.on_post(user, client_msg_id, body, reply, ctx),
             RoomMsg::System {
                 actor,
                 body,
                 payload,
                 done,
-            } => {
-                if !matches!(self.state, State::Ready(_)) {
-                    return;
-                }
-                let msg = NewMessage {
-                    room_id: id,
-                    sender_id: actor,
-                    client_msg_id: None,
-                    kind: MessageKind::System,
-                    body,
-                    payload: Some(payload.to_string()),
-                    created_at: now_ms(),
-                };
-                self.submit(msg, Vec::new(), done, ctx);
-            }
+            } => self.on_system(actor, body, payload, done, ctx),
             RoomMsg::Read {
                 user,
                 seq,
                 reply,
                 session,
-            } => {
-                let receipts = self.hub.settings().open_room_receipts;
-                let refuse =
-                    |why: RoomError, reply: Option<oneshot::Sender<Result<i64, RoomError>>>| {
-                        if let Some(reply) = reply {
-                            let _ = reply.send(Err(why));
-                        }
-                        if let Some(s) = &session {
-                            s.frame(why.frame(id, None));
-                        }
-                    };
-                let State::Ready(r) = &mut self.state else {
-                    refuse(RoomError::NoRoom, reply);
-                    return;
-                };
-                let last_seq = r.last_seq;
-                let kind = r.kind;
-                let Some(m) = r.members.get_mut(&user) else {
-                    refuse(RoomError::NotMember, reply);
-                    return;
-                };
-                let seq = seq.min(last_seq);
-                let moved = seq > m.last_read;
-                if moved {
-                    m.last_read = seq;
-                    self.hub.committer().submit(Job {
-                        write: ChatWrite::Read {
-                            room_id: id,
-                            user_id: user,
-                            seq,
-                        },
-                        reply: None,
-                    });
-                }
-                let unread = chat::unread(last_seq, m.last_read);
-                if let Some(reply) = reply {
-                    let _ = reply.send(Ok(unread));
-                }
-                if moved {
-                    self.hub.user(user, UserMsg::Unread { room: id, unread });
-                    if kind == RoomKind::Direct || receipts {
-                        self.broadcast(&frames::receipt(id, user, seq), None);
-                    }
-                    self.hub.replicate(id, &Remote::Read { user, seq });
-                }
-            }
-            RoomMsg::Typing { user, session } => {
-                let State::Ready(r) = &self.state else {
-                    session.frame(RoomError::NoRoom.frame(id, None));
-                    return;
-                };
-                if !r.members.contains_key(&user) {
-                    session.frame(RoomError::NotMember.frame(id, None));
-                    return;
-                }
-                // At most one typing event per member per second.
-                let now = Instant::now();
-                if let Some(at) = self.typing_at.get(&user) {
-                    if now.duration_since(*at) < Duration::from_secs(1) {
-                        return;
-                    }
-                }
-                self.typing_at.insert(user, now);
-                self.broadcast(&frames::typing(id, user), Some(user));
-                self.hub.replicate(id, &Remote::Typing { user });
-            }
+            } => self.on_read(user, seq, reply, session),
+            RoomMsg::Typing { user, session } => self.on_typing(user, session),
             RoomMsg::MemberAdded(m) => {
                 self.hub.replicate(id, &Remote::MemberAdded(m.clone()));
                 self.member_added(m, false);
@@ -717,6 +595,160 @@ impl Handler<RoomMsg> for RoomActor {
 }
 
 impl RoomActor {
+    fn on_post(
+        &mut self,
+        user: i64,
+        client_msg_id: String,
+        body: String,
+        reply: SessionHandle,
+        ctx: &mut Context<Self>,
+    ) {
+        let id = self.id;
+        let (is_member, kind, blocked) = match &self.state {
+            State::Ready(r) => (r.members.contains_key(&user), Some(r.kind), r.blocked),
+            _ => (false, None, false),
+        };
+        let Some(kind) = kind else {
+            reply.frame(RoomError::NoRoom.frame(id, Some(&client_msg_id)));
+            return;
+        };
+        if !is_member {
+            reply.frame(RoomError::NotMember.frame(id, Some(&client_msg_id)));
+            return;
+        }
+        if kind == RoomKind::Direct && self.hub.clustered() {
+            // Several nodes: a block set or lifted on another node
+            // reaches this actor through the bus a moment later;
+            // ask the store, which has it now. The actor waits for
+            // the answer, so the member's sends keep their order.
+            let sql = self.hub.sql().clone();
+            let pair: Vec<i64> = match &self.state {
+                State::Ready(r) => r.members.keys().copied().collect(),
+                _ => Vec::new(),
+            };
+            let check = async move {
+                match pair.as_slice() {
+                    [a, b] => sql.blocked_between(*a, *b).await,
+                    _ => Ok(false),
+                }
+            };
+            ctx.wait(check.into_actor(self).map(move |result, act, ctx| {
+                let blocked = match result {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::warn!(room = id, error = %e, "block check failed");
+                        blocked
+                    }
+                };
+                if let State::Ready(r) = &mut act.state {
+                    r.blocked = blocked;
+                }
+                act.post(user, client_msg_id, body, reply, blocked, kind, ctx);
+            }));
+            return;
+        }
+        self.post(user, client_msg_id, body, reply, blocked, kind, ctx);
+    }
+
+    fn on_system(
+        &mut self,
+        actor: i64,
+        body: String,
+        payload: Value,
+        done: Option<oneshot::Sender<()>>,
+        ctx: &mut Context<Self>,
+    ) {
+        let id = self.id;
+        if !matches!(self.state, State::Ready(_)) {
+            return;
+        }
+        let msg = NewMessage {
+            room_id: id,
+            sender_id: actor,
+            client_msg_id: None,
+            kind: MessageKind::System,
+            body,
+            payload: Some(payload.to_string()),
+            created_at: now_ms(),
+        };
+        self.submit(msg, Vec::new(), done, ctx);
+    }
+
+    fn on_read(
+        &mut self,
+        user: i64,
+        seq: i64,
+        reply: Option<oneshot::Sender<Result<i64, RoomError>>>,
+        session: Option<SessionHandle>,
+    ) {
+        let id = self.id;
+        let receipts = self.hub.settings().open_room_receipts;
+        let refuse = |why: RoomError, reply: Option<oneshot::Sender<Result<i64, RoomError>>>| {
+            if let Some(reply) = reply {
+                let _ = reply.send(Err(why));
+            }
+            if let Some(s) = &session {
+                s.frame(why.frame(id, None));
+            }
+        };
+        let State::Ready(r) = &mut self.state else {
+            refuse(RoomError::NoRoom, reply);
+            return;
+        };
+        let last_seq = r.last_seq;
+        let kind = r.kind;
+        let Some(m) = r.members.get_mut(&user) else {
+            refuse(RoomError::NotMember, reply);
+            return;
+        };
+        let seq = seq.min(last_seq);
+        let moved = seq > m.last_read;
+        if moved {
+            m.last_read = seq;
+            self.hub.committer().submit(Job {
+                write: ChatWrite::Read {
+                    room_id: id,
+                    user_id: user,
+                    seq,
+                },
+                reply: None,
+            });
+        }
+        let unread = chat::unread(last_seq, m.last_read);
+        if let Some(reply) = reply {
+            let _ = reply.send(Ok(unread));
+        }
+        if moved {
+            self.hub.user(user, UserMsg::Unread { room: id, unread });
+            if kind == RoomKind::Direct || receipts {
+                self.broadcast(&frames::receipt(id, user, seq), None);
+            }
+            self.hub.replicate(id, &Remote::Read { user, seq });
+        }
+    }
+
+    fn on_typing(&mut self, user: i64, session: SessionHandle) {
+        let id = self.id;
+        let State::Ready(r) = &self.state else {
+            session.frame(RoomError::NoRoom.frame(id, None));
+            return;
+        };
+        if !r.members.contains_key(&user) {
+            session.frame(RoomError::NotMember.frame(id, None));
+            return;
+        }
+        // At most one typing event per member per second.
+        let now = Instant::now();
+        if let Some(at) = self.typing_at.get(&user) {
+            if now.duration_since(*at) < Duration::from_secs(1) {
+                return;
+            }
+        }
+        self.typing_at.insert(user, now);
+        self.broadcast(&frames::typing(id, user), Some(user));
+        self.hub.replicate(id, &Remote::Typing { user });
+    }
+
     fn member_added(&mut self, m: MemberRecord, from_other_node: bool) {
         let id = self.id;
         let State::Ready(r) = &mut self.state else {

@@ -197,6 +197,179 @@ pub fn manner_score(good: i64, bad: i64) -> f64 {
     (raw.clamp(0.0, 99.0) * 10.0).round() / 10.0
 }
 
+/// Something that happened to a listing that its chats and the bus hear
+/// about. One place spells each: the Korean notice posted in every chat
+/// about the listing, the machine payload of that notice (`event`, see
+/// docs/PROTOCOL.md) and the alarm event on the bus (`kind`, schema 1,
+/// docs/ARCHITECTURE.md "Events on the bus"), so the two names of one event
+/// cannot drift apart.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ListingEvent {
+    PriceChanged {
+        listing: i64,
+        old_price: i64,
+        new_price: i64,
+    },
+    Reserved {
+        listing: i64,
+        seller: i64,
+        buyer: i64,
+        buyer_nickname: String,
+        until: Option<i64>,
+        reservation: i64,
+    },
+    ReservationCancelled {
+        listing: i64,
+        seller: i64,
+        buyer: i64,
+        reservation: i64,
+    },
+    ReservationExpired {
+        listing: i64,
+        seller: i64,
+        buyer: i64,
+        reservation: i64,
+    },
+    Sold {
+        listing: i64,
+        seller: i64,
+        buyer: Option<i64>,
+    },
+}
+
+impl ListingEvent {
+    /// The `event` of the chat notice's payload.
+    pub fn chat_event(&self) -> &'static str {
+        match self {
+            ListingEvent::PriceChanged { .. } => "price_changed",
+            ListingEvent::Reserved { .. } => "reserved",
+            ListingEvent::ReservationCancelled { .. } => "reservation_cancelled",
+            ListingEvent::ReservationExpired { .. } => "reservation_expired",
+            ListingEvent::Sold { .. } => "sold",
+        }
+    }
+
+    /// The alarm kind on the bus, for the events users are notified of.
+    pub fn bus_kind(&self) -> Option<&'static str> {
+        match self {
+            ListingEvent::PriceChanged { .. } => None,
+            ListingEvent::Reserved { .. } => Some("reservation.created"),
+            ListingEvent::ReservationCancelled { .. } => Some("reservation.cancelled"),
+            ListingEvent::ReservationExpired { .. } => Some("reservation.expired"),
+            ListingEvent::Sold { .. } => Some("listing.sold"),
+        }
+    }
+
+    /// The text posted in the listing's chats.
+    pub fn notice(&self) -> String {
+        match self {
+            ListingEvent::PriceChanged {
+                old_price,
+                new_price,
+                ..
+            } => format!(
+                "가격이 {}원에서 {}원으로 바뀌었어요.",
+                won(*old_price),
+                won(*new_price)
+            ),
+            ListingEvent::Reserved { buyer_nickname, .. } => {
+                format!("{buyer_nickname}님과 예약중이에요.")
+            }
+            ListingEvent::ReservationCancelled { .. } => "예약이 취소되었어요.".to_string(),
+            ListingEvent::ReservationExpired { .. } => {
+                "예약 시간이 지나 다시 판매중이에요.".to_string()
+            }
+            ListingEvent::Sold { .. } => "판매완료되었어요.".to_string(),
+        }
+    }
+
+    /// The notice's machine payload: `event` plus the facts.
+    pub fn chat_payload(&self) -> serde_json::Value {
+        let mut v = self.facts(false);
+        v["event"] = serde_json::Value::from(self.chat_event());
+        v
+    }
+
+    /// The bus event's data: the facts, with the seller.
+    pub fn bus_data(&self) -> serde_json::Value {
+        self.facts(true)
+    }
+
+    fn facts(&self, with_seller: bool) -> serde_json::Value {
+        use serde_json::json;
+        let mut v = match self {
+            ListingEvent::PriceChanged {
+                listing,
+                old_price,
+                new_price,
+            } => json!({"listing": listing, "old_price": old_price, "new_price": new_price}),
+            ListingEvent::Reserved {
+                listing,
+                buyer,
+                until,
+                reservation,
+                ..
+            } => {
+                json!({"listing": listing, "buyer": buyer, "until": until, "reservation": reservation})
+            }
+            ListingEvent::ReservationCancelled {
+                listing,
+                buyer,
+                reservation,
+                ..
+            }
+            | ListingEvent::ReservationExpired {
+                listing,
+                buyer,
+                reservation,
+                ..
+            } => json!({"listing": listing, "buyer": buyer, "reservation": reservation}),
+            ListingEvent::Sold { listing, buyer, .. } => {
+                json!({"listing": listing, "buyer": buyer})
+            }
+        };
+        if with_seller {
+            if let Some(seller) = self.seller() {
+                v["seller"] = json!(seller);
+            }
+        }
+        v
+    }
+
+    fn seller(&self) -> Option<i64> {
+        match self {
+            ListingEvent::PriceChanged { .. } => None,
+            ListingEvent::Reserved { seller, .. }
+            | ListingEvent::ReservationCancelled { seller, .. }
+            | ListingEvent::ReservationExpired { seller, .. }
+            | ListingEvent::Sold { seller, .. } => Some(*seller),
+        }
+    }
+
+    pub fn listing(&self) -> i64 {
+        match self {
+            ListingEvent::PriceChanged { listing, .. }
+            | ListingEvent::Reserved { listing, .. }
+            | ListingEvent::ReservationCancelled { listing, .. }
+            | ListingEvent::ReservationExpired { listing, .. }
+            | ListingEvent::Sold { listing, .. } => *listing,
+        }
+    }
+}
+
+/// 12000 -> "12,000".
+pub fn won(n: i64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -278,5 +451,31 @@ mod tests {
     #[test]
     fn search_text_is_lower_case() {
         assert_eq!(search_text("iPhone 13", "아이폰"), "iphone 13 아이폰");
+    }
+
+    #[test]
+    fn listing_events_spell_both_names_in_one_place() {
+        let e = ListingEvent::ReservationExpired {
+            listing: 7,
+            seller: 1,
+            buyer: 2,
+            reservation: 9,
+        };
+        assert_eq!(e.chat_payload()["event"], "reservation_expired");
+        assert_eq!(e.bus_kind(), Some("reservation.expired"));
+        assert_eq!(e.bus_data()["seller"], 1);
+        assert!(e.chat_payload().get("seller").is_none());
+        let p = ListingEvent::PriceChanged {
+            listing: 7,
+            old_price: 1_200_000,
+            new_price: 950_000,
+        };
+        assert_eq!(
+            p.notice(),
+            "가격이 1,200,000원에서 950,000원으로 바뀌었어요."
+        );
+        assert_eq!(p.bus_kind(), None);
+        assert_eq!(won(12_000), "12,000");
+        assert_eq!(won(999), "999");
     }
 }

@@ -16,7 +16,7 @@ use crate::actors::ChatHub;
 use crate::bus::{Bus, Event, TOPIC_ALARMS};
 use crate::domain::account::{FieldErrors, Status};
 use crate::domain::chat::{self, RoomKind};
-use crate::domain::listing::{self, Cursor, ListingStatus, Sort, Transition};
+use crate::domain::listing::{self, Cursor, ListingEvent, ListingStatus, Sort, Transition};
 use crate::domain::now_ms;
 use crate::error::{ApiError, Code};
 use crate::store::cache::Cache;
@@ -134,19 +134,6 @@ fn invalid_state(why: impl Into<String>) -> ApiError {
     ApiError::new(Code::InvalidState, why)
 }
 
-fn won(n: i64) -> String {
-    // 12000 -> "12,000"
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 impl Market {
     pub fn new(
         sql: Arc<SqlStore>,
@@ -208,6 +195,17 @@ impl Market {
         {
             tracing::error!(error = %e, kind, "publishing an event failed");
         }
+    }
+
+    /// Tell a listing's chats (committed before this returns) and then the
+    /// bus what happened; both spellings come from the event.
+    async fn emit(&self, listing: &ListingRecord, event: ListingEvent) -> Result<(), ApiError> {
+        self.announce(listing, event.notice(), event.chat_payload())
+            .await?;
+        if let Some(kind) = event.bus_kind() {
+            self.publish(kind, event.listing(), event.bus_data()).await;
+        }
+        Ok(())
     }
 
     /// Post a system message into every chat about a listing.
@@ -381,10 +379,13 @@ impl Market {
             )
             .await?;
         if new_price != current.price {
-            self.announce(
+            self.emit(
                 &current,
-                format!("가격이 {}원에서 {}원으로 바뀌었어요.", won(current.price), won(new_price)),
-                json!({"event": "price_changed", "listing": id, "old_price": current.price, "new_price": new_price}),
+                ListingEvent::PriceChanged {
+                    listing: id,
+                    old_price: current.price,
+                    new_price,
+                },
             )
             .await?;
         }
@@ -862,18 +863,18 @@ impl Market {
                 at_ms: at,
             });
         }
-        self.announce(
+        self.emit(
             &l,
-            format!("{}님과 예약중이에요.", buyer_user.nickname),
-            json!({"event": "reserved", "listing": id, "buyer": buyer, "until": until, "reservation": reservation}),
+            ListingEvent::Reserved {
+                listing: id,
+                seller,
+                buyer,
+                buyer_nickname: buyer_user.nickname,
+                until,
+                reservation,
+            },
         )
         .await?;
-        self.publish(
-            "reservation.created",
-            id,
-            json!({"listing": id, "seller": seller, "buyer": buyer, "until": until, "reservation": reservation}),
-        )
-        .await;
         self.invalidate_feed().await;
         self.detail(Some(seller), id, false).await
     }
@@ -892,18 +893,16 @@ impl Market {
         if !self.sql.end_reservation(r.id, status, now_ms()).await? {
             return Ok(false);
         }
-        self.announce(
+        self.emit(
             l,
-            "예약이 취소되었어요.".to_string(),
-            json!({"event": "reservation_cancelled", "listing": l.id, "buyer": r.buyer_id, "reservation": r.id}),
+            ListingEvent::ReservationCancelled {
+                listing: l.id,
+                seller: l.seller_id,
+                buyer: r.buyer_id,
+                reservation: r.id,
+            },
         )
         .await?;
-        self.publish(
-            "reservation.cancelled",
-            l.id,
-            json!({"listing": l.id, "seller": l.seller_id, "buyer": r.buyer_id, "reservation": r.id}),
-        )
-        .await;
         Ok(true)
     }
 
@@ -942,18 +941,16 @@ impl Market {
             return Ok(());
         };
         tracing::info!(reservation = r.id, listing = l.id, "reservation expired");
-        self.announce(
+        self.emit(
             &l,
-            "예약 시간이 지나 다시 판매중이에요.".to_string(),
-            json!({"event": "reservation_expired", "listing": l.id, "buyer": r.buyer_id, "reservation": r.id}),
+            ListingEvent::ReservationExpired {
+                listing: l.id,
+                seller: l.seller_id,
+                buyer: r.buyer_id,
+                reservation: r.id,
+            },
         )
         .await?;
-        self.publish(
-            "reservation.expired",
-            l.id,
-            json!({"listing": l.id, "seller": l.seller_id, "buyer": r.buyer_id, "reservation": r.id}),
-        )
-        .await;
         self.invalidate_feed().await;
         Ok(())
     }
@@ -1009,18 +1006,15 @@ impl Market {
         if let Some(r) = reservation {
             self.timers.do_send(Cancel { id: r.id });
         }
-        self.announce(
+        self.emit(
             &l,
-            "판매완료되었어요.".to_string(),
-            json!({"event": "sold", "listing": id, "buyer": buyer}),
+            ListingEvent::Sold {
+                listing: id,
+                seller,
+                buyer,
+            },
         )
         .await?;
-        self.publish(
-            "listing.sold",
-            id,
-            json!({"listing": id, "seller": seller, "buyer": buyer}),
-        )
-        .await;
         self.invalidate_feed().await;
         self.detail(Some(seller), id, false).await
     }
