@@ -15,6 +15,7 @@ pub fn tune() {
     {
         // SAFETY: mallopt only changes allocator parameters; it is safe to
         // call at any time, and a rejected value leaves the defaults.
+        #[expect(unsafe_code, reason = "the one FFI call: glibc's mallopt")]
         let ok = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024) };
         if ok != 1 {
             tracing::warn!("mallopt(M_MMAP_THRESHOLD) refused; large blocks may be retained");

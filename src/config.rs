@@ -14,6 +14,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use crate::actors::ChatSettings;
+pub use crate::service::accounts::AccountSettings;
+
 /// Environment variable that names the config file; not a setting itself.
 pub const CONFIG_FILE_ENV: &str = "JANGTEO_CONFIG";
 /// Prefix of every setting in the environment.
@@ -295,61 +298,78 @@ pub enum LogFormat {
     Json,
 }
 
-/// The resolved configuration of one process.
+/// The resolved configuration of one process, grouped by the part of the
+/// application that reads it: `AppState::build` hands each group to its
+/// subsystem whole (`config.chat` to the chat hub, `config.accounts` to the
+/// accounts service) instead of copying fields one by one. The setting
+/// names stay flat (`chat_send_rate`, `ws_heartbeat_secs`); the grouping is
+/// only how the parsed values are held.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
-    pub database_url: String,
     pub log: String,
     pub log_format: LogFormat,
     pub workers: Option<usize>,
-    pub session_ttl: Duration,
+    pub shutdown_timeout: Duration,
+    pub http: HttpSettings,
+    pub accounts: AccountSettings,
+    pub password: PasswordSettings,
+    pub chat: ChatSettings,
+    pub market: MarketSettings,
+    pub media_max_bytes: usize,
+    pub metrics: MetricsSettings,
+    pub engines: EngineSettings,
+}
+
+/// What the HTTP layer checks on every request.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
     pub cookie_secure: bool,
     pub max_body_bytes: usize,
     pub max_uri_bytes: usize,
-    pub login_max_failures: u32,
-    pub login_window: Duration,
-    pub signup_max_per_address: u32,
-    pub signup_window: Duration,
     pub trust_forwarded_for: bool,
-    pub argon2_memory_kib: u32,
-    pub argon2_iterations: u32,
-    pub shutdown_timeout: Duration,
-    pub chat_send_rate: f64,
-    pub chat_send_burst: f64,
-    pub chat_direct_send_rate: f64,
-    pub chat_direct_send_burst: f64,
-    pub chat_open_room_receipts: bool,
-    pub chat_room_idle: Duration,
-    pub chat_badge_delay: Duration,
-    pub ws_outbound_queue: usize,
-    pub ws_heartbeat: Duration,
-    pub ws_idle_timeout: Duration,
-    pub ws_session_check: Duration,
-    pub ws_sync_window: Duration,
-    pub ws_max_frame_bytes: usize,
-    pub ws_frames_per_sec: f64,
-    pub ws_max_connections_per_user: usize,
     /// Lower-cased `scheme://host[:port]` entries; empty: any origin.
     pub ws_allowed_origins: Vec<String>,
-    pub media_max_bytes: usize,
-    pub metrics_enabled: bool,
+}
+
+/// Argon2id costs.
+#[derive(Debug, Clone, Copy)]
+pub struct PasswordSettings {
+    pub memory_kib: u32,
+    pub iterations: u32,
+}
+
+/// The used-goods marketplace.
+#[derive(Debug, Clone, Copy)]
+pub struct MarketSettings {
+    /// Several nodes: how often every node re-arms pending reservations.
+    pub reservation_sweep: Duration,
+    /// How far ahead a reservation's `until` may be.
+    pub reservation_max: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct MetricsSettings {
+    pub enabled: bool,
     /// `None`: `/metrics` is public (when enabled).
-    pub metrics_token: Option<String>,
+    pub token: Option<String>,
+}
+
+/// Which adapter serves each port, and how to reach it.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    pub database_url: String,
     /// `FULL` or `NORMAL` (see `sqlite_synchronous`).
     pub sqlite_synchronous: &'static str,
+    pub database_pool_size: u32,
     pub redis_url: Option<String>,
     pub redis_prefix: String,
-    pub database_pool_size: u32,
     pub mongodb_url: Option<String>,
     pub kafka_brokers: Option<String>,
     pub kafka_topic_prefix: String,
     pub kafka_partitions: i32,
     pub node_id: String,
-    pub cluster_gap_fill: Duration,
-    pub reservation_sweep: Duration,
-    pub reservation_max: Duration,
 }
 
 /// `hostname-pid`: unique per process on a machine, readable in logs.
@@ -618,57 +638,103 @@ impl Layers {
         if login_max_failures == 0 {
             return Err(self.invalid("login_max_failures", "must be at least 1"));
         }
+        let metrics_token = match self.get("metrics_token") {
+            Some((token, _)) => {
+                if !(16..=512).contains(&token.len())
+                    || !token.bytes().all(|b| b.is_ascii_graphic())
+                {
+                    return Err(self.invalid(
+                        "metrics_token",
+                        "expected 16..=512 visible ASCII characters (no spaces)",
+                    ));
+                }
+                Some(token.clone())
+            }
+            None => None,
+        };
         Ok(Config {
             listen: self.parse("listen")?,
             data_dir,
-            database_url,
             log,
             log_format,
             workers,
-            session_ttl: Duration::from_secs(self.positive_u64("session_ttl_secs")?),
-            cookie_secure: self.parse("cookie_secure")?,
-            max_body_bytes,
-            max_uri_bytes,
-            login_max_failures,
-            login_window: Duration::from_secs(self.positive_u64("login_window_secs")?),
-            signup_max_per_address: self.parse("signup_max_per_address")?,
-            signup_window: Duration::from_secs(self.positive_u64("signup_window_secs")?),
-            trust_forwarded_for: self.parse("trust_forwarded_for")?,
-            argon2_memory_kib,
-            argon2_iterations,
             shutdown_timeout: Duration::from_secs(self.parse("shutdown_timeout_secs")?),
-            chat_send_rate: self.positive_f64("chat_send_rate")?,
-            chat_send_burst: self.positive_f64("chat_send_burst")?.max(1.0),
-            chat_direct_send_rate: self.positive_f64("chat_direct_send_rate")?,
-            chat_direct_send_burst: self.positive_f64("chat_direct_send_burst")?.max(1.0),
-            chat_open_room_receipts: self.parse("chat_open_room_receipts")?,
-            chat_room_idle: Duration::from_secs(self.positive_u64("chat_room_idle_secs")?),
-            chat_badge_delay: Duration::from_millis(self.parse("chat_badge_delay_ms")?),
-            ws_outbound_queue: self.positive_u64("ws_outbound_queue")? as usize,
-            ws_heartbeat: Duration::from_secs(self.positive_u64("ws_heartbeat_secs")?),
-            ws_idle_timeout: Duration::from_secs(self.positive_u64("ws_idle_timeout_secs")?),
-            ws_session_check: Duration::from_secs(self.positive_u64("ws_session_check_secs")?),
-            ws_sync_window: Duration::from_millis(self.parse("ws_sync_window_ms")?),
-            ws_max_frame_bytes: self.positive_u64("ws_max_frame_bytes")? as usize,
-            ws_frames_per_sec: self.positive_f64("ws_frames_per_sec")?,
-            ws_allowed_origins: self.origins("ws_allowed_origins")?,
-            ws_max_connections_per_user: self.positive_u64("ws_max_connections_per_user")? as usize,
-            media_max_bytes: self.positive_u64("media_max_bytes")? as usize,
-            metrics_enabled: self.parse("metrics_enabled")?,
-            metrics_token: match self.get("metrics_token") {
-                Some((token, _)) => {
-                    if !(16..=512).contains(&token.len())
-                        || !token.bytes().all(|b| b.is_ascii_graphic())
-                    {
-                        return Err(self.invalid(
-                            "metrics_token",
-                            "expected 16..=512 visible ASCII characters (no spaces)",
-                        ));
-                    }
-                    Some(token.clone())
-                }
-                None => None,
+            http: HttpSettings {
+                cookie_secure: self.parse("cookie_secure")?,
+                max_body_bytes,
+                max_uri_bytes,
+                trust_forwarded_for: self.parse("trust_forwarded_for")?,
+                ws_allowed_origins: self.origins("ws_allowed_origins")?,
             },
+            accounts: AccountSettings {
+                session_ttl: Duration::from_secs(self.positive_u64("session_ttl_secs")?),
+                login_max_failures,
+                login_window: Duration::from_secs(self.positive_u64("login_window_secs")?),
+                signup_max_per_address: self.parse("signup_max_per_address")?,
+                signup_window: Duration::from_secs(self.positive_u64("signup_window_secs")?),
+            },
+            password: PasswordSettings {
+                memory_kib: argon2_memory_kib,
+                iterations: argon2_iterations,
+            },
+            chat: self.chat()?,
+            market: MarketSettings {
+                reservation_sweep: Duration::from_secs(
+                    self.positive_u64("reservation_sweep_secs")?,
+                ),
+                // At most 10 years: `until` is epoch ms in an i64.
+                reservation_max: match self.positive_u64("reservation_max_secs")? {
+                    s @ 1..=315_360_000 => Duration::from_secs(s),
+                    _ => {
+                        return Err(self
+                            .invalid("reservation_max_secs", "expected 1..=315360000 (10 years)"))
+                    }
+                },
+            },
+            media_max_bytes: self.positive_u64("media_max_bytes")? as usize,
+            metrics: MetricsSettings {
+                enabled: self.parse("metrics_enabled")?,
+                token: metrics_token,
+            },
+            engines: self.engines(database_url)?,
+        })
+    }
+
+    fn chat(&self) -> Result<ChatSettings, ConfigError> {
+        Ok(ChatSettings {
+            send_rate_per_sec: self.positive_f64("chat_send_rate")?,
+            send_burst: self.positive_f64("chat_send_burst")?.max(1.0),
+            direct_send_rate_per_sec: self.positive_f64("chat_direct_send_rate")?,
+            direct_send_burst: self.positive_f64("chat_direct_send_burst")?.max(1.0),
+            open_room_receipts: self.parse("chat_open_room_receipts")?,
+            room_idle: Duration::from_secs(self.positive_u64("chat_room_idle_secs")?),
+            badge_delay: Duration::from_millis(self.parse("chat_badge_delay_ms")?),
+            outbound_queue: self.positive_u64("ws_outbound_queue")? as usize,
+            heartbeat: Duration::from_secs(self.positive_u64("ws_heartbeat_secs")?),
+            idle_timeout: Duration::from_secs(self.positive_u64("ws_idle_timeout_secs")?),
+            session_check: Duration::from_secs(self.positive_u64("ws_session_check_secs")?),
+            sync_window: Duration::from_millis(self.parse("ws_sync_window_ms")?),
+            max_frame_bytes: self.positive_u64("ws_max_frame_bytes")? as usize,
+            frames_per_sec: self.positive_f64("ws_frames_per_sec")?,
+            gap_fill: Duration::from_millis(self.positive_u64("cluster_gap_fill_ms")?),
+            max_connections_per_user: self.positive_u64("ws_max_connections_per_user")? as usize,
+        })
+    }
+
+    fn engines(&self, database_url: String) -> Result<EngineSettings, ConfigError> {
+        Ok(EngineSettings {
+            database_url,
+            sqlite_synchronous: match self.parse::<String>("sqlite_synchronous")?.as_str() {
+                "full" => "FULL",
+                "normal" => "NORMAL",
+                other => {
+                    return Err(self.invalid(
+                        "sqlite_synchronous",
+                        format!("expected `full` or `normal`, got {other:?}"),
+                    ))
+                }
+            },
+            database_pool_size: self.positive_u64("database_pool_size")?.min(1024) as u32,
             redis_url: match self.get("redis_url") {
                 Some((url, _)) if url.starts_with("redis://") || url.starts_with("rediss://") => {
                     Some(url.clone())
@@ -677,7 +743,6 @@ impl Layers {
                 None => None,
             },
             redis_prefix: self.parse("redis_prefix")?,
-            database_pool_size: self.positive_u64("database_pool_size")?.min(1024) as u32,
             mongodb_url: match self.get("mongodb_url") {
                 Some((url, _))
                     if url.starts_with("mongodb://") || url.starts_with("mongodb+srv://") =>
@@ -724,27 +789,6 @@ impl Layers {
                     id.clone()
                 }
                 None => default_node_id(),
-            },
-            cluster_gap_fill: Duration::from_millis(self.positive_u64("cluster_gap_fill_ms")?),
-            reservation_sweep: Duration::from_secs(self.positive_u64("reservation_sweep_secs")?),
-            // At most 10 years: `until` is epoch ms in an i64.
-            reservation_max: match self.positive_u64("reservation_max_secs")? {
-                s @ 1..=315_360_000 => Duration::from_secs(s),
-                _ => {
-                    return Err(
-                        self.invalid("reservation_max_secs", "expected 1..=315360000 (10 years)")
-                    )
-                }
-            },
-            sqlite_synchronous: match self.parse::<String>("sqlite_synchronous")?.as_str() {
-                "full" => "FULL",
-                "normal" => "NORMAL",
-                other => {
-                    return Err(self.invalid(
-                        "sqlite_synchronous",
-                        format!("expected `full` or `normal`, got {other:?}"),
-                    ))
-                }
             },
         })
     }
@@ -816,7 +860,7 @@ mod tests {
     fn defaults_resolve() {
         let c = Layers::defaults().resolve().expect("defaults are valid");
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
-        assert_eq!(c.database_url, "sqlite://./data/jangteo.db");
+        assert_eq!(c.engines.database_url, "sqlite://./data/jangteo.db");
         assert_eq!(c.log_format, LogFormat::Text);
     }
 
@@ -841,13 +885,13 @@ mod tests {
         .expect("valid");
         assert_eq!(c.listen.to_string(), "127.0.0.1:0");
         assert_eq!(c.log, "warn");
-        assert_eq!(c.max_body_bytes, 10);
+        assert_eq!(c.http.max_body_bytes, 10);
     }
 
     #[test]
     fn data_dir_moves_default_database() {
         let c = Config::from_pairs([("data_dir", "/tmp/x".to_string())]).expect("valid");
-        assert_eq!(c.database_url, "sqlite:///tmp/x/jangteo.db");
+        assert_eq!(c.engines.database_url, "sqlite:///tmp/x/jangteo.db");
     }
 
     #[test]
@@ -926,15 +970,22 @@ mod tests {
         ])
         .expect("valid");
         assert_eq!(
-            c.kafka_brokers.as_deref(),
+            c.engines.kafka_brokers.as_deref(),
             Some("127.0.0.1:9092,10.0.0.2:9093")
         );
-        assert_eq!(c.node_id, "node-1.a_b");
-        assert_eq!(c.kafka_partitions, 8);
+        assert_eq!(c.engines.node_id, "node-1.a_b");
+        assert_eq!(c.engines.kafka_partitions, 8);
         // Unset: the embedded twins, and a node id of its own.
         let d = Config::from_pairs(Vec::<(&str, String)>::new()).expect("defaults");
-        assert!(d.mongodb_url.is_none() && d.kafka_brokers.is_none() && d.redis_url.is_none());
-        assert!(d.node_id.ends_with(&format!("-{}", std::process::id())));
+        assert!(
+            d.engines.mongodb_url.is_none()
+                && d.engines.kafka_brokers.is_none()
+                && d.engines.redis_url.is_none()
+        );
+        assert!(d
+            .engines
+            .node_id
+            .ends_with(&format!("-{}", std::process::id())));
     }
 
     #[test]
@@ -958,7 +1009,7 @@ mod tests {
         )])
         .expect("valid");
         assert_eq!(
-            c.ws_allowed_origins,
+            c.http.ws_allowed_origins,
             [
                 "https://jangteo.example",
                 "http://localhost:3000",
@@ -966,7 +1017,7 @@ mod tests {
             ]
         );
         let d = Config::from_pairs(Vec::<(&str, String)>::new()).expect("defaults");
-        assert!(d.ws_allowed_origins.is_empty());
+        assert!(d.http.ws_allowed_origins.is_empty());
     }
 
     #[test]

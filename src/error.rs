@@ -463,7 +463,7 @@ mod tests {
                 // Line comments do not count as a use.
                 let code: Vec<&str> = text
                     .lines()
-                    .map(|l| l.find("//").map_or(l, |i| &l[..i]))
+                    .map(|l| l.split("//").next().unwrap_or(l))
                     .collect();
                 out.push((path, code.join("\n")));
             }
@@ -474,8 +474,8 @@ mod tests {
     fn mentions(text: &str, needle: &str) -> bool {
         let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
         text.match_indices(needle).any(|(at, _)| {
-            let before = text[..at].chars().next_back();
-            let after = text[at + needle.len()..].chars().next();
+            let before = text.get(..at).and_then(|t| t.chars().next_back());
+            let after = text.get(at + needle.len()..).and_then(|t| t.chars().next());
             let longer_on_left = before.is_some_and(ident);
             let longer_on_right = needle.ends_with(ident) && after.is_some_and(ident);
             !longer_on_left && !longer_on_right

@@ -27,11 +27,11 @@ use anyhow::Context as _;
 use actix::Actor as _;
 
 use crate::actors::timers::{TimerHandler, Timers};
-use crate::actors::{ChatHub, ChatSettings};
+use crate::actors::ChatHub;
 use crate::bus::{Bus, InProcessBus};
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::service::accounts::{AccountSettings, Accounts};
+use crate::service::accounts::Accounts;
 use crate::service::chat::Chat;
 use crate::service::market::Market;
 use crate::service::media::Media;
@@ -71,12 +71,12 @@ impl AppState {
             .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
         let sql = Arc::new(
             SqlStore::connect_with(
-                &config.database_url,
-                config.sqlite_synchronous,
-                config.database_pool_size,
+                &config.engines.database_url,
+                config.engines.sqlite_synchronous,
+                config.engines.database_pool_size,
             )
             .await
-            .with_context(|| format!("opening database {}", config.database_url))?,
+            .with_context(|| format!("opening database {}", config.engines.database_url))?,
         );
         sql.migrate().await.context("applying migrations")?;
         let shutdown = ShutdownTrigger::new();
@@ -98,10 +98,11 @@ impl AppState {
                 }
             });
         }
-        let hasher = PasswordHasher::new(config.argon2_memory_kib, config.argon2_iterations)?;
-        let redis = match &config.redis_url {
+        let hasher = PasswordHasher::new(config.password.memory_kib, config.password.iterations)?;
+        let engines = &config.engines;
+        let redis = match &engines.redis_url {
             Some(url) => Some(Arc::new(
-                store::redis::RedisStore::connect(url, &config.redis_prefix)
+                store::redis::RedisStore::connect(url, &engines.redis_prefix)
                     .await
                     .with_context(|| format!("connecting to Redis at {url}"))?,
             )),
@@ -125,21 +126,15 @@ impl AppState {
             sessions,
             limiter.clone(),
             hasher.clone(),
-            AccountSettings {
-                session_ttl: config.session_ttl,
-                login_max_failures: config.login_max_failures,
-                login_window: config.login_window,
-                signup_max_per_address: config.signup_max_per_address,
-                signup_window: config.signup_window,
-            },
+            config.accounts.clone(),
         );
-        let kafka = match &config.kafka_brokers {
+        let kafka = match &engines.kafka_brokers {
             Some(brokers) => Some(Arc::new(
                 bus::kafka::KafkaBus::connect(
                     brokers,
-                    &config.kafka_topic_prefix,
-                    &config.node_id,
-                    config.kafka_partitions,
+                    &engines.kafka_topic_prefix,
+                    &engines.node_id,
+                    engines.kafka_partitions,
                     &[bus::TOPIC_CHAT, bus::TOPIC_ALARMS],
                 )
                 .await
@@ -151,7 +146,7 @@ impl AppState {
             Some(k) => k.clone(),
             None => Arc::new(InProcessBus::new()),
         };
-        let mongo = match &config.mongodb_url {
+        let mongo = match &engines.mongodb_url {
             Some(url) => Some(Arc::new(
                 store::mongo::MongoMessages::connect(url, sql.clone())
                     .await
@@ -166,24 +161,7 @@ impl AppState {
         let hub = ChatHub::new(
             sql.clone(),
             messages.clone(),
-            ChatSettings {
-                send_rate_per_sec: config.chat_send_rate,
-                send_burst: config.chat_send_burst,
-                direct_send_rate_per_sec: config.chat_direct_send_rate,
-                direct_send_burst: config.chat_direct_send_burst,
-                open_room_receipts: config.chat_open_room_receipts,
-                room_idle: config.chat_room_idle,
-                badge_delay: config.chat_badge_delay,
-                outbound_queue: config.ws_outbound_queue,
-                heartbeat: config.ws_heartbeat,
-                idle_timeout: config.ws_idle_timeout,
-                session_check: config.ws_session_check,
-                sync_window: config.ws_sync_window,
-                max_frame_bytes: config.ws_max_frame_bytes,
-                frames_per_sec: config.ws_frames_per_sec,
-                gap_fill: config.cluster_gap_fill,
-                max_connections_per_user: config.ws_max_connections_per_user,
-            },
+            config.chat.clone(),
             metrics.clone(),
             bus.clone(),
             redis.clone().map(|r| -> Arc<dyn store::Presence> { r }),
@@ -191,7 +169,7 @@ impl AppState {
         hub.start_cluster(shutdown.listener());
         hub.start_revocations(accounts.revocations(), shutdown.listener());
         tracing::info!(
-            node = %config.node_id,
+            node = %engines.node_id,
             database = if sql.dialect() == store::sql::Dialect::Sqlite { "sqlite" } else { "mysql" },
             messages = if mongo.is_some() { "mongodb" } else { "sql" },
             sessions = if redis.is_some() { "redis" } else { "sql" },
@@ -204,8 +182,8 @@ impl AppState {
             hub.clone(),
             hasher,
             limiter,
-            config.login_max_failures,
-            config.login_window.as_secs(),
+            config.accounts.login_max_failures,
+            config.accounts.login_window.as_secs(),
         );
         let storage = Arc::new(DiskMedia::new(&config.data_dir.join("media"))?);
         let media = Media::new(sql.clone(), storage, config.media_max_bytes);
@@ -231,7 +209,7 @@ impl AppState {
             bus.clone(),
             cache,
             timers,
-            config.reservation_max,
+            config.market.reservation_max,
         );
         let _ = market_cell.set(market.clone());
         Ok(AppState {
@@ -277,7 +255,7 @@ impl Application {
             // fire. Every node re-arms all pending ones now and then
             // (re-arming replaces; expiry happens once, see Market).
             let market = state.market.clone();
-            let every = state.config.reservation_sweep;
+            let every = state.config.market.reservation_sweep;
             let mut stop = state.shutdown.listener();
             actix_web::rt::spawn(async move {
                 let mut tick = tokio::time::interval(every);

@@ -1,6 +1,10 @@
 //! The `jangteo` binary itself: configuration errors, port 0, migrations,
 //! create-admin, graceful shutdown.
 
+// Test code asserts by panicking, helpers included (clippy.toml exempts
+// only `#[test]` functions themselves).
+#![expect(clippy::expect_used, reason = "tests assert by panicking")]
+
 mod common;
 
 use std::process::{Command, Stdio};

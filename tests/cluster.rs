@@ -11,6 +11,14 @@
 //! tests. A missing service fails the test, unless `JT_SKIP_CLUSTER=1`
 //! (never honoured in CI) asks to skip it, loudly.
 
+// Test code asserts by panicking, helpers included (clippy.toml exempts
+// only `#[test]` functions themselves).
+#![expect(
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests assert by panicking"
+)]
+
 mod common;
 
 use std::collections::{BTreeSet, HashSet};

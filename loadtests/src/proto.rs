@@ -178,8 +178,7 @@ fn decode_socketio(text: &str) -> Event {
         return Event::Reply(Message::Text("3".into()));
     }
     if let Some(rest) = text.strip_prefix("43") {
-        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-        let payload = &rest[digits.len()..];
+        let payload = rest.trim_start_matches(|c: char| c.is_ascii_digit());
         let cid = serde_json::from_str::<Value>(payload)
             .ok()
             .and_then(|v| v.get(0).map(|a| str_field(a, "cid")))

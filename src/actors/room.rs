@@ -379,17 +379,13 @@ impl RoomActor {
     }
 
     /// The rest of a member's send, once membership and blocks are known.
-    #[allow(clippy::too_many_arguments)]
-    fn post(
-        &mut self,
-        user: i64,
-        client_msg_id: String,
-        body: String,
-        reply: SessionHandle,
-        blocked: bool,
-        kind: RoomKind,
-        ctx: &mut Context<Self>,
-    ) {
+    fn post(&mut self, send: ClientSend, blocked: bool, kind: RoomKind, ctx: &mut Context<Self>) {
+        let ClientSend {
+            user,
+            client_msg_id,
+            body,
+            reply,
+        } = send;
         let id = self.id;
         if blocked {
             reply.frame(frames::error(
@@ -436,6 +432,14 @@ impl RoomActor {
             ctx.stop();
         }
     }
+}
+
+/// A member's `send` frame on its way through the room actor.
+struct ClientSend {
+    user: i64,
+    client_msg_id: String,
+    body: String,
+    reply: SessionHandle,
 }
 
 impl RoomMsg {
@@ -632,6 +636,12 @@ impl RoomActor {
                     _ => Ok(false),
                 }
             };
+            let send = ClientSend {
+                user,
+                client_msg_id,
+                body,
+                reply,
+            };
             ctx.wait(check.into_actor(self).map(move |result, act, ctx| {
                 let blocked = match result {
                     Ok(b) => b,
@@ -643,11 +653,17 @@ impl RoomActor {
                 if let State::Ready(r) = &mut act.state {
                     r.blocked = blocked;
                 }
-                act.post(user, client_msg_id, body, reply, blocked, kind, ctx);
+                act.post(send, blocked, kind, ctx);
             }));
             return;
         }
-        self.post(user, client_msg_id, body, reply, blocked, kind, ctx);
+        let send = ClientSend {
+            user,
+            client_msg_id,
+            body,
+            reply,
+        };
+        self.post(send, blocked, kind, ctx);
     }
 
     fn on_system(

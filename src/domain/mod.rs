@@ -5,6 +5,7 @@
 
 pub mod account;
 pub mod chat;
+pub mod ids;
 pub mod listing;
 
 use std::time::{SystemTime, UNIX_EPOCH};

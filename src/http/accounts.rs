@@ -168,7 +168,7 @@ pub async fn signup(
     state: web::Data<AppState>,
     body: web::Json<SignupRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let ip = client_ip(&req, state.config.trust_forwarded_for);
+    let ip = client_ip(&req, state.config.http.trust_forwarded_for);
     let user = state
         .accounts
         .signup(&body.email, &body.password, &body.nickname, ip)
@@ -192,16 +192,16 @@ pub async fn login(
     state: web::Data<AppState>,
     body: web::Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let ip = client_ip(&req, state.config.trust_forwarded_for);
+    let ip = client_ip(&req, state.config.http.trust_forwarded_for);
     let session = state
         .accounts
         .login(&body.email, &body.password, ip)
         .await?;
-    let ttl = i64::try_from(state.config.session_ttl.as_secs()).unwrap_or(i64::MAX);
+    let ttl = i64::try_from(state.config.accounts.session_ttl.as_secs()).unwrap_or(i64::MAX);
     Ok(HttpResponse::Ok()
         .cookie(session_cookie(
             &session.token,
-            state.config.cookie_secure,
+            state.config.http.cookie_secure,
             ttl,
         ))
         .json(LoginResponse {
@@ -224,7 +224,7 @@ pub async fn login(
 pub async fn logout(state: web::Data<AppState>, auth: Auth) -> Result<HttpResponse, ApiError> {
     state.accounts.logout(&auth.0).await?;
     Ok(HttpResponse::NoContent()
-        .cookie(cleared_cookie(state.config.cookie_secure))
+        .cookie(cleared_cookie(state.config.http.cookie_secure))
         .finish())
 }
 
@@ -298,7 +298,7 @@ pub async fn withdraw_me(
         .withdraw(&auth.0, Some(&body.password))
         .await?;
     Ok(HttpResponse::NoContent()
-        .cookie(cleared_cookie(state.config.cookie_secure))
+        .cookie(cleared_cookie(state.config.http.cookie_secure))
         .finish())
 }
 

@@ -56,7 +56,7 @@ pub async fn observe(
     let started = Instant::now();
     let uri_over = state
         .as_ref()
-        .map(|s| s.config.max_uri_bytes)
+        .map(|s| s.config.http.max_uri_bytes)
         .filter(|&max| uri_len(req.uri()) > max);
     let mut res = if let Some(max) = uri_over {
         // Refused before routing: no handler runs, nothing is read or
@@ -112,8 +112,8 @@ pub async fn observe(
     let refresh = res.request().extensions().get::<RefreshCookie>().cloned();
     let sets_cookie = res.headers().contains_key(header::SET_COOKIE);
     if let (Some(refresh), Some(state), false) = (refresh, state.as_ref(), sets_cookie) {
-        let ttl = i64::try_from(state.config.session_ttl.as_secs()).unwrap_or(i64::MAX);
-        let cookie = session_cookie(&refresh.token, state.config.cookie_secure, ttl);
+        let ttl = i64::try_from(state.config.accounts.session_ttl.as_secs()).unwrap_or(i64::MAX);
+        let cookie = session_cookie(&refresh.token, state.config.http.cookie_secure, ttl);
         if let Ok(v) = HeaderValue::from_str(&cookie.to_string()) {
             res.headers_mut().append(header::SET_COOKIE, v);
         }

@@ -48,7 +48,7 @@ pub fn app(
     >,
     utoipa::openapi::OpenApi,
 ) {
-    let max_body = state.config.max_body_bytes;
+    let max_body = state.config.http.max_body_bytes;
     let (app, mut api) = App::new()
         .app_data(state)
         .app_data(extract::json_config(max_body))

@@ -123,11 +123,11 @@ pub async fn metrics(
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    if !state.config.metrics_enabled {
+    if !state.config.metrics.enabled {
         // The same answer as a route that does not exist.
         return Err(ApiError::not_found("route"));
     }
-    if let Some(token) = &state.config.metrics_token {
+    if let Some(token) = &state.config.metrics.token {
         if !has_metrics_token(&req, token) {
             return Err(ApiError::new(
                 Code::Unauthenticated,

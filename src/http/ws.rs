@@ -78,7 +78,7 @@ pub async fn ws(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    check_origin(&req, &state.config.ws_allowed_origins)?;
+    check_origin(&req, &state.config.http.ws_allowed_origins)?;
     let header_token = if req
         .headers()
         .contains_key(actix_web::http::header::AUTHORIZATION)

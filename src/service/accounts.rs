@@ -58,6 +58,11 @@ impl AuthContext {
         self.user.id
     }
 
+    /// The signed-in user, typed for calls that take several ids.
+    pub fn uid(&self) -> crate::domain::ids::UserId {
+        crate::domain::ids::UserId(self.user.id)
+    }
+
     pub fn is_admin(&self) -> bool {
         self.user.role == Role::Admin
     }

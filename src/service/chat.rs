@@ -13,10 +13,11 @@ use crate::actors::user::UserMsg;
 use crate::actors::{frames, ChatHub};
 use crate::domain::account::{FieldErrors, Status};
 use crate::domain::chat::{self, MemberRole, MessageKind, RoomKind};
+use crate::domain::ids::UserId;
 use crate::domain::now_ms;
 use crate::error::{ApiError, Code};
 use crate::service::attempts::{self, Limit};
-use crate::store::sql::{JoinOutcome, MyRoom, SqlStore};
+use crate::store::sql::{JoinOutcome, MyRoom, NewOpenRoom, SqlStore};
 use crate::store::{MemberRecord, MessageRecord, MessageStore, RateLimiter, RoomRecord};
 
 #[derive(Clone)]
@@ -128,12 +129,14 @@ impl Chat {
         let id = self
             .sql
             .create_open_room(
-                owner,
-                &name,
-                &description,
-                capacity,
-                passcode_hash.as_deref(),
-                min_manner_score,
+                &NewOpenRoom {
+                    owner: UserId(owner),
+                    name: &name,
+                    description: &description,
+                    capacity,
+                    passcode_hash: passcode_hash.as_deref(),
+                    min_manner_score,
+                },
                 now_ms(),
             )
             .await?;

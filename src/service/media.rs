@@ -12,11 +12,12 @@ use std::sync::Arc;
 use image::{ImageFormat, ImageReader, Limits};
 use rand::RngCore as _;
 
+use crate::domain::ids::UserId;
 use crate::domain::now_ms;
 use crate::error::{ApiError, Code};
 use crate::service::gate::Gate;
 use crate::store::media::MediaStorage;
-use crate::store::sql::{MediaRecord, SqlStore};
+use crate::store::sql::{MediaRecord, NewMedia, SqlStore};
 
 pub const THUMB_SIZE: u32 = 320;
 /// No side longer than this...
@@ -211,8 +212,10 @@ impl Media {
             _ => ("jpg", "image/jpeg"),
         };
         let name = random_name();
-        let original_key = format!("o/{}/{name}.{ext}", &name[..2]);
-        let thumb_key = format!("t/{}/{name}.jpg", &name[..2]);
+        // Spread files over 256 folders by the name's first two hex digits.
+        let shard = name.get(..2).unwrap_or("00");
+        let original_key = format!("o/{shard}/{name}.{ext}");
+        let thumb_key = format!("t/{shard}/{name}.jpg");
         let size = bytes.len() as i64;
         self.storage.put(&original_key, bytes).await?;
         if let Err(e) = self.storage.put(&thumb_key, p.thumb).await {
@@ -222,13 +225,15 @@ impl Media {
         let inserted = self
             .sql
             .insert_media(
-                owner,
-                content_type,
-                size,
-                i64::from(p.width),
-                i64::from(p.height),
-                &original_key,
-                &thumb_key,
+                &NewMedia {
+                    owner: UserId(owner),
+                    content_type,
+                    bytes: size,
+                    width: i64::from(p.width),
+                    height: i64::from(p.height),
+                    original_key: &original_key,
+                    thumb_key: &thumb_key,
+                },
                 now_ms(),
             )
             .await;

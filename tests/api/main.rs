@@ -1,5 +1,13 @@
 //! HTTP acceptance tests: one binary for the whole API keeps link time down.
 
+// Test code asserts by panicking, helpers included (clippy.toml exempts
+// only `#[test]` functions themselves).
+#![expect(
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests assert by panicking"
+)]
+
 mod accounts;
 mod chat;
 mod chat_rooms;

@@ -22,10 +22,10 @@ mod sessions;
 
 pub use accounts::InsertUserError;
 pub use market::{
-    FeedQuery, ListingRecord, MediaRecord, ReportRecord, ReservationRecord, ReviewInsert,
-    ReviewSummary,
+    FeedQuery, ListingFields, ListingRecord, MediaRecord, NewMedia, NewReview, ReportRecord,
+    ReservationRecord, ReviewInsert, ReviewSummary,
 };
-pub use rooms::{JoinOutcome, ListingCard, MyRoom};
+pub use rooms::{JoinOutcome, ListingCard, MyRoom, NewOpenRoom};
 
 use std::path::PathBuf;
 use std::str::FromStr;

@@ -2,6 +2,7 @@
 
 use super::{inserted, is_unique_violation, last_insert_id, retrying, SqlStore};
 use crate::domain::chat::{MemberRole, RoomKind};
+use crate::domain::ids::UserId;
 use crate::store::{MemberRecord, RoomRecord, StoreError};
 
 const ROOM_COLUMNS: &str =
@@ -105,56 +106,45 @@ pub struct ListingCard {
     pub thumb_key: Option<String>,
 }
 
+/// An open room as its owner creates it (fields already checked).
+#[derive(Debug, Clone, Copy)]
+pub struct NewOpenRoom<'a> {
+    pub owner: UserId,
+    pub name: &'a str,
+    pub description: &'a str,
+    pub capacity: i64,
+    pub passcode_hash: Option<&'a str>,
+    pub min_manner_score: Option<f64>,
+}
+
 impl SqlStore {
-    #[allow(clippy::too_many_arguments)]
     pub async fn create_open_room(
         &self,
-        owner: i64,
-        name: &str,
-        description: &str,
-        capacity: i64,
-        passcode_hash: Option<&str>,
-        min_manner_score: Option<f64>,
+        room: &NewOpenRoom<'_>,
         now: i64,
     ) -> Result<i64, StoreError> {
-        retrying("create_open_room", || {
-            self.create_open_room_once(
-                owner,
-                name,
-                description,
-                capacity,
-                passcode_hash,
-                min_manner_score,
-                now,
-            )
-        })
-        .await
+        retrying("create_open_room", || self.create_open_room_once(room, now)).await
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn create_open_room_once(
         &self,
-        owner: i64,
-        name: &str,
-        description: &str,
-        capacity: i64,
-        passcode_hash: Option<&str>,
-        min_manner_score: Option<f64>,
+        room: &NewOpenRoom<'_>,
         now: i64,
     ) -> Result<i64, StoreError> {
+        let owner = room.owner.get();
         let mut tx = self.writer().begin().await?;
         sqlx::query(
             "INSERT INTO rooms (kind, name, description, capacity, passcode_hash, owner_id, member_count, last_seq, \
              last_activity_at, created_at, min_manner_score) VALUES ('open', ?, ?, ?, ?, ?, 1, 0, ?, ?, ?)",
         )
-        .bind(name)
-        .bind(description)
-        .bind(capacity)
-        .bind(passcode_hash)
+        .bind(room.name)
+        .bind(room.description)
+        .bind(room.capacity)
+        .bind(room.passcode_hash)
         .bind(owner)
         .bind(now)
         .bind(now)
-        .bind(min_manner_score)
+        .bind(room.min_manner_score)
         .execute(&mut *tx)
         .await?;
         let id = last_insert_id(&mut tx, self.dialect()).await?;

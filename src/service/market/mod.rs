@@ -5,6 +5,13 @@
 //! `system` messages into every chat about the listing and published on the
 //! bus as alarm events for the notification pipeline.
 
+mod blocks;
+mod chats;
+mod favourites;
+mod reports;
+mod reservations;
+mod reviews;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,12 +23,14 @@ use crate::actors::ChatHub;
 use crate::bus::{Bus, Event, TOPIC_ALARMS};
 use crate::domain::account::{FieldErrors, Status};
 use crate::domain::chat::{self, RoomKind};
+use crate::domain::ids::{ListingId, UserId};
 use crate::domain::listing::{self, Cursor, ListingEvent, ListingStatus, Sort, Transition};
 use crate::domain::now_ms;
 use crate::error::{ApiError, Code};
 use crate::store::cache::Cache;
 use crate::store::sql::{
-    FeedQuery, ListingRecord, MediaRecord, ReportRecord, ReviewInsert, ReviewSummary, SqlStore,
+    FeedQuery, ListingFields, ListingRecord, MediaRecord, NewReview, ReportRecord, ReviewInsert,
+    ReviewSummary, SqlStore,
 };
 use crate::store::{MessageStore, RoomRecord, UserRecord};
 
@@ -262,9 +271,10 @@ impl Market {
 
     pub async fn create_listing(
         &self,
-        seller: i64,
+        seller: UserId,
         input: ListingInput,
     ) -> Result<ListingDetail, ApiError> {
+        let seller = seller.get();
         let mut errors = FieldErrors::new();
         for (field, present) in [
             ("title", input.title.is_some()),
@@ -294,28 +304,29 @@ impl Market {
         else {
             return Err(ApiError::internal("validated listing fields missing"));
         };
+        let fields = ListingFields {
+            title: &title,
+            description: &description,
+            price,
+            category: &category,
+        };
         let id = self
             .sql
-            .create_listing(
-                seller,
-                &title,
-                &description,
-                price,
-                &category,
-                &images,
-                now_ms(),
-            )
-            .await?;
+            .create_listing(UserId(seller), &fields, &images, now_ms())
+            .await?
+            .get();
         self.invalidate_feed().await;
-        self.detail(Some(seller), id, false).await
+        self.detail_of(Some(seller), id, false).await
     }
 
     pub async fn update_listing(
         &self,
-        user: i64,
-        id: i64,
+        user: UserId,
+        id: ListingId,
         input: ListingInput,
     ) -> Result<ListingDetail, ApiError> {
+        let user = user.get();
+        let id = id.get();
         let current = self.owned_listing(user, id).await?;
         let mut errors = FieldErrors::new();
         let (title, description) = listing::check_fields(
@@ -367,16 +378,14 @@ impl Market {
             }
         }
         let new_price = input.price.unwrap_or(current.price);
+        let fields = ListingFields {
+            title: title.as_deref().unwrap_or(&current.title),
+            description: description.as_deref().unwrap_or(&current.description),
+            price: new_price,
+            category: input.category.as_deref().unwrap_or(&current.category),
+        };
         self.sql
-            .update_listing(
-                id,
-                title.as_deref().unwrap_or(&current.title),
-                description.as_deref().unwrap_or(&current.description),
-                new_price,
-                input.category.as_deref().unwrap_or(&current.category),
-                input.images.as_deref(),
-                now_ms(),
-            )
+            .update_listing(ListingId(id), &fields, input.images.as_deref(), now_ms())
             .await?;
         if new_price != current.price {
             self.emit(
@@ -390,10 +399,12 @@ impl Market {
             .await?;
         }
         self.invalidate_feed().await;
-        self.detail(Some(user), id, false).await
+        self.detail_of(Some(user), id, false).await
     }
 
-    pub async fn delete_listing(&self, user: i64, id: i64) -> Result<(), ApiError> {
+    pub async fn delete_listing(&self, user: UserId, id: ListingId) -> Result<(), ApiError> {
+        let user = user.get();
+        let id = id.get();
         let l = self.owned_listing(user, id).await?;
         if let Some(r) = self.sql.active_reservation(id).await? {
             self.timers.do_send(Cancel { id: r.id });
@@ -406,6 +417,17 @@ impl Market {
     /// A listing's page. Hidden listings only for their seller; deleted ones
     /// for nobody. Views by others are counted when `count_view`.
     pub async fn detail(
+        &self,
+        viewer: Option<UserId>,
+        id: ListingId,
+        count_view: bool,
+    ) -> Result<ListingDetail, ApiError> {
+        self.detail_of(viewer.map(UserId::get), id.get(), count_view)
+            .await
+    }
+
+    /// `detail` for callers inside the service, which hold plain ids.
+    pub(super) async fn detail_of(
         &self,
         viewer: Option<i64>,
         id: i64,
@@ -490,7 +512,12 @@ impl Market {
     /// The feed: keyset pages with an opaque cursor. The first page of a
     /// query is cached for viewers without blocks and dropped whenever any
     /// listing changes.
-    pub async fn feed(&self, viewer: Option<i64>, req: FeedRequest) -> Result<FeedPage, ApiError> {
+    pub async fn feed(
+        &self,
+        viewer: Option<UserId>,
+        req: FeedRequest,
+    ) -> Result<FeedPage, ApiError> {
+        let viewer = viewer.map(UserId::get);
         let limit = req.limit.unwrap_or(20);
         if !(1..=100).contains(&limit) {
             return Err(ApiError::new(
@@ -623,489 +650,5 @@ impl Market {
                 created_at: l.created_at,
             })
             .collect())
-    }
-
-    // --------------------------------------------------------- favourites
-
-    pub async fn favourite(&self, user: i64, id: i64, on: bool) -> Result<(), ApiError> {
-        let l = self.live_listing(id).await?;
-        if l.status == ListingStatus::Hidden && l.seller_id != user {
-            return Err(ApiError::not_found("listing"));
-        }
-        let changed = if on {
-            self.sql.add_favourite(user, id, now_ms()).await?
-        } else {
-            self.sql.remove_favourite(user, id).await?
-        };
-        if changed {
-            self.invalidate_feed().await;
-        }
-        Ok(())
-    }
-
-    pub async fn favourites(&self, user: i64) -> Result<Vec<FeedItem>, ApiError> {
-        let rows = self.sql.favourites(user).await?;
-        let visible: Vec<ListingRecord> = rows
-            .into_iter()
-            .filter(|l| l.status != ListingStatus::Hidden || l.seller_id == user)
-            .collect();
-        self.feed_items(&visible).await
-    }
-
-    // ------------------------------------------------------------- blocks
-
-    pub async fn block(&self, user: i64, target: i64, on: bool) -> Result<(), ApiError> {
-        if user == target {
-            return ApiError::check_fields(FieldErrors::from([(
-                "user",
-                "you cannot block yourself".to_string(),
-            )]));
-        }
-        self.sql
-            .user_by_id(target)
-            .await?
-            .ok_or_else(|| ApiError::not_found("user"))?;
-        if on {
-            self.sql.block(user, target, now_ms()).await?;
-        } else {
-            self.sql.unblock(user, target).await?;
-        }
-        // Chats between the two stop (or resume) at once.
-        let blocked = self.sql.blocked_between(user, target).await?;
-        for room in self.sql.direct_rooms_between(user, target).await? {
-            self.hub.set_blocked(room, blocked);
-        }
-        self.invalidate_feed().await;
-        Ok(())
-    }
-
-    pub async fn blocks(&self, user: i64) -> Result<Vec<i64>, ApiError> {
-        Ok(self.sql.blocked_by(user).await?)
-    }
-
-    // ------------------------------------------------------------ reports
-
-    pub async fn report(
-        &self,
-        reporter: i64,
-        kind: &str,
-        target: i64,
-        room: Option<i64>,
-        reason: &str,
-    ) -> Result<i64, ApiError> {
-        let reason = reason.trim();
-        let mut errors = FieldErrors::new();
-        if reason.is_empty() || reason.chars().count() > listing::REPORT_REASON_MAX_CHARS {
-            errors.insert(
-                "reason",
-                format!(
-                    "must be 1..={} characters",
-                    listing::REPORT_REASON_MAX_CHARS
-                ),
-            );
-        }
-        match kind {
-            "listing" | "user" => {
-                if room.is_some() {
-                    errors.insert("room_id", "only for messages".into());
-                }
-            }
-            "message" => {
-                if room.is_none() {
-                    errors.insert(
-                        "room_id",
-                        "is required for a message (target_id is its seq)".into(),
-                    );
-                }
-            }
-            _ => {
-                errors.insert("target_kind", "must be listing, user or message".into());
-            }
-        }
-        ApiError::check_fields(errors)?;
-        let exists = match kind {
-            // Only what the reporter could see: a deleted listing, or one
-            // hidden by someone else, answers exactly like one that never
-            // existed (its existence must not leak through reports).
-            "listing" => self.sql.listing(target).await?.is_some_and(|l| {
-                !l.deleted && (l.status != ListingStatus::Hidden || l.seller_id == reporter)
-            }),
-            "user" => self.sql.user_by_id(target).await?.is_some(),
-            _ => {
-                let room_id = room.unwrap_or(0);
-                // One can only report what one could see.
-                if self.sql.member(room_id, reporter).await?.is_none() {
-                    return Err(ApiError::new(
-                        Code::NotMember,
-                        "you are not a member of that room",
-                    ));
-                }
-                self.messages.message(room_id, target).await?.is_some()
-            }
-        };
-        if !exists {
-            return Err(ApiError::not_found(kind));
-        }
-        Ok(self
-            .sql
-            .insert_report(reporter, kind, target, room, reason, now_ms())
-            .await?)
-    }
-
-    pub async fn reports(
-        &self,
-        before: Option<i64>,
-        limit: i64,
-    ) -> Result<Vec<ReportRecord>, ApiError> {
-        Ok(self.sql.reports(before.unwrap_or(i64::MAX), limit).await?)
-    }
-
-    // ------------------------------------------------------ listing chats
-
-    /// The buyer's chat with the seller about a listing (get or create).
-    pub async fn chat(&self, buyer: i64, id: i64) -> Result<(RoomRecord, bool), ApiError> {
-        let l = self.live_listing(id).await?;
-        if l.status == ListingStatus::Hidden {
-            return Err(ApiError::not_found("listing"));
-        }
-        if l.seller_id == buyer {
-            return Err(ApiError::new(Code::Conflict, "this is your own listing"));
-        }
-        self.active_user(l.seller_id).await?;
-        if self.sql.blocked_between(buyer, l.seller_id).await? {
-            return Err(ApiError::new(
-                Code::Blocked,
-                "you cannot chat with this user",
-            ));
-        }
-        let key = format!("{}:{}", chat::direct_key(buyer, l.seller_id), l.id);
-        let (room, created) = self
-            .sql
-            .get_or_create_direct(&key, buyer, l.seller_id, Some(l.id), now_ms())
-            .await?;
-        if created {
-            for (me, them) in [(buyer, l.seller_id), (l.seller_id, buyer)] {
-                self.hub.room_added(me, room, RoomKind::Direct, Some(them));
-            }
-            self.invalidate_feed().await;
-        }
-        let record = self
-            .sql
-            .room(room)
-            .await?
-            .ok_or_else(|| ApiError::internal("room vanished"))?;
-        Ok((record, created))
-    }
-
-    /// Who chatted about a listing (seller only).
-    pub async fn chats(
-        &self,
-        seller: i64,
-        id: i64,
-    ) -> Result<Vec<(i64, UserRecord, i64)>, ApiError> {
-        let l = self.owned_listing(seller, id).await?;
-        let mut out = Vec::new();
-        for (room, buyer, last) in self.sql.listing_chats(l.id, seller).await? {
-            if let Some(u) = self.sql.user_by_id(buyer).await? {
-                out.push((room, u, last));
-            }
-        }
-        Ok(out)
-    }
-
-    // ------------------------------------------------------- reservations
-
-    /// Reserve for a buyer who chatted about it, optionally until a time.
-    /// Replaces an earlier reservation (whose timer never fires then).
-    pub async fn reserve(
-        &self,
-        seller: i64,
-        id: i64,
-        buyer: i64,
-        until: Option<i64>,
-    ) -> Result<ListingDetail, ApiError> {
-        let l = self.owned_listing(seller, id).await?;
-        if listing::transition(l.status, Transition::Reserve).is_none() {
-            return Err(invalid_state(format!(
-                "a {} listing cannot be reserved",
-                l.status.as_str()
-            )));
-        }
-        let now = now_ms();
-        let max_secs = self.reservation_max.as_secs();
-        let latest =
-            now.saturating_add(i64::try_from(max_secs.saturating_mul(1000)).unwrap_or(i64::MAX));
-        match until {
-            Some(u) if u <= now => ApiError::check_fields(FieldErrors::from([(
-                "until",
-                "must be in the future".to_string(),
-            )]))?,
-            Some(u) if u > latest => ApiError::check_fields(FieldErrors::from([(
-                "until",
-                format!("must be at most {max_secs} s from now"),
-            )]))?,
-            _ => {}
-        }
-        if buyer == seller || self.sql.listing_room_of(id, buyer).await?.is_none() {
-            return Err(ApiError::new(
-                Code::InvalidParameter,
-                "the buyer must have a chat about this listing",
-            ));
-        }
-        let buyer_user = self.active_user(buyer).await?;
-        let (reservation, replaced) = self.sql.reserve(id, buyer, until, now).await?;
-        if let Some(old) = replaced {
-            self.timers.do_send(Cancel { id: old.id });
-        }
-        if let Some(at) = until {
-            self.timers.do_send(Schedule {
-                id: reservation,
-                at_ms: at,
-            });
-        }
-        self.emit(
-            &l,
-            ListingEvent::Reserved {
-                listing: id,
-                seller,
-                buyer,
-                buyer_nickname: buyer_user.nickname,
-                until,
-                reservation,
-            },
-        )
-        .await?;
-        self.invalidate_feed().await;
-        self.detail(Some(seller), id, false).await
-    }
-
-    /// End the active reservation of a listing (timer cancelled) and post
-    /// why. Returns whether there was one.
-    async fn end_active_reservation(
-        &self,
-        l: &ListingRecord,
-        status: &str,
-    ) -> Result<bool, ApiError> {
-        let Some(r) = self.sql.active_reservation(l.id).await? else {
-            return Ok(false);
-        };
-        self.timers.do_send(Cancel { id: r.id });
-        if !self.sql.end_reservation(r.id, status, now_ms()).await? {
-            return Ok(false);
-        }
-        self.emit(
-            l,
-            ListingEvent::ReservationCancelled {
-                listing: l.id,
-                seller: l.seller_id,
-                buyer: r.buyer_id,
-                reservation: r.id,
-            },
-        )
-        .await?;
-        Ok(true)
-    }
-
-    /// Cancel the reservation: the seller, or the buyer it is for.
-    pub async fn cancel_reservation(&self, user: i64, id: i64) -> Result<(), ApiError> {
-        let l = self.live_listing(id).await?;
-        let r = self
-            .sql
-            .active_reservation(id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("reservation"))?;
-        if user != l.seller_id && user != r.buyer_id {
-            return Err(not_owner());
-        }
-        self.end_active_reservation(&l, "cancelled").await?;
-        self.invalidate_feed().await;
-        Ok(())
-    }
-
-    /// Timer callback: the reservation's time is up. Idempotent: only the
-    /// first call for a still-active reservation changes anything.
-    pub async fn expire_reservation(&self, reservation_id: i64) {
-        if let Err(e) = self.try_expire(reservation_id).await {
-            tracing::error!(reservation_id, error = %e.message, "expiring a reservation failed");
-        }
-    }
-
-    async fn try_expire(&self, reservation_id: i64) -> Result<(), ApiError> {
-        let Some(r) = self.sql.reservation(reservation_id).await? else {
-            return Ok(());
-        };
-        if !self.sql.end_reservation(r.id, "expired", now_ms()).await? {
-            return Ok(());
-        }
-        let Some(l) = self.sql.listing(r.listing_id).await? else {
-            return Ok(());
-        };
-        tracing::info!(reservation = r.id, listing = l.id, "reservation expired");
-        self.emit(
-            &l,
-            ListingEvent::ReservationExpired {
-                listing: l.id,
-                seller: l.seller_id,
-                buyer: r.buyer_id,
-                reservation: r.id,
-            },
-        )
-        .await?;
-        self.invalidate_feed().await;
-        Ok(())
-    }
-
-    /// Re-arm the timers of every timed reservation (at start).
-    pub async fn restore_timers(&self) -> Result<usize, ApiError> {
-        let timed = self.sql.timed_reservations().await?;
-        for r in &timed {
-            if let Some(at) = r.until {
-                self.timers.do_send(Schedule {
-                    id: r.id,
-                    at_ms: at,
-                });
-            }
-        }
-        Ok(timed.len())
-    }
-
-    /// How many reservation timers are armed on this node; `None` once the
-    /// timer actor has stopped (the application shut down).
-    pub async fn pending_timers(&self) -> Option<usize> {
-        self.timers.send(crate::actors::timers::Pending).await.ok()
-    }
-
-    pub async fn mark_sold(
-        &self,
-        seller: i64,
-        id: i64,
-        buyer: Option<i64>,
-    ) -> Result<ListingDetail, ApiError> {
-        let l = self.owned_listing(seller, id).await?;
-        if listing::transition(l.status, Transition::Sell).is_none() {
-            return Err(invalid_state(format!(
-                "a {} listing cannot be sold",
-                l.status.as_str()
-            )));
-        }
-        if let Some(b) = buyer {
-            if b == seller || self.sql.listing_room_of(id, b).await?.is_none() {
-                return Err(ApiError::new(
-                    Code::InvalidParameter,
-                    "the buyer must have a chat about this listing",
-                ));
-            }
-        }
-        let reservation = self.sql.active_reservation(id).await?;
-        if !self.sql.mark_sold(id, buyer, now_ms()).await? {
-            return Err(ApiError::new(
-                Code::Conflict,
-                "the listing changed meanwhile; retry",
-            ));
-        }
-        if let Some(r) = reservation {
-            self.timers.do_send(Cancel { id: r.id });
-        }
-        self.emit(
-            &l,
-            ListingEvent::Sold {
-                listing: id,
-                seller,
-                buyer,
-            },
-        )
-        .await?;
-        self.invalidate_feed().await;
-        self.detail(Some(seller), id, false).await
-    }
-
-    // ------------------------------------------------------------ reviews
-
-    pub async fn review(
-        &self,
-        user: i64,
-        id: i64,
-        rating: &str,
-        tags: Vec<String>,
-        text: Option<String>,
-    ) -> Result<(), ApiError> {
-        let l = self.live_listing(id).await?;
-        let mut errors = FieldErrors::new();
-        if rating != "good" && rating != "bad" {
-            errors.insert("rating", "must be `good` or `bad`".into());
-        }
-        if tags.len() > listing::REVIEW_TAGS.len()
-            || tags
-                .iter()
-                .any(|t| !listing::REVIEW_TAGS.contains(&t.as_str()))
-        {
-            errors.insert(
-                "tags",
-                format!("must be some of {}", listing::REVIEW_TAGS.join(", ")),
-            );
-        }
-        let text = text.unwrap_or_default().trim().to_string();
-        if text.chars().count() > listing::REVIEW_TEXT_MAX_CHARS {
-            errors.insert(
-                "text",
-                format!(
-                    "must be at most {} characters",
-                    listing::REVIEW_TEXT_MAX_CHARS
-                ),
-            );
-        }
-        ApiError::check_fields(errors)?;
-        let (Some(buyer), ListingStatus::Sold) = (l.buyer_id, l.status) else {
-            return Err(invalid_state(
-                "reviews open once the listing is sold to a buyer",
-            ));
-        };
-        let reviewee = if user == l.seller_id {
-            buyer
-        } else if user == buyer {
-            l.seller_id
-        } else {
-            return Err(ApiError::forbidden(
-                "only the buyer and the seller of this deal may review it",
-            ));
-        };
-        let mut tags = tags;
-        tags.sort();
-        tags.dedup();
-        match self
-            .sql
-            .insert_review(id, user, reviewee, rating, &tags, &text, now_ms())
-            .await?
-        {
-            ReviewInsert::Added => {
-                // The reviewee's manner score shows on their listing pages.
-                self.cache.clear(LISTING_CACHE).await;
-                self.publish(
-                    "review.received",
-                    reviewee,
-                    json!({"listing": id, "reviewer": user, "reviewee": reviewee, "rating": rating}),
-                )
-                .await;
-                Ok(())
-            }
-            ReviewInsert::AlreadyReviewed => Err(ApiError::new(
-                Code::AlreadyReviewed,
-                "you already reviewed this deal",
-            )),
-        }
-    }
-
-    pub async fn profile(&self, id: i64) -> Result<(UserRecord, f64, ReviewSummary), ApiError> {
-        let user = self
-            .sql
-            .user_by_id(id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("user"))?;
-        let summary = self.sql.review_summary(id).await?;
-        Ok((
-            user,
-            listing::manner_score(summary.good, summary.bad),
-            summary,
-        ))
     }
 }

@@ -1,0 +1,217 @@
+//! Reservations (also timed, with their timers), and sales.
+
+use super::*;
+
+impl Market {
+    /// Reserve for a buyer who chatted about it, optionally until a time.
+    /// Replaces an earlier reservation (whose timer never fires then).
+    pub async fn reserve(
+        &self,
+        seller: UserId,
+        id: ListingId,
+        buyer: UserId,
+        until: Option<i64>,
+    ) -> Result<ListingDetail, ApiError> {
+        let seller = seller.get();
+        let id = id.get();
+        let buyer = buyer.get();
+        let l = self.owned_listing(seller, id).await?;
+        if listing::transition(l.status, Transition::Reserve).is_none() {
+            return Err(invalid_state(format!(
+                "a {} listing cannot be reserved",
+                l.status.as_str()
+            )));
+        }
+        let now = now_ms();
+        let max_secs = self.reservation_max.as_secs();
+        let latest =
+            now.saturating_add(i64::try_from(max_secs.saturating_mul(1000)).unwrap_or(i64::MAX));
+        match until {
+            Some(u) if u <= now => ApiError::check_fields(FieldErrors::from([(
+                "until",
+                "must be in the future".to_string(),
+            )]))?,
+            Some(u) if u > latest => ApiError::check_fields(FieldErrors::from([(
+                "until",
+                format!("must be at most {max_secs} s from now"),
+            )]))?,
+            _ => {}
+        }
+        if buyer == seller || self.sql.listing_room_of(id, buyer).await?.is_none() {
+            return Err(ApiError::new(
+                Code::InvalidParameter,
+                "the buyer must have a chat about this listing",
+            ));
+        }
+        let buyer_user = self.active_user(buyer).await?;
+        let (reservation, replaced) = self.sql.reserve(id, buyer, until, now).await?;
+        if let Some(old) = replaced {
+            self.timers.do_send(Cancel { id: old.id });
+        }
+        if let Some(at) = until {
+            self.timers.do_send(Schedule {
+                id: reservation,
+                at_ms: at,
+            });
+        }
+        self.emit(
+            &l,
+            ListingEvent::Reserved {
+                listing: id,
+                seller,
+                buyer,
+                buyer_nickname: buyer_user.nickname,
+                until,
+                reservation,
+            },
+        )
+        .await?;
+        self.invalidate_feed().await;
+        self.detail_of(Some(seller), id, false).await
+    }
+
+    /// End the active reservation of a listing (timer cancelled) and post
+    /// why. Returns whether there was one.
+    pub(super) async fn end_active_reservation(
+        &self,
+        l: &ListingRecord,
+        status: &str,
+    ) -> Result<bool, ApiError> {
+        let Some(r) = self.sql.active_reservation(l.id).await? else {
+            return Ok(false);
+        };
+        self.timers.do_send(Cancel { id: r.id });
+        if !self.sql.end_reservation(r.id, status, now_ms()).await? {
+            return Ok(false);
+        }
+        self.emit(
+            l,
+            ListingEvent::ReservationCancelled {
+                listing: l.id,
+                seller: l.seller_id,
+                buyer: r.buyer_id,
+                reservation: r.id,
+            },
+        )
+        .await?;
+        Ok(true)
+    }
+
+    /// Cancel the reservation: the seller, or the buyer it is for.
+    pub async fn cancel_reservation(&self, user: UserId, id: ListingId) -> Result<(), ApiError> {
+        let user = user.get();
+        let id = id.get();
+        let l = self.live_listing(id).await?;
+        let r = self
+            .sql
+            .active_reservation(id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("reservation"))?;
+        if user != l.seller_id && user != r.buyer_id {
+            return Err(not_owner());
+        }
+        self.end_active_reservation(&l, "cancelled").await?;
+        self.invalidate_feed().await;
+        Ok(())
+    }
+
+    /// Timer callback: the reservation's time is up. Idempotent: only the
+    /// first call for a still-active reservation changes anything.
+    pub async fn expire_reservation(&self, reservation_id: i64) {
+        if let Err(e) = self.try_expire(reservation_id).await {
+            tracing::error!(reservation_id, error = %e.message, "expiring a reservation failed");
+        }
+    }
+
+    pub(super) async fn try_expire(&self, reservation_id: i64) -> Result<(), ApiError> {
+        let Some(r) = self.sql.reservation(reservation_id).await? else {
+            return Ok(());
+        };
+        if !self.sql.end_reservation(r.id, "expired", now_ms()).await? {
+            return Ok(());
+        }
+        let Some(l) = self.sql.listing(r.listing_id).await? else {
+            return Ok(());
+        };
+        tracing::info!(reservation = r.id, listing = l.id, "reservation expired");
+        self.emit(
+            &l,
+            ListingEvent::ReservationExpired {
+                listing: l.id,
+                seller: l.seller_id,
+                buyer: r.buyer_id,
+                reservation: r.id,
+            },
+        )
+        .await?;
+        self.invalidate_feed().await;
+        Ok(())
+    }
+
+    /// Re-arm the timers of every timed reservation (at start).
+    pub async fn restore_timers(&self) -> Result<usize, ApiError> {
+        let timed = self.sql.timed_reservations().await?;
+        for r in &timed {
+            if let Some(at) = r.until {
+                self.timers.do_send(Schedule {
+                    id: r.id,
+                    at_ms: at,
+                });
+            }
+        }
+        Ok(timed.len())
+    }
+
+    /// How many reservation timers are armed on this node; `None` once the
+    /// timer actor has stopped (the application shut down).
+    pub async fn pending_timers(&self) -> Option<usize> {
+        self.timers.send(crate::actors::timers::Pending).await.ok()
+    }
+
+    pub async fn mark_sold(
+        &self,
+        seller: UserId,
+        id: ListingId,
+        buyer: Option<UserId>,
+    ) -> Result<ListingDetail, ApiError> {
+        let seller = seller.get();
+        let id = id.get();
+        let buyer = buyer.map(UserId::get);
+        let l = self.owned_listing(seller, id).await?;
+        if listing::transition(l.status, Transition::Sell).is_none() {
+            return Err(invalid_state(format!(
+                "a {} listing cannot be sold",
+                l.status.as_str()
+            )));
+        }
+        if let Some(b) = buyer {
+            if b == seller || self.sql.listing_room_of(id, b).await?.is_none() {
+                return Err(ApiError::new(
+                    Code::InvalidParameter,
+                    "the buyer must have a chat about this listing",
+                ));
+            }
+        }
+        let reservation = self.sql.active_reservation(id).await?;
+        if !self.sql.mark_sold(id, buyer, now_ms()).await? {
+            return Err(ApiError::new(
+                Code::Conflict,
+                "the listing changed meanwhile; retry",
+            ));
+        }
+        if let Some(r) = reservation {
+            self.timers.do_send(Cancel { id: r.id });
+        }
+        self.emit(
+            &l,
+            ListingEvent::Sold {
+                listing: id,
+                seller,
+                buyer,
+            },
+        )
+        .await?;
+        self.invalidate_feed().await;
+        self.detail_of(Some(seller), id, false).await
+    }
+}

@@ -1,0 +1,106 @@
+//! Reviews after a sale and the manner score.
+
+use super::*;
+
+impl Market {
+    pub async fn review(
+        &self,
+        user: UserId,
+        id: ListingId,
+        rating: &str,
+        tags: Vec<String>,
+        text: Option<String>,
+    ) -> Result<(), ApiError> {
+        let user = user.get();
+        let id = id.get();
+        let l = self.live_listing(id).await?;
+        let mut errors = FieldErrors::new();
+        if rating != "good" && rating != "bad" {
+            errors.insert("rating", "must be `good` or `bad`".into());
+        }
+        if tags.len() > listing::REVIEW_TAGS.len()
+            || tags
+                .iter()
+                .any(|t| !listing::REVIEW_TAGS.contains(&t.as_str()))
+        {
+            errors.insert(
+                "tags",
+                format!("must be some of {}", listing::REVIEW_TAGS.join(", ")),
+            );
+        }
+        let text = text.unwrap_or_default().trim().to_string();
+        if text.chars().count() > listing::REVIEW_TEXT_MAX_CHARS {
+            errors.insert(
+                "text",
+                format!(
+                    "must be at most {} characters",
+                    listing::REVIEW_TEXT_MAX_CHARS
+                ),
+            );
+        }
+        ApiError::check_fields(errors)?;
+        let (Some(buyer), ListingStatus::Sold) = (l.buyer_id, l.status) else {
+            return Err(invalid_state(
+                "reviews open once the listing is sold to a buyer",
+            ));
+        };
+        let reviewee = if user == l.seller_id {
+            buyer
+        } else if user == buyer {
+            l.seller_id
+        } else {
+            return Err(ApiError::forbidden(
+                "only the buyer and the seller of this deal may review it",
+            ));
+        };
+        let mut tags = tags;
+        tags.sort();
+        tags.dedup();
+        match self
+            .sql
+            .insert_review(
+                &NewReview {
+                    listing: ListingId(id),
+                    reviewer: UserId(user),
+                    reviewee: UserId(reviewee),
+                    rating,
+                    tags: &tags,
+                    body: &text,
+                },
+                now_ms(),
+            )
+            .await?
+        {
+            ReviewInsert::Added => {
+                // The reviewee's manner score shows on their listing pages.
+                self.cache.clear(LISTING_CACHE).await;
+                self.publish(
+                    "review.received",
+                    reviewee,
+                    json!({"listing": id, "reviewer": user, "reviewee": reviewee, "rating": rating}),
+                )
+                .await;
+                Ok(())
+            }
+            ReviewInsert::AlreadyReviewed => Err(ApiError::new(
+                Code::AlreadyReviewed,
+                "you already reviewed this deal",
+            )),
+        }
+    }
+
+    pub async fn profile(&self, id: UserId) -> Result<(UserRecord, f64, ReviewSummary), ApiError> {
+        let id = id.get();
+        let user = self
+            .sql
+            .user_by_id(id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("user"))?;
+        let summary = self.sql.review_summary(id).await?;
+        Ok((
+            user,
+            listing::manner_score(summary.good, summary.bad),
+            summary,
+        ))
+    }
+}

@@ -1,0 +1,62 @@
+//! Reviews and manner-score summaries.
+
+use super::*;
+
+impl SqlStore {
+    pub async fn insert_review(
+        &self,
+        r: &NewReview<'_>,
+        now: i64,
+    ) -> Result<ReviewInsert, StoreError> {
+        let result = sqlx::query(
+            "INSERT INTO reviews (listing_id, reviewer_id, reviewee_id, rating, tags, body, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(r.listing.get())
+        .bind(r.reviewer.get())
+        .bind(r.reviewee.get())
+        .bind(r.rating)
+        .bind(r.tags.join(","))
+        .bind(r.body)
+        .bind(now)
+        .execute(self.writer())
+        .await;
+        Ok(if inserted(result)? {
+            ReviewInsert::Added
+        } else {
+            ReviewInsert::AlreadyReviewed
+        })
+    }
+
+    pub async fn review_summary(&self, user: i64) -> Result<ReviewSummary, StoreError> {
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT rating, tags FROM reviews WHERE reviewee_id = ?")
+                .bind(user)
+                .fetch_all(self.reader())
+                .await?;
+        let mut s = ReviewSummary::default();
+        for (rating, tags) in rows {
+            if rating == "good" {
+                s.good += 1;
+            } else {
+                s.bad += 1;
+            }
+            for t in tags.split(',').filter(|t| !t.is_empty()) {
+                *s.tags.entry(t.to_string()).or_insert(0) += 1;
+            }
+        }
+        Ok(s)
+    }
+
+    pub async fn reviews_of_listing(
+        &self,
+        listing_id: i64,
+    ) -> Result<Vec<(i64, i64, String)>, StoreError> {
+        let rows: Vec<(i64, i64, String)> = sqlx::query_as(
+            "SELECT reviewer_id, reviewee_id, rating FROM reviews WHERE listing_id = ?",
+        )
+        .bind(listing_id)
+        .fetch_all(self.reader())
+        .await?;
+        Ok(rows)
+    }
+}
