@@ -16,6 +16,7 @@ use std::time::Duration;
 
 pub use crate::actors::ChatSettings;
 pub use crate::service::accounts::AccountSettings;
+pub use crate::service::catalog::ShopSettings;
 
 /// Environment variable that names the config file; not a setting itself.
 pub const CONFIG_FILE_ENV: &str = "JANGTEO_CONFIG";
@@ -223,6 +224,11 @@ pub const SETTINGS: &[(&str, Option<&str>, &str)] = &[
         "this node's name in the cluster (default: hostname-pid)",
     ),
     (
+        "low_stock_threshold",
+        Some("3"),
+        "a shop option with this many or fewer in stock is shown as low, and admins are told once (stock.low)",
+    ),
+    (
         "reservation_max_secs",
         Some("604800"),
         "latest end of a timed reservation, in seconds from now (default 7 days)",
@@ -317,6 +323,7 @@ pub struct Config {
     pub password: PasswordSettings,
     pub chat: ChatSettings,
     pub market: MarketSettings,
+    pub shop: ShopSettings,
     pub media_max_bytes: usize,
     pub metrics: MetricsSettings,
     pub engines: EngineSettings,
@@ -691,6 +698,12 @@ impl Layers {
                     }
                 },
             },
+            shop: ShopSettings {
+                low_stock_threshold: match self.parse::<i64>("low_stock_threshold")? {
+                    n @ 0..=1_000_000 => n,
+                    _ => return Err(self.invalid("low_stock_threshold", "expected 0..=1000000")),
+                },
+            },
             media_max_bytes: self.positive_u64("media_max_bytes")? as usize,
             metrics: MetricsSettings {
                 enabled: self.parse("metrics_enabled")?,
@@ -940,6 +953,7 @@ mod tests {
             ("metrics_token", "has a space in it somewhere"),
             ("metrics_enabled", "maybe"),
             ("reservation_max_secs", "0"),
+            ("low_stock_threshold", "-1"),
             ("chat_direct_send_rate", "0"),
             ("chat_direct_send_burst", "-1"),
             ("ws_max_connections_per_user", "0"),

@@ -144,6 +144,8 @@ error_codes! {
     Blocked = "blocked", FORBIDDEN, Both;
     /// A second review of the same deal.
     AlreadyReviewed = "already_reviewed", CONFLICT, Rest;
+    /// Not enough stock for an option; `details.options` lists the option ids that are short.
+    OutOfStock = "out_of_stock", CONFLICT, Rest;
     /// The listing's status does not allow this (e.g. reserving a sold item).
     InvalidState = "invalid_state", CONFLICT, Rest;
     /// Too many attempts or messages; slow down (REST sets `Retry-After`).
@@ -242,6 +244,16 @@ impl ApiError {
             format!("invalid fields: {}", fields.join(", ")),
         )
         .with_details(serde_json::json!(errors)))
+    }
+
+    /// 422 `validation_failed` about one field.
+    pub fn field(field: &'static str, reason: impl Into<String>) -> Self {
+        let mut errors = crate::domain::account::FieldErrors::new();
+        errors.insert(field, reason.into());
+        match ApiError::check_fields(errors) {
+            Err(e) => e,
+            Ok(()) => ApiError::new(Code::ValidationFailed, format!("invalid field: {field}")),
+        }
     }
 
     pub fn unauthenticated() -> Self {

@@ -32,6 +32,7 @@ use crate::bus::{Bus, InProcessBus};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::service::accounts::Accounts;
+use crate::service::catalog::Catalog;
 use crate::service::chat::Chat;
 use crate::service::market::Market;
 use crate::service::media::Media;
@@ -52,6 +53,7 @@ pub struct AppState {
     pub hub: ChatHub,
     pub chat: Chat,
     pub market: Market,
+    pub catalog: Catalog,
     pub media: Media,
     pub bus: Arc<dyn Bus>,
     /// Set when `kafka_brokers` is configured (same object as `bus`).
@@ -212,6 +214,7 @@ impl AppState {
             config.market.reservation_max,
         );
         let _ = market_cell.set(market.clone());
+        let catalog = Catalog::new(sql.clone(), bus.clone(), config.shop);
         Ok(AppState {
             config: Arc::new(config),
             sql,
@@ -220,6 +223,7 @@ impl AppState {
             hub,
             chat,
             market,
+            catalog,
             media,
             bus,
             kafka,

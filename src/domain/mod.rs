@@ -7,6 +7,9 @@ pub mod account;
 pub mod chat;
 pub mod ids;
 pub mod listing;
+pub mod money;
+pub mod order;
+pub mod product;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -2,6 +2,7 @@
 //! thin: parse, call a service, shape the answer.
 
 pub mod accounts;
+pub mod catalog;
 pub mod extract;
 pub mod frame_guard;
 pub mod market;
@@ -106,7 +107,26 @@ pub fn app(
                 .service(market::reserve)
                 .service(market::cancel_reservation)
                 .service(market::sold)
-                .service(market::review),
+                .service(market::review)
+                .service(catalog::list_products)
+                .service(catalog::get_product)
+                .service(catalog::add_wishlist)
+                .service(catalog::remove_wishlist)
+                .service(catalog::my_wishlist)
+                .service(catalog::create_product)
+                .service(catalog::update_product)
+                .service(catalog::delete_product)
+                .service(catalog::add_option)
+                .service(catalog::update_option)
+                .service(catalog::delete_option)
+                .service(catalog::set_stock)
+                .service(catalog::adjust_stock)
+                .service(catalog::stock_history)
+                .service(catalog::get_cart)
+                .service(catalog::add_to_cart)
+                .service(catalog::set_cart_quantity)
+                .service(catalog::remove_from_cart)
+                .service(catalog::clear_cart),
         )
         .split_for_parts();
     // The paths are only known now, after the handlers registered them.

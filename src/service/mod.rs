@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod attempts;
+pub mod catalog;
 pub mod chat;
 pub mod gate;
 pub mod market;

@@ -17,5 +17,6 @@ mod errors;
 mod fuzz;
 mod helpers;
 mod market;
+mod shop;
 mod system;
 mod unread_model;

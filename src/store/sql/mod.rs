@@ -15,12 +15,17 @@
 //! writer. On MySQL both handles point to one pool.
 
 mod accounts;
+mod catalog;
 mod market;
 mod messages;
 mod rooms;
 mod sessions;
 
 pub use accounts::InsertUserError;
+pub use catalog::{
+    AdjustmentRecord, CartAdd, CartRow, NewOption, OptionRecord, ProductFields, ProductQuery,
+    ProductRecord, SkuWrite, StockChange, StockOutcome,
+};
 pub use market::{
     FeedQuery, ListingFields, ListingRecord, MediaRecord, NewMedia, NewReview, ReportRecord,
     ReservationRecord, ReviewInsert, ReviewSummary,

@@ -140,7 +140,7 @@ pub enum ReviewInsert {
 
 const LISTING_COLUMNS: &str = "l.id, l.seller_id, l.title, l.description, l.price, l.category, l.status, l.buyer_id, \
      l.view_count, l.favourite_count, l.chat_count, l.created_at, l.updated_at, l.sold_at, l.deleted_at";
-const MEDIA_COLUMNS: &str =
+pub(in crate::store::sql) const MEDIA_COLUMNS: &str =
     "m.id, m.owner_id, m.content_type, m.bytes, m.width, m.height, m.original_key, m.thumb_key, m.created_at";
 
 fn listing(row: &sqlx::any::AnyRow) -> Result<ListingRecord, StoreError> {
@@ -167,7 +167,7 @@ fn listing(row: &sqlx::any::AnyRow) -> Result<ListingRecord, StoreError> {
     })
 }
 
-fn media(row: &sqlx::any::AnyRow) -> Result<MediaRecord, StoreError> {
+pub(in crate::store::sql) fn media(row: &sqlx::any::AnyRow) -> Result<MediaRecord, StoreError> {
     Ok(MediaRecord {
         id: row.try_get(0)?,
         owner_id: row.try_get(1)?,
@@ -198,7 +198,7 @@ fn reservation(r: ReservationRow) -> ReservationRecord {
 const RESERVATION_COLUMNS: &str = "id, listing_id, buyer_id, until, status, created_at";
 
 /// `?, ?, ...` for an IN list.
-fn placeholders(n: usize) -> String {
+pub(in crate::store::sql) fn placeholders(n: usize) -> String {
     vec!["?"; n].join(", ")
 }
 

@@ -1,0 +1,787 @@
+//! The curated shop's catalogue, wishlists and carts.
+//!
+//! Admins write the catalogue (products, options, stock, audited); everyone
+//! reads the products that are on sale or sold out. A cart line refers to
+//! an option and always shows the option's *current* price and stock; the
+//! price is fixed only when an order is placed (`service::orders`).
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use crate::bus::{Bus, Event, TOPIC_ALARMS};
+use crate::domain::account::FieldErrors;
+use crate::domain::ids::UserId;
+use crate::domain::money::Won;
+use crate::domain::now_ms;
+use crate::domain::order;
+use crate::domain::product::{
+    self, ProductCursor, ProductSort, ProductStatus, StockState, PRODUCT_CATEGORIES,
+};
+use crate::error::{ApiError, Code};
+use crate::store::sql::{
+    AdjustmentRecord, CartAdd, CartRow, MediaRecord, NewOption, OptionRecord, ProductFields,
+    ProductQuery, ProductRecord, SkuWrite, SqlStore, StockChange, StockOutcome,
+};
+
+/// Shop settings (`config.shop`).
+#[derive(Debug, Clone, Copy)]
+pub struct ShopSettings {
+    /// An option at or below this many is "low" (shown, and admins told).
+    pub low_stock_threshold: i64,
+}
+
+#[derive(Clone)]
+pub struct Catalog {
+    sql: Arc<SqlStore>,
+    bus: Arc<dyn Bus>,
+    settings: ShopSettings,
+}
+
+/// A new product as an admin sends it.
+#[derive(Debug, Clone, Default)]
+pub struct ProductInput {
+    pub name: Option<String>,
+    pub brand: Option<String>,
+    pub description: Option<String>,
+    pub category: Option<String>,
+    pub base_price: Option<i64>,
+    pub status: Option<ProductStatus>,
+    pub images: Option<Vec<i64>>,
+    pub options: Option<Vec<OptionInput>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct OptionInput {
+    pub label: String,
+    pub sku: String,
+    pub price_delta: i64,
+    pub stock: i64,
+}
+
+/// An option as a buyer sees it.
+#[derive(Debug, Clone)]
+pub struct OptionView {
+    pub option: OptionRecord,
+    pub price: Won,
+    pub stock_state: StockState,
+}
+
+/// A product page.
+#[derive(Debug, Clone)]
+pub struct ProductDetail {
+    pub product: ProductRecord,
+    pub options: Vec<OptionView>,
+    pub images: Vec<MediaRecord>,
+    pub in_wishlist: bool,
+}
+
+/// One product in a list.
+#[derive(Debug, Clone)]
+pub struct ProductItem {
+    pub product: ProductRecord,
+    pub thumbnail: Option<MediaRecord>,
+    pub in_stock: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProductPage {
+    pub items: Vec<ProductItem>,
+    pub next_cursor: Option<String>,
+}
+
+/// A product list request as a client sends it.
+#[derive(Debug, Clone, Default)]
+pub struct ProductListRequest {
+    pub cursor: Option<String>,
+    pub limit: Option<i64>,
+    pub category: Option<String>,
+    pub brand: Option<String>,
+    pub min_price: Option<i64>,
+    pub max_price: Option<i64>,
+    pub in_stock: Option<bool>,
+    pub q: Option<String>,
+    pub sort: Option<ProductSort>,
+}
+
+/// A cart line as shown.
+#[derive(Debug, Clone)]
+pub struct CartLine {
+    pub row: CartRow,
+    /// The option's price now.
+    pub unit_price: Won,
+    pub stock_state: StockState,
+    /// False when the product or option is gone, hidden, not on sale or
+    /// has fewer in stock than the line asks for; such lines stay in the
+    /// cart (shown, not silently dropped) but cannot be ordered.
+    pub available: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct CartView {
+    pub lines: Vec<CartLine>,
+    /// Sum of the available lines at current prices.
+    pub total: Won,
+}
+
+const MAX_PAGE: i64 = 100;
+const DEFAULT_PAGE: i64 = 20;
+const REASON_MAX_CHARS: usize = 500;
+
+fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
+    match limit {
+        None => Ok(DEFAULT_PAGE),
+        Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+        Some(_) => Err(ApiError::new(
+            Code::InvalidParameter,
+            format!("limit must be 1..={MAX_PAGE}"),
+        )),
+    }
+}
+
+fn sku_taken() -> ApiError {
+    ApiError::field("options.sku", "is already used by another option")
+}
+
+impl Catalog {
+    pub fn new(sql: Arc<SqlStore>, bus: Arc<dyn Bus>, settings: ShopSettings) -> Catalog {
+        Catalog { sql, bus, settings }
+    }
+
+    pub fn settings(&self) -> ShopSettings {
+        self.settings
+    }
+
+    fn option_view(&self, product: &ProductRecord, option: OptionRecord) -> OptionView {
+        OptionView {
+            price: product::option_price(Won(product.base_price), option.price_delta)
+                .unwrap_or(Won::ZERO),
+            stock_state: product::stock_state(option.stock, self.settings.low_stock_threshold),
+            option,
+        }
+    }
+
+    fn check_options(
+        base: Won,
+        options: &[OptionInput],
+        errors: &mut FieldErrors,
+    ) -> Vec<NewOption> {
+        if options.len() > product::MAX_OPTIONS {
+            errors.insert(
+                "options",
+                format!("at most {} options", product::MAX_OPTIONS),
+            );
+        }
+        let mut skus = std::collections::HashSet::new();
+        for o in options {
+            product::check_option(&o.label, &o.sku, base, o.price_delta, o.stock, errors);
+            if !skus.insert(o.sku.as_str()) {
+                errors.insert("options.sku", "each option needs its own SKU".into());
+            }
+        }
+        options
+            .iter()
+            .map(|o| NewOption {
+                label: o.label.trim().to_string(),
+                sku: o.sku.clone(),
+                price_delta: o.price_delta,
+                stock: o.stock,
+            })
+            .collect()
+    }
+
+    async fn check_images(
+        &self,
+        admin: UserId,
+        images: &[i64],
+        errors: &mut FieldErrors,
+    ) -> Result<(), ApiError> {
+        if images.len() > crate::domain::listing::MAX_IMAGES {
+            errors.insert(
+                "images",
+                format!("at most {} images", crate::domain::listing::MAX_IMAGES),
+            );
+            return Ok(());
+        }
+        let found = self.sql.media(images).await?;
+        let unique: std::collections::HashSet<_> = images.iter().collect();
+        if unique.len() != images.len()
+            || found.len() != images.len()
+            || found.iter().any(|m| m.owner_id != admin.get())
+        {
+            errors.insert(
+                "images",
+                "must be distinct ids of images you uploaded".into(),
+            );
+        }
+        Ok(())
+    }
+
+    fn check_category(category: Option<&str>, errors: &mut FieldErrors) {
+        if category.is_some_and(|c| !PRODUCT_CATEGORIES.contains(&c)) {
+            errors.insert(
+                "category",
+                format!("must be one of {}", PRODUCT_CATEGORIES.join(", ")),
+            );
+        }
+    }
+
+    pub async fn create_product(
+        &self,
+        admin: UserId,
+        input: ProductInput,
+    ) -> Result<ProductDetail, ApiError> {
+        let mut errors = FieldErrors::new();
+        for (field, present) in [
+            ("name", input.name.is_some()),
+            ("brand", input.brand.is_some()),
+            ("category", input.category.is_some()),
+            ("base_price", input.base_price.is_some()),
+        ] {
+            if !present {
+                errors.insert(field, "is required".into());
+            }
+        }
+        product::check_product(
+            input.name.as_deref(),
+            input.brand.as_deref(),
+            input.description.as_deref(),
+            input.base_price,
+            &mut errors,
+        );
+        Self::check_category(input.category.as_deref(), &mut errors);
+        let base = Won(input.base_price.unwrap_or(0));
+        let options =
+            Self::check_options(base, input.options.as_deref().unwrap_or(&[]), &mut errors);
+        let images = input.images.unwrap_or_default();
+        self.check_images(admin, &images, &mut errors).await?;
+        ApiError::check_fields(errors)?;
+        let (Some(name), Some(brand), Some(category), Some(base_price)) =
+            (input.name, input.brand, input.category, input.base_price)
+        else {
+            return Err(ApiError::internal("validated product fields missing"));
+        };
+        let description = input.description.unwrap_or_default();
+        let fields = ProductFields {
+            name: name.trim(),
+            brand: brand.trim(),
+            description: description.trim(),
+            category: &category,
+            base_price,
+        };
+        let status = input.status.unwrap_or(ProductStatus::Draft);
+        match self
+            .sql
+            .create_product(&fields, status, &options, &images, now_ms())
+            .await?
+        {
+            SkuWrite::Done(id) => self.product_detail(id, Some(admin), true).await,
+            SkuWrite::SkuTaken => Err(sku_taken()),
+        }
+    }
+
+    /// A product that exists and is not deleted (any status: admins).
+    async fn live_product(&self, id: i64) -> Result<ProductRecord, ApiError> {
+        match self.sql.product(id).await? {
+            Some(p) if !p.deleted => Ok(p),
+            _ => Err(ApiError::not_found("product")),
+        }
+    }
+
+    pub async fn update_product(
+        &self,
+        admin: UserId,
+        id: i64,
+        input: ProductInput,
+    ) -> Result<ProductDetail, ApiError> {
+        let current = self.live_product(id).await?;
+        let mut errors = FieldErrors::new();
+        product::check_product(
+            input.name.as_deref(),
+            input.brand.as_deref(),
+            input.description.as_deref(),
+            input.base_price,
+            &mut errors,
+        );
+        Self::check_category(input.category.as_deref(), &mut errors);
+        if input.options.is_some() {
+            errors.insert(
+                "options",
+                "options have their own routes (/api/admin/products/{id}/options)".into(),
+            );
+        }
+        if let Some(images) = &input.images {
+            self.check_images(admin, images, &mut errors).await?;
+        }
+        // A new base price must keep every option's price within bounds.
+        if let Some(base) = input.base_price {
+            let options = self.sql.product_options(id).await?;
+            if options
+                .iter()
+                .any(|o| product::option_price(Won(base), o.price_delta).is_none())
+            {
+                errors.insert("base_price", "would make an option's price negative".into());
+            }
+        }
+        ApiError::check_fields(errors)?;
+        let name = input.name.as_deref().map(str::trim);
+        let brand = input.brand.as_deref().map(str::trim);
+        let description = input.description.as_deref().map(str::trim);
+        let fields = ProductFields {
+            name: name.unwrap_or(&current.name),
+            brand: brand.unwrap_or(&current.brand),
+            description: description.unwrap_or(&current.description),
+            category: input.category.as_deref().unwrap_or(&current.category),
+            base_price: input.base_price.unwrap_or(current.base_price),
+        };
+        let now = now_ms();
+        self.sql
+            .update_product(id, &fields, input.images.as_deref(), now)
+            .await?;
+        if let Some(status) = input.status {
+            if status != current.status {
+                self.sql.set_product_status(id, status, now).await?;
+            }
+        }
+        self.product_detail(id, Some(admin), true).await
+    }
+
+    pub async fn delete_product(&self, id: i64) -> Result<(), ApiError> {
+        self.live_product(id).await?;
+        self.sql.delete_product(id, now_ms()).await?;
+        Ok(())
+    }
+
+    pub async fn add_option(
+        &self,
+        product_id: i64,
+        input: OptionInput,
+    ) -> Result<ProductDetail, ApiError> {
+        let p = self.live_product(product_id).await?;
+        let mut errors = FieldErrors::new();
+        let existing = self.sql.product_options(product_id).await?;
+        if existing.len() >= product::MAX_OPTIONS {
+            errors.insert(
+                "options",
+                format!("at most {} options", product::MAX_OPTIONS),
+            );
+        }
+        let mut options = Self::check_options(Won(p.base_price), &[input], &mut errors);
+        ApiError::check_fields(errors)?;
+        let Some(option) = options.pop() else {
+            return Err(ApiError::internal("checked option missing"));
+        };
+        match self.sql.add_option(product_id, &option).await? {
+            SkuWrite::Done(_) => self.product_detail(product_id, None, true).await,
+            SkuWrite::SkuTaken => Err(sku_taken()),
+        }
+    }
+
+    /// A live option of a live product.
+    async fn live_option(&self, option_id: i64) -> Result<(OptionRecord, ProductRecord), ApiError> {
+        match self.sql.option_with_product(option_id).await? {
+            Some((o, p)) if !o.deleted && !p.deleted => Ok((o, p)),
+            _ => Err(ApiError::not_found("option")),
+        }
+    }
+
+    pub async fn update_option(
+        &self,
+        option_id: i64,
+        label: Option<String>,
+        price_delta: Option<i64>,
+    ) -> Result<ProductDetail, ApiError> {
+        let (o, p) = self.live_option(option_id).await?;
+        let label = label.map_or(o.label.clone(), |l| l.trim().to_string());
+        let delta = price_delta.unwrap_or(o.price_delta);
+        let mut errors = FieldErrors::new();
+        product::check_option(
+            &label,
+            &o.sku,
+            Won(p.base_price),
+            delta,
+            o.stock,
+            &mut errors,
+        );
+        ApiError::check_fields(errors)?;
+        self.sql.update_option(option_id, &label, delta).await?;
+        self.product_detail(p.id, None, true).await
+    }
+
+    pub async fn delete_option(&self, option_id: i64) -> Result<(), ApiError> {
+        self.live_option(option_id).await?;
+        self.sql.delete_option(option_id, now_ms()).await?;
+        Ok(())
+    }
+
+    /// Set (absolute) or adjust (relative) an option's stock, with the
+    /// admin and reason in the audit trail. Crossing into low stock tells
+    /// the admins (a `stock.low` event on the alarms topic).
+    pub async fn change_stock(
+        &self,
+        admin: UserId,
+        option_id: i64,
+        change: StockChange,
+        reason: &str,
+    ) -> Result<OptionView, ApiError> {
+        let reason = reason.trim();
+        let mut errors = FieldErrors::new();
+        let n = reason.chars().count();
+        if n == 0 || n > REASON_MAX_CHARS {
+            errors.insert(
+                "reason",
+                format!("must be 1..={REASON_MAX_CHARS} characters"),
+            );
+        }
+        match change {
+            StockChange::Set(s) if !(0..=product::MAX_STOCK).contains(&s) => {
+                errors.insert("stock", format!("must be 0..={}", product::MAX_STOCK));
+            }
+            StockChange::Adjust(0) => {
+                errors.insert("delta", "must not be 0".into());
+            }
+            StockChange::Adjust(d) if d.abs() > product::MAX_STOCK => {
+                errors.insert("delta", format!("must be within ±{}", product::MAX_STOCK));
+            }
+            _ => {}
+        }
+        ApiError::check_fields(errors)?;
+        let (_, p) = self.live_option(option_id).await?;
+        match self
+            .sql
+            .change_stock(option_id, admin, change, reason, now_ms())
+            .await?
+        {
+            StockOutcome::NoOption => Err(ApiError::not_found("option")),
+            StockOutcome::WouldGoNegative { stock } => Err(ApiError::new(
+                Code::InvalidState,
+                format!("only {stock} in stock; stock cannot go below zero"),
+            )),
+            StockOutcome::Changed { before, after } => {
+                let (o, _) = self.live_option(option_id).await?;
+                if after > product::MAX_STOCK {
+                    tracing::warn!(option_id, after, "stock above the sanity bound");
+                }
+                self.stock_moved(&p, &o, before, after).await;
+                Ok(self.option_view(&p, o))
+            }
+        }
+    }
+
+    /// Tell the admins when an option crosses into low stock.
+    pub async fn stock_moved(&self, p: &ProductRecord, o: &OptionRecord, before: i64, after: i64) {
+        if product::became_low(before, after, self.settings.low_stock_threshold) {
+            let event = Event::new(
+                "stock.low",
+                p.id,
+                json!({
+                    "product": p.id,
+                    "option": o.id,
+                    "sku": o.sku,
+                    "name": p.name,
+                    "label": o.label,
+                    "stock": after,
+                    "threshold": self.settings.low_stock_threshold,
+                }),
+            );
+            if let Err(e) = self.bus.publish(TOPIC_ALARMS, event).await {
+                tracing::error!(error = %e, "publishing stock.low failed");
+            }
+        }
+    }
+
+    pub async fn stock_history(
+        &self,
+        option_id: i64,
+        before: Option<i64>,
+        limit: Option<i64>,
+    ) -> Result<Vec<AdjustmentRecord>, ApiError> {
+        let limit = page_limit(limit)?;
+        if self.sql.option_with_product(option_id).await?.is_none() {
+            return Err(ApiError::not_found("option"));
+        }
+        Ok(self.sql.stock_adjustments(option_id, before, limit).await?)
+    }
+
+    /// A product page. Drafts and hidden products only for admins
+    /// (`admin_view`); deleted ones for nobody.
+    pub async fn product_detail(
+        &self,
+        id: i64,
+        viewer: Option<UserId>,
+        admin_view: bool,
+    ) -> Result<ProductDetail, ApiError> {
+        let p = self.live_product(id).await?;
+        if !admin_view && !p.status.is_public() {
+            return Err(ApiError::not_found("product"));
+        }
+        let options = self.sql.product_options(id).await?;
+        let images = self.sql.product_images(id).await?;
+        let in_wishlist = match viewer {
+            Some(u) => self.sql.is_wishlisted(u, id).await?,
+            None => false,
+        };
+        Ok(ProductDetail {
+            options: options
+                .into_iter()
+                .map(|o| self.option_view(&p, o))
+                .collect(),
+            product: p,
+            images,
+            in_wishlist,
+        })
+    }
+
+    pub async fn products(
+        &self,
+        req: ProductListRequest,
+        admin_view: bool,
+    ) -> Result<ProductPage, ApiError> {
+        let limit = page_limit(req.limit)?;
+        let sort = req.sort.unwrap_or(ProductSort::Newest);
+        let after = match &req.cursor {
+            None => None,
+            Some(c) => match ProductCursor::decode(c) {
+                Some(c) if c.sort == sort => Some(c),
+                _ => {
+                    return Err(ApiError::new(
+                        Code::InvalidParameter,
+                        "cursor is not valid for this sort; start again without it",
+                    ))
+                }
+            },
+        };
+        let mut errors = FieldErrors::new();
+        Self::check_category(req.category.as_deref(), &mut errors);
+        for (field, v) in [("min_price", req.min_price), ("max_price", req.max_price)] {
+            if v.is_some_and(|p| p < 0) {
+                errors.insert(field, "must be >= 0".into());
+            }
+        }
+        if let (Some(lo), Some(hi)) = (req.min_price, req.max_price) {
+            if lo > hi {
+                errors.insert("max_price", "must be >= min_price".into());
+            }
+        }
+        let q = req
+            .q
+            .map(|q| q.trim().to_lowercase())
+            .filter(|q| !q.is_empty());
+        if q.as_ref().is_some_and(|q| q.chars().count() > 100) {
+            errors.insert("q", "must be at most 100 characters".into());
+        }
+        ApiError::check_fields(errors)?;
+        let query = ProductQuery {
+            category: req.category,
+            brand: req
+                .brand
+                .map(|b| b.trim().to_string())
+                .filter(|b| !b.is_empty()),
+            min_price: req.min_price,
+            max_price: req.max_price,
+            in_stock_only: req.in_stock.unwrap_or(false),
+            q,
+            sort,
+            after,
+            // One more than asked, to know whether a next page exists.
+            limit: limit + 1,
+            include_unlisted: admin_view,
+        };
+        let mut rows = self.sql.products(&query).await?;
+        let more = rows.len() as i64 > limit;
+        rows.truncate(limit as usize);
+        let next_cursor = if more {
+            rows.last().map(|p| {
+                ProductCursor {
+                    sort,
+                    key: match sort {
+                        ProductSort::Newest => 0,
+                        ProductSort::PriceAsc | ProductSort::PriceDesc => p.base_price,
+                        ProductSort::Popular => p.wishlist_count,
+                    },
+                    id: p.id,
+                }
+                .encode()
+            })
+        } else {
+            None
+        };
+        Ok(ProductPage {
+            items: self.items(rows).await?,
+            next_cursor,
+        })
+    }
+
+    async fn items(&self, rows: Vec<ProductRecord>) -> Result<Vec<ProductItem>, ApiError> {
+        let ids: Vec<i64> = rows.iter().map(|p| p.id).collect();
+        let mut thumbs = self.sql.product_thumbnails(&ids).await?;
+        let in_stock = self.sql.products_in_stock(&ids).await?;
+        Ok(rows
+            .into_iter()
+            .map(|p| ProductItem {
+                thumbnail: thumbs.remove(&p.id),
+                in_stock: p.status.is_buyable() && in_stock.contains(&p.id),
+                product: p,
+            })
+            .collect())
+    }
+
+    pub async fn set_wishlisted(
+        &self,
+        user: UserId,
+        product_id: i64,
+        on: bool,
+    ) -> Result<(), ApiError> {
+        if on {
+            // Only what the public sees can be wished for; removing works
+            // for anything (a product hidden since).
+            self.product_detail(product_id, None, false).await?;
+        }
+        self.sql
+            .set_wishlisted(user, product_id, on, now_ms())
+            .await?;
+        Ok(())
+    }
+
+    /// Wishlist page: cursor is `"{added_at}:{product_id}"` of the last item.
+    pub async fn wishlist(
+        &self,
+        user: UserId,
+        cursor: Option<&str>,
+        limit: Option<i64>,
+    ) -> Result<(Vec<(i64, ProductItem)>, Option<String>), ApiError> {
+        let limit = page_limit(limit)?;
+        let after = match cursor {
+            None => None,
+            Some(c) => Some(
+                c.split_once(':')
+                    .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
+                    .ok_or_else(|| ApiError::new(Code::InvalidParameter, "bad cursor"))?,
+            ),
+        };
+        let mut rows = self.sql.wishlist(user, after, limit + 1).await?;
+        let more = rows.len() as i64 > limit;
+        rows.truncate(limit as usize);
+        let next = if more {
+            rows.last().map(|(at, p)| format!("{at}:{}", p.id))
+        } else {
+            None
+        };
+        let (ats, products): (Vec<i64>, Vec<ProductRecord>) = rows.into_iter().unzip();
+        let items = self.items(products).await?;
+        Ok((ats.into_iter().zip(items).collect(), next))
+    }
+
+    // ------------------------------------------------------------ cart
+
+    fn check_quantity(q: i64) -> Result<(), ApiError> {
+        if u32::try_from(q).is_ok_and(order::quantity_ok) {
+            Ok(())
+        } else {
+            Err(ApiError::field(
+                "quantity",
+                format!("must be {}..={}", order::MIN_QUANTITY, order::MAX_QUANTITY),
+            ))
+        }
+    }
+
+    /// Add an option to the cart (or more of it).
+    pub async fn cart_add(
+        &self,
+        user: UserId,
+        option_id: i64,
+        quantity: i64,
+    ) -> Result<CartView, ApiError> {
+        Self::check_quantity(quantity)?;
+        let (o, p) = self.live_option(option_id).await?;
+        if !p.status.is_public() {
+            return Err(ApiError::not_found("option"));
+        }
+        if !p.status.is_buyable() || o.stock <= 0 {
+            return Err(ApiError::new(Code::OutOfStock, "this option is sold out")
+                .with_details(json!({"options": [option_id]})));
+        }
+        match self
+            .sql
+            .cart_add(
+                user,
+                option_id,
+                quantity,
+                i64::from(order::MAX_QUANTITY),
+                now_ms(),
+            )
+            .await?
+        {
+            CartAdd::Quantity(_) => self.cart(user).await,
+            CartAdd::TooMany { current } => Err(ApiError::field(
+                "quantity",
+                format!(
+                    "the line has {current}; at most {} per line",
+                    order::MAX_QUANTITY
+                ),
+            )),
+        }
+    }
+
+    pub async fn cart_set(
+        &self,
+        user: UserId,
+        option_id: i64,
+        quantity: i64,
+    ) -> Result<CartView, ApiError> {
+        Self::check_quantity(quantity)?;
+        if !self
+            .sql
+            .cart_set(user, option_id, quantity, now_ms())
+            .await?
+        {
+            return Err(ApiError::not_found("cart line"));
+        }
+        self.cart(user).await
+    }
+
+    pub async fn cart_remove(&self, user: UserId, option_id: i64) -> Result<(), ApiError> {
+        if self.sql.cart_remove(user, Some(&[option_id])).await? == 0 {
+            return Err(ApiError::not_found("cart line"));
+        }
+        Ok(())
+    }
+
+    pub async fn cart_clear(&self, user: UserId) -> Result<(), ApiError> {
+        self.sql.cart_remove(user, None).await?;
+        Ok(())
+    }
+
+    pub async fn cart(&self, user: UserId) -> Result<CartView, ApiError> {
+        let rows = self.sql.cart(user).await?;
+        let lines: Vec<CartLine> = rows
+            .into_iter()
+            .map(|row| {
+                let unit_price =
+                    product::option_price(Won(row.product.base_price), row.option.price_delta)
+                        .unwrap_or(Won::ZERO);
+                let available = !row.product.deleted
+                    && !row.option.deleted
+                    && row.product.status.is_buyable()
+                    && row.option.stock >= row.quantity;
+                CartLine {
+                    stock_state: if row.option.deleted || !row.product.status.is_buyable() {
+                        StockState::SoldOut
+                    } else {
+                        product::stock_state(row.option.stock, self.settings.low_stock_threshold)
+                    },
+                    unit_price,
+                    available,
+                    row,
+                }
+            })
+            .collect();
+        let total = Won::sum(lines.iter().filter(|l| l.available).map(|l| {
+            l.unit_price
+                .checked_mul(u32::try_from(l.row.quantity).unwrap_or(0))
+                .unwrap_or(Won::ZERO)
+        }))
+        .unwrap_or(Won::ZERO);
+        Ok(CartView { lines, total })
+    }
+}
