@@ -17,6 +17,7 @@ use std::time::Duration;
 pub use crate::actors::ChatSettings;
 pub use crate::service::accounts::AccountSettings;
 pub use crate::service::catalog::ShopSettings;
+pub use crate::service::outbox::OutboxSettings;
 
 /// Environment variable that names the config file; not a setting itself.
 pub const CONFIG_FILE_ENV: &str = "JANGTEO_CONFIG";
@@ -224,6 +225,21 @@ pub const SETTINGS: &[(&str, Option<&str>, &str)] = &[
         "this node's name in the cluster (default: hostname-pid)",
     ),
     (
+        "order_payment_window_secs",
+        Some("600"),
+        "how long a new order waits for its payment before it expires and its stock goes back",
+    ),
+    (
+        "outbox_poll_ms",
+        Some("200"),
+        "how often the outbox worker looks for due jobs (order expiry, stock restores)",
+    ),
+    (
+        "outbox_kinds",
+        None,
+        "comma-separated job kinds this node works (default: all); e.g. a node that only expires orders",
+    ),
+    (
         "low_stock_threshold",
         Some("3"),
         "a shop option with this many or fewer in stock is shown as low, and admins are told once (stock.low)",
@@ -324,6 +340,7 @@ pub struct Config {
     pub chat: ChatSettings,
     pub market: MarketSettings,
     pub shop: ShopSettings,
+    pub outbox: OutboxSettings,
     pub media_max_bytes: usize,
     pub metrics: MetricsSettings,
     pub engines: EngineSettings,
@@ -703,6 +720,42 @@ impl Layers {
                     n @ 0..=1_000_000 => n,
                     _ => return Err(self.invalid("low_stock_threshold", "expected 0..=1000000")),
                 },
+                payment_window: match self.positive_u64("order_payment_window_secs")? {
+                    s @ 1..=86_400 => Duration::from_secs(s),
+                    _ => {
+                        return Err(
+                            self.invalid("order_payment_window_secs", "expected 1..=86400 (a day)")
+                        )
+                    }
+                },
+            },
+            outbox: OutboxSettings {
+                poll: Duration::from_millis(self.positive_u64("outbox_poll_ms")?),
+                lease: Duration::from_secs(60),
+                kinds: match self.get("outbox_kinds") {
+                    Some((list, _)) => {
+                        let kinds: Vec<String> = list
+                            .split(',')
+                            .map(|k| k.trim().to_string())
+                            .filter(|k| !k.is_empty())
+                            .collect();
+                        if kinds.is_empty()
+                            || kinds
+                                .iter()
+                                .any(|k| !crate::service::orders::JOB_KINDS.contains(&k.as_str()))
+                        {
+                            return Err(self.invalid(
+                                "outbox_kinds",
+                                format!(
+                                    "expected some of {}",
+                                    crate::service::orders::JOB_KINDS.join(", ")
+                                ),
+                            ));
+                        }
+                        Some(kinds)
+                    }
+                    None => None,
+                },
             },
             media_max_bytes: self.positive_u64("media_max_bytes")? as usize,
             metrics: MetricsSettings {
@@ -954,6 +1007,9 @@ mod tests {
             ("metrics_enabled", "maybe"),
             ("reservation_max_secs", "0"),
             ("low_stock_threshold", "-1"),
+            ("order_payment_window_secs", "0"),
+            ("outbox_poll_ms", "0"),
+            ("outbox_kinds", "send_email"),
             ("chat_direct_send_rate", "0"),
             ("chat_direct_send_burst", "-1"),
             ("ws_max_connections_per_user", "0"),

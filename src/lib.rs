@@ -36,6 +36,8 @@ use crate::service::catalog::Catalog;
 use crate::service::chat::Chat;
 use crate::service::market::Market;
 use crate::service::media::Media;
+use crate::service::orders::Orders;
+use crate::service::outbox::OutboxWorker;
 use crate::service::password::PasswordHasher;
 use crate::shutdown::ShutdownTrigger;
 use crate::store::cache::{Cache, MemoryCache};
@@ -54,6 +56,7 @@ pub struct AppState {
     pub chat: Chat,
     pub market: Market,
     pub catalog: Catalog,
+    pub orders: Orders,
     pub media: Media,
     pub bus: Arc<dyn Bus>,
     /// Set when `kafka_brokers` is configured (same object as `bus`).
@@ -209,12 +212,30 @@ impl AppState {
             messages,
             hub.clone(),
             bus.clone(),
-            cache,
+            cache.clone(),
             timers,
             config.market.reservation_max,
         );
         let _ = market_cell.set(market.clone());
         let catalog = Catalog::new(sql.clone(), bus.clone(), config.shop);
+        let orders = Orders::new(
+            sql.clone(),
+            catalog.clone(),
+            cache.clone(),
+            metrics.clone(),
+            config.shop,
+        );
+        // The outbox worker: order expiry and stock restores on any node.
+        let mut worker = OutboxWorker::new(
+            sql.clone(),
+            engines.node_id.clone(),
+            config.outbox.clone(),
+            metrics.clone(),
+        );
+        for (kind, handler) in orders.job_handlers() {
+            worker = worker.handle(kind, handler);
+        }
+        worker.start(shutdown.listener());
         Ok(AppState {
             config: Arc::new(config),
             sql,
@@ -224,6 +245,7 @@ impl AppState {
             chat,
             market,
             catalog,
+            orders,
             media,
             bus,
             kafka,

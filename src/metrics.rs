@@ -18,6 +18,9 @@ pub struct Metrics {
     pub chat_commit_failures: IntCounter,
     pub cluster_events_in: IntCounter,
     pub cluster_gap_fills: IntCounter,
+    pub outbox_jobs: IntCounterVec,
+    pub orders_placed: IntCounter,
+    pub orders_refused: IntCounterVec,
 }
 
 impl Metrics {
@@ -69,6 +72,24 @@ impl Metrics {
             "cluster_gap_fills_total",
             "Times a room read missing seqs from the store instead of the bus",
         )?;
+        let outbox_jobs = IntCounterVec::new(
+            Opts::new(
+                "outbox_jobs_total",
+                "Outbox jobs worked by this node, by kind and outcome (done, retry, dead)",
+            ),
+            &["kind", "outcome"],
+        )?;
+        let orders_placed = IntCounter::new("orders_placed_total", "Orders placed")?;
+        let orders_refused = IntCounterVec::new(
+            Opts::new(
+                "orders_refused_total",
+                "Orders refused, by reason (out_of_stock, unavailable, invalid)",
+            ),
+            &["reason"],
+        )?;
+        registry.register(Box::new(outbox_jobs.clone()))?;
+        registry.register(Box::new(orders_placed.clone()))?;
+        registry.register(Box::new(orders_refused.clone()))?;
         registry.register(Box::new(cluster_events_in.clone()))?;
         registry.register(Box::new(cluster_gap_fills.clone()))?;
         registry.register(Box::new(http_requests.clone()))?;
@@ -91,6 +112,9 @@ impl Metrics {
             chat_commit_failures,
             cluster_events_in,
             cluster_gap_fills,
+            outbox_jobs,
+            orders_placed,
+            orders_refused,
         })
     }
 

@@ -8,6 +8,7 @@ pub mod frame_guard;
 pub mod market;
 pub mod middleware;
 pub mod openapi;
+pub mod orders;
 pub mod rooms;
 pub mod system;
 pub mod ws;
@@ -126,7 +127,13 @@ pub fn app(
                 .service(catalog::add_to_cart)
                 .service(catalog::set_cart_quantity)
                 .service(catalog::remove_from_cart)
-                .service(catalog::clear_cart),
+                .service(catalog::clear_cart)
+                .service(orders::place_order)
+                .service(orders::my_orders)
+                .service(orders::get_order)
+                .service(orders::order_status)
+                .service(orders::cancel_order)
+                .service(orders::admin_outbox),
         )
         .split_for_parts();
     // The paths are only known now, after the handlers registered them.

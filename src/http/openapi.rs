@@ -6,6 +6,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use crate::domain::listing::{ListingStatus, Sort};
+use crate::domain::order::OrderStatus;
 use crate::domain::product::{ProductSort, ProductStatus, StockState};
 use crate::error::ErrorBody;
 
@@ -16,13 +17,13 @@ use crate::error::ErrorBody;
         description = "Chat-centric marketplace. Every error is `{\"code\", \"message\", \"details\"?}`; \
                        see docs/ARCHITECTURE.md for the code table and docs/PROTOCOL.md for the WebSocket protocol."
     ),
-    components(schemas(ErrorBody, Sort, ListingStatus, ProductSort, ProductStatus, StockState)),
+    components(schemas(ErrorBody, Sort, ListingStatus, ProductSort, ProductStatus, StockState, OrderStatus)),
     modifiers(&Security),
     tags(
         (name = "accounts", description = "Sign-up, login, sessions and profiles"),
         (name = "admin", description = "Administrator-only endpoints"),
         (name = "market", description = "Listings, feed, favourites, blocks, reports, reservations, sales, reviews"),
-        (name = "shop", description = "The curated shop: products, wishlist, cart"),
+        (name = "shop", description = "The curated shop: products, wishlist, cart, orders"),
         (name = "chat", description = "Rooms, history and read pointers; live traffic on GET /ws (docs/PROTOCOL.md)"),
         (name = "system", description = "Health, readiness and metrics"),
     )

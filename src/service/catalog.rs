@@ -29,6 +29,20 @@ use crate::store::sql::{
 pub struct ShopSettings {
     /// An option at or below this many is "low" (shown, and admins told).
     pub low_stock_threshold: i64,
+    /// How long an order waits for its payment before it expires.
+    pub payment_window: std::time::Duration,
+}
+
+/// One option's stock moved (by an admin or an order).
+#[derive(Debug, Clone, Copy)]
+pub struct StockMove<'a> {
+    pub product_id: i64,
+    pub option_id: i64,
+    pub sku: &'a str,
+    pub name: &'a str,
+    pub label: &'a str,
+    pub before: i64,
+    pub after: i64,
 }
 
 #[derive(Clone)]
@@ -462,25 +476,34 @@ impl Catalog {
                 if after > product::MAX_STOCK {
                     tracing::warn!(option_id, after, "stock above the sanity bound");
                 }
-                self.stock_moved(&p, &o, before, after).await;
+                self.stock_moved(StockMove {
+                    product_id: p.id,
+                    option_id: o.id,
+                    sku: &o.sku,
+                    name: &p.name,
+                    label: &o.label,
+                    before,
+                    after,
+                })
+                .await;
                 Ok(self.option_view(&p, o))
             }
         }
     }
 
     /// Tell the admins when an option crosses into low stock.
-    pub async fn stock_moved(&self, p: &ProductRecord, o: &OptionRecord, before: i64, after: i64) {
-        if product::became_low(before, after, self.settings.low_stock_threshold) {
+    pub async fn stock_moved(&self, m: StockMove<'_>) {
+        if product::became_low(m.before, m.after, self.settings.low_stock_threshold) {
             let event = Event::new(
                 "stock.low",
-                p.id,
+                m.product_id,
                 json!({
-                    "product": p.id,
-                    "option": o.id,
-                    "sku": o.sku,
-                    "name": p.name,
-                    "label": o.label,
-                    "stock": after,
+                    "product": m.product_id,
+                    "option": m.option_id,
+                    "sku": m.sku,
+                    "name": m.name,
+                    "label": m.label,
+                    "stock": m.after,
                     "threshold": self.settings.low_stock_threshold,
                 }),
             );

@@ -9,4 +9,6 @@ pub mod chat;
 pub mod gate;
 pub mod market;
 pub mod media;
+pub mod orders;
+pub mod outbox;
 pub mod password;

@@ -17,6 +17,13 @@ pub trait Cache: Send + Sync {
     async fn get(&self, namespace: &str, key: &str) -> Option<String>;
     async fn generation(&self, namespace: &str) -> u64;
     async fn set(&self, namespace: &str, generation: u64, key: &str, value: String, ttl: Duration);
+    /// Single values kept current by their writers, beside the generation
+    /// scheme: a writer `put`s the new value right after its change
+    /// commits; a reader that missed fills in with `put_if_absent`, so a
+    /// value it read before a change can never overwrite the writer's.
+    async fn get_value(&self, namespace: &str, key: &str) -> Option<String>;
+    async fn put_value(&self, namespace: &str, key: &str, value: String, ttl: Duration);
+    async fn put_value_if_absent(&self, namespace: &str, key: &str, value: String, ttl: Duration);
     /// Drop every entry of a namespace (e.g. all cached feed pages).
     async fn clear(&self, namespace: &str);
 }
@@ -33,11 +40,33 @@ struct Namespace {
 #[derive(Default)]
 pub struct MemoryCache {
     spaces: Mutex<HashMap<String, Namespace>>,
+    /// `put_value` entries, by `namespace\0key`.
+    values: Mutex<HashMap<String, (String, Instant)>>,
 }
+
+/// How many single values the in-process cache holds before it drops the
+/// expired ones (and, if still full, all: they are recomputed on a miss).
+const MAX_VALUES: usize = 100_000;
 
 impl MemoryCache {
     pub fn new() -> MemoryCache {
         MemoryCache::default()
+    }
+
+    fn put(&self, namespace: &str, key: &str, value: String, ttl: Duration, replace: bool) {
+        let mut values = self.values.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        if values.len() >= MAX_VALUES {
+            values.retain(|_, (_, expires)| *expires > now);
+            if values.len() >= MAX_VALUES {
+                values.clear();
+            }
+        }
+        let k = format!("{namespace}\0{key}");
+        let live = values.get(&k).is_some_and(|(_, expires)| *expires > now);
+        if replace || !live {
+            values.insert(k, (value, now + ttl));
+        }
     }
 }
 
@@ -72,6 +101,20 @@ impl Cache for MemoryCache {
             .insert(key.to_string(), (value, Instant::now() + ttl));
     }
 
+    async fn get_value(&self, namespace: &str, key: &str) -> Option<String> {
+        let values = self.values.lock().unwrap_or_else(|p| p.into_inner());
+        let (value, expires) = values.get(&format!("{namespace}\0{key}"))?;
+        (*expires > Instant::now()).then(|| value.clone())
+    }
+
+    async fn put_value(&self, namespace: &str, key: &str, value: String, ttl: Duration) {
+        self.put(namespace, key, value, ttl, true);
+    }
+
+    async fn put_value_if_absent(&self, namespace: &str, key: &str, value: String, ttl: Duration) {
+        self.put(namespace, key, value, ttl, false);
+    }
+
     async fn clear(&self, namespace: &str) {
         let mut spaces = self.spaces.lock().unwrap_or_else(|p| p.into_inner());
         let space = spaces.entry(namespace.to_string()).or_default();
@@ -100,6 +143,17 @@ mod tests {
         c.set("feed", g, "late", "stale".into(), Duration::from_secs(60))
             .await;
         assert_eq!(c.get("feed", "late").await, None);
+        // Single values: a reader's fill never replaces a writer's value.
+        c.put_value("order", "A", "paid".into(), Duration::from_secs(60))
+            .await;
+        c.put_value_if_absent("order", "A", "pending".into(), Duration::from_secs(60))
+            .await;
+        assert_eq!(c.get_value("order", "A").await.as_deref(), Some("paid"));
+        c.put_value_if_absent("order", "B", "pending".into(), Duration::from_secs(60))
+            .await;
+        c.put_value("order", "B", "expired".into(), Duration::from_secs(60))
+            .await;
+        assert_eq!(c.get_value("order", "B").await.as_deref(), Some("expired"));
         let g = c.generation("feed").await;
         c.set("feed", g, "b", "3".into(), Duration::from_millis(1))
             .await;

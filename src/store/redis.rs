@@ -300,6 +300,32 @@ impl Cache for RedisStore {
         let _: Result<(), _> = c.pset_ex(k, value, ttl.as_millis() as u64).await;
     }
 
+    async fn get_value(&self, namespace: &str, key: &str) -> Option<String> {
+        let mut c = self.conn.clone();
+        c.get(self.key(&format!("c:{namespace}:v:{key}")))
+            .await
+            .ok()?
+    }
+
+    async fn put_value(&self, namespace: &str, key: &str, value: String, ttl: Duration) {
+        let mut c = self.conn.clone();
+        let k = self.key(&format!("c:{namespace}:v:{key}"));
+        let _: Result<(), _> = c.pset_ex(k, value, ttl.as_millis() as u64).await;
+    }
+
+    async fn put_value_if_absent(&self, namespace: &str, key: &str, value: String, ttl: Duration) {
+        let mut c = self.conn.clone();
+        let k = self.key(&format!("c:{namespace}:v:{key}"));
+        let _: Result<Option<String>, _> = redis::cmd("SET")
+            .arg(k)
+            .arg(value)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl.as_millis() as u64)
+            .query_async(&mut c)
+            .await;
+    }
+
     async fn clear(&self, namespace: &str) {
         let mut c = self.conn.clone();
         let _: Result<u64, _> = c.incr(self.key(&format!("c:{namespace}:gen")), 1).await;

@@ -17,6 +17,7 @@ mod errors;
 mod fuzz;
 mod helpers;
 mod market;
+mod orders;
 mod shop;
 mod system;
 mod unread_model;

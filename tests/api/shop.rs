@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use crate::helpers::{assert_error, spawn_app, TestApp, User};
 
 /// Create a product as `admin`; returns the product page.
-async fn product(app: &TestApp, admin: &User, body: Value) -> Value {
+pub async fn product(app: &TestApp, admin: &User, body: Value) -> Value {
     let r = app
         .post_json("/api/admin/products", &body, Some(&admin.token))
         .await;
@@ -19,7 +19,7 @@ async fn product(app: &TestApp, admin: &User, body: Value) -> Value {
 }
 
 /// A product on sale with one option per `(sku, stock)`.
-async fn on_sale(
+pub async fn on_sale(
     app: &TestApp,
     admin: &User,
     name: &str,
@@ -39,15 +39,15 @@ async fn on_sale(
     .await
 }
 
-fn id(v: &Value) -> i64 {
+pub fn id(v: &Value) -> i64 {
     v["id"].as_i64().expect("id")
 }
 
-fn option_id(p: &Value, i: usize) -> i64 {
+pub fn option_id(p: &Value, i: usize) -> i64 {
     p["options"][i]["id"].as_i64().expect("option id")
 }
 
-async fn json_of(r: reqwest::Response) -> Value {
+pub async fn json_of(r: reqwest::Response) -> Value {
     r.json().await.expect("json")
 }
 
@@ -64,7 +64,7 @@ async fn list(app: &TestApp, query: &str) -> (Vec<i64>, Option<String>) {
     (ids, v["next_cursor"].as_str().map(str::to_string))
 }
 
-async fn put(app: &TestApp, path: &str, body: &Value, token: &str) -> reqwest::Response {
+pub async fn put(app: &TestApp, path: &str, body: &Value, token: &str) -> reqwest::Response {
     app.client
         .put(app.url(path))
         .bearer_auth(token)
@@ -74,7 +74,7 @@ async fn put(app: &TestApp, path: &str, body: &Value, token: &str) -> reqwest::R
         .expect("put")
 }
 
-async fn delete(app: &TestApp, path: &str, token: &str) -> reqwest::Response {
+pub async fn delete(app: &TestApp, path: &str, token: &str) -> reqwest::Response {
     app.client
         .delete(app.url(path))
         .bearer_auth(token)
@@ -390,7 +390,10 @@ async fn the_product_list_filters_sorts_searches_and_pages_stably() {
         vec![soldout, scarf, ring, watch, bag],
         "newest first; drafts left out; sold out products still shown"
     );
-    assert_eq!(list(&app, "?category=bags").await.0, vec![soldout, scarf, bag]);
+    assert_eq!(
+        list(&app, "?category=bags").await.0,
+        vec![soldout, scarf, bag]
+    );
     assert_eq!(list(&app, "?brand=hermès").await.0, vec![soldout, scarf]);
     assert_eq!(
         list(&app, "?min_price=1000000&max_price=14000000").await.0,

@@ -214,6 +214,12 @@ async fn openapi_covers_every_route_and_swagger_is_served() {
         ("/api/cart/items/{option_id}", "patch"),
         ("/api/cart/items/{option_id}", "delete"),
         ("/api/cart", "delete"),
+        ("/api/orders", "post"),
+        ("/api/me/orders", "get"),
+        ("/api/orders/{number}", "get"),
+        ("/api/orders/{number}/status", "get"),
+        ("/api/orders/{number}/cancel", "post"),
+        ("/api/admin/outbox", "get"),
     ];
     let paths = doc["paths"].as_object().expect("paths");
     for (path, method) in expected {

@@ -18,6 +18,8 @@ mod accounts;
 mod catalog;
 mod market;
 mod messages;
+mod orders;
+mod outbox;
 mod rooms;
 mod sessions;
 
@@ -30,6 +32,11 @@ pub use market::{
     FeedQuery, ListingFields, ListingRecord, MediaRecord, NewMedia, NewReview, ReportRecord,
     ReservationRecord, ReviewInsert, ReviewSummary,
 };
+pub use orders::{
+    LineRequest, NewOrder, OrderLineRecord, OrderRecord, PlaceRefusal, Placed, PricedLine, Pricer,
+    JOB_ORDER_EXPIRE, JOB_STOCK_RESTORE,
+};
+pub use outbox::{JobRecord, NewJob};
 pub use rooms::{JoinOutcome, ListingCard, MyRoom, NewOpenRoom};
 
 use std::path::PathBuf;

@@ -1,0 +1,469 @@
+//! Shop orders: placing them (stock reserved atomically), reading them,
+//! the buyer's cancel, and the outbox jobs that expire unpaid orders and
+//! give their stock back exactly once.
+//!
+//! Order status is read often (the checkout page polls it), so it is cached
+//! (in-process on the embedded engine, Redis with several nodes): every
+//! transition writes the new status into the cache right after it commits,
+//! and a reader that missed fills in only if nothing is there, so a status
+//! read before a transition can never overwrite the one written after it
+//! (`Cache::put_value_if_absent`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::RngCore as _;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::account::FieldErrors;
+use crate::domain::ids::UserId;
+use crate::domain::money::Won;
+use crate::domain::now_ms;
+use crate::domain::order::{self, LinePrice, OrderStatus, ORDER_NUMBER_RANDOM_LEN};
+use crate::domain::product;
+use crate::error::{ApiError, Code};
+use crate::metrics::Metrics;
+use crate::service::catalog::{Catalog, ShopSettings, StockMove};
+use crate::service::outbox::JobHandler;
+use crate::store::cache::Cache;
+use crate::store::sql::{
+    LineRequest, NewOrder, OrderLineRecord, OrderRecord, PlaceRefusal, Placed, PricedLine,
+    SqlStore, JOB_ORDER_EXPIRE, JOB_STOCK_RESTORE,
+};
+
+/// Every outbox job kind (for `outbox_kinds`).
+pub const JOB_KINDS: &[&str] = &[JOB_ORDER_EXPIRE, JOB_STOCK_RESTORE];
+
+const STATUS_CACHE: &str = "order-status";
+const STATUS_TTL: Duration = Duration::from_secs(600);
+const MAX_PAGE: i64 = 100;
+
+#[derive(Clone)]
+pub struct Orders {
+    sql: Arc<SqlStore>,
+    catalog: Catalog,
+    cache: Arc<dyn Cache>,
+    metrics: Arc<Metrics>,
+    settings: ShopSettings,
+}
+
+/// Where an order's lines come from.
+#[derive(Debug, Clone)]
+pub enum OrderSource {
+    /// The buyer's cart: these options' lines, or all of it.
+    Cart { option_ids: Option<Vec<i64>> },
+    /// "Buy now": one option, outside the cart.
+    BuyNow { option_id: i64, quantity: i64 },
+}
+
+#[derive(Debug, Clone)]
+pub struct OrderDetail {
+    pub order: OrderRecord,
+    pub lines: Vec<OrderLineRecord>,
+}
+
+/// What the checkout page polls; cached.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OrderStatusView {
+    pub order_number: String,
+    pub buyer_id: i64,
+    pub status: OrderStatus,
+    pub total: i64,
+    pub expires_at: i64,
+    pub updated_at: i64,
+}
+
+impl From<&OrderRecord> for OrderStatusView {
+    fn from(o: &OrderRecord) -> OrderStatusView {
+        OrderStatusView {
+            order_number: o.order_number.clone(),
+            buyer_id: o.buyer_id,
+            status: o.status,
+            total: o.total,
+            expires_at: o.expires_at,
+            updated_at: o.updated_at,
+        }
+    }
+}
+
+fn out_of_stock(options: &[i64], why: &str) -> ApiError {
+    ApiError::new(Code::OutOfStock, why.to_string())
+        .with_details(serde_json::json!({ "options": options }))
+}
+
+/// Prices each line by the domain rules and totals the order.
+fn price_lines(lines: &mut [PricedLine]) -> Result<i64, PlaceRefusal> {
+    let mut priced = Vec::with_capacity(lines.len());
+    for l in lines.iter_mut() {
+        let unit = product::option_price(Won(l.base_price), l.price_delta).ok_or_else(|| {
+            PlaceRefusal::Invalid(format!("option {} has no valid price", l.option_id))
+        })?;
+        l.unit_price = unit.get();
+        priced.push(LinePrice {
+            unit_price: unit,
+            quantity: u32::try_from(l.quantity).unwrap_or(0),
+        });
+    }
+    order::total(&priced)
+        .map(Won::get)
+        .map_err(|e| PlaceRefusal::Invalid(format!("{e:?}")))
+}
+
+impl Orders {
+    pub fn new(
+        sql: Arc<SqlStore>,
+        catalog: Catalog,
+        cache: Arc<dyn Cache>,
+        metrics: Arc<Metrics>,
+        settings: ShopSettings,
+    ) -> Orders {
+        Orders {
+            sql,
+            catalog,
+            cache,
+            metrics,
+            settings,
+        }
+    }
+
+    async fn cache_status(&self, o: &OrderRecord) {
+        if let Ok(v) = serde_json::to_string(&OrderStatusView::from(o)) {
+            self.cache
+                .put_value(STATUS_CACHE, &o.order_number, v, STATUS_TTL)
+                .await;
+        }
+    }
+
+    /// The lines an order would have, checked (quantities, count).
+    async fn requested_lines(
+        &self,
+        buyer: UserId,
+        source: &OrderSource,
+    ) -> Result<(Vec<LineRequest>, bool), ApiError> {
+        match source {
+            OrderSource::BuyNow {
+                option_id,
+                quantity,
+            } => {
+                if !u32::try_from(*quantity).is_ok_and(order::quantity_ok) {
+                    return Err(ApiError::field(
+                        "quantity",
+                        format!("must be {}..={}", order::MIN_QUANTITY, order::MAX_QUANTITY),
+                    ));
+                }
+                Ok((
+                    vec![LineRequest {
+                        option_id: *option_id,
+                        quantity: *quantity,
+                    }],
+                    false,
+                ))
+            }
+            OrderSource::Cart { option_ids } => {
+                let cart = self.sql.cart(buyer).await?;
+                let lines: Vec<LineRequest> = match option_ids {
+                    None => cart
+                        .iter()
+                        .map(|r| LineRequest {
+                            option_id: r.option.id,
+                            quantity: r.quantity,
+                        })
+                        .collect(),
+                    Some(ids) => {
+                        let mut errors = FieldErrors::new();
+                        let unique: std::collections::HashSet<_> = ids.iter().collect();
+                        if unique.len() != ids.len() {
+                            errors.insert("option_ids", "must not repeat an option".into());
+                        }
+                        let missing: Vec<String> = ids
+                            .iter()
+                            .filter(|id| !cart.iter().any(|r| r.option.id == **id))
+                            .map(|id| id.to_string())
+                            .collect();
+                        if !missing.is_empty() {
+                            errors.insert(
+                                "option_ids",
+                                format!("not in your cart: {}", missing.join(", ")),
+                            );
+                        }
+                        ApiError::check_fields(errors)?;
+                        cart.iter()
+                            .filter(|r| ids.contains(&r.option.id))
+                            .map(|r| LineRequest {
+                                option_id: r.option.id,
+                                quantity: r.quantity,
+                            })
+                            .collect()
+                    }
+                };
+                if lines.is_empty() {
+                    return Err(ApiError::field("option_ids", "the cart is empty"));
+                }
+                if lines.len() > order::MAX_LINES {
+                    return Err(ApiError::field(
+                        "option_ids",
+                        format!("at most {} lines per order", order::MAX_LINES),
+                    ));
+                }
+                Ok((lines, true))
+            }
+        }
+    }
+
+    /// Place an order: stock is reserved for every line or for none.
+    pub async fn place(&self, buyer: UserId, source: OrderSource) -> Result<OrderDetail, ApiError> {
+        let (lines, from_cart) = self.requested_lines(buyer, &source).await?;
+        let now = now_ms();
+        let expires_at =
+            now + i64::try_from(self.settings.payment_window.as_millis()).unwrap_or(600_000);
+        for _ in 0..5 {
+            let mut random = [0u8; ORDER_NUMBER_RANDOM_LEN];
+            rand::thread_rng().fill_bytes(&mut random);
+            let number = order::order_number(now, &random);
+            let placed = self
+                .sql
+                .place_order(
+                    &NewOrder {
+                        buyer,
+                        order_number: &number,
+                        expires_at,
+                        from_cart,
+                    },
+                    &lines,
+                    &price_lines,
+                    now,
+                )
+                .await?;
+            match placed {
+                Placed::NumberTaken => continue,
+                Placed::Refused(refusal) => {
+                    let (reason, err) = match refusal {
+                        PlaceRefusal::OutOfStock(ids) => (
+                            "out_of_stock",
+                            out_of_stock(
+                                &ids,
+                                "not enough stock for some lines; nothing was reserved",
+                            ),
+                        ),
+                        PlaceRefusal::Unavailable(ids) => (
+                            "unavailable",
+                            out_of_stock(
+                                &ids,
+                                "some options are no longer on sale; nothing was reserved",
+                            ),
+                        ),
+                        PlaceRefusal::Invalid(why) => ("invalid", ApiError::field("lines", why)),
+                    };
+                    self.metrics
+                        .orders_refused
+                        .with_label_values(&[reason])
+                        .inc();
+                    return Err(err);
+                }
+                Placed::Order(record, priced) => {
+                    self.metrics.orders_placed.inc();
+                    self.cache_status(&record).await;
+                    for l in &priced {
+                        self.catalog
+                            .stock_moved(StockMove {
+                                product_id: l.product_id,
+                                option_id: l.option_id,
+                                sku: &l.sku,
+                                name: &l.product_name,
+                                label: &l.option_label,
+                                before: l.stock_before,
+                                after: l.stock_after,
+                            })
+                            .await;
+                    }
+                    let lines = self.sql.order_lines(record.id).await?;
+                    return Ok(OrderDetail {
+                        order: record,
+                        lines,
+                    });
+                }
+            }
+        }
+        Err(ApiError::internal("no free order number after 5 draws"))
+    }
+
+    /// An order its buyer (or an admin) may see; anyone else gets 404, as
+    /// if it did not exist.
+    async fn visible(
+        &self,
+        viewer: UserId,
+        admin: bool,
+        number: &str,
+    ) -> Result<OrderRecord, ApiError> {
+        if !order::is_order_number(number) {
+            return Err(ApiError::not_found("order"));
+        }
+        match self.sql.order_by_number(number).await? {
+            Some(o) if admin || o.buyer_id == viewer.get() => Ok(o),
+            _ => Err(ApiError::not_found("order")),
+        }
+    }
+
+    pub async fn get(
+        &self,
+        viewer: UserId,
+        admin: bool,
+        number: &str,
+    ) -> Result<OrderDetail, ApiError> {
+        let order = self.visible(viewer, admin, number).await?;
+        let lines = self.sql.order_lines(order.id).await?;
+        Ok(OrderDetail { order, lines })
+    }
+
+    /// The status the checkout page polls (cached).
+    pub async fn status(
+        &self,
+        viewer: UserId,
+        admin: bool,
+        number: &str,
+    ) -> Result<OrderStatusView, ApiError> {
+        if !order::is_order_number(number) {
+            return Err(ApiError::not_found("order"));
+        }
+        let cached = self
+            .cache
+            .get_value(STATUS_CACHE, number)
+            .await
+            .and_then(|v| serde_json::from_str::<OrderStatusView>(&v).ok());
+        let view = match cached {
+            Some(v) => v,
+            None => {
+                let Some(o) = self.sql.order_by_number(number).await? else {
+                    return Err(ApiError::not_found("order"));
+                };
+                let v = OrderStatusView::from(&o);
+                if let Ok(text) = serde_json::to_string(&v) {
+                    self.cache
+                        .put_value_if_absent(STATUS_CACHE, number, text, STATUS_TTL)
+                        .await;
+                }
+                v
+            }
+        };
+        if !admin && view.buyer_id != viewer.get() {
+            return Err(ApiError::not_found("order"));
+        }
+        Ok(view)
+    }
+
+    /// My orders, newest first; `before` is the last id of the previous page.
+    pub async fn mine(
+        &self,
+        buyer: UserId,
+        before: Option<i64>,
+        limit: Option<i64>,
+    ) -> Result<Vec<OrderDetail>, ApiError> {
+        let limit = limit.unwrap_or(20);
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(ApiError::new(
+                Code::InvalidParameter,
+                format!("limit must be 1..={MAX_PAGE}"),
+            ));
+        }
+        let orders = self.sql.orders_of(buyer, before, limit).await?;
+        let mut out = Vec::with_capacity(orders.len());
+        for order in orders {
+            let lines = self.sql.order_lines(order.id).await?;
+            out.push(OrderDetail { order, lines });
+        }
+        Ok(out)
+    }
+
+    /// The buyer gives up an unpaid order: its stock goes back at once
+    /// (and the outbox job makes sure of it if this node dies now).
+    pub async fn cancel(&self, buyer: UserId, number: &str) -> Result<OrderDetail, ApiError> {
+        let order = self.visible(buyer, false, number).await?;
+        if order::transition(order.status, order::Transition::CancelByUser).is_none() {
+            return Err(ApiError::new(
+                Code::InvalidState,
+                format!("a {} order cannot be cancelled here", order.status.as_str()),
+            ));
+        }
+        let Some(ended) = self
+            .sql
+            .end_unpaid_order(order.id, OrderStatus::CancelledByUser, now_ms())
+            .await?
+        else {
+            return Err(ApiError::new(
+                Code::InvalidState,
+                "the order changed meanwhile (paid or expired)",
+            ));
+        };
+        self.cache_status(&ended).await;
+        if let Err(e) = self.restore_stock(ended.id).await {
+            tracing::warn!(order = ended.id, error = %e.message, "restoring stock now failed; the outbox will");
+        }
+        let lines = self.sql.order_lines(ended.id).await?;
+        Ok(OrderDetail {
+            order: ended,
+            lines,
+        })
+    }
+
+    /// Outbox `order_expire`: end the order if it is still unpaid.
+    pub async fn expire(&self, order_id: i64) -> Result<(), ApiError> {
+        let Some(order) = self.sql.order(order_id).await? else {
+            return Ok(());
+        };
+        if order.status != OrderStatus::PendingPayment {
+            return Ok(());
+        }
+        if let Some(ended) = self
+            .sql
+            .end_unpaid_order(order_id, OrderStatus::Expired, now_ms())
+            .await?
+        {
+            tracing::info!(order = %ended.order_number, "order expired unpaid");
+            self.cache_status(&ended).await;
+        }
+        Ok(())
+    }
+
+    /// Outbox `stock_restore` (and the cancel's fast path): give an ended
+    /// order's stock back, each line at most once.
+    pub async fn restore_stock(&self, order_id: i64) -> Result<(), ApiError> {
+        let restored = self.sql.restore_order_stock(order_id, now_ms()).await?;
+        if !restored.is_empty() {
+            tracing::info!(order = order_id, lines = restored.len(), "stock restored");
+        }
+        Ok(())
+    }
+
+    /// The outbox handlers of this service.
+    pub fn job_handlers(&self) -> Vec<(&'static str, JobHandler)> {
+        let order_id = |payload: &serde_json::Value| {
+            payload
+                .get("order")
+                .and_then(serde_json::Value::as_i64)
+                .ok_or_else(|| format!("payload without an order id: {payload}"))
+        };
+        let expire = {
+            let orders = self.clone();
+            let handler: JobHandler = Arc::new(move |payload| {
+                let orders = orders.clone();
+                Box::pin(async move {
+                    let id = order_id(&payload)?;
+                    orders.expire(id).await.map_err(|e| e.message)
+                })
+            });
+            handler
+        };
+        let restore = {
+            let orders = self.clone();
+            let handler: JobHandler = Arc::new(move |payload| {
+                let orders = orders.clone();
+                Box::pin(async move {
+                    let id = order_id(&payload)?;
+                    orders.restore_stock(id).await.map_err(|e| e.message)
+                })
+            });
+            handler
+        };
+        vec![(JOB_ORDER_EXPIRE, expire), (JOB_STOCK_RESTORE, restore)]
+    }
+}
