@@ -444,3 +444,165 @@ async fn concurrent_signups_and_uploads_keep_memory_bounded() {
     );
     terminate(server);
 }
+
+/// An order that expired just before its node died gets its stock back
+/// once, after the restart: the `stock_restore` job was written in the
+/// same transaction as the expiry, so it survives the crash in the outbox.
+/// The first node works only `order_expire` jobs (`outbox_kinds`), which
+/// holds the crash window open for as long as the test needs.
+#[tokio::test]
+async fn stock_of_an_order_that_expired_before_a_crash_comes_back_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = jangteo()
+        .current_dir(dir.path())
+        .env("JANGTEO_ARGON2_MEMORY_KIB", "64")
+        .args([
+            "create-admin",
+            "--email",
+            "shop@example.com",
+            "--nickname",
+            "샵주인",
+            "--password",
+            "admin-secret-pass",
+        ])
+        .output()
+        .expect("create-admin");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut server = start(
+        dir.path(),
+        &[
+            "--set",
+            "order_payment_window_secs=1",
+            "--set",
+            "outbox_poll_ms=50",
+            "--set",
+            "outbox_kinds=order_expire",
+        ],
+    );
+    let client = reqwest::Client::new();
+    let base = server.base();
+    let admin: serde_json::Value = client
+        .post(format!("{base}/api/auth/login"))
+        .json(&serde_json::json!({"email": "shop@example.com", "password": "admin-secret-pass"}))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("json");
+    let admin = admin["token"].as_str().expect("token").to_string();
+    let product: serde_json::Value = client
+        .post(format!("{base}/api/admin/products"))
+        .bearer_auth(&admin)
+        .json(
+            &serde_json::json!({"name": "Tank", "brand": "Cartier", "category": "watches",
+            "base_price": 5_000_000, "status": "on_sale",
+            "options": [{"label": "L", "sku": "TANK-L", "stock": 5}]}),
+        )
+        .send()
+        .await
+        .expect("product")
+        .json()
+        .await
+        .expect("json");
+    let (p, o) = (
+        product["id"].as_i64().expect("id"),
+        product["options"][0]["id"].as_i64().expect("option"),
+    );
+    let (_, buyer) = account(&client, &base, "crash-buyer").await;
+    let order: serde_json::Value = client
+        .post(format!("{base}/api/orders"))
+        .bearer_auth(&buyer)
+        .json(&serde_json::json!({"from": "buy_now", "option_id": o, "quantity": 2}))
+        .send()
+        .await
+        .expect("order")
+        .json()
+        .await
+        .expect("json");
+    let number = order["order_number"].as_str().expect("number").to_string();
+    let stock = |base: String, admin: String| async move {
+        let v: serde_json::Value = reqwest::Client::new()
+            .get(format!("{base}/api/products/{p}"))
+            .bearer_auth(admin)
+            .send()
+            .await
+            .expect("product")
+            .json()
+            .await
+            .expect("json");
+        v["options"][0]["stock"].as_i64().expect("stock")
+    };
+    assert_eq!(stock(base.clone(), admin.clone()).await, 3);
+    common::eventually(
+        std::time::Duration::from_secs(15),
+        "the order expires",
+        || async {
+            let v: serde_json::Value = reqwest::Client::new()
+                .get(format!("{base}/api/orders/{number}"))
+                .bearer_auth(&buyer)
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            (v["status"] == "expired").then_some(())
+        },
+    )
+    .await;
+    // Expired, its stock not back yet: the restore waits in the outbox.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(stock(base.clone(), admin.clone()).await, 3);
+    let pending: serde_json::Value = client
+        .get(format!("{base}/api/admin/outbox?status=pending"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("outbox")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(pending[0]["kind"], "stock_restore", "{pending}");
+    server.child.kill().expect("kill -9");
+    server.child.wait().expect("wait");
+
+    let server = start(dir.path(), &["--set", "outbox_poll_ms=50"]);
+    let base = server.base();
+    common::eventually(
+        std::time::Duration::from_secs(15),
+        "the stock comes back after the restart",
+        || {
+            let (base, admin) = (base.clone(), admin.clone());
+            async move { (stock(base, admin).await == 5).then_some(()) }
+        },
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(
+        stock(base.clone(), admin.clone()).await,
+        5,
+        "once, not twice"
+    );
+    let done: serde_json::Value = client
+        .get(format!("{base}/api/admin/outbox?status=done"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("outbox")
+        .json()
+        .await
+        .expect("json");
+    let restores = done
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .filter(|j| j["kind"] == "stock_restore")
+        .count();
+    assert_eq!(restores, 1, "{done}");
+    terminate(server);
+}
