@@ -221,6 +221,7 @@ impl AppState {
         let orders = Orders::new(
             sql.clone(),
             catalog.clone(),
+            market.clone(),
             cache.clone(),
             metrics.clone(),
             config.shop,

@@ -6,6 +6,8 @@ CREATE TABLE orders (
     status        VARCHAR(24) NOT NULL CHECK (status IN ('pending_payment', 'paid', 'partially_cancelled',
                                                          'cancelled', 'expired', 'cancelled_by_user')),
     total         BIGINT NOT NULL CHECK (total >= 0),
+    listing_id      BIGINT,
+    reservation_id  BIGINT,
     expires_at    BIGINT NOT NULL,
     paid_at       BIGINT,
     ended_at      BIGINT,
@@ -13,14 +15,17 @@ CREATE TABLE orders (
     updated_at    BIGINT NOT NULL,
     UNIQUE KEY orders_number (order_number),
     INDEX orders_by_buyer (buyer_id, id),
-    FOREIGN KEY (buyer_id) REFERENCES users (id)
+    FOREIGN KEY (buyer_id) REFERENCES users (id),
+    FOREIGN KEY (listing_id) REFERENCES listings (id),
+    FOREIGN KEY (reservation_id) REFERENCES reservations (id)
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;
 
 CREATE TABLE order_lines (
     id             BIGINT PRIMARY KEY AUTO_INCREMENT,
     order_id       BIGINT NOT NULL,
-    option_id      BIGINT NOT NULL,
-    product_id     BIGINT NOT NULL,
+    option_id      BIGINT,
+    product_id     BIGINT,
+    listing_id     BIGINT,
     product_name   VARCHAR(400) NOT NULL,
     brand          VARCHAR(200) NOT NULL,
     option_label   VARCHAR(200) NOT NULL,
@@ -31,7 +36,8 @@ CREATE TABLE order_lines (
     INDEX order_lines_by_order (order_id),
     FOREIGN KEY (order_id) REFERENCES orders (id),
     FOREIGN KEY (option_id) REFERENCES product_options (id),
-    FOREIGN KEY (product_id) REFERENCES products (id)
+    FOREIGN KEY (product_id) REFERENCES products (id),
+    FOREIGN KEY (listing_id) REFERENCES listings (id)
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;
 
 CREATE TABLE outbox (

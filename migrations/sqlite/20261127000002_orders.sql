@@ -8,6 +8,10 @@ CREATE TABLE orders (
     status        TEXT NOT NULL CHECK (status IN ('pending_payment', 'paid', 'partially_cancelled',
                                                   'cancelled', 'expired', 'cancelled_by_user')),
     total         INTEGER NOT NULL CHECK (total >= 0),
+    -- Set for an order of a used listing: the listing and the reservation
+    -- the order holds on it while unpaid.
+    listing_id      INTEGER REFERENCES listings (id),
+    reservation_id  INTEGER REFERENCES reservations (id),
     expires_at    INTEGER NOT NULL,
     paid_at       INTEGER,
     ended_at      INTEGER,
@@ -19,8 +23,10 @@ CREATE INDEX orders_by_buyer ON orders (buyer_id, id);
 CREATE TABLE order_lines (
     id             INTEGER PRIMARY KEY AUTOINCREMENT,
     order_id       INTEGER NOT NULL REFERENCES orders (id),
-    option_id      INTEGER NOT NULL REFERENCES product_options (id),
-    product_id     INTEGER NOT NULL REFERENCES products (id),
+    -- A shop line names its option and product; a used-listing line its listing.
+    option_id      INTEGER REFERENCES product_options (id),
+    product_id     INTEGER REFERENCES products (id),
+    listing_id     INTEGER REFERENCES listings (id),
     -- Copied at order time: later catalogue edits do not change an order.
     product_name   TEXT NOT NULL,
     brand          TEXT NOT NULL,

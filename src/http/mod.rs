@@ -129,6 +129,7 @@ pub fn app(
                 .service(catalog::remove_from_cart)
                 .service(catalog::clear_cart)
                 .service(orders::place_order)
+                .service(orders::order_listing)
                 .service(orders::my_orders)
                 .service(orders::get_order)
                 .service(orders::order_status)

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{Admin, Auth};
+use crate::domain::ids::ListingId;
 use crate::domain::order::OrderStatus;
 use crate::error::{ApiError, Code, ErrorBody};
 use crate::service::orders::{OrderDetail, OrderSource, OrderStatusView};
@@ -23,8 +24,11 @@ pub enum PlaceOrder {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OrderLineView {
-    pub option_id: i64,
-    pub product_id: i64,
+    /// Shop lines: the option and product.
+    pub option_id: Option<i64>,
+    pub product_id: Option<i64>,
+    /// A used-listing order's line: the listing.
+    pub listing_id: Option<i64>,
     pub product_name: String,
     pub brand: String,
     pub option_label: String,
@@ -48,6 +52,8 @@ pub struct OrderView {
     pub expires_at: i64,
     pub paid_at: Option<i64>,
     pub ended_at: Option<i64>,
+    /// A used-listing order: the listing it holds while unpaid.
+    pub listing_id: Option<i64>,
     pub lines: Vec<OrderLineView>,
     pub created_at: i64,
     pub updated_at: i64,
@@ -63,12 +69,14 @@ impl From<&OrderDetail> for OrderView {
             expires_at: o.expires_at,
             paid_at: o.paid_at,
             ended_at: o.ended_at,
+            listing_id: o.listing_id,
             lines: d
                 .lines
                 .iter()
                 .map(|l| OrderLineView {
                     option_id: l.option_id,
                     product_id: l.product_id,
+                    listing_id: l.listing_id,
                     product_name: l.product_name.clone(),
                     brand: l.brand.clone(),
                     option_label: l.option_label.clone(),
@@ -174,6 +182,33 @@ pub async fn place_order(
         },
     };
     let d = state.orders.place(auth.0.uid(), source).await?;
+    Ok(HttpResponse::Created().json(OrderView::from(&d)))
+}
+
+/// Buy a used listing through the app: an order of one item at its price.
+/// The listing is reserved for the buyer while the order waits for its
+/// payment, and goes back on sale if the order expires or is cancelled.
+#[utoipa::path(
+    tag = "market",
+    params(("id" = i64, Path, description = "Listing id")),
+    responses(
+        (status = 201, body = OrderView),
+        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        (status = 404, description = "`not_found` (also hidden or deleted)", body = ErrorBody),
+        (status = 409, description = "`invalid_state` (reserved or sold), `conflict` (your own listing)", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
+#[post("/listings/{id}/order")]
+pub async fn order_listing(
+    state: web::Data<AppState>,
+    auth: Auth,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let d = state
+        .orders
+        .place_listing(auth.0.uid(), ListingId(id.into_inner()))
+        .await?;
     Ok(HttpResponse::Created().json(OrderView::from(&d)))
 }
 

@@ -16,6 +16,7 @@ use rand::RngCore as _;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::account::FieldErrors;
+use crate::domain::ids::ListingId;
 use crate::domain::ids::UserId;
 use crate::domain::money::Won;
 use crate::domain::now_ms;
@@ -24,15 +25,16 @@ use crate::domain::product;
 use crate::error::{ApiError, Code};
 use crate::metrics::Metrics;
 use crate::service::catalog::{Catalog, ShopSettings, StockMove};
+use crate::service::market::Market;
 use crate::service::outbox::JobHandler;
 use crate::store::cache::Cache;
 use crate::store::sql::{
-    LineRequest, NewOrder, OrderLineRecord, OrderRecord, PlaceRefusal, Placed, PricedLine,
-    SqlStore, JOB_ORDER_EXPIRE, JOB_STOCK_RESTORE,
+    LineRequest, ListingPlaced, NewOrder, OrderLineRecord, OrderRecord, PlaceRefusal, Placed,
+    PricedLine, SqlStore, JOB_LISTING_RELEASE, JOB_ORDER_EXPIRE, JOB_STOCK_RESTORE,
 };
 
 /// Every outbox job kind (for `outbox_kinds`).
-pub const JOB_KINDS: &[&str] = &[JOB_ORDER_EXPIRE, JOB_STOCK_RESTORE];
+pub const JOB_KINDS: &[&str] = &[JOB_ORDER_EXPIRE, JOB_STOCK_RESTORE, JOB_LISTING_RELEASE];
 
 const STATUS_CACHE: &str = "order-status";
 const STATUS_TTL: Duration = Duration::from_secs(600);
@@ -42,6 +44,7 @@ const MAX_PAGE: i64 = 100;
 pub struct Orders {
     sql: Arc<SqlStore>,
     catalog: Catalog,
+    market: Market,
     cache: Arc<dyn Cache>,
     metrics: Arc<Metrics>,
     settings: ShopSettings,
@@ -113,6 +116,7 @@ impl Orders {
     pub fn new(
         sql: Arc<SqlStore>,
         catalog: Catalog,
+        market: Market,
         cache: Arc<dyn Cache>,
         metrics: Arc<Metrics>,
         settings: ShopSettings,
@@ -120,6 +124,7 @@ impl Orders {
         Orders {
             sql,
             catalog,
+            market,
             cache,
             metrics,
             settings,
@@ -214,8 +219,7 @@ impl Orders {
     pub async fn place(&self, buyer: UserId, source: OrderSource) -> Result<OrderDetail, ApiError> {
         let (lines, from_cart) = self.requested_lines(buyer, &source).await?;
         let now = now_ms();
-        let expires_at =
-            now + i64::try_from(self.settings.payment_window.as_millis()).unwrap_or(600_000);
+        let expires_at = self.expiry(now);
         for _ in 0..5 {
             let mut random = [0u8; ORDER_NUMBER_RANDOM_LEN];
             rand::thread_rng().fill_bytes(&mut random);
@@ -275,6 +279,86 @@ impl Orders {
                                 after: l.stock_after,
                             })
                             .await;
+                    }
+                    let lines = self.sql.order_lines(record.id).await?;
+                    return Ok(OrderDetail {
+                        order: record,
+                        lines,
+                    });
+                }
+            }
+        }
+        Err(ApiError::internal("no free order number after 5 draws"))
+    }
+
+    fn expiry(&self, now: i64) -> i64 {
+        now + i64::try_from(self.settings.payment_window.as_millis()).unwrap_or(600_000)
+    }
+
+    /// Buy a used listing through the app: an order of one line at the
+    /// listing's price; the listing is reserved for the buyer while the
+    /// order waits for its payment and goes back on sale if it expires or
+    /// is cancelled.
+    pub async fn place_listing(
+        &self,
+        buyer: UserId,
+        listing: ListingId,
+    ) -> Result<OrderDetail, ApiError> {
+        let now = now_ms();
+        for _ in 0..5 {
+            let mut random = [0u8; ORDER_NUMBER_RANDOM_LEN];
+            rand::thread_rng().fill_bytes(&mut random);
+            let number = order::order_number(now, &random);
+            let placed = self
+                .sql
+                .place_listing_order(
+                    &NewOrder {
+                        buyer,
+                        order_number: &number,
+                        expires_at: self.expiry(now),
+                        from_cart: false,
+                    },
+                    listing.get(),
+                    &price_lines,
+                    now,
+                )
+                .await?;
+            match placed {
+                ListingPlaced::NumberTaken => continue,
+                ListingPlaced::NotForSale(status)
+                    if status == "missing" || status == "deleted" || status == "hidden" =>
+                {
+                    return Err(ApiError::not_found("listing"))
+                }
+                ListingPlaced::NotForSale(status) => {
+                    return Err(ApiError::new(
+                        Code::InvalidState,
+                        format!("a {status} listing cannot be ordered"),
+                    ))
+                }
+                ListingPlaced::OwnListing => {
+                    return Err(ApiError::new(
+                        Code::Conflict,
+                        "you cannot order your own listing",
+                    ))
+                }
+                ListingPlaced::Refused(PlaceRefusal::Invalid(why)) => {
+                    return Err(ApiError::field("price", why))
+                }
+                ListingPlaced::Refused(_) => {
+                    return Err(ApiError::internal("unexpected refusal of a listing order"))
+                }
+                ListingPlaced::Order(record) => {
+                    self.metrics.orders_placed.inc();
+                    self.cache_status(&record).await;
+                    if let Some(reservation) = record.reservation_id {
+                        if let Err(e) = self
+                            .market
+                            .order_hold_started(listing, buyer, reservation)
+                            .await
+                        {
+                            tracing::warn!(error = %e.message, "announcing an order hold failed");
+                        }
                     }
                     let lines = self.sql.order_lines(record.id).await?;
                     return Ok(OrderDetail {
@@ -395,8 +479,13 @@ impl Orders {
             ));
         };
         self.cache_status(&ended).await;
-        if let Err(e) = self.restore_stock(ended.id).await {
-            tracing::warn!(order = ended.id, error = %e.message, "restoring stock now failed; the outbox will");
+        let undone = if ended.listing_id.is_some() {
+            self.release_listing(ended.id).await
+        } else {
+            self.restore_stock(ended.id).await
+        };
+        if let Err(e) = undone {
+            tracing::warn!(order = ended.id, error = %e.message, "undoing the hold now failed; the outbox will");
         }
         let lines = self.sql.order_lines(ended.id).await?;
         Ok(OrderDetail {
@@ -434,6 +523,26 @@ impl Orders {
         Ok(())
     }
 
+    /// Outbox `listing_release` (and the cancel's fast path): end the
+    /// reservation a used-listing order held; idempotent.
+    pub async fn release_listing(&self, order_id: i64) -> Result<(), ApiError> {
+        let Some(order) = self.sql.order(order_id).await? else {
+            return Ok(());
+        };
+        let ended = matches!(
+            order.status,
+            OrderStatus::Expired | OrderStatus::CancelledByUser
+        );
+        match order.reservation_id {
+            Some(r) if ended => {
+                self.market
+                    .order_hold_ended(r, order.status == OrderStatus::Expired)
+                    .await
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// The outbox handlers of this service.
     pub fn job_handlers(&self) -> Vec<(&'static str, JobHandler)> {
         let order_id = |payload: &serde_json::Value| {
@@ -464,6 +573,21 @@ impl Orders {
             });
             handler
         };
-        vec![(JOB_ORDER_EXPIRE, expire), (JOB_STOCK_RESTORE, restore)]
+        let release = {
+            let orders = self.clone();
+            let handler: JobHandler = Arc::new(move |payload| {
+                let orders = orders.clone();
+                Box::pin(async move {
+                    let id = order_id(&payload)?;
+                    orders.release_listing(id).await.map_err(|e| e.message)
+                })
+            });
+            handler
+        };
+        vec![
+            (JOB_ORDER_EXPIRE, expire),
+            (JOB_STOCK_RESTORE, restore),
+            (JOB_LISTING_RELEASE, release),
+        ]
     }
 }

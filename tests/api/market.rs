@@ -57,7 +57,7 @@ async fn upload(app: &TestApp, user: &User, name: &str, bytes: Vec<u8>) -> reqwe
         .expect("upload")
 }
 
-async fn listing(app: &TestApp, seller: &User, title: &str, price: i64) -> i64 {
+pub async fn listing(app: &TestApp, seller: &User, title: &str, price: i64) -> i64 {
     let r = app
         .post_json(
             "/api/listings",

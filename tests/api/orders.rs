@@ -493,3 +493,112 @@ async fn concurrent_buyers_never_oversell_and_expiry_restores_exactly() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(stocks(&app, &admin, p).await, vec![UNITS], "and not more");
 }
+
+#[actix_web::test]
+async fn a_used_listing_is_held_by_its_order_and_released_when_the_order_ends() {
+    let app = spawn_app_with(&[("order_payment_window_secs", "2"), ("outbox_poll_ms", "50")]).await;
+    let mut events = app.app_state.bus.subscribe(jangteo::bus::TOPIC_ALARMS);
+    let (seller, buyer, late) = (
+        app.user("l-seller").await,
+        app.user("l-buyer").await,
+        app.user("l-late").await,
+    );
+    let l = crate::market::listing(&app, &seller, "아이패드 미니 6", 420_000).await;
+    let status = |_: &TestApp, l: i64| {
+        let path = format!("/api/listings/{l}");
+        let token = seller.token.clone();
+        let app = &app;
+        async move {
+            json_of(app.get(&path, Some(&token)).await).await["status"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        }
+    };
+    let order_it = |user: &User| {
+        let (path, token) = (format!("/api/listings/{l}/order"), user.token.clone());
+        let app = &app;
+        async move { app.post_json(&path, &json!({}), Some(&token)).await }
+    };
+
+    let r = order_it(&buyer).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let order = json_of(r).await;
+    assert_eq!(order["total"], 420_000);
+    assert_eq!(order["listing_id"], l);
+    assert_eq!(order["lines"][0]["listing_id"], l);
+    assert_eq!(order["lines"][0]["product_name"], "아이패드 미니 6");
+    assert_eq!(status(&app, l).await, "reserved");
+    let page = json_of(
+        app.get(&format!("/api/listings/{l}"), Some(&seller.token))
+            .await,
+    )
+    .await;
+    assert_eq!(page["reserved_for"], buyer.id);
+    // Held: nobody else can order it, and the seller never could.
+    assert_error(order_it(&late).await, StatusCode::CONFLICT, "invalid_state").await;
+    assert_error(order_it(&seller).await, StatusCode::CONFLICT, "conflict").await;
+    assert_error(
+        app.post_json("/api/listings/999999/order", &json!({}), Some(&buyer.token))
+            .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    assert_error(
+        app.post_json(&format!("/api/listings/{l}/order"), &json!({}), None)
+            .await,
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
+    )
+    .await;
+
+    // The buyer's cancel puts it back on sale at once.
+    let n = number(&order);
+    let r = app
+        .post_json(
+            &format!("/api/orders/{n}/cancel"),
+            &json!({}),
+            Some(&buyer.token),
+        )
+        .await;
+    assert_eq!(json_of(r).await["status"], "cancelled_by_user");
+    assert_eq!(status(&app, l).await, "selling");
+
+    // An order left unpaid expires and releases the listing by itself.
+    let r = order_it(&late).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let n = number(&json_of(r).await);
+    assert_eq!(status(&app, l).await, "reserved");
+    eventually(
+        Duration::from_secs(15),
+        "the listing is released",
+        || async { (status(&app, l).await == "selling").then_some(()) },
+    )
+    .await;
+    let v = json_of(
+        app.get(&format!("/api/orders/{n}"), Some(&late.token))
+            .await,
+    )
+    .await;
+    assert_eq!(v["status"], "expired");
+    // Chats and the bus heard each step, in order.
+    let mut kinds = Vec::new();
+    while let Ok(Ok(e)) = tokio::time::timeout(Duration::from_secs(3), events.recv()).await {
+        if e.kind.starts_with("reservation.") && e.data["listing"] == l {
+            kinds.push(e.kind.clone());
+        }
+        if kinds.len() == 4 {
+            break;
+        }
+    }
+    assert_eq!(
+        kinds,
+        vec![
+            "reservation.created",
+            "reservation.cancelled",
+            "reservation.created",
+            "reservation.expired"
+        ]
+    );
+}

@@ -215,6 +215,7 @@ async fn openapi_covers_every_route_and_swagger_is_served() {
         ("/api/cart/items/{option_id}", "delete"),
         ("/api/cart", "delete"),
         ("/api/orders", "post"),
+        ("/api/listings/{id}/order", "post"),
         ("/api/me/orders", "get"),
         ("/api/orders/{number}", "get"),
         ("/api/orders/{number}/status", "get"),

@@ -215,3 +215,70 @@ impl Market {
         self.detail_of(Some(seller), id, false).await
     }
 }
+
+/// Holds that shop orders of used listings put on them (`service::orders`):
+/// the store reserved the listing in the order's transaction; these tell
+/// the listing's chats and the bus, and end the hold when the order does.
+impl Market {
+    /// A buyer's order now holds the listing (reserved for them, untimed:
+    /// the order's expiry ends it).
+    pub async fn order_hold_started(
+        &self,
+        listing: ListingId,
+        buyer: UserId,
+        reservation: i64,
+    ) -> Result<(), ApiError> {
+        let Some(l) = self.sql.listing(listing.get()).await? else {
+            return Ok(());
+        };
+        let buyer_user = self.active_user(buyer.get()).await?;
+        self.emit(
+            &l,
+            ListingEvent::Reserved {
+                listing: l.id,
+                seller: l.seller_id,
+                buyer: buyer.get(),
+                buyer_nickname: buyer_user.nickname,
+                until: None,
+                reservation,
+            },
+        )
+        .await?;
+        self.invalidate_feed().await;
+        Ok(())
+    }
+
+    /// The order ended unpaid: end its reservation (if it is still the
+    /// active one; idempotent) and put the listing back on sale.
+    pub async fn order_hold_ended(&self, reservation: i64, expired: bool) -> Result<(), ApiError> {
+        let Some(r) = self.sql.reservation(reservation).await? else {
+            return Ok(());
+        };
+        let status = if expired { "expired" } else { "cancelled" };
+        if !self.sql.end_reservation(r.id, status, now_ms()).await? {
+            return Ok(());
+        }
+        let Some(l) = self.sql.listing(r.listing_id).await? else {
+            return Ok(());
+        };
+        let (listing, seller, buyer) = (l.id, l.seller_id, r.buyer_id);
+        let event = if expired {
+            ListingEvent::ReservationExpired {
+                listing,
+                seller,
+                buyer,
+                reservation: r.id,
+            }
+        } else {
+            ListingEvent::ReservationCancelled {
+                listing,
+                seller,
+                buyer,
+                reservation: r.id,
+            }
+        };
+        self.emit(&l, event).await?;
+        self.invalidate_feed().await;
+        Ok(())
+    }
+}

@@ -33,8 +33,8 @@ pub use market::{
     ReservationRecord, ReviewInsert, ReviewSummary,
 };
 pub use orders::{
-    LineRequest, NewOrder, OrderLineRecord, OrderRecord, PlaceRefusal, Placed, PricedLine, Pricer,
-    JOB_ORDER_EXPIRE, JOB_STOCK_RESTORE,
+    LineRequest, ListingPlaced, NewOrder, OrderLineRecord, OrderRecord, PlaceRefusal, Placed,
+    PricedLine, Pricer, JOB_LISTING_RELEASE, JOB_ORDER_EXPIRE, JOB_STOCK_RESTORE,
 };
 pub use outbox::{JobRecord, NewJob};
 pub use rooms::{JoinOutcome, ListingCard, MyRoom, NewOpenRoom};

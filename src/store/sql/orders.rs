@@ -33,14 +33,19 @@ pub struct OrderRecord {
     pub ended_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// A used-listing order: the listing, and the reservation it holds.
+    pub listing_id: Option<i64>,
+    pub reservation_id: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
 pub struct OrderLineRecord {
     pub id: i64,
     pub order_id: i64,
-    pub option_id: i64,
-    pub product_id: i64,
+    /// Shop lines: the option and product; listing lines: the listing.
+    pub option_id: Option<i64>,
+    pub product_id: Option<i64>,
+    pub listing_id: Option<i64>,
     pub product_name: String,
     pub brand: String,
     pub option_label: String,
@@ -110,10 +115,11 @@ pub struct NewOrder<'a> {
 }
 
 const ORDER_COLUMNS: &str =
-    "id, order_number, buyer_id, status, total, expires_at, paid_at, ended_at, created_at, updated_at";
+    "id, order_number, buyer_id, status, total, expires_at, paid_at, ended_at, \
+     created_at, updated_at, listing_id, reservation_id";
 const LINE_COLUMNS: &str =
     "id, order_id, option_id, product_id, product_name, brand, option_label, sku, \
-     unit_price, quantity, restored_at";
+     unit_price, quantity, restored_at, listing_id";
 
 fn order_row(row: &sqlx::any::AnyRow) -> Result<OrderRecord, StoreError> {
     let id: i64 = row.try_get(0)?;
@@ -130,6 +136,8 @@ fn order_row(row: &sqlx::any::AnyRow) -> Result<OrderRecord, StoreError> {
         ended_at: row.try_get(7)?,
         created_at: row.try_get(8)?,
         updated_at: row.try_get(9)?,
+        listing_id: row.try_get(10)?,
+        reservation_id: row.try_get(11)?,
     })
 }
 
@@ -146,12 +154,25 @@ fn line_row(row: &sqlx::any::AnyRow) -> Result<OrderLineRecord, StoreError> {
         unit_price: row.try_get(8)?,
         quantity: row.try_get(9)?,
         restored_at: row.try_get(10)?,
+        listing_id: row.try_get(11)?,
     })
 }
 
 /// The outbox kinds this module writes.
 pub const JOB_ORDER_EXPIRE: &str = "order_expire";
 pub const JOB_STOCK_RESTORE: &str = "stock_restore";
+pub const JOB_LISTING_RELEASE: &str = "listing_release";
+
+/// Outcome of ordering a used listing.
+#[derive(Debug)]
+pub enum ListingPlaced {
+    Order(OrderRecord),
+    /// Not on sale (reserved, sold, hidden or deleted): its status.
+    NotForSale(String),
+    OwnListing,
+    Refused(PlaceRefusal),
+    NumberTaken,
+}
 
 impl SqlStore {
     /// Place an order (see the module doc). `price` sees the lines with
@@ -358,10 +379,132 @@ impl SqlStore {
         rows.iter().map(order_row).collect()
     }
 
+    /// Order a used listing: in one transaction the listing goes from
+    /// `selling` to `reserved` for the buyer (an untimed reservation: the
+    /// order's expiry ends it), and the order of one line at the listing's
+    /// price, priced by `price`, is written with its expiry job.
+    pub async fn place_listing_order(
+        &self,
+        order: &NewOrder<'_>,
+        listing_id: i64,
+        price: &Pricer,
+        now: i64,
+    ) -> Result<ListingPlaced, StoreError> {
+        retrying("place_listing_order", || async {
+            let mut tx = self.writer().begin().await?;
+            let row: Option<(i64, String, i64, String, Option<i64>)> = sqlx::query_as(&format!(
+                "SELECT seller_id, title, price, status, deleted_at FROM listings WHERE id = ?{}",
+                self.for_update()
+            ))
+            .bind(listing_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some((seller, title, listing_price, status, deleted)) = row else {
+                return Ok(ListingPlaced::NotForSale("missing".into()));
+            };
+            if deleted.is_some() {
+                return Ok(ListingPlaced::NotForSale("deleted".into()));
+            }
+            if seller == order.buyer.get() {
+                return Ok(ListingPlaced::OwnListing);
+            }
+            let mut lines = [PricedLine {
+                option_id: 0,
+                product_id: 0,
+                product_name: title.clone(),
+                brand: String::new(),
+                option_label: String::new(),
+                sku: String::new(),
+                base_price: listing_price,
+                price_delta: 0,
+                unit_price: 0,
+                quantity: 1,
+                stock_before: 1,
+                stock_after: 0,
+            }];
+            let total = match price(&mut lines) {
+                Ok(t) => t,
+                Err(refusal) => return Ok(ListingPlaced::Refused(refusal)),
+            };
+            let taken = sqlx::query(
+                "UPDATE listings SET status = 'reserved', updated_at = ? \
+                 WHERE id = ? AND status = 'selling' AND deleted_at IS NULL",
+            )
+            .bind(now)
+            .bind(listing_id)
+            .execute(&mut *tx)
+            .await?;
+            if taken.rows_affected() != 1 {
+                return Ok(ListingPlaced::NotForSale(status));
+            }
+            sqlx::query(
+                "INSERT INTO reservations (listing_id, buyer_id, active_listing_id, until, status, created_at) \
+                 VALUES (?, ?, ?, NULL, 'active', ?)",
+            )
+            .bind(listing_id)
+            .bind(order.buyer.get())
+            .bind(listing_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            let reservation = last_insert_id(&mut tx, self.dialect()).await?;
+            let inserted = sqlx::query(
+                "INSERT INTO orders (order_number, buyer_id, status, total, listing_id, reservation_id, \
+                 expires_at, created_at, updated_at) VALUES (?, ?, 'pending_payment', ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(order.order_number)
+            .bind(order.buyer.get())
+            .bind(total)
+            .bind(listing_id)
+            .bind(reservation)
+            .bind(order.expires_at)
+            .bind(now)
+            .bind(now)
+            .execute(&mut *tx)
+            .await;
+            match inserted {
+                Ok(_) => {}
+                Err(e) if is_unique_violation(&e) => return Ok(ListingPlaced::NumberTaken),
+                Err(e) => return Err(e.into()),
+            }
+            let id = last_insert_id(&mut tx, self.dialect()).await?;
+            sqlx::query(
+                "INSERT INTO order_lines (order_id, listing_id, product_name, brand, option_label, sku, \
+                 unit_price, quantity) VALUES (?, ?, ?, '', '', '', ?, 1)",
+            )
+            .bind(id)
+            .bind(listing_id)
+            .bind(&title)
+            .bind(lines[0].unit_price)
+            .execute(&mut *tx)
+            .await?;
+            enqueue(
+                &mut tx,
+                &NewJob {
+                    kind: JOB_ORDER_EXPIRE,
+                    payload: serde_json::json!({"order": id}),
+                    dedup_key: format!("{JOB_ORDER_EXPIRE}:{id}"),
+                    due_at: order.expires_at,
+                },
+                now,
+            )
+            .await?;
+            let row = sqlx::query(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = ?"))
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+            let record = order_row(&row)?;
+            tx.commit().await?;
+            Ok(ListingPlaced::Order(record))
+        })
+        .await
+    }
+
     /// End an unpaid order (`to` is `expired` or `cancelled_by_user`): a
     /// conditional update from `pending_payment`, and in the same
-    /// transaction the job that gives its stock back. `None` if the order
-    /// was not pending (paid, or ended already): nothing changed.
+    /// transaction the job that undoes its hold: `stock_restore` for shop
+    /// lines, `listing_release` for a used listing. `None` if the order was
+    /// not pending (paid, or ended already): nothing changed.
     pub async fn end_unpaid_order(
         &self,
         id: i64,
@@ -383,22 +526,27 @@ impl SqlStore {
             if r.rows_affected() != 1 {
                 return Ok(None);
             }
-            enqueue(
-                &mut tx,
-                &NewJob {
-                    kind: JOB_STOCK_RESTORE,
-                    payload: serde_json::json!({"order": id}),
-                    dedup_key: format!("{JOB_STOCK_RESTORE}:{id}"),
-                    due_at: now,
-                },
-                now,
-            )
-            .await?;
             let row = sqlx::query(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = ?"))
                 .bind(id)
                 .fetch_one(&mut *tx)
                 .await?;
             let record = order_row(&row)?;
+            let kind = if record.listing_id.is_some() {
+                JOB_LISTING_RELEASE
+            } else {
+                JOB_STOCK_RESTORE
+            };
+            enqueue(
+                &mut tx,
+                &NewJob {
+                    kind,
+                    payload: serde_json::json!({"order": id}),
+                    dedup_key: format!("{kind}:{id}"),
+                    due_at: now,
+                },
+                now,
+            )
+            .await?;
             tx.commit().await?;
             Ok(Some(record))
         })
@@ -416,7 +564,7 @@ impl SqlStore {
             let mut tx = self.writer().begin().await?;
             let lines: Vec<(i64, i64, i64)> = sqlx::query_as(
                 "SELECT id, option_id, quantity FROM order_lines \
-                 WHERE order_id = ? AND restored_at IS NULL ORDER BY option_id",
+                 WHERE order_id = ? AND restored_at IS NULL AND option_id IS NOT NULL ORDER BY option_id",
             )
             .bind(order_id)
             .fetch_all(&mut *tx)
