@@ -543,51 +543,33 @@ impl Orders {
         }
     }
 
-    /// The outbox handlers of this service.
+    /// Run one outbox job of this service.
+    async fn run_job(&self, kind: &str, payload: &serde_json::Value) -> Result<(), String> {
+        let id = payload
+            .get("order")
+            .and_then(serde_json::Value::as_i64)
+            .ok_or_else(|| format!("payload without an order id: {payload}"))?;
+        let done = match kind {
+            JOB_ORDER_EXPIRE => self.expire(id).await,
+            JOB_STOCK_RESTORE => self.restore_stock(id).await,
+            JOB_LISTING_RELEASE => self.release_listing(id).await,
+            other => return Err(format!("not a job of the orders service: {other}")),
+        };
+        done.map_err(|e| e.message)
+    }
+
+    /// The outbox handlers of this service, one per kind in [`JOB_KINDS`].
     pub fn job_handlers(&self) -> Vec<(&'static str, JobHandler)> {
-        let order_id = |payload: &serde_json::Value| {
-            payload
-                .get("order")
-                .and_then(serde_json::Value::as_i64)
-                .ok_or_else(|| format!("payload without an order id: {payload}"))
-        };
-        let expire = {
-            let orders = self.clone();
-            let handler: JobHandler = Arc::new(move |payload| {
-                let orders = orders.clone();
-                Box::pin(async move {
-                    let id = order_id(&payload)?;
-                    orders.expire(id).await.map_err(|e| e.message)
-                })
-            });
-            handler
-        };
-        let restore = {
-            let orders = self.clone();
-            let handler: JobHandler = Arc::new(move |payload| {
-                let orders = orders.clone();
-                Box::pin(async move {
-                    let id = order_id(&payload)?;
-                    orders.restore_stock(id).await.map_err(|e| e.message)
-                })
-            });
-            handler
-        };
-        let release = {
-            let orders = self.clone();
-            let handler: JobHandler = Arc::new(move |payload| {
-                let orders = orders.clone();
-                Box::pin(async move {
-                    let id = order_id(&payload)?;
-                    orders.release_listing(id).await.map_err(|e| e.message)
-                })
-            });
-            handler
-        };
-        vec![
-            (JOB_ORDER_EXPIRE, expire),
-            (JOB_STOCK_RESTORE, restore),
-            (JOB_LISTING_RELEASE, release),
-        ]
+        JOB_KINDS
+            .iter()
+            .map(|&kind| {
+                let orders = self.clone();
+                let handler: JobHandler = Arc::new(move |payload| {
+                    let orders = orders.clone();
+                    Box::pin(async move { orders.run_job(kind, &payload).await })
+                });
+                (kind, handler)
+            })
+            .collect()
     }
 }

@@ -8,7 +8,9 @@
 use sqlx::Row as _;
 
 use super::market::{media as media_row, placeholders, MEDIA_COLUMNS};
-use super::{inserted, is_unique_violation, last_insert_id, retrying, SqlStore};
+use super::{
+    bind_all, inserted, is_unique_violation, last_insert_id, like_pattern, retrying, Bind, SqlStore,
+};
 use crate::domain::ids::UserId;
 use crate::domain::product::{self, ProductCursor, ProductSort, ProductStatus};
 use crate::store::sql::MediaRecord;
@@ -177,18 +179,6 @@ fn option_at(row: &sqlx::any::AnyRow, at: usize) -> Result<OptionRecord, StoreEr
         position: row.try_get(at + 6)?,
         deleted: deleted_at.is_some(),
     })
-}
-
-/// `LIKE` pattern for a substring, with `!` as the escape character.
-fn like_pattern(q: &str) -> String {
-    let escaped: String = q
-        .chars()
-        .flat_map(|c| match c {
-            '%' | '_' | '!' => vec!['!', c],
-            c => vec![c],
-        })
-        .collect();
-    format!("%{escaped}%")
 }
 
 impl SqlStore {
@@ -557,29 +547,25 @@ impl SqlStore {
     pub async fn products(&self, f: &ProductQuery) -> Result<Vec<ProductRecord>, StoreError> {
         let mut sql =
             format!("SELECT {PRODUCT_COLUMNS} FROM products p WHERE p.deleted_at IS NULL");
-        enum V {
-            I(i64),
-            T(String),
-        }
-        let mut binds: Vec<V> = Vec::new();
+        let mut binds: Vec<Bind> = Vec::new();
         if !f.include_unlisted {
             sql.push_str(" AND p.status IN ('on_sale', 'sold_out')");
         }
         if let Some(c) = &f.category {
             sql.push_str(" AND p.category = ?");
-            binds.push(V::T(c.clone()));
+            binds.push(Bind::T(c.clone()));
         }
         if let Some(b) = &f.brand {
             sql.push_str(" AND LOWER(p.brand) = ?");
-            binds.push(V::T(b.to_lowercase()));
+            binds.push(Bind::T(b.to_lowercase()));
         }
         if let Some(p) = f.min_price {
             sql.push_str(" AND p.base_price >= ?");
-            binds.push(V::I(p));
+            binds.push(Bind::I(p));
         }
         if let Some(p) = f.max_price {
             sql.push_str(" AND p.base_price <= ?");
-            binds.push(V::I(p));
+            binds.push(Bind::I(p));
         }
         if f.in_stock_only {
             sql.push_str(
@@ -589,7 +575,7 @@ impl SqlStore {
         }
         if let Some(q) = &f.q {
             sql.push_str(" AND p.search_text LIKE ? ESCAPE '!'");
-            binds.push(V::T(like_pattern(q)));
+            binds.push(Bind::T(like_pattern(q)));
         }
         let key = match f.sort {
             ProductSort::Newest => None,
@@ -602,11 +588,11 @@ impl SqlStore {
             match key {
                 None => {
                     sql.push_str(&format!(" AND p.id {cmp} ?"));
-                    binds.push(V::I(c.id));
+                    binds.push(Bind::I(c.id));
                 }
                 Some(k) => {
                     sql.push_str(&format!(" AND ({k} {cmp} ? OR ({k} = ? AND p.id {cmp} ?))"));
-                    binds.extend([V::I(c.key), V::I(c.key), V::I(c.id)]);
+                    binds.extend([Bind::I(c.key), Bind::I(c.key), Bind::I(c.id)]);
                 }
             }
         }
@@ -616,15 +602,10 @@ impl SqlStore {
             Some(k) => sql.push_str(&format!(" ORDER BY {k} {dir}, p.id {dir}")),
         }
         sql.push_str(" LIMIT ?");
-        binds.push(V::I(f.limit));
-        let mut q = sqlx::query(&sql);
-        for b in binds {
-            q = match b {
-                V::I(i) => q.bind(i),
-                V::T(t) => q.bind(t),
-            };
-        }
-        let rows = q.fetch_all(self.reader()).await?;
+        binds.push(Bind::I(f.limit));
+        let rows = bind_all(sqlx::query(&sql), binds)
+            .fetch_all(self.reader())
+            .await?;
         rows.iter().map(|r| product_at(r, 0)).collect()
     }
 

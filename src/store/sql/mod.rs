@@ -344,6 +344,40 @@ pub(crate) fn inserted(
     }
 }
 
+/// `LIKE` pattern for a substring, with `!` as the escape character
+/// (`... LIKE ? ESCAPE '!'`): `%`, `_` and `!` in the input match literally.
+pub(crate) fn like_pattern(q: &str) -> String {
+    let escaped: String = q
+        .chars()
+        .flat_map(|c| match c {
+            '%' | '_' | '!' => vec!['!', c],
+            c => vec![c],
+        })
+        .collect();
+    format!("%{escaped}%")
+}
+
+/// A value for a query built piece by piece (filters that may or may not
+/// apply): pushed in the order of its `?`s, bound at the end.
+pub(crate) enum Bind {
+    I(i64),
+    T(String),
+}
+
+/// Bind `binds` in order.
+pub(crate) fn bind_all<'q>(
+    mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    binds: Vec<Bind>,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    for b in binds {
+        q = match b {
+            Bind::I(i) => q.bind(i),
+            Bind::T(t) => q.bind(t),
+        };
+    }
+    q
+}
+
 /// True when the error is a unique-constraint violation.
 pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())

@@ -158,6 +158,25 @@ fn line_row(row: &sqlx::any::AnyRow) -> Result<OrderLineRecord, StoreError> {
     })
 }
 
+/// An outbox job about one order (`kind:order` is its key).
+fn order_job(kind: &'static str, order: i64, due_at: i64) -> NewJob {
+    NewJob {
+        kind,
+        payload: serde_json::json!({ "order": order }),
+        dedup_key: format!("{kind}:{order}"),
+        due_at,
+    }
+}
+
+/// An order as the transaction sees it now.
+async fn order_in(conn: &mut sqlx::AnyConnection, id: i64) -> Result<OrderRecord, StoreError> {
+    let row = sqlx::query(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = ?"))
+        .bind(id)
+        .fetch_one(&mut *conn)
+        .await?;
+    order_row(&row)
+}
+
 /// The outbox kinds this module writes.
 pub const JOB_ORDER_EXPIRE: &str = "order_expire";
 pub const JOB_STOCK_RESTORE: &str = "stock_restore";
@@ -304,12 +323,7 @@ impl SqlStore {
         }
         enqueue(
             &mut tx,
-            &NewJob {
-                kind: JOB_ORDER_EXPIRE,
-                payload: serde_json::json!({"order": id}),
-                dedup_key: format!("{JOB_ORDER_EXPIRE}:{id}"),
-                due_at: order.expires_at,
-            },
+            &order_job(JOB_ORDER_EXPIRE, id, order.expires_at),
             now,
         )
         .await?;
@@ -324,11 +338,7 @@ impl SqlStore {
             }
             q.execute(&mut *tx).await?;
         }
-        let row = sqlx::query(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = ?"))
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
-        let record = order_row(&row)?;
+        let record = order_in(&mut tx, id).await?;
         tx.commit().await?;
         Ok(Placed::Order(record, priced))
     }
@@ -478,22 +488,8 @@ impl SqlStore {
             .bind(lines[0].unit_price)
             .execute(&mut *tx)
             .await?;
-            enqueue(
-                &mut tx,
-                &NewJob {
-                    kind: JOB_ORDER_EXPIRE,
-                    payload: serde_json::json!({"order": id}),
-                    dedup_key: format!("{JOB_ORDER_EXPIRE}:{id}"),
-                    due_at: order.expires_at,
-                },
-                now,
-            )
-            .await?;
-            let row = sqlx::query(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = ?"))
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?;
-            let record = order_row(&row)?;
+            enqueue(&mut tx, &order_job(JOB_ORDER_EXPIRE, id, order.expires_at), now).await?;
+            let record = order_in(&mut tx, id).await?;
             tx.commit().await?;
             Ok(ListingPlaced::Order(record))
         })
@@ -526,27 +522,13 @@ impl SqlStore {
             if r.rows_affected() != 1 {
                 return Ok(None);
             }
-            let row = sqlx::query(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = ?"))
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?;
-            let record = order_row(&row)?;
+            let record = order_in(&mut tx, id).await?;
             let kind = if record.listing_id.is_some() {
                 JOB_LISTING_RELEASE
             } else {
                 JOB_STOCK_RESTORE
             };
-            enqueue(
-                &mut tx,
-                &NewJob {
-                    kind,
-                    payload: serde_json::json!({"order": id}),
-                    dedup_key: format!("{kind}:{id}"),
-                    due_at: now,
-                },
-                now,
-            )
-            .await?;
+            enqueue(&mut tx, &order_job(kind, id, now), now).await?;
             tx.commit().await?;
             Ok(Some(record))
         })

@@ -1,6 +1,7 @@
 //! Listings, their images, the feed and search.
 
 use super::*;
+use crate::store::sql::{bind_all, like_pattern, Bind};
 
 impl SqlStore {
     pub async fn create_listing(
@@ -164,62 +165,51 @@ impl SqlStore {
         let mut sql =
             format!("SELECT {LISTING_COLUMNS} FROM listings l WHERE l.deleted_at IS NULL");
         // Bind order is kept by pushing to one list of typed values.
-        enum V {
-            I(i64),
-            T(String),
-        }
-        let mut binds: Vec<V> = Vec::new();
+        let mut binds: Vec<Bind> = Vec::new();
         match f.status {
             Some(s) => {
                 sql.push_str(" AND l.status = ?");
-                binds.push(V::T(s.as_str().to_string()));
+                binds.push(Bind::T(s.as_str().to_string()));
             }
             None => sql.push_str(" AND l.status IN ('selling', 'reserved')"),
         }
         if let Some(c) = &f.category {
             sql.push_str(" AND l.category = ?");
-            binds.push(V::T(c.clone()));
+            binds.push(Bind::T(c.clone()));
         }
         if let Some(p) = f.min_price {
             sql.push_str(" AND l.price >= ?");
-            binds.push(V::I(p));
+            binds.push(Bind::I(p));
         }
         if let Some(p) = f.max_price {
             sql.push_str(" AND l.price <= ?");
-            binds.push(V::I(p));
+            binds.push(Bind::I(p));
         }
         if let Some(seller) = f.seller {
             sql.push_str(" AND l.seller_id = ?");
-            binds.push(V::I(seller));
+            binds.push(Bind::I(seller));
         }
         if let Some(q) = &f.q {
-            let escaped: String = q
-                .chars()
-                .flat_map(|c| match c {
-                    '%' | '_' | '!' => vec!['!', c],
-                    c => vec![c],
-                })
-                .collect();
             sql.push_str(" AND l.search_text LIKE ? ESCAPE '!'");
-            binds.push(V::T(format!("%{escaped}%")));
+            binds.push(Bind::T(like_pattern(q)));
         }
         if let Some(viewer) = f.viewer {
             sql.push_str(" AND l.seller_id NOT IN (SELECT b.blocked_id FROM blocks b WHERE b.blocker_id = ?)");
-            binds.push(V::I(viewer));
+            binds.push(Bind::I(viewer));
         }
         if let Some(c) = f.after {
             match f.sort {
                 Sort::Recent => {
                     sql.push_str(" AND l.id < ?");
-                    binds.push(V::I(c.id));
+                    binds.push(Bind::I(c.id));
                 }
                 Sort::PriceAsc => {
                     sql.push_str(" AND (l.price > ? OR (l.price = ? AND l.id > ?))");
-                    binds.extend([V::I(c.price), V::I(c.price), V::I(c.id)]);
+                    binds.extend([Bind::I(c.price), Bind::I(c.price), Bind::I(c.id)]);
                 }
                 Sort::PriceDesc => {
                     sql.push_str(" AND (l.price < ? OR (l.price = ? AND l.id < ?))");
-                    binds.extend([V::I(c.price), V::I(c.price), V::I(c.id)]);
+                    binds.extend([Bind::I(c.price), Bind::I(c.price), Bind::I(c.id)]);
                 }
             }
         }
@@ -229,15 +219,10 @@ impl SqlStore {
             Sort::PriceDesc => " ORDER BY l.price DESC, l.id DESC",
         });
         sql.push_str(" LIMIT ?");
-        binds.push(V::I(f.limit));
-        let mut q = sqlx::query(&sql);
-        for b in binds {
-            q = match b {
-                V::I(i) => q.bind(i),
-                V::T(t) => q.bind(t),
-            };
-        }
-        let rows = q.fetch_all(self.reader()).await?;
+        binds.push(Bind::I(f.limit));
+        let rows = bind_all(sqlx::query(&sql), binds)
+            .fetch_all(self.reader())
+            .await?;
         rows.iter().map(listing).collect()
     }
 }
