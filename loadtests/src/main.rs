@@ -12,6 +12,7 @@
 //! and (Jangteo) room seqs strictly increasing. Any violation makes the run
 //! fail with exit code 1.
 
+mod checkout;
 mod proto;
 mod report;
 mod seed;
@@ -50,6 +51,9 @@ enum Command {
     Connect(ConnectArgs),
     /// REST feed paging at a target rate (Jangteo only).
     Feed(FeedArgs),
+    /// Buyers racing for a few units of one shop option (Jangteo only):
+    /// orders/s under contention; fails on any oversell.
+    Checkout(CheckoutArgs),
     /// Render Markdown tables from result JSON files.
     Report(report::ReportArgs),
 }
@@ -152,6 +156,26 @@ struct FeedArgs {
     listings: usize,
     #[arg(long, default_value_t = 20)]
     page: usize,
+}
+
+#[derive(Args, Clone)]
+struct CheckoutArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Buyers, all ordering one unit at the same moment.
+    #[arg(long, default_value_t = 1000)]
+    buyers: usize,
+    /// Units in stock.
+    #[arg(long, default_value_t = 100)]
+    units: i64,
+    /// An administrator (made with `jangteo create-admin`) creates the product.
+    #[arg(long)]
+    admin_email: String,
+    #[arg(long)]
+    admin_password: String,
+    /// More nodes of the same cluster; buyers are spread over all of them.
+    #[arg(long)]
+    also: Vec<String>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -853,6 +877,7 @@ async fn main() -> std::process::ExitCode {
         }
         Command::Connect(a) => seed::connect(a).await,
         Command::Feed(a) => seed::feed(a).await,
+        Command::Checkout(a) => checkout::run(a).await,
         Command::Report(a) => report::run(a),
     };
     match result {

@@ -37,7 +37,7 @@ fn run_id() -> String {
     )
 }
 
-async fn post(
+pub async fn post_json(
     client: &reqwest::Client,
     url: &str,
     token: Option<&str>,
@@ -62,19 +62,29 @@ pub async fn account(
     c: &Common,
     name: &str,
 ) -> anyhow::Result<(i64, String)> {
+    account_at(client, &c.url, &c.password, name).await
+}
+
+/// Create a user on the node at `base` and log in there.
+pub async fn account_at(
+    client: &reqwest::Client,
+    base: &str,
+    password: &str,
+    name: &str,
+) -> anyhow::Result<(i64, String)> {
     let email = format!("{name}@load.test");
-    let created = post(
+    let created = post_json(
         client,
-        &format!("{}/api/auth/signup", c.url),
+        &format!("{base}/api/auth/signup"),
         None,
-        &json!({"email": email, "password": c.password, "nickname": name.chars().take(20).collect::<String>()}),
+        &json!({"email": email, "password": password, "nickname": name.chars().take(20).collect::<String>()}),
     )
     .await?;
-    let login = post(
+    let login = post_json(
         client,
-        &format!("{}/api/auth/login", c.url),
+        &format!("{base}/api/auth/login"),
         None,
-        &json!({"email": email, "password": c.password}),
+        &json!({"email": email, "password": password}),
     )
     .await?;
     let id = created["id"].as_i64().context("signup without id")?;
@@ -123,7 +133,7 @@ pub async fn rooms(
             }
             let _permit = gate.acquire().await;
             let room = if direct {
-                post(
+                post_json(
                     &client,
                     &format!("{}/api/rooms", c.url),
                     Some(&users[0].1),
@@ -131,7 +141,7 @@ pub async fn rooms(
                 )
                 .await?
             } else {
-                post(
+                post_json(
                     &client,
                     &format!("{}/api/rooms", c.url),
                     Some(&users[0].1),
@@ -142,7 +152,7 @@ pub async fn rooms(
             let key = room["id"].as_i64().context("room without id")?;
             if !direct {
                 for (_, token) in users.iter().skip(1) {
-                    post(
+                    post_json(
                         &client,
                         &format!("{}/api/rooms/{key}/join", c.url),
                         Some(token),
@@ -372,7 +382,7 @@ pub async fn feed(a: FeedArgs) -> anyhow::Result<std::process::ExitCode> {
             (client.clone(), c.url.clone(), token.clone(), gate.clone());
         tasks.push(tokio::spawn(async move {
             let _p = gate.acquire().await;
-            post(
+            post_json(
                 &client,
                 &format!("{url}/api/listings"),
                 Some(&token),
