@@ -21,6 +21,16 @@ pub use crate::service::outbox::OutboxSettings;
 
 /// Environment variable that names the config file; not a setting itself.
 pub const CONFIG_FILE_ENV: &str = "JANGTEO_CONFIG";
+/// `JANGTEO_*` variables that are not settings: the project's scripts use
+/// them (install cache, service state, tool overrides) and a server started
+/// from such a shell inherits them. They are skipped, not refused; every
+/// other unknown `JANGTEO_*` variable is still an error (a typo).
+pub const TOOLING_ENV: &[&str] = &[
+    "JANGTEO_CACHE",
+    "JANGTEO_SERVICES_DIR",
+    "JANGTEO_CARGO",
+    "JANGTEO_BIN",
+];
 /// Prefix of every setting in the environment.
 pub const ENV_PREFIX: &str = "JANGTEO_";
 /// Config file read from the working directory when no path is given.
@@ -494,7 +504,8 @@ impl Layers {
     }
 
     /// Merge every `JANGTEO_*` variable. `JANGTEO_CONFIG` names the file and
-    /// is skipped; any other unknown `JANGTEO_*` variable is an error.
+    /// the [`TOOLING_ENV`] variables belong to the scripts: both are
+    /// skipped; any other unknown `JANGTEO_*` variable is an error.
     pub fn merge_env<I>(&mut self, vars: I) -> Result<(), ConfigError>
     where
         I: IntoIterator<Item = (String, String)>,
@@ -503,7 +514,7 @@ impl Layers {
             let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
                 continue;
             };
-            if name == CONFIG_FILE_ENV {
+            if name == CONFIG_FILE_ENV || TOOLING_ENV.contains(&name.as_str()) {
                 continue;
             }
             let key = rest.to_ascii_lowercase();
@@ -968,6 +979,19 @@ mod tests {
             msg.contains("`listn`") && msg.contains("JANGTEO_LISTN"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn the_scripts_variables_are_not_settings() {
+        let vars = env(&[
+            ("JANGTEO_CACHE", "/tmp/cache"),
+            ("JANGTEO_SERVICES_DIR", "/tmp/state"),
+            ("JANGTEO_LOG", "warn"),
+        ]);
+        let c = Config::load(None, vars, vec![]).expect("the scripts' variables are skipped");
+        assert_eq!(c.log, "warn");
+        let err = Config::load(None, env(&[("JANGTEO_CACHES", "x")]), vec![]).expect_err("typo");
+        assert!(err.to_string().contains("JANGTEO_CACHES"), "{err}");
     }
 
     #[test]

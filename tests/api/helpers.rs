@@ -310,7 +310,7 @@ impl TestApp {
     pub async fn admin(&self) -> User {
         let email = "admin@example.com";
         let password = "admin-password";
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_jangteo"));
+        let mut cmd = crate::common::jangteo_command();
         cmd.args([
             "create-admin",
             "--email",
@@ -325,8 +325,7 @@ impl TestApp {
             &self.data_dir.display().to_string(),
             "--log",
             "warn",
-        ])
-        .env_remove("JANGTEO_LISTEN");
+        ]);
         if let Some(url) = &self.database_url {
             cmd.args(["--database-url", url]);
         }
