@@ -753,13 +753,13 @@ impl Layers {
                         if kinds.is_empty()
                             || kinds
                                 .iter()
-                                .any(|k| !crate::service::orders::JOB_KINDS.contains(&k.as_str()))
+                                .any(|k| !crate::service::outbox::ALL_KINDS.contains(&k.as_str()))
                         {
                             return Err(self.invalid(
                                 "outbox_kinds",
                                 format!(
                                     "expected some of {}",
-                                    crate::service::orders::JOB_KINDS.join(", ")
+                                    crate::service::outbox::ALL_KINDS.join(", ")
                                 ),
                             ));
                         }

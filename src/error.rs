@@ -144,6 +144,10 @@ error_codes! {
     Blocked = "blocked", FORBIDDEN, Both;
     /// A second review of the same deal.
     AlreadyReviewed = "already_reviewed", CONFLICT, Rest;
+    /// The amount sent to confirm a payment is not the order total; nothing was charged.
+    AmountMismatch = "amount_mismatch", BAD_REQUEST, Rest;
+    /// The payment provider declined the payment (`details.provider_code` says why); the order stays unpaid.
+    PaymentDeclined = "payment_declined", PAYMENT_REQUIRED, Rest;
     /// Not enough stock for an option; `details.options` lists the option ids that are short.
     OutOfStock = "out_of_stock", CONFLICT, Rest;
     /// The listing's status does not allow this (e.g. reserving a sold item).

@@ -12,6 +12,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod metrics;
+pub mod payments;
 pub mod service;
 pub mod shutdown;
 pub mod store;
@@ -39,6 +40,7 @@ use crate::service::media::Media;
 use crate::service::orders::Orders;
 use crate::service::outbox::OutboxWorker;
 use crate::service::password::PasswordHasher;
+use crate::service::payments::Payments;
 use crate::shutdown::ShutdownTrigger;
 use crate::store::cache::{Cache, MemoryCache};
 use crate::store::media::DiskMedia;
@@ -57,6 +59,7 @@ pub struct AppState {
     pub market: Market,
     pub catalog: Catalog,
     pub orders: Orders,
+    pub payments: Payments,
     pub media: Media,
     pub bus: Arc<dyn Bus>,
     /// Set when `kafka_brokers` is configured (same object as `bus`).
@@ -236,6 +239,17 @@ impl AppState {
         for (kind, handler) in orders.job_handlers() {
             worker = worker.handle(kind, handler);
         }
+        // Payments: the built-in sandbox provider (Toss and KakaoPay
+        // adapters join it with the payments issue's next steps).
+        tracing::warn!("payments: the SANDBOX provider is enabled: no real money moves");
+        let payments = Payments::new(
+            sql.clone(),
+            orders.clone(),
+            bus.clone(),
+            vec![Arc::new(payments::sandbox::Sandbox::new())],
+        );
+        let (kind, handler) = payments.job_handler();
+        worker = worker.handle(kind, handler);
         worker.start(shutdown.listener());
         Ok(AppState {
             config: Arc::new(config),
@@ -247,6 +261,7 @@ impl AppState {
             market,
             catalog,
             orders,
+            payments,
             media,
             bus,
             kafka,

@@ -9,6 +9,7 @@ pub mod market;
 pub mod middleware;
 pub mod openapi;
 pub mod orders;
+pub mod payments;
 pub mod rooms;
 pub mod system;
 pub mod ws;
@@ -134,7 +135,8 @@ pub fn app(
                 .service(orders::get_order)
                 .service(orders::order_status)
                 .service(orders::cancel_order)
-                .service(orders::admin_outbox),
+                .service(orders::admin_outbox)
+                .service(payments::confirm_payment),
         )
         .split_for_parts();
     // The paths are only known now, after the handlers registered them.

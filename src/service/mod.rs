@@ -12,3 +12,4 @@ pub mod media;
 pub mod orders;
 pub mod outbox;
 pub mod password;
+pub mod payments;

@@ -494,6 +494,17 @@ impl Orders {
         })
     }
 
+    /// The order was just paid (`service::payments` recorded it): the
+    /// status cache learns it, and the order as it is now.
+    pub async fn paid(&self, order_id: i64) -> Result<OrderDetail, ApiError> {
+        let Some(order) = self.sql.order(order_id).await? else {
+            return Err(ApiError::not_found("order"));
+        };
+        self.cache_status(&order).await;
+        let lines = self.sql.order_lines(order.id).await?;
+        Ok(OrderDetail { order, lines })
+    }
+
     /// Outbox `order_expire`: end the order if it is still unpaid.
     pub async fn expire(&self, order_id: i64) -> Result<(), ApiError> {
         let Some(order) = self.sql.order(order_id).await? else {

@@ -21,6 +21,14 @@ use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
 use crate::store::sql::{JobRecord, SqlStore};
 
+/// Every job kind, for `outbox_kinds`.
+pub const ALL_KINDS: &[&str] = &[
+    "order_expire",
+    "stock_restore",
+    "listing_release",
+    "payment_cancel",
+];
+
 /// Attempts before a job is given up (`dead`).
 pub const MAX_ATTEMPTS: i64 = 10;
 /// Longest pause between two attempts.

@@ -18,6 +18,7 @@ mod fuzz;
 mod helpers;
 mod market;
 mod orders;
+mod payments;
 mod shop;
 mod system;
 mod unread_model;

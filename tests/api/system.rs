@@ -221,6 +221,7 @@ async fn openapi_covers_every_route_and_swagger_is_served() {
         ("/api/orders/{number}/status", "get"),
         ("/api/orders/{number}/cancel", "post"),
         ("/api/admin/outbox", "get"),
+        ("/api/payments/confirm", "post"),
     ];
     let paths = doc["paths"].as_object().expect("paths");
     for (path, method) in expected {

@@ -20,6 +20,7 @@ mod market;
 mod messages;
 mod orders;
 mod outbox;
+mod payments;
 mod rooms;
 mod sessions;
 
@@ -37,6 +38,7 @@ pub use orders::{
     PricedLine, Pricer, JOB_LISTING_RELEASE, JOB_ORDER_EXPIRE, JOB_STOCK_RESTORE,
 };
 pub use outbox::{JobRecord, NewJob};
+pub use payments::{NewPayment, PaymentEvent, PaymentRecord, Recorded};
 pub use rooms::{JoinOutcome, ListingCard, MyRoom, NewOpenRoom};
 
 use std::path::PathBuf;

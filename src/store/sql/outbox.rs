@@ -85,6 +85,13 @@ pub(crate) async fn enqueue(
 }
 
 impl SqlStore {
+    /// Write a job on its own (a side effect that follows no business
+    /// change of ours, e.g. a compensating refund).
+    pub async fn enqueue_job(&self, job: &NewJob, now: i64) -> Result<(), StoreError> {
+        let mut conn = self.writer().acquire().await?;
+        enqueue(&mut conn, job, now).await
+    }
+
     /// Claim up to `limit` due jobs of the given kinds for `node` until
     /// `now + lease_ms`. Returns the jobs this node now holds.
     pub async fn claim_jobs(

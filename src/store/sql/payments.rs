@@ -1,0 +1,190 @@
+//! Payments and the audit trail of provider calls.
+//!
+//! Recording an approved payment is one transaction: the order goes from
+//! `pending_payment` to `paid` by a conditional update, and the payment row
+//! is inserted (unique per order and per payment key). If the order is no
+//! longer pending (it expired, or the buyer cancelled, while the provider
+//! approved) nothing is written and the caller compensates.
+
+use super::{is_unique_violation, retrying, SqlStore};
+use crate::store::StoreError;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentRecord {
+    pub id: i64,
+    pub order_id: i64,
+    pub provider: String,
+    pub payment_key: String,
+    pub amount: i64,
+    pub cancelled_amount: i64,
+    pub method: String,
+    pub status: String,
+    pub approved_at: i64,
+}
+
+/// An approved payment to record.
+#[derive(Debug, Clone)]
+pub struct NewPayment<'a> {
+    pub order_id: i64,
+    pub provider: &'a str,
+    pub payment_key: &'a str,
+    pub amount: i64,
+    pub method: &'a str,
+    pub approved_at: i64,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Recorded {
+    Paid(PaymentRecord),
+    /// The order was not pending any more: nothing written.
+    OrderNotPending,
+    /// Another confirm recorded this order's payment first.
+    AlreadyPaid(PaymentRecord),
+}
+
+/// One provider call, for the audit trail.
+#[derive(Debug, Clone)]
+pub struct PaymentEvent<'a> {
+    pub order_id: Option<i64>,
+    pub provider: &'a str,
+    pub action: &'a str,
+    pub request_id: &'a str,
+    pub outcome: &'a str,
+    pub latency_ms: i64,
+    pub detail: &'a str,
+}
+
+type PaymentRow = (i64, i64, String, String, i64, i64, String, String, i64);
+const PAYMENT_COLUMNS: &str =
+    "id, order_id, provider, payment_key, amount, cancelled_amount, method, status, approved_at";
+
+fn payment(r: PaymentRow) -> PaymentRecord {
+    PaymentRecord {
+        id: r.0,
+        order_id: r.1,
+        provider: r.2,
+        payment_key: r.3,
+        amount: r.4,
+        cancelled_amount: r.5,
+        method: r.6,
+        status: r.7,
+        approved_at: r.8,
+    }
+}
+
+impl SqlStore {
+    pub async fn payment_of_order(
+        &self,
+        order_id: i64,
+    ) -> Result<Option<PaymentRecord>, StoreError> {
+        let row: Option<PaymentRow> = sqlx::query_as(&format!(
+            "SELECT {PAYMENT_COLUMNS} FROM payments WHERE order_id = ?"
+        ))
+        .bind(order_id)
+        .fetch_optional(self.reader())
+        .await?;
+        Ok(row.map(payment))
+    }
+
+    /// Mark the order paid and insert its payment, in one transaction.
+    pub async fn record_payment(
+        &self,
+        p: &NewPayment<'_>,
+        now: i64,
+    ) -> Result<Recorded, StoreError> {
+        let attempt = retrying("record_payment", || async {
+            let mut tx = self.writer().begin().await?;
+            let r = sqlx::query(
+                "UPDATE orders SET status = 'paid', paid_at = ?, updated_at = ? \
+                 WHERE id = ? AND status = 'pending_payment'",
+            )
+            .bind(now)
+            .bind(now)
+            .bind(p.order_id)
+            .execute(&mut *tx)
+            .await?;
+            if r.rows_affected() != 1 {
+                return Ok(None);
+            }
+            sqlx::query(
+                "INSERT INTO payments (order_id, provider, payment_key, amount, method, status, approved_at, \
+                 created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'done', ?, ?, ?)",
+            )
+            .bind(p.order_id)
+            .bind(p.provider)
+            .bind(p.payment_key)
+            .bind(p.amount)
+            .bind(p.method)
+            .bind(p.approved_at)
+            .bind(now)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(Some(()))
+        })
+        .await;
+        match attempt {
+            Ok(Some(())) => {}
+            Ok(None) => {
+                // Not pending: paid meanwhile by a concurrent confirm, or
+                // ended. The caller tells them apart by the payment row.
+                return Ok(match self.payment_of_order(p.order_id).await? {
+                    Some(existing) => Recorded::AlreadyPaid(existing),
+                    None => Recorded::OrderNotPending,
+                });
+            }
+            Err(StoreError::Sql(e)) if is_unique_violation(&e) => {
+                return Ok(match self.payment_of_order(p.order_id).await? {
+                    Some(existing) => Recorded::AlreadyPaid(existing),
+                    None => Recorded::OrderNotPending,
+                });
+            }
+            Err(e) => return Err(e),
+        }
+        match self.payment_of_order(p.order_id).await? {
+            Some(rec) => Ok(Recorded::Paid(rec)),
+            None => Err(StoreError::Other("payment recorded but not found".into())),
+        }
+    }
+
+    /// Append one provider call to the audit trail.
+    pub async fn log_payment_event(
+        &self,
+        e: &PaymentEvent<'_>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let detail: String = e.detail.chars().take(900).collect();
+        sqlx::query(
+            "INSERT INTO payment_events (order_id, provider, action, request_id, outcome, latency_ms, detail, \
+             created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(e.order_id)
+        .bind(e.provider)
+        .bind(e.action)
+        .bind(e.request_id)
+        .bind(e.outcome)
+        .bind(e.latency_ms)
+        .bind(detail)
+        .bind(now)
+        .execute(self.writer())
+        .await?;
+        Ok(())
+    }
+
+    /// How many provider calls of `action` were made for an order (tests,
+    /// audits).
+    pub async fn payment_event_count(
+        &self,
+        order_id: i64,
+        action: &str,
+    ) -> Result<i64, StoreError> {
+        let (n,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM payment_events WHERE order_id = ? AND action = ?")
+                .bind(order_id)
+                .bind(action)
+                .fetch_one(self.reader())
+                .await?;
+        Ok(n)
+    }
+}
