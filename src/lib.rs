@@ -245,6 +245,7 @@ impl AppState {
         let payments = Payments::new(
             sql.clone(),
             orders.clone(),
+            market.clone(),
             bus.clone(),
             vec![Arc::new(payments::sandbox::Sandbox::new())],
         );

@@ -26,12 +26,13 @@ use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
 use crate::bus::{Bus, Event, TOPIC_ALARMS};
-use crate::domain::ids::UserId;
+use crate::domain::ids::{ListingId, UserId};
 use crate::domain::money::Won;
 use crate::domain::now_ms;
 use crate::domain::order::OrderStatus;
 use crate::error::{ApiError, Code};
 use crate::payments::{ConfirmRequest, GatewayError, PaymentGateway};
+use crate::service::market::Market;
 use crate::service::orders::{OrderDetail, Orders};
 use crate::service::outbox::JobHandler;
 use crate::store::sql::{NewJob, NewPayment, PaymentEvent, PaymentRecord, Recorded, SqlStore};
@@ -43,6 +44,7 @@ pub const JOB_PAYMENT_CANCEL: &str = "payment_cancel";
 pub struct Payments {
     sql: Arc<SqlStore>,
     orders: Orders,
+    market: Market,
     bus: Arc<dyn Bus>,
     gateways: HashMap<&'static str, Arc<dyn PaymentGateway>>,
 }
@@ -66,12 +68,14 @@ impl Payments {
     pub fn new(
         sql: Arc<SqlStore>,
         orders: Orders,
+        market: Market,
         bus: Arc<dyn Bus>,
         gateways: Vec<Arc<dyn PaymentGateway>>,
     ) -> Payments {
         Payments {
             sql,
             orders,
+            market,
             bus,
             gateways: gateways.into_iter().map(|g| (g.provider(), g)).collect(),
         }
@@ -218,6 +222,11 @@ impl Payments {
         match recorded {
             Ok(Recorded::Paid(p)) => {
                 let detail = self.orders.paid(order.id).await?;
+                if let Some(listing) = order.listing_id {
+                    if let Err(e) = self.market.order_sold(ListingId(listing), buyer).await {
+                        tracing::warn!(error = %e.message, "announcing a sale failed");
+                    }
+                }
                 self.publish(
                     "payment.approved",
                     order.buyer_id,

@@ -264,3 +264,38 @@ async fn an_approval_that_comes_after_the_order_expired_is_refunded() {
         "no payment kept"
     );
 }
+
+#[actix_web::test]
+async fn a_paid_listing_order_sells_the_listing_to_its_buyer() {
+    let app = spawn_app().await;
+    let (seller, buyer) = (app.user("u-seller").await, app.user("u-buyer").await);
+    let l = crate::market::listing(&app, &seller, "캠핑 의자 2개", 35_000).await;
+    let r = app
+        .post_json(
+            &format!("/api/listings/{l}/order"),
+            &json!({}),
+            Some(&buyer.token),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let o = json_of(r).await;
+    let r = confirm(&app, &buyer, &number(&o), "pk-used", json!(35_000)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(json_of(r).await["order"]["status"], "paid");
+    let page = json_of(
+        app.get(&format!("/api/listings/{l}"), Some(&seller.token))
+            .await,
+    )
+    .await;
+    assert_eq!(page["status"], "sold");
+    assert_eq!(page["buyer_id"], buyer.id);
+    // A real deal: both sides may now review it.
+    let r = app
+        .post_json(
+            &format!("/api/listings/{l}/reviews"),
+            &json!({"rating": "good", "tags": ["kind"]}),
+            Some(&buyer.token),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+}

@@ -248,6 +248,25 @@ impl Market {
         Ok(())
     }
 
+    /// The order was paid: the store sold the listing in the payment's
+    /// transaction; tell its chats and the bus.
+    pub async fn order_sold(&self, listing: ListingId, buyer: UserId) -> Result<(), ApiError> {
+        let Some(l) = self.sql.listing(listing.get()).await? else {
+            return Ok(());
+        };
+        self.emit(
+            &l,
+            ListingEvent::Sold {
+                listing: l.id,
+                seller: l.seller_id,
+                buyer: Some(buyer.get()),
+            },
+        )
+        .await?;
+        self.invalidate_feed().await;
+        Ok(())
+    }
+
     /// The order ended unpaid: end its reservation (if it is still the
     /// active one; idempotent) and put the listing back on sale.
     pub async fn order_hold_ended(&self, reservation: i64, expired: bool) -> Result<(), ApiError> {

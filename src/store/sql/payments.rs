@@ -106,6 +106,34 @@ impl SqlStore {
             if r.rows_affected() != 1 {
                 return Ok(None);
             }
+            // A used-listing order: the listing is sold to the buyer in the
+            // same transaction, and the order's hold on it completes.
+            let (listing, reservation, buyer): (Option<i64>, Option<i64>, i64) = sqlx::query_as(
+                "SELECT listing_id, reservation_id, buyer_id FROM orders WHERE id = ?",
+            )
+            .bind(p.order_id)
+            .fetch_one(&mut *tx)
+            .await?;
+            if let Some(listing) = listing {
+                sqlx::query(
+                    "UPDATE listings SET status = 'sold', buyer_id = ?, sold_at = ?, updated_at = ? \
+                     WHERE id = ? AND status IN ('selling', 'reserved') AND deleted_at IS NULL",
+                )
+                .bind(buyer)
+                .bind(now)
+                .bind(now)
+                .bind(listing)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE reservations SET status = 'completed', active_listing_id = NULL, ended_at = ? \
+                     WHERE id = ? AND status = 'active'",
+                )
+                .bind(now)
+                .bind(reservation)
+                .execute(&mut *tx)
+                .await?;
+            }
             sqlx::query(
                 "INSERT INTO payments (order_id, provider, payment_key, amount, method, status, approved_at, \
                  created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'done', ?, ?, ?)",
