@@ -13,7 +13,7 @@ use crate::service::catalog::{
     CartView, OptionInput, OptionView, ProductDetail, ProductInput, ProductItem, ProductListRequest,
 };
 use crate::service::market::media_url;
-use crate::store::sql::StockChange;
+use crate::store::sql::{ProductReviewRecord, StockChange};
 use crate::AppState;
 
 // ------------------------------------------------------------ views
@@ -900,5 +900,170 @@ pub async fn remove_from_cart(
 #[delete("/cart")]
 pub async fn clear_cart(state: web::Data<AppState>, auth: Auth) -> Result<HttpResponse, ApiError> {
     state.catalog.cart_clear(auth.0.uid()).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+// ------------------------------------------------------------ reviews
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProductReviewView {
+    pub id: i64,
+    pub author_id: i64,
+    /// 1..=5.
+    pub rating: i64,
+    pub text: String,
+    /// Media ids of the review's images.
+    pub images: Vec<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl From<&ProductReviewRecord> for ProductReviewView {
+    fn from(r: &ProductReviewRecord) -> ProductReviewView {
+        ProductReviewView {
+            id: r.id,
+            author_id: r.user_id,
+            rating: r.rating,
+            text: r.body.clone(),
+            images: r.images.clone(),
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WriteReview {
+    /// The paid order line being reviewed (`lines[].line_id` of your order).
+    pub line_id: i64,
+    /// 1..=5.
+    pub rating: i64,
+    /// 1..=1000 characters.
+    pub text: String,
+    /// Up to 5 media ids you uploaded.
+    pub images: Option<Vec<i64>>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EditReview {
+    pub rating: Option<i64>,
+    pub text: Option<String>,
+    pub images: Option<Vec<i64>>,
+}
+
+/// Review a product you bought: one review per paid order line.
+#[utoipa::path(
+    tag = "shop",
+    params(("id" = i64, Path, description = "Product id")),
+    request_body = WriteReview,
+    responses(
+        (status = 201, body = ProductReviewView),
+        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such product, or not your order line", body = ErrorBody),
+        (status = 409, description = "`already_reviewed`, or `invalid_state` (the order is not paid)", body = ErrorBody),
+        (status = 422, description = "`validation_failed`", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
+#[post("/products/{id}/reviews")]
+pub async fn review_product(
+    state: web::Data<AppState>,
+    auth: Auth,
+    id: web::Path<i64>,
+    body: web::Json<WriteReview>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.into_inner();
+    let r = state
+        .catalog
+        .review_product(
+            auth.0.uid(),
+            id.into_inner(),
+            b.line_id,
+            b.rating,
+            &b.text,
+            b.images.as_deref().unwrap_or(&[]),
+        )
+        .await?;
+    Ok(HttpResponse::Created().json(ProductReviewView::from(&r)))
+}
+
+/// A product's reviews, newest first (its average and count are on the product page).
+#[utoipa::path(
+    tag = "shop",
+    params(("id" = i64, Path, description = "Product id"), HistoryParams),
+    responses(
+        (status = 200, body = Vec<ProductReviewView>),
+        (status = 400, description = "`invalid_parameter`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+    )
+)]
+#[get("/products/{id}/reviews")]
+pub async fn product_reviews(
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    query: web::Query<HistoryParams>,
+) -> Result<HttpResponse, ApiError> {
+    let rows = state
+        .catalog
+        .reviews(id.into_inner(), query.before, query.limit)
+        .await?;
+    Ok(HttpResponse::Ok().json(rows.iter().map(ProductReviewView::from).collect::<Vec<_>>()))
+}
+
+/// Edit your review.
+#[utoipa::path(
+    tag = "shop",
+    params(("id" = i64, Path, description = "Product id"), ("review_id" = i64, Path, description = "Review id")),
+    request_body = EditReview,
+    responses(
+        (status = 200, body = ProductReviewView),
+        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not your review", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 422, description = "`validation_failed`", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
+#[patch("/products/{id}/reviews/{review_id}")]
+pub async fn edit_review(
+    state: web::Data<AppState>,
+    auth: Auth,
+    path: web::Path<(i64, i64)>,
+    body: web::Json<EditReview>,
+) -> Result<HttpResponse, ApiError> {
+    let (product, review) = path.into_inner();
+    let b = body.into_inner();
+    let r = state
+        .catalog
+        .edit_review(auth.0.uid(), product, review, b.rating, b.text, b.images)
+        .await?;
+    Ok(HttpResponse::Ok().json(ProductReviewView::from(&r)))
+}
+
+/// Delete a review (its author, or an administrator).
+#[utoipa::path(
+    tag = "shop",
+    params(("id" = i64, Path, description = "Product id"), ("review_id" = i64, Path, description = "Review id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        (status = 403, description = "`forbidden`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
+#[delete("/products/{id}/reviews/{review_id}")]
+pub async fn delete_review(
+    state: web::Data<AppState>,
+    auth: Auth,
+    path: web::Path<(i64, i64)>,
+) -> Result<HttpResponse, ApiError> {
+    let (product, review) = path.into_inner();
+    state
+        .catalog
+        .delete_review(auth.0.uid(), auth.0.is_admin(), product, review)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }

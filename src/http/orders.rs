@@ -24,6 +24,8 @@ pub enum PlaceOrder {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OrderLineView {
+    /// The line's id (reviews name it).
+    pub line_id: i64,
     /// Shop lines: the option and product.
     pub option_id: Option<i64>,
     pub product_id: Option<i64>,
@@ -74,6 +76,7 @@ impl From<&OrderDetail> for OrderView {
                 .lines
                 .iter()
                 .map(|l| OrderLineView {
+                    line_id: l.id,
                     option_id: l.option_id,
                     product_id: l.product_id,
                     listing_id: l.listing_id,

@@ -21,7 +21,8 @@ use crate::domain::product::{
 use crate::error::{ApiError, Code};
 use crate::store::sql::{
     AdjustmentRecord, CartAdd, CartRow, MediaRecord, NewOption, OptionRecord, ProductFields,
-    ProductQuery, ProductRecord, SkuWrite, SqlStore, StockChange, StockOutcome,
+    ProductQuery, ProductRecord, ProductReviewRecord, SkuWrite, SqlStore, StockChange,
+    StockOutcome,
 };
 
 /// Shop settings (`config.shop`).
@@ -806,5 +807,143 @@ impl Catalog {
         }))
         .unwrap_or(Won::ZERO);
         Ok(CartView { lines, total })
+    }
+}
+
+/// Longest product review text.
+pub const REVIEW_TEXT_MAX_CHARS: usize = 1000;
+/// Images on one product review.
+pub const REVIEW_MAX_IMAGES: usize = 5;
+
+/// Product reviews: one per paid order line, by its buyer.
+impl Catalog {
+    async fn check_review(
+        &self,
+        author: UserId,
+        rating: i64,
+        text: &str,
+        images: &[i64],
+    ) -> Result<(), ApiError> {
+        let mut errors = FieldErrors::new();
+        if !(1..=5).contains(&rating) {
+            errors.insert("rating", "must be 1..=5".into());
+        }
+        let n = text.trim().chars().count();
+        if n == 0 || n > REVIEW_TEXT_MAX_CHARS {
+            errors.insert(
+                "text",
+                format!("must be 1..={REVIEW_TEXT_MAX_CHARS} characters"),
+            );
+        }
+        if images.len() > REVIEW_MAX_IMAGES {
+            errors.insert("images", format!("at most {REVIEW_MAX_IMAGES} images"));
+        } else {
+            self.check_images(author, images, &mut errors).await?;
+        }
+        ApiError::check_fields(errors)
+    }
+
+    pub async fn review_product(
+        &self,
+        author: UserId,
+        product_id: i64,
+        line_id: i64,
+        rating: i64,
+        text: &str,
+        images: &[i64],
+    ) -> Result<ProductReviewRecord, ApiError> {
+        self.product_detail(product_id, None, false).await?;
+        let line = match self.sql.reviewable_line(line_id).await? {
+            Some(l) if l.buyer_id == author.get() => l,
+            _ => return Err(ApiError::not_found("order line")),
+        };
+        if line.product_id != Some(product_id) {
+            return Err(ApiError::field("line_id", "is not a line of this product"));
+        }
+        if !matches!(line.order_status.as_str(), "paid" | "partially_cancelled") {
+            return Err(ApiError::new(
+                Code::InvalidState,
+                "only a paid order line can be reviewed",
+            ));
+        }
+        self.check_review(author, rating, text, images).await?;
+        match self
+            .sql
+            .insert_product_review(&line, product_id, rating, text.trim(), images, now_ms())
+            .await?
+        {
+            Some(id) => self
+                .sql
+                .product_review(id)
+                .await?
+                .ok_or_else(|| ApiError::internal("review vanished")),
+            None => Err(ApiError::new(
+                Code::AlreadyReviewed,
+                "this order line is reviewed already; edit that review instead",
+            )),
+        }
+    }
+
+    /// A review of this product, or 404.
+    async fn review_of(
+        &self,
+        product_id: i64,
+        review_id: i64,
+    ) -> Result<ProductReviewRecord, ApiError> {
+        match self.sql.product_review(review_id).await? {
+            Some(r) if r.product_id == product_id => Ok(r),
+            _ => Err(ApiError::not_found("review")),
+        }
+    }
+
+    pub async fn edit_review(
+        &self,
+        author: UserId,
+        product_id: i64,
+        review_id: i64,
+        rating: Option<i64>,
+        text: Option<String>,
+        images: Option<Vec<i64>>,
+    ) -> Result<ProductReviewRecord, ApiError> {
+        let r = self.review_of(product_id, review_id).await?;
+        if r.user_id != author.get() {
+            return Err(ApiError::forbidden("only its author may edit a review"));
+        }
+        let rating = rating.unwrap_or(r.rating);
+        let text = text.unwrap_or_else(|| r.body.clone());
+        let images = images.unwrap_or_else(|| r.images.clone());
+        self.check_review(author, rating, &text, &images).await?;
+        self.sql
+            .update_product_review(review_id, author, rating, text.trim(), &images, now_ms())
+            .await?;
+        self.review_of(product_id, review_id).await
+    }
+
+    pub async fn delete_review(
+        &self,
+        user: UserId,
+        admin: bool,
+        product_id: i64,
+        review_id: i64,
+    ) -> Result<(), ApiError> {
+        let r = self.review_of(product_id, review_id).await?;
+        if r.user_id != user.get() && !admin {
+            return Err(ApiError::forbidden(
+                "only its author or an administrator may delete a review",
+            ));
+        }
+        self.sql.delete_product_review(review_id).await?;
+        Ok(())
+    }
+
+    pub async fn reviews(
+        &self,
+        product_id: i64,
+        before: Option<i64>,
+        limit: Option<i64>,
+    ) -> Result<Vec<ProductReviewRecord>, ApiError> {
+        let limit = page_limit(limit)?;
+        self.product_detail(product_id, None, false).await?;
+        Ok(self.sql.product_reviews(product_id, before, limit).await?)
     }
 }

@@ -299,3 +299,106 @@ async fn a_paid_listing_order_sells_the_listing_to_its_buyer() {
         .await;
     assert_eq!(r.status(), StatusCode::CREATED);
 }
+
+#[actix_web::test]
+async fn buyers_of_paid_lines_review_products_once_each() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let (buyer, other) = (app.user("r-buyer").await, app.user("r-other").await);
+    let p = on_sale(
+        &app,
+        &admin,
+        "Neverfull MM",
+        "Louis Vuitton",
+        2_500_000,
+        &[("NF-MM", 9)],
+    )
+    .await;
+    let (pid, o) = (id(&p), option_id(&p, 0));
+    let unpaid = order(&app, &buyer, o).await;
+    let paid = order(&app, &buyer, o).await;
+    let r = confirm(&app, &buyer, &number(&paid), "pk-r", json!(2_500_000)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let line = |o: &Value| o["lines"][0]["line_id"].as_i64().expect("line id");
+    let write = |user: &User, line: i64, rating: i64| {
+        let (app, token) = (&app, user.token.clone());
+        async move {
+            app.post_json(
+                &format!("/api/products/{pid}/reviews"),
+                &json!({"line_id": line, "rating": rating, "text": "가죽이 튼튼하고 예뻐요"}),
+                Some(&token),
+            )
+            .await
+        }
+    };
+    // Only a paid line, only its buyer, only once.
+    assert_error(
+        write(&buyer, line(&unpaid), 5).await,
+        StatusCode::CONFLICT,
+        "invalid_state",
+    )
+    .await;
+    assert_error(
+        write(&other, line(&paid), 5).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    assert_error(
+        write(&buyer, line(&paid), 6).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    let r = write(&buyer, line(&paid), 4).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let review = json_of(r).await;
+    assert_error(
+        write(&buyer, line(&paid), 5).await,
+        StatusCode::CONFLICT,
+        "already_reviewed",
+    )
+    .await;
+    let page = json_of(app.get(&format!("/api/products/{pid}"), None).await).await;
+    assert_eq!(page["review_count"], 1);
+    assert_eq!(page["rating"], 4.0);
+
+    // Edit and delete: the author (delete: or an admin), the average follows.
+    let rid = review["id"].as_i64().expect("id");
+    let path = format!("/api/products/{pid}/reviews/{rid}");
+    assert_error(
+        app.patch_json(&path, &json!({"rating": 1}), Some(&other.token))
+            .await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+    let r = app
+        .patch_json(&path, &json!({"rating": 2}), Some(&buyer.token))
+        .await;
+    assert_eq!(json_of(r).await["rating"], 2);
+    let page = json_of(app.get(&format!("/api/products/{pid}"), None).await).await;
+    assert_eq!(page["rating"], 2.0);
+    let list = json_of(app.get(&format!("/api/products/{pid}/reviews"), None).await).await;
+    assert_eq!(list.as_array().map(Vec::len), Some(1));
+    assert_eq!(list[0]["author_id"], buyer.id);
+    let r = app
+        .client
+        .delete(app.url(&path))
+        .bearer_auth(&other.token)
+        .send()
+        .await
+        .expect("delete");
+    assert_error(r, StatusCode::FORBIDDEN, "forbidden").await;
+    let r = app
+        .client
+        .delete(app.url(&path))
+        .bearer_auth(&admin.token)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let page = json_of(app.get(&format!("/api/products/{pid}"), None).await).await;
+    assert_eq!(page["review_count"], 0);
+    assert!(page["rating"].is_null());
+}

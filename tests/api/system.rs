@@ -222,6 +222,10 @@ async fn openapi_covers_every_route_and_swagger_is_served() {
         ("/api/orders/{number}/cancel", "post"),
         ("/api/admin/outbox", "get"),
         ("/api/payments/confirm", "post"),
+        ("/api/products/{id}/reviews", "post"),
+        ("/api/products/{id}/reviews", "get"),
+        ("/api/products/{id}/reviews/{review_id}", "patch"),
+        ("/api/products/{id}/reviews/{review_id}", "delete"),
     ];
     let paths = doc["paths"].as_object().expect("paths");
     for (path, method) in expected {

@@ -21,6 +21,7 @@ mod messages;
 mod orders;
 mod outbox;
 mod payments;
+mod product_reviews;
 mod rooms;
 mod sessions;
 
@@ -39,6 +40,7 @@ pub use orders::{
 };
 pub use outbox::{JobRecord, NewJob};
 pub use payments::{NewPayment, PaymentEvent, PaymentRecord, Recorded};
+pub use product_reviews::{ProductReviewRecord, ReviewableLine};
 pub use rooms::{JoinOutcome, ListingCard, MyRoom, NewOpenRoom};
 
 use std::path::PathBuf;
