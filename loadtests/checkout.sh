@@ -27,8 +27,11 @@ for port in 3306 6379; do
   (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "nothing on 127.0.0.1:$port: run scripts/services.sh up" >&2; exit 1; }
 done
 # Both cores serve: the race is about the store, not the generator.
+# Orders expire 20 s after they are placed; each race then waits for every
+# unit to come back (exactly UNITS again, or the run fails).
 ENV=(JANGTEO_LOG=warn JANGTEO_ARGON2_MEMORY_KIB=64 JANGTEO_ARGON2_ITERATIONS=1
-  JANGTEO_SIGNUP_MAX_PER_ADDRESS=1000000 JANGTEO_LOGIN_MAX_FAILURES=1000000)
+  JANGTEO_SIGNUP_MAX_PER_ADDRESS=1000000 JANGTEO_LOGIN_MAX_FAILURES=1000000
+  JANGTEO_ORDER_PAYMENT_WINDOW_SECS=20)
 ADMIN=(--admin-email race-admin@load.test --admin-password race-admin-password)
 make_admin() { # data_dir [database_url]
   local extra=()
@@ -46,7 +49,7 @@ start() { # name port settings...
 race() { # name url [--also url]...
   local name=$1; shift
   "$BIN/jangteo-load" checkout --url "$@" --buyers "$BUYERS" --units "$UNITS" "${ADMIN[@]}" \
-    --seed-concurrency 64 --json | sed "s/\"target\":\"jangteo\"/\"target\":\"$name\"/" >>"$W/results.jsonl"
+    --seed-concurrency 64 --expiry-wait 90s --json | sed "s/\"target\":\"jangteo\"/\"target\":\"$name\"/" >>"$W/results.jsonl"
   tail -1 "$W/results.jsonl"
 }
 DB=jt_checkout_$$

@@ -35,6 +35,9 @@ pub struct CheckoutReport {
     pub errors: u64,
     /// Stock after the race, as an admin reads it.
     pub stock_after: i64,
+    /// Stock once every placed order expired unpaid (`--expiry-wait`), if
+    /// waited for: must be `units` again.
+    pub stock_after_expiry: Option<i64>,
     /// Attempts (placed + refused) per second over the race.
     pub attempts_per_sec: f64,
     pub placed_per_sec: f64,
@@ -154,6 +157,26 @@ pub async fn run(a: CheckoutArgs) -> anyhow::Result<std::process::ExitCode> {
     let stock_after = page["options"][0]["stock"]
         .as_i64()
         .context("stock in the product page")?;
+    // Optionally let the placed orders expire and watch every unit come back.
+    let mut stock_after_expiry = None;
+    if let Some(wait) = a.expiry_wait {
+        let until = Instant::now() + wait;
+        loop {
+            let page: Value = client
+                .get(format!("{}/api/products/{product_id}", c.url))
+                .bearer_auth(&admin)
+                .send()
+                .await?
+                .json()
+                .await?;
+            let stock = page["options"][0]["stock"].as_i64().unwrap_or(-1);
+            stock_after_expiry = Some(stock);
+            if stock == a.units || Instant::now() >= until {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+    }
     let report = CheckoutReport {
         target: "jangteo".into(),
         scenario: "checkout".into(),
@@ -164,6 +187,7 @@ pub async fn run(a: CheckoutArgs) -> anyhow::Result<std::process::ExitCode> {
         out_of_stock: refused,
         errors,
         stock_after,
+        stock_after_expiry,
         attempts_per_sec: (placed + refused) as f64 / seconds,
         placed_per_sec: placed as f64 / seconds,
         p50_ms: hist.value_at_quantile(0.5) as f64 / 1000.0,
@@ -182,6 +206,12 @@ pub async fn run(a: CheckoutArgs) -> anyhow::Result<std::process::ExitCode> {
         );
     }
     let expected = u64::try_from(a.units.min(a.buyers as i64)).unwrap_or(0);
+    if stock_after_expiry.is_some_and(|s| s != a.units) {
+        bail!(
+            "after expiry the stock is {stock_after_expiry:?}, not {}",
+            a.units
+        );
+    }
     if placed != expected || stock_after != a.units - expected as i64 || errors != 0 {
         bail!(
             "invariant broken: {placed} placed (want {expected}), stock after {stock_after}, {errors} errors"

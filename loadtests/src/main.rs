@@ -176,6 +176,11 @@ struct CheckoutArgs {
     /// More nodes of the same cluster; buyers are spread over all of them.
     #[arg(long)]
     also: Vec<String>,
+    /// After the race, wait up to this long for the placed orders to expire
+    /// (start the server with a short `order_payment_window_secs`) and check
+    /// that every unit came back.
+    #[arg(long, value_parser = parse_duration)]
+    expiry_wait: Option<Duration>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

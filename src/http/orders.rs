@@ -57,6 +57,9 @@ pub struct OrderView {
     /// A used-listing order: the listing it holds while unpaid.
     pub listing_id: Option<i64>,
     pub lines: Vec<OrderLineView>,
+    /// The payment (on the order page `GET /api/orders/{number}`; null
+    /// elsewhere and while unpaid).
+    pub payment: Option<OrderPayment>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -72,6 +75,7 @@ impl From<&OrderDetail> for OrderView {
             paid_at: o.paid_at,
             ended_at: o.ended_at,
             listing_id: o.listing_id,
+            payment: None,
             lines: d
                 .lines
                 .iter()
@@ -94,6 +98,17 @@ impl From<&OrderDetail> for OrderView {
             updated_at: o.updated_at,
         }
     }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderPayment {
+    pub provider: String,
+    pub amount: i64,
+    pub cancelled_amount: i64,
+    pub method: String,
+    /// `done`, `partially_cancelled` or `cancelled`.
+    pub status: String,
+    pub approved_at: i64,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -269,7 +284,16 @@ pub async fn get_order(
         .orders
         .get(auth.0.uid(), auth.0.is_admin(), &number)
         .await?;
-    Ok(HttpResponse::Ok().json(OrderView::from(&d)))
+    let mut view = OrderView::from(&d);
+    view.payment = state.orders.payment(&d.order).await?.map(|p| OrderPayment {
+        provider: p.provider,
+        amount: p.amount,
+        cancelled_amount: p.cancelled_amount,
+        method: p.method,
+        status: p.status,
+        approved_at: p.approved_at,
+    });
+    Ok(HttpResponse::Ok().json(view))
 }
 
 /// An order's status, for the checkout page to poll (cached; buyer and admins only).

@@ -399,6 +399,14 @@ impl Orders {
         Ok(OrderDetail { order, lines })
     }
 
+    /// The payment of an order the viewer may see, if it was paid.
+    pub async fn payment(
+        &self,
+        order: &OrderRecord,
+    ) -> Result<Option<crate::store::sql::PaymentRecord>, ApiError> {
+        Ok(self.sql.payment_of_order(order.id).await?)
+    }
+
     /// The status the checkout page polls (cached).
     pub async fn status(
         &self,

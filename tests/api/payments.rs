@@ -144,6 +144,13 @@ async fn an_order_is_paid_once_after_every_check_passes() {
     )
     .await;
     assert_eq!(status["status"], "paid", "the status cache knows at once");
+    let page = json_of(
+        app.get(&format!("/api/orders/{n}"), Some(&buyer.token))
+            .await,
+    )
+    .await;
+    assert_eq!(page["payment"]["amount"], 3_200_000);
+    assert_eq!(page["payment"]["provider"], "sandbox");
     // A different payment for a paid order is refused.
     assert_error(
         confirm(&app, &buyer, &n, "pk-2", json!(3_200_000)).await,
