@@ -94,6 +94,13 @@ fn out_of_stock(options: &[i64], why: &str) -> ApiError {
         .with_details(serde_json::json!({ "options": options }))
 }
 
+/// A fresh random order number (a collision is drawn again by the caller).
+fn draw_number(now: i64) -> String {
+    let mut random = [0u8; ORDER_NUMBER_RANDOM_LEN];
+    rand::thread_rng().fill_bytes(&mut random);
+    order::order_number(now, &random)
+}
+
 /// Prices each line by the domain rules and totals the order.
 fn price_lines(lines: &mut [PricedLine]) -> Result<i64, PlaceRefusal> {
     let mut priced = Vec::with_capacity(lines.len());
@@ -221,9 +228,7 @@ impl Orders {
         let now = now_ms();
         let expires_at = self.expiry(now);
         for _ in 0..5 {
-            let mut random = [0u8; ORDER_NUMBER_RANDOM_LEN];
-            rand::thread_rng().fill_bytes(&mut random);
-            let number = order::order_number(now, &random);
+            let number = draw_number(now);
             let placed = self
                 .sql
                 .place_order(
@@ -306,9 +311,7 @@ impl Orders {
     ) -> Result<OrderDetail, ApiError> {
         let now = now_ms();
         for _ in 0..5 {
-            let mut random = [0u8; ORDER_NUMBER_RANDOM_LEN];
-            rand::thread_rng().fill_bytes(&mut random);
-            let number = order::order_number(now, &random);
+            let number = draw_number(now);
             let placed = self
                 .sql
                 .place_listing_order(

@@ -177,6 +177,37 @@ async fn order_in(conn: &mut sqlx::AnyConnection, id: i64) -> Result<OrderRecord
     order_row(&row)
 }
 
+/// Insert a pending order (with the listing and reservation it holds, for
+/// a used-listing order); `None` if its number is taken.
+async fn insert_order(
+    conn: &mut sqlx::AnyConnection,
+    dialect: super::Dialect,
+    order: &NewOrder<'_>,
+    total: i64,
+    hold: Option<(i64, i64)>,
+    now: i64,
+) -> Result<Option<i64>, StoreError> {
+    let inserted = sqlx::query(
+        "INSERT INTO orders (order_number, buyer_id, status, total, listing_id, reservation_id, \
+         expires_at, created_at, updated_at) VALUES (?, ?, 'pending_payment', ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(order.order_number)
+    .bind(order.buyer.get())
+    .bind(total)
+    .bind(hold.map(|h| h.0))
+    .bind(hold.map(|h| h.1))
+    .bind(order.expires_at)
+    .bind(now)
+    .bind(now)
+    .execute(&mut *conn)
+    .await;
+    match inserted {
+        Ok(_) => Ok(Some(last_insert_id(conn, dialect).await?)),
+        Err(e) if is_unique_violation(&e) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// The outbox kinds this module writes.
 pub const JOB_ORDER_EXPIRE: &str = "order_expire";
 pub const JOB_STOCK_RESTORE: &str = "stock_restore";
@@ -284,26 +315,11 @@ impl SqlStore {
             tx.rollback().await?;
             return Ok(Placed::Refused(PlaceRefusal::OutOfStock(short)));
         }
-        let inserted = sqlx::query(
-            "INSERT INTO orders (order_number, buyer_id, status, total, expires_at, created_at, updated_at) \
-             VALUES (?, ?, 'pending_payment', ?, ?, ?, ?)",
-        )
-        .bind(order.order_number)
-        .bind(order.buyer.get())
-        .bind(total)
-        .bind(order.expires_at)
-        .bind(now)
-        .bind(now)
-        .execute(&mut *tx)
-        .await;
-        match inserted {
-            Ok(_) => {}
-            // A duplicate order number: dropping the transaction rolls the
-            // reservations back; the caller draws another number.
-            Err(e) if is_unique_violation(&e) => return Ok(Placed::NumberTaken),
-            Err(e) => return Err(e.into()),
-        }
-        let id = last_insert_id(&mut tx, self.dialect()).await?;
+        // A duplicate order number: dropping the transaction rolls the
+        // reservations back; the caller draws another number.
+        let Some(id) = insert_order(&mut tx, self.dialect(), order, total, None, now).await? else {
+            return Ok(Placed::NumberTaken);
+        };
         for l in &priced {
             sqlx::query(
                 "INSERT INTO order_lines (order_id, option_id, product_id, product_name, brand, option_label, sku, \
@@ -458,26 +474,11 @@ impl SqlStore {
             .execute(&mut *tx)
             .await?;
             let reservation = last_insert_id(&mut tx, self.dialect()).await?;
-            let inserted = sqlx::query(
-                "INSERT INTO orders (order_number, buyer_id, status, total, listing_id, reservation_id, \
-                 expires_at, created_at, updated_at) VALUES (?, ?, 'pending_payment', ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(order.order_number)
-            .bind(order.buyer.get())
-            .bind(total)
-            .bind(listing_id)
-            .bind(reservation)
-            .bind(order.expires_at)
-            .bind(now)
-            .bind(now)
-            .execute(&mut *tx)
-            .await;
-            match inserted {
-                Ok(_) => {}
-                Err(e) if is_unique_violation(&e) => return Ok(ListingPlaced::NumberTaken),
-                Err(e) => return Err(e.into()),
-            }
-            let id = last_insert_id(&mut tx, self.dialect()).await?;
+            let hold = Some((listing_id, reservation));
+            let Some(id) = insert_order(&mut tx, self.dialect(), order, total, hold, now).await?
+            else {
+                return Ok(ListingPlaced::NumberTaken);
+            };
             sqlx::query(
                 "INSERT INTO order_lines (order_id, listing_id, product_name, brand, option_label, sku, \
                  unit_price, quantity) VALUES (?, ?, ?, '', '', '', ?, 1)",
