@@ -17,7 +17,7 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-fn image_bytes(format: image::ImageFormat, w: u32, h: u32) -> Vec<u8> {
+pub fn image_bytes(format: image::ImageFormat, w: u32, h: u32) -> Vec<u8> {
     let img = image::RgbImage::from_fn(w, h, |x, y| {
         image::Rgb([(x % 256) as u8, (y % 256) as u8, 128])
     });
@@ -45,7 +45,7 @@ fn noise_png(w: u32, h: u32) -> Vec<u8> {
     out
 }
 
-async fn upload(app: &TestApp, user: &User, name: &str, bytes: Vec<u8>) -> reqwest::Response {
+pub async fn upload(app: &TestApp, user: &User, name: &str, bytes: Vec<u8>) -> reqwest::Response {
     let part = reqwest::multipart::Part::bytes(bytes).file_name(name.to_string());
     let form = reqwest::multipart::Form::new().part("file", part);
     app.client

@@ -932,3 +932,57 @@ async fn the_cart_shows_current_prices_and_keeps_unavailable_lines() {
     assert_eq!(cart["lines"].as_array().map(Vec::len), Some(0));
     assert_eq!(cart["total"], 0);
 }
+
+async fn upload_image(app: &TestApp, user: &User) -> i64 {
+    let bytes = crate::market::image_bytes(image::ImageFormat::Jpeg, 400, 300);
+    let r = crate::market::upload(app, user, "bag.jpg", bytes).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    id(&json_of(r).await)
+}
+
+#[actix_web::test]
+async fn product_images_come_from_the_media_pipeline_and_must_be_the_admins_own() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let shopper = app.user("img-shopper").await;
+    let (front, side, foreign) = (
+        upload_image(&app, &admin).await,
+        upload_image(&app, &admin).await,
+        upload_image(&app, &shopper).await,
+    );
+    let body = |images: Vec<i64>| {
+        json!({"name": "Kelly 28", "brand": "Hermès", "category": "bags", "base_price": 20_000_000,
+               "status": "on_sale", "images": images, "options": [{"label": "gold", "sku": format!("K28-{}", images.len()), "stock": 1}]})
+    };
+    let e = assert_error(
+        app.post_json(
+            "/api/admin/products",
+            &body(vec![front, foreign]),
+            Some(&admin.token),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert!(e["details"]["images"].is_string(), "{e}");
+    let p = product(&app, &admin, body(vec![front, side])).await;
+    assert_eq!(p["images"].as_array().map(Vec::len), Some(2));
+    assert_eq!(p["images"][0]["id"], front);
+    let thumb = p["thumbnail_url"].as_str().expect("thumbnail").to_string();
+    let r = app.get(&thumb, None).await;
+    assert_eq!(r.status(), StatusCode::OK, "{thumb}");
+    let list = json_of(app.get("/api/products", None).await).await;
+    assert_eq!(list["items"][0]["thumbnail_url"], thumb.as_str());
+    // Replacing the images.
+    let r = app
+        .patch_json(
+            &format!("/api/admin/products/{}", id(&p)),
+            &json!({"images": [side]}),
+            Some(&admin.token),
+        )
+        .await;
+    let v = json_of(r).await;
+    assert_eq!(v["images"].as_array().map(Vec::len), Some(1));
+    assert_eq!(v["images"][0]["id"], side);
+}
