@@ -45,6 +45,11 @@ pub const SETTINGS: &[(&str, Option<&str>, &str)] = &[
         "address to bind; port 0 picks a free port",
     ),
     (
+        "env",
+        Some("development"),
+        "`development` or `production`; production refuses the built-in sandbox payment provider",
+    ),
+    (
         "data_dir",
         Some("./data"),
         "directory for the SQLite file and uploaded media",
@@ -338,6 +343,9 @@ pub enum LogFormat {
 /// only how the parsed values are held.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// `production` turns off what must never face real users (the
+    /// sandbox payment provider).
+    pub production: bool,
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub log: String,
@@ -687,7 +695,18 @@ impl Layers {
             }
             None => None,
         };
+        let production = match self.parse::<String>("env")?.as_str() {
+            "development" => false,
+            "production" => true,
+            other => {
+                return Err(self.invalid(
+                    "env",
+                    format!("expected `development` or `production`, got {other:?}"),
+                ))
+            }
+        };
         Ok(Config {
+            production,
             listen: self.parse("listen")?,
             data_dir,
             log,
@@ -1031,6 +1050,7 @@ mod tests {
             ("metrics_enabled", "maybe"),
             ("reservation_max_secs", "0"),
             ("low_stock_threshold", "-1"),
+            ("env", "staging"),
             ("order_payment_window_secs", "0"),
             ("outbox_poll_ms", "0"),
             ("outbox_kinds", "send_email"),

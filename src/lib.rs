@@ -38,7 +38,7 @@ use crate::service::chat::Chat;
 use crate::service::market::Market;
 use crate::service::media::Media;
 use crate::service::orders::Orders;
-use crate::service::outbox::OutboxWorker;
+use crate::service::outbox::{OutboxWorker, RetryPolicy};
 use crate::service::password::PasswordHasher;
 use crate::service::payments::Payments;
 use crate::shutdown::ShutdownTrigger;
@@ -237,20 +237,26 @@ impl AppState {
             metrics.clone(),
         );
         for (kind, handler) in orders.job_handlers() {
-            worker = worker.handle(kind, handler);
+            worker = worker.handle(kind, handler, RetryPolicy::DEFAULT);
         }
         // Payments: the built-in sandbox provider (Toss and KakaoPay
         // adapters join it with the payments issue's next steps).
-        tracing::warn!("payments: the SANDBOX provider is enabled: no real money moves");
+        let mut gateways: Vec<Arc<dyn payments::PaymentGateway>> = Vec::new();
+        if config.production {
+            tracing::error!("payments: env=production refuses the sandbox provider, and no other is configured yet");
+        } else {
+            tracing::warn!("payments: the SANDBOX provider is enabled: no real money moves");
+            gateways.push(Arc::new(payments::sandbox::Sandbox::new()));
+        }
         let payments = Payments::new(
             sql.clone(),
             orders.clone(),
             market.clone(),
             bus.clone(),
-            vec![Arc::new(payments::sandbox::Sandbox::new())],
+            gateways,
         );
         let (kind, handler) = payments.job_handler();
-        worker = worker.handle(kind, handler);
+        worker = worker.handle(kind, handler, RetryPolicy::PROVIDER);
         worker.start(shutdown.listener());
         Ok(AppState {
             config: Arc::new(config),

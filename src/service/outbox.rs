@@ -4,8 +4,10 @@
 //! Every node runs one worker. Each tick it claims the due jobs of the
 //! kinds it works (a conditional update per job, so a job runs on one node
 //! at a time), runs each handler, and marks the job done; a failure is
-//! retried with exponential backoff (1 s, 2 s, 4 s ... at most 5 min) and
-//! after `MAX_ATTEMPTS` the job is `dead`, visible to admins
+//! retried with exponential backoff per kind ([`RetryPolicy`]: by default
+//! 1 s, 2 s, 4 s ... at most 5 min, 10 attempts; payment compensations 2,
+//! 4, 8 ... min, at most an hour apart, 7 attempts) and then the job is
+//! `dead`, visible to admins
 //! (`GET /api/admin/outbox`). A node that dies holding a claim loses it
 //! when the lease runs out. Handlers must be idempotent at their target:
 //! a job that ran but was not marked done runs again.
@@ -29,10 +31,42 @@ pub const ALL_KINDS: &[&str] = &[
     "payment_cancel",
 ];
 
-/// Attempts before a job is given up (`dead`).
-pub const MAX_ATTEMPTS: i64 = 10;
-/// Longest pause between two attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// How a kind of job is retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Pause after the first failure; it doubles after each further one.
+    pub first: Duration,
+    /// Longest pause between two attempts.
+    pub cap: Duration,
+    /// Attempts before the job is given up (`dead`).
+    pub max_attempts: i64,
+}
+
+impl RetryPolicy {
+    /// Local side effects (stock, listings): quick retries.
+    pub const DEFAULT: RetryPolicy = RetryPolicy {
+        first: Duration::from_secs(1),
+        cap: Duration::from_secs(300),
+        max_attempts: 10,
+    };
+    /// Calls to payment providers: 2, 4, 8 ... minutes, at most an hour
+    /// apart, 7 attempts (a provider outage is given hours, not seconds).
+    pub const PROVIDER: RetryPolicy = RetryPolicy {
+        first: Duration::from_secs(120),
+        cap: Duration::from_secs(3600),
+        max_attempts: 7,
+    };
+
+    /// Pause before attempt `attempts + 1`.
+    pub fn backoff(&self, attempts: i64) -> Duration {
+        let exp = u32::try_from(attempts.saturating_sub(1).clamp(0, 20)).unwrap_or(20);
+        self.first
+            .checked_mul(1u32 << exp)
+            .unwrap_or(self.cap)
+            .min(self.cap)
+    }
+}
+
 /// Jobs claimed per tick.
 const BATCH: i64 = 50;
 
@@ -55,14 +89,8 @@ pub struct OutboxWorker {
     sql: Arc<SqlStore>,
     node: String,
     settings: OutboxSettings,
-    handlers: HashMap<&'static str, JobHandler>,
+    handlers: HashMap<&'static str, (JobHandler, RetryPolicy)>,
     metrics: Arc<Metrics>,
-}
-
-/// Pause before attempt `attempts + 1`.
-pub fn backoff(attempts: i64) -> Duration {
-    let exp = u32::try_from(attempts.saturating_sub(1).clamp(0, 16)).unwrap_or(16);
-    Duration::from_secs(1u64 << exp).min(MAX_BACKOFF)
 }
 
 impl OutboxWorker {
@@ -81,8 +109,14 @@ impl OutboxWorker {
         }
     }
 
-    pub fn handle(mut self, kind: &'static str, handler: JobHandler) -> OutboxWorker {
-        self.handlers.insert(kind, handler);
+    /// Work `kind` with `handler`, retried by `policy`.
+    pub fn handle(
+        mut self,
+        kind: &'static str,
+        handler: JobHandler,
+        policy: RetryPolicy,
+    ) -> OutboxWorker {
+        self.handlers.insert(kind, (handler, policy));
         self
     }
 
@@ -142,14 +176,14 @@ impl OutboxWorker {
     }
 
     async fn run(&self, job: JobRecord) {
-        let Some(handler) = self.handlers.get(job.kind.as_str()) else {
+        let Some((handler, policy)) = self.handlers.get(job.kind.as_str()) else {
             return;
         };
         let outcome = handler(job.payload.clone()).await;
         let now = now_ms();
         let (label, result) = match outcome {
             Ok(()) => ("done", self.sql.finish_job(job.id, &self.node, now).await),
-            Err(why) if job.attempts >= MAX_ATTEMPTS => {
+            Err(why) if job.attempts >= policy.max_attempts => {
                 tracing::error!(job = job.id, kind = %job.kind, error = %why, "outbox job dead");
                 (
                     "dead",
@@ -157,7 +191,8 @@ impl OutboxWorker {
                 )
             }
             Err(why) => {
-                let retry = now + i64::try_from(backoff(job.attempts).as_millis()).unwrap_or(0);
+                let pause = policy.backoff(job.attempts);
+                let retry = now + i64::try_from(pause.as_millis()).unwrap_or(0);
                 tracing::warn!(job = job.id, kind = %job.kind, attempt = job.attempts, error = %why, "outbox job failed; retrying");
                 (
                     "retry",
@@ -184,13 +219,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_doubles_up_to_five_minutes() {
-        assert_eq!(backoff(1), Duration::from_secs(1));
-        assert_eq!(backoff(2), Duration::from_secs(2));
-        assert_eq!(backoff(4), Duration::from_secs(8));
-        assert_eq!(backoff(9), Duration::from_secs(256));
-        assert_eq!(backoff(10), MAX_BACKOFF);
-        assert_eq!(backoff(1000), MAX_BACKOFF);
-        assert_eq!(backoff(0), Duration::from_secs(1));
+    fn backoff_doubles_up_to_its_cap() {
+        let d = RetryPolicy::DEFAULT;
+        assert_eq!(d.backoff(1), Duration::from_secs(1));
+        assert_eq!(d.backoff(2), Duration::from_secs(2));
+        assert_eq!(d.backoff(4), Duration::from_secs(8));
+        assert_eq!(d.backoff(9), Duration::from_secs(256));
+        assert_eq!(d.backoff(10), Duration::from_secs(300));
+        assert_eq!(d.backoff(1000), Duration::from_secs(300));
+        assert_eq!(d.backoff(0), Duration::from_secs(1));
+        let p = RetryPolicy::PROVIDER;
+        let minutes: Vec<u64> = (1..=p.max_attempts)
+            .map(|a| p.backoff(a).as_secs() / 60)
+            .collect();
+        assert_eq!(minutes, vec![2, 4, 8, 16, 32, 60, 60]);
     }
 }

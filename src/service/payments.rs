@@ -85,6 +85,9 @@ impl Payments {
         self.gateways.get(provider).ok_or_else(|| {
             let mut known: Vec<&str> = self.gateways.keys().copied().collect();
             known.sort_unstable();
+            if known.is_empty() {
+                return ApiError::field("provider", "no payment provider is configured here");
+            }
             ApiError::field("provider", format!("must be one of {}", known.join(", ")))
         })
     }

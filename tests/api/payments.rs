@@ -409,3 +409,19 @@ async fn buyers_of_paid_lines_review_products_once_each() {
     assert_eq!(page["review_count"], 0);
     assert!(page["rating"].is_null());
 }
+
+#[actix_web::test]
+async fn production_refuses_the_sandbox() {
+    let app = spawn_app_with(&[("env", "production")]).await;
+    let admin = app.admin().await;
+    let buyer = app.user("prod-buyer").await;
+    let p = on_sale(&app, &admin, "Real", "X", 10_000, &[("REAL", 1)]).await;
+    let o = order(&app, &buyer, option_id(&p, 0)).await;
+    let e = assert_error(
+        confirm(&app, &buyer, &number(&o), "pk-prod", json!(10_000)).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert!(e["details"]["provider"].is_string(), "{e}");
+}
