@@ -250,6 +250,19 @@ impl ApiError {
         .with_details(serde_json::json!(errors)))
     }
 
+    /// A page size: `value` or `default`, refused (400 `invalid_parameter`)
+    /// outside `1..=max`.
+    pub fn page_limit(value: Option<i64>, default: i64, max: i64) -> Result<i64, ApiError> {
+        let v = value.unwrap_or(default);
+        if !(1..=max).contains(&v) {
+            return Err(ApiError::new(
+                Code::InvalidParameter,
+                format!("limit must be between 1 and {max}"),
+            ));
+        }
+        Ok(v)
+    }
+
     /// 422 `validation_failed` about one field.
     pub fn field(field: &'static str, reason: impl Into<String>) -> Self {
         let mut errors = crate::domain::account::FieldErrors::new();

@@ -319,13 +319,7 @@ pub async fn admin_users(
     _admin: Admin,
     query: web::Query<AdminUserQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::new(
-            crate::error::Code::InvalidParameter,
-            "limit must be between 1 and 200",
-        ));
-    }
+    let limit = ApiError::page_limit(query.limit, 50, 200)?;
     let users = state
         .accounts
         .list_users(query.after.unwrap_or(0), limit + 1)

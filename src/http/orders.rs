@@ -366,13 +366,7 @@ pub async fn admin_outbox(
             "status must be dead, pending or done",
         ));
     }
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::new(
-            Code::InvalidParameter,
-            "limit must be between 1 and 200",
-        ));
-    }
+    let limit = ApiError::page_limit(query.limit, 50, 200)?;
     let jobs = state.sql.jobs(status, query.before, limit).await?;
     Ok(HttpResponse::Ok().json(
         jobs.into_iter()

@@ -231,17 +231,6 @@ impl From<&MemberRecord> for MemberView {
     }
 }
 
-fn limit(value: Option<i64>, default: i64, max: i64) -> Result<i64, ApiError> {
-    let v = value.unwrap_or(default);
-    if !(1..=max).contains(&v) {
-        return Err(ApiError::new(
-            Code::InvalidParameter,
-            format!("limit must be between 1 and {max}"),
-        ));
-    }
-    Ok(v)
-}
-
 /// Create an open chat, or get-or-create the direct room with a user.
 #[utoipa::path(
     tag = "chat",
@@ -307,7 +296,7 @@ pub async fn search_rooms(
     _auth: Auth,
     query: web::Query<SearchQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = limit(query.limit, 20, 100)?;
+    let limit = ApiError::page_limit(query.limit, 20, 100)?;
     let before = match &query.cursor {
         None => None,
         Some(c) => Some(
@@ -616,7 +605,7 @@ pub async fn history(
     id: web::Path<i64>,
     query: web::Query<HistoryQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = limit(query.limit, 50, chat::PAGE_MAX)?;
+    let limit = ApiError::page_limit(query.limit, 50, chat::PAGE_MAX)?;
     let page = match (query.before, query.after) {
         (Some(_), Some(_)) => {
             return Err(ApiError::new(

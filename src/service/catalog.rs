@@ -144,14 +144,7 @@ const DEFAULT_PAGE: i64 = 20;
 const REASON_MAX_CHARS: usize = 500;
 
 fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
-    match limit {
-        None => Ok(DEFAULT_PAGE),
-        Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
-        Some(_) => Err(ApiError::new(
-            Code::InvalidParameter,
-            format!("limit must be 1..={MAX_PAGE}"),
-        )),
-    }
+    ApiError::page_limit(limit, DEFAULT_PAGE, MAX_PAGE)
 }
 
 fn sku_taken() -> ApiError {

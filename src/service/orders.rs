@@ -453,13 +453,7 @@ impl Orders {
         before: Option<i64>,
         limit: Option<i64>,
     ) -> Result<Vec<OrderDetail>, ApiError> {
-        let limit = limit.unwrap_or(20);
-        if !(1..=MAX_PAGE).contains(&limit) {
-            return Err(ApiError::new(
-                Code::InvalidParameter,
-                format!("limit must be 1..={MAX_PAGE}"),
-            ));
-        }
+        let limit = ApiError::page_limit(limit, 20, MAX_PAGE)?;
         let orders = self.sql.orders_of(buyer, before, limit).await?;
         let mut out = Vec::with_capacity(orders.len());
         for order in orders {

@@ -87,13 +87,7 @@ pub async fn admin_reports(
     _admin: Admin,
     query: web::Query<ReportQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::new(
-            Code::InvalidParameter,
-            "limit must be between 1 and 200",
-        ));
-    }
+    let limit = ApiError::page_limit(query.limit, 50, 200)?;
     let reports = state.market.reports(query.before, limit).await?;
     Ok(HttpResponse::Ok().json(
         reports
