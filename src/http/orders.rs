@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{Admin, Auth};
+use super::payments::PaymentView;
 use crate::domain::ids::ListingId;
 use crate::domain::order::OrderStatus;
 use crate::error::{ApiError, Code, ErrorBody};
@@ -59,7 +60,7 @@ pub struct OrderView {
     pub lines: Vec<OrderLineView>,
     /// The payment (on the order page `GET /api/orders/{number}`; null
     /// elsewhere and while unpaid).
-    pub payment: Option<OrderPayment>,
+    pub payment: Option<PaymentView>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -98,17 +99,6 @@ impl From<&OrderDetail> for OrderView {
             updated_at: o.updated_at,
         }
     }
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct OrderPayment {
-    pub provider: String,
-    pub amount: i64,
-    pub cancelled_amount: i64,
-    pub method: String,
-    /// `done`, `partially_cancelled` or `cancelled`.
-    pub status: String,
-    pub approved_at: i64,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -285,14 +275,7 @@ pub async fn get_order(
         .get(auth.0.uid(), auth.0.is_admin(), &number)
         .await?;
     let mut view = OrderView::from(&d);
-    view.payment = state.orders.payment(&d.order).await?.map(|p| OrderPayment {
-        provider: p.provider,
-        amount: p.amount,
-        cancelled_amount: p.cancelled_amount,
-        method: p.method,
-        status: p.status,
-        approved_at: p.approved_at,
-    });
+    view.payment = state.orders.payment(&d.order).await?.map(PaymentView::from);
     Ok(HttpResponse::Ok().json(view))
 }
 

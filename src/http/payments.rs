@@ -9,6 +9,7 @@ use super::extract::Auth;
 use super::orders::OrderView;
 use crate::error::{ApiError, ErrorBody};
 use crate::service::payments::ConfirmInput;
+use crate::store::sql::PaymentRecord;
 use crate::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -33,6 +34,20 @@ pub struct PaymentView {
     /// `done`, `partially_cancelled` or `cancelled`.
     pub status: String,
     pub approved_at: i64,
+}
+
+impl From<PaymentRecord> for PaymentView {
+    fn from(p: PaymentRecord) -> PaymentView {
+        PaymentView {
+            provider: p.provider,
+            payment_key: p.payment_key,
+            amount: p.amount,
+            cancelled_amount: p.cancelled_amount,
+            method: p.method,
+            status: p.status,
+            approved_at: p.approved_at,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -80,14 +95,6 @@ pub async fn confirm_payment(
         .await?;
     Ok(HttpResponse::Ok().json(ConfirmedPayment {
         order: OrderView::from(&order),
-        payment: PaymentView {
-            provider: p.provider,
-            payment_key: p.payment_key,
-            amount: p.amount,
-            cancelled_amount: p.cancelled_amount,
-            method: p.method,
-            status: p.status,
-            approved_at: p.approved_at,
-        },
+        payment: PaymentView::from(p),
     }))
 }
