@@ -156,10 +156,6 @@ impl Catalog {
         Catalog { sql, bus, settings }
     }
 
-    pub fn settings(&self) -> ShopSettings {
-        self.settings
-    }
-
     fn option_view(&self, product: &ProductRecord, option: OptionRecord) -> OptionView {
         OptionView {
             price: product::option_price(Won(product.base_price), option.price_delta)

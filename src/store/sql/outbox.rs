@@ -208,14 +208,4 @@ impl SqlStore {
         .await?;
         Ok(rows.into_iter().map(job).collect())
     }
-
-    /// How many jobs of a kind are still to run (metrics, tests).
-    pub async fn pending_jobs(&self, kind: &str) -> Result<i64, StoreError> {
-        let (n,): (i64,) =
-            sqlx::query_as("SELECT COUNT(*) FROM outbox WHERE kind = ? AND status = 'pending'")
-                .bind(kind)
-                .fetch_one(self.reader())
-                .await?;
-        Ok(n)
-    }
 }
