@@ -986,3 +986,186 @@ async fn product_images_come_from_the_media_pipeline_and_must_be_the_admins_own(
     assert_eq!(v["images"].as_array().map(Vec::len), Some(1));
     assert_eq!(v["images"][0]["id"], side);
 }
+
+/// Every signed-in route of the shop refuses strangers (401) and bad
+/// bodies (400 / 422), and changes nothing.
+#[actix_web::test]
+async fn shop_routes_refuse_strangers_and_bad_bodies() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let buyer = app.user("guard-buyer").await;
+    let p = on_sale(&app, &admin, "Guarded", "X", 10_000, &[("GUARD", 3)]).await;
+    let (pid, o) = (id(&p), option_id(&p, 0));
+    let n = "261127-ABCDEFGHJK";
+    let signed_in: Vec<(Method, String, Option<Value>)> = vec![
+        (Method::PUT, format!("/api/products/{pid}/wishlist"), None),
+        (
+            Method::DELETE,
+            format!("/api/products/{pid}/wishlist"),
+            None,
+        ),
+        (Method::GET, "/api/me/wishlist".into(), None),
+        (Method::GET, "/api/cart".into(), None),
+        (
+            Method::POST,
+            "/api/cart/items".into(),
+            Some(json!({"option_id": o, "quantity": 1})),
+        ),
+        (
+            Method::PATCH,
+            format!("/api/cart/items/{o}"),
+            Some(json!({"quantity": 1})),
+        ),
+        (Method::DELETE, format!("/api/cart/items/{o}"), None),
+        (Method::DELETE, "/api/cart".into(), None),
+        (
+            Method::POST,
+            "/api/orders".into(),
+            Some(json!({"from": "buy_now", "option_id": o, "quantity": 1})),
+        ),
+        (Method::GET, "/api/me/orders".into(), None),
+        (Method::GET, format!("/api/orders/{n}"), None),
+        (Method::GET, format!("/api/orders/{n}/status"), None),
+        (Method::POST, format!("/api/orders/{n}/cancel"), None),
+        (Method::POST, "/api/listings/1/order".into(), None),
+        (
+            Method::POST,
+            "/api/payments/confirm".into(),
+            Some(
+                json!({"order_number": n, "payment_key": "k", "amount": 1, "provider": "sandbox"}),
+            ),
+        ),
+        (
+            Method::POST,
+            format!("/api/products/{pid}/reviews"),
+            Some(json!({"line_id": 1, "rating": 5, "text": "x"})),
+        ),
+        (
+            Method::PATCH,
+            format!("/api/products/{pid}/reviews/1"),
+            Some(json!({"rating": 1})),
+        ),
+        (
+            Method::DELETE,
+            format!("/api/products/{pid}/reviews/1"),
+            None,
+        ),
+        (Method::GET, "/api/admin/outbox".into(), None),
+    ];
+    app.assert_refusals(
+        signed_in
+            .into_iter()
+            .map(|(method, path, body)| {
+                (
+                    "a stranger",
+                    method,
+                    path,
+                    body,
+                    None,
+                    StatusCode::UNAUTHORIZED,
+                    "unauthenticated",
+                )
+            })
+            .collect(),
+    )
+    .await;
+
+    // Bodies that do not parse or do not fit are refused before anything runs.
+    let t = Some(buyer.token.as_str());
+    type Bad<'a> = (&'a str, Method, String, Option<Value>, StatusCode, &'a str);
+    let bad: Vec<Bad<'_>> = vec![
+        (
+            "order: unknown source",
+            Method::POST,
+            "/api/orders".into(),
+            Some(json!({"from": "gift"})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            "order: quantity as text",
+            Method::POST,
+            "/api/orders".into(),
+            Some(json!({"from": "buy_now", "option_id": o, "quantity": "two"})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            "cart: unknown field",
+            Method::POST,
+            "/api/cart/items".into(),
+            Some(json!({"option_id": o, "quantity": 1, "colour": "red"})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            "cart: missing quantity",
+            Method::POST,
+            "/api/cart/items".into(),
+            Some(json!({"option_id": o})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            "confirm: amount as text",
+            Method::POST,
+            "/api/payments/confirm".into(),
+            Some(
+                json!({"order_number": n, "payment_key": "k", "amount": "1", "provider": "sandbox"}),
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            "review: no text",
+            Method::POST,
+            format!("/api/products/{pid}/reviews"),
+            Some(json!({"line_id": 1, "rating": 5})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            "cart line id out of range",
+            Method::PATCH,
+            "/api/cart/items/99999999999999999999".into(),
+            Some(json!({"quantity": 1})),
+            StatusCode::BAD_REQUEST,
+            "invalid_parameter",
+        ),
+    ];
+    app.assert_refusals(
+        bad.into_iter()
+            .map(|(what, method, path, body, status, code)| {
+                (what, method, path, body, t, status, code)
+            })
+            .collect(),
+    )
+    .await;
+    for (path, truncated) in [
+        ("/api/orders", "{\"from\": "),
+        ("/api/cart/items", "{\"option_id\": "),
+        ("/api/payments/confirm", "{\"amount\": "),
+    ] {
+        let r = app
+            .client
+            .post(app.url(path))
+            .bearer_auth(&buyer.token)
+            .header("content-type", "application/json")
+            .body(truncated)
+            .send()
+            .await
+            .expect("post");
+        assert_error(r, StatusCode::BAD_REQUEST, "bad_json").await;
+    }
+    // Nothing was written by any of it.
+    let cart = json_of(app.get("/api/cart", Some(&buyer.token)).await).await;
+    assert_eq!(cart["lines"].as_array().map(Vec::len), Some(0));
+    let mine = json_of(app.get("/api/me/orders", Some(&buyer.token)).await).await;
+    assert_eq!(mine["items"].as_array().map(Vec::len), Some(0));
+    let v = json_of(
+        app.get(&format!("/api/products/{pid}"), Some(&admin.token))
+            .await,
+    )
+    .await;
+    assert_eq!(v["options"][0]["stock"], 3);
+}
