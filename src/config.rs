@@ -255,6 +255,56 @@ pub const SETTINGS: &[(&str, Option<&str>, &str)] = &[
         "comma-separated job kinds this node works (default: all); e.g. a node that only expires orders",
     ),
     (
+        "cancel_window_hours",
+        Some("24"),
+        "a buyer may cancel (refund) paid order lines this many hours after payment; admins at any time",
+    ),
+    (
+        "payment_timeout_ms",
+        Some("10000"),
+        "timeout of one call to a payment provider (Toss, KakaoPay)",
+    ),
+    (
+        "payment_retry_base_ms",
+        Some("120000"),
+        "first pause before a failed provider cancel is retried from the outbox; it doubles (2, 4, 8 ... min), at most an hour",
+    ),
+    (
+        "payment_max_attempts",
+        Some("7"),
+        "attempts of a provider cancel from the outbox before it is given up and shown to admins",
+    ),
+    (
+        "payment_return_url",
+        Some("http://127.0.0.1:8080/pay/return"),
+        "where KakaoPay sends the buyer back (with `provider`, `order` and `result` query parameters added)",
+    ),
+    (
+        "toss_secret_key",
+        None,
+        "Toss Payments secret key (`test_sk_...` or `live_sk_...`); set to enable the `toss` provider",
+    ),
+    (
+        "toss_base_url",
+        Some("https://api.tosspayments.com"),
+        "Toss Payments API base (tests point it at a local fake)",
+    ),
+    (
+        "kakaopay_secret_key",
+        None,
+        "KakaoPay secret key (`DEV...` or `PRD...`); with `kakaopay_cid`, enables the `kakaopay` provider",
+    ),
+    (
+        "kakaopay_cid",
+        None,
+        "KakaoPay merchant id (`TC0ONETIME` for tests)",
+    ),
+    (
+        "kakaopay_base_url",
+        Some("https://open-api.kakaopay.com"),
+        "KakaoPay API base (tests point it at a local fake)",
+    ),
+    (
         "low_stock_threshold",
         Some("3"),
         "a shop option with this many or fewer in stock is shown as low, and admins are told once (stock.low)",
@@ -358,10 +408,43 @@ pub struct Config {
     pub chat: ChatSettings,
     pub market: MarketSettings,
     pub shop: ShopSettings,
+    pub payments: PaymentSettings,
     pub outbox: OutboxSettings,
     pub media_max_bytes: usize,
     pub metrics: MetricsSettings,
     pub engines: EngineSettings,
+}
+
+/// Payment providers and the refund policy.
+#[derive(Clone)]
+pub struct PaymentSettings {
+    /// Toss: secret key and API base.
+    pub toss: Option<(String, String)>,
+    /// KakaoPay: secret key, cid and API base.
+    pub kakaopay: Option<(String, String, String)>,
+    pub timeout: Duration,
+    pub cancel_window: Duration,
+    pub retry_first: Duration,
+    pub max_attempts: i64,
+    pub return_url: String,
+}
+
+impl std::fmt::Debug for PaymentSettings {
+    // Secret keys stay out of logs and panics.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PaymentSettings")
+            .field("toss", &self.toss.as_ref().map(|(_, base)| base))
+            .field(
+                "kakaopay",
+                &self.kakaopay.as_ref().map(|(_, cid, base)| (cid, base)),
+            )
+            .field("timeout", &self.timeout)
+            .field("cancel_window", &self.cancel_window)
+            .field("retry_first", &self.retry_first)
+            .field("max_attempts", &self.max_attempts)
+            .field("return_url", &self.return_url)
+            .finish()
+    }
 }
 
 /// What the HTTP layer checks on every request.
@@ -577,6 +660,63 @@ impl Layers {
         }
     }
 
+    fn payments(&self) -> Result<PaymentSettings, ConfigError> {
+        let url = |key: &str| -> Result<String, ConfigError> {
+            let v: String = self.parse(key)?;
+            if !(v.starts_with("http://") || v.starts_with("https://")) || v.len() > 500 {
+                return Err(self.invalid(key, "expected an http:// or https:// URL"));
+            }
+            Ok(v.trim_end_matches('/').to_string())
+        };
+        let secret = |key: &str| -> Result<Option<String>, ConfigError> {
+            match self.get(key) {
+                Some((v, _)) if v.is_empty() => Ok(None),
+                Some((v, _)) => {
+                    if v.len() > 500 || !v.bytes().all(|b| b.is_ascii_graphic()) {
+                        return Err(self.invalid(key, "expected visible ASCII characters"));
+                    }
+                    Ok(Some(v.clone()))
+                }
+                None => Ok(None),
+            }
+        };
+        let toss = match secret("toss_secret_key")? {
+            Some(key) => Some((key, url("toss_base_url")?)),
+            None => None,
+        };
+        let kakaopay = match (secret("kakaopay_secret_key")?, secret("kakaopay_cid")?) {
+            (Some(key), Some(cid)) => Some((key, cid, url("kakaopay_base_url")?)),
+            (None, None) => None,
+            _ => {
+                return Err(self.invalid(
+                    "kakaopay_cid",
+                    "kakaopay_secret_key and kakaopay_cid are set together",
+                ))
+            }
+        };
+        Ok(PaymentSettings {
+            toss,
+            kakaopay,
+            timeout: match self.positive_u64("payment_timeout_ms")? {
+                ms @ 1..=120_000 => Duration::from_millis(ms),
+                _ => return Err(self.invalid("payment_timeout_ms", "expected 1..=120000")),
+            },
+            cancel_window: match self.parse::<u64>("cancel_window_hours")? {
+                h @ 0..=8_760 => Duration::from_secs(h * 3600),
+                _ => return Err(self.invalid("cancel_window_hours", "expected 0..=8760 (a year)")),
+            },
+            retry_first: match self.positive_u64("payment_retry_base_ms")? {
+                ms @ 1..=3_600_000 => Duration::from_millis(ms),
+                _ => return Err(self.invalid("payment_retry_base_ms", "expected 1..=3600000")),
+            },
+            max_attempts: match self.positive_u64("payment_max_attempts")? {
+                n @ 1..=50 => i64::try_from(n).unwrap_or(7),
+                _ => return Err(self.invalid("payment_max_attempts", "expected 1..=50")),
+            },
+            return_url: url("payment_return_url")?,
+        })
+    }
+
     fn positive_u64(&self, key: &str) -> Result<u64, ConfigError> {
         let v: u64 = self.parse(key)?;
         if v == 0 {
@@ -759,6 +899,7 @@ impl Layers {
                     }
                 },
             },
+            payments: self.payments()?,
             outbox: OutboxSettings {
                 poll: Duration::from_millis(self.positive_u64("outbox_poll_ms")?),
                 lease: Duration::from_secs(60),

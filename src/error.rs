@@ -148,6 +148,8 @@ error_codes! {
     AmountMismatch = "amount_mismatch", BAD_REQUEST, Rest;
     /// The payment provider declined the payment (`details.provider_code` says why); the order stays unpaid.
     PaymentDeclined = "payment_declined", PAYMENT_REQUIRED, Rest;
+    /// A cancel breaks the cancel policy; `details.rule` says which: `window_passed` (buyers cancel within `cancel_window_hours` of payment), `reviewed` (the line has a review), `quantity` (more than is left; `details.left`), `nothing_left`.
+    CancelRefused = "cancel_refused", CONFLICT, Rest;
     /// Not enough stock for an option; `details.options` lists the option ids that are short.
     OutOfStock = "out_of_stock", CONFLICT, Rest;
     /// The listing's status does not allow this (e.g. reserving a sold item).

@@ -40,7 +40,7 @@ use crate::service::media::Media;
 use crate::service::orders::Orders;
 use crate::service::outbox::{OutboxWorker, RetryPolicy};
 use crate::service::password::PasswordHasher;
-use crate::service::payments::Payments;
+use crate::service::payments::{PaymentPolicy, Payments};
 use crate::shutdown::ShutdownTrigger;
 use crate::store::cache::{Cache, MemoryCache};
 use crate::store::media::DiskMedia;
@@ -239,11 +239,33 @@ impl AppState {
         for (kind, handler) in orders.job_handlers() {
             worker = worker.handle(kind, handler, RetryPolicy::DEFAULT);
         }
-        // Payments: the built-in sandbox provider (Toss and KakaoPay
-        // adapters join it with the payments issue's next steps).
+        // Payments: Toss and KakaoPay when their keys are set, and the
+        // built-in sandbox unless env=production.
+        let pay = config.payments.clone();
         let mut gateways: Vec<Arc<dyn payments::PaymentGateway>> = Vec::new();
+        if let Some((secret_key, base_url)) = pay.toss.clone() {
+            let toss = payments::toss::Toss::new(payments::toss::TossSettings {
+                secret_key,
+                base_url,
+                timeout: pay.timeout,
+            })
+            .map_err(|e| anyhow::anyhow!("payments: toss: {e}"))?;
+            gateways.push(Arc::new(toss));
+        }
+        if let Some((secret_key, cid, base_url)) = pay.kakaopay.clone() {
+            let kakao = payments::kakaopay::KakaoPay::new(payments::kakaopay::KakaoPaySettings {
+                secret_key,
+                cid,
+                base_url,
+                timeout: pay.timeout,
+            })
+            .map_err(|e| anyhow::anyhow!("payments: kakaopay: {e}"))?;
+            gateways.push(Arc::new(kakao));
+        }
         if config.production {
-            tracing::error!("payments: env=production refuses the sandbox provider, and no other is configured yet");
+            if gateways.is_empty() {
+                tracing::error!("payments: env=production refuses the sandbox provider, and no other is configured");
+            }
         } else {
             tracing::warn!("payments: the SANDBOX provider is enabled: no real money moves");
             gateways.push(Arc::new(payments::sandbox::Sandbox::new()));
@@ -254,9 +276,29 @@ impl AppState {
             market.clone(),
             bus.clone(),
             gateways,
+            PaymentPolicy {
+                cancel_window: pay.cancel_window,
+                return_url: pay.return_url.clone(),
+                retry_first: pay.retry_first,
+            },
         );
-        let (kind, handler) = payments.job_handler();
-        worker = worker.handle(kind, handler, RetryPolicy::PROVIDER);
+        tracing::info!(providers = ?payments.providers(), "payments ready");
+        let provider_retry = RetryPolicy {
+            first: pay.retry_first,
+            cap: std::time::Duration::from_secs(3600),
+            max_attempts: pay.max_attempts,
+        };
+        for (kind, handler, on_dead) in payments.job_handlers() {
+            let policy = if kind == service::payments::JOB_PAYMENT_RECONCILE {
+                RetryPolicy::DEFAULT
+            } else {
+                provider_retry
+            };
+            worker = worker.handle(kind, handler, policy);
+            if let Some(dead) = on_dead {
+                worker = worker.on_dead(kind, dead);
+            }
+        }
         worker.start(shutdown.listener());
         Ok(AppState {
             config: Arc::new(config),

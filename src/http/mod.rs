@@ -139,8 +139,12 @@ pub fn app(
                 .service(orders::get_order)
                 .service(orders::order_status)
                 .service(orders::cancel_order)
+                .service(orders::admin_cancel_order)
                 .service(orders::admin_outbox)
-                .service(payments::confirm_payment),
+                .service(payments::ready_payment)
+                .service(payments::confirm_payment)
+                .service(payments::toss_webhook)
+                .service(payments::payment_failures),
         )
         .split_for_parts();
     // The paths are only known now, after the handlers registered them.

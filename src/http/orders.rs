@@ -5,12 +5,15 @@ use actix_web::{get, post, web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::extract::OptionalJson;
 use super::extract::{Admin, Auth};
-use super::payments::PaymentView;
+use super::payments::{PaymentView, RefundView};
 use crate::domain::ids::ListingId;
 use crate::domain::order::OrderStatus;
 use crate::error::{ApiError, Code, ErrorBody};
 use crate::service::orders::{OrderDetail, OrderSource, OrderStatusView};
+use crate::service::payments::{CancelInput, Canceller};
+use crate::store::sql::RefundLine;
 use crate::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -42,6 +45,8 @@ pub struct OrderLineView {
     pub amount: i64,
     /// When this line's reserved stock went back (order expired or cancelled).
     pub restored_at: Option<i64>,
+    /// How many of `quantity` were cancelled (refunded) after payment.
+    pub cancelled_quantity: i64,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -61,6 +66,9 @@ pub struct OrderView {
     /// The payment (on the order page `GET /api/orders/{number}`; null
     /// elsewhere and while unpaid).
     pub payment: Option<PaymentView>,
+    /// Cancels (refunds) after payment, oldest first (on the order page and
+    /// the cancel answer; empty elsewhere).
+    pub refunds: Vec<RefundView>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -77,6 +85,7 @@ impl From<&OrderDetail> for OrderView {
             ended_at: o.ended_at,
             listing_id: o.listing_id,
             payment: None,
+            refunds: Vec::new(),
             lines: d
                 .lines
                 .iter()
@@ -93,6 +102,7 @@ impl From<&OrderDetail> for OrderView {
                     quantity: l.quantity,
                     amount: l.unit_price.saturating_mul(l.quantity),
                     restored_at: l.restored_at,
+                    cancelled_quantity: l.cancelled_quantity,
                 })
                 .collect(),
             created_at: o.created_at,
@@ -274,9 +284,54 @@ pub async fn get_order(
         .orders
         .get(auth.0.uid(), auth.0.is_admin(), &number)
         .await?;
-    let mut view = OrderView::from(&d);
+    Ok(HttpResponse::Ok().json(order_page(&state, &d).await?))
+}
+
+/// The order page: the order, its payment and its refunds.
+async fn order_page(state: &AppState, d: &OrderDetail) -> Result<OrderView, ApiError> {
+    let mut view = OrderView::from(d);
     view.payment = state.orders.payment(&d.order).await?.map(PaymentView::from);
-    Ok(HttpResponse::Ok().json(view))
+    view.refunds = state
+        .payments
+        .refunds(d.order.id)
+        .await?
+        .into_iter()
+        .map(RefundView::from)
+        .collect();
+    Ok(view)
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelOrder {
+    /// Paid orders: the lines and quantities to cancel (all that is left
+    /// when absent). Unpaid orders take no lines.
+    pub lines: Option<Vec<CancelLineBody>>,
+    /// Shown to the buyer and sent to the provider (at most 200 characters).
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelLineBody {
+    pub line_id: i64,
+    pub quantity: i64,
+}
+
+impl From<CancelOrder> for CancelInput {
+    fn from(b: CancelOrder) -> CancelInput {
+        CancelInput {
+            lines: b.lines.map(|ls| {
+                ls.into_iter()
+                    .map(|l| RefundLine {
+                        line: l.line_id,
+                        quantity: l.quantity,
+                    })
+                    .collect()
+            }),
+            reason: b.reason,
+        }
+    }
 }
 
 /// An order's status, for the checkout page to poll (cached; buyer and admins only).
@@ -303,15 +358,22 @@ pub async fn order_status(
     Ok(HttpResponse::Ok().json(OrderStatusOut::from(v)))
 }
 
-/// Cancel an unpaid order (its buyer only); the reserved stock goes back at once.
+/// Cancel an order (its buyer only). Unpaid: the reserved stock goes back
+/// at once. Paid: within `cancel_window_hours` of payment, whole or per line
+/// with quantities (body optional); never a reviewed line. The stock of the
+/// cancelled quantities comes back once, the order becomes
+/// `partially_cancelled` or `cancelled`, and the provider refunds unit
+/// price x quantity (`refunds[].status`: `pending` until it has, `done`).
 #[utoipa::path(
     tag = "shop",
     params(("number" = String, Path, description = "Order number")),
+    request_body(content = Option<CancelOrder>, description = "Optional: lines and reason"),
     responses(
         (status = 200, body = OrderView),
         (status = 401, description = "`unauthenticated`", body = ErrorBody),
         (status = 404, description = "`not_found` (also someone else's order)", body = ErrorBody),
-        (status = 409, description = "`invalid_state`: paid, expired or already cancelled", body = ErrorBody),
+        (status = 409, description = "`invalid_state`: expired or already cancelled; `cancel_refused`: `details.rule` is `window_passed`, `reviewed`, `quantity` or `nothing_left`", body = ErrorBody),
+        (status = 422, description = "`validation_failed` (lines, reason) or `invalid_body`", body = ErrorBody),
     ),
     security(("bearer" = []), ("cookie" = []))
 )]
@@ -320,9 +382,51 @@ pub async fn cancel_order(
     state: web::Data<AppState>,
     auth: Auth,
     number: web::Path<String>,
+    body: OptionalJson<CancelOrder>,
 ) -> Result<HttpResponse, ApiError> {
-    let d = state.orders.cancel(auth.0.uid(), &number).await?;
-    Ok(HttpResponse::Ok().json(OrderView::from(&d)))
+    let who = Canceller {
+        user: auth.0.uid(),
+        admin: false,
+    };
+    let (d, _) = state
+        .payments
+        .cancel(who, &number, body.into_inner().into())
+        .await?;
+    Ok(HttpResponse::Ok().json(order_page(&state, &d).await?))
+}
+
+/// Cancel any order as an administrator: like the buyer's cancel, without
+/// the time window (reviewed lines and quantities still hold).
+#[utoipa::path(
+    tag = "admin",
+    params(("number" = String, Path, description = "Order number")),
+    request_body(content = Option<CancelOrder>, description = "Optional: lines and reason"),
+    responses(
+        (status = 200, body = OrderView),
+        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not an administrator", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 409, description = "`invalid_state` or `cancel_refused` (`details.rule`)", body = ErrorBody),
+        (status = 422, description = "`validation_failed` or `invalid_body`", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
+#[post("/admin/orders/{number}/cancel")]
+pub async fn admin_cancel_order(
+    state: web::Data<AppState>,
+    admin: Admin,
+    number: web::Path<String>,
+    body: OptionalJson<CancelOrder>,
+) -> Result<HttpResponse, ApiError> {
+    let who = Canceller {
+        user: admin.0.uid(),
+        admin: true,
+    };
+    let (d, _) = state
+        .payments
+        .cancel(who, &number, body.into_inner().into())
+        .await?;
+    Ok(HttpResponse::Ok().json(order_page(&state, &d).await?))
 }
 
 /// Outbox jobs by state, newest first: dead ones need an operator (administrators only).

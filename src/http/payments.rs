@@ -1,15 +1,16 @@
-//! Paying orders over REST: the confirm the client sends after finishing
-//! the provider's widget (or the sandbox).
+//! Paying orders over REST: the ready step (KakaoPay), the confirm the
+//! client sends after finishing the provider's widget (or the sandbox), the
+//! providers' webhooks, and the admins' list of payment failures.
 
-use actix_web::{post, web, HttpResponse};
+use actix_web::{get, post, web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::extract::Auth;
+use super::extract::{Admin, Auth};
 use super::orders::OrderView;
 use crate::error::{ApiError, ErrorBody};
 use crate::service::payments::ConfirmInput;
-use crate::store::sql::PaymentRecord;
+use crate::store::sql::{PaymentFailure, PaymentRecord, RefundRecord};
 use crate::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -20,8 +21,10 @@ pub struct ConfirmPayment {
     pub payment_key: String,
     /// Must equal the order total, in won.
     pub amount: i64,
-    /// `sandbox` (built in; amounts ending in 444 are declined, 555 fail like a provider error).
+    /// `sandbox` (built in; amounts ending in 444 are declined, 555 fail like a provider error, 777 answer slowly), `toss` or `kakaopay` when configured.
     pub provider: String,
+    /// KakaoPay: the `pg_token` its approval redirect carried (`payment_key` is the `tid` of the ready step).
+    pub pg_token: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -90,6 +93,7 @@ pub async fn confirm_payment(
                 payment_key: b.payment_key,
                 amount: b.amount,
                 provider: b.provider,
+                pg_token: b.pg_token,
             },
         )
         .await?;
@@ -97,4 +101,218 @@ pub async fn confirm_payment(
         order: OrderView::from(&order),
         payment: PaymentView::from(p),
     }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RefundView {
+    pub refund_id: i64,
+    /// Unit price x quantity of the cancelled lines, in won.
+    pub amount: i64,
+    pub reason: String,
+    /// `[{"line": id, "quantity": n}]` (empty for a partial cancel made at the provider).
+    pub lines: Vec<RefundLineView>,
+    /// `buyer`, `admin` or `provider` (cancelled at the provider, learnt by webhook).
+    pub source: String,
+    /// `pending` (the provider has not confirmed yet; retried), `done`, or `failed` (an admin takes over).
+    pub status: String,
+    pub created_at: i64,
+    pub done_at: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RefundLineView {
+    pub line: i64,
+    pub quantity: i64,
+}
+
+impl From<RefundRecord> for RefundView {
+    fn from(r: RefundRecord) -> RefundView {
+        RefundView {
+            refund_id: r.id,
+            amount: r.amount,
+            reason: r.reason,
+            lines: r
+                .lines
+                .into_iter()
+                .map(|l| RefundLineView {
+                    line: l.line,
+                    quantity: l.quantity,
+                })
+                .collect(),
+            source: r.source,
+            status: r.status,
+            created_at: r.created_at,
+            done_at: r.done_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReadyPayment {
+    pub order_number: String,
+    /// A provider with a ready step (`kakaopay`).
+    pub provider: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReadyView {
+    /// The provider's key (KakaoPay `tid`): confirm with it.
+    pub payment_key: String,
+    /// Where to send the buyer (desktop, mobile web, app).
+    pub redirect_pc_url: String,
+    pub redirect_mobile_url: String,
+    pub redirect_app_url: String,
+}
+
+/// Prepare a payment with a provider that needs it (KakaoPay): the buyer is
+/// then sent to one of the redirect URLs, comes back to
+/// `payment_return_url` with a `pg_token`, and the client confirms with
+/// `payment_key` and `pg_token`.
+#[utoipa::path(
+    tag = "shop",
+    request_body = ReadyPayment,
+    responses(
+        (status = 200, body = ReadyView),
+        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        (status = 404, description = "`not_found` (also someone else's order)", body = ErrorBody),
+        (status = 409, description = "`invalid_state`: paid, expired or cancelled", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: unknown provider, or one without a ready step", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the provider does not answer", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
+#[post("/payments/ready")]
+pub async fn ready_payment(
+    state: web::Data<AppState>,
+    auth: Auth,
+    body: web::Json<ReadyPayment>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.into_inner();
+    let r = state
+        .payments
+        .ready(auth.0.uid(), &b.order_number, &b.provider)
+        .await?;
+    Ok(HttpResponse::Ok().json(ReadyView {
+        payment_key: r.payment_key,
+        redirect_pc_url: r.redirect_pc_url,
+        redirect_mobile_url: r.redirect_mobile_url,
+        redirect_app_url: r.redirect_app_url,
+    }))
+}
+
+/// Toss Payments webhooks (`PAYMENT_STATUS_CHANGED`, deposit callbacks).
+/// Nothing in the body is trusted: it only names the payment, which is
+/// fetched from Toss and reconciled in the background (a cancel made in
+/// Toss's console cancels the order here). Answers 200 at once; repeated
+/// deliveries are harmless.
+#[utoipa::path(
+    tag = "shop",
+    request_body(content = Object, description = "Toss's webhook body: `{eventType, createdAt, data: {paymentKey, orderId, status, ...}}` or a deposit callback `{createdAt, secret, status, transactionKey, orderId}`"),
+    responses(
+        (status = 200, description = "Accepted (also for payments we do not know)"),
+        (status = 400, description = "`bad_json`", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: names no payment", body = ErrorBody),
+    ),
+)]
+#[post("/payments/webhooks/toss")]
+pub async fn toss_webhook(
+    state: web::Data<AppState>,
+    body: web::Json<serde_json::Value>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.into_inner();
+    let text = |v: Option<&serde_json::Value>| v.and_then(|v| v.as_str()).map(str::to_string);
+    let data = b.get("data");
+    let payment_key = text(data.and_then(|d| d.get("paymentKey"))).or(text(b.get("paymentKey")));
+    let order_id = text(data.and_then(|d| d.get("orderId"))).or(text(b.get("orderId")));
+    let event_id = format!(
+        "{}|{}|{}",
+        text(b.get("eventType")).unwrap_or_default(),
+        text(b.get("createdAt")).unwrap_or_default(),
+        text(data.and_then(|d| d.get("status")))
+            .or(text(b.get("status")))
+            .unwrap_or_default()
+    );
+    let key = match (payment_key, order_id) {
+        (Some(k), _) if !k.is_empty() && k.len() <= 200 => Some(k),
+        (_, Some(order)) => state.orders.payment_key_of(&order, "toss").await?,
+        _ => {
+            return Err(ApiError::field(
+                "data.paymentKey",
+                "the webhook names no payment",
+            ))
+        }
+    };
+    if let Some(key) = key {
+        state
+            .payments
+            .schedule_reconcile("toss", &key, &event_id)
+            .await?;
+    }
+    Ok(HttpResponse::Ok().json(serde_json::json!({"ok": true})))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct FailuresQuery {
+    /// At most this many (1..=100, default 50).
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PaymentFailureView {
+    /// `refund`: a cancel the provider never made; `compensation`: a payment we could not keep and could not give back.
+    pub kind: String,
+    /// The refund id or the outbox job id.
+    pub id: i64,
+    pub order_number: Option<String>,
+    pub amount: i64,
+    pub error: String,
+    pub at: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PaymentFailures {
+    pub items: Vec<PaymentFailureView>,
+}
+
+/// Payment failures an operator must settle by hand, newest first:
+/// refunds the provider never made and approvals we could neither keep nor
+/// give back (administrators only). Each also went out as an alarm
+/// (`payment.cancel_failed`, `payment.compensation_failed`).
+#[utoipa::path(
+    tag = "admin",
+    params(FailuresQuery),
+    responses(
+        (status = 200, body = PaymentFailures),
+        (status = 400, description = "`invalid_parameter`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not an administrator", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
+#[get("/admin/payments/failures")]
+pub async fn payment_failures(
+    state: web::Data<AppState>,
+    _admin: Admin,
+    query: web::Query<FailuresQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = ApiError::page_limit(query.limit, 50, 100)?;
+    let failures: Vec<PaymentFailure> = state.payments.failures(limit).await?;
+    let mut items = Vec::with_capacity(failures.len());
+    for f in failures {
+        let order_number = match f.order_id {
+            Some(id) => state.orders.number_of(id).await?,
+            None => None,
+        };
+        items.push(PaymentFailureView {
+            kind: f.kind,
+            id: f.id,
+            order_number,
+            amount: f.amount,
+            error: f.error,
+            at: f.at,
+        });
+    }
+    Ok(HttpResponse::Ok().json(PaymentFailures { items }))
 }

@@ -18,7 +18,10 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{Approved, Cancelled, ConfirmRequest, GatewayError, PaymentGateway};
+use super::{
+    Approved, CancelRequest, Cancelled, ConfirmRequest, GatewayError, PaymentGateway,
+    ProviderPayment, ProviderStatus,
+};
 use crate::domain::money::Won;
 use crate::domain::now_ms;
 
@@ -27,8 +30,8 @@ pub const SLOW: std::time::Duration = std::time::Duration::from_millis(1500);
 
 #[derive(Default)]
 struct State {
-    /// payment key -> (amount approved, amount cancelled so far).
-    payments: HashMap<String, (Won, Won)>,
+    /// payment key -> (order id, amount approved, amount cancelled so far).
+    payments: HashMap<String, (String, Won, Won)>,
     /// idempotency key -> the answer given.
     confirms: HashMap<String, Result<Approved, GatewayError>>,
     cancels: HashMap<String, Result<Cancelled, GatewayError>>,
@@ -72,8 +75,10 @@ impl PaymentGateway for Sandbox {
             555 => return Err(GatewayError::Unavailable("sandbox: provider error".into())),
             _ if s.payments.contains_key(&req.payment_key) => Err(GatewayError::AlreadyProcessed),
             _ => {
-                s.payments
-                    .insert(req.payment_key.clone(), (req.amount, Won::ZERO));
+                s.payments.insert(
+                    req.payment_key.clone(),
+                    (req.order_id.clone(), req.amount, Won::ZERO),
+                );
                 Ok(Approved {
                     payment_key: req.payment_key.clone(),
                     amount: req.amount,
@@ -87,36 +92,51 @@ impl PaymentGateway for Sandbox {
         answer
     }
 
-    async fn cancel(
-        &self,
-        payment_key: &str,
-        amount: Won,
-        _reason: &str,
-        idempotency_key: &str,
-    ) -> Result<Cancelled, GatewayError> {
+    async fn lookup(&self, payment_key: &str) -> Result<ProviderPayment, GatewayError> {
+        let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let (order_id, paid, cancelled) =
+            s.payments.get(payment_key).ok_or(GatewayError::NotFound)?;
+        let status = if *cancelled == Won::ZERO {
+            ProviderStatus::Done
+        } else if cancelled < paid {
+            ProviderStatus::PartiallyCancelled
+        } else {
+            ProviderStatus::Cancelled
+        };
+        Ok(ProviderPayment {
+            payment_key: payment_key.to_string(),
+            order_id: order_id.clone(),
+            status,
+            total: *paid,
+            cancelled: *cancelled,
+        })
+    }
+
+    async fn cancel(&self, req: &CancelRequest) -> Result<Cancelled, GatewayError> {
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(answer) = s.cancels.get(idempotency_key) {
+        if let Some(answer) = s.cancels.get(&req.idempotency_key) {
             return answer.clone();
         }
-        let answer = match s.payments.get_mut(payment_key) {
+        let answer = match s.payments.get_mut(&req.payment_key) {
             None => Err(GatewayError::NotFound),
-            Some((paid, cancelled)) => match cancelled.checked_add(amount) {
+            Some((_, paid, cancelled)) => match cancelled.checked_add(req.amount) {
                 Some(total) if total <= *paid => {
                     *cancelled = total;
                     Ok(Cancelled {
-                        payment_key: payment_key.to_string(),
-                        cancelled: amount,
+                        payment_key: req.payment_key.clone(),
+                        cancelled: req.amount,
                         remaining: paid.checked_sub(total).unwrap_or(Won::ZERO),
                     })
                 }
                 _ => Err(GatewayError::NotCancelable(format!(
-                    "{amount} is more than the {} left",
+                    "{} is more than the {} left",
+                    req.amount,
                     paid.checked_sub(*cancelled).unwrap_or(Won::ZERO)
                 ))),
             },
         };
         s.cancels
-            .insert(idempotency_key.to_string(), answer.clone());
+            .insert(req.idempotency_key.clone(), answer.clone());
         answer
     }
 }
@@ -131,6 +151,19 @@ mod tests {
             order_id: "261127-ABCDEFGHJK".into(),
             amount: Won(amount),
             idempotency_key: idem.into(),
+            buyer_ref: "1".into(),
+            pg_token: None,
+        }
+    }
+
+    fn cancel(key: &str, amount: i64, idem: &str) -> CancelRequest {
+        CancelRequest {
+            payment_key: key.into(),
+            order_id: "261127-ABCDEFGHJK".into(),
+            amount: Won(amount),
+            reason: "x".into(),
+            idempotency_key: idem.into(),
+            cancelled_before: Won::ZERO,
         }
     }
 
@@ -156,20 +189,25 @@ mod tests {
             s.confirm(&req("pk3", 10_555, "i4")).await,
             Err(GatewayError::Unavailable(_))
         ));
-        let c = s.cancel("pk1", Won(4_000), "x", "c1").await;
+        let c = s.cancel(&cancel("pk1", 4_000, "c1")).await;
         assert!(matches!(c, Ok(ref c) if c.remaining == Won(6_000)));
         assert_eq!(
-            s.cancel("pk1", Won(4_000), "x", "c1").await,
+            s.cancel(&cancel("pk1", 4_000, "c1")).await,
             c,
             "replayed, not twice"
         );
         assert!(matches!(
-            s.cancel("pk1", Won(7_000), "x", "c2").await,
+            s.cancel(&cancel("pk1", 7_000, "c2")).await,
             Err(GatewayError::NotCancelable(_))
         ));
         assert_eq!(
-            s.cancel("nope", Won(1), "x", "c3").await,
+            s.cancel(&cancel("nope", 1, "c3")).await,
             Err(GatewayError::NotFound)
+        );
+        let seen = s.lookup("pk1").await;
+        assert!(
+            matches!(seen, Ok(ref p) if p.status == ProviderStatus::PartiallyCancelled && p.cancelled == Won(4_000)),
+            "{seen:?}"
         );
     }
 }

@@ -499,9 +499,35 @@ impl Orders {
         })
     }
 
-    /// The order was just paid (`service::payments` recorded it): the
-    /// status cache learns it, and the order as it is now.
-    pub async fn paid(&self, order_id: i64) -> Result<OrderDetail, ApiError> {
+    /// An order's number by its id (admin views).
+    pub async fn number_of(&self, order_id: i64) -> Result<Option<String>, ApiError> {
+        Ok(self.sql.order(order_id).await?.map(|o| o.order_number))
+    }
+
+    /// The key of an order's payment with `provider` (recorded, or bound
+    /// at a ready step), for webhooks that name only the order.
+    pub async fn payment_key_of(
+        &self,
+        number: &str,
+        provider: &str,
+    ) -> Result<Option<String>, ApiError> {
+        if !order::is_order_number(number) {
+            return Ok(None);
+        }
+        let Some(o) = self.sql.order_by_number(number).await? else {
+            return Ok(None);
+        };
+        if let Some(p) = self.sql.payment_of_order(o.id).await? {
+            if p.provider == provider {
+                return Ok(Some(p.payment_key));
+            }
+        }
+        Ok(self.sql.payment_intent(o.id, provider).await?)
+    }
+
+    /// The order was just paid or cancelled (`service::payments` recorded
+    /// it): the status cache learns it, and the order as it is now.
+    pub async fn reload(&self, order_id: i64) -> Result<OrderDetail, ApiError> {
         let Some(order) = self.sql.order(order_id).await? else {
             return Err(ApiError::not_found("order"));
         };

@@ -29,6 +29,8 @@ pub const ALL_KINDS: &[&str] = &[
     "stock_restore",
     "listing_release",
     "payment_cancel",
+    "payment_refund",
+    "payment_reconcile",
 ];
 
 /// How a kind of job is retried.
@@ -90,6 +92,8 @@ pub struct OutboxWorker {
     node: String,
     settings: OutboxSettings,
     handlers: HashMap<&'static str, (JobHandler, RetryPolicy)>,
+    /// Run once when a job of the kind is given up (tell admins, mark it).
+    on_dead: HashMap<&'static str, JobHandler>,
     metrics: Arc<Metrics>,
 }
 
@@ -105,6 +109,7 @@ impl OutboxWorker {
             node,
             settings,
             handlers: HashMap::new(),
+            on_dead: HashMap::new(),
             metrics,
         }
     }
@@ -117,6 +122,12 @@ impl OutboxWorker {
         policy: RetryPolicy,
     ) -> OutboxWorker {
         self.handlers.insert(kind, (handler, policy));
+        self
+    }
+
+    /// When a job of `kind` is given up, run `handler` with its payload.
+    pub fn on_dead(mut self, kind: &'static str, handler: JobHandler) -> OutboxWorker {
+        self.on_dead.insert(kind, handler);
         self
     }
 
@@ -185,6 +196,11 @@ impl OutboxWorker {
             Ok(()) => ("done", self.sql.finish_job(job.id, &self.node, now).await),
             Err(why) if job.attempts >= policy.max_attempts => {
                 tracing::error!(job = job.id, kind = %job.kind, error = %why, "outbox job dead");
+                if let Some(dead) = self.on_dead.get(job.kind.as_str()) {
+                    if let Err(e) = dead(job.payload.clone()).await {
+                        tracing::error!(job = job.id, error = %e, "outbox: the give-up handler failed");
+                    }
+                }
                 (
                     "dead",
                     self.sql.fail_job(job.id, &self.node, &why, None).await,

@@ -1,6 +1,7 @@
 //! Paying orders: confirm with the provider after checking everything we
 //! can check first, record the payment and the `paid` order in one
-//! transaction, and give the money back if we cannot keep it.
+//! transaction, give the money back if we cannot keep it, cancel (refund)
+//! paid lines, and reconcile with what the provider says (webhooks).
 //!
 //! - **Before the provider is called**: the order is the caller's, pending,
 //!   not expired, and the amount the client sends equals the order total
@@ -11,17 +12,30 @@
 //!   unique payment row per order makes the second recording a no-op that
 //!   returns the first.
 //! - **Compensation**: if the provider approved but the order is no longer
-//!   payable (it expired or was cancelled meanwhile), the payment is
-//!   cancelled at the provider with a key derived from the payment; if that
-//!   cannot be done now, a `payment_cancel` job in the outbox does it later.
-//!   The buyer gets a clear error and the money goes back.
+//!   payable (it expired or was cancelled meanwhile), or the approved amount
+//!   is not the total, or our write fails, the payment is cancelled at the
+//!   provider with a key derived from the payment; if that cannot be done
+//!   now, a `payment_cancel` job in the outbox does it later. The buyer gets
+//!   a clear error and the money goes back.
+//! - **Cancels** (buyer within `cancel_window_hours` of payment, admins at
+//!   any time; never a reviewed line, never more than is left): one
+//!   transaction records the cancel on our side (quantities, stock, order
+//!   and payment status) with a `payment_refund` job, which is tried at once
+//!   and retried by the outbox until the provider has refunded it under the
+//!   refund's own idempotency key.
+//! - **Reconcile** (`payment_reconcile`, from webhooks): the provider's view
+//!   is fetched, never taken from the webhook body; a cancel made at the
+//!   provider cancels on our side, an approval we never heard of is kept
+//!   (or given back if the order cannot take it).
 //! - Every provider call is written to `payment_events` (request id,
-//!   outcome, latency) for audit.
+//!   outcome, latency) for audit; final failures reach admins
+//!   (`GET /api/admin/payments/failures`) and the alarms topic.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use rand::RngCore as _;
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
@@ -31,14 +45,24 @@ use crate::domain::money::Won;
 use crate::domain::now_ms;
 use crate::domain::order::OrderStatus;
 use crate::error::{ApiError, Code};
-use crate::payments::{ConfirmRequest, GatewayError, PaymentGateway};
+use crate::payments::{
+    Approved, CancelRequest, ConfirmRequest, GatewayError, PaymentGateway, ProviderStatus, Ready,
+    ReadyRequest,
+};
 use crate::service::market::Market;
 use crate::service::orders::{OrderDetail, Orders};
 use crate::service::outbox::JobHandler;
-use crate::store::sql::{NewJob, NewPayment, PaymentEvent, PaymentRecord, Recorded, SqlStore};
+use crate::store::sql::{
+    CancelLine, NewJob, NewPayment, NewRefund, OrderRecord, PaymentEvent, PaymentFailure,
+    PaymentRecord, Recorded, RefundLine, RefundRecord, SqlStore,
+};
 
 /// The outbox kind of a compensating cancel.
 pub const JOB_PAYMENT_CANCEL: &str = "payment_cancel";
+/// The outbox kind that makes the provider refund a cancel.
+pub use crate::store::sql::JOB_PAYMENT_REFUND;
+/// The outbox kind that reconciles a payment with its provider.
+pub const JOB_PAYMENT_RECONCILE: &str = "payment_reconcile";
 
 #[derive(Clone)]
 pub struct Payments {
@@ -47,6 +71,9 @@ pub struct Payments {
     market: Market,
     bus: Arc<dyn Bus>,
     gateways: HashMap<&'static str, Arc<dyn PaymentGateway>>,
+    cancel_window: Duration,
+    return_url: String,
+    retry_first: Duration,
 }
 
 /// A confirm as the client sends it after the provider's widget.
@@ -56,12 +83,48 @@ pub struct ConfirmInput {
     pub payment_key: String,
     pub amount: i64,
     pub provider: String,
+    /// KakaoPay: the `pg_token` of the approval redirect.
+    pub pg_token: Option<String>,
+}
+
+/// A cancel as a buyer or an admin asks for it.
+#[derive(Debug, Clone, Default)]
+pub struct CancelInput {
+    /// Lines and quantities; `None`: everything still paid.
+    pub lines: Option<Vec<RefundLine>>,
+    pub reason: Option<String>,
+}
+
+/// Who asks for a cancel.
+#[derive(Debug, Clone, Copy)]
+pub struct Canceller {
+    pub user: UserId,
+    pub admin: bool,
 }
 
 /// Stable, opaque idempotency key for a provider call.
 fn idempotency_key(parts: &[&str]) -> String {
     let digest = Sha256::digest(parts.join("\u{1f}").as_bytes());
     digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
+fn random_key() -> String {
+    let mut bytes = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn refused(rule: &str, message: impl Into<String>) -> ApiError {
+    ApiError::new(Code::CancelRefused, message).with_details(json!({ "rule": rule }))
+}
+
+/// Settings the service needs.
+#[derive(Debug, Clone)]
+pub struct PaymentPolicy {
+    pub cancel_window: Duration,
+    pub return_url: String,
+    /// First pause of the outbox's provider retries.
+    pub retry_first: Duration,
 }
 
 impl Payments {
@@ -71,6 +134,7 @@ impl Payments {
         market: Market,
         bus: Arc<dyn Bus>,
         gateways: Vec<Arc<dyn PaymentGateway>>,
+        policy: PaymentPolicy,
     ) -> Payments {
         Payments {
             sql,
@@ -78,13 +142,22 @@ impl Payments {
             market,
             bus,
             gateways: gateways.into_iter().map(|g| (g.provider(), g)).collect(),
+            cancel_window: policy.cancel_window,
+            return_url: policy.return_url,
+            retry_first: policy.retry_first,
         }
+    }
+
+    /// The providers this node can take payments with.
+    pub fn providers(&self) -> Vec<&'static str> {
+        let mut known: Vec<&'static str> = self.gateways.keys().copied().collect();
+        known.sort_unstable();
+        known
     }
 
     fn gateway(&self, provider: &str) -> Result<&Arc<dyn PaymentGateway>, ApiError> {
         self.gateways.get(provider).ok_or_else(|| {
-            let mut known: Vec<&str> = self.gateways.keys().copied().collect();
-            known.sort_unstable();
+            let known = self.providers();
             if known.is_empty() {
                 return ApiError::field("provider", "no payment provider is configured here");
             }
@@ -103,10 +176,106 @@ impl Payments {
     }
 
     /// Write a provider call to the audit trail (its latency from `started`).
-    async fn audit(&self, mut event: PaymentEvent<'_>, started: Instant) {
-        event.latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+    async fn audit<T>(
+        &self,
+        order_id: Option<i64>,
+        provider: &str,
+        action: &str,
+        request_id: &str,
+        started: Instant,
+        result: &Result<T, GatewayError>,
+    ) {
+        let detail = result
+            .as_ref()
+            .err()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        let event = PaymentEvent {
+            order_id,
+            provider,
+            action,
+            request_id,
+            outcome: result.as_ref().err().map_or("ok", GatewayError::outcome),
+            latency_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
+            detail: &detail,
+        };
         if let Err(e) = self.sql.log_payment_event(&event, now_ms()).await {
             tracing::error!(error = %e, "writing the payment audit trail failed");
+        }
+    }
+
+    /// The caller's order, pending and inside its payment window.
+    async fn payable(&self, buyer: UserId, number: &str) -> Result<OrderDetail, ApiError> {
+        let detail = self.orders.get(buyer, false, number).await?;
+        if detail.order.status != OrderStatus::PendingPayment {
+            return Err(ApiError::new(
+                Code::InvalidState,
+                format!("a {} order cannot be paid", detail.order.status.as_str()),
+            ));
+        }
+        if now_ms() >= detail.order.expires_at {
+            return Err(ApiError::new(
+                Code::InvalidState,
+                "the payment window of this order has passed",
+            ));
+        }
+        Ok(detail)
+    }
+
+    /// Prepare a payment with a provider that needs it before its widget
+    /// (KakaoPay): the provider's key is bound to the order, and the client
+    /// gets the URLs to send the buyer to.
+    pub async fn ready(
+        &self,
+        buyer: UserId,
+        number: &str,
+        provider: &str,
+    ) -> Result<Ready, ApiError> {
+        let gateway = self.gateway(provider)?.clone();
+        let detail = self.payable(buyer, number).await?;
+        let order = &detail.order;
+        let quantity: i64 = detail.lines.iter().map(|l| l.quantity).sum();
+        let item_name = match detail.lines.as_slice() {
+            [] => order.order_number.clone(),
+            [one] => one.product_name.clone(),
+            [first, rest @ ..] => format!("{} 외 {}건", first.product_name, rest.len()),
+        };
+        let back = |result: &str| {
+            format!(
+                "{}?provider={provider}&order={}&result={result}",
+                self.return_url, order.order_number
+            )
+        };
+        let started = Instant::now();
+        let key = idempotency_key(&["ready", provider, &order.order_number]);
+        let answer = gateway
+            .ready(&ReadyRequest {
+                order_id: order.order_number.clone(),
+                buyer_ref: buyer.get().to_string(),
+                item_name,
+                quantity: u32::try_from(quantity).unwrap_or(1),
+                amount: Won(order.total),
+                approval_url: back("approve"),
+                cancel_url: back("cancel"),
+                fail_url: back("fail"),
+            })
+            .await;
+        self.audit(Some(order.id), provider, "ready", &key, started, &answer)
+            .await;
+        match answer {
+            Ok(ready) => {
+                self.sql
+                    .put_payment_intent(order.id, provider, &ready.payment_key, now_ms())
+                    .await?;
+                Ok(ready)
+            }
+            Err(GatewayError::Unsupported) => Err(ApiError::field(
+                "provider",
+                format!("{provider} needs no ready step: open its widget and confirm"),
+            )),
+            Err(e) => Err(self
+                .confirm_failed(order.buyer_id, &detail, provider, e)
+                .await),
         }
     }
 
@@ -126,6 +295,14 @@ impl Payments {
                 "must be 1..=200 visible ASCII characters",
             ));
         }
+        if let Some(t) = &input.pg_token {
+            if t.is_empty() || t.len() > 200 || !t.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(ApiError::field(
+                    "pg_token",
+                    "must be 1..=200 visible ASCII characters",
+                ));
+            }
+        }
         let detail = self.orders.get(buyer, false, &input.order_number).await?;
         let order = &detail.order;
         // Already paid: the same payment again is answered like the first
@@ -136,23 +313,30 @@ impl Payments {
                     return Ok((detail, p));
                 }
             }
-            return Err(ApiError::new(
-                Code::InvalidState,
-                format!("a {} order cannot be paid", order.status.as_str()),
-            ));
         }
-        if now_ms() >= order.expires_at {
-            return Err(ApiError::new(
-                Code::InvalidState,
-                "the payment window of this order has passed",
-            ));
-        }
+        let detail = self.payable(buyer, &input.order_number).await?;
+        let order = &detail.order;
         if input.amount != order.total {
             return Err(ApiError::new(
                 Code::AmountMismatch,
                 format!("the order total is {}", Won(order.total)),
             )
             .with_details(json!({"expected": order.total, "got": input.amount})));
+        }
+        // A provider with a ready step: the key must be the one it gave
+        // for this order.
+        if let Some(bound) = self.sql.payment_intent(order.id, &input.provider).await? {
+            if bound != input.payment_key {
+                return Err(ApiError::field(
+                    "payment_key",
+                    "is not the payment prepared for this order",
+                ));
+            }
+        } else if input.provider == "kakaopay" {
+            return Err(ApiError::new(
+                Code::InvalidState,
+                "prepare the payment first (POST /api/payments/ready)",
+            ));
         }
         let key = idempotency_key(&[&input.provider, &order.order_number, &input.payment_key]);
         let started = Instant::now();
@@ -162,58 +346,56 @@ impl Payments {
                 order_id: order.order_number.clone(),
                 amount: Won(order.total),
                 idempotency_key: key.clone(),
+                buyer_ref: buyer.get().to_string(),
+                pg_token: input.pg_token.clone(),
             })
             .await;
-        let approved = match answer {
-            Ok(a) => {
-                self.audit(
-                    PaymentEvent {
-                        order_id: Some(order.id),
-                        provider: gateway.provider(),
-                        action: "confirm",
-                        request_id: &key,
-                        outcome: "ok",
-                        latency_ms: 0,
-                        detail: "",
-                    },
-                    started,
-                )
+        self.audit(
+            Some(order.id),
+            gateway.provider(),
+            "confirm",
+            &key,
+            started,
+            &answer,
+        )
+        .await;
+        match answer {
+            Ok(approved) => self.keep(order, gateway.provider(), &approved).await,
+            Err(e) => Err(self
+                .confirm_failed(order.buyer_id, &detail, gateway.provider(), e)
+                .await),
+        }
+    }
+
+    /// The provider approved: record it with the paid order, or give the
+    /// money back when the order cannot take it.
+    async fn keep(
+        &self,
+        order: &OrderRecord,
+        provider: &'static str,
+        approved: &Approved,
+    ) -> Result<(OrderDetail, PaymentRecord), ApiError> {
+        if approved.amount.get() != order.total {
+            // The provider approved another amount than the order's total
+            // (a tampered widget): not ours to keep.
+            self.compensate(order.id, provider, &approved.payment_key, approved.amount)
                 .await;
-                a
-            }
-            Err(e) => {
-                let outcome = match &e {
-                    GatewayError::Declined { .. } => "declined",
-                    GatewayError::AlreadyProcessed => "already_processed",
-                    GatewayError::NotFound => "not_found",
-                    GatewayError::NotCancelable(_) => "not_cancelable",
-                    GatewayError::Unavailable(_) => "unavailable",
-                };
-                let why = e.to_string();
-                self.audit(
-                    PaymentEvent {
-                        order_id: Some(order.id),
-                        provider: gateway.provider(),
-                        action: "confirm",
-                        request_id: &key,
-                        outcome,
-                        latency_ms: 0,
-                        detail: &why,
-                    },
-                    started,
-                )
-                .await;
-                return Err(self
-                    .confirm_failed(order.buyer_id, &detail, gateway.provider(), e)
-                    .await);
-            }
-        };
+            return Err(ApiError::new(
+                Code::AmountMismatch,
+                format!(
+                    "the provider approved {} but the order total is {}; the payment is being refunded",
+                    approved.amount,
+                    Won(order.total)
+                ),
+            )
+            .with_details(json!({"expected": order.total, "got": approved.amount.get(), "refunded": true})));
+        }
         let recorded = self
             .sql
             .record_payment(
                 &NewPayment {
                     order_id: order.id,
-                    provider: gateway.provider(),
+                    provider,
                     payment_key: &approved.payment_key,
                     amount: approved.amount.get(),
                     method: &approved.method,
@@ -224,9 +406,13 @@ impl Payments {
             .await;
         match recorded {
             Ok(Recorded::Paid(p)) => {
-                let detail = self.orders.paid(order.id).await?;
+                let detail = self.orders.reload(order.id).await?;
                 if let Some(listing) = order.listing_id {
-                    if let Err(e) = self.market.order_sold(ListingId(listing), buyer).await {
+                    if let Err(e) = self
+                        .market
+                        .order_sold(ListingId(listing), UserId(order.buyer_id))
+                        .await
+                    {
                         tracing::warn!(error = %e.message, "announcing a sale failed");
                     }
                 }
@@ -239,17 +425,12 @@ impl Payments {
                 Ok((detail, p))
             }
             Ok(Recorded::AlreadyPaid(p)) if p.payment_key == approved.payment_key => {
-                let detail = self.orders.get(buyer, false, &order.order_number).await?;
+                let detail = self.orders.reload(order.id).await?;
                 Ok((detail, p))
             }
-            Ok(Recorded::AlreadyPaid(_)) | Ok(Recorded::OrderNotPending) => {
-                self.compensate(
-                    order.id,
-                    gateway.provider(),
-                    &approved.payment_key,
-                    approved.amount,
-                )
-                .await;
+            Ok(Recorded::AlreadyPaid(_) | Recorded::OrderNotPending) => {
+                self.compensate(order.id, provider, &approved.payment_key, approved.amount)
+                    .await;
                 Err(ApiError::new(
                     Code::InvalidState,
                     "the order could not be paid any more (it expired or was cancelled meanwhile); the payment is being refunded",
@@ -258,13 +439,8 @@ impl Payments {
             }
             Err(e) => {
                 // The provider holds the money and we could not record it.
-                self.compensate(
-                    order.id,
-                    gateway.provider(),
-                    &approved.payment_key,
-                    approved.amount,
-                )
-                .await;
+                self.compensate(order.id, provider, &approved.payment_key, approved.amount)
+                    .await;
                 Err(ApiError::from(e))
             }
         }
@@ -295,6 +471,9 @@ impl Payments {
             GatewayError::NotFound | GatewayError::NotCancelable(_) => {
                 ApiError::field("payment_key", "the provider does not know this payment")
             }
+            GatewayError::Unsupported => {
+                ApiError::field("provider", "this provider cannot do that")
+            }
             GatewayError::Unavailable(why) => {
                 tracing::warn!(provider, error = %why, "payment provider unavailable");
                 ApiError::new(
@@ -303,6 +482,7 @@ impl Payments {
                         "the payment provider ({provider}) does not answer; retry the same request"
                     ),
                 )
+                .with_details(json!({"provider": provider}))
             }
         }
     }
@@ -311,75 +491,604 @@ impl Payments {
     /// else through the outbox (retried with backoff until it does).
     async fn compensate(&self, order_id: i64, provider: &str, payment_key: &str, amount: Won) {
         let key = idempotency_key(&["compensate", provider, payment_key]);
-        match self
-            .cancel_at_provider(Some(order_id), provider, payment_key, amount, &key)
-            .await
-        {
-            Ok(()) => {}
-            Err(why) => {
-                tracing::warn!(order_id, error = %why, "compensating cancel failed; queued in the outbox");
-                let job = NewJob {
-                    kind: JOB_PAYMENT_CANCEL,
-                    payload: json!({"order": order_id, "provider": provider, "payment_key": payment_key,
-                                    "amount": amount.get(), "idempotency_key": key}),
-                    dedup_key: format!("{JOB_PAYMENT_CANCEL}:{key}"),
-                    due_at: now_ms(),
-                };
-                if let Err(e) = self.sql.enqueue_job(&job, now_ms()).await {
-                    tracing::error!(order_id, error = %e, "could not queue the compensating cancel");
-                }
+        let payload = json!({"order": order_id, "provider": provider, "payment_key": payment_key,
+                             "amount": amount.get(), "idempotency_key": key});
+        if let Err(why) = self.run_compensation(&payload).await {
+            tracing::warn!(order_id, error = %why, "compensating cancel failed; queued in the outbox");
+            let job = NewJob {
+                kind: JOB_PAYMENT_CANCEL,
+                payload,
+                dedup_key: format!("{JOB_PAYMENT_CANCEL}:{key}"),
+                due_at: now_ms(),
+            };
+            if let Err(e) = self.sql.enqueue_job(&job, now_ms()).await {
+                tracing::error!(order_id, error = %e, "could not queue the compensating cancel");
             }
         }
     }
 
-    async fn cancel_at_provider(
-        &self,
-        order_id: Option<i64>,
-        provider: &str,
-        payment_key: &str,
-        amount: Won,
-        key: &str,
-    ) -> Result<(), String> {
-        let gateway = self.gateway(provider).map_err(|e| e.message)?.clone();
+    /// One compensating cancel (the outbox job and its first try).
+    async fn run_compensation(&self, payload: &serde_json::Value) -> Result<(), String> {
+        let s = |k: &str| {
+            payload
+                .get(k)
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .to_string()
+        };
+        let amount = Won(payload
+            .get("amount")
+            .and_then(serde_json::Value::as_i64)
+            .unwrap_or(0));
+        let order_id = payload.get("order").and_then(serde_json::Value::as_i64);
+        let provider = s("provider");
+        let gateway = self.gateway(&provider).map_err(|e| e.message)?.clone();
+        let key = s("idempotency_key");
         let started = Instant::now();
         let r = gateway
-            .cancel(
-                payment_key,
+            .cancel(&CancelRequest {
+                payment_key: s("payment_key"),
+                order_id: order_id.map(|o| o.to_string()).unwrap_or_default(),
                 amount,
-                "주문을 완료할 수 없어 결제를 취소합니다",
-                key,
-            )
+                reason: "주문을 완료할 수 없어 결제를 취소합니다".into(),
+                idempotency_key: key.clone(),
+                cancelled_before: Won::ZERO,
+            })
             .await;
-        let outcome = if r.is_ok() { "ok" } else { "failed" };
-        let detail = r
-            .as_ref()
-            .err()
-            .map(ToString::to_string)
-            .unwrap_or_default();
         self.audit(
-            PaymentEvent {
-                order_id,
-                provider,
-                action: "compensate",
-                request_id: key,
-                outcome,
-                latency_ms: 0,
-                detail: &detail,
-            },
+            order_id,
+            gateway.provider(),
+            "compensate",
+            &key,
             started,
+            &r,
         )
         .await;
         match r {
+            // Nothing left to cancel: it was given back already.
             Ok(_) | Err(GatewayError::NotCancelable(_)) => Ok(()),
             Err(e) => Err(e.to_string()),
         }
     }
 
-    /// The outbox handler of compensating cancels.
-    pub fn job_handler(&self) -> (&'static str, JobHandler) {
-        let payments = self.clone();
-        let handler: JobHandler = Arc::new(move |payload| {
-            let payments = payments.clone();
+    /// Cancel (refund) paid lines of an order: the buyer within the cancel
+    /// window, an admin at any time. An unpaid order is simply cancelled
+    /// (its stock goes back; nothing to refund).
+    pub async fn cancel(
+        &self,
+        who: Canceller,
+        number: &str,
+        input: CancelInput,
+    ) -> Result<(OrderDetail, Option<RefundRecord>), ApiError> {
+        let reason = input.reason.unwrap_or_default();
+        if reason.chars().count() > 200 {
+            return Err(ApiError::field("reason", "at most 200 characters"));
+        }
+        let detail = self.orders.get(who.user, who.admin, number).await?;
+        let order = &detail.order;
+        if order.status == OrderStatus::PendingPayment && input.lines.is_none() {
+            let owner = UserId(order.buyer_id);
+            return Ok((self.orders.cancel(owner, number).await?, None));
+        }
+        if !matches!(
+            order.status,
+            OrderStatus::Paid | OrderStatus::PartiallyCancelled
+        ) {
+            return Err(ApiError::new(
+                Code::InvalidState,
+                format!("a {} order cannot be cancelled", order.status.as_str()),
+            ));
+        }
+        let Some(payment) = self.sql.payment_of_order(order.id).await? else {
+            return Err(ApiError::new(
+                Code::InvalidState,
+                "the order has no payment",
+            ));
+        };
+        if !who.admin {
+            let paid_at = order.paid_at.unwrap_or(payment.approved_at);
+            let window = i64::try_from(self.cancel_window.as_millis()).unwrap_or(i64::MAX);
+            if now_ms() > paid_at.saturating_add(window) {
+                return Err(refused(
+                    "window_passed",
+                    format!(
+                        "paid orders can be cancelled within {} hours of payment; ask the shop",
+                        self.cancel_window.as_secs() / 3600
+                    ),
+                ));
+            }
+        }
+        let reviewed = self.sql.reviewed_lines(order.id).await?;
+        let wanted: Vec<RefundLine> = match input.lines {
+            Some(lines) => {
+                if lines.is_empty() || lines.len() > crate::domain::order::MAX_LINES {
+                    return Err(ApiError::field("lines", "1..=50 lines"));
+                }
+                lines
+            }
+            None => detail
+                .lines
+                .iter()
+                .filter(|l| l.quantity > l.cancelled_quantity && !reviewed.contains(&l.id))
+                .map(|l| RefundLine {
+                    line: l.id,
+                    quantity: l.quantity - l.cancelled_quantity,
+                })
+                .collect(),
+        };
+        if wanted.is_empty() {
+            return Err(refused(
+                "nothing_left",
+                "nothing on this order can be cancelled any more",
+            ));
+        }
+        let mut lines: Vec<CancelLine> = Vec::with_capacity(wanted.len());
+        let mut amount: i64 = 0;
+        for w in &wanted {
+            let Some(l) = detail.lines.iter().find(|l| l.id == w.line) else {
+                return Err(ApiError::field(
+                    "lines",
+                    format!("line {} is not on this order", w.line),
+                ));
+            };
+            if lines.iter().any(|c| c.line == w.line) {
+                return Err(ApiError::field(
+                    "lines",
+                    format!("line {} is named twice", w.line),
+                ));
+            }
+            if w.quantity < 1 {
+                return Err(ApiError::field("lines", "quantities are at least 1"));
+            }
+            if reviewed.contains(&l.id) {
+                return Err(refused(
+                    "reviewed",
+                    format!(
+                        "line {} was reviewed; reviewed lines cannot be cancelled",
+                        l.id
+                    ),
+                ));
+            }
+            let left = l.quantity - l.cancelled_quantity;
+            if w.quantity > left {
+                return Err(refused(
+                    "quantity",
+                    format!(
+                        "line {}: {} can be cancelled, not {}",
+                        l.id, left, w.quantity
+                    ),
+                )
+                .with_details(json!({"rule": "quantity", "line": l.id, "left": left})));
+            }
+            amount = amount.saturating_add(l.unit_price.saturating_mul(w.quantity));
+            lines.push(CancelLine {
+                line: l.id,
+                quantity: w.quantity,
+                option_id: l.option_id,
+                listing_id: l.listing_id,
+            });
+        }
+        let key = random_key();
+        // This request makes the first attempt; the outbox job is written
+        // claimed by it for a minute, so the worker does not race it.
+        let claimer = format!("inline-{key}");
+        let lease = now_ms() + 60_000;
+        let reason = if reason.trim().is_empty() {
+            if who.admin {
+                "관리자 취소"
+            } else {
+                "구매자 요청 취소"
+            }
+            .to_string()
+        } else {
+            reason
+        };
+        let Some(refund) = self
+            .sql
+            .cancel_paid_lines(
+                &NewRefund {
+                    order_id: order.id,
+                    payment_id: payment.id,
+                    lines: &lines,
+                    amount,
+                    reason: &reason,
+                    source: if who.admin { "admin" } else { "buyer" },
+                    requested_by: Some(who.user.get()),
+                    idempotency_key: &key,
+                    status: "pending",
+                    claim: Some((&claimer, lease)),
+                },
+                now_ms(),
+            )
+            .await?
+        else {
+            return Err(ApiError::new(
+                Code::InvalidState,
+                "the order changed meanwhile (a line was cancelled or reviewed); look again",
+            ));
+        };
+        for l in &lines {
+            if let Some(listing) = l.listing_id {
+                self.market.order_refunded(ListingId(listing)).await;
+            }
+        }
+        // Tell the provider now; the outbox job retries if this fails.
+        let first = self.run_refund(refund.id).await;
+        let retry_at = first
+            .as_ref()
+            .err()
+            .map(|_| now_ms() + i64::try_from(self.retry_first.as_millis()).unwrap_or(120_000));
+        if let Err(why) = &first {
+            tracing::warn!(refund = refund.id, error = %why, "refund not made now; the outbox retries it");
+        }
+        if let Err(e) = self
+            .sql
+            .release_refund_job(
+                refund.id,
+                &claimer,
+                retry_at,
+                first.as_ref().err().map_or("", String::as_str),
+                now_ms(),
+            )
+            .await
+        {
+            // The claim lapses and the worker takes the job over.
+            tracing::warn!(refund = refund.id, error = %e, "releasing the refund job failed");
+        }
+        let detail = self.orders.reload(order.id).await?;
+        let refund = self.sql.refund(refund.id).await?.unwrap_or(refund);
+        Ok((detail, Some(refund)))
+    }
+
+    /// Make the provider refund a pending refund (the `payment_refund`
+    /// job, and the cancel's first try). `Err`: retry later.
+    async fn run_refund(&self, id: i64) -> Result<(), String> {
+        let Some(refund) = self.sql.refund(id).await.map_err(|e| e.to_string())? else {
+            return Ok(());
+        };
+        if refund.status != "pending" {
+            return Ok(());
+        }
+        let Some(order) = self
+            .sql
+            .order(refund.order_id)
+            .await
+            .map_err(|e| e.to_string())?
+        else {
+            return Ok(());
+        };
+        let Some(payment) = self
+            .sql
+            .payment_of_order(order.id)
+            .await
+            .map_err(|e| e.to_string())?
+        else {
+            return Ok(());
+        };
+        let gateway = self
+            .gateway(&payment.provider)
+            .map_err(|e| e.message)?
+            .clone();
+        let started = Instant::now();
+        let r = gateway
+            .cancel(&CancelRequest {
+                payment_key: payment.payment_key.clone(),
+                order_id: order.order_number.clone(),
+                amount: Won(refund.amount),
+                reason: refund.reason.clone(),
+                idempotency_key: refund.idempotency_key.clone(),
+                cancelled_before: Won(refund.cancelled_before),
+            })
+            .await;
+        self.audit(
+            Some(order.id),
+            gateway.provider(),
+            "cancel",
+            &refund.idempotency_key,
+            started,
+            &r,
+        )
+        .await;
+        match r {
+            Ok(_) => {
+                if self
+                    .sql
+                    .settle_refund(id, "done", None, now_ms())
+                    .await
+                    .map_err(|e| e.to_string())?
+                {
+                    self.publish(
+                        "payment.cancelled",
+                        order.buyer_id,
+                        json!({"order": order.order_number, "buyer": order.buyer_id, "amount": refund.amount,
+                               "partial": order.status == OrderStatus::PartiallyCancelled,
+                               "status": order.status.as_str()}),
+                    )
+                    .await;
+                }
+                Ok(())
+            }
+            Err(GatewayError::Unavailable(why)) => Err(why),
+            // The provider will never make this refund: admins take over.
+            Err(e) => {
+                self.refund_failed(&refund, &order, &e.to_string()).await;
+                Ok(())
+            }
+        }
+    }
+
+    async fn refund_failed(&self, refund: &RefundRecord, order: &OrderRecord, why: &str) {
+        match self
+            .sql
+            .settle_refund(refund.id, "failed", Some(why), now_ms())
+            .await
+        {
+            Ok(true) => {
+                tracing::error!(refund = refund.id, order = %order.order_number, error = why, "refund failed for good; an admin must act");
+                self.publish(
+                    "payment.cancel_failed",
+                    order.buyer_id,
+                    json!({"order": order.order_number, "buyer": order.buyer_id, "amount": refund.amount, "error": why}),
+                )
+                .await;
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::error!(refund = refund.id, error = %e, "recording a failed refund failed")
+            }
+        }
+    }
+
+    /// Bring our record in line with the provider's (webhook): fetch the
+    /// payment from the provider and act on what it says, never on what
+    /// the webhook said. Idempotent. `Err`: retry later.
+    pub async fn reconcile(&self, provider: &str, payment_key: &str) -> Result<(), String> {
+        let gateway = self.gateway(provider).map_err(|e| e.message)?.clone();
+        let started = Instant::now();
+        let seen = gateway.lookup(payment_key).await;
+        let ours = self
+            .sql
+            .payment_by_key(provider, payment_key)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.audit(
+            ours.as_ref().map(|p| p.order_id),
+            gateway.provider(),
+            "lookup",
+            payment_key,
+            started,
+            &seen,
+        )
+        .await;
+        let seen = match seen {
+            Ok(seen) => seen,
+            Err(GatewayError::Unavailable(why)) => return Err(why),
+            Err(e) => {
+                tracing::info!(provider, error = %e, "webhook for a payment the provider does not show; ignored");
+                return Ok(());
+            }
+        };
+        match ours {
+            None => {
+                if seen.status != ProviderStatus::Done {
+                    return Ok(());
+                }
+                // Approved at the provider, never confirmed with us (the
+                // client went away): keep it if the order can take it.
+                let Some(order) = self
+                    .sql
+                    .order_by_number(&seen.order_id)
+                    .await
+                    .map_err(|e| e.to_string())?
+                else {
+                    tracing::warn!(provider, order = %seen.order_id, "approved payment for an unknown order; refunding");
+                    let key = idempotency_key(&["compensate", provider, payment_key]);
+                    let payload = json!({"order": null, "provider": provider, "payment_key": payment_key,
+                                         "amount": seen.total.get(), "idempotency_key": key});
+                    return self.run_compensation(&payload).await;
+                };
+                let approved = Approved {
+                    payment_key: payment_key.to_string(),
+                    amount: seen.total,
+                    method: String::new(),
+                    approved_at: now_ms(),
+                };
+                let still_payable =
+                    order.status == OrderStatus::PendingPayment && now_ms() < order.expires_at;
+                if still_payable {
+                    if let Err(e) = self.keep(&order, gateway.provider(), &approved).await {
+                        tracing::info!(order = %order.order_number, error = %e.message, "reconciled approval not kept");
+                    }
+                } else {
+                    self.compensate(order.id, gateway.provider(), payment_key, seen.total)
+                        .await;
+                }
+                Ok(())
+            }
+            Some(payment) => {
+                if seen.cancelled.get() <= payment.cancelled_amount {
+                    return Ok(());
+                }
+                // Cancelled at the provider (its console, a chargeback):
+                // cancel the same on our side, already refunded.
+                let Some(order) = self
+                    .sql
+                    .order(payment.order_id)
+                    .await
+                    .map_err(|e| e.to_string())?
+                else {
+                    return Ok(());
+                };
+                let delta = seen.cancelled.get() - payment.cancelled_amount;
+                let all = seen.status == ProviderStatus::Cancelled
+                    || seen.cancelled.get() >= payment.amount;
+                let lines: Vec<CancelLine> = if all {
+                    // Reviewed lines stay as they are; the money is back
+                    // all the same, so the order ends `cancelled`.
+                    let reviewed = self
+                        .sql
+                        .reviewed_lines(order.id)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    self.sql
+                        .order_lines(order.id)
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .into_iter()
+                        .filter(|l| l.quantity > l.cancelled_quantity && !reviewed.contains(&l.id))
+                        .map(|l| CancelLine {
+                            line: l.id,
+                            quantity: l.quantity - l.cancelled_quantity,
+                            option_id: l.option_id,
+                            listing_id: l.listing_id,
+                        })
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                let key = idempotency_key(&[
+                    "provider-cancel",
+                    provider,
+                    payment_key,
+                    &seen.cancelled.get().to_string(),
+                ]);
+                let made = self
+                    .sql
+                    .cancel_paid_lines(
+                        &NewRefund {
+                            order_id: order.id,
+                            payment_id: payment.id,
+                            lines: &lines,
+                            amount: delta,
+                            reason: "결제사에서 취소됨",
+                            source: "provider",
+                            requested_by: None,
+                            idempotency_key: &key,
+                            status: "done",
+                            claim: None,
+                        },
+                        now_ms(),
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if let Some(refund) = made {
+                    tracing::warn!(order = %order.order_number, amount = delta, "payment cancelled at the provider; order cancelled to match");
+                    for l in &lines {
+                        if let Some(listing) = l.listing_id {
+                            self.market.order_refunded(ListingId(listing)).await;
+                        }
+                    }
+                    let now = self.orders.reload(order.id).await.map_err(|e| e.message)?;
+                    self.publish(
+                        "payment.cancelled",
+                        order.buyer_id,
+                        json!({"order": order.order_number, "buyer": order.buyer_id, "amount": refund.amount,
+                               "partial": now.order.status == OrderStatus::PartiallyCancelled,
+                               "status": now.order.status.as_str(), "source": "provider"}),
+                    )
+                    .await;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Queue a reconcile of one payment (a webhook said it changed).
+    pub async fn schedule_reconcile(
+        &self,
+        provider: &str,
+        payment_key: &str,
+        event_id: &str,
+    ) -> Result<(), ApiError> {
+        self.gateway(provider)?;
+        let job = NewJob {
+            kind: JOB_PAYMENT_RECONCILE,
+            payload: json!({"provider": provider, "payment_key": payment_key}),
+            dedup_key: format!(
+                "{JOB_PAYMENT_RECONCILE}:{}",
+                idempotency_key(&[provider, payment_key, event_id])
+            ),
+            due_at: now_ms(),
+        };
+        self.sql.enqueue_job(&job, now_ms()).await?;
+        Ok(())
+    }
+
+    /// Failed refunds and compensations, newest first (admins).
+    pub async fn failures(&self, limit: i64) -> Result<Vec<PaymentFailure>, ApiError> {
+        Ok(self.sql.payment_failures(limit).await?)
+    }
+
+    pub async fn refunds(&self, order_id: i64) -> Result<Vec<RefundRecord>, ApiError> {
+        Ok(self.sql.refunds_of_order(order_id).await?)
+    }
+
+    /// The outbox handlers of this service: `(kind, handler, on_dead)`.
+    pub fn job_handlers(&self) -> Vec<(&'static str, JobHandler, Option<JobHandler>)> {
+        let p = self.clone();
+        let compensation: JobHandler = Arc::new(move |payload| {
+            let p = p.clone();
+            Box::pin(async move { p.run_compensation(&payload).await })
+        });
+        let p = self.clone();
+        let compensation_dead: JobHandler = Arc::new(move |payload| {
+            let p = p.clone();
+            Box::pin(async move {
+                let order = payload.get("order").and_then(serde_json::Value::as_i64);
+                let buyer = match order {
+                    Some(o) => p
+                        .sql
+                        .order(o)
+                        .await
+                        .ok()
+                        .flatten()
+                        .map_or(0, |o| o.buyer_id),
+                    None => 0,
+                };
+                p.publish("payment.compensation_failed", buyer, payload)
+                    .await;
+                Ok(())
+            })
+        });
+        let p = self.clone();
+        let refund: JobHandler = Arc::new(move |payload| {
+            let p = p.clone();
+            Box::pin(async move {
+                match payload.get("refund").and_then(serde_json::Value::as_i64) {
+                    Some(id) => p.run_refund(id).await,
+                    None => Err(format!("payload without a refund id: {payload}")),
+                }
+            })
+        });
+        let p = self.clone();
+        let refund_dead: JobHandler = Arc::new(move |payload| {
+            let p = p.clone();
+            Box::pin(async move {
+                let Some(id) = payload.get("refund").and_then(serde_json::Value::as_i64) else {
+                    return Ok(());
+                };
+                let refund = p.sql.refund(id).await.map_err(|e| e.to_string())?;
+                if let Some(refund) = refund {
+                    if let Some(order) = p
+                        .sql
+                        .order(refund.order_id)
+                        .await
+                        .map_err(|e| e.to_string())?
+                    {
+                        p.refund_failed(
+                            &refund,
+                            &order,
+                            "the provider did not answer; retries exhausted",
+                        )
+                        .await;
+                    }
+                }
+                Ok(())
+            })
+        });
+        let p = self.clone();
+        let reconcile: JobHandler = Arc::new(move |payload| {
+            let p = p.clone();
             Box::pin(async move {
                 let s = |k: &str| {
                     payload
@@ -388,22 +1097,13 @@ impl Payments {
                         .unwrap_or("")
                         .to_string()
                 };
-                let amount = payload
-                    .get("amount")
-                    .and_then(serde_json::Value::as_i64)
-                    .unwrap_or(0);
-                let order = payload.get("order").and_then(serde_json::Value::as_i64);
-                payments
-                    .cancel_at_provider(
-                        order,
-                        &s("provider"),
-                        &s("payment_key"),
-                        Won(amount),
-                        &s("idempotency_key"),
-                    )
-                    .await
+                p.reconcile(&s("provider"), &s("payment_key")).await
             })
         });
-        (JOB_PAYMENT_CANCEL, handler)
+        vec![
+            (JOB_PAYMENT_CANCEL, compensation, Some(compensation_dead)),
+            (JOB_PAYMENT_REFUND, refund, Some(refund_dead)),
+            (JOB_PAYMENT_RECONCILE, reconcile, None),
+        ]
     }
 }

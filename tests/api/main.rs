@@ -14,11 +14,15 @@ mod chat_rooms;
 #[path = "../common/mod.rs"]
 mod common;
 mod errors;
+mod fake_pay;
 mod fuzz;
 mod helpers;
 mod market;
 mod orders;
+mod pay_flows;
 mod payments;
+mod providers;
+mod refunds;
 mod shop;
 mod system;
 mod unread_model;

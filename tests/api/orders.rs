@@ -11,7 +11,7 @@ use crate::helpers::{assert_error, eventually, spawn_app, spawn_app_with, TestAp
 use crate::shop::{id, json_of, on_sale, option_id};
 
 /// The exact stock of a product's options, as an admin sees it.
-async fn stocks(app: &TestApp, admin: &User, product: i64) -> Vec<i64> {
+pub async fn stocks(app: &TestApp, admin: &User, product: i64) -> Vec<i64> {
     let v = json_of(
         app.get(&format!("/api/products/{product}"), Some(&admin.token))
             .await,
@@ -34,7 +34,7 @@ async fn buy_now(app: &TestApp, user: &User, option: i64, quantity: i64) -> reqw
     .await
 }
 
-async fn add_to_cart(app: &TestApp, user: &User, option: i64, quantity: i64) {
+pub async fn add_to_cart(app: &TestApp, user: &User, option: i64, quantity: i64) {
     let r = app
         .post_json(
             "/api/cart/items",
@@ -45,7 +45,7 @@ async fn add_to_cart(app: &TestApp, user: &User, option: i64, quantity: i64) {
     assert_eq!(r.status(), StatusCode::OK, "add to cart");
 }
 
-fn number(order: &Value) -> String {
+pub fn number(order: &Value) -> String {
     order["order_number"]
         .as_str()
         .expect("order number")

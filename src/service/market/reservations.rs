@@ -267,6 +267,12 @@ impl Market {
         Ok(())
     }
 
+    /// A paid used-listing order was cancelled and refunded: the cancel's
+    /// transaction put the listing back on sale; the feed learns it.
+    pub async fn order_refunded(&self, _listing: ListingId) {
+        self.invalidate_feed().await;
+    }
+
     /// The order ended unpaid: end its reservation (if it is still the
     /// active one; idempotent) and put the listing back on sale.
     pub async fn order_hold_ended(&self, reservation: i64, expired: bool) -> Result<(), ApiError> {

@@ -22,6 +22,7 @@ mod orders;
 mod outbox;
 mod payments;
 mod product_reviews;
+mod refunds;
 mod rooms;
 mod sessions;
 
@@ -41,6 +42,9 @@ pub use orders::{
 pub use outbox::{JobRecord, NewJob};
 pub use payments::{NewPayment, PaymentEvent, PaymentRecord, Recorded};
 pub use product_reviews::{ProductReviewRecord, ReviewableLine};
+pub use refunds::{
+    CancelLine, NewRefund, PaymentFailure, RefundLine, RefundRecord, JOB_PAYMENT_REFUND,
+};
 pub use rooms::{JoinOutcome, ListingCard, MyRoom, NewOpenRoom};
 
 use std::path::PathBuf;

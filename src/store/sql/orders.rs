@@ -53,6 +53,8 @@ pub struct OrderLineRecord {
     pub unit_price: i64,
     pub quantity: i64,
     pub restored_at: Option<i64>,
+    /// How many of `quantity` were cancelled (refunded) after payment.
+    pub cancelled_quantity: i64,
 }
 
 /// One line to order: an option and how many.
@@ -119,7 +121,7 @@ const ORDER_COLUMNS: &str =
      created_at, updated_at, listing_id, reservation_id";
 const LINE_COLUMNS: &str =
     "id, order_id, option_id, product_id, product_name, brand, option_label, sku, \
-     unit_price, quantity, restored_at, listing_id";
+     unit_price, quantity, restored_at, listing_id, cancelled_quantity";
 
 fn order_row(row: &sqlx::any::AnyRow) -> Result<OrderRecord, StoreError> {
     let id: i64 = row.try_get(0)?;
@@ -155,6 +157,7 @@ fn line_row(row: &sqlx::any::AnyRow) -> Result<OrderLineRecord, StoreError> {
         quantity: row.try_get(9)?,
         restored_at: row.try_get(10)?,
         listing_id: row.try_get(11)?,
+        cancelled_quantity: row.try_get(12)?,
     })
 }
 

@@ -59,8 +59,10 @@ impl SqlStore {
         line_id: i64,
     ) -> Result<Option<ReviewableLine>, StoreError> {
         let row: Option<(i64, i64, Option<i64>, String)> = sqlx::query_as(
-            "SELECT l.id, o.buyer_id, l.product_id, o.status FROM order_lines l \
-             JOIN orders o ON o.id = l.order_id WHERE l.id = ?",
+            // A line cancelled in full is as good as a cancelled order.
+            "SELECT l.id, o.buyer_id, l.product_id, \
+             CASE WHEN l.cancelled_quantity >= l.quantity THEN 'cancelled' ELSE o.status END \
+             FROM order_lines l JOIN orders o ON o.id = l.order_id WHERE l.id = ?",
         )
         .bind(line_id)
         .fetch_optional(self.reader())

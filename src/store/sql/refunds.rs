@@ -1,0 +1,475 @@
+//! Cancels (refunds) of paid orders and the provider's side of them.
+//!
+//! [`SqlStore::cancel_paid_lines`] is one transaction: each line's cancelled
+//! quantity goes up by a conditional update (never past what was bought,
+//! never on a reviewed line), the stock of those quantities goes back (a
+//! used listing goes back on sale), the payment's cancelled amount goes up
+//! (never past what was paid), the order becomes `partially_cancelled` or
+//! `cancelled`, and a `pending` refund row plus its `payment_refund` outbox
+//! job are written. Stock therefore comes back exactly once, with the
+//! cancel that caused it; the provider is told by the job (at least once,
+//! under one idempotency key per refund).
+
+use serde::{Deserialize, Serialize};
+
+use super::outbox::enqueue;
+use super::{retrying, NewJob, SqlStore};
+use crate::store::StoreError;
+
+/// The outbox kind that makes the provider refund a [`RefundRecord`].
+pub const JOB_PAYMENT_REFUND: &str = "payment_refund";
+
+/// How many of one line to cancel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundLine {
+    pub line: i64,
+    pub quantity: i64,
+}
+
+/// A line of the cancel as the transaction applies it.
+#[derive(Debug, Clone, Copy)]
+pub struct CancelLine {
+    pub line: i64,
+    pub quantity: i64,
+    /// Shop line: the option whose stock comes back.
+    pub option_id: Option<i64>,
+    /// Used-listing line: the listing that goes back on sale.
+    pub listing_id: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewRefund<'a> {
+    pub order_id: i64,
+    pub payment_id: i64,
+    pub lines: &'a [CancelLine],
+    /// Sum of unit price x quantity of `lines` (or, for a provider-side
+    /// cancel without lines, the amount the provider cancelled).
+    pub amount: i64,
+    pub reason: &'a str,
+    /// `buyer`, `admin` or `provider`.
+    pub source: &'a str,
+    pub requested_by: Option<i64>,
+    pub idempotency_key: &'a str,
+    /// `pending` (the provider still has to refund) or `done` (it already
+    /// did: a cancel made at the provider and learnt by webhook).
+    pub status: &'a str,
+    /// Who makes the first attempt at once (`claimer`, claim until): the
+    /// job is written already claimed, so the outbox worker does not run
+    /// it at the same time (one provider call at a time per refund).
+    pub claim: Option<(&'a str, i64)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundRecord {
+    pub id: i64,
+    pub order_id: i64,
+    pub payment_id: i64,
+    pub amount: i64,
+    pub cancelled_before: i64,
+    pub reason: String,
+    pub lines: Vec<RefundLine>,
+    pub source: String,
+    pub status: String,
+    pub idempotency_key: String,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub done_at: Option<i64>,
+}
+
+/// A payment problem an admin has to look at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentFailure {
+    /// `refund` (a cancel the provider never made) or `compensation` (a
+    /// payment we could not keep and could not give back).
+    pub kind: String,
+    pub order_id: Option<i64>,
+    pub amount: i64,
+    pub error: String,
+    pub at: i64,
+    /// The refund id or the outbox job id.
+    pub id: i64,
+}
+
+type RefundRow = (
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    i64,
+    Option<i64>,
+);
+const REFUND_COLUMNS: &str =
+    "id, order_id, payment_id, amount, cancelled_before, reason, line_items, \
+     source, status, idempotency_key, last_error, created_at, done_at";
+
+fn refund(r: RefundRow) -> RefundRecord {
+    RefundRecord {
+        id: r.0,
+        order_id: r.1,
+        payment_id: r.2,
+        amount: r.3,
+        cancelled_before: r.4,
+        reason: r.5,
+        lines: serde_json::from_str(&r.6).unwrap_or_default(),
+        source: r.7,
+        status: r.8,
+        idempotency_key: r.9,
+        last_error: r.10,
+        created_at: r.11,
+        done_at: r.12,
+    }
+}
+
+impl SqlStore {
+    /// Apply a cancel (see the module doc). `None`: a condition no longer
+    /// holds (a line was reviewed or cancelled meanwhile, the payment or the
+    /// order changed): nothing was written.
+    pub async fn cancel_paid_lines(
+        &self,
+        r: &NewRefund<'_>,
+        now: i64,
+    ) -> Result<Option<RefundRecord>, StoreError> {
+        let id = retrying("cancel_paid_lines", || async {
+            let mut tx = self.writer().begin().await?;
+            for l in r.lines {
+                let done = sqlx::query(
+                    "UPDATE order_lines SET cancelled_quantity = cancelled_quantity + ? \
+                     WHERE id = ? AND order_id = ? AND cancelled_quantity + ? <= quantity \
+                     AND NOT EXISTS (SELECT 1 FROM product_reviews pr WHERE pr.order_line_id = order_lines.id)",
+                )
+                .bind(l.quantity)
+                .bind(l.line)
+                .bind(r.order_id)
+                .bind(l.quantity)
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() != 1 {
+                    return Ok(None);
+                }
+                if let Some(option) = l.option_id {
+                    sqlx::query("UPDATE product_options SET stock = stock + ? WHERE id = ?")
+                        .bind(l.quantity)
+                        .bind(option)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                if let Some(listing) = l.listing_id {
+                    sqlx::query(
+                        "UPDATE listings SET status = 'selling', buyer_id = NULL, sold_at = NULL, updated_at = ? \
+                         WHERE id = ? AND status = 'sold' AND deleted_at IS NULL",
+                    )
+                    .bind(now)
+                    .bind(listing)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+            // `status` first: MySQL evaluates SET left to right with the
+            // new values, SQLite with the old ones; this order reads the
+            // old `cancelled_amount` on both.
+            let paid = sqlx::query(
+                "UPDATE payments SET \
+                 status = CASE WHEN cancelled_amount + ? >= amount THEN 'cancelled' ELSE 'partially_cancelled' END, \
+                 cancelled_amount = cancelled_amount + ?, updated_at = ? \
+                 WHERE id = ? AND order_id = ? AND cancelled_amount + ? <= amount",
+            )
+            .bind(r.amount)
+            .bind(r.amount)
+            .bind(now)
+            .bind(r.payment_id)
+            .bind(r.order_id)
+            .bind(r.amount)
+            .execute(&mut *tx)
+            .await?;
+            if paid.rows_affected() != 1 {
+                return Ok(None);
+            }
+            let (cancelled_after, paid_amount): (i64, i64) =
+                sqlx::query_as("SELECT cancelled_amount, amount FROM payments WHERE id = ?")
+                    .bind(r.payment_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            let (left,): (i64,) = sqlx::query_as(
+                "SELECT COUNT(*) FROM order_lines WHERE order_id = ? AND cancelled_quantity < quantity",
+            )
+            .bind(r.order_id)
+            .fetch_one(&mut *tx)
+            .await?;
+            let all = left == 0 || cancelled_after >= paid_amount;
+            let status = if all { "cancelled" } else { "partially_cancelled" };
+            let moved = sqlx::query(
+                "UPDATE orders SET status = ?, ended_at = CASE WHEN ? = 1 THEN ? ELSE ended_at END, updated_at = ? \
+                 WHERE id = ? AND status IN ('paid', 'partially_cancelled')",
+            )
+            .bind(status)
+            .bind(i64::from(all))
+            .bind(now)
+            .bind(now)
+            .bind(r.order_id)
+            .execute(&mut *tx)
+            .await?;
+            if moved.rows_affected() != 1 {
+                return Ok(None);
+            }
+            let items: Vec<RefundLine> = r
+                .lines
+                .iter()
+                .map(|l| RefundLine {
+                    line: l.line,
+                    quantity: l.quantity,
+                })
+                .collect();
+            let reason: String = r.reason.chars().take(200).collect();
+            sqlx::query(
+                "INSERT INTO refunds (order_id, payment_id, amount, cancelled_before, reason, line_items, source, \
+                 requested_by, status, idempotency_key, created_at, done_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(r.order_id)
+            .bind(r.payment_id)
+            .bind(r.amount)
+            .bind(cancelled_after - r.amount)
+            .bind(reason)
+            .bind(serde_json::to_string(&items).unwrap_or_else(|_| "[]".into()))
+            .bind(r.source)
+            .bind(r.requested_by)
+            .bind(r.status)
+            .bind(r.idempotency_key)
+            .bind(now)
+            .bind((r.status == "done").then_some(now))
+            .execute(&mut *tx)
+            .await?;
+            let (id,): (i64,) = sqlx::query_as("SELECT id FROM refunds WHERE idempotency_key = ?")
+                .bind(r.idempotency_key)
+                .fetch_one(&mut *tx)
+                .await?;
+            if r.status == "pending" {
+                enqueue(
+                    &mut tx,
+                    &NewJob {
+                        kind: JOB_PAYMENT_REFUND,
+                        payload: serde_json::json!({ "refund": id }),
+                        dedup_key: format!("{JOB_PAYMENT_REFUND}:{id}"),
+                        due_at: now,
+                    },
+                    now,
+                )
+                .await?;
+                if let Some((claimer, until)) = r.claim {
+                    sqlx::query(
+                        "UPDATE outbox SET claimed_by = ?, claimed_until = ?, attempts = 1 \
+                         WHERE dedup_key = ? AND status = 'pending'",
+                    )
+                    .bind(claimer)
+                    .bind(until)
+                    .bind(format!("{JOB_PAYMENT_REFUND}:{id}"))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+            tx.commit().await?;
+            Ok(Some(id))
+        })
+        .await?;
+        match id {
+            Some(id) => self.refund(id).await,
+            None => Ok(None),
+        }
+    }
+
+    pub async fn refund(&self, id: i64) -> Result<Option<RefundRecord>, StoreError> {
+        let row: Option<RefundRow> = sqlx::query_as(&format!(
+            "SELECT {REFUND_COLUMNS} FROM refunds WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(self.writer())
+        .await?;
+        Ok(row.map(refund))
+    }
+
+    pub async fn refunds_of_order(&self, order_id: i64) -> Result<Vec<RefundRecord>, StoreError> {
+        let rows: Vec<RefundRow> = sqlx::query_as(&format!(
+            "SELECT {REFUND_COLUMNS} FROM refunds WHERE order_id = ? ORDER BY id"
+        ))
+        .bind(order_id)
+        .fetch_all(self.reader())
+        .await?;
+        Ok(rows.into_iter().map(refund).collect())
+    }
+
+    /// Settle a pending refund: `done` (the provider refunded) or `failed`
+    /// (it never will; admins are told). False if it was not pending.
+    pub async fn settle_refund(
+        &self,
+        id: i64,
+        status: &str,
+        error: Option<&str>,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "UPDATE refunds SET status = ?, last_error = ?, done_at = ? WHERE id = ? AND status = 'pending'",
+        )
+        .bind(status)
+        .bind(error.map(|e| e.chars().take(900).collect::<String>()))
+        .bind(now)
+        .bind(id)
+        .execute(self.writer())
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// The first attempt of a refund's job (made by `claimer`) is over:
+    /// done, or due again at `retry_at`.
+    pub async fn release_refund_job(
+        &self,
+        refund_id: i64,
+        claimer: &str,
+        retry_at: Option<i64>,
+        error: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let key = format!("{JOB_PAYMENT_REFUND}:{refund_id}");
+        let q = match retry_at {
+            None => sqlx::query(
+                "UPDATE outbox SET status = 'done', done_at = ?, claimed_until = NULL \
+                 WHERE dedup_key = ? AND claimed_by = ? AND status = 'pending'",
+            )
+            .bind(now),
+            Some(at) => sqlx::query(
+                "UPDATE outbox SET due_at = ?, claimed_until = NULL, last_error = ? \
+                 WHERE dedup_key = ? AND claimed_by = ? AND status = 'pending'",
+            )
+            .bind(at)
+            .bind(error.chars().take(900).collect::<String>()),
+        };
+        q.bind(key).bind(claimer).execute(self.writer()).await?;
+        Ok(())
+    }
+
+    /// The payment a provider key names.
+    pub async fn payment_by_key(
+        &self,
+        provider: &str,
+        payment_key: &str,
+    ) -> Result<Option<super::PaymentRecord>, StoreError> {
+        let row: Option<(i64,)> =
+            sqlx::query_as("SELECT order_id FROM payments WHERE provider = ? AND payment_key = ?")
+                .bind(provider)
+                .bind(payment_key)
+                .fetch_optional(self.writer())
+                .await?;
+        match row {
+            Some((order,)) => self.payment_of_order(order).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Failed refunds and dead compensations, newest first.
+    pub async fn payment_failures(&self, limit: i64) -> Result<Vec<PaymentFailure>, StoreError> {
+        let refunds: Vec<(i64, i64, i64, Option<String>, i64)> = sqlx::query_as(
+            "SELECT id, order_id, amount, last_error, COALESCE(done_at, created_at) FROM refunds \
+             WHERE status = 'failed' ORDER BY id DESC LIMIT ?",
+        )
+        .bind(limit)
+        .fetch_all(self.reader())
+        .await?;
+        let jobs: Vec<(i64, String, Option<String>, i64)> = sqlx::query_as(
+            "SELECT id, payload, last_error, COALESCE(done_at, created_at) FROM outbox \
+             WHERE status = 'dead' AND kind = 'payment_cancel' ORDER BY id DESC LIMIT ?",
+        )
+        .bind(limit)
+        .fetch_all(self.reader())
+        .await?;
+        let mut out: Vec<PaymentFailure> = refunds
+            .into_iter()
+            .map(|(id, order, amount, error, at)| PaymentFailure {
+                kind: "refund".into(),
+                order_id: Some(order),
+                amount,
+                error: error.unwrap_or_default(),
+                at,
+                id,
+            })
+            .collect();
+        out.extend(jobs.into_iter().map(|(id, payload, error, at)| {
+            let p: serde_json::Value = serde_json::from_str(&payload).unwrap_or_default();
+            PaymentFailure {
+                kind: "compensation".into(),
+                order_id: p.get("order").and_then(serde_json::Value::as_i64),
+                amount: p
+                    .get("amount")
+                    .and_then(serde_json::Value::as_i64)
+                    .unwrap_or(0),
+                error: error.unwrap_or_default(),
+                at,
+                id,
+            }
+        }));
+        out.sort_by_key(|f| std::cmp::Reverse(f.at));
+        out.truncate(usize::try_from(limit).unwrap_or(50));
+        Ok(out)
+    }
+
+    /// Bind a provider's key from the ready step to an order (KakaoPay).
+    pub async fn put_payment_intent(
+        &self,
+        order_id: i64,
+        provider: &str,
+        payment_key: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.writer().begin().await?;
+        sqlx::query("DELETE FROM payment_intents WHERE order_id = ? AND provider = ?")
+            .bind(order_id)
+            .bind(provider)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO payment_intents (order_id, provider, payment_key, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(order_id)
+        .bind(provider)
+        .bind(payment_key)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn payment_intent(
+        &self,
+        order_id: i64,
+        provider: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let row: Option<(String,)> = sqlx::query_as(
+            "SELECT payment_key FROM payment_intents WHERE order_id = ? AND provider = ?",
+        )
+        .bind(order_id)
+        .bind(provider)
+        .fetch_optional(self.writer())
+        .await?;
+        Ok(row.map(|r| r.0))
+    }
+}
+
+impl SqlStore {
+    /// The lines of an order that have a product review.
+    pub async fn reviewed_lines(&self, order_id: i64) -> Result<Vec<i64>, StoreError> {
+        let rows: Vec<(i64,)> = sqlx::query_as(
+            "SELECT pr.order_line_id FROM product_reviews pr \
+             JOIN order_lines l ON l.id = pr.order_line_id WHERE l.order_id = ?",
+        )
+        .bind(order_id)
+        .fetch_all(self.writer())
+        .await?;
+        Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+}
