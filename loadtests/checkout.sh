@@ -6,14 +6,21 @@
 # run must end with exactly UNITS orders and stock 0, or the script fails.
 # Needs MariaDB and Redis (scripts/services.sh up). Loopback only, bounded.
 #
+# Then whole checkouts (order + sandbox confirm) at stepped open-loop rates
+# (PAY_RATES checkouts/s, PAY_STEP each) on the same three engines: paid/s,
+# p50/p99 from each checkout's intended start, failures (must be 0).
+#
 #   loadtests/checkout.sh                  # 1000 buyers, 100 units, 3 rounds
 #   BUYERS=300 UNITS=50 ROUNDS=1 PROFILE=debug loadtests/checkout.sh
+#   PAY_RATES=10,20 PAY_STEP=3s ROUNDS=1 loadtests/checkout.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUYERS=${BUYERS:-1000}
 UNITS=${UNITS:-100}
 ROUNDS=${ROUNDS:-3}
 PROFILE=${PROFILE:-release}
+PAY_RATES=${PAY_RATES:-25,50,100,200}
+PAY_STEP=${PAY_STEP:-10s}
 W=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$W"' EXIT
 if [ "$PROFILE" = release ]; then
@@ -52,6 +59,12 @@ race() { # name url [--also url]...
     --seed-concurrency 64 --expiry-wait 90s --json | sed "s/\"target\":\"jangteo\"/\"target\":\"$name\"/" >>"$W/results.jsonl"
   tail -1 "$W/results.jsonl"
 }
+pay() { # name url [--also url]...
+  local name=$1; shift
+  "$BIN/jangteo-load" pay --url "$@" --buyers 200 --rates "$PAY_RATES" --step "$PAY_STEP" "${ADMIN[@]}" \
+    --seed-concurrency 64 --json | sed "s/\"target\":\"jangteo\"/\"target\":\"$name\"/" >>"$W/pay.jsonl"
+  tail -"$(echo "$PAY_RATES" | tr ',' '\n' | wc -l)" "$W/pay.jsonl"
+}
 DB=jt_checkout_$$
 mysql -h 127.0.0.1 -u root -e "CREATE DATABASE ${DB} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
 MYSQL=(JANGTEO_DATABASE_URL="mysql://root@127.0.0.1:3306/${DB}" JANGTEO_REDIS_URL=redis://127.0.0.1:6379 JANGTEO_REDIS_PREFIX="${DB}:")
@@ -68,6 +81,10 @@ for round in $(seq "$ROUNDS"); do
   race mysql-1-node http://127.0.0.1:9201
   race mysql-2-nodes http://127.0.0.1:9201 --also http://127.0.0.1:9202
 done
+echo "== checkouts with payment"
+pay embedded http://127.0.0.1:9200
+pay mysql-1-node http://127.0.0.1:9201
+pay mysql-2-nodes http://127.0.0.1:9201 --also http://127.0.0.1:9202
 mysql -h 127.0.0.1 -u root -e "DROP DATABASE ${DB}" || true
 python3 - "$W/results.jsonl" <<'PY'
 import json, statistics, sys
@@ -84,4 +101,19 @@ for name, rs in by.items():
     p99 = statistics.median(r["p99_ms"] for r in rs)
     r0 = rs[0]
     print(f"| {name} | {r0['nodes']} | {r0['buyers']} | {r0['units']} | {r0['placed']} | {r0['out_of_stock']} | {med:.0f} | {med/base:.2f}x | {p50:.0f} | {p99:.0f} |")
+PY
+python3 - "$W/pay.jsonl" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+base = {r["rate"]: r["paid_per_sec"] for r in rows if r["target"] == "embedded"}
+print("\n| engine | nodes | offered checkouts/s | paid | failed | paid/s | vs embedded | p50 ms | p99 ms |")
+print("|---|---|---|---|---|---|---|---|---|")
+for r in rows:
+    b = base.get(r["rate"]) or 1
+    print(f"| {r['target']} | {r['nodes']} | {r['rate']} | {r['paid']} | {r['failed']} | {r['paid_per_sec']:.1f} | {r['paid_per_sec']/b:.2f}x | {r['p50_ms']:.0f} | {r['p99_ms']:.0f} |")
+best = {}
+for r in rows:
+    if r["p99_ms"] <= 250 and r["failed"] == 0:
+        best[r["target"]] = max(best.get(r["target"], 0), r["paid_per_sec"])
+print("\nHighest paid checkouts/s with p99 <= 250 ms: " + ", ".join(f"{k} {v:.0f}" for k, v in best.items()))
 PY

@@ -13,6 +13,7 @@
 //! fail with exit code 1.
 
 mod checkout;
+mod pay;
 mod proto;
 mod report;
 mod seed;
@@ -54,6 +55,9 @@ enum Command {
     /// Buyers racing for a few units of one shop option (Jangteo only):
     /// orders/s under contention; fails on any oversell.
     Checkout(CheckoutArgs),
+    /// Whole checkouts (order + sandbox payment) at stepped rates (Jangteo
+    /// only): checkouts/s at p99; fails on any failed checkout.
+    Pay(PayArgs),
     /// Render Markdown tables from result JSON files.
     Report(report::ReportArgs),
 }
@@ -181,6 +185,28 @@ struct CheckoutArgs {
     /// that every unit came back.
     #[arg(long, value_parser = parse_duration)]
     expiry_wait: Option<Duration>,
+}
+
+#[derive(Args, Clone)]
+struct PayArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Buyers taking turns (each checkout is one buyer's order + confirm).
+    #[arg(long, default_value_t = 200)]
+    buyers: usize,
+    /// Offered checkouts/s, one step each (comma list).
+    #[arg(long, default_value = "25,50,100,200")]
+    rates: String,
+    /// Length of each step.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    step: Duration,
+    #[arg(long)]
+    admin_email: String,
+    #[arg(long)]
+    admin_password: String,
+    /// More nodes of the same cluster; buyers are spread over all of them.
+    #[arg(long)]
+    also: Vec<String>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -883,6 +909,7 @@ async fn main() -> std::process::ExitCode {
         Command::Connect(a) => seed::connect(a).await,
         Command::Feed(a) => seed::feed(a).await,
         Command::Checkout(a) => checkout::run(a).await,
+        Command::Pay(a) => pay::run(a).await,
         Command::Report(a) => report::run(a),
     };
     match result {

@@ -765,6 +765,18 @@ impl Payments {
         else {
             return Ok(());
         };
+        // In order, one at a time per payment: an earlier refund still
+        // pending goes first (its retry comes before this one's).
+        let earlier = self
+            .sql
+            .earlier_pending_refunds(payment.id, refund.id)
+            .await
+            .map_err(|e| e.to_string())?;
+        if earlier > 0 {
+            return Err(format!(
+                "waiting for {earlier} earlier refund(s) of this payment"
+            ));
+        }
         let gateway = self
             .gateway(&payment.provider)
             .map_err(|e| e.message)?

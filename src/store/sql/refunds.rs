@@ -461,6 +461,24 @@ impl SqlStore {
 }
 
 impl SqlStore {
+    /// Refunds of the same payment before `id` that the provider has not
+    /// made yet: a refund waits for them (one provider cancel at a time per
+    /// payment, in order, so `cancelled_before` is exact).
+    pub async fn earlier_pending_refunds(
+        &self,
+        payment_id: i64,
+        id: i64,
+    ) -> Result<i64, StoreError> {
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM refunds WHERE payment_id = ? AND id < ? AND status = 'pending'",
+        )
+        .bind(payment_id)
+        .bind(id)
+        .fetch_one(self.writer())
+        .await?;
+        Ok(n)
+    }
+
     /// The lines of an order that have a product review.
     pub async fn reviewed_lines(&self, order_id: i64) -> Result<Vec<i64>, StoreError> {
         let rows: Vec<(i64,)> = sqlx::query_as(
