@@ -37,6 +37,7 @@ use crate::service::catalog::Catalog;
 use crate::service::chat::Chat;
 use crate::service::market::Market;
 use crate::service::media::Media;
+use crate::service::notifications::Notifications;
 use crate::service::orders::Orders;
 use crate::service::outbox::{OutboxWorker, RetryPolicy};
 use crate::service::password::PasswordHasher;
@@ -60,6 +61,7 @@ pub struct AppState {
     pub catalog: Catalog,
     pub orders: Orders,
     pub payments: Payments,
+    pub notifications: Notifications,
     pub media: Media,
     pub bus: Arc<dyn Bus>,
     /// Set when `kafka_brokers` is configured (same object as `bus`).
@@ -228,6 +230,7 @@ impl AppState {
             cache.clone(),
             metrics.clone(),
             config.shop,
+            bus.clone(),
         );
         // The outbox worker: order expiry and stock restores on any node.
         let mut worker = OutboxWorker::new(
@@ -268,7 +271,7 @@ impl AppState {
             }
         } else {
             tracing::warn!("payments: the SANDBOX provider is enabled: no real money moves");
-            gateways.push(Arc::new(payments::sandbox::Sandbox::new()));
+            gateways.push(Arc::new(payments::sandbox::Sandbox::new(sql.clone())));
         }
         let payments = Payments::new(
             sql.clone(),
@@ -300,6 +303,9 @@ impl AppState {
             }
         }
         worker.start(shutdown.listener());
+        // Notifications: every node consumes the alarms topic.
+        let notifications = Notifications::new(sql.clone(), hub.clone(), bus.clone());
+        notifications.start(shutdown.listener());
         Ok(AppState {
             config: Arc::new(config),
             sql,
@@ -311,6 +317,7 @@ impl AppState {
             catalog,
             orders,
             payments,
+            notifications,
             media,
             bus,
             kafka,

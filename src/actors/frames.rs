@@ -146,6 +146,18 @@ pub fn message_updated(m: &MessageRecord) -> Frame {
     }))
 }
 
+/// A new notification (the same object as in `GET /api/me/notifications`).
+pub fn notification(item: &Value) -> Frame {
+    to_frame(&serde_json::json!({"type": "notification", "notification": item}))
+}
+
+/// The user's unread notification count changed.
+pub fn notification_badge(unread: i64) -> Frame {
+    Frame::from(format!(
+        r#"{{"type":"notification_badge","unread":{unread}}}"#
+    ))
+}
+
 pub fn pong() -> Frame {
     Frame::from_static(r#"{"type":"pong"}"#)
 }

@@ -4,8 +4,9 @@
 //! engine publishes to Kafka topics with the same names and payloads.
 //!
 //! Payloads are JSON objects with a schema version:
-//! `{"schema": 1, "kind": "reservation.expired", "key": "<listing id>",
-//!   "at": <epoch ms>, "data": {...}}`.
+//! `{"schema": 1, "id": "<32 hex>", "kind": "reservation.expired",
+//!   "key": "<listing id>", "at": <epoch ms>, "data": {...}}`. The `id` is
+//! unique per event and survives redelivery: consumers deduplicate by it.
 
 mod error;
 pub mod kafka;
@@ -34,6 +35,9 @@ pub const SCHEMA_VERSION: u32 = 1;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     pub schema: u32,
+    /// Unique per event (random, 128 bits); the same on every delivery.
+    #[serde(default)]
+    pub id: String,
     pub kind: String,
     /// Partitioning key (events with one key stay in order).
     pub key: String,
@@ -48,6 +52,7 @@ impl Event {
     pub fn new(kind: &str, key: impl ToString, data: Value) -> Event {
         Event {
             schema: SCHEMA_VERSION,
+            id: new_event_id(),
             kind: kind.to_string(),
             key: key.to_string(),
             at: crate::domain::now_ms(),
@@ -55,6 +60,14 @@ impl Event {
             node: String::new(),
         }
     }
+}
+
+/// A fresh event id: 32 lowercase hex characters.
+pub fn new_event_id() -> String {
+    use rand::RngCore as _;
+    let mut bytes = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[async_trait]

@@ -8,6 +8,7 @@ pub mod chat;
 pub mod ids;
 pub mod listing;
 pub mod money;
+pub mod notification;
 pub mod order;
 pub mod product;
 

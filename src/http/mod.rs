@@ -7,6 +7,7 @@ pub mod extract;
 pub mod frame_guard;
 pub mod market;
 pub mod middleware;
+pub mod notifications;
 pub mod openapi;
 pub mod orders;
 pub mod payments;
@@ -144,7 +145,15 @@ pub fn app(
                 .service(payments::ready_payment)
                 .service(payments::confirm_payment)
                 .service(payments::toss_webhook)
-                .service(payments::payment_failures),
+                .service(payments::payment_failures)
+                .service(notifications::my_notifications)
+                .service(notifications::unread_count)
+                .service(notifications::read_all)
+                .service(notifications::read_notification)
+                .service(notifications::delete_notification)
+                .service(notifications::get_prefs)
+                .service(notifications::set_prefs)
+                .service(notifications::broadcast),
         )
         .split_for_parts();
     // The paths are only known now, after the handlers registered them.

@@ -25,6 +25,7 @@ use crate::error::ErrorBody;
         (name = "market", description = "Listings, feed, favourites, blocks, reports, reservations, sales, reviews"),
         (name = "shop", description = "The curated shop: products, wishlist, cart, orders"),
         (name = "chat", description = "Rooms, history and read pointers; live traffic on GET /ws (docs/PROTOCOL.md)"),
+        (name = "notifications", description = "The notification inbox and settings; live `notification` frames on GET /ws"),
         (name = "system", description = "Health, readiness and metrics"),
     )
 )]

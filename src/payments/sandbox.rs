@@ -11,10 +11,11 @@
 //!
 //! Idempotency like Toss: a call repeated with the same idempotency key gets
 //! the first call's answer; confirming the same payment key again with a
-//! different key is `ALREADY_PROCESSED_PAYMENT`.
+//! different key is `ALREADY_PROCESSED_PAYMENT`. Its ledger lives in our SQL
+//! store (`sandbox_payments`, `sandbox_cancels`), so every node of a cluster
+//! sees one provider, as with a real one.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
@@ -24,32 +25,29 @@ use super::{
 };
 use crate::domain::money::Won;
 use crate::domain::now_ms;
+use crate::store::sql::{SandboxCancel, SqlStore};
 
 /// How long a `...777` confirm takes.
 pub const SLOW: std::time::Duration = std::time::Duration::from_millis(1500);
 
-#[derive(Default)]
-struct State {
-    /// payment key -> (order id, amount approved, amount cancelled so far).
-    payments: HashMap<String, (String, Won, Won)>,
-    /// idempotency key -> the answer given.
-    confirms: HashMap<String, Result<Approved, GatewayError>>,
-    cancels: HashMap<String, Result<Cancelled, GatewayError>>,
-}
-
-#[derive(Default)]
+/// The sandbox keeps its ledger in our SQL store (its own tables), so every
+/// node of a cluster talks to the same "provider".
 pub struct Sandbox {
-    state: Mutex<State>,
+    sql: Arc<SqlStore>,
 }
 
 impl Sandbox {
-    pub fn new() -> Sandbox {
-        Sandbox::default()
+    pub fn new(sql: Arc<SqlStore>) -> Sandbox {
+        Sandbox { sql }
     }
 }
 
 fn magic(amount: Won) -> i64 {
     amount.get() % 1000
+}
+
+fn unavailable(e: impl std::fmt::Display) -> GatewayError {
+    GatewayError::Unavailable(format!("sandbox ledger: {e}"))
 }
 
 #[async_trait]
@@ -62,41 +60,57 @@ impl PaymentGateway for Sandbox {
         if magic(req.amount) == 777 {
             tokio::time::sleep(SLOW).await;
         }
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(answer) = s.confirms.get(&req.idempotency_key) {
-            return answer.clone();
-        }
-        let answer = match magic(req.amount) {
-            444 => Err(GatewayError::Declined {
-                code: "REJECT_CARD_COMPANY".into(),
-                message: "카드사에서 결제를 거절했습니다 (sandbox)".into(),
-            }),
-            // Unknown outcome: not remembered, so a retry may succeed.
-            555 => return Err(GatewayError::Unavailable("sandbox: provider error".into())),
-            _ if s.payments.contains_key(&req.payment_key) => Err(GatewayError::AlreadyProcessed),
-            _ => {
-                s.payments.insert(
-                    req.payment_key.clone(),
-                    (req.order_id.clone(), req.amount, Won::ZERO),
-                );
-                Ok(Approved {
-                    payment_key: req.payment_key.clone(),
-                    amount: req.amount,
-                    method: "카드".into(),
-                    approved_at: now_ms(),
+        match magic(req.amount) {
+            444 => {
+                return Err(GatewayError::Declined {
+                    code: "REJECT_CARD_COMPANY".into(),
+                    message: "카드사에서 결제를 거절했습니다 (sandbox)".into(),
                 })
             }
-        };
-        s.confirms
-            .insert(req.idempotency_key.clone(), answer.clone());
-        answer
+            // Unknown outcome: nothing recorded, so a retry may succeed.
+            555 => return Err(GatewayError::Unavailable("sandbox: provider error".into())),
+            _ => {}
+        }
+        let now = now_ms();
+        match self
+            .sql
+            .sandbox_approve(
+                &req.payment_key,
+                &req.order_id,
+                req.amount.get(),
+                &req.idempotency_key,
+                now,
+            )
+            .await
+            .map_err(unavailable)?
+        {
+            Ok(()) => Ok(Approved {
+                payment_key: req.payment_key.clone(),
+                amount: req.amount,
+                method: "카드".into(),
+                approved_at: now,
+            }),
+            // The same confirm again: the first answer.
+            Err((_, amount, _, confirm_key, approved_at)) if confirm_key == req.idempotency_key => {
+                Ok(Approved {
+                    payment_key: req.payment_key.clone(),
+                    amount: Won(amount),
+                    method: "카드".into(),
+                    approved_at,
+                })
+            }
+            Err(_) => Err(GatewayError::AlreadyProcessed),
+        }
     }
 
     async fn lookup(&self, payment_key: &str) -> Result<ProviderPayment, GatewayError> {
-        let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let (order_id, paid, cancelled) =
-            s.payments.get(payment_key).ok_or(GatewayError::NotFound)?;
-        let status = if *cancelled == Won::ZERO {
+        let (order_id, paid, cancelled, _, _) = self
+            .sql
+            .sandbox_payment(payment_key)
+            .await
+            .map_err(unavailable)?
+            .ok_or(GatewayError::NotFound)?;
+        let status = if cancelled == 0 {
             ProviderStatus::Done
         } else if cancelled < paid {
             ProviderStatus::PartiallyCancelled
@@ -105,39 +119,32 @@ impl PaymentGateway for Sandbox {
         };
         Ok(ProviderPayment {
             payment_key: payment_key.to_string(),
-            order_id: order_id.clone(),
+            order_id,
             status,
-            total: *paid,
-            cancelled: *cancelled,
+            total: Won(paid),
+            cancelled: Won(cancelled),
         })
     }
 
     async fn cancel(&self, req: &CancelRequest) -> Result<Cancelled, GatewayError> {
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(answer) = s.cancels.get(&req.idempotency_key) {
-            return answer.clone();
+        match self
+            .sql
+            .sandbox_cancel(&req.payment_key, req.amount.get(), &req.idempotency_key)
+            .await
+            .map_err(unavailable)?
+        {
+            SandboxCancel::Done(amount, remaining) => Ok(Cancelled {
+                payment_key: req.payment_key.clone(),
+                cancelled: Won(amount),
+                remaining: Won(remaining),
+            }),
+            SandboxCancel::NoSuchPayment => Err(GatewayError::NotFound),
+            SandboxCancel::TooMuch(left) => Err(GatewayError::NotCancelable(format!(
+                "{} is more than the {} left",
+                req.amount,
+                Won(left)
+            ))),
         }
-        let answer = match s.payments.get_mut(&req.payment_key) {
-            None => Err(GatewayError::NotFound),
-            Some((_, paid, cancelled)) => match cancelled.checked_add(req.amount) {
-                Some(total) if total <= *paid => {
-                    *cancelled = total;
-                    Ok(Cancelled {
-                        payment_key: req.payment_key.clone(),
-                        cancelled: req.amount,
-                        remaining: paid.checked_sub(total).unwrap_or(Won::ZERO),
-                    })
-                }
-                _ => Err(GatewayError::NotCancelable(format!(
-                    "{} is more than the {} left",
-                    req.amount,
-                    paid.checked_sub(*cancelled).unwrap_or(Won::ZERO)
-                ))),
-            },
-        };
-        s.cancels
-            .insert(req.idempotency_key.clone(), answer.clone());
-        answer
     }
 }
 
@@ -169,7 +176,11 @@ mod tests {
 
     #[tokio::test]
     async fn approves_declines_and_replays_like_a_provider() {
-        let s = Sandbox::new();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}/s.db", dir.path().display());
+        let sql = SqlStore::connect(&url).await.expect("connect");
+        sql.migrate().await.expect("migrate");
+        let s = Sandbox::new(Arc::new(sql));
         let ok = s.confirm(&req("pk1", 10_000, "i1")).await;
         assert!(matches!(ok, Ok(ref a) if a.amount == Won(10_000)));
         assert_eq!(

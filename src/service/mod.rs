@@ -9,6 +9,7 @@ pub mod chat;
 pub mod gate;
 pub mod market;
 pub mod media;
+pub mod notifications;
 pub mod orders;
 pub mod outbox;
 pub mod password;

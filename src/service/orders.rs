@@ -10,6 +10,8 @@
 //! (`Cache::put_value_if_absent`).
 
 use std::sync::Arc;
+
+use crate::bus::{Bus, Event, TOPIC_ALARMS};
 use std::time::Duration;
 
 use rand::RngCore as _;
@@ -48,6 +50,7 @@ pub struct Orders {
     cache: Arc<dyn Cache>,
     metrics: Arc<Metrics>,
     settings: ShopSettings,
+    bus: Arc<dyn Bus>,
 }
 
 /// Where an order's lines come from.
@@ -127,6 +130,7 @@ impl Orders {
         cache: Arc<dyn Cache>,
         metrics: Arc<Metrics>,
         settings: ShopSettings,
+        bus: Arc<dyn Bus>,
     ) -> Orders {
         Orders {
             sql,
@@ -135,6 +139,7 @@ impl Orders {
             cache,
             metrics,
             settings,
+            bus,
         }
     }
 
@@ -551,6 +556,14 @@ impl Orders {
         {
             tracing::info!(order = %ended.order_number, "order expired unpaid");
             self.cache_status(&ended).await;
+            let event = Event::new(
+                "order.expired",
+                ended.buyer_id,
+                serde_json::json!({"order": ended.order_number, "buyer": ended.buyer_id, "total": ended.total}),
+            );
+            if let Err(e) = self.bus.publish(TOPIC_ALARMS, event).await {
+                tracing::error!(error = %e, "publishing order.expired failed");
+            }
         }
         Ok(())
     }

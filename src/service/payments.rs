@@ -207,6 +207,12 @@ impl Payments {
     /// The caller's order, pending and inside its payment window.
     async fn payable(&self, buyer: UserId, number: &str) -> Result<OrderDetail, ApiError> {
         let detail = self.orders.get(buyer, false, number).await?;
+        Self::check_payable(&detail)?;
+        Ok(detail)
+    }
+
+    /// A pending order inside its payment window.
+    fn check_payable(detail: &OrderDetail) -> Result<(), ApiError> {
         if detail.order.status != OrderStatus::PendingPayment {
             return Err(ApiError::new(
                 Code::InvalidState,
@@ -219,7 +225,7 @@ impl Payments {
                 "the payment window of this order has passed",
             ));
         }
-        Ok(detail)
+        Ok(())
     }
 
     /// Prepare a payment with a provider that needs it before its widget
@@ -314,8 +320,9 @@ impl Payments {
                 }
             }
         }
-        let detail = self.payable(buyer, &input.order_number).await?;
-        let order = &detail.order;
+        // One read decides: a second read here could see the order paid by
+        // a concurrent confirm of the same payment and refuse it.
+        Self::check_payable(&detail)?;
         if input.amount != order.total {
             return Err(ApiError::new(
                 Code::AmountMismatch,

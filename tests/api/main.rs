@@ -18,6 +18,7 @@ mod fake_pay;
 mod fuzz;
 mod helpers;
 mod market;
+mod notifications;
 mod orders;
 mod pay_flows;
 mod payments;

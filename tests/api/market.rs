@@ -117,7 +117,7 @@ fn walk(dir: &std::path::Path) -> usize {
         .sum()
 }
 
-async fn chat_about(app: &TestApp, buyer: &User, listing: i64) -> i64 {
+pub async fn chat_about(app: &TestApp, buyer: &User, listing: i64) -> i64 {
     let r = app
         .post_json(
             &format!("/api/listings/{listing}/chat"),

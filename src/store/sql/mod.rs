@@ -18,12 +18,14 @@ mod accounts;
 mod catalog;
 mod market;
 mod messages;
+mod notifications;
 mod orders;
 mod outbox;
 mod payments;
 mod product_reviews;
 mod refunds;
 mod rooms;
+mod sandbox;
 mod sessions;
 
 pub use accounts::InsertUserError;
@@ -35,6 +37,7 @@ pub use market::{
     FeedQuery, ListingFields, ListingRecord, MediaRecord, NewMedia, NewReview, ReportRecord,
     ReservationRecord, ReviewInsert, ReviewSummary,
 };
+pub use notifications::{NewNotification, NotificationRecord};
 pub use orders::{
     LineRequest, ListingPlaced, NewOrder, OrderLineRecord, OrderRecord, PlaceRefusal, Placed,
     PricedLine, Pricer, JOB_LISTING_RELEASE, JOB_ORDER_EXPIRE, JOB_STOCK_RESTORE,
@@ -46,6 +49,7 @@ pub use refunds::{
     CancelLine, NewRefund, PaymentFailure, RefundLine, RefundRecord, JOB_PAYMENT_REFUND,
 };
 pub use rooms::{JoinOutcome, ListingCard, MyRoom, NewOpenRoom};
+pub use sandbox::{SandboxCancel, SandboxPayment};
 
 use std::path::PathBuf;
 use std::str::FromStr;

@@ -1,0 +1,354 @@
+//! What users are told: the notification kinds, their default channels,
+//! and the pure mapping from a bus event to the notices it causes.
+//!
+//! Kept free of I/O: the notifications service resolves recipients (e.g.
+//! every admin), preferences and listing titles, and stores one row per
+//! (event, user).
+
+use serde_json::Value;
+
+use crate::domain::money::Won;
+
+/// A notification kind with its default channels and what it is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KindInfo {
+    pub kind: &'static str,
+    pub in_app: bool,
+    pub email: bool,
+    /// Shown on the settings page.
+    pub description: &'static str,
+}
+
+const fn k(kind: &'static str, in_app: bool, email: bool, description: &'static str) -> KindInfo {
+    KindInfo {
+        kind,
+        in_app,
+        email,
+        description,
+    }
+}
+
+/// Every kind a user can receive, with defaults: money matters are also
+/// emailed (receipt, cancellation, expiry), the rest only in the app.
+pub const KINDS: &[KindInfo] = &[
+    k("payment.approved", true, true, "결제 완료 (영수증)"),
+    k("payment.cancelled", true, true, "결제 취소·부분 취소"),
+    k("payment.failed", true, false, "결제 실패"),
+    k("order.expired", true, true, "결제 기한이 지나 주문 만료"),
+    k("reservation.created", true, false, "내 예약이 잡혔어요"),
+    k("reservation.cancelled", true, false, "예약 취소"),
+    k("reservation.expired", true, false, "예약 시간 만료"),
+    k("listing.sold", true, false, "내 물건이 팔렸어요"),
+    k("review.request", true, false, "거래 후기 요청"),
+    k(
+        "admin.payment_failure",
+        true,
+        true,
+        "관리자: 환불·결제 보상 실패",
+    ),
+    k("admin.stock_low", true, false, "관리자: 재고 부족"),
+    k("broadcast", true, false, "공지사항"),
+];
+
+pub fn kind_info(kind: &str) -> Option<&'static KindInfo> {
+    KINDS.iter().find(|k| k.kind == kind)
+}
+
+/// Who a notice goes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Audience {
+    User(i64),
+    /// Every administrator.
+    Admins,
+    /// Every active user.
+    Everyone,
+}
+
+/// One notice an event causes, before recipients and preferences.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub to: Audience,
+    pub kind: &'static str,
+    pub title: String,
+    pub body: String,
+    /// Where the client opens it (a path of the web client).
+    pub link: String,
+    /// The listing whose title the service fills into `{title}`.
+    pub listing: Option<i64>,
+}
+
+fn notice(to: Audience, kind: &'static str, title: &str, body: String, link: String) -> Notice {
+    Notice {
+        to,
+        kind,
+        title: title.to_string(),
+        body,
+        link,
+        listing: None,
+    }
+}
+
+fn int(d: &Value, key: &str) -> Option<i64> {
+    d.get(key).and_then(Value::as_i64)
+}
+
+fn text<'a>(d: &'a Value, key: &str) -> &'a str {
+    d.get(key).and_then(Value::as_str).unwrap_or("")
+}
+
+/// The notices an event causes (none for kinds nobody is told about).
+/// `{title}` in a body stands for the listing's title.
+pub fn notices(kind: &str, d: &Value) -> Vec<Notice> {
+    let mut out = Vec::new();
+    let order = text(d, "order");
+    let order_link = format!("/orders/{order}");
+    let won = |key: &str| Won(int(d, key).unwrap_or(0));
+    match kind {
+        "payment.approved" => {
+            if let Some(buyer) = int(d, "buyer") {
+                out.push(notice(
+                    Audience::User(buyer),
+                    "payment.approved",
+                    "결제가 완료되었어요",
+                    format!("주문 {order}의 {} 결제가 완료되었어요.", won("amount")),
+                    order_link,
+                ));
+            }
+        }
+        "payment.cancelled" => {
+            if let Some(buyer) = int(d, "buyer") {
+                let partial = d.get("partial").and_then(Value::as_bool) == Some(true);
+                let (title, what) = if partial {
+                    ("결제가 부분 취소되었어요", "부분 취소")
+                } else {
+                    ("결제가 취소되었어요", "취소")
+                };
+                out.push(notice(
+                    Audience::User(buyer),
+                    "payment.cancelled",
+                    title,
+                    format!(
+                        "주문 {order}의 {} {what}가 완료되어 환불돼요.",
+                        won("amount")
+                    ),
+                    order_link,
+                ));
+            }
+        }
+        "payment.failed" => {
+            if let Some(buyer) = int(d, "buyer") {
+                out.push(notice(
+                    Audience::User(buyer),
+                    "payment.failed",
+                    "결제에 실패했어요",
+                    format!("주문 {order}의 결제가 승인되지 않았어요. 다른 결제 수단으로 다시 시도해 주세요."),
+                    order_link,
+                ));
+            }
+        }
+        "order.expired" => {
+            if let Some(buyer) = int(d, "buyer") {
+                out.push(notice(
+                    Audience::User(buyer),
+                    "order.expired",
+                    "주문이 만료되었어요",
+                    format!("주문 {order}의 결제 기한이 지나 주문이 취소되었어요."),
+                    order_link,
+                ));
+            }
+        }
+        "payment.cancel_failed" | "payment.compensation_failed" => {
+            out.push(notice(
+                Audience::Admins,
+                "admin.payment_failure",
+                "환불 처리 실패",
+                format!(
+                    "{}의 {} 환불이 결제사에서 처리되지 않았어요. 확인이 필요해요.",
+                    if order.is_empty() { "결제" } else { order },
+                    won("amount")
+                ),
+                "/admin/payments/failures".into(),
+            ));
+        }
+        "stock.low" => {
+            out.push(notice(
+                Audience::Admins,
+                "admin.stock_low",
+                "재고가 얼마 남지 않았어요",
+                format!(
+                    "{} ({}) 재고 {}개",
+                    text(d, "name"),
+                    text(d, "label"),
+                    int(d, "stock").unwrap_or(0)
+                ),
+                format!("/admin/products/{}", int(d, "product").unwrap_or(0)),
+            ));
+        }
+        "reservation.created" | "reservation.cancelled" | "reservation.expired" => {
+            let (Some(listing), buyer, seller) =
+                (int(d, "listing"), int(d, "buyer"), int(d, "seller"))
+            else {
+                return out;
+            };
+            let link = format!("/listings/{listing}");
+            let (kind, buyer_text, seller_text) = match kind {
+                "reservation.created" => (
+                    "reservation.created",
+                    "'{title}' 거래가 예약되었어요.",
+                    None,
+                ),
+                "reservation.cancelled" => (
+                    "reservation.cancelled",
+                    "'{title}' 예약이 취소되었어요.",
+                    Some("'{title}' 예약이 취소되었어요."),
+                ),
+                _ => (
+                    "reservation.expired",
+                    "'{title}' 예약 시간이 지나 예약이 풀렸어요.",
+                    Some("'{title}' 예약 시간이 지나 다시 판매중이에요."),
+                ),
+            };
+            let title = match kind {
+                "reservation.created" => "예약이 잡혔어요",
+                "reservation.cancelled" => "예약이 취소되었어요",
+                _ => "예약 시간이 끝났어요",
+            };
+            if let Some(buyer) = buyer {
+                let mut n = notice(
+                    Audience::User(buyer),
+                    kind,
+                    title,
+                    buyer_text.into(),
+                    link.clone(),
+                );
+                n.listing = Some(listing);
+                out.push(n);
+            }
+            if let (Some(seller), Some(text)) = (seller, seller_text) {
+                let mut n = notice(Audience::User(seller), kind, title, text.into(), link);
+                n.listing = Some(listing);
+                out.push(n);
+            }
+        }
+        "listing.sold" => {
+            let Some(listing) = int(d, "listing") else {
+                return out;
+            };
+            let link = format!("/listings/{listing}");
+            if let Some(seller) = int(d, "seller") {
+                let mut n = notice(
+                    Audience::User(seller),
+                    "listing.sold",
+                    "판매 완료",
+                    "'{title}' 거래가 완료되었어요.".into(),
+                    link.clone(),
+                );
+                n.listing = Some(listing);
+                out.push(n);
+            }
+            if let Some(buyer) = int(d, "buyer") {
+                let mut n = notice(
+                    Audience::User(buyer),
+                    "review.request",
+                    "거래 후기를 남겨주세요",
+                    "'{title}' 거래는 어떠셨나요? 후기를 남겨주세요.".into(),
+                    format!("/listings/{listing}/review"),
+                );
+                n.listing = Some(listing);
+                out.push(n);
+            }
+        }
+        "admin.broadcast" => {
+            out.push(notice(
+                Audience::Everyone,
+                "broadcast",
+                text(d, "title"),
+                text(d, "body").to_string(),
+                text(d, "link").to_string(),
+            ));
+        }
+        _ => {}
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn every_notice_kind_is_a_known_kind() {
+        let samples = [
+            (
+                "payment.approved",
+                json!({"order": "o", "buyer": 1, "amount": 1000}),
+            ),
+            (
+                "payment.cancelled",
+                json!({"order": "o", "buyer": 1, "amount": 1000, "partial": true}),
+            ),
+            ("payment.failed", json!({"order": "o", "buyer": 1})),
+            ("order.expired", json!({"order": "o", "buyer": 1})),
+            ("payment.cancel_failed", json!({"order": "o", "amount": 1})),
+            (
+                "stock.low",
+                json!({"product": 1, "name": "n", "label": "l", "stock": 2}),
+            ),
+            (
+                "reservation.created",
+                json!({"listing": 1, "buyer": 2, "seller": 3}),
+            ),
+            (
+                "reservation.cancelled",
+                json!({"listing": 1, "buyer": 2, "seller": 3}),
+            ),
+            (
+                "reservation.expired",
+                json!({"listing": 1, "buyer": 2, "seller": 3}),
+            ),
+            (
+                "listing.sold",
+                json!({"listing": 1, "buyer": 2, "seller": 3}),
+            ),
+            ("admin.broadcast", json!({"title": "t", "body": "b"})),
+        ];
+        let mut seen = std::collections::HashSet::new();
+        for (kind, data) in samples {
+            let ns = notices(kind, &data);
+            assert!(!ns.is_empty(), "{kind} tells nobody");
+            for n in ns {
+                assert!(kind_info(n.kind).is_some(), "{} is not in KINDS", n.kind);
+                seen.insert(n.kind);
+            }
+        }
+        assert_eq!(seen.len(), KINDS.len(), "every kind is reachable");
+        assert!(notices("chat.presence", &json!({})).is_empty());
+    }
+
+    #[test]
+    fn both_sides_hear_of_a_cancelled_reservation_and_the_buyer_is_asked_for_a_review() {
+        let ns = notices(
+            "reservation.cancelled",
+            &json!({"listing": 7, "buyer": 2, "seller": 3}),
+        );
+        let to: Vec<_> = ns.iter().map(|n| n.to.clone()).collect();
+        assert_eq!(to, vec![Audience::User(2), Audience::User(3)]);
+        let ns = notices(
+            "listing.sold",
+            &json!({"listing": 7, "buyer": 2, "seller": 3}),
+        );
+        assert_eq!(ns[1].kind, "review.request");
+        assert_eq!(ns[1].to, Audience::User(2));
+        assert_eq!(ns[1].listing, Some(7));
+        // A sale to nobody in particular: only the seller hears of it.
+        assert_eq!(
+            notices(
+                "listing.sold",
+                &json!({"listing": 7, "buyer": null, "seller": 3})
+            )
+            .len(),
+            1
+        );
+    }
+}

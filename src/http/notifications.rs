@@ -1,0 +1,275 @@
+//! The notification inbox over REST: list, unread count, read, delete,
+//! preferences; and admin broadcasts. Live updates travel on the chat
+//! WebSocket (`notification`, `notification_badge` frames).
+
+use actix_web::{delete, get, post, put, web, HttpResponse};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::extract::{Admin, Auth};
+use crate::error::{ApiError, ErrorBody};
+use crate::service::notifications::{NotificationView, PrefView};
+use crate::AppState;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct InboxParams {
+    /// Only unread ones.
+    pub unread: Option<bool>,
+    /// From the previous page's `next_before`.
+    pub before: Option<i64>,
+    /// 1..=100, default 20.
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Inbox {
+    /// Newest first.
+    pub items: Vec<NotificationView>,
+    /// Pass as `before` for the next page; null on the last.
+    pub next_before: Option<i64>,
+    /// Unread notifications in the whole inbox.
+    pub unread: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Unread {
+    pub unread: i64,
+}
+
+/// My notifications, newest first (keyset-paged).
+#[utoipa::path(
+    tag = "notifications",
+    params(InboxParams),
+    responses(
+        (status = 200, body = Inbox),
+        (status = 400, description = "`invalid_parameter`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
+#[get("/me/notifications")]
+pub async fn my_notifications(
+    state: web::Data<AppState>,
+    auth: Auth,
+    query: web::Query<InboxParams>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = ApiError::page_limit(query.limit, 20, 100)?;
+    let (items, unread) = state
+        .notifications
+        .list(
+            auth.0.uid(),
+            query.unread.unwrap_or(false),
+            query.before,
+            limit,
+        )
+        .await?;
+    let next_before = if items.len() as i64 == limit {
+        items.last().map(|n| n.id)
+    } else {
+        None
+    };
+    Ok(HttpResponse::Ok().json(Inbox {
+        items,
+        next_before,
+        unread,
+    }))
+}
+
+/// My unread notification count (the bell's badge).
+#[utoipa::path(
+    tag = "notifications",
+    responses(
+        (status = 200, body = Unread),
+        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
+#[get("/me/notifications/unread_count")]
+pub async fn unread_count(
+    state: web::Data<AppState>,
+    auth: Auth,
+) -> Result<HttpResponse, ApiError> {
+    let unread = state.notifications.unread(auth.0.uid()).await?;
+    Ok(HttpResponse::Ok().json(Unread { unread }))
+}
+
+/// Mark one notification read; answers the new unread count.
+#[utoipa::path(
+    tag = "notifications",
+    params(("id" = i64, Path, description = "Notification id")),
+    responses(
+        (status = 200, body = Unread),
+        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        (status = 404, description = "`not_found` (also someone else's)", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
+#[post("/me/notifications/{id}/read")]
+pub async fn read_notification(
+    state: web::Data<AppState>,
+    auth: Auth,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let unread = state.notifications.read(auth.0.uid(), *id).await?;
+    Ok(HttpResponse::Ok().json(Unread { unread }))
+}
+
+/// Mark every notification read.
+#[utoipa::path(
+    tag = "notifications",
+    responses(
+        (status = 200, body = Unread),
+        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
+#[post("/me/notifications/read_all")]
+pub async fn read_all(state: web::Data<AppState>, auth: Auth) -> Result<HttpResponse, ApiError> {
+    let unread = state.notifications.read_all(auth.0.uid()).await?;
+    Ok(HttpResponse::Ok().json(Unread { unread }))
+}
+
+/// Delete a notification from my inbox (a redelivered event does not bring it back).
+#[utoipa::path(
+    tag = "notifications",
+    params(("id" = i64, Path, description = "Notification id")),
+    responses(
+        (status = 200, body = Unread),
+        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        (status = 404, description = "`not_found` (also someone else's)", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
+#[delete("/me/notifications/{id}")]
+pub async fn delete_notification(
+    state: web::Data<AppState>,
+    auth: Auth,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let unread = state.notifications.delete(auth.0.uid(), *id).await?;
+    Ok(HttpResponse::Ok().json(Unread { unread }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Prefs {
+    pub items: Vec<PrefView>,
+}
+
+/// My notification settings: every kind with its channels (my choice or the default).
+#[utoipa::path(
+    tag = "notifications",
+    responses(
+        (status = 200, body = Prefs),
+        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
+#[get("/me/notification_settings")]
+pub async fn get_prefs(state: web::Data<AppState>, auth: Auth) -> Result<HttpResponse, ApiError> {
+    let items = state.notifications.prefs(auth.0.uid()).await?;
+    Ok(HttpResponse::Ok().json(Prefs { items }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PrefChange {
+    pub kind: String,
+    /// Keep as is when absent.
+    pub in_app: Option<bool>,
+    pub email: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetPrefs {
+    pub items: Vec<PrefChange>,
+}
+
+/// Change the channels of some kinds.
+#[utoipa::path(
+    tag = "notifications",
+    request_body = SetPrefs,
+    responses(
+        (status = 200, body = Prefs),
+        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        (status = 422, description = "`validation_failed` (unknown kind) or `invalid_body`", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
+#[put("/me/notification_settings")]
+pub async fn set_prefs(
+    state: web::Data<AppState>,
+    auth: Auth,
+    body: web::Json<SetPrefs>,
+) -> Result<HttpResponse, ApiError> {
+    let changes: Vec<(String, Option<bool>, Option<bool>)> = body
+        .into_inner()
+        .items
+        .into_iter()
+        .map(|c| (c.kind, c.in_app, c.email))
+        .collect();
+    let items = state
+        .notifications
+        .set_prefs(auth.0.uid(), &changes)
+        .await?;
+    Ok(HttpResponse::Ok().json(Prefs { items }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Broadcast {
+    /// 1..=100 characters.
+    pub title: String,
+    /// 1..=1000 characters.
+    pub body: String,
+    /// Where the client opens it (a path), optional.
+    pub link: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Broadcasted {
+    /// The event id (every user's notification carries it once).
+    pub event_id: String,
+}
+
+/// Tell every active user something (e.g. a maintenance notice); administrators only.
+#[utoipa::path(
+    tag = "admin",
+    request_body = Broadcast,
+    responses(
+        (status = 202, body = Broadcasted),
+        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not an administrator", body = ErrorBody),
+        (status = 422, description = "`validation_failed` or `invalid_body`", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
+#[post("/admin/notifications/broadcast")]
+pub async fn broadcast(
+    state: web::Data<AppState>,
+    admin: Admin,
+    body: web::Json<Broadcast>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.into_inner();
+    let title = b.title.trim();
+    if title.is_empty() || title.chars().count() > 100 {
+        return Err(ApiError::field("title", "1..=100 characters"));
+    }
+    let text = b.body.trim();
+    if text.is_empty() || text.chars().count() > 1000 {
+        return Err(ApiError::field("body", "1..=1000 characters"));
+    }
+    let link = b.link.unwrap_or_default();
+    if link.chars().count() > 300 || !(link.is_empty() || link.starts_with('/')) {
+        return Err(ApiError::field(
+            "link",
+            "a path starting with /, at most 300 characters",
+        ));
+    }
+    let event_id = state
+        .notifications
+        .broadcast(admin.0.uid(), title, text, &link)
+        .await?;
+    Ok(HttpResponse::Accepted().json(Broadcasted { event_id }))
+}

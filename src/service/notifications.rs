@@ -1,0 +1,347 @@
+//! Notifications: every event a user should hear about becomes exactly one
+//! notification, kept in an inbox and pushed live.
+//!
+//! **Consumer.** Every node reads every event of the alarms topic (the
+//! in-process bus, or Kafka without a consumer group, like the chat topic)
+//! and turns it into notices (`domain::notification`). Each (event id,
+//! user) is one row under a unique key, so a redelivered event, or the same
+//! event handled by two nodes, creates one notification: the first insert
+//! wins, the others find the row. Every node then pushes the row to the
+//! user's WebSocket sessions **on that node** (`notification` and
+//! `notification_badge` frames): a device is connected to one node, so it
+//! gets the frame once. Why not a consumer group? A group hands each event
+//! to one node, which then must forward the frame to the nodes that hold
+//! the user's sockets (one more hop through Kafka for every notification);
+//! reading everything everywhere costs one idempotent lookup per event and
+//! node, and the alarms topic is small next to the chat topic. See
+//! docs/ARCHITECTURE.md.
+//!
+//! **Preferences** are per kind and channel with defaults from
+//! `domain::notification::KINDS`; a kind switched off in the app is still
+//! recorded (hidden) so that it stays deduplicated.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::json;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::actors::user::UserMsg;
+use crate::actors::{frames, ChatHub};
+use crate::bus::{Bus, Event, TOPIC_ALARMS};
+use crate::domain::ids::UserId;
+use crate::domain::notification::{self, Audience, KINDS};
+use crate::domain::now_ms;
+use crate::error::ApiError;
+use crate::shutdown::Shutdown;
+use crate::store::sql::{NewNotification, NotificationRecord, SqlStore};
+
+/// Users fanned out to per query when a broadcast goes to everyone.
+const BROADCAST_PAGE: i64 = 500;
+
+#[derive(Clone)]
+pub struct Notifications {
+    sql: Arc<SqlStore>,
+    hub: ChatHub,
+    bus: Arc<dyn Bus>,
+}
+
+/// A notification as clients see it (REST and the `notification` frame).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct NotificationView {
+    pub id: i64,
+    /// One of the kinds of `GET /api/me/notification_settings`.
+    pub kind: String,
+    pub title: String,
+    pub body: String,
+    /// Where the client opens it, e.g. `/orders/261127-7KQ2MX9PWD`.
+    pub link: String,
+    pub read: bool,
+    pub created_at: i64,
+}
+
+impl From<&NotificationRecord> for NotificationView {
+    fn from(r: &NotificationRecord) -> NotificationView {
+        NotificationView {
+            id: r.id,
+            kind: r.kind.clone(),
+            title: r.title.clone(),
+            body: r.body.clone(),
+            link: r.link.clone(),
+            read: r.read_at.is_some(),
+            created_at: r.created_at,
+        }
+    }
+}
+
+/// One kind's channels for a user.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct PrefView {
+    pub kind: String,
+    pub description: String,
+    pub in_app: bool,
+    pub email: bool,
+}
+
+impl Notifications {
+    pub fn new(sql: Arc<SqlStore>, hub: ChatHub, bus: Arc<dyn Bus>) -> Notifications {
+        Notifications { sql, hub, bus }
+    }
+
+    /// Consume the alarms topic until `stop` fires.
+    pub fn start(&self, mut stop: Shutdown) {
+        let mut events = self.bus.subscribe(TOPIC_ALARMS);
+        let this = self.clone();
+        actix::spawn(async move {
+            loop {
+                let event = tokio::select! {
+                    () = stop.wait() => break,
+                    e = events.recv() => e,
+                };
+                match event {
+                    Ok(event) => {
+                        if let Err(e) = this.handle(&event).await {
+                            tracing::error!(kind = %event.kind, id = %event.id, error = %e, "notification not made");
+                        }
+                    }
+                    Err(RecvError::Lagged(n)) => {
+                        tracing::error!(
+                            missed = n,
+                            "notifications: the consumer fell behind the alarms topic"
+                        );
+                    }
+                    Err(RecvError::Closed) => break,
+                }
+            }
+        });
+    }
+
+    /// Turn one event into its notifications (idempotent by event id).
+    pub async fn handle(&self, event: &Event) -> Result<(), String> {
+        if event.id.is_empty() {
+            // Events from before ids existed cannot be deduplicated.
+            return Ok(());
+        }
+        for n in notification::notices(&event.kind, &event.data) {
+            let mut body = n.body.clone();
+            if let Some(listing) = n.listing {
+                let title = self
+                    .sql
+                    .listing(listing)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map(|l| l.title)
+                    .unwrap_or_default();
+                body = body.replace("{title}", &title);
+            }
+            match &n.to {
+                Audience::User(u) => self.deliver(event, *u, &n, &body).await?,
+                Audience::Admins => {
+                    for u in self.sql.admin_ids().await.map_err(|e| e.to_string())? {
+                        self.deliver(event, u, &n, &body).await?;
+                    }
+                }
+                Audience::Everyone => {
+                    let mut after = 0;
+                    loop {
+                        let page = self
+                            .sql
+                            .active_user_ids(after, BROADCAST_PAGE)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        for &u in &page {
+                            self.deliver(event, u, &n, &body).await?;
+                        }
+                        match page.last() {
+                            Some(&last) if page.len() as i64 == BROADCAST_PAGE => after = last,
+                            _ => break,
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn deliver(
+        &self,
+        event: &Event,
+        user: i64,
+        n: &notification::Notice,
+        body: &str,
+    ) -> Result<(), String> {
+        let (in_app, _email) = self.channels(user, n.kind).await?;
+        let (row, _created) = self
+            .sql
+            .insert_notification(
+                &NewNotification {
+                    user_id: user,
+                    event_id: &event.id,
+                    kind: n.kind,
+                    title: &n.title,
+                    body,
+                    link: &n.link,
+                    in_app,
+                },
+                now_ms(),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        if row.in_app && row.read_at.is_none() && self.hub.is_online(user) {
+            let item = serde_json::to_value(NotificationView::from(&row)).unwrap_or_default();
+            let unread = self
+                .sql
+                .unread_notifications(user)
+                .await
+                .map_err(|e| e.to_string())?;
+            self.hub
+                .user(user, UserMsg::Event(frames::notification(&item)));
+            self.hub
+                .user(user, UserMsg::Event(frames::notification_badge(unread)));
+        }
+        Ok(())
+    }
+
+    /// The user's (in_app, email) for a kind: their choice or the default.
+    async fn channels(&self, user: i64, kind: &str) -> Result<(bool, bool), String> {
+        let prefs = self
+            .sql
+            .notification_prefs(user)
+            .await
+            .map_err(|e| e.to_string())?;
+        if let Some((_, a, e)) = prefs.iter().find(|(k, _, _)| k == kind) {
+            return Ok((*a, *e));
+        }
+        Ok(notification::kind_info(kind).map_or((true, false), |k| (k.in_app, k.email)))
+    }
+
+    pub async fn list(
+        &self,
+        user: UserId,
+        unread_only: bool,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<(Vec<NotificationView>, i64), ApiError> {
+        let rows = self
+            .sql
+            .notifications(user.get(), unread_only, before, limit)
+            .await?;
+        let unread = self.sql.unread_notifications(user.get()).await?;
+        Ok((rows.iter().map(NotificationView::from).collect(), unread))
+    }
+
+    pub async fn unread(&self, user: UserId) -> Result<i64, ApiError> {
+        Ok(self.sql.unread_notifications(user.get()).await?)
+    }
+
+    /// The badge changed on one device: every device of the user on this
+    /// node hears it (other nodes' devices on their next notification or
+    /// when they ask).
+    async fn badge_changed(&self, user: UserId) -> Result<i64, ApiError> {
+        let unread = self.sql.unread_notifications(user.get()).await?;
+        self.hub.user(
+            user.get(),
+            UserMsg::Event(frames::notification_badge(unread)),
+        );
+        Ok(unread)
+    }
+
+    pub async fn read(&self, user: UserId, id: i64) -> Result<i64, ApiError> {
+        if !self.sql.read_notification(user.get(), id, now_ms()).await? {
+            return Err(ApiError::not_found("notification"));
+        }
+        self.badge_changed(user).await
+    }
+
+    pub async fn read_all(&self, user: UserId) -> Result<i64, ApiError> {
+        self.sql
+            .read_all_notifications(user.get(), now_ms())
+            .await?;
+        self.badge_changed(user).await
+    }
+
+    pub async fn delete(&self, user: UserId, id: i64) -> Result<i64, ApiError> {
+        if !self
+            .sql
+            .delete_notification(user.get(), id, now_ms())
+            .await?
+        {
+            return Err(ApiError::not_found("notification"));
+        }
+        self.badge_changed(user).await
+    }
+
+    pub async fn prefs(&self, user: UserId) -> Result<Vec<PrefView>, ApiError> {
+        let mine: HashMap<String, (bool, bool)> = self
+            .sql
+            .notification_prefs(user.get())
+            .await?
+            .into_iter()
+            .map(|(k, a, e)| (k, (a, e)))
+            .collect();
+        Ok(KINDS
+            .iter()
+            .filter(|k| !k.kind.starts_with("admin.") || mine.contains_key(k.kind))
+            .map(|k| {
+                let (in_app, email) = mine.get(k.kind).copied().unwrap_or((k.in_app, k.email));
+                PrefView {
+                    kind: k.kind.to_string(),
+                    description: k.description.to_string(),
+                    in_app,
+                    email,
+                }
+            })
+            .collect())
+    }
+
+    /// Change some kinds' channels (`None`: keep).
+    pub async fn set_prefs(
+        &self,
+        user: UserId,
+        changes: &[(String, Option<bool>, Option<bool>)],
+    ) -> Result<Vec<PrefView>, ApiError> {
+        if changes.is_empty() || changes.len() > KINDS.len() {
+            return Err(ApiError::field(
+                "items",
+                format!("1..={} kinds", KINDS.len()),
+            ));
+        }
+        for (kind, _, _) in changes {
+            if notification::kind_info(kind).is_none() {
+                return Err(ApiError::field("items", format!("unknown kind {kind:?}")));
+            }
+        }
+        let current = self.prefs(user).await?;
+        for (kind, in_app, email) in changes {
+            let (a, e) = current
+                .iter()
+                .find(|p| &p.kind == kind)
+                .map(|p| (p.in_app, p.email))
+                .or_else(|| notification::kind_info(kind).map(|k| (k.in_app, k.email)))
+                .unwrap_or((true, false));
+            self.sql
+                .set_notification_pref(user.get(), kind, in_app.unwrap_or(a), email.unwrap_or(e))
+                .await?;
+        }
+        self.prefs(user).await
+    }
+
+    /// An admin's notice to every active user.
+    pub async fn broadcast(
+        &self,
+        admin: UserId,
+        title: &str,
+        body: &str,
+        link: &str,
+    ) -> Result<String, ApiError> {
+        let event = Event::new(
+            "admin.broadcast",
+            admin.get(),
+            json!({"title": title, "body": body, "link": link, "admin": admin.get()}),
+        );
+        let id = event.id.clone();
+        self.bus.publish(TOPIC_ALARMS, event).await?;
+        Ok(id)
+    }
+}

@@ -1,0 +1,267 @@
+//! Notifications and their preferences.
+
+use super::{is_unique_violation, SqlStore};
+use crate::store::StoreError;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotificationRecord {
+    pub id: i64,
+    pub user_id: i64,
+    pub event_id: String,
+    pub kind: String,
+    pub title: String,
+    pub body: String,
+    pub link: String,
+    pub in_app: bool,
+    pub read_at: Option<i64>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewNotification<'a> {
+    pub user_id: i64,
+    pub event_id: &'a str,
+    pub kind: &'a str,
+    pub title: &'a str,
+    pub body: &'a str,
+    pub link: &'a str,
+    pub in_app: bool,
+}
+
+type Row = (
+    i64,
+    i64,
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    Option<i64>,
+    i64,
+);
+const COLUMNS: &str = "id, user_id, event_id, kind, title, body, link, in_app, read_at, created_at";
+
+fn record(r: Row) -> NotificationRecord {
+    NotificationRecord {
+        id: r.0,
+        user_id: r.1,
+        event_id: r.2,
+        kind: r.3,
+        title: r.4,
+        body: r.5,
+        link: r.6,
+        in_app: r.7 != 0,
+        read_at: r.8,
+        created_at: r.9,
+    }
+}
+
+impl SqlStore {
+    /// Insert a notification unless this event already gave this user one.
+    /// Returns the row and whether this call created it.
+    pub async fn insert_notification(
+        &self,
+        n: &NewNotification<'_>,
+        now: i64,
+    ) -> Result<(NotificationRecord, bool), StoreError> {
+        if let Some(existing) = self.notification_of_event(n.event_id, n.user_id).await? {
+            return Ok((existing, false));
+        }
+        let title: String = n.title.chars().take(200).collect();
+        let body: String = n.body.chars().take(2000).collect();
+        let link: String = n.link.chars().take(500).collect();
+        let r = sqlx::query(
+            "INSERT INTO notifications (user_id, event_id, kind, title, body, link, in_app, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(n.user_id)
+        .bind(n.event_id)
+        .bind(n.kind)
+        .bind(title)
+        .bind(body)
+        .bind(link)
+        .bind(i64::from(n.in_app))
+        .bind(now)
+        .execute(self.writer())
+        .await;
+        let created = match r {
+            Ok(_) => true,
+            Err(e) if is_unique_violation(&e) => false,
+            Err(e) => return Err(e.into()),
+        };
+        match self.notification_of_event(n.event_id, n.user_id).await? {
+            Some(row) => Ok((row, created)),
+            None => Err(StoreError::Other(
+                "notification vanished after insert".into(),
+            )),
+        }
+    }
+
+    async fn notification_of_event(
+        &self,
+        event_id: &str,
+        user_id: i64,
+    ) -> Result<Option<NotificationRecord>, StoreError> {
+        let row: Option<Row> = sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM notifications WHERE event_id = ? AND user_id = ?"
+        ))
+        .bind(event_id)
+        .bind(user_id)
+        .fetch_optional(self.writer())
+        .await?;
+        Ok(row.map(record))
+    }
+
+    /// A user's inbox, newest first, keyset-paged by id.
+    pub async fn notifications(
+        &self,
+        user_id: i64,
+        unread_only: bool,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<NotificationRecord>, StoreError> {
+        let rows: Vec<Row> = sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM notifications WHERE user_id = ? AND in_app = 1 \
+             AND (? = 0 OR read_at IS NULL) AND id < ? ORDER BY id DESC LIMIT ?"
+        ))
+        .bind(user_id)
+        .bind(i64::from(unread_only))
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(limit)
+        .fetch_all(self.reader())
+        .await?;
+        Ok(rows.into_iter().map(record).collect())
+    }
+
+    pub async fn unread_notifications(&self, user_id: i64) -> Result<i64, StoreError> {
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM notifications WHERE user_id = ? AND in_app = 1 AND read_at IS NULL",
+        )
+        .bind(user_id)
+        .fetch_one(self.writer())
+        .await?;
+        Ok(n)
+    }
+
+    /// Mark one of the user's notifications read; false if it is not theirs.
+    pub async fn read_notification(
+        &self,
+        user_id: i64,
+        id: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let exists: Option<(i64,)> = sqlx::query_as(
+            "SELECT id FROM notifications WHERE id = ? AND user_id = ? AND in_app = 1",
+        )
+        .bind(id)
+        .bind(user_id)
+        .fetch_optional(self.writer())
+        .await?;
+        if exists.is_none() {
+            return Ok(false);
+        }
+        sqlx::query("UPDATE notifications SET read_at = ? WHERE id = ? AND read_at IS NULL")
+            .bind(now)
+            .bind(id)
+            .execute(self.writer())
+            .await?;
+        Ok(true)
+    }
+
+    pub async fn read_all_notifications(&self, user_id: i64, now: i64) -> Result<u64, StoreError> {
+        let r = sqlx::query(
+            "UPDATE notifications SET read_at = ? WHERE user_id = ? AND read_at IS NULL AND in_app = 1",
+        )
+        .bind(now)
+        .bind(user_id)
+        .execute(self.writer())
+        .await?;
+        Ok(r.rows_affected())
+    }
+
+    /// Delete from the inbox. The row stays as the event's dedup key
+    /// (hidden), so a redelivery does not bring it back.
+    pub async fn delete_notification(
+        &self,
+        user_id: i64,
+        id: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "UPDATE notifications SET in_app = 0, read_at = COALESCE(read_at, ?) \
+             WHERE id = ? AND user_id = ? AND in_app = 1",
+        )
+        .bind(now)
+        .bind(id)
+        .bind(user_id)
+        .execute(self.writer())
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// The user's explicit preferences: (kind, in_app, email).
+    pub async fn notification_prefs(
+        &self,
+        user_id: i64,
+    ) -> Result<Vec<(String, bool, bool)>, StoreError> {
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT kind, in_app, email FROM notification_prefs WHERE user_id = ? ORDER BY kind",
+        )
+        .bind(user_id)
+        .fetch_all(self.writer())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(k, a, e)| (k, a != 0, e != 0))
+            .collect())
+    }
+
+    pub async fn set_notification_pref(
+        &self,
+        user_id: i64,
+        kind: &str,
+        in_app: bool,
+        email: bool,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.writer().begin().await?;
+        sqlx::query("DELETE FROM notification_prefs WHERE user_id = ? AND kind = ?")
+            .bind(user_id)
+            .bind(kind)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO notification_prefs (user_id, kind, in_app, email) VALUES (?, ?, ?, ?)",
+        )
+        .bind(user_id)
+        .bind(kind)
+        .bind(i64::from(in_app))
+        .bind(i64::from(email))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Active administrators.
+    pub async fn admin_ids(&self) -> Result<Vec<i64>, StoreError> {
+        let rows: Vec<(i64,)> = sqlx::query_as(
+            "SELECT id FROM users WHERE role = 'admin' AND status = 'active' ORDER BY id",
+        )
+        .fetch_all(self.reader())
+        .await?;
+        Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+
+    /// Active users after `after`, by id (broadcasts walk them in pages).
+    pub async fn active_user_ids(&self, after: i64, limit: i64) -> Result<Vec<i64>, StoreError> {
+        let rows: Vec<(i64,)> = sqlx::query_as(
+            "SELECT id FROM users WHERE status = 'active' AND id > ? ORDER BY id LIMIT ?",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(self.reader())
+        .await?;
+        Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+}

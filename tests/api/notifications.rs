@@ -1,0 +1,380 @@
+//! Notifications: an event that happens through the public API gives the
+//! user exactly one notification (also with two nodes, each consuming every
+//! event), pushed live to every device and kept in the inbox; read, delete,
+//! preferences and broadcasts; nobody touches another user's inbox.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::helpers::{assert_error, eventually, spawn_app, TestApp, User};
+use crate::market::{chat_about, listing};
+use crate::refunds::{cancel, line, paid_order};
+use crate::shop::{json_of, on_sale, option_id, put};
+
+async fn inbox(app: &TestApp, user: &User, query: &str) -> Value {
+    json_of(
+        app.get(&format!("/api/me/notifications{query}"), Some(&user.token))
+            .await,
+    )
+    .await
+}
+
+/// Wait until the inbox holds `n` notifications of `kind`, and return them.
+async fn wait_for(app: &TestApp, user: &User, kind: &str, n: usize) -> Vec<Value> {
+    let items = eventually(
+        Duration::from_secs(10),
+        &format!("{n} x {kind}"),
+        || async {
+            let v = inbox(app, user, "?limit=100").await;
+            let of_kind: Vec<Value> = v["items"]
+                .as_array()
+                .expect("items")
+                .iter()
+                .filter(|i| i["kind"] == kind)
+                .cloned()
+                .collect();
+            (of_kind.len() >= n).then_some(of_kind)
+        },
+    )
+    .await;
+    // And no more arrive (a second node, a redelivery).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let v = inbox(app, user, "?limit=100").await;
+    let again = v["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|i| i["kind"] == kind)
+        .count();
+    assert_eq!(again, n, "exactly {n} x {kind}");
+    items
+}
+
+#[actix_web::test]
+async fn a_payment_and_its_cancel_reach_the_buyer_once_live_and_in_the_inbox() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let (buyer, other) = (app.user("n-buyer").await, app.user("n-other").await);
+    // Two devices of the buyer (with two nodes: one on each).
+    let mut phone = app.ws(&buyer.token).await;
+    let mut laptop = app.ws(&buyer.token).await;
+    let p = on_sale(
+        &app,
+        &admin,
+        "Saddle",
+        "Dior",
+        10_000,
+        &[("SA", 10), ("SB", 10)],
+    )
+    .await;
+    let o = paid_order(&app, &buyer, &p, 2, 1, "pk-notify").await;
+    let approved = wait_for(&app, &buyer, "payment.approved", 1).await;
+    assert_eq!(approved[0]["title"], "결제가 완료되었어요");
+    assert!(
+        approved[0]["body"]
+            .as_str()
+            .is_some_and(|b| b.contains("30,000원")),
+        "{}",
+        approved[0]
+    );
+    assert_eq!(
+        approved[0]["link"],
+        format!("/orders/{}", o["order_number"].as_str().expect("n"))
+    );
+    assert_eq!(approved[0]["read"], false);
+    for ws in [&mut phone, &mut laptop] {
+        let f = ws.expect("notification").await;
+        assert_eq!(f["notification"]["id"], approved[0]["id"]);
+        let b = ws.expect("notification_badge").await;
+        assert_eq!(b["unread"], 1);
+    }
+
+    // A partial cancel: one more, and the live count follows.
+    let n = o["order_number"].as_str().expect("n");
+    let r = cancel(
+        &app,
+        &buyer,
+        n,
+        Some(json!({"lines": [{"line_id": line(&o, 0), "quantity": 1}]})),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let cancelled = wait_for(&app, &buyer, "payment.cancelled", 1).await;
+    assert_eq!(cancelled[0]["title"], "결제가 부분 취소되었어요");
+    let b = phone
+        .expect_where(|f| f["type"] == "notification_badge" && f["unread"] == 2)
+        .await;
+    assert_eq!(b["unread"], 2);
+    let v = json_of(
+        app.get("/api/me/notifications/unread_count", Some(&buyer.token))
+            .await,
+    )
+    .await;
+    assert_eq!(v["unread"], 2);
+    assert_eq!(
+        inbox(&app, &other, "").await["items"],
+        json!([]),
+        "nothing for others"
+    );
+
+    // Read one (not someone else's), the badge follows on every device.
+    let first = approved[0]["id"].as_i64().expect("id");
+    assert_error(
+        app.post_json(
+            &format!("/api/me/notifications/{first}/read"),
+            &json!({}),
+            Some(&other.token),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    let r = app
+        .post_json(
+            &format!("/api/me/notifications/{first}/read"),
+            &json!({}),
+            Some(&buyer.token),
+        )
+        .await;
+    assert_eq!(json_of(r).await["unread"], 1);
+    laptop
+        .expect_where(|f| f["type"] == "notification_badge" && f["unread"] == 1)
+        .await;
+    let unread = inbox(&app, &buyer, "?unread=true").await;
+    assert_eq!(unread["items"].as_array().map(Vec::len), Some(1));
+    assert_eq!(unread["items"][0]["kind"], "payment.cancelled");
+
+    // Paging, read all, delete.
+    let page = inbox(&app, &buyer, "?limit=1").await;
+    assert_eq!(page["items"].as_array().map(Vec::len), Some(1));
+    let next = page["next_before"].as_i64().expect("next_before");
+    let rest = inbox(&app, &buyer, &format!("?limit=1&before={next}")).await;
+    assert_eq!(rest["items"][0]["id"], first);
+    let r = app
+        .post_json(
+            "/api/me/notifications/read_all",
+            &json!({}),
+            Some(&buyer.token),
+        )
+        .await;
+    assert_eq!(json_of(r).await["unread"], 0);
+    let del = |user: &User| {
+        let (app, token) = (&app, user.token.clone());
+        async move {
+            app.client
+                .delete(app.url(&format!("/api/me/notifications/{first}")))
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("delete")
+        }
+    };
+    assert_error(del(&other).await, StatusCode::NOT_FOUND, "not_found").await;
+    assert_eq!(del(&buyer).await.status(), StatusCode::OK);
+    assert_error(del(&buyer).await, StatusCode::NOT_FOUND, "not_found").await;
+    assert_eq!(
+        inbox(&app, &buyer, "").await["items"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    assert_error(
+        app.get("/api/me/notifications?limit=0", Some(&buyer.token))
+            .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_parameter",
+    )
+    .await;
+    assert_error(
+        app.get("/api/me/notifications", None).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn a_kind_switched_off_is_not_shown() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let buyer = app.user("pref-buyer").await;
+    let prefs = json_of(
+        app.get("/api/me/notification_settings", Some(&buyer.token))
+            .await,
+    )
+    .await;
+    let approved = prefs["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|p| p["kind"] == "payment.approved")
+        .cloned()
+        .expect("payment.approved");
+    assert_eq!(
+        (approved["in_app"].as_bool(), approved["email"].as_bool()),
+        (Some(true), Some(true))
+    );
+    assert!(
+        !prefs["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .any(|p| p["kind"] == "admin.stock_low"),
+        "admin kinds are not offered to users"
+    );
+    let r = put(
+        &app,
+        "/api/me/notification_settings",
+        &json!({"items": [{"kind": "nope"}]}),
+        &buyer.token,
+    )
+    .await;
+    assert_error(r, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    let r = put(
+        &app,
+        "/api/me/notification_settings",
+        &json!({"items": [{"kind": "payment.approved", "in_app": false}]}),
+        &buyer.token,
+    )
+    .await;
+    let v = json_of(r).await;
+    let now = v["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|p| p["kind"] == "payment.approved")
+        .cloned()
+        .expect("kind");
+    assert_eq!(
+        (now["in_app"].as_bool(), now["email"].as_bool()),
+        (Some(false), Some(true))
+    );
+
+    let p = on_sale(
+        &app,
+        &admin,
+        "Bobby",
+        "Dior",
+        5_000,
+        &[("BA", 5), ("BB", 5)],
+    )
+    .await;
+    let o = paid_order(&app, &buyer, &p, 1, 1, "pk-pref").await;
+    // The cancel is still shown: only the approval was switched off.
+    let n = o["order_number"].as_str().expect("n");
+    assert_eq!(cancel(&app, &buyer, n, None).await.status(), StatusCode::OK);
+    wait_for(&app, &buyer, "payment.cancelled", 1).await;
+    let v = inbox(&app, &buyer, "").await;
+    assert!(!v["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .any(|i| i["kind"] == "payment.approved"));
+    assert_eq!(v["unread"], 1);
+}
+
+#[actix_web::test]
+async fn both_sides_hear_of_reservations_and_the_buyer_is_asked_for_a_review() {
+    let app = spawn_app().await;
+    let (seller, buyer) = (app.user("nr-seller").await, app.user("nr-buyer").await);
+    let l = listing(&app, &seller, "캠핑 의자 2개", 40_000).await;
+    chat_about(&app, &buyer, l).await;
+    let path = format!("/api/listings/{l}/reservation");
+    let r = app
+        .post_json(&path, &json!({"buyer_id": buyer.id}), Some(&seller.token))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let made = wait_for(&app, &buyer, "reservation.created", 1).await;
+    assert!(
+        made[0]["body"]
+            .as_str()
+            .is_some_and(|b| b.contains("캠핑 의자 2개")),
+        "{}",
+        made[0]
+    );
+    let r = app
+        .client
+        .delete(app.url(&path))
+        .bearer_auth(&seller.token)
+        .send()
+        .await
+        .expect("cancel");
+    assert!(r.status().is_success());
+    wait_for(&app, &buyer, "reservation.cancelled", 1).await;
+    wait_for(&app, &seller, "reservation.cancelled", 1).await;
+    let r = app
+        .post_json(
+            &format!("/api/listings/{l}/sold"),
+            &json!({"buyer_id": buyer.id}),
+            Some(&seller.token),
+        )
+        .await;
+    assert!(r.status().is_success(), "sold: {}", r.status());
+    wait_for(&app, &seller, "listing.sold", 1).await;
+    let ask = wait_for(&app, &buyer, "review.request", 1).await;
+    assert_eq!(ask[0]["link"], format!("/listings/{l}/review"));
+}
+
+#[actix_web::test]
+async fn admins_hear_of_low_stock_and_everyone_of_a_broadcast() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let (a, b) = (app.user("bc-a").await, app.user("bc-b").await);
+    let p = on_sale(&app, &admin, "Book Tote", "Dior", 3_000, &[("BT", 10)]).await;
+    let o = option_id(&p, 0);
+    let r = put(
+        &app,
+        &format!("/api/admin/options/{o}/stock"),
+        &json!({"stock": 2, "reason": "실사"}),
+        &admin.token,
+    )
+    .await;
+    assert!(r.status().is_success());
+    let low = wait_for(&app, &admin, "admin.stock_low", 1).await;
+    assert!(low[0]["body"]
+        .as_str()
+        .is_some_and(|t| t.contains("Book Tote")));
+    assert_eq!(
+        inbox(&app, &a, "").await["items"],
+        json!([]),
+        "users are not told"
+    );
+
+    let mut wa = app.ws(&a.token).await;
+    let body = json!({"title": "점검 안내", "body": "오늘 밤 2시부터 30분간 점검해요.", "link": "/notice/1"});
+    assert_error(
+        app.post_json("/api/admin/notifications/broadcast", &body, Some(&a.token))
+            .await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+    assert_error(
+        app.post_json(
+            "/api/admin/notifications/broadcast",
+            &json!({"title": "", "body": "x"}),
+            Some(&admin.token),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    let r = app
+        .post_json(
+            "/api/admin/notifications/broadcast",
+            &body,
+            Some(&admin.token),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    for u in [&a, &b, &admin] {
+        let got = wait_for(&app, u, "broadcast", 1).await;
+        assert_eq!(got[0]["title"], "점검 안내");
+    }
+    let f = wa.expect("notification").await;
+    assert_eq!(f["notification"]["kind"], "broadcast");
+}
