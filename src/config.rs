@@ -255,6 +255,16 @@ pub const SETTINGS: &[(&str, Option<&str>, &str)] = &[
         "comma-separated job kinds this node works (default: all); e.g. a node that only expires orders",
     ),
     (
+        "smtp_url",
+        None,
+        "SMTP server for emails: smtp://HOST:PORT (plain), smtp://USER:PASS@HOST:587?tls=required (STARTTLS) or smtps://USER:PASS@HOST:465; unset: emails are written to data_dir/outbox-mail/ as .eml files",
+    ),
+    (
+        "mail_from",
+        Some("장터 <no-reply@jangteo.local>"),
+        "the From of every email",
+    ),
+    (
         "cancel_window_hours",
         Some("24"),
         "a buyer may cancel (refund) paid order lines this many hours after payment; admins at any time",
@@ -409,10 +419,28 @@ pub struct Config {
     pub market: MarketSettings,
     pub shop: ShopSettings,
     pub payments: PaymentSettings,
+    pub mail: MailSettings,
     pub outbox: OutboxSettings,
     pub media_max_bytes: usize,
     pub metrics: MetricsSettings,
     pub engines: EngineSettings,
+}
+
+/// Where emails go.
+#[derive(Clone)]
+pub struct MailSettings {
+    pub smtp_url: Option<String>,
+    pub from: String,
+}
+
+impl std::fmt::Debug for MailSettings {
+    // The SMTP URL may hold a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MailSettings")
+            .field("smtp_url", &self.smtp_url.as_ref().map(|_| "<set>"))
+            .field("from", &self.from)
+            .finish()
+    }
 }
 
 /// Payment providers and the refund policy.
@@ -900,6 +928,29 @@ impl Layers {
                 },
             },
             payments: self.payments()?,
+            mail: MailSettings {
+                smtp_url: match self.get("smtp_url") {
+                    Some((v, _)) if v.is_empty() => None,
+                    Some((v, _)) => {
+                        if !(v.starts_with("smtp://") || v.starts_with("smtps://")) {
+                            return Err(
+                                self.invalid("smtp_url", "expected smtp://... or smtps://...")
+                            );
+                        }
+                        Some(v.clone())
+                    }
+                    None => None,
+                },
+                from: {
+                    let v: String = self.parse("mail_from")?;
+                    if v.trim().is_empty() || v.len() > 200 {
+                        return Err(
+                            self.invalid("mail_from", "expected `Name <address>` or an address")
+                        );
+                    }
+                    v
+                },
+            },
             outbox: OutboxSettings {
                 poll: Duration::from_millis(self.positive_u64("outbox_poll_ms")?),
                 lease: Duration::from_secs(60),

@@ -302,6 +302,16 @@ impl AppState {
                 worker = worker.on_dead(kind, dead);
             }
         }
+        // Email: mailed from the outbox (SMTP, or .eml files by default).
+        let mailer = service::mail::Mailer::new(
+            sql.clone(),
+            config.mail.smtp_url.as_deref(),
+            &config.data_dir,
+            &config.mail.from,
+        )
+        .map_err(|e| anyhow::anyhow!("mail: {e}"))?;
+        let (kind, handler) = mailer.job_handler();
+        worker = worker.handle(kind, handler, RetryPolicy::DEFAULT);
         worker.start(shutdown.listener());
         // Notifications: every node consumes the alarms topic.
         let notifications = Notifications::new(sql.clone(), hub.clone(), bus.clone());

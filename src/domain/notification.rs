@@ -352,3 +352,85 @@ mod tests {
         );
     }
 }
+
+/// An email's subject and its plain-text and HTML bodies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The Korean email of a notification (receipt, cancellation, expiry have
+/// their own subjects; the rest use the notification's title).
+pub fn email_for(kind: &str, title: &str, body: &str, link: &str, nickname: &str) -> Email {
+    let subject = match kind {
+        "payment.approved" => "[장터] 결제 영수증".to_string(),
+        "payment.cancelled" => "[장터] 결제 취소 안내".to_string(),
+        "order.expired" => "[장터] 주문 만료 안내".to_string(),
+        _ => format!("[장터] {title}"),
+    };
+    let closing = match kind {
+        "payment.approved" => "이용해 주셔서 감사합니다. 주문 내역은 앱에서 확인할 수 있어요.",
+        "payment.cancelled" => "환불은 결제 수단에 따라 영업일 기준 3~5일 안에 처리돼요.",
+        "order.expired" => "다시 주문하시려면 상품 페이지에서 주문해 주세요.",
+        _ => "",
+    };
+    let text = format!(
+        "{nickname}님, 안녕하세요.\n\n{title}\n{body}\n{closing}\n\n바로가기: {link}\n\n장터 드림\n(이 메일은 발신 전용입니다. 알림 설정은 앱의 설정 > 알림에서 바꿀 수 있어요.)\n"
+    );
+    let html = format!(
+        "<!doctype html><html lang=\"ko\"><body><p>{}님, 안녕하세요.</p><h1>{}</h1><p>{}</p><p>{}</p>\
+         <p><a href=\"{}\">바로가기</a></p><p>장터 드림</p>\
+         <p><small>이 메일은 발신 전용입니다. 알림 설정은 앱의 설정 &gt; 알림에서 바꿀 수 있어요.</small></p></body></html>",
+        escape_html(nickname),
+        escape_html(title),
+        escape_html(body),
+        escape_html(closing),
+        escape_html(link),
+    );
+    Email {
+        subject,
+        text,
+        html,
+    }
+}
+
+#[cfg(test)]
+mod email_tests {
+    use super::*;
+
+    #[test]
+    fn receipts_have_their_subject_and_html_is_escaped() {
+        let e = email_for(
+            "payment.approved",
+            "결제가 완료되었어요",
+            "30,000원 <b>",
+            "/orders/1",
+            "김<당근>",
+        );
+        assert_eq!(e.subject, "[장터] 결제 영수증");
+        assert!(e.text.contains("30,000원 <b>"));
+        assert!(e.html.contains("30,000원 &lt;b&gt;"));
+        assert!(e.html.contains("김&lt;당근&gt;님"));
+        assert_eq!(
+            email_for("broadcast", "점검", "b", "", "n").subject,
+            "[장터] 점검"
+        );
+    }
+}

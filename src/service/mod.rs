@@ -7,6 +7,7 @@ pub mod attempts;
 pub mod catalog;
 pub mod chat;
 pub mod gate;
+pub mod mail;
 pub mod market;
 pub mod media;
 pub mod notifications;

@@ -171,7 +171,7 @@ impl Notifications {
         n: &notification::Notice,
         body: &str,
     ) -> Result<(), String> {
-        let (in_app, _email) = self.channels(user, n.kind).await?;
+        let (in_app, email) = self.channels(user, n.kind).await?;
         let (row, _created) = self
             .sql
             .insert_notification(
@@ -183,6 +183,7 @@ impl Notifications {
                     body,
                     link: &n.link,
                     in_app,
+                    email,
                 },
                 now_ms(),
             )

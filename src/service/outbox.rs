@@ -31,6 +31,7 @@ pub const ALL_KINDS: &[&str] = &[
     "payment_cancel",
     "payment_refund",
     "payment_reconcile",
+    "email_send",
 ];
 
 /// How a kind of job is retried.

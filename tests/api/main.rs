@@ -13,6 +13,7 @@ mod chat;
 mod chat_rooms;
 #[path = "../common/mod.rs"]
 mod common;
+mod email;
 mod errors;
 mod fake_pay;
 mod fuzz;
@@ -25,5 +26,6 @@ mod payments;
 mod providers;
 mod refunds;
 mod shop;
+mod smtp_sink;
 mod system;
 mod unread_model;

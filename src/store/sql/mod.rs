@@ -37,7 +37,7 @@ pub use market::{
     FeedQuery, ListingFields, ListingRecord, MediaRecord, NewMedia, NewReview, ReportRecord,
     ReservationRecord, ReviewInsert, ReviewSummary,
 };
-pub use notifications::{NewNotification, NotificationRecord};
+pub use notifications::{NewNotification, NotificationRecord, JOB_EMAIL_SEND};
 pub use orders::{
     LineRequest, ListingPlaced, NewOrder, OrderLineRecord, OrderRecord, PlaceRefusal, Placed,
     PricedLine, Pricer, JOB_LISTING_RELEASE, JOB_ORDER_EXPIRE, JOB_STOCK_RESTORE,

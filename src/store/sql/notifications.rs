@@ -1,6 +1,7 @@
 //! Notifications and their preferences.
 
-use super::{is_unique_violation, SqlStore};
+use super::outbox::enqueue;
+use super::{is_unique_violation, NewJob, SqlStore};
 use crate::store::StoreError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,7 +27,13 @@ pub struct NewNotification<'a> {
     pub body: &'a str,
     pub link: &'a str,
     pub in_app: bool,
+    /// Also mail it: an `email_send` outbox job is written with the row
+    /// (only by the insert that creates it, so one email per row).
+    pub email: bool,
 }
+
+/// The outbox kind that mails one notification.
+pub const JOB_EMAIL_SEND: &str = "email_send";
 
 type Row = (
     i64,
@@ -71,24 +78,49 @@ impl SqlStore {
         let title: String = n.title.chars().take(200).collect();
         let body: String = n.body.chars().take(2000).collect();
         let link: String = n.link.chars().take(500).collect();
-        let r = sqlx::query(
-            "INSERT INTO notifications (user_id, event_id, kind, title, body, link, in_app, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(n.user_id)
-        .bind(n.event_id)
-        .bind(n.kind)
-        .bind(title)
-        .bind(body)
-        .bind(link)
-        .bind(i64::from(n.in_app))
-        .bind(now)
-        .execute(self.writer())
-        .await;
-        let created = match r {
-            Ok(_) => true,
-            Err(e) if is_unique_violation(&e) => false,
-            Err(e) => return Err(e.into()),
+        let attempt = async {
+            let mut tx = self.writer().begin().await?;
+            sqlx::query(
+                "INSERT INTO notifications (user_id, event_id, kind, title, body, link, in_app, created_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(n.user_id)
+            .bind(n.event_id)
+            .bind(n.kind)
+            .bind(&title)
+            .bind(&body)
+            .bind(&link)
+            .bind(i64::from(n.in_app))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            if n.email {
+                let (id,): (i64,) = sqlx::query_as(
+                    "SELECT id FROM notifications WHERE event_id = ? AND user_id = ?",
+                )
+                .bind(n.event_id)
+                .bind(n.user_id)
+                .fetch_one(&mut *tx)
+                .await?;
+                enqueue(
+                    &mut tx,
+                    &NewJob {
+                        kind: JOB_EMAIL_SEND,
+                        payload: serde_json::json!({ "notification": id }),
+                        dedup_key: format!("{JOB_EMAIL_SEND}:{id}"),
+                        due_at: now,
+                    },
+                    now,
+                )
+                .await?;
+            }
+            tx.commit().await?;
+            Ok::<(), StoreError>(())
+        };
+        let created = match attempt.await {
+            Ok(()) => true,
+            Err(StoreError::Sql(e)) if is_unique_violation(&e) => false,
+            Err(e) => return Err(e),
         };
         match self.notification_of_event(n.event_id, n.user_id).await? {
             Some(row) => Ok((row, created)),
@@ -96,6 +128,15 @@ impl SqlStore {
                 "notification vanished after insert".into(),
             )),
         }
+    }
+
+    pub async fn notification(&self, id: i64) -> Result<Option<NotificationRecord>, StoreError> {
+        let row: Option<Row> =
+            sqlx::query_as(&format!("SELECT {COLUMNS} FROM notifications WHERE id = ?"))
+                .bind(id)
+                .fetch_optional(self.writer())
+                .await?;
+        Ok(row.map(record))
     }
 
     async fn notification_of_event(

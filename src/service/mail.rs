@@ -1,0 +1,143 @@
+//! Email: notifications that matter (payment receipts, cancellations,
+//! expired orders) are also mailed, from the outbox (`email_send` jobs,
+//! written in the same transaction as the notification, so each is mailed
+//! at most once per notification and never blocks a request; an SMTP
+//! outage delays them with backoff).
+//!
+//! With `smtp_url` set, mail goes through that server (lettre; `smtp://`
+//! plain, `smtp://...?tls=required` STARTTLS, `smtps://` TLS). Unset (the
+//! embedded default), each message is written to `data_dir/outbox-mail/`
+//! as an `.eml` file a newcomer can open.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use lettre::message::header::{ContentTransferEncoding, ContentType};
+use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::{AsyncSmtpTransport, AsyncTransport as _, Message, Tokio1Executor};
+
+use crate::domain::notification::email_for;
+use crate::service::outbox::JobHandler;
+use crate::store::sql::SqlStore;
+
+pub use crate::store::sql::JOB_EMAIL_SEND;
+
+#[derive(Clone)]
+pub struct Mailer {
+    sql: Arc<SqlStore>,
+    smtp: Option<AsyncSmtpTransport<Tokio1Executor>>,
+    dir: PathBuf,
+    from: Mailbox,
+}
+
+impl Mailer {
+    pub fn new(
+        sql: Arc<SqlStore>,
+        smtp_url: Option<&str>,
+        data_dir: &std::path::Path,
+        from: &str,
+    ) -> Result<Mailer, String> {
+        let from: Mailbox = from
+            .parse()
+            .map_err(|e| format!("mail_from {from:?}: {e}"))?;
+        let smtp = match smtp_url {
+            Some(url) => Some(
+                AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+                    .map_err(|e| format!("smtp_url: {e}"))?
+                    .timeout(Some(std::time::Duration::from_secs(10)))
+                    .build(),
+            ),
+            None => None,
+        };
+        Ok(Mailer {
+            sql,
+            smtp,
+            dir: data_dir.join("outbox-mail"),
+            from,
+        })
+    }
+
+    /// Build and send (or write) the email of one notification.
+    pub async fn send_notification(&self, id: i64) -> Result<(), String> {
+        let Some(n) = self.sql.notification(id).await.map_err(|e| e.to_string())? else {
+            return Ok(());
+        };
+        let Some(user) = self
+            .sql
+            .user_by_id(n.user_id)
+            .await
+            .map_err(|e| e.to_string())?
+        else {
+            return Ok(());
+        };
+        let Some(address) = user.email else {
+            // Withdrawn, or an account without an address: nothing to send.
+            return Ok(());
+        };
+        let to: Mailbox = match format!("{} <{address}>", user.nickname).parse() {
+            Ok(m) => m,
+            Err(_) => match address.parse() {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(user = user.id, error = %e, "unusable email address; not mailed");
+                    return Ok(());
+                }
+            },
+        };
+        let mail = email_for(&n.kind, &n.title, &n.body, &n.link, &user.nickname);
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(mail.subject)
+            .message_id(Some(format!("<notification-{}@jangteo>", n.id)))
+            .multipart(
+                MultiPart::alternative()
+                    .singlepart(
+                        SinglePart::builder()
+                            .header(ContentType::TEXT_PLAIN)
+                            .header(ContentTransferEncoding::Base64)
+                            .body(mail.text),
+                    )
+                    .singlepart(
+                        SinglePart::builder()
+                            .header(ContentType::TEXT_HTML)
+                            .header(ContentTransferEncoding::Base64)
+                            .body(mail.html),
+                    ),
+            )
+            .map_err(|e| format!("building the email: {e}"))?;
+        match &self.smtp {
+            Some(smtp) => {
+                smtp.send(message).await.map_err(|e| format!("smtp: {e}"))?;
+            }
+            None => {
+                tokio::fs::create_dir_all(&self.dir)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let path = self.dir.join(format!("notification-{}.eml", n.id));
+                tokio::fs::write(&path, message.formatted())
+                    .await
+                    .map_err(|e| format!("writing {}: {e}", path.display()))?;
+            }
+        }
+        tracing::info!(notification = n.id, kind = %n.kind, "email sent");
+        Ok(())
+    }
+
+    pub fn job_handler(&self) -> (&'static str, JobHandler) {
+        let mailer = self.clone();
+        let handler: JobHandler = Arc::new(move |payload| {
+            let mailer = mailer.clone();
+            Box::pin(async move {
+                match payload
+                    .get("notification")
+                    .and_then(serde_json::Value::as_i64)
+                {
+                    Some(id) => mailer.send_notification(id).await,
+                    None => Err(format!("payload without a notification id: {payload}")),
+                }
+            })
+        });
+        (JOB_EMAIL_SEND, handler)
+    }
+}
