@@ -437,6 +437,7 @@ impl Application {
             () = shutdown => {
                 tracing::info!("shutting down: closing WebSocket sessions");
                 self.state.hub.close_sessions();
+                self.state.notifications.close_streams();
                 handle.stop(true).await;
                 server.await
             }

@@ -153,7 +153,8 @@ pub fn app(
                 .service(notifications::delete_notification)
                 .service(notifications::get_prefs)
                 .service(notifications::set_prefs)
-                .service(notifications::broadcast),
+                .service(notifications::broadcast)
+                .service(notifications::stream),
         )
         .split_for_parts();
     // The paths are only known now, after the handlers registered them.

@@ -273,3 +273,87 @@ pub async fn broadcast(
         .await?;
     Ok(HttpResponse::Accepted().json(Broadcasted { event_id }))
 }
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct StreamParams {
+    /// Resume after this notification id (for clients that cannot send the
+    /// `Last-Event-ID` header; the header wins when both are there).
+    pub last_event_id: Option<i64>,
+}
+
+/// My notifications as a Server-Sent Events stream, for clients that do
+/// not hold the chat WebSocket. Events: `notification` (with `id:` = the
+/// notification id; data as in the inbox) and `badge` (`{"unread": n}`);
+/// a `: keep-alive` comment every 15 s. Reconnecting with `Last-Event-ID`
+/// replays the notifications after it (at most 100) before live ones.
+#[utoipa::path(
+    tag = "notifications",
+    params(
+        StreamParams,
+        ("Last-Event-ID" = Option<i64>, Header, description = "The last notification id received"),
+    ),
+    responses(
+        (status = 200, description = "`text/event-stream`", content_type = "text/event-stream", body = String),
+        (status = 400, description = "`invalid_parameter`: Last-Event-ID is not a notification id", body = ErrorBody),
+        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        (status = 503, description = "`unavailable`: shutting down, reconnect", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
+#[get("/notifications/stream")]
+pub async fn stream(
+    state: web::Data<AppState>,
+    auth: Auth,
+    req: actix_web::HttpRequest,
+    query: web::Query<StreamParams>,
+) -> Result<HttpResponse, ApiError> {
+    let header = match req.headers().get("last-event-id") {
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|s| s.trim().parse::<i64>().ok())
+                .ok_or_else(|| {
+                    ApiError::new(
+                        crate::error::Code::InvalidParameter,
+                        "Last-Event-ID must be a notification id",
+                    )
+                })?,
+        ),
+        None => None,
+    };
+    let (first, rx) = state
+        .notifications
+        .stream(auth.0.uid(), header.or(query.last_event_id))
+        .await?;
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(15));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let start = (std::collections::VecDeque::from(first), rx, tick);
+    let body = futures_util::stream::unfold(start, |(mut queue, mut rx, mut tick)| async move {
+        if let Some(text) = queue.pop_front() {
+            return Some((
+                Ok::<_, actix_web::Error>(web::Bytes::from(text)),
+                (queue, rx, tick),
+            ));
+        }
+        loop {
+            tokio::select! {
+                m = rx.recv() => match m {
+                    Ok(text) => return Some((Ok(web::Bytes::from(text)), (queue, rx, tick))),
+                    // Too slow a reader: it missed some; a reconnect with
+                    // Last-Event-ID fills the gap, so end the stream.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_))
+                    | Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                },
+                _ = tick.tick() => {
+                    return Some((Ok(web::Bytes::from_static(b": keep-alive\n\n")), (queue, rx, tick)));
+                }
+            }
+        }
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("Cache-Control", "no-cache"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(body))
+}

@@ -25,6 +25,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::json;
+use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::actors::user::UserMsg;
@@ -45,6 +46,42 @@ pub struct Notifications {
     sql: Arc<SqlStore>,
     hub: ChatHub,
     bus: Arc<dyn Bus>,
+    streams: Arc<Streams>,
+}
+
+/// The SSE streams open on this node, per user: each gets every event
+/// text sent to its user. Closing drops the senders, which ends the streams.
+#[derive(Default)]
+struct Streams {
+    by_user: std::sync::Mutex<HashMap<i64, broadcast::Sender<String>>>,
+    closed: std::sync::atomic::AtomicBool,
+}
+
+impl Streams {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, broadcast::Sender<String>>> {
+        self.by_user.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn send(&self, user: i64, text: String) {
+        let mut map = self.lock();
+        if let Some(tx) = map.get(&user) {
+            if tx.send(text).is_err() {
+                // Nobody listens any more.
+                map.remove(&user);
+            }
+        }
+    }
+}
+
+/// How many notifications a resuming stream replays at most.
+const SSE_REPLAY: i64 = 100;
+
+/// One SSE event: `id` (notifications only), `event`, one `data` line.
+fn sse(id: Option<i64>, event: &str, data: &str) -> String {
+    match id {
+        Some(id) => format!("id: {id}\nevent: {event}\ndata: {data}\n\n"),
+        None => format!("event: {event}\ndata: {data}\n\n"),
+    }
 }
 
 /// A notification as clients see it (REST and the `notification` frame).
@@ -86,7 +123,12 @@ pub struct PrefView {
 
 impl Notifications {
     pub fn new(sql: Arc<SqlStore>, hub: ChatHub, bus: Arc<dyn Bus>) -> Notifications {
-        Notifications { sql, hub, bus }
+        Notifications {
+            sql,
+            hub,
+            bus,
+            streams: Arc::new(Streams::default()),
+        }
     }
 
     /// Consume the alarms topic until `stop` fires.
@@ -189,7 +231,8 @@ impl Notifications {
             )
             .await
             .map_err(|e| e.to_string())?;
-        if row.in_app && row.read_at.is_none() && self.hub.is_online(user) {
+        let streaming = self.streams.lock().contains_key(&user);
+        if row.in_app && row.read_at.is_none() && (streaming || self.hub.is_online(user)) {
             let item = serde_json::to_value(NotificationView::from(&row)).unwrap_or_default();
             let unread = self
                 .sql
@@ -200,6 +243,14 @@ impl Notifications {
                 .user(user, UserMsg::Event(frames::notification(&item)));
             self.hub
                 .user(user, UserMsg::Event(frames::notification_badge(unread)));
+            if streaming {
+                self.streams
+                    .send(user, sse(Some(row.id), "notification", &item.to_string()));
+                self.streams.send(
+                    user,
+                    sse(None, "badge", &json!({ "unread": unread }).to_string()),
+                );
+            }
         }
         Ok(())
     }
@@ -245,7 +296,61 @@ impl Notifications {
             user.get(),
             UserMsg::Event(frames::notification_badge(unread)),
         );
+        self.streams.send(
+            user.get(),
+            sse(None, "badge", &json!({ "unread": unread }).to_string()),
+        );
         Ok(unread)
+    }
+
+    /// Open an SSE stream for a user: first the notifications after
+    /// `last_event_id` (a resume; at most 100, oldest first) and the badge,
+    /// then every new one live. Ends when the node shuts down.
+    pub async fn stream(
+        &self,
+        user: UserId,
+        last_event_id: Option<i64>,
+    ) -> Result<(Vec<String>, broadcast::Receiver<String>), ApiError> {
+        // Subscribe first, then read the backlog: nothing falls between.
+        let rx = {
+            let mut map = self.streams.lock();
+            if self
+                .streams
+                .closed
+                .load(std::sync::atomic::Ordering::Acquire)
+            {
+                return Err(ApiError::new(
+                    crate::error::Code::Unavailable,
+                    "the server is shutting down; reconnect",
+                ));
+            }
+            map.entry(user.get())
+                .or_insert_with(|| broadcast::channel(256).0)
+                .subscribe()
+        };
+        let mut first = Vec::new();
+        if let Some(after) = last_event_id {
+            for row in self
+                .sql
+                .notifications_after(user.get(), after, SSE_REPLAY)
+                .await?
+            {
+                let item = serde_json::to_value(NotificationView::from(&row)).unwrap_or_default();
+                first.push(sse(Some(row.id), "notification", &item.to_string()));
+            }
+        }
+        let unread = self.sql.unread_notifications(user.get()).await?;
+        first.push(sse(None, "badge", &json!({ "unread": unread }).to_string()));
+        Ok((first, rx))
+    }
+
+    /// End every SSE stream of this node (shutdown: before the HTTP server
+    /// waits for open requests).
+    pub fn close_streams(&self) {
+        self.streams
+            .closed
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.streams.lock().clear();
     }
 
     pub async fn read(&self, user: UserId, id: i64) -> Result<i64, ApiError> {

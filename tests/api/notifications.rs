@@ -378,3 +378,136 @@ async fn admins_hear_of_low_stock_and_everyone_of_a_broadcast() {
     let f = wa.expect("notification").await;
     assert_eq!(f["notification"]["kind"], "broadcast");
 }
+
+/// A Server-Sent Events reader over a streaming response.
+struct Sse {
+    body:
+        std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<actix_web::web::Bytes>>>>,
+    buf: String,
+}
+
+impl Sse {
+    async fn open(app: &TestApp, user: &User, last: Option<&str>) -> Sse {
+        let mut req = app
+            .client
+            .get(app.url("/api/notifications/stream"))
+            .bearer_auth(&user.token);
+        if let Some(last) = last {
+            req = req.header("Last-Event-ID", last);
+        }
+        let r = req.send().await.expect("stream");
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(r
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream")));
+        Sse {
+            body: Box::pin(r.bytes_stream()),
+            buf: String::new(),
+        }
+    }
+
+    /// The next event (comments skipped): (id, event, data).
+    async fn next(&mut self) -> (Option<i64>, String, Value) {
+        use futures_util::StreamExt as _;
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let block: String = self.buf.drain(..end + 2).collect();
+                let (mut id, mut event, mut data) = (None, String::new(), String::new());
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("id: ") {
+                        id = v.parse().ok();
+                    } else if let Some(v) = line.strip_prefix("event: ") {
+                        event = v.to_string();
+                    } else if let Some(v) = line.strip_prefix("data: ") {
+                        data.push_str(v);
+                    }
+                }
+                if event.is_empty() {
+                    continue; // a comment (keep-alive)
+                }
+                return (
+                    id,
+                    event,
+                    serde_json::from_str(&data).expect("event data is JSON"),
+                );
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(10), self.body.next())
+                .await
+                .expect("an SSE event within 10 s")
+                .expect("the stream is open")
+                .expect("a chunk");
+            self.buf.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+}
+
+#[actix_web::test]
+async fn the_sse_stream_delivers_live_and_resumes_from_last_event_id() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let user = app.user("sse-user").await;
+    let mut sse = Sse::open(&app, &user, None).await;
+    let (_, event, data) = sse.next().await;
+    assert_eq!((event.as_str(), &data), ("badge", &json!({"unread": 0})));
+    let say = |title: &str| {
+        let (app, token, body) = (
+            &app,
+            admin.token.clone(),
+            json!({"title": title, "body": "본문"}),
+        );
+        async move {
+            let r = app
+                .post_json("/api/admin/notifications/broadcast", &body, Some(&token))
+                .await;
+            assert_eq!(r.status(), StatusCode::ACCEPTED);
+        }
+    };
+    say("첫 번째").await;
+    let (id, event, data) = sse.next().await;
+    assert_eq!(event, "notification");
+    assert_eq!(data["title"], "첫 번째");
+    let first = id.expect("an id");
+    assert_eq!(Some(first), data["id"].as_i64());
+    let (_, event, data) = sse.next().await;
+    assert_eq!(
+        (event.as_str(), data["unread"].as_i64()),
+        ("badge", Some(1))
+    );
+    drop(sse);
+
+    // Two more while disconnected; the resume replays them, in order.
+    say("두 번째").await;
+    say("세 번째").await;
+    wait_for(&app, &user, "broadcast", 3).await;
+    let mut sse = Sse::open(&app, &user, Some(&first.to_string())).await;
+    let (_, _, a) = sse.next().await;
+    let (_, _, b) = sse.next().await;
+    let (_, event, badge) = sse.next().await;
+    assert_eq!(
+        (a["title"].as_str(), b["title"].as_str()),
+        (Some("두 번째"), Some("세 번째"))
+    );
+    assert_eq!(
+        (event.as_str(), badge["unread"].as_i64()),
+        ("badge", Some(3))
+    );
+
+    // Refusals.
+    assert_error(
+        app.get("/api/notifications/stream", None).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
+    )
+    .await;
+    let r = app
+        .client
+        .get(app.url("/api/notifications/stream"))
+        .bearer_auth(&user.token)
+        .header("Last-Event-ID", "yesterday")
+        .send()
+        .await
+        .expect("stream");
+    assert_error(r, StatusCode::BAD_REQUEST, "invalid_parameter").await;
+}

@@ -233,6 +233,7 @@ async fn openapi_covers_every_route_and_swagger_is_served() {
         ("/api/me/notification_settings", "get"),
         ("/api/me/notification_settings", "put"),
         ("/api/admin/notifications/broadcast", "post"),
+        ("/api/notifications/stream", "get"),
         ("/api/payments/confirm", "post"),
         ("/api/products/{id}/reviews", "post"),
         ("/api/products/{id}/reviews", "get"),

@@ -175,6 +175,25 @@ impl SqlStore {
         Ok(rows.into_iter().map(record).collect())
     }
 
+    /// A user's notifications after `after`, oldest first (SSE resume).
+    pub async fn notifications_after(
+        &self,
+        user_id: i64,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<NotificationRecord>, StoreError> {
+        let rows: Vec<Row> = sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM notifications WHERE user_id = ? AND in_app = 1 AND id > ? \
+             ORDER BY id LIMIT ?"
+        ))
+        .bind(user_id)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(self.writer())
+        .await?;
+        Ok(rows.into_iter().map(record).collect())
+    }
+
     pub async fn unread_notifications(&self, user_id: i64) -> Result<i64, StoreError> {
         let (n,): (i64,) = sqlx::query_as(
             "SELECT COUNT(*) FROM notifications WHERE user_id = ? AND in_app = 1 AND read_at IS NULL",
