@@ -336,18 +336,16 @@ pub async fn stream(
                 (queue, rx, tick),
             ));
         }
-        loop {
-            tokio::select! {
-                m = rx.recv() => match m {
-                    Ok(text) => return Some((Ok(web::Bytes::from(text)), (queue, rx, tick))),
-                    // Too slow a reader: it missed some; a reconnect with
-                    // Last-Event-ID fills the gap, so end the stream.
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_))
-                    | Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
-                },
-                _ = tick.tick() => {
-                    return Some((Ok(web::Bytes::from_static(b": keep-alive\n\n")), (queue, rx, tick)));
-                }
+        tokio::select! {
+            m = rx.recv() => match m {
+                Ok(text) => Some((Ok(web::Bytes::from(text)), (queue, rx, tick))),
+                // Too slow a reader: it missed some; a reconnect with
+                // Last-Event-ID fills the gap, so end the stream.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_))
+                | Err(tokio::sync::broadcast::error::RecvError::Closed) => None,
+            },
+            _ = tick.tick() => {
+                Some((Ok(web::Bytes::from_static(b": keep-alive\n\n")), (queue, rx, tick)))
             }
         }
     });
