@@ -230,7 +230,6 @@ impl AppState {
             cache.clone(),
             metrics.clone(),
             config.shop,
-            bus.clone(),
         );
         // The outbox worker: order expiry and stock restores on any node.
         let mut worker = OutboxWorker::new(
@@ -311,6 +310,9 @@ impl AppState {
         )
         .map_err(|e| anyhow::anyhow!("mail: {e}"))?;
         let (kind, handler) = mailer.job_handler();
+        worker = worker.handle(kind, handler, RetryPolicy::DEFAULT);
+        // Events written by business transactions, published after commit.
+        let (kind, handler) = service::events::publish_handler(bus.clone());
         worker = worker.handle(kind, handler, RetryPolicy::DEFAULT);
         worker.start(shutdown.listener());
         // Notifications: every node consumes the alarms topic.

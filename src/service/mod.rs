@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod attempts;
 pub mod catalog;
 pub mod chat;
+pub mod events;
 pub mod gate;
 pub mod mail;
 pub mod market;

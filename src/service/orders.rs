@@ -11,7 +11,8 @@
 
 use std::sync::Arc;
 
-use crate::bus::{Bus, Event, TOPIC_ALARMS};
+use crate::bus::{Event, TOPIC_ALARMS};
+use crate::service::events::publish_job;
 use std::time::Duration;
 
 use rand::RngCore as _;
@@ -50,7 +51,6 @@ pub struct Orders {
     cache: Arc<dyn Cache>,
     metrics: Arc<Metrics>,
     settings: ShopSettings,
-    bus: Arc<dyn Bus>,
 }
 
 /// Where an order's lines come from.
@@ -130,7 +130,6 @@ impl Orders {
         cache: Arc<dyn Cache>,
         metrics: Arc<Metrics>,
         settings: ShopSettings,
-        bus: Arc<dyn Bus>,
     ) -> Orders {
         Orders {
             sql,
@@ -139,7 +138,6 @@ impl Orders {
             cache,
             metrics,
             settings,
-            bus,
         }
     }
 
@@ -480,7 +478,7 @@ impl Orders {
         }
         let Some(ended) = self
             .sql
-            .end_unpaid_order(order.id, OrderStatus::CancelledByUser, now_ms())
+            .end_unpaid_order(order.id, OrderStatus::CancelledByUser, &[], now_ms())
             .await?
         else {
             return Err(ApiError::new(
@@ -549,21 +547,25 @@ impl Orders {
         if order.status != OrderStatus::PendingPayment {
             return Ok(());
         }
+        // The buyer hears of it through the outbox: the event is written
+        // with the change, so it goes out if and only if the order expired.
+        let event = Event::new(
+            "order.expired",
+            order.buyer_id,
+            serde_json::json!({"order": order.order_number, "buyer": order.buyer_id, "total": order.total}),
+        );
         if let Some(ended) = self
             .sql
-            .end_unpaid_order(order_id, OrderStatus::Expired, now_ms())
+            .end_unpaid_order(
+                order_id,
+                OrderStatus::Expired,
+                &[publish_job(TOPIC_ALARMS, &event)],
+                now_ms(),
+            )
             .await?
         {
             tracing::info!(order = %ended.order_number, "order expired unpaid");
             self.cache_status(&ended).await;
-            let event = Event::new(
-                "order.expired",
-                ended.buyer_id,
-                serde_json::json!({"order": ended.order_number, "buyer": ended.buyer_id, "total": ended.total}),
-            );
-            if let Err(e) = self.bus.publish(TOPIC_ALARMS, event).await {
-                tracing::error!(error = %e, "publishing order.expired failed");
-            }
         }
         Ok(())
     }

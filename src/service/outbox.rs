@@ -32,6 +32,7 @@ pub const ALL_KINDS: &[&str] = &[
     "payment_refund",
     "payment_reconcile",
     "email_send",
+    "event_publish",
 ];
 
 /// How a kind of job is retried.

@@ -49,6 +49,7 @@ use crate::payments::{
     Approved, CancelRequest, ConfirmRequest, GatewayError, PaymentGateway, ProviderStatus, Ready,
     ReadyRequest,
 };
+use crate::service::events::publish_job;
 use crate::service::market::Market;
 use crate::service::orders::{OrderDetail, Orders};
 use crate::service::outbox::JobHandler;
@@ -397,6 +398,13 @@ impl Payments {
             )
             .with_details(json!({"expected": order.total, "got": approved.amount.get(), "refunded": true})));
         }
+        // The buyer hears of it if and only if the payment is recorded.
+        let approved_event = Event::new(
+            "payment.approved",
+            order.buyer_id,
+            json!({"order": order.order_number, "buyer": order.buyer_id,
+                   "amount": approved.amount.get(), "provider": provider}),
+        );
         let recorded = self
             .sql
             .record_payment(
@@ -408,6 +416,7 @@ impl Payments {
                     method: &approved.method,
                     approved_at: approved.approved_at,
                 },
+                &[publish_job(TOPIC_ALARMS, &approved_event)],
                 now_ms(),
             )
             .await;
@@ -423,12 +432,6 @@ impl Payments {
                         tracing::warn!(error = %e.message, "announcing a sale failed");
                     }
                 }
-                self.publish(
-                    "payment.approved",
-                    order.buyer_id,
-                    json!({"order": order.order_number, "buyer": order.buyer_id, "amount": p.amount, "provider": p.provider}),
-                )
-                .await;
                 Ok((detail, p))
             }
             Ok(Recorded::AlreadyPaid(p)) if p.payment_key == approved.payment_key => {
@@ -704,6 +707,7 @@ impl Payments {
                     idempotency_key: &key,
                     status: "pending",
                     claim: Some((&claimer, lease)),
+                    jobs: &[],
                 },
                 now_ms(),
             )
@@ -810,21 +814,23 @@ impl Payments {
         .await;
         match r {
             Ok(_) => {
-                if self
-                    .sql
-                    .settle_refund(id, "done", None, now_ms())
-                    .await
-                    .map_err(|e| e.to_string())?
-                {
-                    self.publish(
-                        "payment.cancelled",
-                        order.buyer_id,
-                        json!({"order": order.order_number, "buyer": order.buyer_id, "amount": refund.amount,
-                               "partial": order.status == OrderStatus::PartiallyCancelled,
-                               "status": order.status.as_str()}),
+                let event = Event::new(
+                    "payment.cancelled",
+                    order.buyer_id,
+                    json!({"order": order.order_number, "buyer": order.buyer_id, "amount": refund.amount,
+                           "partial": order.status == OrderStatus::PartiallyCancelled,
+                           "status": order.status.as_str()}),
+                );
+                self.sql
+                    .settle_refund(
+                        id,
+                        "done",
+                        None,
+                        &[publish_job(TOPIC_ALARMS, &event)],
+                        now_ms(),
                     )
-                    .await;
-                }
+                    .await
+                    .map_err(|e| e.to_string())?;
                 Ok(())
             }
             Err(GatewayError::Unavailable(why)) => Err(why),
@@ -837,19 +843,24 @@ impl Payments {
     }
 
     async fn refund_failed(&self, refund: &RefundRecord, order: &OrderRecord, why: &str) {
+        let event = Event::new(
+            "payment.cancel_failed",
+            order.buyer_id,
+            json!({"order": order.order_number, "buyer": order.buyer_id, "amount": refund.amount, "error": why}),
+        );
         match self
             .sql
-            .settle_refund(refund.id, "failed", Some(why), now_ms())
+            .settle_refund(
+                refund.id,
+                "failed",
+                Some(why),
+                &[publish_job(TOPIC_ALARMS, &event)],
+                now_ms(),
+            )
             .await
         {
             Ok(true) => {
                 tracing::error!(refund = refund.id, order = %order.order_number, error = why, "refund failed for good; an admin must act");
-                self.publish(
-                    "payment.cancel_failed",
-                    order.buyer_id,
-                    json!({"order": order.order_number, "buyer": order.buyer_id, "amount": refund.amount, "error": why}),
-                )
-                .await;
             }
             Ok(false) => {}
             Err(e) => {
@@ -971,6 +982,18 @@ impl Payments {
                     payment_key,
                     &seen.cancelled.get().to_string(),
                 ]);
+                let status = if all {
+                    "cancelled"
+                } else {
+                    "partially_cancelled"
+                };
+                let event = Event::new(
+                    "payment.cancelled",
+                    order.buyer_id,
+                    json!({"order": order.order_number, "buyer": order.buyer_id, "amount": delta,
+                           "partial": !all, "status": status, "source": "provider"}),
+                );
+                let jobs = [publish_job(TOPIC_ALARMS, &event)];
                 let made = self
                     .sql
                     .cancel_paid_lines(
@@ -985,27 +1008,20 @@ impl Payments {
                             idempotency_key: &key,
                             status: "done",
                             claim: None,
+                            jobs: &jobs,
                         },
                         now_ms(),
                     )
                     .await
                     .map_err(|e| e.to_string())?;
-                if let Some(refund) = made {
+                if made.is_some() {
                     tracing::warn!(order = %order.order_number, amount = delta, "payment cancelled at the provider; order cancelled to match");
                     for l in &lines {
                         if let Some(listing) = l.listing_id {
                             self.market.order_refunded(ListingId(listing)).await;
                         }
                     }
-                    let now = self.orders.reload(order.id).await.map_err(|e| e.message)?;
-                    self.publish(
-                        "payment.cancelled",
-                        order.buyer_id,
-                        json!({"order": order.order_number, "buyer": order.buyer_id, "amount": refund.amount,
-                               "partial": now.order.status == OrderStatus::PartiallyCancelled,
-                               "status": now.order.status.as_str(), "source": "provider"}),
-                    )
-                    .await;
+                    self.orders.reload(order.id).await.map_err(|e| e.message)?;
                 }
                 Ok(())
             }

@@ -200,6 +200,14 @@ impl TestApp {
         }
     }
 
+    /// Stop, then start the same nodes on the same data with other settings.
+    pub async fn restart_with(mut self, extra: &[(&str, &str)]) -> TestApp {
+        self.stop().await;
+        let mut again = spawn_app_in(self.data_dir.clone(), extra).await;
+        again._dir = self._dir.take();
+        again
+    }
+
     /// Stop, then start the same nodes again on the same data.
     pub async fn restart(mut self) -> TestApp {
         self.stop().await;

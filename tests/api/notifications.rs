@@ -8,7 +8,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, eventually, spawn_app, TestApp, User};
+use crate::helpers::{assert_error, eventually, spawn_app, spawn_app_with, TestApp, User};
 use crate::market::{chat_about, listing};
 use crate::refunds::{cancel, line, paid_order};
 use crate::shop::{json_of, on_sale, option_id, put};
@@ -510,4 +510,44 @@ async fn the_sse_stream_delivers_live_and_resumes_from_last_event_id() {
         .await
         .expect("stream");
     assert_error(r, StatusCode::BAD_REQUEST, "invalid_parameter").await;
+}
+
+#[actix_web::test]
+async fn an_event_written_with_its_change_waits_for_a_node_to_publish_it() {
+    // These nodes work every outbox kind but publishing events: the
+    // payment commits with its event job, and nobody publishes it yet
+    // (as if the node had died right after the commit).
+    let app = spawn_app_with(&[(
+        "outbox_kinds",
+        "order_expire,stock_restore,listing_release,payment_cancel,payment_refund,payment_reconcile,email_send",
+    )])
+    .await;
+    let admin = app.admin().await;
+    let buyer = app.user("ob-buyer").await;
+    let p = on_sale(
+        &app,
+        &admin,
+        "Lady Dior",
+        "Dior",
+        7_000,
+        &[("LA", 5), ("LB", 5)],
+    )
+    .await;
+    paid_order(&app, &buyer, &p, 1, 1, "pk-outbox").await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        inbox(&app, &buyer, "").await["items"],
+        json!([]),
+        "not published yet"
+    );
+    // Nodes that publish: the event goes out, once.
+    let app = app.restart_with(&[]).await;
+    let got = wait_for(&app, &buyer, "payment.approved", 1).await;
+    assert!(
+        got[0]["body"]
+            .as_str()
+            .is_some_and(|b| b.contains("14,000원")),
+        "{}",
+        got[0]
+    );
 }

@@ -505,10 +505,12 @@ impl SqlStore {
     /// transaction the job that undoes its hold: `stock_restore` for shop
     /// lines, `listing_release` for a used listing. `None` if the order was
     /// not pending (paid, or ended already): nothing changed.
+    /// `jobs` (e.g. the `order.expired` event) are written with the change.
     pub async fn end_unpaid_order(
         &self,
         id: i64,
         to: OrderStatus,
+        jobs: &[NewJob],
         now: i64,
     ) -> Result<Option<OrderRecord>, StoreError> {
         retrying("end_unpaid_order", || async {
@@ -533,6 +535,9 @@ impl SqlStore {
                 JOB_STOCK_RESTORE
             };
             enqueue(&mut tx, &order_job(kind, id, now), now).await?;
+            for job in jobs {
+                enqueue(&mut tx, job, now).await?;
+            }
             tx.commit().await?;
             Ok(Some(record))
         })

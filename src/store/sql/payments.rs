@@ -6,7 +6,8 @@
 //! longer pending (it expired, or the buyer cancelled, while the provider
 //! approved) nothing is written and the caller compensates.
 
-use super::{is_unique_violation, retrying, SqlStore};
+use super::outbox::enqueue;
+use super::{is_unique_violation, retrying, NewJob, SqlStore};
 use crate::store::StoreError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +91,7 @@ impl SqlStore {
     pub async fn record_payment(
         &self,
         p: &NewPayment<'_>,
+        jobs: &[NewJob],
         now: i64,
     ) -> Result<Recorded, StoreError> {
         let attempt = retrying("record_payment", || async {
@@ -148,6 +150,9 @@ impl SqlStore {
             .bind(now)
             .execute(&mut *tx)
             .await?;
+            for job in jobs {
+                enqueue(&mut tx, job, now).await?;
+            }
             tx.commit().await?;
             Ok(Some(()))
         })

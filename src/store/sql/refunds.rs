@@ -57,6 +57,8 @@ pub struct NewRefund<'a> {
     /// job is written already claimed, so the outbox worker does not run
     /// it at the same time (one provider call at a time per refund).
     pub claim: Option<(&'a str, i64)>,
+    /// More jobs to write with it (an event of a cancel already refunded).
+    pub jobs: &'a [NewJob],
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -250,6 +252,9 @@ impl SqlStore {
                 .bind(r.idempotency_key)
                 .fetch_one(&mut *tx)
                 .await?;
+            for job in r.jobs {
+                enqueue(&mut tx, job, now).await?;
+            }
             if r.status == "pending" {
                 enqueue(
                     &mut tx,
@@ -306,23 +311,37 @@ impl SqlStore {
 
     /// Settle a pending refund: `done` (the provider refunded) or `failed`
     /// (it never will; admins are told). False if it was not pending.
+    /// `jobs` (e.g. the event that tells the buyer) are written only if
+    /// this call settles it.
     pub async fn settle_refund(
         &self,
         id: i64,
         status: &str,
         error: Option<&str>,
+        jobs: &[NewJob],
         now: i64,
     ) -> Result<bool, StoreError> {
-        let r = sqlx::query(
-            "UPDATE refunds SET status = ?, last_error = ?, done_at = ? WHERE id = ? AND status = 'pending'",
-        )
-        .bind(status)
-        .bind(error.map(|e| e.chars().take(900).collect::<String>()))
-        .bind(now)
-        .bind(id)
-        .execute(self.writer())
-        .await?;
-        Ok(r.rows_affected() == 1)
+        retrying("settle_refund", || async {
+            let mut tx = self.writer().begin().await?;
+            let r = sqlx::query(
+                "UPDATE refunds SET status = ?, last_error = ?, done_at = ? WHERE id = ? AND status = 'pending'",
+            )
+            .bind(status)
+            .bind(error.map(|e| e.chars().take(900).collect::<String>()))
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            if r.rows_affected() != 1 {
+                return Ok(false);
+            }
+            for job in jobs {
+                enqueue(&mut tx, job, now).await?;
+            }
+            tx.commit().await?;
+            Ok(true)
+        })
+        .await
     }
 
     /// The first attempt of a refund's job (made by `claimer`) is over:

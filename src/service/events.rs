@@ -1,0 +1,52 @@
+//! Events published through the outbox: a business transaction writes an
+//! `event_publish` job holding the whole event (its id included) next to
+//! its own rows, so the event goes out **if and only if** the change
+//! committed; the worker publishes it (at least once; consumers
+//! deduplicate by the event id, which every retry keeps).
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use crate::bus::{Bus, Event};
+use crate::domain::now_ms;
+use crate::service::outbox::JobHandler;
+use crate::store::sql::NewJob;
+
+/// The outbox kind that publishes one event.
+pub const JOB_EVENT_PUBLISH: &str = "event_publish";
+
+/// The job that publishes `event` on `topic` (write it in the business
+/// transaction).
+pub fn publish_job(topic: &str, event: &Event) -> NewJob {
+    NewJob {
+        kind: JOB_EVENT_PUBLISH,
+        payload: json!({ "topic": topic, "event": event }),
+        dedup_key: format!("{JOB_EVENT_PUBLISH}:{}", event.id),
+        due_at: now_ms(),
+    }
+}
+
+/// The outbox handler: publish and wait for the bus to have it (a broker
+/// that is down fails the job, which is retried with backoff).
+pub fn publish_handler(bus: Arc<dyn Bus>) -> (&'static str, JobHandler) {
+    let handler: JobHandler = Arc::new(move |payload| {
+        let bus = bus.clone();
+        Box::pin(async move {
+            let topic = payload
+                .get("topic")
+                .and_then(serde_json::Value::as_str)
+                .ok_or("payload without a topic")?
+                .to_string();
+            let event: Event = serde_json::from_value(
+                payload
+                    .get("event")
+                    .cloned()
+                    .ok_or("payload without an event")?,
+            )
+            .map_err(|e| format!("payload event: {e}"))?;
+            bus.publish(&topic, event).await.map_err(|e| e.to_string())
+        })
+    });
+    (JOB_EVENT_PUBLISH, handler)
+}
