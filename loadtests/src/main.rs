@@ -200,6 +200,11 @@ struct PayArgs {
     /// Length of each step.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     step: Duration,
+    /// At the end, wait up to this long for unpaid orders to expire (start
+    /// the server with a short `order_payment_window_secs`) before checking
+    /// that the stock went down by exactly the paid checkouts.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    expiry_wait: Duration,
     #[arg(long)]
     admin_email: String,
     #[arg(long)]

@@ -31,22 +31,36 @@ pub struct PayStep {
     pub failed: u64,
     /// Paid checkouts per second of the step (until the last answer).
     pub paid_per_sec: f64,
+    /// Why checkouts failed, e.g. `confirm 503 busy`: count.
+    pub failures: std::collections::BTreeMap<String, u64>,
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
 }
 
-async fn checkout(client: &reqwest::Client, node: &str, token: &str, option: i64, n: u64) -> bool {
+async fn checkout(
+    client: &reqwest::Client,
+    node: &str,
+    token: &str,
+    option: i64,
+    n: u64,
+) -> Result<(), String> {
+    async fn why(step: &str, r: reqwest::Response) -> String {
+        let status = r.status().as_u16();
+        let v: Value = r.json().await.unwrap_or(Value::Null);
+        format!("{step} {status} {}", v["code"].as_str().unwrap_or(""))
+    }
     let placed = client
         .post(format!("{node}/api/orders"))
         .bearer_auth(token)
         .json(&json!({"from": "buy_now", "option_id": option, "quantity": 1}))
         .send()
-        .await;
-    let order: Value = match placed {
-        Ok(r) if r.status().as_u16() == 201 => r.json().await.unwrap_or(Value::Null),
-        _ => return false,
-    };
+        .await
+        .map_err(|e| format!("order transport: {}", e.without_url()))?;
+    if placed.status().as_u16() != 201 {
+        return Err(why("order", placed).await);
+    }
+    let order: Value = placed.json().await.unwrap_or(Value::Null);
     let confirmed = client
         .post(format!("{node}/api/payments/confirm"))
         .bearer_auth(token)
@@ -54,8 +68,12 @@ async fn checkout(client: &reqwest::Client, node: &str, token: &str, option: i64
                       "payment_key": format!("load-{n}-{}", order["order_number"].as_str().unwrap_or("")),
                       "provider": "sandbox"}))
         .send()
-        .await;
-    matches!(confirmed, Ok(r) if r.status().as_u16() == 200)
+        .await
+        .map_err(|e| format!("confirm transport: {}", e.without_url()))?;
+    if confirmed.status().as_u16() != 200 {
+        return Err(why("confirm", confirmed).await);
+    }
+    Ok(())
 }
 
 async fn stock(
@@ -148,7 +166,7 @@ pub async fn run(a: PayArgs) -> anyhow::Result<std::process::ExitCode> {
 
     let mut steps = Vec::new();
     let mut n: u64 = 0;
-    let (mut total_paid, mut total_failed) = (0u64, 0u64);
+    let (mut total_paid, mut total_failed, mut held) = (0u64, 0u64, 0u64);
     for &rate in &rates {
         let count = (rate as f64 * a.step.as_secs_f64()).round().max(1.0) as u64;
         let every = Duration::from_secs_f64(1.0 / rate as f64);
@@ -168,13 +186,20 @@ pub async fn run(a: PayArgs) -> anyhow::Result<std::process::ExitCode> {
         }
         let mut hist = histogram();
         let (mut paid, mut failed) = (0u64, 0u64);
+        let mut failures = std::collections::BTreeMap::new();
         for r in running {
             let (ok, took) = r.await.context("checkout task")?;
             let _ = hist.record(took.as_micros().max(1) as u64);
-            if ok {
-                paid += 1;
-            } else {
-                failed += 1;
+            match ok {
+                Ok(()) => paid += 1,
+                Err(why) => {
+                    failed += 1;
+                    // Placed but not paid: its unit is held until it expires.
+                    if why.starts_with("confirm") {
+                        held += 1;
+                    }
+                    *failures.entry(why).or_insert(0) += 1;
+                }
             }
         }
         let seconds = start.elapsed().as_secs_f64();
@@ -189,6 +214,7 @@ pub async fn run(a: PayArgs) -> anyhow::Result<std::process::ExitCode> {
             paid,
             failed,
             paid_per_sec: paid as f64 / seconds,
+            failures,
             p50_ms: hist.value_at_quantile(0.5) as f64 / 1000.0,
             p99_ms: hist.value_at_quantile(0.99) as f64 / 1000.0,
             max_ms: hist.max() as f64 / 1000.0,
@@ -197,16 +223,30 @@ pub async fn run(a: PayArgs) -> anyhow::Result<std::process::ExitCode> {
             println!("{}", serde_json::to_string(&step)?);
         } else {
             println!(
-                "pay: {} checkouts/s offered on {} node(s): {} paid, {} failed; {:.1} paid/s, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-                step.rate, step.nodes, step.paid, step.failed, step.paid_per_sec, step.p50_ms, step.p99_ms, step.max_ms
+                "pay: {} checkouts/s offered on {} node(s): {} paid, {} failed {:?}; {:.1} paid/s, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+                step.rate, step.nodes, step.paid, step.failed, step.failures, step.paid_per_sec, step.p50_ms, step.p99_ms, step.max_ms
             );
         }
         steps.push(step);
     }
-    let left = stock(&client, &c.url, &admin, product_id).await?;
-    let sold = units - left;
-    if total_failed != 0 || sold != total_paid as i64 {
-        bail!("invariant broken: {total_paid} paid, {total_failed} failed, {sold} units gone from stock");
+    // Correctness: every paid checkout took exactly one unit for good;
+    // units held by orders placed but not paid (a failed confirm, or an
+    // answer lost to a transport error) come back when they expire. Wait
+    // for that, then the stock must be exactly `units - paid`.
+    let want = units - total_paid as i64;
+    let until = Instant::now() + a.expiry_wait;
+    let mut left = stock(&client, &c.url, &admin, product_id).await?;
+    while left != want && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        left = stock(&client, &c.url, &admin, product_id).await?;
+    }
+    if left != want {
+        bail!(
+            "invariant broken: {total_paid} paid ({held} more placed unpaid), stock {left}, want {want} once unpaid orders expired"
+        );
+    }
+    if total_failed != 0 {
+        bail!("{total_failed} checkouts failed (see the steps' failures)");
     }
     Ok(std::process::ExitCode::SUCCESS)
 }
