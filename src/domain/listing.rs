@@ -252,7 +252,7 @@ impl ListingEvent {
     /// The alarm kind on the bus, for the events users are notified of.
     pub fn bus_kind(&self) -> Option<&'static str> {
         match self {
-            ListingEvent::PriceChanged { .. } => None,
+            ListingEvent::PriceChanged { .. } => Some("listing.price_changed"),
             ListingEvent::Reserved { .. } => Some("reservation.created"),
             ListingEvent::ReservationCancelled { .. } => Some("reservation.cancelled"),
             ListingEvent::ReservationExpired { .. } => Some("reservation.expired"),
@@ -474,7 +474,7 @@ mod tests {
             p.notice(),
             "가격이 1,200,000원에서 950,000원으로 바뀌었어요."
         );
-        assert_eq!(p.bus_kind(), None);
+        assert_eq!(p.bus_kind(), Some("listing.price_changed"));
         assert_eq!(won(12_000), "12,000");
         assert_eq!(won(999), "999");
     }

@@ -40,6 +40,8 @@ pub const KINDS: &[KindInfo] = &[
     k("reservation.expired", true, false, "예약 시간 만료"),
     k("listing.sold", true, false, "내 물건이 팔렸어요"),
     k("review.request", true, false, "거래 후기 요청"),
+    k("keyword.match", true, false, "관심 키워드 새 글"),
+    k("price.drop", true, false, "찜한 물건 가격 인하"),
     k(
         "admin.payment_failure",
         true,
@@ -62,6 +64,11 @@ pub enum Audience {
     Admins,
     /// Every active user.
     Everyone,
+    /// Users who favourited this listing (not its seller).
+    Favourites(i64),
+    /// Users with a saved keyword found in this text (not the listing's
+    /// seller); `{keyword}` in the body stands for the one that matched.
+    KeywordWatchers(String),
 }
 
 /// One notice an event causes, before recipients and preferences.
@@ -258,6 +265,41 @@ pub fn notices(kind: &str, d: &Value) -> Vec<Notice> {
                 out.push(n);
             }
         }
+        "listing.price_changed" => {
+            let (Some(listing), Some(old), Some(new)) =
+                (int(d, "listing"), int(d, "old_price"), int(d, "new_price"))
+            else {
+                return out;
+            };
+            if new < old {
+                let mut n = notice(
+                    Audience::Favourites(listing),
+                    "price.drop",
+                    "찜한 물건의 가격이 내렸어요",
+                    format!("'{{title}}' {} → {}", Won(old), Won(new)),
+                    format!("/listings/{listing}"),
+                );
+                n.listing = Some(listing);
+                out.push(n);
+            }
+        }
+        "listing.created" => {
+            let Some(listing) = int(d, "listing") else {
+                return out;
+            };
+            let title = text(d, "title");
+            out.push(Notice {
+                to: Audience::KeywordWatchers(title.to_string()),
+                kind: "keyword.match",
+                title: "관심 키워드 새 글".to_string(),
+                body: format!(
+                    "'{{keyword}}' 키워드: {title} · {}",
+                    Won(int(d, "price").unwrap_or(0))
+                ),
+                link: format!("/listings/{listing}"),
+                listing: Some(listing),
+            });
+        }
         "admin.broadcast" => {
             out.push(notice(
                 Audience::Everyone,
@@ -312,6 +354,14 @@ mod tests {
                 json!({"listing": 1, "buyer": 2, "seller": 3}),
             ),
             ("admin.broadcast", json!({"title": "t", "body": "b"})),
+            (
+                "listing.price_changed",
+                json!({"listing": 1, "old_price": 2000, "new_price": 1000}),
+            ),
+            (
+                "listing.created",
+                json!({"listing": 1, "seller": 2, "title": "아이폰 15", "price": 900_000}),
+            ),
         ];
         let mut seen = std::collections::HashSet::new();
         for (kind, data) in samples {
@@ -324,6 +374,12 @@ mod tests {
         }
         assert_eq!(seen.len(), KINDS.len(), "every kind is reachable");
         assert!(notices("chat.presence", &json!({})).is_empty());
+        // A price that went up tells nobody.
+        assert!(notices(
+            "listing.price_changed",
+            &json!({"listing": 1, "old_price": 1000, "new_price": 2000})
+        )
+        .is_empty());
     }
 
     #[test]

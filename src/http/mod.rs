@@ -154,7 +154,10 @@ pub fn app(
                 .service(notifications::get_prefs)
                 .service(notifications::set_prefs)
                 .service(notifications::broadcast)
-                .service(notifications::stream),
+                .service(notifications::stream)
+                .service(notifications::my_keywords)
+                .service(notifications::add_keyword)
+                .service(notifications::remove_keyword),
         )
         .split_for_parts();
     // The paths are only known now, after the handlers registered them.

@@ -355,3 +355,109 @@ pub async fn stream(
         .insert_header(("X-Accel-Buffering", "no"))
         .streaming(body))
 }
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeywordView {
+    pub keyword: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Keywords {
+    pub items: Vec<KeywordView>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewKeyword {
+    /// 2..=20 characters; matched case-insensitively in new listings' titles.
+    pub keyword: String,
+}
+
+/// My keyword alerts: a new listing whose title contains one of them tells me (`keyword.match`).
+#[utoipa::path(
+    tag = "notifications",
+    responses(
+        (status = 200, body = Keywords),
+        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
+#[get("/me/keywords")]
+pub async fn my_keywords(state: web::Data<AppState>, auth: Auth) -> Result<HttpResponse, ApiError> {
+    let items = state
+        .notifications
+        .keywords(auth.0.uid())
+        .await?
+        .into_iter()
+        .map(|(keyword, created_at)| KeywordView {
+            keyword,
+            created_at,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(Keywords { items }))
+}
+
+/// Save a keyword (201 when new, 200 when I had it already).
+#[utoipa::path(
+    tag = "notifications",
+    request_body = NewKeyword,
+    responses(
+        (status = 200, description = "Already saved", body = Keywords),
+        (status = 201, description = "Saved", body = Keywords),
+        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        (status = 422, description = "`validation_failed` (2..=20 characters, at most 30 keywords) or `invalid_body`", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
+#[post("/me/keywords")]
+pub async fn add_keyword(
+    state: web::Data<AppState>,
+    auth: Auth,
+    body: web::Json<NewKeyword>,
+) -> Result<HttpResponse, ApiError> {
+    let (_, created) = state
+        .notifications
+        .add_keyword(auth.0.uid(), &body.keyword)
+        .await?;
+    let items = state
+        .notifications
+        .keywords(auth.0.uid())
+        .await?
+        .into_iter()
+        .map(|(keyword, created_at)| KeywordView {
+            keyword,
+            created_at,
+        })
+        .collect();
+    let mut r = if created {
+        HttpResponse::Created()
+    } else {
+        HttpResponse::Ok()
+    };
+    Ok(r.json(Keywords { items }))
+}
+
+/// Remove a keyword.
+#[utoipa::path(
+    tag = "notifications",
+    params(("keyword" = String, Path, description = "The keyword (URL-encoded)")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
+#[delete("/me/keywords/{keyword}")]
+pub async fn remove_keyword(
+    state: web::Data<AppState>,
+    auth: Auth,
+    keyword: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    state
+        .notifications
+        .remove_keyword(auth.0.uid(), &keyword)
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}

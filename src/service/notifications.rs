@@ -38,6 +38,18 @@ use crate::error::ApiError;
 use crate::shutdown::Shutdown;
 use crate::store::sql::{NewNotification, NotificationRecord, SqlStore};
 
+/// Saved keywords per user.
+pub const MAX_KEYWORDS: usize = 30;
+
+fn normalise_keyword(keyword: &str) -> Result<String, ApiError> {
+    let k = keyword.trim().to_lowercase();
+    let n = k.chars().count();
+    if !(2..=20).contains(&n) || k.chars().any(char::is_control) {
+        return Err(ApiError::field("keyword", "2..=20 characters"));
+    }
+    Ok(k)
+}
+
 /// Users fanned out to per query when a broadcast goes to everyone.
 const BROADCAST_PAGE: i64 = 500;
 
@@ -167,20 +179,46 @@ impl Notifications {
         }
         for n in notification::notices(&event.kind, &event.data) {
             let mut body = n.body.clone();
+            let mut seller = None;
             if let Some(listing) = n.listing {
-                let title = self
-                    .sql
-                    .listing(listing)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .map(|l| l.title)
-                    .unwrap_or_default();
+                let l = self.sql.listing(listing).await.map_err(|e| e.to_string())?;
+                seller = l.as_ref().map(|l| l.seller_id);
+                let title = l.map(|l| l.title).unwrap_or_default();
                 body = body.replace("{title}", &title);
             }
             match &n.to {
                 Audience::User(u) => self.deliver(event, *u, &n, &body).await?,
                 Audience::Admins => {
                     for u in self.sql.admin_ids().await.map_err(|e| e.to_string())? {
+                        self.deliver(event, u, &n, &body).await?;
+                    }
+                }
+                Audience::Favourites(listing) => {
+                    for u in self
+                        .sql
+                        .favourited_by(*listing)
+                        .await
+                        .map_err(|e| e.to_string())?
+                    {
+                        if Some(u) != seller {
+                            self.deliver(event, u, &n, &body).await?;
+                        }
+                    }
+                }
+                Audience::KeywordWatchers(text) => {
+                    let mut last = None;
+                    for (u, keyword) in self
+                        .sql
+                        .keyword_matches(&text.to_lowercase())
+                        .await
+                        .map_err(|e| e.to_string())?
+                    {
+                        // One notification per user, naming their first match.
+                        if Some(u) == seller || last == Some(u) {
+                            continue;
+                        }
+                        last = Some(u);
+                        let body = body.replace("{keyword}", &keyword);
                         self.deliver(event, u, &n, &body).await?;
                     }
                 }
@@ -431,6 +469,40 @@ impl Notifications {
                 .await?;
         }
         self.prefs(user).await
+    }
+
+    pub async fn keywords(&self, user: UserId) -> Result<Vec<(String, i64)>, ApiError> {
+        Ok(self.sql.keywords(user.get()).await?)
+    }
+
+    /// Save a keyword (trimmed, lower-cased, 2..=20 characters, at most
+    /// [`MAX_KEYWORDS`] per user). True if it is new.
+    pub async fn add_keyword(
+        &self,
+        user: UserId,
+        keyword: &str,
+    ) -> Result<(String, bool), ApiError> {
+        let k = normalise_keyword(keyword)?;
+        let mine = self.sql.keywords(user.get()).await?;
+        if mine.iter().any(|(m, _)| *m == k) {
+            return Ok((k, false));
+        }
+        if mine.len() >= MAX_KEYWORDS {
+            return Err(ApiError::field(
+                "keyword",
+                format!("at most {MAX_KEYWORDS} keywords; remove one first"),
+            ));
+        }
+        let created = self.sql.add_keyword(user.get(), &k, now_ms()).await?;
+        Ok((k, created))
+    }
+
+    pub async fn remove_keyword(&self, user: UserId, keyword: &str) -> Result<(), ApiError> {
+        let k = normalise_keyword(keyword).map_err(|_| ApiError::not_found("keyword"))?;
+        if !self.sql.remove_keyword(user.get(), &k).await? {
+            return Err(ApiError::not_found("keyword"));
+        }
+        Ok(())
     }
 
     /// An admin's notice to every active user.

@@ -551,3 +551,114 @@ async fn an_event_written_with_its_change_waits_for_a_node_to_publish_it() {
         got[0]
     );
 }
+
+#[actix_web::test]
+async fn keyword_alerts_and_price_drops_reach_the_people_who_asked() {
+    let app = spawn_app().await;
+    let (seller, watcher, fan, other) = (
+        app.user("kw-seller").await,
+        app.user("kw-watcher").await,
+        app.user("kw-fan").await,
+        app.user("kw-other").await,
+    );
+    // Keywords: saved lower-cased, listed, refused when too short or too many.
+    let add = |user: &User, k: &str| {
+        let (app, token, body) = (&app, user.token.clone(), json!({"keyword": k}));
+        async move { app.post_json("/api/me/keywords", &body, Some(&token)).await }
+    };
+    assert_eq!(add(&watcher, "아이폰").await.status(), StatusCode::CREATED);
+    assert_eq!(
+        add(&watcher, " iPhone ").await.status(),
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        add(&watcher, "아이폰").await.status(),
+        StatusCode::OK,
+        "already there"
+    );
+    assert_error(
+        add(&watcher, "폰").await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(add(&seller, "아이폰").await.status(), StatusCode::CREATED);
+    let mine = json_of(app.get("/api/me/keywords", Some(&watcher.token)).await).await;
+    let words: Vec<&str> = mine["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|k| k["keyword"].as_str())
+        .collect();
+    assert_eq!(words, vec!["아이폰", "iphone"]);
+
+    // A matching listing: the watcher hears of it once (two keywords
+    // match), the seller (also watching) does not, nor does anybody else.
+    let l = listing(&app, &seller, "아이폰 15 Pro (iPhone) 팝니다", 900_000).await;
+    let got = wait_for(&app, &watcher, "keyword.match", 1).await;
+    assert!(
+        got[0]["body"]
+            .as_str()
+            .is_some_and(|b| b.contains("900,000원")),
+        "{}",
+        got[0]
+    );
+    assert_eq!(got[0]["link"], format!("/listings/{l}"));
+    listing(&app, &seller, "캠핑 의자", 10_000).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(inbox(&app, &seller, "").await["items"], json!([]));
+    assert_eq!(inbox(&app, &other, "").await["items"], json!([]));
+    let r = app
+        .client
+        .delete(app.url("/api/me/keywords/%EC%95%84%EC%9D%B4%ED%8F%B0"))
+        .bearer_auth(&watcher.token)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = app
+        .client
+        .delete(app.url("/api/me/keywords/%EC%95%84%EC%9D%B4%ED%8F%B0"))
+        .bearer_auth(&watcher.token)
+        .send()
+        .await
+        .expect("delete");
+    assert_error(r, StatusCode::NOT_FOUND, "not_found").await;
+
+    // A price drop tells who favourited the listing; a rise tells nobody.
+    let r = app
+        .client
+        .put(app.url(&format!("/api/listings/{l}/favourite")))
+        .bearer_auth(&fan.token)
+        .send()
+        .await
+        .expect("favourite");
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let price = |p: i64| {
+        let (app, token) = (&app, seller.token.clone());
+        async move {
+            let r = app
+                .patch_json(
+                    &format!("/api/listings/{l}"),
+                    &json!({"price": p}),
+                    Some(&token),
+                )
+                .await;
+            assert!(r.status().is_success(), "price: {}", r.status());
+        }
+    };
+    price(950_000).await;
+    price(850_000).await;
+    let drop = wait_for(&app, &fan, "price.drop", 1).await;
+    assert!(
+        drop[0]["body"]
+            .as_str()
+            .is_some_and(|b| b.contains("950,000원 → 850,000원")),
+        "{}",
+        drop[0]
+    );
+    assert!(inbox(&app, &seller, "").await["items"]
+        .as_array()
+        .expect("items")
+        .is_empty());
+}

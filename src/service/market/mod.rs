@@ -316,6 +316,13 @@ impl Market {
             .await?
             .get();
         self.invalidate_feed().await;
+        // Keyword alerts listen for new listings.
+        self.publish(
+            "listing.created",
+            id,
+            serde_json::json!({"listing": id, "seller": seller, "title": title, "price": price}),
+        )
+        .await;
         self.detail_of(Some(seller), id, false).await
     }
 

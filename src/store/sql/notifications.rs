@@ -325,3 +325,68 @@ impl SqlStore {
         Ok(rows.into_iter().map(|r| r.0).collect())
     }
 }
+
+impl SqlStore {
+    /// A user's keywords, oldest first: (keyword, created_at).
+    pub async fn keywords(&self, user_id: i64) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT keyword, created_at FROM keyword_alerts WHERE user_id = ? ORDER BY created_at, keyword",
+        )
+        .bind(user_id)
+        .fetch_all(self.writer())
+        .await?)
+    }
+
+    /// Save a keyword; false if the user has it already.
+    pub async fn add_keyword(
+        &self,
+        user_id: i64,
+        keyword: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "INSERT INTO keyword_alerts (user_id, keyword, created_at) VALUES (?, ?, ?)",
+        )
+        .bind(user_id)
+        .bind(keyword)
+        .bind(now)
+        .execute(self.writer())
+        .await;
+        match r {
+            Ok(_) => Ok(true),
+            Err(e) if is_unique_violation(&e) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn remove_keyword(&self, user_id: i64, keyword: &str) -> Result<bool, StoreError> {
+        let r = sqlx::query("DELETE FROM keyword_alerts WHERE user_id = ? AND keyword = ?")
+            .bind(user_id)
+            .bind(keyword)
+            .execute(self.writer())
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// (user, keyword) of every saved keyword found in `text` (lower-cased
+    /// by the caller), by active users.
+    pub async fn keyword_matches(&self, text: &str) -> Result<Vec<(i64, String)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT k.user_id, k.keyword FROM keyword_alerts k JOIN users u ON u.id = k.user_id \
+             WHERE u.status = 'active' AND INSTR(?, k.keyword) > 0 ORDER BY k.user_id, k.keyword",
+        )
+        .bind(text)
+        .fetch_all(self.reader())
+        .await?)
+    }
+
+    /// Who favourited a listing.
+    pub async fn favourited_by(&self, listing_id: i64) -> Result<Vec<i64>, StoreError> {
+        let rows: Vec<(i64,)> =
+            sqlx::query_as("SELECT user_id FROM favourites WHERE listing_id = ? ORDER BY user_id")
+                .bind(listing_id)
+                .fetch_all(self.reader())
+                .await?;
+        Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+}
