@@ -179,6 +179,11 @@ pub const SETTINGS: &[(&str, Option<&str>, &str)] = &[
         "a new connection holds live events until its first frame or this long",
     ),
     (
+        "notify_chat_debounce_secs",
+        Some("30"),
+        "a room with new messages tells each offline member at most once per this window (one notification with the count and the latest message)",
+    ),
+    (
         "ws_frames_per_sec",
         Some("50"),
         "client frames per second per connection (bursts of twice that); the excess is dropped with one rate_limited error per second",
@@ -1006,6 +1011,7 @@ impl Layers {
             frames_per_sec: self.positive_f64("ws_frames_per_sec")?,
             gap_fill: Duration::from_millis(self.positive_u64("cluster_gap_fill_ms")?),
             max_connections_per_user: self.positive_u64("ws_max_connections_per_user")? as usize,
+            notify_debounce: Duration::from_secs(self.positive_u64("notify_chat_debounce_secs")?),
         })
     }
 

@@ -88,6 +88,9 @@ pub struct ChatSettings {
     pub gap_fill: Duration,
     /// Open WebSocket connections one user may hold on this node.
     pub max_connections_per_user: usize,
+    /// A room with new messages tells its offline members at most once
+    /// per this window (trailing: the latest message is the preview).
+    pub notify_debounce: Duration,
 }
 
 /// What a session queues for its socket.
@@ -206,6 +209,8 @@ struct HubInner {
     cluster: Option<Arc<dyn Bus>>,
     /// Who is connected on any node (Redis), with several nodes.
     presence: Option<Arc<dyn Presence>>,
+    /// The bus for alarm events (in-process or Kafka).
+    alarms: Arc<dyn Bus>,
 }
 
 /// Entry point to the actors for HTTP handlers, WebSocket sessions and
@@ -245,6 +250,7 @@ impl ChatHub {
         presence: Option<Arc<dyn Presence>>,
     ) -> ChatHub {
         let committer = Committer::start(messages.clone(), metrics.clone());
+        let alarms = bus.clone();
         let cluster = bus.distributed().then_some(bus);
         let presence = presence.filter(|_| cluster.is_some());
         ChatHub {
@@ -262,7 +268,33 @@ impl ChatHub {
                 closing: tokio::sync::watch::channel(false).0,
                 cluster,
                 presence,
+                alarms,
             }),
+        }
+    }
+
+    /// Publish an alarm event (never waits: room actors call it).
+    pub fn alarm(&self, event: crate::bus::Event) {
+        self.inner
+            .alarms
+            .publish_nowait(crate::bus::TOPIC_ALARMS, event);
+    }
+
+    /// Whether the user has a live connection on any node.
+    pub async fn online_anywhere(&self, user: i64) -> bool {
+        if self.is_online(user) {
+            return true;
+        }
+        match &self.inner.presence {
+            Some(p) => match p.online(&[user]).await {
+                Ok(online) => online.contains(&user),
+                Err(e) => {
+                    // Unknown: rather no notification than one too many.
+                    tracing::warn!(user, error = %e, "presence lookup failed");
+                    true
+                }
+            },
+            None => false,
         }
     }
 

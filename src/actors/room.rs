@@ -152,6 +152,10 @@ pub struct RoomActor {
     /// Committed messages that arrived ahead of a missing seq.
     held: BTreeMap<i64, MessageRecord>,
     gap_fill_scheduled: bool,
+    /// The latest text message not yet announced to offline members:
+    /// (seq, sender, preview); announced when the debounce window ends.
+    alarm: Option<(i64, i64, String)>,
+    alarm_scheduled: bool,
 }
 
 impl RoomActor {
@@ -164,6 +168,8 @@ impl RoomActor {
             floor,
             held: BTreeMap::new(),
             gap_fill_scheduled: false,
+            alarm: None,
+            alarm_scheduled: false,
             id,
             hub,
             state: State::Loading,
@@ -272,10 +278,36 @@ impl RoomActor {
             }
         }
         self.hub.metrics().chat_messages.inc();
+        if record.kind == MessageKind::Text {
+            // Offline members hear of it, at most once per window, from the
+            // node that committed it.
+            let preview: String = record.body.chars().take(60).collect();
+            self.alarm = Some((seq, record.sender_id, preview));
+            if !self.alarm_scheduled {
+                self.alarm_scheduled = true;
+                ctx.run_later(self.hub.settings().notify_debounce, |act, _| {
+                    act.emit_alarm();
+                });
+            }
+        }
         let remote = Remote::Message(record);
         self.hub.replicate(self.id, &remote);
         if let Remote::Message(record) = remote {
             self.offer(record, ctx);
+        }
+    }
+
+    /// Announce the room's latest unannounced message (the notifications
+    /// consumer decides who is offline and hears of it).
+    fn emit_alarm(&mut self) {
+        self.alarm_scheduled = false;
+        if let Some((seq, sender, preview)) = self.alarm.take() {
+            self.hub.alarm(crate::bus::Event::new(
+                "chat.activity",
+                self.id,
+                serde_json::json!({"room": self.id, "seq": seq, "sender": sender,
+                                   "preview": preview, "at": crate::domain::now_ms()}),
+            ));
         }
     }
 
@@ -539,6 +571,8 @@ impl Actor for RoomActor {
     }
 
     fn stopped(&mut self, ctx: &mut Context<Self>) {
+        // Going idle with an announcement pending: make it now.
+        self.emit_alarm();
         // Stopped after a load failure while still registered: unregister so
         // the next message starts a new actor.
         self.hub.forget_room(self.id, &ctx.address());

@@ -157,7 +157,8 @@ pub fn app(
                 .service(notifications::stream)
                 .service(notifications::my_keywords)
                 .service(notifications::add_keyword)
-                .service(notifications::remove_keyword),
+                .service(notifications::remove_keyword)
+                .service(notifications::mute_room),
         )
         .split_for_parts();
     // The paths are only known now, after the handlers registered them.

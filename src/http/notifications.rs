@@ -461,3 +461,37 @@ pub async fn remove_keyword(
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Mute {
+    pub muted: bool,
+}
+
+/// Mute (or unmute) a room: no chat notifications from it (messages,
+/// badges and the WebSocket are unchanged). Members only.
+#[utoipa::path(
+    tag = "notifications",
+    params(("id" = i64, Path, description = "Room id")),
+    request_body = Mute,
+    responses(
+        (status = 204, description = "Done"),
+        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        (status = 403, description = "`not_member`", body = ErrorBody),
+        (status = 422, description = "`invalid_body`", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
+#[put("/rooms/{id}/mute")]
+pub async fn mute_room(
+    state: web::Data<AppState>,
+    auth: Auth,
+    id: web::Path<i64>,
+    body: web::Json<Mute>,
+) -> Result<HttpResponse, ApiError> {
+    state
+        .notifications
+        .mute_room(auth.0.uid(), *id, body.muted)
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -177,6 +177,9 @@ impl Notifications {
             // Events from before ids existed cannot be deduplicated.
             return Ok(());
         }
+        if event.kind == "chat.activity" {
+            return self.chat_activity(event).await;
+        }
         for n in notification::notices(&event.kind, &event.data) {
             let mut body = n.body.clone();
             let mut seller = None;
@@ -269,26 +272,130 @@ impl Notifications {
             )
             .await
             .map_err(|e| e.to_string())?;
-        let streaming = self.streams.lock().contains_key(&user);
-        if row.in_app && row.read_at.is_none() && (streaming || self.hub.is_online(user)) {
-            let item = serde_json::to_value(NotificationView::from(&row)).unwrap_or_default();
-            let unread = self
-                .sql
-                .unread_notifications(user)
-                .await
-                .map_err(|e| e.to_string())?;
-            self.hub
-                .user(user, UserMsg::Event(frames::notification(&item)));
-            self.hub
-                .user(user, UserMsg::Event(frames::notification_badge(unread)));
-            if streaming {
-                self.streams
-                    .send(user, sse(Some(row.id), "notification", &item.to_string()));
-                self.streams.send(
-                    user,
-                    sse(None, "badge", &json!({ "unread": unread }).to_string()),
-                );
+        self.push(user, &row).await?;
+        Ok(())
+    }
+
+    /// New messages in a room: every member without a live connection
+    /// anywhere, who has not muted the room, is not blocked with the
+    /// sender and has unread messages there, gets (or sees updated) one
+    /// notification per room and debounce window, with the unread count and
+    /// the latest preview. The window is the notification's key, so two
+    /// nodes announcing the same room in one window still make one.
+    async fn chat_activity(&self, event: &Event) -> Result<(), String> {
+        let d = &event.data;
+        let (Some(room), Some(seq), Some(sender)) = (
+            d.get("room").and_then(serde_json::Value::as_i64),
+            d.get("seq").and_then(serde_json::Value::as_i64),
+            d.get("sender").and_then(serde_json::Value::as_i64),
+        ) else {
+            return Ok(());
+        };
+        let preview = d
+            .get("preview")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("");
+        let at = d
+            .get("at")
+            .and_then(serde_json::Value::as_i64)
+            .unwrap_or(event.at);
+        let window = i64::try_from(self.hub.settings().notify_debounce.as_millis())
+            .unwrap_or(30_000)
+            .max(1);
+        let key = format!("chat:{room}:{}", at / window);
+        let err = |e: crate::store::StoreError| e.to_string();
+        let Some(info) = self.sql.room(room).await.map_err(err)? else {
+            return Ok(());
+        };
+        let nickname = self
+            .sql
+            .user_by_id(sender)
+            .await
+            .map_err(err)?
+            .map(|u| u.nickname)
+            .unwrap_or_default();
+        let direct = info.kind == crate::domain::chat::RoomKind::Direct;
+        let title = if direct || info.name.is_empty() {
+            nickname.clone()
+        } else {
+            info.name.clone()
+        };
+        for (user, last_read, muted) in self.sql.chat_alarm_targets(room).await.map_err(err)? {
+            let unread = seq - last_read;
+            if user == sender || muted || unread <= 0 {
+                continue;
             }
+            if self.sql.blocked_between(user, sender).await.map_err(err)? {
+                continue;
+            }
+            if self.hub.online_anywhere(user).await {
+                continue;
+            }
+            let (in_app, _) = self.channels(user, "chat.message").await?;
+            if !in_app {
+                continue;
+            }
+            let body = if unread > 1 {
+                format!("{nickname}: {preview} (새 메시지 {unread}개)")
+            } else {
+                format!("{nickname}: {preview}")
+            };
+            let (row, _) = self
+                .sql
+                .upsert_chat_notification(
+                    &NewNotification {
+                        user_id: user,
+                        event_id: &key,
+                        kind: "chat.message",
+                        title: &title,
+                        body: &body,
+                        link: &format!("/chats/{room}"),
+                        in_app: true,
+                        email: false,
+                    },
+                    now_ms(),
+                )
+                .await
+                .map_err(err)?;
+            self.push(user, &row).await?;
+        }
+        Ok(())
+    }
+
+    /// Send a row to the user's live sessions and SSE streams on this node.
+    async fn push(&self, user: i64, row: &NotificationRecord) -> Result<(), String> {
+        let streaming = self.streams.lock().contains_key(&user);
+        if !(row.in_app && row.read_at.is_none() && (streaming || self.hub.is_online(user))) {
+            return Ok(());
+        }
+        let item = serde_json::to_value(NotificationView::from(row)).unwrap_or_default();
+        let unread = self
+            .sql
+            .unread_notifications(user)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.hub
+            .user(user, UserMsg::Event(frames::notification(&item)));
+        self.hub
+            .user(user, UserMsg::Event(frames::notification_badge(unread)));
+        if streaming {
+            self.streams
+                .send(user, sse(Some(row.id), "notification", &item.to_string()));
+            self.streams.send(
+                user,
+                sse(None, "badge", &json!({ "unread": unread }).to_string()),
+            );
+        }
+        Ok(())
+    }
+
+    /// Mute or unmute a room's chat notifications (members only).
+    pub async fn mute_room(&self, user: UserId, room: i64, muted: bool) -> Result<(), ApiError> {
+        if !self.sql.set_room_muted(room, user.get(), muted).await? {
+            return Err(ApiError::new(
+                crate::error::Code::NotMember,
+                "you are not a member of this room",
+            ));
         }
         Ok(())
     }

@@ -662,3 +662,100 @@ async fn keyword_alerts_and_price_drops_reach_the_people_who_asked() {
         .expect("items")
         .is_empty());
 }
+
+#[actix_web::test]
+async fn offline_members_hear_of_new_messages_once_per_window_unless_online_or_muted() {
+    let app = spawn_app_with(&[("notify_chat_debounce_secs", "1")]).await;
+    let (kim, lee) = (app.user("chat-kim").await, app.user("chat-lee").await);
+    let room = app.direct_room(&kim, &lee).await;
+    let mut wk = app.ws(&kim.token).await;
+    // Three messages at once while Lee is offline: one notification, with
+    // the count and the latest message.
+    for (cid, body) in [
+        ("m1", "안녕하세요"),
+        ("m2", "아직 판매 중인가요?"),
+        ("m3", "내일 가능할까요?"),
+    ] {
+        wk.send(json!({"type": "send", "room": room, "client_msg_id": cid, "body": body}))
+            .await;
+        wk.expect_where(|f| f["type"] == "ack" && f["client_msg_id"] == cid)
+            .await;
+    }
+    let got = wait_for(&app, &lee, "chat.message", 1).await;
+    assert_eq!(got[0]["title"], "chat-kim");
+    assert_eq!(got[0]["body"], "chat-kim: 내일 가능할까요? (새 메시지 3개)");
+    assert_eq!(got[0]["link"], format!("/chats/{room}"));
+    assert_eq!(
+        inbox(&app, &kim, "").await["items"],
+        json!([]),
+        "not the sender"
+    );
+
+    // Lee online: nothing more in the inbox.
+    let mut wl = app.ws(&lee.token).await;
+    wk.send(json!({"type": "send", "room": room, "client_msg_id": "m4", "body": "여보세요"}))
+        .await;
+    wl.expect_where(|f| f["type"] == "message" && f["seq"] == 4)
+        .await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        inbox(&app, &lee, "").await["items"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+
+    // Offline again but the room muted: still nothing. Muting is for members.
+    drop(wl);
+    let r = put(
+        &app,
+        &format!("/api/rooms/{room}/mute"),
+        &json!({"muted": true}),
+        &lee.token,
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let stranger = app.user("chat-stranger").await;
+    let r = put(
+        &app,
+        &format!("/api/rooms/{room}/mute"),
+        &json!({"muted": true}),
+        &stranger.token,
+    )
+    .await;
+    assert_error(r, StatusCode::FORBIDDEN, "not_member").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    wk.send(json!({"type": "send", "room": room, "client_msg_id": "m5", "body": "답장 주세요"}))
+        .await;
+    wk.expect_where(|f| f["type"] == "ack" && f["client_msg_id"] == "m5")
+        .await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        inbox(&app, &lee, "").await["items"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+
+    // Unmuted: the next window tells Lee again (a new notification).
+    let r = put(
+        &app,
+        &format!("/api/rooms/{room}/mute"),
+        &json!({"muted": false}),
+        &lee.token,
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    wk.send(
+        json!({"type": "send", "room": room, "client_msg_id": "m6", "body": "연락 기다릴게요"}),
+    )
+    .await;
+    let got = wait_for(&app, &lee, "chat.message", 2).await;
+    assert!(
+        got[0]["body"]
+            .as_str()
+            .is_some_and(|b| b.contains("연락 기다릴게요")),
+        "{}",
+        got[0]
+    );
+}

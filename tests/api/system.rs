@@ -237,6 +237,7 @@ async fn openapi_covers_every_route_and_swagger_is_served() {
         ("/api/me/keywords", "get"),
         ("/api/me/keywords", "post"),
         ("/api/me/keywords/{keyword}", "delete"),
+        ("/api/rooms/{id}/mute", "put"),
         ("/api/payments/confirm", "post"),
         ("/api/products/{id}/reviews", "post"),
         ("/api/products/{id}/reviews", "get"),

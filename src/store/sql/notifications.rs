@@ -390,3 +390,72 @@ impl SqlStore {
         Ok(rows.into_iter().map(|r| r.0).collect())
     }
 }
+
+impl SqlStore {
+    /// Members of a room as the chat notifier needs them:
+    /// (user, last read seq, muted).
+    pub async fn chat_alarm_targets(
+        &self,
+        room_id: i64,
+    ) -> Result<Vec<(i64, i64, bool)>, StoreError> {
+        let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
+            "SELECT user_id, last_read_seq, muted FROM room_members WHERE room_id = ? ORDER BY user_id",
+        )
+        .bind(room_id)
+        .fetch_all(self.writer())
+        .await?;
+        Ok(rows.into_iter().map(|(u, r, m)| (u, r, m != 0)).collect())
+    }
+
+    /// Mute or unmute a room for a member; false if not a member.
+    pub async fn set_room_muted(
+        &self,
+        room_id: i64,
+        user_id: i64,
+        muted: bool,
+    ) -> Result<bool, StoreError> {
+        let exists: Option<(i64,)> =
+            sqlx::query_as("SELECT user_id FROM room_members WHERE room_id = ? AND user_id = ?")
+                .bind(room_id)
+                .bind(user_id)
+                .fetch_optional(self.writer())
+                .await?;
+        if exists.is_none() {
+            return Ok(false);
+        }
+        sqlx::query("UPDATE room_members SET muted = ? WHERE room_id = ? AND user_id = ?")
+            .bind(i64::from(muted))
+            .bind(room_id)
+            .bind(user_id)
+            .execute(self.writer())
+            .await?;
+        Ok(true)
+    }
+
+    /// The chat notification of one window: created, or (still unread)
+    /// brought up to date with the latest count and preview.
+    pub async fn upsert_chat_notification(
+        &self,
+        n: &NewNotification<'_>,
+        now: i64,
+    ) -> Result<(NotificationRecord, bool), StoreError> {
+        let (row, created) = self.insert_notification(n, now).await?;
+        if created || row.read_at.is_some() || (row.title == n.title && row.body == n.body) {
+            return Ok((row, created));
+        }
+        let title: String = n.title.chars().take(200).collect();
+        let body: String = n.body.chars().take(2000).collect();
+        sqlx::query(
+            "UPDATE notifications SET title = ?, body = ? WHERE id = ? AND read_at IS NULL",
+        )
+        .bind(title)
+        .bind(body)
+        .bind(row.id)
+        .execute(self.writer())
+        .await?;
+        match self.notification(row.id).await? {
+            Some(r) => Ok((r, false)),
+            None => Ok((row, false)),
+        }
+    }
+}
