@@ -763,3 +763,75 @@ async fn a_reservation_timer_fires_once_in_the_cluster() {
         .await;
     assert_eq!(r.json::<Value>().await.expect("json")["status"], "selling");
 }
+
+#[actix_web::test]
+async fn a_consuming_node_killed_mid_stream_leaves_exactly_one_notification_per_event() {
+    let Some(b) = backends() else { return };
+    let mut c = Cluster::start(&b, 2, &[]).await;
+    let (_, watcher) = c.user("n-watcher").await;
+    let (_, seller) = c.user("n-seller").await;
+    let r = c
+        .post(
+            1,
+            "/api/me/keywords",
+            json!({"keyword": "자전거"}),
+            Some(&watcher),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    // Both nodes consume every alarm; node 0 dies halfway through a stream
+    // of new listings posted on node 1. Each listing must give the watcher
+    // exactly one notification: never none (node 1 still consumes), never
+    // two (node 0 may have made some before dying; the unique key holds).
+    const TOTAL: usize = 40;
+    let mut ids = BTreeSet::new();
+    for k in 0..TOTAL {
+        if k == TOTAL / 2 {
+            c.kill9(0);
+        }
+        let r = c
+            .post(
+                1,
+                "/api/listings",
+                json!({"title": format!("자전거 {k}호"), "description": "상태 좋아요", "price": 50_000, "category": "sports"}),
+                Some(&seller),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let v: Value = r.json().await.expect("json");
+        ids.insert(v["id"].as_i64().expect("id"));
+    }
+    let links = common::eventually(
+        Duration::from_secs(20),
+        "a notification per listing",
+        || async {
+            let r = c
+                .get(1, "/api/me/notifications?limit=100", Some(&watcher))
+                .await;
+            let v: Value = r.json().await.ok()?;
+            let links: Vec<String> = v["items"]
+                .as_array()?
+                .iter()
+                .filter(|n| n["kind"] == "keyword.match")
+                .filter_map(|n| n["link"].as_str().map(str::to_string))
+                .collect();
+            (links.len() >= TOTAL).then_some(links)
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let again: Value = c
+        .get(1, "/api/me/notifications?limit=100", Some(&watcher))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        again["items"].as_array().map(Vec::len),
+        Some(TOTAL),
+        "none twice"
+    );
+    let want: BTreeSet<String> = ids.iter().map(|id| format!("/listings/{id}")).collect();
+    let got: BTreeSet<String> = links.into_iter().collect();
+    assert_eq!(got, want, "one per listing");
+}

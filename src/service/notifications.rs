@@ -180,6 +180,9 @@ impl Notifications {
         if event.kind == "chat.activity" {
             return self.chat_activity(event).await;
         }
+        if event.kind == "notification.badge" {
+            return self.badge_event(event).await;
+        }
         for n in notification::notices(&event.kind, &event.data) {
             let mut body = n.body.clone();
             let mut seller = None;
@@ -432,20 +435,46 @@ impl Notifications {
         Ok(self.sql.unread_notifications(user.get()).await?)
     }
 
-    /// The badge changed on one device: every device of the user on this
-    /// node hears it (other nodes' devices on their next notification or
-    /// when they ask).
+    /// The badge changed on one device (read, read all, delete): every
+    /// device of the user on every node hears it, through the alarms topic
+    /// (each node pushes to its own sessions when the event comes by).
     async fn badge_changed(&self, user: UserId) -> Result<i64, ApiError> {
         let unread = self.sql.unread_notifications(user.get()).await?;
-        self.hub.user(
-            user.get(),
-            UserMsg::Event(frames::notification_badge(unread)),
-        );
-        self.streams.send(
-            user.get(),
-            sse(None, "badge", &json!({ "unread": unread }).to_string()),
+        self.bus.publish_nowait(
+            TOPIC_ALARMS,
+            Event::new(
+                "notification.badge",
+                user.get(),
+                json!({"user": user.get(), "unread": unread}),
+            ),
         );
         Ok(unread)
+    }
+
+    /// A `notification.badge` event: tell this node's sessions and streams
+    /// of the user the count as it is now.
+    async fn badge_event(&self, event: &Event) -> Result<(), String> {
+        let Some(user) = event.data.get("user").and_then(serde_json::Value::as_i64) else {
+            return Ok(());
+        };
+        let streaming = self.streams.lock().contains_key(&user);
+        if !(streaming || self.hub.is_online(user)) {
+            return Ok(());
+        }
+        let unread = self
+            .sql
+            .unread_notifications(user)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.hub
+            .user(user, UserMsg::Event(frames::notification_badge(unread)));
+        if streaming {
+            self.streams.send(
+                user,
+                sse(None, "badge", &json!({ "unread": unread }).to_string()),
+            );
+        }
+        Ok(())
     }
 
     /// Open an SSE stream for a user: first the notifications after
