@@ -265,6 +265,11 @@ pub const SETTINGS: &[(&str, Option<&str>, &str)] = &[
         "SMTP server for emails: smtp://HOST:PORT (plain), smtp://USER:PASS@HOST:587?tls=required (STARTTLS) or smtps://USER:PASS@HOST:465; unset: emails are written to data_dir/outbox-mail/ as .eml files",
     ),
     (
+        "public_url",
+        Some("http://127.0.0.1:8080"),
+        "the address users reach the service at; links in emails start with it",
+    ),
+    (
         "mail_from",
         Some("장터 <no-reply@jangteo.local>"),
         "the From of every email",
@@ -436,6 +441,8 @@ pub struct Config {
 pub struct MailSettings {
     pub smtp_url: Option<String>,
     pub from: String,
+    /// `public_url` without a trailing slash.
+    pub public_url: String,
 }
 
 impl std::fmt::Debug for MailSettings {
@@ -444,6 +451,7 @@ impl std::fmt::Debug for MailSettings {
         f.debug_struct("MailSettings")
             .field("smtp_url", &self.smtp_url.as_ref().map(|_| "<set>"))
             .field("from", &self.from)
+            .field("public_url", &self.public_url)
             .finish()
     }
 }
@@ -945,6 +953,15 @@ impl Layers {
                         Some(v.clone())
                     }
                     None => None,
+                },
+                public_url: {
+                    let v: String = self.parse("public_url")?;
+                    if !(v.starts_with("http://") || v.starts_with("https://")) || v.len() > 300 {
+                        return Err(
+                            self.invalid("public_url", "expected an http:// or https:// URL")
+                        );
+                    }
+                    v.trim_end_matches('/').to_string()
                 },
                 from: {
                     let v: String = self.parse("mail_from")?;

@@ -307,6 +307,7 @@ impl AppState {
             config.mail.smtp_url.as_deref(),
             &config.data_dir,
             &config.mail.from,
+            &config.mail.public_url,
         )
         .map_err(|e| anyhow::anyhow!("mail: {e}"))?;
         let (kind, handler) = mailer.job_handler();

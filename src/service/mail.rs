@@ -28,6 +28,7 @@ pub struct Mailer {
     smtp: Option<AsyncSmtpTransport<Tokio1Executor>>,
     dir: PathBuf,
     from: Mailbox,
+    public_url: String,
 }
 
 impl Mailer {
@@ -36,6 +37,7 @@ impl Mailer {
         smtp_url: Option<&str>,
         data_dir: &std::path::Path,
         from: &str,
+        public_url: &str,
     ) -> Result<Mailer, String> {
         let from: Mailbox = from
             .parse()
@@ -54,6 +56,7 @@ impl Mailer {
             smtp,
             dir: data_dir.join("outbox-mail"),
             from,
+            public_url: public_url.to_string(),
         })
     }
 
@@ -84,7 +87,13 @@ impl Mailer {
                 }
             },
         };
-        let mail = email_for(&n.kind, &n.title, &n.body, &n.link, &user.nickname);
+        // Links in an email must work outside the app: absolute.
+        let link = if n.link.starts_with('/') {
+            format!("{}{}", self.public_url, n.link)
+        } else {
+            n.link.clone()
+        };
+        let mail = email_for(&n.kind, &n.title, &n.body, &link, &user.nickname);
         let message = Message::builder()
             .from(self.from.clone())
             .to(to)

@@ -18,7 +18,12 @@ use crate::smtp_sink::SmtpSink;
 async fn receipts_are_mailed_once_and_an_smtp_outage_only_delays_them() {
     let sink = SmtpSink::start().await;
     let url = sink.url();
-    let app = spawn_app_with(&[("smtp_url", url.as_str()), ("outbox_poll_ms", "50")]).await;
+    let app = spawn_app_with(&[
+        ("smtp_url", url.as_str()),
+        ("outbox_poll_ms", "50"),
+        ("public_url", "https://jangteo.test/"),
+    ])
+    .await;
     let admin = app.admin().await;
     let buyer = app.user("mail-buyer").await;
     let p = on_sale(
