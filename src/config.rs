@@ -325,6 +325,11 @@ pub const SETTINGS: &[(&str, Option<&str>, &str)] = &[
         "KakaoPay API base (tests point it at a local fake)",
     ),
     (
+        "review_request_delay_secs",
+        Some("259200"),
+        "how long after a shop order is paid its buyer is asked to review the products (default 3 days)",
+    ),
+    (
         "low_stock_threshold",
         Some("3"),
         "a shop option with this many or fewer in stock is shown as low, and admins are told once (stock.low)",
@@ -927,6 +932,15 @@ impl Layers {
                 },
             },
             shop: ShopSettings {
+                review_request_delay: match self.positive_u64("review_request_delay_secs")? {
+                    s @ 1..=2_592_000 => Duration::from_secs(s),
+                    _ => {
+                        return Err(self.invalid(
+                            "review_request_delay_secs",
+                            "expected 1..=2592000 (30 days)",
+                        ))
+                    }
+                },
                 low_stock_threshold: match self.parse::<i64>("low_stock_threshold")? {
                     n @ 0..=1_000_000 => n,
                     _ => return Err(self.invalid("low_stock_threshold", "expected 0..=1000000")),

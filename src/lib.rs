@@ -282,6 +282,7 @@ impl AppState {
                 cancel_window: pay.cancel_window,
                 return_url: pay.return_url.clone(),
                 retry_first: pay.retry_first,
+                review_request_delay: config.shop.review_request_delay,
             },
         );
         tracing::info!(providers = ?payments.providers(), "payments ready");

@@ -46,6 +46,12 @@ pub const KINDS: &[KindInfo] = &[
     k("reservation.expired", true, false, "예약 시간 만료"),
     k("listing.sold", true, false, "내 물건이 팔렸어요"),
     k("review.request", true, false, "거래 후기 요청"),
+    k(
+        "review.product_request",
+        true,
+        false,
+        "구매한 상품 후기 요청",
+    ),
     k("keyword.match", true, false, "관심 키워드 새 글"),
     k("price.drop", true, false, "찜한 물건 가격 인하"),
     k(
@@ -166,6 +172,17 @@ pub fn notices(kind: &str, d: &Value) -> Vec<Notice> {
                     "order.expired",
                     "주문이 만료되었어요",
                     format!("주문 {order}의 결제 기한이 지나 주문이 취소되었어요."),
+                    order_link,
+                ));
+            }
+        }
+        "order.review_request" => {
+            if let Some(buyer) = int(d, "buyer") {
+                out.push(notice(
+                    Audience::User(buyer),
+                    "review.product_request",
+                    "구매하신 상품은 어떠셨나요?",
+                    format!("주문 {order}의 상품 후기를 남겨주세요. 다른 분들께 큰 도움이 돼요."),
                     order_link,
                 ));
             }
@@ -338,6 +355,7 @@ mod tests {
             ),
             ("payment.failed", json!({"order": "o", "buyer": 1})),
             ("order.expired", json!({"order": "o", "buyer": 1})),
+            ("order.review_request", json!({"order": "o", "buyer": 1})),
             ("payment.cancel_failed", json!({"order": "o", "amount": 1})),
             (
                 "stock.low",

@@ -32,6 +32,8 @@ pub struct ShopSettings {
     pub low_stock_threshold: i64,
     /// How long an order waits for its payment before it expires.
     pub payment_window: std::time::Duration,
+    /// How long after payment the buyer is asked to review the products.
+    pub review_request_delay: std::time::Duration,
 }
 
 /// One option's stock moved (by an admin or an order).

@@ -19,11 +19,17 @@ pub const JOB_EVENT_PUBLISH: &str = "event_publish";
 /// The job that publishes `event` on `topic` (write it in the business
 /// transaction).
 pub fn publish_job(topic: &str, event: &Event) -> NewJob {
+    publish_job_at(topic, event, now_ms())
+}
+
+/// The same, published no earlier than `due_at` (epoch ms): a reminder
+/// that exists if and only if its cause committed.
+pub fn publish_job_at(topic: &str, event: &Event, due_at: i64) -> NewJob {
     NewJob {
         kind: JOB_EVENT_PUBLISH,
         payload: json!({ "topic": topic, "event": event }),
         dedup_key: format!("{JOB_EVENT_PUBLISH}:{}", event.id),
-        due_at: now_ms(),
+        due_at,
     }
 }
 

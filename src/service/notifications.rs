@@ -183,6 +183,22 @@ impl Notifications {
         if event.kind == "notification.badge" {
             return self.badge_event(event).await;
         }
+        if event.kind == "order.review_request" {
+            // Not for an order cancelled in full meanwhile.
+            let number = event
+                .data
+                .get("order")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("");
+            let order = self
+                .sql
+                .order_by_number(number)
+                .await
+                .map_err(|e| e.to_string())?;
+            if order.is_none_or(|o| o.status == crate::domain::order::OrderStatus::Cancelled) {
+                return Ok(());
+            }
+        }
         for n in notification::notices(&event.kind, &event.data) {
             let mut body = n.body.clone();
             let mut seller = None;

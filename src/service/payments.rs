@@ -49,7 +49,7 @@ use crate::payments::{
     Approved, CancelRequest, ConfirmRequest, GatewayError, PaymentGateway, ProviderStatus, Ready,
     ReadyRequest,
 };
-use crate::service::events::publish_job;
+use crate::service::events::{publish_job, publish_job_at};
 use crate::service::market::Market;
 use crate::service::orders::{OrderDetail, Orders};
 use crate::service::outbox::JobHandler;
@@ -75,6 +75,7 @@ pub struct Payments {
     cancel_window: Duration,
     return_url: String,
     retry_first: Duration,
+    review_request_delay: Duration,
 }
 
 /// A confirm as the client sends it after the provider's widget.
@@ -126,6 +127,8 @@ pub struct PaymentPolicy {
     pub return_url: String,
     /// First pause of the outbox's provider retries.
     pub retry_first: Duration,
+    /// When a paid shop order's buyer is asked for product reviews.
+    pub review_request_delay: Duration,
 }
 
 impl Payments {
@@ -146,6 +149,7 @@ impl Payments {
             cancel_window: policy.cancel_window,
             return_url: policy.return_url,
             retry_first: policy.retry_first,
+            review_request_delay: policy.review_request_delay,
         }
     }
 
@@ -405,6 +409,19 @@ impl Payments {
             json!({"order": order.order_number, "buyer": order.buyer_id,
                    "amount": approved.amount.get(), "provider": provider}),
         );
+        let mut jobs = vec![publish_job(TOPIC_ALARMS, &approved_event)];
+        if order.listing_id.is_none() {
+            // A shop order: ask for product reviews later (a used-listing
+            // sale asks through the sale itself).
+            let ask = Event::new(
+                "order.review_request",
+                order.buyer_id,
+                json!({"order": order.order_number, "buyer": order.buyer_id}),
+            );
+            let due = now_ms()
+                + i64::try_from(self.review_request_delay.as_millis()).unwrap_or(i64::MAX / 2);
+            jobs.push(publish_job_at(TOPIC_ALARMS, &ask, due));
+        }
         let recorded = self
             .sql
             .record_payment(
@@ -416,7 +433,7 @@ impl Payments {
                     method: &approved.method,
                     approved_at: approved.approved_at,
                 },
-                &[publish_job(TOPIC_ALARMS, &approved_event)],
+                &jobs,
                 now_ms(),
             )
             .await;

@@ -759,3 +759,37 @@ async fn offline_members_hear_of_new_messages_once_per_window_unless_online_or_m
         got[0]
     );
 }
+
+#[actix_web::test]
+async fn buyers_are_asked_for_product_reviews_later_unless_they_cancelled() {
+    let app = spawn_app_with(&[("review_request_delay_secs", "1")]).await;
+    let admin = app.admin().await;
+    let buyer = app.user("rr-buyer").await;
+    let p = on_sale(
+        &app,
+        &admin,
+        "Book Tote Mini",
+        "Dior",
+        9_000,
+        &[("MA", 5), ("MB", 5)],
+    )
+    .await;
+    let kept = paid_order(&app, &buyer, &p, 1, 1, "pk-rr-kept").await;
+    let gone = paid_order(&app, &buyer, &p, 1, 1, "pk-rr-gone").await;
+    let n = gone["order_number"].as_str().expect("n");
+    assert_eq!(cancel(&app, &buyer, n, None).await.status(), StatusCode::OK);
+    let asks = wait_for(&app, &buyer, "review.product_request", 1).await;
+    assert_eq!(
+        asks[0]["link"],
+        format!("/orders/{}", kept["order_number"].as_str().expect("n"))
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let v = inbox(&app, &buyer, "?limit=100").await;
+    let count = v["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|i| i["kind"] == "review.product_request")
+        .count();
+    assert_eq!(count, 1, "none for the cancelled order");
+}
