@@ -793,3 +793,182 @@ async fn buyers_are_asked_for_product_reviews_later_unless_they_cancelled() {
         .count();
     assert_eq!(count, 1, "none for the cancelled order");
 }
+
+#[actix_web::test]
+async fn notification_routes_refuse_strangers_and_bad_bodies() {
+    use reqwest::Method;
+    let app = spawn_app().await;
+    let user = app.user("nr-user").await;
+    let t = Some(user.token.as_str());
+    let unauth = StatusCode::UNAUTHORIZED;
+    app.assert_refusals(vec![
+        (
+            "inbox",
+            Method::GET,
+            "/api/me/notifications".into(),
+            None,
+            None,
+            unauth,
+            "unauthenticated",
+        ),
+        (
+            "count",
+            Method::GET,
+            "/api/me/notifications/unread_count".into(),
+            None,
+            None,
+            unauth,
+            "unauthenticated",
+        ),
+        (
+            "read",
+            Method::POST,
+            "/api/me/notifications/1/read".into(),
+            Some(json!({})),
+            None,
+            unauth,
+            "unauthenticated",
+        ),
+        (
+            "read all",
+            Method::POST,
+            "/api/me/notifications/read_all".into(),
+            Some(json!({})),
+            None,
+            unauth,
+            "unauthenticated",
+        ),
+        (
+            "delete",
+            Method::DELETE,
+            "/api/me/notifications/1".into(),
+            None,
+            None,
+            unauth,
+            "unauthenticated",
+        ),
+        (
+            "settings",
+            Method::GET,
+            "/api/me/notification_settings".into(),
+            None,
+            None,
+            unauth,
+            "unauthenticated",
+        ),
+        (
+            "set settings",
+            Method::PUT,
+            "/api/me/notification_settings".into(),
+            Some(json!({"items": []})),
+            None,
+            unauth,
+            "unauthenticated",
+        ),
+        (
+            "keywords",
+            Method::GET,
+            "/api/me/keywords".into(),
+            None,
+            None,
+            unauth,
+            "unauthenticated",
+        ),
+        (
+            "add keyword",
+            Method::POST,
+            "/api/me/keywords".into(),
+            Some(json!({"keyword": "캠핑"})),
+            None,
+            unauth,
+            "unauthenticated",
+        ),
+        (
+            "remove keyword",
+            Method::DELETE,
+            "/api/me/keywords/abc".into(),
+            None,
+            None,
+            unauth,
+            "unauthenticated",
+        ),
+        (
+            "mute",
+            Method::PUT,
+            "/api/rooms/1/mute".into(),
+            Some(json!({"muted": true})),
+            None,
+            unauth,
+            "unauthenticated",
+        ),
+        (
+            "broadcast",
+            Method::POST,
+            "/api/admin/notifications/broadcast".into(),
+            Some(json!({"title": "t", "body": "b"})),
+            None,
+            unauth,
+            "unauthenticated",
+        ),
+        (
+            "no settings",
+            Method::PUT,
+            "/api/me/notification_settings".into(),
+            Some(json!({"items": []})),
+            t,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        ),
+        (
+            "mistyped setting",
+            Method::PUT,
+            "/api/me/notification_settings".into(),
+            Some(json!({"items": [{"kind": "broadcast", "email": "yes"}]})),
+            t,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            "unknown field",
+            Method::POST,
+            "/api/me/keywords".into(),
+            Some(json!({"keyword": "캠핑", "x": 1})),
+            t,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            "mute of a made-up room",
+            Method::PUT,
+            "/api/rooms/999999/mute".into(),
+            Some(json!({"muted": true})),
+            t,
+            StatusCode::FORBIDDEN,
+            "not_member",
+        ),
+        (
+            "mistyped mute",
+            Method::PUT,
+            "/api/rooms/1/mute".into(),
+            Some(json!({"muted": "yes"})),
+            t,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            "broadcast by a user",
+            Method::POST,
+            "/api/admin/notifications/broadcast".into(),
+            Some(json!({"title": "t", "body": "b"})),
+            t,
+            StatusCode::FORBIDDEN,
+            "forbidden",
+        ),
+    ])
+    .await;
+    // Nothing of that wrote anything.
+    let v = json_of(app.get("/api/me/keywords", t).await).await;
+    assert_eq!(v["items"], json!([]));
+    let v = json_of(app.get("/api/me/notifications", t).await).await;
+    assert_eq!(v["items"], json!([]));
+}
