@@ -222,7 +222,7 @@ impl AppState {
             config.market.reservation_max,
         );
         let _ = market_cell.set(market.clone());
-        let catalog = Catalog::new(sql.clone(), bus.clone(), config.shop);
+        let catalog = Catalog::new(sql.clone(), config.shop);
         let orders = Orders::new(
             sql.clone(),
             catalog.clone(),
@@ -276,7 +276,6 @@ impl AppState {
             sql.clone(),
             orders.clone(),
             market.clone(),
-            bus.clone(),
             gateways,
             PaymentPolicy {
                 cancel_window: pay.cancel_window,
@@ -313,13 +312,16 @@ impl AppState {
         .map_err(|e| anyhow::anyhow!("mail: {e}"))?;
         let (kind, handler) = mailer.job_handler();
         worker = worker.handle(kind, handler, RetryPolicy::DEFAULT);
-        // Events written by business transactions, published after commit.
-        let (kind, handler) = service::events::publish_handler(bus.clone());
+        // Notifications: every node consumes the alarms topic, subscribed
+        // before the worker publishes anything.
+        let notifications = Notifications::new(sql.clone(), hub.clone(), bus.clone());
+        notifications.start(shutdown.listener()).await;
+        // Events written by business transactions, published after commit
+        // (embedded: made into notifications before the job is done).
+        let local = (!bus.distributed()).then(|| notifications.clone());
+        let (kind, handler) = service::events::publish_handler(bus.clone(), local);
         worker = worker.handle(kind, handler, RetryPolicy::DEFAULT);
         worker.start(shutdown.listener());
-        // Notifications: every node consumes the alarms topic.
-        let notifications = Notifications::new(sql.clone(), hub.clone(), bus.clone());
-        notifications.start(shutdown.listener());
         Ok(AppState {
             config: Arc::new(config),
             sql,

@@ -224,6 +224,43 @@ impl Cluster {
         &self.nodes[i].as_ref().expect("node is running").addr
     }
 
+    /// Start node `i` again (same data directory and settings).
+    fn restart(&mut self, i: usize) {
+        assert!(self.nodes[i].is_none(), "node {i} is still running");
+        let node = self.spawn_node(i);
+        self.nodes[i] = Some(node);
+    }
+
+    /// The emails every node wrote (`data_dir/outbox-mail/*.eml`).
+    fn emails(&self) -> Vec<String> {
+        let mut all = Vec::new();
+        for i in 0..self.nodes.len() {
+            let dir = self.dir.path().join(format!("node{i}/outbox-mail"));
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                if e.path().extension().is_some_and(|x| x == "eml") {
+                    all.push(std::fs::read_to_string(e.path()).unwrap_or_default());
+                }
+            }
+        }
+        all
+    }
+
+    /// A MySQL connection to this cluster's database.
+    async fn db(&self) -> sqlx::AnyConnection {
+        let url = self
+            .env
+            .iter()
+            .find(|(k, _)| k == "DATABASE_URL")
+            .map(|(_, v)| v.clone())
+            .expect("DATABASE_URL");
+        <sqlx::AnyConnection as sqlx::Connection>::connect(&url)
+            .await
+            .expect("MySQL answers")
+    }
+
     fn kill9(&mut self, i: usize) {
         if let Some(mut node) = self.nodes[i].take() {
             node.child.kill().expect("SIGKILL");
@@ -834,4 +871,225 @@ async fn a_consuming_node_killed_mid_stream_leaves_exactly_one_notification_per_
     let want: BTreeSet<String> = ids.iter().map(|id| format!("/listings/{id}")).collect();
     let got: BTreeSet<String> = links.into_iter().collect();
     assert_eq!(got, want, "one per listing");
+}
+
+/// A user's notifications of one kind: their links.
+async fn notification_links(c: &Cluster, node: usize, token: &str, kind: &str) -> Vec<String> {
+    let r = c
+        .get(node, "/api/me/notifications?limit=100", Some(token))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: Value = r.json().await.expect("json");
+    v["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|n| n["kind"] == kind)
+        .filter_map(|n| n["link"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[actix_web::test]
+async fn a_broker_outage_delays_notifications_and_emails_and_loses_or_doubles_none() {
+    let Some(b) = backends() else { return };
+    let Some(tansu) = required("JT_TEST_TANSU", &tansu_binary()) else {
+        return;
+    };
+    let port = free_port();
+    let listener = format!("tcp://127.0.0.1:{port}");
+    let broker = Service(
+        Command::new(&tansu)
+            .args([
+                "broker",
+                "--listener-url",
+                &listener,
+                "--advertised-listener-url",
+                &listener,
+                "--storage-engine",
+                "memory://tansu/",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start tansu"),
+    );
+    wait_port(port);
+    let own = Backends {
+        kafka: format!("127.0.0.1:{port}"),
+        ..b
+    };
+    let c = Cluster::start(&own, 2, &[]).await;
+    let (_, watcher) = c.user("bo-watcher").await;
+    let (_, seller) = c.user("bo-seller").await;
+    let r = c
+        .post(
+            0,
+            "/api/me/keywords",
+            json!({"keyword": "캠핑"}),
+            Some(&watcher),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = c
+        .client
+        .put(format!("{}/api/me/notification_settings", c.addr(0)))
+        .bearer_auth(&watcher)
+        .json(&json!({"items": [{"kind": "keyword.match", "email": true}]}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::OK);
+
+    // The broker stops answering (paused, like a partition): listings are
+    // still created (their events wait in the outbox with the listing).
+    broker.signal("-STOP");
+    const TOTAL: usize = 10;
+    let mut want = BTreeSet::new();
+    for k in 0..TOTAL {
+        let r = c
+            .post(
+                k % 2,
+                "/api/listings",
+                json!({"title": format!("캠핑 의자 {k}"), "description": "거의 새것", "price": 20_000, "category": "sports"}),
+                Some(&seller),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let v: Value = r.json().await.expect("json");
+        want.insert(format!("/listings/{}", v["id"].as_i64().expect("id")));
+    }
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert!(
+        notification_links(&c, 1, &watcher, "keyword.match")
+            .await
+            .is_empty(),
+        "nothing can be announced while the broker is away"
+    );
+
+    broker.signal("-CONT");
+    common::eventually(
+        Duration::from_secs(60),
+        "a notification per listing once the broker is back",
+        || async {
+            let links = notification_links(&c, 1, &watcher, "keyword.match").await;
+            (links.len() >= TOTAL).then_some(())
+        },
+    )
+    .await;
+    common::eventually(Duration::from_secs(30), "an email per listing", || async {
+        (c.emails().len() >= TOTAL).then_some(())
+    })
+    .await;
+    // Let any duplicate (a retried publish, two nodes handling each event)
+    // surface before counting.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let links = notification_links(&c, 0, &watcher, "keyword.match").await;
+    assert_eq!(links.len(), TOTAL, "none twice: {links:?}");
+    assert_eq!(links.into_iter().collect::<BTreeSet<_>>(), want);
+    // One .eml per notification (named by its id), all to the watcher.
+    let emails = c.emails();
+    assert_eq!(emails.len(), TOTAL, "one email per event");
+    assert!(
+        emails.iter().all(|e| e.contains("bo-watcher@example.com")),
+        "every email to the watcher"
+    );
+}
+
+#[actix_web::test]
+async fn events_published_while_every_node_is_down_are_notified_at_restart() {
+    let Some(b) = backends() else { return };
+    let mut c = Cluster::start(&b, 1, &[]).await;
+    let (_, watcher) = c.user("rs-watcher").await;
+    let (_, seller) = c.user("rs-seller").await;
+    let r = c
+        .post(
+            0,
+            "/api/me/keywords",
+            json!({"keyword": "텐트"}),
+            Some(&watcher),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = c
+        .post(
+            0,
+            "/api/listings",
+            json!({"title": "텐트 4인용", "description": "한 번 사용", "price": 90_000, "category": "sports"}),
+            Some(&seller),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    common::eventually(
+        Duration::from_secs(20),
+        "the first notification",
+        || async {
+            let links = notification_links(&c, 0, &watcher, "keyword.match").await;
+            (links.len() == 1).then_some(())
+        },
+    )
+    .await;
+    // The node saves how far it got (about every second).
+    common::eventually(Duration::from_secs(20), "a saved position", || async {
+        let mut db = c.db().await;
+        let n: (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM consumer_positions WHERE consumer = 'notifications'",
+        )
+        .fetch_one(&mut db)
+        .await
+        .ok()?;
+        (n.0 > 0).then_some(())
+    })
+    .await;
+
+    // Every node is down; an event is published meanwhile (by a producer
+    // of the test's own, on the cluster's topic).
+    c.kill9(0);
+    let prefix = c
+        .env
+        .iter()
+        .find(|(k, _)| k == "KAFKA_TOPIC_PREFIX")
+        .map(|(_, v)| v.clone())
+        .expect("prefix");
+    let bus = jangteo::bus::kafka::KafkaBus::connect(
+        &b.kafka,
+        &prefix,
+        "test-producer",
+        2,
+        &[jangteo::bus::TOPIC_ALARMS],
+    )
+    .await
+    .expect("Kafka answers");
+    let event = jangteo::bus::Event::new(
+        "admin.broadcast",
+        0,
+        json!({"title": "점검 안내", "body": "오늘 밤 점검이 있어요", "link": "/notices/1", "admin": 0}),
+    );
+    jangteo::bus::Bus::publish(&bus, jangteo::bus::TOPIC_ALARMS, event)
+        .await
+        .expect("published");
+    bus.close();
+
+    // The node comes back and reads on from its saved position.
+    c.restart(0);
+    common::eventually(
+        Duration::from_secs(20),
+        "the broadcast published while down",
+        || async {
+            let links = notification_links(&c, 0, &watcher, "broadcast").await;
+            (links.len() == 1).then_some(())
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        notification_links(&c, 0, &watcher, "broadcast").await,
+        vec!["/notices/1".to_string()]
+    );
+    assert_eq!(
+        notification_links(&c, 0, &watcher, "keyword.match")
+            .await
+            .len(),
+        1,
+        "the replayed first event did not notify twice"
+    );
 }

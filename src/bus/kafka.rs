@@ -13,6 +13,10 @@
 //!   rebalance to wait for. Offsets are never committed; a node that
 //!   restarts has no sessions left to deliver to (clients resume from the
 //!   store), so it starts at the end again.
+//! - [`Bus::subscribe_from`] is the durable variant (the notifications
+//!   consumer): it starts at positions the caller saved (in the store, not
+//!   in Kafka), hands every event its (partition, offset), and blocks the
+//!   reading thread while the consumer is behind instead of dropping.
 //! - Publishing never waits for the broker on the chat path
 //!   ([`Bus::publish_nowait`]): the record goes into librdkafka's queue,
 //!   which keeps retrying for `message.timeout.ms` (5 minutes) while the
@@ -32,7 +36,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{ClientConfig, Message as _, Offset, TopicPartitionList};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
 use super::{Bus, BusError, Event};
 
@@ -162,10 +166,16 @@ impl KafkaBus {
             .map_err(client_err)
     }
 
-    /// Assign every partition of `topic` at its current end (blocking; a
-    /// few round trips). Exact offsets, not `Offset::End`, so nothing
-    /// published after this returns is missed.
-    fn assign_from_end(&self, consumer: &BaseConsumer, topic: &str) -> Result<(), BusError> {
+    /// Assign every partition of `topic` at its offset in `from` (clamped
+    /// to what the broker still holds) or else at its current end
+    /// (blocking; a few round trips). Exact offsets, not `Offset::End`, so
+    /// nothing published after this returns is missed.
+    fn assign(
+        &self,
+        consumer: &BaseConsumer,
+        topic: &str,
+        from: &HashMap<i32, i64>,
+    ) -> Result<(), BusError> {
         let metadata = consumer
             .fetch_metadata(Some(topic), METADATA_TIMEOUT)
             .map_err(client_err)?;
@@ -180,13 +190,85 @@ impl KafkaBus {
         }
         let mut list = TopicPartitionList::new();
         for p in partitions {
-            let (_, high) = consumer
+            let (low, high) = consumer
                 .fetch_watermarks(topic, p, METADATA_TIMEOUT)
                 .map_err(client_err)?;
-            list.add_partition_offset(topic, p, Offset::Offset(high))
+            let at = from.get(&p).map_or(high, |&o| o.clamp(low, high));
+            list.add_partition_offset(topic, p, Offset::Offset(at))
                 .map_err(client_err)?;
         }
         consumer.assign(&list).map_err(client_err)
+    }
+
+    /// Read `topic` from `from` (see [`KafkaBus::assign`]) on a thread of
+    /// its own, handing each event (with its position) to `deliver` until
+    /// it returns false or the bus closes.
+    fn spawn_reader(
+        &self,
+        topic: &str,
+        from: &HashMap<i32, i64>,
+        mut deliver: impl FnMut(Event) -> bool + Send + 'static,
+    ) {
+        let full = self.topic(topic);
+        // A topic created a moment ago may take a moment to show up in the
+        // broker's metadata: try a few times.
+        let mut attempt = 0;
+        let assigned = loop {
+            let r = self
+                .consumer()
+                .and_then(|c| self.assign(&c, &full, from).map(|()| c));
+            attempt += 1;
+            match r {
+                Err(e) if attempt < 10 => {
+                    tracing::debug!(topic = %full, error = %e, "Kafka subscription not ready; retrying");
+                    std::thread::sleep(Duration::from_millis(300));
+                }
+                r => break r,
+            }
+        };
+        let consumer = match assigned {
+            Ok(c) => c,
+            Err(e) => {
+                // Without a subscription this node cannot hear the others;
+                // say so loudly (readiness keeps checking the broker).
+                tracing::error!(topic = %full, error = %e, "Kafka subscription failed");
+                return;
+            }
+        };
+        let stop = self.stop.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("kafka-{topic}"))
+            .spawn(move || {
+                while !stop.load(Ordering::Acquire) {
+                    let Some(result) = consumer.poll(Duration::from_millis(100)) else {
+                        continue;
+                    };
+                    let message = match result {
+                        Ok(m) => m,
+                        Err(e) => {
+                            tracing::warn!(topic = %full, error = %e, "Kafka consumer error");
+                            continue;
+                        }
+                    };
+                    let Some(bytes) = message.payload() else {
+                        continue;
+                    };
+                    match serde_json::from_slice::<Event>(bytes) {
+                        Ok(mut event) => {
+                            event.position = Some((message.partition(), message.offset()));
+                            if !deliver(event) {
+                                break;
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(topic = %full, error = %e, "undecodable Kafka record skipped");
+                        }
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "could not start the Kafka consumer thread");
+        }
     }
 
     /// Broker reachable (metadata answers)?
@@ -247,63 +329,18 @@ impl Bus for KafkaBus {
         }
         let (tx, rx) = broadcast::channel(16_384);
         subs.insert(topic.to_string(), tx.clone());
-        let full = self.topic(topic);
-        // A topic created a moment ago may take a moment to show up in the
-        // broker's metadata: try a few times.
-        let mut attempt = 0;
-        let assigned = loop {
-            let r = self
-                .consumer()
-                .and_then(|c| self.assign_from_end(&c, &full).map(|()| c));
-            attempt += 1;
-            match r {
-                Err(e) if attempt < 10 => {
-                    tracing::debug!(topic = %full, error = %e, "Kafka subscription not ready; retrying");
-                    std::thread::sleep(Duration::from_millis(300));
-                }
-                r => break r,
-            }
-        };
-        let consumer = match assigned {
-            Ok(c) => c,
-            Err(e) => {
-                // Without a subscription this node cannot hear the others;
-                // say so loudly (readiness keeps checking the broker).
-                tracing::error!(topic = %full, error = %e, "Kafka subscription failed");
-                return rx;
-            }
-        };
-        let stop = self.stop.clone();
-        let spawned = std::thread::Builder::new()
-            .name(format!("kafka-{topic}"))
-            .spawn(move || {
-                while !stop.load(Ordering::Acquire) {
-                    let Some(result) = consumer.poll(Duration::from_millis(100)) else {
-                        continue;
-                    };
-                    let message = match result {
-                        Ok(m) => m,
-                        Err(e) => {
-                            tracing::warn!(topic = %full, error = %e, "Kafka consumer error");
-                            continue;
-                        }
-                    };
-                    let Some(bytes) = message.payload() else {
-                        continue;
-                    };
-                    match serde_json::from_slice::<Event>(bytes) {
-                        Ok(event) => {
-                            let _ = tx.send(event);
-                        }
-                        Err(e) => {
-                            tracing::warn!(topic = %full, error = %e, "undecodable Kafka record skipped");
-                        }
-                    }
-                }
-            });
-        if let Err(e) = spawned {
-            tracing::error!(error = %e, "could not start the Kafka consumer thread");
-        }
+        self.spawn_reader(topic, &HashMap::new(), move |event| {
+            // Nobody listening right now is not a reason to stop.
+            let _ = tx.send(event);
+            true
+        });
+        rx
+    }
+
+    fn subscribe_from(&self, topic: &str, from: &HashMap<i32, i64>) -> mpsc::Receiver<Event> {
+        let (tx, rx) = mpsc::channel(super::DURABLE_QUEUE);
+        // Waits while the consumer is behind; stops once it is gone.
+        self.spawn_reader(topic, from, move |event| tx.blocking_send(event).is_ok());
         rx
     }
 

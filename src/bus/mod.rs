@@ -17,7 +17,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
 pub use error::BusError;
 
@@ -31,6 +31,9 @@ pub const TOPIC_ALARMS: &str = "jangteo.alarms.v1";
 pub const TOPIC_CHAT: &str = "jangteo.chat.v1";
 
 pub const SCHEMA_VERSION: u32 = 1;
+
+/// Events a durable subscription buffers before its reader waits.
+pub const DURABLE_QUEUE: usize = 4_096;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
@@ -46,6 +49,15 @@ pub struct Event {
     /// The node that published it (set by the bus).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub node: String,
+    /// Where a durable subscription read it (Kafka partition, offset);
+    /// never on the wire.
+    #[serde(skip)]
+    pub position: Option<(i32, i64)>,
+    /// Already turned into notifications before it was published (the
+    /// embedded engine's outbox does that, see `service::events`); never on
+    /// the wire.
+    #[serde(skip)]
+    pub handled: bool,
 }
 
 impl Event {
@@ -58,6 +70,8 @@ impl Event {
             at: crate::domain::now_ms(),
             data,
             node: String::new(),
+            position: None,
+            handled: false,
         }
     }
 }
@@ -79,6 +93,34 @@ pub trait Bus: Send + Sync {
     fn publish_nowait(&self, topic: &str, event: Event);
     /// Live subscription (events published from now on).
     fn subscribe(&self, topic: &str) -> broadcast::Receiver<Event>;
+    /// A subscription of its own for a consumer that keeps its place:
+    /// reading starts at `from` (partition -> next offset) and, where a
+    /// partition has none, at its end; every event carries its
+    /// `position`. The in-process bus has no history: a live subscription.
+    ///
+    /// The receiver applies backpressure (a bounded queue the reader waits
+    /// on) instead of dropping what a slow consumer has not read.
+    fn subscribe_from(&self, topic: &str, from: &HashMap<i32, i64>) -> mpsc::Receiver<Event> {
+        let _ = from;
+        let mut live = self.subscribe(topic);
+        let (tx, rx) = mpsc::channel(DURABLE_QUEUE);
+        tokio::spawn(async move {
+            loop {
+                match live.recv().await {
+                    Ok(event) => {
+                        if tx.send(event).await.is_err() {
+                            break;
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::error!(missed = n, "a consumer fell behind the in-process bus");
+                    }
+                    Err(broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        });
+        rx
+    }
     /// This node's id (stamped on what it publishes).
     fn node(&self) -> &str {
         ""

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use crate::bus::{Bus, Event, TOPIC_ALARMS};
+use crate::bus::{Event, TOPIC_ALARMS};
 use crate::domain::account::FieldErrors;
 use crate::domain::ids::UserId;
 use crate::domain::money::Won;
@@ -19,6 +19,8 @@ use crate::domain::product::{
     self, ProductCursor, ProductSort, ProductStatus, StockState, PRODUCT_CATEGORIES,
 };
 use crate::error::{ApiError, Code};
+use crate::service::events::publish_job;
+use crate::store::sql::NewJob;
 use crate::store::sql::{
     AdjustmentRecord, CartAdd, CartRow, MediaRecord, NewOption, OptionRecord, ProductFields,
     ProductQuery, ProductRecord, ProductReviewRecord, SkuWrite, SqlStore, StockChange,
@@ -51,7 +53,6 @@ pub struct StockMove<'a> {
 #[derive(Clone)]
 pub struct Catalog {
     sql: Arc<SqlStore>,
-    bus: Arc<dyn Bus>,
     settings: ShopSettings,
 }
 
@@ -154,8 +155,8 @@ fn sku_taken() -> ApiError {
 }
 
 impl Catalog {
-    pub fn new(sql: Arc<SqlStore>, bus: Arc<dyn Bus>, settings: ShopSettings) -> Catalog {
-        Catalog { sql, bus, settings }
+    pub fn new(sql: Arc<SqlStore>, settings: ShopSettings) -> Catalog {
+        Catalog { sql, settings }
     }
 
     fn option_view(&self, product: &ProductRecord, option: OptionRecord) -> OptionView {
@@ -452,10 +453,21 @@ impl Catalog {
             _ => {}
         }
         ApiError::check_fields(errors)?;
-        let (_, p) = self.live_option(option_id).await?;
+        let (o, p) = self.live_option(option_id).await?;
+        let low = |before, after| {
+            self.low_stock_job(StockMove {
+                product_id: p.id,
+                option_id: o.id,
+                sku: &o.sku,
+                name: &p.name,
+                label: &o.label,
+                before,
+                after,
+            })
+        };
         match self
             .sql
-            .change_stock(option_id, admin, change, reason, now_ms())
+            .change_stock(option_id, admin, change, reason, &low, now_ms())
             .await?
         {
             StockOutcome::NoOption => Err(ApiError::not_found("option")),
@@ -463,29 +475,20 @@ impl Catalog {
                 Code::InvalidState,
                 format!("only {stock} in stock; stock cannot go below zero"),
             )),
-            StockOutcome::Changed { before, after } => {
+            StockOutcome::Changed { after, .. } => {
                 let (o, _) = self.live_option(option_id).await?;
                 if after > product::MAX_STOCK {
                     tracing::warn!(option_id, after, "stock above the sanity bound");
                 }
-                self.stock_moved(StockMove {
-                    product_id: p.id,
-                    option_id: o.id,
-                    sku: &o.sku,
-                    name: &p.name,
-                    label: &o.label,
-                    before,
-                    after,
-                })
-                .await;
                 Ok(self.option_view(&p, o))
             }
         }
     }
 
-    /// Tell the admins when an option crosses into low stock.
-    pub async fn stock_moved(&self, m: StockMove<'_>) {
-        if product::became_low(m.before, m.after, self.settings.low_stock_threshold) {
+    /// The alarm for the admins when an option crosses into low stock (the
+    /// transaction that moves the stock writes it).
+    pub fn low_stock_job(&self, m: StockMove<'_>) -> Option<NewJob> {
+        product::became_low(m.before, m.after, self.settings.low_stock_threshold).then(|| {
             let event = Event::new(
                 "stock.low",
                 m.product_id,
@@ -499,10 +502,8 @@ impl Catalog {
                     "threshold": self.settings.low_stock_threshold,
                 }),
             );
-            if let Err(e) = self.bus.publish(TOPIC_ALARMS, event).await {
-                tracing::error!(error = %e, "publishing stock.low failed");
-            }
-        }
+            publish_job(TOPIC_ALARMS, &event)
+        })
     }
 
     pub async fn stock_history(

@@ -8,8 +8,9 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use crate::bus::{Bus, Event};
+use crate::bus::{Bus, Event, TOPIC_ALARMS};
 use crate::domain::now_ms;
+use crate::service::notifications::Notifications;
 use crate::service::outbox::JobHandler;
 use crate::store::sql::NewJob;
 
@@ -35,22 +36,36 @@ pub fn publish_job_at(topic: &str, event: &Event, due_at: i64) -> NewJob {
 
 /// The outbox handler: publish and wait for the bus to have it (a broker
 /// that is down fails the job, which is retried with backoff).
-pub fn publish_handler(bus: Arc<dyn Bus>) -> (&'static str, JobHandler) {
+///
+/// With `local` (the embedded engine, whose in-process bus keeps nothing),
+/// an alarm is first made into its notifications here, so the job is done
+/// only once they exist: a crash at any point leaves the job to run again
+/// (idempotent by event id), never an event nobody handled. The event is
+/// then published marked `handled` for anyone else listening.
+pub fn publish_handler(
+    bus: Arc<dyn Bus>,
+    local: Option<Notifications>,
+) -> (&'static str, JobHandler) {
     let handler: JobHandler = Arc::new(move |payload| {
         let bus = bus.clone();
+        let local = local.clone();
         Box::pin(async move {
             let topic = payload
                 .get("topic")
                 .and_then(serde_json::Value::as_str)
                 .ok_or("payload without a topic")?
                 .to_string();
-            let event: Event = serde_json::from_value(
+            let mut event: Event = serde_json::from_value(
                 payload
                     .get("event")
                     .cloned()
                     .ok_or("payload without an event")?,
             )
             .map_err(|e| format!("payload event: {e}"))?;
+            if let (Some(notifications), TOPIC_ALARMS) = (&local, topic.as_str()) {
+                notifications.handle(&event).await?;
+                event.handled = true;
+            }
             bus.publish(&topic, event).await.map_err(|e| e.to_string())
         })
     });

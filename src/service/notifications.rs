@@ -22,11 +22,11 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::json;
 use tokio::sync::broadcast;
-use tokio::sync::broadcast::error::RecvError;
 
 use crate::actors::user::UserMsg;
 use crate::actors::{frames, ChatHub};
@@ -37,6 +37,14 @@ use crate::domain::now_ms;
 use crate::error::ApiError;
 use crate::shutdown::Shutdown;
 use crate::store::sql::{NewNotification, NotificationRecord, SqlStore};
+
+/// The notifications consumer's name for its saved positions.
+const CONSUMER: &str = "notifications";
+/// How often the consumer saves how far it got (a crash replays at most
+/// this much, harmlessly: handling is idempotent).
+const SAVE_POSITIONS_EVERY: Duration = Duration::from_secs(1);
+/// Tries per event before it is given up (about half a minute of backoff).
+const HANDLE_ATTEMPTS: u32 = 10;
 
 /// Saved keywords per user.
 pub const MAX_KEYWORDS: usize = 30;
@@ -143,32 +151,83 @@ impl Notifications {
         }
     }
 
-    /// Consume the alarms topic until `stop` fires.
-    pub fn start(&self, mut stop: Shutdown) {
-        let mut events = self.bus.subscribe(TOPIC_ALARMS);
+    /// Consume the alarms topic until `stop` fires, from where the nodes
+    /// got to (the positions saved in the store; Kafka) so that events
+    /// published while every node was down, or read by a node that died
+    /// before handling them, are handled when a node starts. Start this
+    /// before the outbox worker publishes anything.
+    pub async fn start(&self, mut stop: Shutdown) {
+        let from = if self.bus.distributed() {
+            self.sql
+                .consumer_positions(CONSUMER)
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::error!(error = %e, "notifications: saved positions unreadable; reading from the end");
+                    HashMap::new()
+                })
+        } else {
+            HashMap::new()
+        };
+        let mut events = self.bus.subscribe_from(TOPIC_ALARMS, &from);
         let this = self.clone();
         actix::spawn(async move {
+            let mut done: HashMap<i32, i64> = HashMap::new();
+            let mut tick = tokio::time::interval(SAVE_POSITIONS_EVERY);
             loop {
                 let event = tokio::select! {
                     () = stop.wait() => break,
+                    _ = tick.tick() => {
+                        this.save_positions(&mut done).await;
+                        continue;
+                    }
                     e = events.recv() => e,
                 };
-                match event {
-                    Ok(event) => {
-                        if let Err(e) = this.handle(&event).await {
-                            tracing::error!(kind = %event.kind, id = %event.id, error = %e, "notification not made");
-                        }
-                    }
-                    Err(RecvError::Lagged(n)) => {
-                        tracing::error!(
-                            missed = n,
-                            "notifications: the consumer fell behind the alarms topic"
-                        );
-                    }
-                    Err(RecvError::Closed) => break,
+                let Some(event) = event else { break };
+                if !event.handled {
+                    this.handle_retrying(&event, &mut stop).await;
+                }
+                if let Some((partition, offset)) = event.position {
+                    done.insert(partition, offset + 1);
                 }
             }
+            this.save_positions(&mut done).await;
         });
+    }
+
+    /// Handle one event; a failure (the store away) is retried with
+    /// backoff for about half a minute before the event is given up, loudly.
+    async fn handle_retrying(&self, event: &Event, stop: &mut Shutdown) {
+        let mut wait = Duration::from_millis(100);
+        for attempt in 1..=HANDLE_ATTEMPTS {
+            match self.handle(event).await {
+                Ok(()) => return,
+                Err(e) if attempt == HANDLE_ATTEMPTS => {
+                    tracing::error!(kind = %event.kind, id = %event.id, error = %e, "notification not made; event given up");
+                }
+                Err(e) => {
+                    tracing::warn!(kind = %event.kind, id = %event.id, attempt, error = %e, "notification not made yet; retrying");
+                    tokio::select! {
+                        () = stop.wait() => return,
+                        () = tokio::time::sleep(wait) => {}
+                    }
+                    wait = (wait * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+    }
+
+    async fn save_positions(&self, done: &mut HashMap<i32, i64>) {
+        if done.is_empty() {
+            return;
+        }
+        match self
+            .sql
+            .save_consumer_positions(CONSUMER, done, now_ms())
+            .await
+        {
+            Ok(()) => done.clear(),
+            Err(e) => tracing::warn!(error = %e, "notifications: positions not saved; retrying"),
+        }
     }
 
     /// Turn one event into its notifications (idempotent by event id).
@@ -670,8 +729,13 @@ impl Notifications {
             admin.get(),
             json!({"title": title, "body": body, "link": link, "admin": admin.get()}),
         );
-        let id = event.id.clone();
-        self.bus.publish(TOPIC_ALARMS, event).await?;
-        Ok(id)
+        // Through the outbox: accepted means it will go out, broker or not.
+        self.sql
+            .enqueue_job(
+                &crate::service::events::publish_job(TOPIC_ALARMS, &event),
+                now_ms(),
+            )
+            .await?;
+        Ok(event.id)
     }
 }

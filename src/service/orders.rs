@@ -230,6 +230,17 @@ impl Orders {
         let (lines, from_cart) = self.requested_lines(buyer, &source).await?;
         let now = now_ms();
         let expires_at = self.expiry(now);
+        let low_stock = |l: &PricedLine| {
+            self.catalog.low_stock_job(StockMove {
+                product_id: l.product_id,
+                option_id: l.option_id,
+                sku: &l.sku,
+                name: &l.product_name,
+                label: &l.option_label,
+                before: l.stock_before,
+                after: l.stock_after,
+            })
+        };
         for _ in 0..5 {
             let number = draw_number(now);
             let placed = self
@@ -243,6 +254,7 @@ impl Orders {
                     },
                     &lines,
                     &price_lines,
+                    &low_stock,
                     now,
                 )
                 .await?;
@@ -272,22 +284,9 @@ impl Orders {
                         .inc();
                     return Err(err);
                 }
-                Placed::Order(record, priced) => {
+                Placed::Order(record, _) => {
                     self.metrics.orders_placed.inc();
                     self.cache_status(&record).await;
-                    for l in &priced {
-                        self.catalog
-                            .stock_moved(StockMove {
-                                product_id: l.product_id,
-                                option_id: l.option_id,
-                                sku: &l.sku,
-                                name: &l.product_name,
-                                label: &l.option_label,
-                                before: l.stock_before,
-                                after: l.stock_after,
-                            })
-                            .await;
-                    }
                     let lines = self.sql.order_lines(record.id).await?;
                     return Ok(OrderDetail {
                         order: record,
@@ -313,6 +312,15 @@ impl Orders {
         listing: ListingId,
     ) -> Result<OrderDetail, ApiError> {
         let now = now_ms();
+        // The seller never changes; the order's transaction re-reads the
+        // listing under its lock for everything else.
+        let seller = self
+            .sql
+            .listing(listing.get())
+            .await?
+            .map_or(0, |l| l.seller_id);
+        let hold =
+            |reservation| crate::service::market::hold_jobs(listing, seller, buyer, reservation);
         for _ in 0..5 {
             let number = draw_number(now);
             let placed = self
@@ -326,6 +334,7 @@ impl Orders {
                     },
                     listing.get(),
                     &price_lines,
+                    &hold,
                     now,
                 )
                 .await?;

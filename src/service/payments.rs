@@ -39,7 +39,7 @@ use rand::RngCore as _;
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
-use crate::bus::{Bus, Event, TOPIC_ALARMS};
+use crate::bus::{Event, TOPIC_ALARMS};
 use crate::domain::ids::{ListingId, UserId};
 use crate::domain::money::Won;
 use crate::domain::now_ms;
@@ -70,7 +70,6 @@ pub struct Payments {
     sql: Arc<SqlStore>,
     orders: Orders,
     market: Market,
-    bus: Arc<dyn Bus>,
     gateways: HashMap<&'static str, Arc<dyn PaymentGateway>>,
     cancel_window: Duration,
     return_url: String,
@@ -136,7 +135,6 @@ impl Payments {
         sql: Arc<SqlStore>,
         orders: Orders,
         market: Market,
-        bus: Arc<dyn Bus>,
         gateways: Vec<Arc<dyn PaymentGateway>>,
         policy: PaymentPolicy,
     ) -> Payments {
@@ -144,7 +142,6 @@ impl Payments {
             sql,
             orders,
             market,
-            bus,
             gateways: gateways.into_iter().map(|g| (g.provider(), g)).collect(),
             cancel_window: policy.cancel_window,
             return_url: policy.return_url,
@@ -170,13 +167,13 @@ impl Payments {
         })
     }
 
+    /// An event that follows no change of ours (e.g. a declined card):
+    /// written to the outbox on its own, so a broker outage delays it but
+    /// does not lose it.
     async fn publish(&self, kind: &str, buyer: i64, data: serde_json::Value) {
-        if let Err(e) = self
-            .bus
-            .publish(TOPIC_ALARMS, Event::new(kind, buyer, data))
-            .await
-        {
-            tracing::error!(error = %e, kind, "publishing a payment event failed");
+        let job = publish_job(TOPIC_ALARMS, &Event::new(kind, buyer, data));
+        if let Err(e) = self.sql.enqueue_job(&job, now_ms()).await {
+            tracing::error!(error = %e, kind, "writing a payment event failed");
         }
     }
 
@@ -421,6 +418,16 @@ impl Payments {
             let due = now_ms()
                 + i64::try_from(self.review_request_delay.as_millis()).unwrap_or(i64::MAX / 2);
             jobs.push(publish_job_at(TOPIC_ALARMS, &ask, due));
+        }
+        if let Some(listing) = order.listing_id {
+            // The sale's own event goes with the payment that makes it.
+            if let Some(l) = self.sql.listing(listing).await? {
+                jobs.extend(crate::service::market::sold_jobs(
+                    ListingId(listing),
+                    l.seller_id,
+                    UserId(order.buyer_id),
+                ));
+            }
         }
         let recorded = self
             .sql

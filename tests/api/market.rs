@@ -1257,17 +1257,34 @@ async fn timed_reservations_expire_once_and_cancelled_ones_never() {
         (d["status"].as_str(), d["reserved_for"].as_i64()),
         (Some("reserved"), Some(buyer2.id))
     );
+    // The events go out through the outbox, a moment after the change:
+    // wait for the expiry, then give a wrong one time to show up.
     let mut expired = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while expired.is_empty() && tokio::time::Instant::now() < deadline {
+        if let Ok(Ok(e)) = tokio::time::timeout(Duration::from_millis(100), events.recv()).await {
+            if e.kind == "reservation.expired" {
+                expired.push(e);
+            }
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
     while let Ok(e) = events.try_recv() {
         if e.kind == "reservation.expired" {
+            expired.push(e);
+        }
+    }
+    let expired: Vec<i64> = expired
+        .iter()
+        .map(|e| {
             assert_eq!(e.schema, 1);
             assert_eq!(
                 (e.data["seller"].as_i64(), e.data["buyer"].as_i64()),
                 (Some(seller.id), Some(buyer.id))
             );
-            expired.push(e.data["listing"].as_i64().expect("listing"));
-        }
-    }
+            e.data["listing"].as_i64().expect("listing")
+        })
+        .collect();
     assert_eq!(
         expired,
         vec![expiring],

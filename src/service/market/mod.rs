@@ -12,6 +12,8 @@ mod reports;
 mod reservations;
 mod reviews;
 
+pub use reservations::{hold_jobs, sold_jobs};
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,10 +29,11 @@ use crate::domain::ids::{ListingId, UserId};
 use crate::domain::listing::{self, Cursor, ListingEvent, ListingStatus, Sort, Transition};
 use crate::domain::now_ms;
 use crate::error::{ApiError, Code};
+use crate::service::events::publish_job;
 use crate::store::cache::Cache;
 use crate::store::sql::{
-    FeedQuery, ListingFields, ListingRecord, MediaRecord, NewReview, ReportRecord, ReviewInsert,
-    ReviewSummary, SqlStore,
+    FeedQuery, ListingFields, ListingRecord, MediaRecord, NewJob, NewReview, ReportRecord,
+    ReviewInsert, ReviewSummary, SqlStore,
 };
 use crate::store::{MessageStore, RoomRecord, UserRecord};
 
@@ -195,26 +198,29 @@ impl Market {
         self.cache.clear(LISTING_CACHE).await;
         self.cache.clear(FEED_CACHE).await;
     }
+}
 
-    async fn publish(&self, kind: &str, key: i64, data: serde_json::Value) {
-        if let Err(e) = self
-            .bus
-            .publish(TOPIC_ALARMS, Event::new(kind, key, data))
-            .await
-        {
-            tracing::error!(error = %e, kind, "publishing an event failed");
-        }
-    }
+/// The outbox job that publishes an alarm event (write it with the change).
+fn alarm_job(kind: &str, key: i64, data: serde_json::Value) -> NewJob {
+    publish_job(TOPIC_ALARMS, &Event::new(kind, key, data))
+}
 
-    /// Tell a listing's chats (committed before this returns) and then the
-    /// bus what happened; both spellings come from the event.
+/// The job publishing a listing event on the bus (its change's transaction
+/// writes it: published if and only if the change committed).
+fn event_jobs(event: &ListingEvent) -> Vec<NewJob> {
+    event
+        .bus_kind()
+        .map(|kind| alarm_job(kind, event.listing(), event.bus_data()))
+        .into_iter()
+        .collect()
+}
+
+impl Market {
+    /// Tell a listing's chats what happened (after the change committed;
+    /// its bus event went with the change, see `event_jobs`).
     async fn emit(&self, listing: &ListingRecord, event: ListingEvent) -> Result<(), ApiError> {
         self.announce(listing, event.notice(), event.chat_payload())
-            .await?;
-        if let Some(kind) = event.bus_kind() {
-            self.publish(kind, event.listing(), event.bus_data()).await;
-        }
-        Ok(())
+            .await
     }
 
     /// Post a system message into every chat about a listing.
@@ -310,19 +316,20 @@ impl Market {
             price,
             category: &category,
         };
+        // Keyword alerts listen for new listings.
+        let created = |id: i64| {
+            vec![alarm_job(
+                "listing.created",
+                id,
+                json!({"listing": id, "seller": seller, "title": title, "price": price}),
+            )]
+        };
         let id = self
             .sql
-            .create_listing(UserId(seller), &fields, &images, now_ms())
+            .create_listing(UserId(seller), &fields, &images, &created, now_ms())
             .await?
             .get();
         self.invalidate_feed().await;
-        // Keyword alerts listen for new listings.
-        self.publish(
-            "listing.created",
-            id,
-            serde_json::json!({"listing": id, "seller": seller, "title": title, "price": price}),
-        )
-        .await;
         self.detail_of(Some(seller), id, false).await
     }
 
@@ -391,19 +398,23 @@ impl Market {
             price: new_price,
             category: input.category.as_deref().unwrap_or(&current.category),
         };
+        let repriced = (new_price != current.price).then_some(ListingEvent::PriceChanged {
+            listing: id,
+            old_price: current.price,
+            new_price,
+        });
+        let jobs = repriced.as_ref().map(event_jobs).unwrap_or_default();
         self.sql
-            .update_listing(ListingId(id), &fields, input.images.as_deref(), now_ms())
-            .await?;
-        if new_price != current.price {
-            self.emit(
-                &current,
-                ListingEvent::PriceChanged {
-                    listing: id,
-                    old_price: current.price,
-                    new_price,
-                },
+            .update_listing(
+                ListingId(id),
+                &fields,
+                input.images.as_deref(),
+                &jobs,
+                now_ms(),
             )
             .await?;
+        if let Some(event) = repriced {
+            self.emit(&current, event).await?;
         }
         self.invalidate_feed().await;
         self.detail_of(Some(user), id, false).await

@@ -44,7 +44,16 @@ impl Market {
             ));
         }
         let buyer_user = self.active_user(buyer).await?;
-        let (reservation, replaced) = self.sql.reserve(id, buyer, until, now).await?;
+        let reserved = |reservation| ListingEvent::Reserved {
+            listing: id,
+            seller,
+            buyer,
+            buyer_nickname: buyer_user.nickname.clone(),
+            until,
+            reservation,
+        };
+        let events = |reservation| event_jobs(&reserved(reservation));
+        let (reservation, replaced) = self.sql.reserve(id, buyer, until, &events, now).await?;
         if let Some(old) = replaced {
             self.timers.do_send(Cancel { id: old.id });
         }
@@ -54,18 +63,7 @@ impl Market {
                 at_ms: at,
             });
         }
-        self.emit(
-            &l,
-            ListingEvent::Reserved {
-                listing: id,
-                seller,
-                buyer,
-                buyer_nickname: buyer_user.nickname,
-                until,
-                reservation,
-            },
-        )
-        .await?;
+        self.emit(&l, reserved(reservation)).await?;
         self.invalidate_feed().await;
         self.detail_of(Some(seller), id, false).await
     }
@@ -81,19 +79,20 @@ impl Market {
             return Ok(false);
         };
         self.timers.do_send(Cancel { id: r.id });
-        if !self.sql.end_reservation(r.id, status, now_ms()).await? {
+        let event = ListingEvent::ReservationCancelled {
+            listing: l.id,
+            seller: l.seller_id,
+            buyer: r.buyer_id,
+            reservation: r.id,
+        };
+        if !self
+            .sql
+            .end_reservation(r.id, status, &event_jobs(&event), now_ms())
+            .await?
+        {
             return Ok(false);
         }
-        self.emit(
-            l,
-            ListingEvent::ReservationCancelled {
-                listing: l.id,
-                seller: l.seller_id,
-                buyer: r.buyer_id,
-                reservation: r.id,
-            },
-        )
-        .await?;
+        self.emit(l, event).await?;
         Ok(true)
     }
 
@@ -127,23 +126,24 @@ impl Market {
         let Some(r) = self.sql.reservation(reservation_id).await? else {
             return Ok(());
         };
-        if !self.sql.end_reservation(r.id, "expired", now_ms()).await? {
-            return Ok(());
-        }
         let Some(l) = self.sql.listing(r.listing_id).await? else {
             return Ok(());
         };
+        let event = ListingEvent::ReservationExpired {
+            listing: l.id,
+            seller: l.seller_id,
+            buyer: r.buyer_id,
+            reservation: r.id,
+        };
+        if !self
+            .sql
+            .end_reservation(r.id, "expired", &event_jobs(&event), now_ms())
+            .await?
+        {
+            return Ok(());
+        }
         tracing::info!(reservation = r.id, listing = l.id, "reservation expired");
-        self.emit(
-            &l,
-            ListingEvent::ReservationExpired {
-                listing: l.id,
-                seller: l.seller_id,
-                buyer: r.buyer_id,
-                reservation: r.id,
-            },
-        )
-        .await?;
+        self.emit(&l, event).await?;
         self.invalidate_feed().await;
         Ok(())
     }
@@ -193,7 +193,16 @@ impl Market {
             }
         }
         let reservation = self.sql.active_reservation(id).await?;
-        if !self.sql.mark_sold(id, buyer, now_ms()).await? {
+        let event = ListingEvent::Sold {
+            listing: id,
+            seller,
+            buyer,
+        };
+        if !self
+            .sql
+            .mark_sold(id, buyer, &event_jobs(&event), now_ms())
+            .await?
+        {
             return Err(ApiError::new(
                 Code::Conflict,
                 "the listing changed meanwhile; retry",
@@ -202,23 +211,39 @@ impl Market {
         if let Some(r) = reservation {
             self.timers.do_send(Cancel { id: r.id });
         }
-        self.emit(
-            &l,
-            ListingEvent::Sold {
-                listing: id,
-                seller,
-                buyer,
-            },
-        )
-        .await?;
+        self.emit(&l, event).await?;
         self.invalidate_feed().await;
         self.detail_of(Some(seller), id, false).await
     }
 }
 
+/// The bus event of an order's hold on a listing (the order's transaction
+/// writes it with the reservation).
+pub fn hold_jobs(listing: ListingId, seller: i64, buyer: UserId, reservation: i64) -> Vec<NewJob> {
+    event_jobs(&ListingEvent::Reserved {
+        listing: listing.get(),
+        seller,
+        buyer: buyer.get(),
+        buyer_nickname: String::new(),
+        until: None,
+        reservation,
+    })
+}
+
+/// The bus event of a listing sold through a paid order (the payment's
+/// transaction writes it).
+pub fn sold_jobs(listing: ListingId, seller: i64, buyer: UserId) -> Vec<NewJob> {
+    event_jobs(&ListingEvent::Sold {
+        listing: listing.get(),
+        seller,
+        buyer: Some(buyer.get()),
+    })
+}
+
 /// Holds that shop orders of used listings put on them (`service::orders`):
-/// the store reserved the listing in the order's transaction; these tell
-/// the listing's chats and the bus, and end the hold when the order does.
+/// the store reserved the listing in the order's transaction (with its bus
+/// event, `hold_jobs`); these tell the listing's chats, and end the hold
+/// when the order does.
 impl Market {
     /// A buyer's order now holds the listing (reserved for them, untimed:
     /// the order's expiry ends it).
@@ -249,7 +274,7 @@ impl Market {
     }
 
     /// The order was paid: the store sold the listing in the payment's
-    /// transaction; tell its chats and the bus.
+    /// transaction (with `sold_jobs`); tell its chats.
     pub async fn order_sold(&self, listing: ListingId, buyer: UserId) -> Result<(), ApiError> {
         let Some(l) = self.sql.listing(listing.get()).await? else {
             return Ok(());
@@ -280,9 +305,6 @@ impl Market {
             return Ok(());
         };
         let status = if expired { "expired" } else { "cancelled" };
-        if !self.sql.end_reservation(r.id, status, now_ms()).await? {
-            return Ok(());
-        }
         let Some(l) = self.sql.listing(r.listing_id).await? else {
             return Ok(());
         };
@@ -302,6 +324,13 @@ impl Market {
                 reservation: r.id,
             }
         };
+        if !self
+            .sql
+            .end_reservation(r.id, status, &event_jobs(&event), now_ms())
+            .await?
+        {
+            return Ok(());
+        }
         self.emit(&l, event).await?;
         self.invalidate_feed().await;
         Ok(())

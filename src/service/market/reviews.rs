@@ -56,6 +56,11 @@ impl Market {
         let mut tags = tags;
         tags.sort();
         tags.dedup();
+        let received = [alarm_job(
+            "review.received",
+            reviewee,
+            json!({"listing": id, "reviewer": user, "reviewee": reviewee, "rating": rating}),
+        )];
         match self
             .sql
             .insert_review(
@@ -67,6 +72,7 @@ impl Market {
                     tags: &tags,
                     body: &text,
                 },
+                &received,
                 now_ms(),
             )
             .await?
@@ -74,12 +80,6 @@ impl Market {
             ReviewInsert::Added => {
                 // The reviewee's manner score shows on their listing pages.
                 self.cache.clear(LISTING_CACHE).await;
-                self.publish(
-                    "review.received",
-                    reviewee,
-                    json!({"listing": id, "reviewer": user, "reviewee": reviewee, "rating": rating}),
-                )
-                .await;
                 Ok(())
             }
             ReviewInsert::AlreadyReviewed => Err(ApiError::new(

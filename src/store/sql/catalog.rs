@@ -13,7 +13,7 @@ use super::{
 };
 use crate::domain::ids::UserId;
 use crate::domain::product::{self, ProductCursor, ProductSort, ProductStatus};
-use crate::store::sql::MediaRecord;
+use crate::store::sql::{MediaRecord, NewJob};
 use crate::store::StoreError;
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -392,13 +392,15 @@ impl SqlStore {
         Ok(())
     }
 
-    /// Change an option's stock and write the audit row in one transaction.
+    /// Change an option's stock and write the audit row in one transaction,
+    /// with the job `events` derives from the stock before and after.
     pub async fn change_stock(
         &self,
         option_id: i64,
         admin: UserId,
         change: StockChange,
         reason: &str,
+        events: &(dyn Fn(i64, i64) -> Option<NewJob> + Send + Sync),
         now: i64,
     ) -> Result<StockOutcome, StoreError> {
         retrying("change_stock", || async {
@@ -448,6 +450,9 @@ impl SqlStore {
             .bind(now)
             .execute(&mut *tx)
             .await?;
+            if let Some(job) = events(before, after) {
+                super::outbox::enqueue(&mut tx, &job, now).await?;
+            }
             tx.commit().await?;
             Ok(StockOutcome::Changed { before, after })
         })

@@ -39,10 +39,10 @@ pub use market::{
 };
 pub use notifications::{NewNotification, NotificationRecord, JOB_EMAIL_SEND};
 pub use orders::{
-    LineRequest, ListingPlaced, NewOrder, OrderLineRecord, OrderRecord, PlaceRefusal, Placed,
-    PricedLine, Pricer, JOB_LISTING_RELEASE, JOB_ORDER_EXPIRE, JOB_STOCK_RESTORE,
+    LineEvents, LineRequest, ListingPlaced, NewOrder, OrderLineRecord, OrderRecord, PlaceRefusal,
+    Placed, PricedLine, Pricer, JOB_LISTING_RELEASE, JOB_ORDER_EXPIRE, JOB_STOCK_RESTORE,
 };
-pub use outbox::{JobRecord, NewJob};
+pub use outbox::{JobRecord, JobsFor, NewJob};
 pub use payments::{NewPayment, PaymentEvent, PaymentRecord, Recorded};
 pub use product_reviews::{ProductReviewRecord, ReviewableLine};
 pub use refunds::{

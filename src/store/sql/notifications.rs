@@ -459,3 +459,70 @@ impl SqlStore {
         }
     }
 }
+
+/// Durable consumers' places on the bus.
+impl SqlStore {
+    /// Partition -> next offset to read, for `consumer`.
+    pub async fn consumer_positions(
+        &self,
+        consumer: &str,
+    ) -> Result<std::collections::HashMap<i32, i64>, StoreError> {
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT partition_id, next_offset FROM consumer_positions WHERE consumer = ?",
+        )
+        .bind(consumer)
+        .fetch_all(self.reader())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(p, o)| Some((i32::try_from(p).ok()?, o)))
+            .collect())
+    }
+
+    /// Move `consumer`'s places forward (never back: several nodes save
+    /// theirs, and the furthest one counts, because every node handles
+    /// every event before it saves past it).
+    pub async fn save_consumer_positions(
+        &self,
+        consumer: &str,
+        positions: &std::collections::HashMap<i32, i64>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        for (&partition, &next) in positions {
+            for _ in 0..2 {
+                let moved = sqlx::query(
+                    "UPDATE consumer_positions SET next_offset = ?, updated_at = ? \
+                     WHERE consumer = ? AND partition_id = ? AND next_offset < ?",
+                )
+                .bind(next)
+                .bind(now)
+                .bind(consumer)
+                .bind(i64::from(partition))
+                .bind(next)
+                .execute(self.writer())
+                .await?;
+                if moved.rows_affected() > 0 {
+                    break;
+                }
+                let inserted = sqlx::query(
+                    "INSERT INTO consumer_positions (consumer, partition_id, next_offset, updated_at) \
+                     VALUES (?, ?, ?, ?)",
+                )
+                .bind(consumer)
+                .bind(i64::from(partition))
+                .bind(next)
+                .bind(now)
+                .execute(self.writer())
+                .await;
+                match inserted {
+                    Ok(_) => break,
+                    // There is a row: at or past `next` (done), or another
+                    // node inserted it meanwhile (update once more).
+                    Err(e) if is_unique_violation(&e) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -15,7 +15,7 @@
 
 use sqlx::Row as _;
 
-use super::outbox::{enqueue, NewJob};
+use super::outbox::{enqueue, JobsFor, NewJob};
 use super::{is_unique_violation, last_insert_id, retrying, SqlStore};
 use crate::domain::ids::UserId;
 use crate::domain::order::OrderStatus;
@@ -87,6 +87,9 @@ pub struct PricedLine {
 /// as they are now: each line's unit price and the total (domain rules,
 /// not SQL), or a refusal.
 pub type Pricer = dyn Fn(&mut [PricedLine]) -> Result<i64, PlaceRefusal> + Send + Sync;
+
+/// The job (if any) an order writes for one of its reserved lines.
+pub type LineEvents<'a> = dyn Fn(&PricedLine) -> Option<NewJob> + Send + Sync + 'a;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PlaceRefusal {
@@ -229,18 +232,21 @@ pub enum ListingPlaced {
 
 impl SqlStore {
     /// Place an order (see the module doc). `price` sees the lines with
-    /// their current prices and stock and returns the total or a refusal.
+    /// their current prices and stock and returns the total or a refusal;
+    /// `events` sees each reserved line (its stock before and after) and
+    /// returns the jobs to write with the order (e.g. a low-stock alarm).
     pub async fn place_order(
         &self,
         order: &NewOrder<'_>,
         lines: &[LineRequest],
         price: &Pricer,
+        events: &LineEvents<'_>,
         now: i64,
     ) -> Result<Placed, StoreError> {
         let mut sorted = lines.to_vec();
         sorted.sort_by_key(|l| l.option_id);
         retrying("place_order", || {
-            self.place_order_once(order, &sorted, price, now)
+            self.place_order_once(order, &sorted, price, events, now)
         })
         .await
     }
@@ -250,6 +256,7 @@ impl SqlStore {
         order: &NewOrder<'_>,
         lines: &[LineRequest],
         price: &Pricer,
+        events: &LineEvents<'_>,
         now: i64,
     ) -> Result<Placed, StoreError> {
         let mut tx = self.writer().begin().await?;
@@ -357,6 +364,11 @@ impl SqlStore {
             }
             q.execute(&mut *tx).await?;
         }
+        for l in &priced {
+            if let Some(job) = events(l) {
+                enqueue(&mut tx, &job, now).await?;
+            }
+        }
         let record = order_in(&mut tx, id).await?;
         tx.commit().await?;
         Ok(Placed::Order(record, priced))
@@ -411,12 +423,14 @@ impl SqlStore {
     /// Order a used listing: in one transaction the listing goes from
     /// `selling` to `reserved` for the buyer (an untimed reservation: the
     /// order's expiry ends it), and the order of one line at the listing's
-    /// price, priced by `price`, is written with its expiry job.
+    /// price, priced by `price`, is written with its expiry job and the
+    /// jobs `events` derives from the new reservation's id.
     pub async fn place_listing_order(
         &self,
         order: &NewOrder<'_>,
         listing_id: i64,
         price: &Pricer,
+        events: JobsFor<'_>,
         now: i64,
     ) -> Result<ListingPlaced, StoreError> {
         retrying("place_listing_order", || async {
@@ -493,6 +507,7 @@ impl SqlStore {
             .execute(&mut *tx)
             .await?;
             enqueue(&mut tx, &order_job(JOB_ORDER_EXPIRE, id, order.expires_at), now).await?;
+            super::outbox::enqueue_all(&mut tx, &events(reservation), now).await?;
             let record = order_in(&mut tx, id).await?;
             tx.commit().await?;
             Ok(ListingPlaced::Order(record))

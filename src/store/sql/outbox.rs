@@ -11,6 +11,10 @@
 use super::{is_unique_violation, SqlStore};
 use crate::store::StoreError;
 
+/// Jobs a transaction derives from what only it knows (the id of a row it
+/// inserted), written with its change.
+pub type JobsFor<'a> = &'a (dyn Fn(i64) -> Vec<NewJob> + Send + Sync);
+
 /// A job to write along with a business change.
 #[derive(Debug, Clone)]
 pub struct NewJob {
@@ -82,6 +86,18 @@ pub(crate) async fn enqueue(
         Err(e) if is_unique_violation(&e) => Ok(()),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Write every job of `jobs` inside the caller's transaction.
+pub(crate) async fn enqueue_all(
+    conn: &mut sqlx::AnyConnection,
+    jobs: &[NewJob],
+    now: i64,
+) -> Result<(), StoreError> {
+    for job in jobs {
+        enqueue(conn, job, now).await?;
+    }
+    Ok(())
 }
 
 impl SqlStore {

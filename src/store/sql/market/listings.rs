@@ -9,10 +9,11 @@ impl SqlStore {
         seller: UserId,
         fields: &ListingFields<'_>,
         images: &[i64],
+        events: JobsFor<'_>,
         now: i64,
     ) -> Result<ListingId, StoreError> {
         retrying("create_listing", || {
-            self.create_listing_once(seller, fields, images, now)
+            self.create_listing_once(seller, fields, images, events, now)
         })
         .await
     }
@@ -22,6 +23,7 @@ impl SqlStore {
         seller: UserId,
         f: &ListingFields<'_>,
         images: &[i64],
+        events: JobsFor<'_>,
         now: i64,
     ) -> Result<ListingId, StoreError> {
         let mut tx = self.writer().begin().await?;
@@ -41,21 +43,24 @@ impl SqlStore {
         .await?;
         let id = last_insert_id(&mut tx, self.dialect()).await?;
         insert_images(&mut tx, id, images).await?;
+        enqueue_all(&mut tx, &events(id), now).await?;
         tx.commit().await?;
         Ok(ListingId(id))
     }
 
     /// Write the editable fields (all given, already merged) and, if
-    /// `images` is given, replace the images.
+    /// `images` is given, replace the images; `jobs` (e.g. a price drop
+    /// event) are written with the change.
     pub async fn update_listing(
         &self,
         id: ListingId,
         fields: &ListingFields<'_>,
         images: Option<&[i64]>,
+        jobs: &[NewJob],
         now: i64,
     ) -> Result<(), StoreError> {
         retrying("update_listing", || {
-            self.update_listing_once(id.get(), fields, images, now)
+            self.update_listing_once(id.get(), fields, images, jobs, now)
         })
         .await
     }
@@ -65,6 +70,7 @@ impl SqlStore {
         id: i64,
         f: &ListingFields<'_>,
         images: Option<&[i64]>,
+        jobs: &[NewJob],
         now: i64,
     ) -> Result<(), StoreError> {
         let mut tx = self.writer().begin().await?;
@@ -88,6 +94,7 @@ impl SqlStore {
                 .await?;
             insert_images(&mut tx, id, images).await?;
         }
+        enqueue_all(&mut tx, jobs, now).await?;
         tx.commit().await?;
         Ok(())
     }

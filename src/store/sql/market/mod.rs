@@ -14,6 +14,7 @@ use std::collections::HashMap;
 
 use sqlx::Row as _;
 
+use super::outbox::{enqueue_all, JobsFor, NewJob};
 use super::{inserted, last_insert_id, retrying, SqlStore};
 use crate::domain::ids::{ListingId, UserId};
 use crate::domain::listing::{Cursor, ListingStatus, Sort};

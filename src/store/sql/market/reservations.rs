@@ -4,16 +4,18 @@ use super::*;
 
 impl SqlStore {
     /// Reserve `listing` for `buyer`, replacing an active reservation.
-    /// Returns (new id, the replaced reservation).
+    /// Returns (new id, the replaced reservation). `events` are derived
+    /// from the new reservation's id and written with it.
     pub async fn reserve(
         &self,
         listing_id: i64,
         buyer: i64,
         until: Option<i64>,
+        events: JobsFor<'_>,
         now: i64,
     ) -> Result<(i64, Option<ReservationRecord>), StoreError> {
         retrying("reserve", || {
-            self.reserve_once(listing_id, buyer, until, now)
+            self.reserve_once(listing_id, buyer, until, events, now)
         })
         .await
     }
@@ -41,6 +43,7 @@ impl SqlStore {
         listing_id: i64,
         buyer: i64,
         until: Option<i64>,
+        events: JobsFor<'_>,
         now: i64,
     ) -> Result<(i64, Option<ReservationRecord>), StoreError> {
         let mut tx = self.writer().begin().await?;
@@ -75,6 +78,7 @@ impl SqlStore {
             .bind(listing_id)
             .execute(&mut *tx)
             .await?;
+        enqueue_all(&mut tx, &events(id), now).await?;
         tx.commit().await?;
         Ok((id, old.map(reservation)))
     }
@@ -106,14 +110,16 @@ impl SqlStore {
     /// (`cancelled` or `expired`), and put its listing back on sale.
     /// Returns false if it had already ended: this conditional update is
     /// what makes a timer fire at most once, and never after a cancel.
+    /// `jobs` are written only if this call ended it.
     pub async fn end_reservation(
         &self,
         id: i64,
         status: &str,
+        jobs: &[NewJob],
         now: i64,
     ) -> Result<bool, StoreError> {
         retrying("end_reservation", || {
-            self.end_reservation_once(id, status, now)
+            self.end_reservation_once(id, status, jobs, now)
         })
         .await
     }
@@ -122,6 +128,7 @@ impl SqlStore {
         &self,
         id: i64,
         status: &str,
+        jobs: &[NewJob],
         now: i64,
     ) -> Result<bool, StoreError> {
         let mut tx = self.writer().begin().await?;
@@ -151,6 +158,7 @@ impl SqlStore {
             .bind(listing_id)
             .execute(&mut *tx)
             .await?;
+        enqueue_all(&mut tx, jobs, now).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -166,20 +174,26 @@ impl SqlStore {
     }
 
     /// Mark sold (to `buyer` if known); completes an active reservation.
-    /// False if the listing was not selling or reserved.
+    /// False if the listing was not selling or reserved (and `jobs` are
+    /// then not written).
     pub async fn mark_sold(
         &self,
         listing_id: i64,
         buyer: Option<i64>,
+        jobs: &[NewJob],
         now: i64,
     ) -> Result<bool, StoreError> {
-        retrying("mark_sold", || self.mark_sold_once(listing_id, buyer, now)).await
+        retrying("mark_sold", || {
+            self.mark_sold_once(listing_id, buyer, jobs, now)
+        })
+        .await
     }
 
     pub(super) async fn mark_sold_once(
         &self,
         listing_id: i64,
         buyer: Option<i64>,
+        jobs: &[NewJob],
         now: i64,
     ) -> Result<bool, StoreError> {
         let mut tx = self.writer().begin().await?;
@@ -203,6 +217,7 @@ impl SqlStore {
         .bind(listing_id)
         .execute(&mut *tx)
         .await?;
+        enqueue_all(&mut tx, jobs, now).await?;
         tx.commit().await?;
         Ok(true)
     }

@@ -3,11 +3,14 @@
 use super::*;
 
 impl SqlStore {
+    /// Insert a review; `jobs` (the reviewee's event) only with it.
     pub async fn insert_review(
         &self,
         r: &NewReview<'_>,
+        jobs: &[NewJob],
         now: i64,
     ) -> Result<ReviewInsert, StoreError> {
+        let mut tx = self.writer().begin().await?;
         let result = sqlx::query(
             "INSERT INTO reviews (listing_id, reviewer_id, reviewee_id, rating, tags, body, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
@@ -18,13 +21,14 @@ impl SqlStore {
         .bind(r.tags.join(","))
         .bind(r.body)
         .bind(now)
-        .execute(self.writer())
+        .execute(&mut *tx)
         .await;
-        Ok(if inserted(result)? {
-            ReviewInsert::Added
-        } else {
-            ReviewInsert::AlreadyReviewed
-        })
+        if !inserted(result)? {
+            return Ok(ReviewInsert::AlreadyReviewed);
+        }
+        enqueue_all(&mut tx, jobs, now).await?;
+        tx.commit().await?;
+        Ok(ReviewInsert::Added)
     }
 
     pub async fn review_summary(&self, user: i64) -> Result<ReviewSummary, StoreError> {
