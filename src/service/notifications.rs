@@ -13,7 +13,11 @@
 //! to one node, which then must forward the frame to the nodes that hold
 //! the user's sockets (one more hop through Kafka for every notification);
 //! reading everything everywhere costs one idempotent lookup per event and
-//! node, and the alarms topic is small next to the chat topic. See
+//! node, and the alarms topic is small next to the chat topic. With Kafka
+//! each node reads on from the furthest position any node saved
+//! (`consumer_positions`), so events published while no node consumed are
+//! handled at the next start; embedded, the outbox job itself makes the
+//! notifications before it is done (`service::events`). See
 //! docs/ARCHITECTURE.md.
 //!
 //! **Preferences** are per kind and channel with defaults from
