@@ -2,8 +2,10 @@
 //!
 //! Scenarios: `open-rooms` (N rooms x M members, P publishers per room,
 //! stepped open-loop rate), `direct` (K buyer/seller pairs), `connect` (C idle
-//! connections, server RSS per connection), `feed` (REST feed paging), and
-//! `report` (render docs/BENCHMARKS.md tables from JSON results).
+//! connections, server RSS per connection), `feed` (REST feed paging),
+//! `checkout` and `pay` (shop orders), `notify` (keyword alerts: events
+//! turned into live notification frames), and `report` (render
+//! docs/BENCHMARKS.md tables from JSON results).
 //!
 //! Latency is measured from the *intended* send time of an open-loop
 //! schedule, so a slow server cannot hide its queueing (no coordinated
@@ -13,6 +15,7 @@
 //! fail with exit code 1.
 
 mod checkout;
+mod notify;
 mod pay;
 mod proto;
 mod report;
@@ -58,6 +61,12 @@ enum Command {
     /// Whole checkouts (order + sandbox payment) at stepped rates (Jangteo
     /// only): checkouts/s at p99; fails on any failed checkout.
     Pay(PayArgs),
+    /// Keyword alerts at stepped rates (Jangteo only): sellers post
+    /// listings whose title holds a keyword S subscribers saved; measures
+    /// events/s turned into live `notification` frames and the delay from
+    /// each listing's intended post to its frame; fails on a lost
+    /// (unsaturated step) or duplicated notification.
+    Notify(NotifyArgs),
     /// Render Markdown tables from result JSON files.
     Report(report::ReportArgs),
 }
@@ -210,6 +219,39 @@ struct PayArgs {
     #[arg(long)]
     admin_password: String,
     /// More nodes of the same cluster; buyers are spread over all of them.
+    #[arg(long)]
+    also: Vec<String>,
+}
+
+#[derive(Args, Clone)]
+struct NotifyArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Users who save the keyword and each hold one chat WebSocket.
+    #[arg(long, default_value_t = 20)]
+    subscribers: usize,
+    /// Users who post the listings, in turn.
+    #[arg(long, default_value_t = 4)]
+    sellers: usize,
+    /// The saved keyword; every listing's title contains it (2..=20 characters).
+    #[arg(long, default_value = "캠핑")]
+    keyword: String,
+    /// Offered listings/s, one step each (comma list).
+    #[arg(long, default_value = "10,20,40,80")]
+    rates: String,
+    /// Length of each step.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    step: Duration,
+    /// A frame that has not arrived this long after its step ended counts
+    /// as lost (reported as late if it comes afterwards).
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    grace: Duration,
+    /// A step whose delay p99 exceeds this (or the grace) counts as
+    /// saturated: the pipeline fell behind the offered rate.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    saturation_p99: Duration,
+    /// More nodes of the same cluster; subscribers and sellers are spread
+    /// over all of them.
     #[arg(long)]
     also: Vec<String>,
 }
@@ -546,7 +588,7 @@ async fn member(
                     Event::Reply(r) => {
                         let _ = sink.send(r).await;
                     }
-                    Event::Ready | Event::Other => {}
+                    Event::Ready | Event::Other | Event::Notification { .. } => {}
                 }
             }
         }
@@ -915,6 +957,7 @@ async fn main() -> std::process::ExitCode {
         Command::Feed(a) => seed::feed(a).await,
         Command::Checkout(a) => checkout::run(a).await,
         Command::Pay(a) => pay::run(a).await,
+        Command::Notify(a) => notify::run(a).await,
         Command::Report(a) => report::run(a),
     };
     match result {

@@ -127,6 +127,11 @@ pub enum Event {
         seq: Option<i64>,
     },
     Error(String),
+    /// Jangteo: a new notification for the connection's user, with the
+    /// path it links to (e.g. `/listings/42`).
+    Notification {
+        link: String,
+    },
     /// A frame the generator must answer (socket.io ping).
     Reply(Message),
     Other,
@@ -164,6 +169,9 @@ pub fn decode(target: Target, text: &str) -> Event {
                     seq: v["seq"].as_i64(),
                 },
                 Some("error") => Event::Error(str_field(&v, "code")),
+                Some("notification") if target == Target::Jangteo => Event::Notification {
+                    link: str_field(&v["notification"], "link"),
+                },
                 _ => Event::Other,
             }
         }
@@ -234,6 +242,15 @@ mod tests {
     #[test]
     fn jangteo_frames() {
         assert_eq!(decode(Target::Jangteo, r#"{"type":"pong"}"#), Event::Ready);
+        assert_eq!(
+            decode(
+                Target::Jangteo,
+                r#"{"type":"notification","notification":{"id":9,"kind":"keyword.match","link":"/listings/42","read":false}}"#
+            ),
+            Event::Notification {
+                link: "/listings/42".into()
+            }
+        );
         assert_eq!(
             decode(
                 Target::Jangteo,

@@ -20,6 +20,7 @@ pub fn run(a: ReportArgs) -> anyhow::Result<std::process::ExitCode> {
     let mut rooms = Vec::new();
     let mut connects = Vec::new();
     let mut feeds = Vec::new();
+    let mut notifies = Vec::new();
     for path in &a.files {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -29,10 +30,57 @@ pub fn run(a: ReportArgs) -> anyhow::Result<std::process::ExitCode> {
             match v["scenario"].as_str() {
                 Some("connect") => connects.push(v),
                 Some("feed") => feeds.push(v),
+                Some("notify") => notifies.push(v),
                 _ => rooms.push(v),
             }
         }
     }
+    if !rooms.is_empty() {
+        rooms_tables(&rooms);
+    }
+    if !connects.is_empty() {
+        println!("\n### Idle connections: server memory\n");
+        println!("| server | connections held | errors | RSS before KiB | RSS after KiB | KiB per connection | connect p99 ms |");
+        println!("|---|---|---|---|---|---|---|");
+        for c in &connects {
+            println!(
+                "| {} | {} | {} | {} | {} | {} | {:.1} |",
+                c["target"].as_str().unwrap_or("?"),
+                c["established"],
+                c["errors"],
+                c["rss_before_kib"],
+                c["rss_after_kib"],
+                c["rss_per_connection_kib"]
+                    .as_f64()
+                    .map_or("?".into(), |v| format!("{v:.1}")),
+                f(c, "connect_p99_ms"),
+            );
+        }
+    }
+    if !feeds.is_empty() {
+        println!("\n### Feed (REST paging)\n");
+        println!("| target rate/s | achieved/s | requests | errors | p50 ms | p99 ms | max ms |");
+        println!("|---|---|---|---|---|---|---|");
+        for r in &feeds {
+            println!(
+                "| {} | {:.0} | {} | {} | {:.2} | {:.2} | {:.2} |",
+                r["rate"],
+                f(r, "requests_per_sec"),
+                r["requests"],
+                r["errors"],
+                f(r, "p50_ms"),
+                f(r, "p99_ms"),
+                f(r, "max_ms")
+            );
+        }
+    }
+    if !notifies.is_empty() {
+        notify_tables(&notifies);
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+fn rooms_tables(rooms: &[Value]) {
     let jangteo_best = rooms
         .iter()
         .filter(|r| r["target"] == "jangteo" && r["scenario"] == "open-rooms")
@@ -77,7 +125,7 @@ pub fn run(a: ReportArgs) -> anyhow::Result<std::process::ExitCode> {
     println!("\n### Open rooms: every step\n");
     println!("| server | rate/s | delivered/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | ack p50 ms | ack p99 ms |");
     println!("|---|---|---|---|---|---|---|---|---|---|");
-    for r in &rooms {
+    for r in rooms {
         for s in r["steps"].as_array().into_iter().flatten() {
             println!(
                 "| {} {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
@@ -95,41 +143,83 @@ pub fn run(a: ReportArgs) -> anyhow::Result<std::process::ExitCode> {
             );
         }
     }
-    if !connects.is_empty() {
-        println!("\n### Idle connections: server memory\n");
-        println!("| server | connections held | errors | RSS before KiB | RSS after KiB | KiB per connection | connect p99 ms |");
-        println!("|---|---|---|---|---|---|---|");
-        for c in &connects {
+}
+
+/// Keyword alerts (`notify`): one row per run and step, then per run the
+/// inbox check and anything that went wrong.
+pub fn notify_tables(runs: &[Value]) {
+    println!("\n### Notifications: keyword alerts, listing posted -> live frame\n");
+    println!("| engine | nodes | subscribers | offered listings/s | events created/s | notifications delivered/s | expected | delivered | lost (late) | dup | p50 ms | p99 ms | max ms | POST p99 ms | saturated |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for r in runs {
+        for s in r["steps"].as_array().into_iter().flatten() {
             println!(
-                "| {} | {} | {} | {} | {} | {} | {:.1} |",
-                c["target"].as_str().unwrap_or("?"),
-                c["established"],
-                c["errors"],
-                c["rss_before_kib"],
-                c["rss_after_kib"],
-                c["rss_per_connection_kib"]
-                    .as_f64()
-                    .map_or("?".into(), |v| format!("{v:.1}")),
-                f(c, "connect_p99_ms"),
+                "| {} | {} | {} | {:.0} | {:.1} | {:.0} | {} | {} | {} ({}) | {} | {:.1} | {:.1} | {:.1} | {:.1} | {} |",
+                r["target"].as_str().unwrap_or("?"),
+                r["nodes"],
+                r["subscribers"],
+                f(s, "rate"),
+                f(s, "created_per_sec"),
+                f(s, "delivered_per_sec"),
+                s["expected"],
+                s["delivered"],
+                s["lost"],
+                s["late"],
+                s["duplicated"],
+                f(s, "p50_ms"),
+                f(s, "p99_ms"),
+                f(s, "max_ms"),
+                f(s, "post_p99_ms"),
+                if s["saturated"].as_bool() == Some(true) {
+                    "yes"
+                } else {
+                    "no"
+                },
             );
         }
     }
-    if !feeds.is_empty() {
-        println!("\n### Feed (REST paging)\n");
-        println!("| target rate/s | achieved/s | requests | errors | p50 ms | p99 ms | max ms |");
-        println!("|---|---|---|---|---|---|---|");
-        for r in &feeds {
-            println!(
-                "| {} | {:.0} | {} | {} | {:.2} | {:.2} | {:.2} |",
-                r["rate"],
-                f(r, "requests_per_sec"),
-                r["requests"],
-                r["errors"],
-                f(r, "p50_ms"),
-                f(r, "p99_ms"),
-                f(r, "max_ms")
-            );
+    println!();
+    for r in runs {
+        let mut notes = Vec::new();
+        if r["connected"] != r["subscribers"] {
+            notes.push(format!(
+                "{} of {} sockets stayed open",
+                r["connected"], r["subscribers"]
+            ));
         }
+        for (key, what) in [
+            ("post_failures", "failed posts"),
+            ("socket_trouble", "socket trouble"),
+        ] {
+            if let Some(m) = r[key].as_object().filter(|m| !m.is_empty()) {
+                let items: Vec<String> = m.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+                notes.push(format!("{what} {}", items.join(", ")));
+            }
+        }
+        if f(r, "unmatched") > 0.0 {
+            notes.push(format!("{} frames for unknown listings", r["unmatched"]));
+        }
+        println!(
+            "- {}: inbox `unread_count` = {} (listings created) for {} of {} subscribers{}{}; {}",
+            r["target"].as_str().unwrap_or("?"),
+            r["inbox_expected"],
+            r["inbox_exact"],
+            r["subscribers"],
+            if r["inbox_off"].as_array().is_some_and(|o| !o.is_empty()) {
+                format!(", off: {}", r["inbox_off"])
+            } else {
+                String::new()
+            },
+            if notes.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", notes.join("; "))
+            },
+            if r["ok"].as_bool() == Some(true) {
+                "ok"
+            } else {
+                "**FAILED**"
+            },
+        );
     }
-    Ok(std::process::ExitCode::SUCCESS)
 }

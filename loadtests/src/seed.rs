@@ -27,7 +27,8 @@ pub struct SeededRoom {
     pub tokens: Vec<Option<String>>,
 }
 
-fn run_id() -> String {
+/// A tag that keeps this run's names apart from earlier runs'.
+pub fn run_id() -> String {
     format!(
         "{:x}",
         std::time::SystemTime::now()
@@ -43,15 +44,36 @@ pub async fn post_json(
     token: Option<&str>,
     body: &Value,
 ) -> anyhow::Result<Value> {
-    let mut req = client.post(url).json(body);
+    answer(client.post(url).json(body), token, "POST", url).await
+}
+
+pub async fn get_json(
+    client: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+) -> anyhow::Result<Value> {
+    answer(client.get(url), token, "GET", url).await
+}
+
+/// Send a request (signed in with `token` if any); its JSON body, or an
+/// error naming the status and body if it did not succeed.
+async fn answer(
+    mut req: reqwest::RequestBuilder,
+    token: Option<&str>,
+    method: &str,
+    url: &str,
+) -> anyhow::Result<Value> {
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }
-    let resp = req.send().await.with_context(|| format!("POST {url}"))?;
+    let resp = req
+        .send()
+        .await
+        .with_context(|| format!("{method} {url}"))?;
     let status = resp.status();
     let value: Value = resp.json().await.unwrap_or(Value::Null);
     if !status.is_success() {
-        bail!("POST {url}: {status} {value}");
+        bail!("{method} {url}: {status} {value}");
     }
     Ok(value)
 }
@@ -175,6 +197,48 @@ pub async fn rooms(
     Ok(out)
 }
 
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+/// The sending half of a WebSocket.
+pub type WsSink = futures_util::stream::SplitSink<Ws, Message>;
+/// The receiving half of a WebSocket.
+pub type WsStream = futures_util::stream::SplitStream<Ws>;
+
+/// Open a WebSocket, say hello (joining `room` on the peers) and wait, at
+/// most 30 s, until the server says the connection is ready; None if any
+/// of that fails.
+pub async fn open_ready(
+    target: Target,
+    url: &str,
+    token: Option<&str>,
+    room: &str,
+) -> Option<(WsSink, WsStream)> {
+    let (ws, _) =
+        tokio_tungstenite::connect_async_with_config(target.ws_url(url, token), None, true)
+            .await
+            .ok()?;
+    let (mut sink, mut stream) = ws.split();
+    if target.waits_for_open() && !crate::proto::handshake(&mut sink, &mut stream).await {
+        return None;
+    }
+    for m in target.hello(&[room.to_string()]) {
+        sink.send(m).await.ok()?;
+    }
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(30), stream.next())
+            .await
+            .ok()??
+            .ok()?;
+        if let Message::Text(t) = &msg {
+            match decode(target, t) {
+                Event::Ready => return Some((sink, stream)),
+                Event::Reply(r) => sink.send(r).await.ok()?,
+                _ => {}
+            }
+        }
+    }
+}
+
 /// The server's RSS from an already open `/proc/<pid>/status` (opened
 /// before the connections, because holding thousands of sockets can use up
 /// this process's file descriptors).
@@ -239,33 +303,7 @@ pub async fn connect(a: ConnectArgs) -> anyhow::Result<std::process::ExitCode> {
         tasks.push(tokio::spawn(async move {
             let permit = gate.acquire_owned().await;
             let t0 = Instant::now();
-            let ws = tokio_tungstenite::connect_async_with_config(
-                target.ws_url(&url, token.as_deref()),
-                None,
-                true,
-            )
-            .await;
-            let Ok((ws, _)) = ws else { return None };
-            let (mut sink, mut stream) = ws.split();
-            if target.waits_for_open() && !crate::proto::handshake(&mut sink, &mut stream).await {
-                return None;
-            }
-            for m in target.hello(std::slice::from_ref(&room)) {
-                sink.send(m).await.ok()?;
-            }
-            loop {
-                let msg = tokio::time::timeout(Duration::from_secs(30), stream.next())
-                    .await
-                    .ok()??
-                    .ok()?;
-                if let Message::Text(t) = &msg {
-                    match decode(target, t) {
-                        Event::Ready => break,
-                        Event::Reply(r) => sink.send(r).await.ok()?,
-                        _ => {}
-                    }
-                }
-            }
+            let (sink, stream) = open_ready(target, &url, token.as_deref(), &room).await?;
             let took = t0.elapsed();
             drop(permit);
             bar.inc(1);
