@@ -155,6 +155,10 @@ impl OutboxWorker {
                 tokio::select! {
                     () = stop.wait() => break,
                     _ = every.tick() => {}
+                    // A job written here just committed: run it now, not
+                    // at the next poll (which still finds other nodes'
+                    // jobs and ones that came due).
+                    () = self.sql.outbox_written() => {}
                 }
                 // A full batch means more may be due: go again at once.
                 while self.tick().await >= BATCH as usize {

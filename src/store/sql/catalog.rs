@@ -453,7 +453,7 @@ impl SqlStore {
             if let Some(job) = events(before, after) {
                 super::outbox::enqueue(&mut tx, &job, now).await?;
             }
-            tx.commit().await?;
+            self.commit_with_jobs(tx).await?;
             Ok(StockOutcome::Changed { before, after })
         })
         .await

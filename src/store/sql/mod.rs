@@ -53,6 +53,7 @@ pub use sandbox::{SandboxCancel, SandboxPayment};
 
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -76,6 +77,9 @@ pub struct SqlStore {
     dialect: Dialect,
     /// SQLite: the connection that checkpoints the WAL in the background.
     checkpointer: Option<AnyPool>,
+    /// Rung after a transaction that wrote outbox jobs committed, so this
+    /// node's worker runs them at once instead of at its next poll.
+    outbox_wake: Arc<tokio::sync::Notify>,
 }
 
 /// The file path inside a `sqlite:` URL, if it names a file.
@@ -169,6 +173,7 @@ impl SqlStore {
             .connect_with(options)
             .await?;
         Ok(SqlStore {
+            outbox_wake: Arc::new(tokio::sync::Notify::new()),
             read,
             write,
             dialect: Dialect::Sqlite,
@@ -197,6 +202,7 @@ impl SqlStore {
             .connect(&url)
             .await?;
         Ok(SqlStore {
+            outbox_wake: Arc::new(tokio::sync::Notify::new()),
             read: pool.clone(),
             write: pool,
             dialect: Dialect::MySql,

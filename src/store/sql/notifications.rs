@@ -114,7 +114,7 @@ impl SqlStore {
                 )
                 .await?;
             }
-            tx.commit().await?;
+            self.commit_with_jobs(tx).await?;
             Ok::<(), StoreError>(())
         };
         let created = match attempt.await {

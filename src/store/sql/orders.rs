@@ -370,7 +370,7 @@ impl SqlStore {
             }
         }
         let record = order_in(&mut tx, id).await?;
-        tx.commit().await?;
+        self.commit_with_jobs(tx).await?;
         Ok(Placed::Order(record, priced))
     }
 
@@ -509,7 +509,7 @@ impl SqlStore {
             enqueue(&mut tx, &order_job(JOB_ORDER_EXPIRE, id, order.expires_at), now).await?;
             super::outbox::enqueue_all(&mut tx, &events(reservation), now).await?;
             let record = order_in(&mut tx, id).await?;
-            tx.commit().await?;
+            self.commit_with_jobs(tx).await?;
             Ok(ListingPlaced::Order(record))
         })
         .await
@@ -553,7 +553,7 @@ impl SqlStore {
             for job in jobs {
                 enqueue(&mut tx, job, now).await?;
             }
-            tx.commit().await?;
+            self.commit_with_jobs(tx).await?;
             Ok(Some(record))
         })
         .await

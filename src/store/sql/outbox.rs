@@ -101,11 +101,30 @@ pub(crate) async fn enqueue_all(
 }
 
 impl SqlStore {
+    /// Commit a transaction that wrote outbox jobs and wake this node's
+    /// worker for them.
+    pub(crate) async fn commit_with_jobs(
+        &self,
+        tx: sqlx::Transaction<'_, sqlx::Any>,
+    ) -> Result<(), StoreError> {
+        tx.commit().await?;
+        self.outbox_wake.notify_one();
+        Ok(())
+    }
+
+    /// Resolves when a transaction of this store wrote jobs (or at once if
+    /// one did since the last call).
+    pub async fn outbox_written(&self) {
+        self.outbox_wake.notified().await;
+    }
+
     /// Write a job on its own (a side effect that follows no business
     /// change of ours, e.g. a compensating refund).
     pub async fn enqueue_job(&self, job: &NewJob, now: i64) -> Result<(), StoreError> {
         let mut conn = self.writer().acquire().await?;
-        enqueue(&mut conn, job, now).await
+        enqueue(&mut conn, job, now).await?;
+        self.outbox_wake.notify_one();
+        Ok(())
     }
 
     /// Claim up to `limit` due jobs of the given kinds for `node` until

@@ -153,7 +153,7 @@ impl SqlStore {
             for job in jobs {
                 enqueue(&mut tx, job, now).await?;
             }
-            tx.commit().await?;
+            self.commit_with_jobs(tx).await?;
             Ok(Some(()))
         })
         .await;

@@ -279,7 +279,7 @@ impl SqlStore {
                     .await?;
                 }
             }
-            tx.commit().await?;
+            self.commit_with_jobs(tx).await?;
             Ok(Some(id))
         })
         .await?;
@@ -338,7 +338,7 @@ impl SqlStore {
             for job in jobs {
                 enqueue(&mut tx, job, now).await?;
             }
-            tx.commit().await?;
+            self.commit_with_jobs(tx).await?;
             Ok(true)
         })
         .await

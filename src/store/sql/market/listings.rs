@@ -44,7 +44,7 @@ impl SqlStore {
         let id = last_insert_id(&mut tx, self.dialect()).await?;
         insert_images(&mut tx, id, images).await?;
         enqueue_all(&mut tx, &events(id), now).await?;
-        tx.commit().await?;
+        self.commit_with_jobs(tx).await?;
         Ok(ListingId(id))
     }
 
@@ -95,7 +95,7 @@ impl SqlStore {
             insert_images(&mut tx, id, images).await?;
         }
         enqueue_all(&mut tx, jobs, now).await?;
-        tx.commit().await?;
+        self.commit_with_jobs(tx).await?;
         Ok(())
     }
 

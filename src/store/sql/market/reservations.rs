@@ -79,7 +79,7 @@ impl SqlStore {
             .execute(&mut *tx)
             .await?;
         enqueue_all(&mut tx, &events(id), now).await?;
-        tx.commit().await?;
+        self.commit_with_jobs(tx).await?;
         Ok((id, old.map(reservation)))
     }
 
@@ -159,7 +159,7 @@ impl SqlStore {
             .execute(&mut *tx)
             .await?;
         enqueue_all(&mut tx, jobs, now).await?;
-        tx.commit().await?;
+        self.commit_with_jobs(tx).await?;
         Ok(true)
     }
 
@@ -218,7 +218,7 @@ impl SqlStore {
         .execute(&mut *tx)
         .await?;
         enqueue_all(&mut tx, jobs, now).await?;
-        tx.commit().await?;
+        self.commit_with_jobs(tx).await?;
         Ok(true)
     }
 }

@@ -27,7 +27,7 @@ impl SqlStore {
             return Ok(ReviewInsert::AlreadyReviewed);
         }
         enqueue_all(&mut tx, jobs, now).await?;
-        tx.commit().await?;
+        self.commit_with_jobs(tx).await?;
         Ok(ReviewInsert::Added)
     }
 
