@@ -24,7 +24,7 @@
 //! `domain::notification::KINDS`; a kind switched off in the app is still
 //! recorded (hidden) so that it stays deduplicated.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -202,8 +202,9 @@ impl Notifications {
     /// backoff for about half a minute before the event is given up, loudly.
     async fn handle_retrying(&self, event: &Event, stop: &mut Shutdown) {
         let mut wait = Duration::from_millis(100);
+        let mut done = HashSet::new();
         for attempt in 1..=HANDLE_ATTEMPTS {
-            match self.handle(event).await {
+            match self.handle_once(event, &mut done).await {
                 Ok(()) => return,
                 Err(e) if attempt == HANDLE_ATTEMPTS => {
                     tracing::error!(kind = %event.kind, id = %event.id, error = %e, "notification not made; event given up");
@@ -236,6 +237,13 @@ impl Notifications {
 
     /// Turn one event into its notifications (idempotent by event id).
     pub async fn handle(&self, event: &Event) -> Result<(), String> {
+        self.handle_once(event, &mut HashSet::new()).await
+    }
+
+    /// The same, skipping the users in `done` and adding each user whose
+    /// notification was made and pushed (so a retry after a failure part
+    /// way through does not push their frames twice).
+    async fn handle_once(&self, event: &Event, done: &mut HashSet<i64>) -> Result<(), String> {
         if event.id.is_empty() {
             // Events from before ids existed cannot be deduplicated.
             return Ok(());
@@ -272,10 +280,10 @@ impl Notifications {
                 body = body.replace("{title}", &title);
             }
             match &n.to {
-                Audience::User(u) => self.deliver(event, *u, &n, &body).await?,
+                Audience::User(u) => self.deliver(event, *u, &n, &body, done).await?,
                 Audience::Admins => {
                     for u in self.sql.admin_ids().await.map_err(|e| e.to_string())? {
-                        self.deliver(event, u, &n, &body).await?;
+                        self.deliver(event, u, &n, &body, done).await?;
                     }
                 }
                 Audience::Favourites(listing) => {
@@ -286,7 +294,7 @@ impl Notifications {
                         .map_err(|e| e.to_string())?
                     {
                         if Some(u) != seller {
-                            self.deliver(event, u, &n, &body).await?;
+                            self.deliver(event, u, &n, &body, done).await?;
                         }
                     }
                 }
@@ -304,7 +312,7 @@ impl Notifications {
                         }
                         last = Some(u);
                         let body = body.replace("{keyword}", &keyword);
-                        self.deliver(event, u, &n, &body).await?;
+                        self.deliver(event, u, &n, &body, done).await?;
                     }
                 }
                 Audience::Everyone => {
@@ -316,7 +324,7 @@ impl Notifications {
                             .await
                             .map_err(|e| e.to_string())?;
                         for &u in &page {
-                            self.deliver(event, u, &n, &body).await?;
+                            self.deliver(event, u, &n, &body, done).await?;
                         }
                         match page.last() {
                             Some(&last) if page.len() as i64 == BROADCAST_PAGE => after = last,
@@ -335,7 +343,11 @@ impl Notifications {
         user: i64,
         n: &notification::Notice,
         body: &str,
+        done: &mut HashSet<i64>,
     ) -> Result<(), String> {
+        if done.contains(&user) {
+            return Ok(());
+        }
         let (in_app, email) = self.channels(user, n.kind).await?;
         let (row, _created) = self
             .sql
@@ -355,6 +367,7 @@ impl Notifications {
             .await
             .map_err(|e| e.to_string())?;
         self.push(user, &row).await?;
+        done.insert(user);
         Ok(())
     }
 

@@ -122,7 +122,13 @@ impl SqlStore {
             Err(StoreError::Sql(e)) if is_unique_violation(&e) => false,
             Err(e) => return Err(e),
         };
-        match self.notification_of_event(n.event_id, n.user_id).await? {
+        // A locking read: the latest committed row, not a snapshot that may
+        // predate the insert that beat ours (seen on MariaDB with two nodes
+        // inserting the same notification).
+        match self
+            .notification_of_event_current(n.event_id, n.user_id)
+            .await?
+        {
             Some(row) => Ok((row, created)),
             None => Err(StoreError::Other(
                 "notification vanished after insert".into(),
@@ -136,6 +142,24 @@ impl SqlStore {
                 .bind(id)
                 .fetch_optional(self.writer())
                 .await?;
+        Ok(row.map(record))
+    }
+
+    async fn notification_of_event_current(
+        &self,
+        event_id: &str,
+        user_id: i64,
+    ) -> Result<Option<NotificationRecord>, StoreError> {
+        let mut tx = self.writer().begin().await?;
+        let row: Option<Row> = sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM notifications WHERE event_id = ? AND user_id = ?{}",
+            self.for_update()
+        ))
+        .bind(event_id)
+        .bind(user_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok(row.map(record))
     }
 
