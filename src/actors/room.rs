@@ -605,7 +605,7 @@ impl Handler<RoomMsg> for RoomActor {
                 seq,
                 reply,
                 session,
-            } => self.on_read(user, seq, reply, session),
+            } => self.on_read(user, seq, reply, session, ctx),
             RoomMsg::Typing { user, session } => self.on_typing(user, session),
             RoomMsg::MemberAdded(m) => {
                 self.hub.replicate(id, &Remote::MemberAdded(m.clone()));
@@ -724,10 +724,48 @@ impl RoomActor {
         self.submit(msg, Vec::new(), done, ctx);
     }
 
+    /// A member read up to `seq`. With other nodes, this node may not have
+    /// heard of the latest messages yet (they come through Kafka): a read
+    /// past what it knows asks the store how far the room really is, so
+    /// the pointer is not clamped short of a message the client has seen.
     fn on_read(
         &mut self,
         user: i64,
         seq: i64,
+        reply: Option<oneshot::Sender<Result<i64, RoomError>>>,
+        session: Option<SessionHandle>,
+        ctx: &mut Context<Self>,
+    ) {
+        let behind = matches!(&self.state, State::Ready(r) if seq > r.last_seq);
+        if !(behind && self.hub.clustered()) {
+            self.apply_read(user, seq, 0, reply, session);
+            return;
+        }
+        let sql = self.hub.sql().clone();
+        let id = self.id;
+        ctx.spawn(
+            async move { sql.room(id).await }
+                .into_actor(self)
+                .map(move |room, act, _| {
+                    let stored = match room {
+                        Ok(room) => room.map_or(0, |r| r.last_seq),
+                        Err(e) => {
+                            tracing::warn!(room = id, error = %e, "room lookup for a read failed");
+                            0
+                        }
+                    };
+                    act.apply_read(user, seq, stored, reply, session);
+                }),
+        );
+    }
+
+    /// `stored`: the room's last seq in the store, when this node may be
+    /// behind it (else 0).
+    fn apply_read(
+        &mut self,
+        user: i64,
+        seq: i64,
+        stored: i64,
         reply: Option<oneshot::Sender<Result<i64, RoomError>>>,
         session: Option<SessionHandle>,
     ) {
@@ -751,7 +789,7 @@ impl RoomActor {
             refuse(RoomError::NotMember, reply);
             return;
         };
-        let seq = seq.min(last_seq);
+        let seq = seq.min(last_seq.max(stored));
         let moved = seq > m.last_read;
         if moved {
             m.last_read = seq;

@@ -20,6 +20,9 @@ use crate::service::attempts::{self, Limit};
 use crate::store::sql::{JoinOutcome, MyRoom, NewOpenRoom, SqlStore};
 use crate::store::{MemberRecord, MessageRecord, MessageStore, RateLimiter, RoomRecord};
 
+/// How long a REST read waits for its pointer to be committed.
+const READ_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 #[derive(Clone)]
 pub struct Chat {
     sql: Arc<SqlStore>,
@@ -495,7 +498,19 @@ impl Chat {
     pub async fn read(&self, user: i64, room_id: i64, seq: i64) -> Result<i64, ApiError> {
         self.membership(user, room_id).await?;
         match self.hub.read(room_id, user, seq).await {
-            Ok(unread) => Ok(unread),
+            Ok(unread) => {
+                // Read-your-writes on every node: answer once the pointer
+                // (written behind by the committer, FIFO) is in the store,
+                // so a room list served by another node right after this
+                // shows the same count.
+                if tokio::time::timeout(READ_FLUSH_TIMEOUT, self.hub.committer().flush())
+                    .await
+                    .is_err()
+                {
+                    tracing::warn!(room = room_id, "read pointer not committed in time");
+                }
+                Ok(unread)
+            }
             Err(ChatError::NotMember) => Err(not_member()),
             Err(ChatError::NoRoom) => Err(ApiError::not_found("room")),
             Err(ChatError::Timeout) => Err(ApiError::new(
