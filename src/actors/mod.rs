@@ -46,7 +46,7 @@ use crate::store::{MessageStore, Presence};
 use cluster::Remote;
 use committer::Committer;
 use room::{RoomActor, RoomMsg};
-use user::{UserActor, UserMsg};
+use user::{UserActor, UserMsg, UserShared, UserTarget};
 
 /// How long a room found missing is refused without a store lookup. Room
 /// ids are never reused, and every event about a room (creation, members)
@@ -189,6 +189,13 @@ struct Slot<A: actix::Actor> {
     enqueued: u64,
 }
 
+/// A connected user: where deliveries go, and how many attaches were sent
+/// to the actor (see [`ChatHub::retire_user`]).
+struct UserSlot {
+    target: UserTarget,
+    enqueued: u64,
+}
+
 struct HubInner {
     sql: Arc<SqlStore>,
     messages: Arc<dyn MessageStore>,
@@ -198,7 +205,7 @@ struct HubInner {
     rooms: Mutex<HashMap<i64, Slot<RoomActor>>>,
     /// Rooms found missing in the store, and when (negative cache).
     missing: Mutex<HashMap<i64, std::time::Instant>>,
-    users: RwLock<HashMap<i64, Slot<UserActor>>>,
+    users: RwLock<HashMap<i64, UserSlot>>,
     next_session: AtomicU64,
     /// Open WebSocket connections per user on this node (see
     /// [`ChatHub::reserve_connection`]); users with none are absent.
@@ -313,8 +320,8 @@ impl ChatHub {
     /// `user` connected to this node (first session): claim it in the
     /// shared presence, then tell the peers everywhere.
     pub fn user_online(&self, user: i64, peers: Vec<i64>) {
-        self.for_online(peers.iter().copied(), |_, addr| {
-            addr.do_send(UserMsg::Presence { user, online: true });
+        self.for_online(peers.iter().copied(), |_, t| {
+            t.send(self, UserMsg::Presence { user, online: true });
         });
         self.replicate_presence(user, true, &peers);
         if let (Some(presence), Some(bus)) = (&self.inner.presence, &self.inner.cluster) {
@@ -349,11 +356,14 @@ impl ChatHub {
 
     /// Tell `user`'s peers here and on the other nodes that they left.
     fn announce_offline(&self, user: i64, peers: &[i64]) {
-        self.for_online(peers.iter().copied(), |_, addr| {
-            addr.do_send(UserMsg::Presence {
-                user,
-                online: false,
-            });
+        self.for_online(peers.iter().copied(), |_, t| {
+            t.send(
+                self,
+                UserMsg::Presence {
+                    user,
+                    online: false,
+                },
+            );
         });
         self.replicate_presence(user, false, peers);
     }
@@ -492,8 +502,8 @@ impl ChatHub {
                 } else if let Some(r) = cluster::decode_revoked(&event) {
                     hub.revoke_here(&r);
                 } else if let Some((user, online, peers)) = cluster::decode_presence(&event) {
-                    hub.for_online(peers, |_, addr| {
-                        addr.do_send(UserMsg::Presence { user, online });
+                    hub.for_online(peers, |_, t| {
+                        t.send(&hub, UserMsg::Presence { user, online });
                     });
                 } else {
                     tracing::debug!(kind = %event.kind, "unknown cluster event ignored");
@@ -534,11 +544,11 @@ impl ChatHub {
         self.inner.rooms.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn users_read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<i64, Slot<UserActor>>> {
+    fn users_read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<i64, UserSlot>> {
         self.inner.users.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn users_write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<i64, Slot<UserActor>>> {
+    fn users_write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<i64, UserSlot>> {
         self.inner.users.write().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -647,15 +657,18 @@ impl ChatHub {
 
     /// Run `f` for each of `ids` that is online, under one registry lock
     /// (a room's fan-out takes the lock once, not once per member).
+    /// Call `f` for each of `ids` connected here, with the user's target,
+    /// under the user registry's read lock (so `f` must not send
+    /// `RoomAdded`, see [`UserTarget::send`]).
     pub fn for_online<I, F>(&self, ids: I, mut f: F)
     where
         I: IntoIterator<Item = i64>,
-        F: FnMut(i64, &Addr<UserActor>),
+        F: FnMut(i64, &UserTarget),
     {
         let users = self.users_read();
         for id in ids {
             if let Some(slot) = users.get(&id) {
-                f(id, &slot.addr);
+                f(id, &slot.target);
             }
         }
     }
@@ -665,12 +678,12 @@ impl ChatHub {
         self.rooms().len()
     }
 
-    /// Send to a user's actor if the user is connected; offline users need
-    /// no live events (they read state from the store when they return).
+    /// Send to a user if the user is connected; offline users need no live
+    /// events (they read state from the store when they return).
     pub fn user(&self, user_id: i64, msg: UserMsg) {
-        let users = self.users_read();
-        if let Some(slot) = users.get(&user_id) {
-            slot.addr.do_send(msg);
+        let target = self.users_read().get(&user_id).map(|s| s.target.clone());
+        if let Some(target) = target {
+            target.send(self, msg);
         }
     }
 
@@ -715,12 +728,19 @@ impl ChatHub {
     pub fn attach(&self, session: SessionHandle) {
         let mut users = self.users_write();
         let user_id = session.user_id;
-        let slot = users.entry(user_id).or_insert_with(|| Slot {
-            addr: UserActor::new(user_id, self.clone()).start(),
-            enqueued: 0,
+        let slot = users.entry(user_id).or_insert_with(|| {
+            let shared = Arc::new(UserShared::default());
+            UserSlot {
+                target: UserTarget {
+                    addr: UserActor::new(user_id, self.clone(), shared.clone()).start(),
+                    shared,
+                },
+                enqueued: 0,
+            }
         });
         slot.enqueued += 1;
-        slot.addr.do_send(UserMsg::Attach(session));
+        slot.target.shared.add_session(session.clone());
+        slot.target.addr.do_send(UserMsg::Attach(session));
     }
 
     pub fn detach(&self, user_id: i64, session_id: u64) {
@@ -736,7 +756,7 @@ impl ChatHub {
     ) -> bool {
         let mut users = self.users_write();
         match users.get(&user_id) {
-            Some(slot) if slot.addr == *addr && slot.enqueued == attaches_handled => {
+            Some(slot) if slot.target.addr == *addr && slot.enqueued == attaches_handled => {
                 users.remove(&user_id);
                 true
             }

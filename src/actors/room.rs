@@ -249,8 +249,8 @@ impl RoomActor {
         let State::Ready(r) = &self.state else { return };
         self.hub.for_online(
             r.members.keys().copied().filter(|u| Some(*u) != except),
-            |_, addr| {
-                addr.do_send(UserMsg::Event(frame.clone()));
+            |_, t| {
+                t.send(&self.hub, UserMsg::Event(frame.clone()));
             },
         );
     }
@@ -397,16 +397,19 @@ impl RoomActor {
         let frame = frames::message(record);
         let last_seq = r.last_seq;
         let members = &r.members;
-        self.hub.for_online(members.keys().copied(), |user, addr| {
+        self.hub.for_online(members.keys().copied(), |user, t| {
             let unread = members
                 .get(&user)
                 .map_or(0, |m| chat::unread(last_seq, m.last_read));
-            addr.do_send(UserMsg::Deliver {
-                room: id,
-                seq,
-                frame: frame.clone(),
-                unread,
-            });
+            t.send(
+                &self.hub,
+                UserMsg::Deliver {
+                    room: id,
+                    seq,
+                    frame: frame.clone(),
+                    unread,
+                },
+            );
         });
     }
 

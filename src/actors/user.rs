@@ -1,13 +1,26 @@
-//! The user actor: one per connected user, holding their WebSocket
-//! sessions (devices), unread counts per room and the total badge, and their
-//! presence towards direct-chat peers. It exists only while the user has at
-//! least one connection; offline users need no live state.
+//! The user actor and its shared state: one per connected user, holding
+//! their WebSocket sessions (devices), unread counts per room and the total
+//! badge, and their presence towards direct-chat peers. It exists only
+//! while the user has at least one connection; offline users need no live
+//! state.
+//!
+//! **Delivery without a hop.** What a room sends a user (a committed
+//! message, an event frame, an unread count, a room added or removed) only
+//! touches the user's sessions and counts, so it is applied **directly**
+//! on the sender's thread, under the user's lock ([`UserTarget::send`]),
+//! instead of through the actor's mailbox: one task wake-up and one
+//! envelope less per delivery, and the frames reach each session queue in
+//! exactly the order the room produced them (the room actor is the only
+//! producer of a room's frames). The actor keeps what needs a context or
+//! runs rarely: loading the rooms at start, the coalesced badge timer,
+//! attach/detach bookkeeping and presence announcements, revocations.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use actix::{
-    Actor, ActorContext as _, ActorFutureExt as _, AsyncContext as _, Context, Handler, Message,
-    WrapFuture as _,
+    Actor, ActorContext as _, ActorFutureExt as _, Addr, AsyncContext as _, Context, Handler,
+    Message, WrapFuture as _,
 };
 
 use super::frames::Frame;
@@ -51,6 +64,8 @@ pub enum UserMsg {
         user: i64,
         online: bool,
     },
+    /// Badge changes are waiting: send them after the coalescing delay.
+    FlushBadges,
 }
 
 impl Message for UserMsg {
@@ -65,36 +80,185 @@ struct RoomView {
     known: bool,
 }
 
-pub struct UserActor {
-    id: i64,
-    hub: ChatHub,
-    sessions: Vec<SessionHandle>,
-    rooms: HashMap<i64, RoomView>,
-    attaches: u64,
-    dirty: HashSet<i64>,
-    flush_scheduled: bool,
+/// A user's live state on this node, shared by the actor and the rooms
+/// that deliver to it.
+#[derive(Default)]
+pub struct UserShared {
+    state: Mutex<UserState>,
 }
 
-impl UserActor {
-    pub fn new(id: i64, hub: ChatHub) -> UserActor {
-        UserActor {
-            id,
-            hub,
-            sessions: Vec::new(),
-            rooms: HashMap::new(),
-            attaches: 0,
-            dirty: HashSet::new(),
-            flush_scheduled: false,
+#[derive(Default)]
+struct UserState {
+    sessions: Vec<SessionHandle>,
+    rooms: HashMap<i64, RoomView>,
+    dirty: HashSet<i64>,
+    flush_scheduled: bool,
+    /// The rooms were loaded from the store (the actor started).
+    loaded: bool,
+    /// Rooms removed before that: the load must not bring them back.
+    removed_early: HashSet<i64>,
+}
+
+impl UserState {
+    fn to_all(&self, frame: &Frame) {
+        for s in &self.sessions {
+            s.frame(frame.clone());
         }
     }
 
-    fn peers(&self) -> impl Iterator<Item = i64> + '_ {
-        self.rooms.values().filter_map(|r| r.peer)
+    /// Note a changed count; true if the actor must be asked to flush.
+    fn mark_dirty(&mut self, room: i64) -> bool {
+        self.dirty.insert(room);
+        !std::mem::replace(&mut self.flush_scheduled, true)
+    }
+
+    fn peers(&self) -> Vec<i64> {
+        let peers: HashSet<i64> = self.rooms.values().filter_map(|r| r.peer).collect();
+        peers.into_iter().collect()
+    }
+}
+
+impl UserShared {
+    // Only single-step updates happen under this lock, so a poisoned one
+    // is used as is (as the hub's registries are).
+    fn lock(&self) -> MutexGuard<'_, UserState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A new session receives from now on (before its actor hears of it,
+    /// so nothing committed after the session's catch-up read can miss it).
+    pub fn add_session(&self, session: SessionHandle) {
+        self.lock().sessions.push(session);
+    }
+}
+
+/// Where a connected user's deliveries go: the shared state, and the actor
+/// for the rest.
+#[derive(Clone)]
+pub struct UserTarget {
+    pub addr: Addr<UserActor>,
+    pub shared: Arc<UserShared>,
+}
+
+impl UserTarget {
+    /// Apply `msg`: session and count updates here and now, in the
+    /// caller's order; lifecycle messages through the actor. A caller that
+    /// holds the hub's user registry must not send `RoomAdded` (it asks the
+    /// hub about the new peer's presence).
+    pub fn send(&self, hub: &ChatHub, msg: UserMsg) {
+        let flush = match msg {
+            UserMsg::Deliver {
+                room,
+                seq,
+                frame,
+                unread,
+            } => {
+                let mut s = self.shared.lock();
+                for session in &s.sessions {
+                    session.push(Outbound::Message {
+                        room,
+                        seq,
+                        frame: frame.clone(),
+                    });
+                }
+                let view = s.rooms.entry(room).or_insert(RoomView {
+                    unread: 0,
+                    peer: None,
+                    known: false,
+                });
+                if view.unread == unread {
+                    false
+                } else {
+                    view.unread = unread;
+                    s.mark_dirty(room)
+                }
+            }
+            UserMsg::Unread { room, unread } => {
+                let mut s = self.shared.lock();
+                if let Some(view) = s.rooms.get_mut(&room) {
+                    view.unread = unread;
+                }
+                s.mark_dirty(room)
+            }
+            UserMsg::Event(frame) => {
+                self.shared.lock().to_all(&frame);
+                false
+            }
+            UserMsg::Presence { user, online } => {
+                self.shared.lock().to_all(&frames::presence(user, online));
+                false
+            }
+            UserMsg::RoomAdded {
+                room,
+                kind,
+                peer,
+                unread,
+            } => {
+                let peer = if kind == RoomKind::Direct { peer } else { None };
+                let (flush, sessions) = {
+                    let mut s = self.shared.lock();
+                    if s.rooms.get(&room).is_some_and(|v| v.known) {
+                        // Known already (loaded from the store when the
+                        // actor started): the news came late, e.g. from
+                        // another node.
+                        return;
+                    }
+                    let unread = s.rooms.get(&room).map_or(unread, |v| v.unread.max(unread));
+                    s.rooms.insert(
+                        room,
+                        RoomView {
+                            unread,
+                            peer,
+                            known: true,
+                        },
+                    );
+                    s.to_all(&frames::joined(room));
+                    (s.mark_dirty(room), s.sessions.clone())
+                };
+                if let Some(p) = peer {
+                    hub.tell_online_peers(vec![p], sessions);
+                }
+                flush
+            }
+            UserMsg::Removed { room, reason } => {
+                let mut s = self.shared.lock();
+                s.rooms.remove(&room);
+                if !s.loaded {
+                    s.removed_early.insert(room);
+                }
+                s.to_all(&frames::removed(room, reason));
+                s.mark_dirty(room)
+            }
+            other => {
+                self.addr.do_send(other);
+                false
+            }
+        };
+        if flush {
+            self.addr.do_send(UserMsg::FlushBadges);
+        }
+    }
+}
+
+pub struct UserActor {
+    id: i64,
+    hub: ChatHub,
+    shared: Arc<UserShared>,
+    attaches: u64,
+}
+
+impl UserActor {
+    pub fn new(id: i64, hub: ChatHub, shared: Arc<UserShared>) -> UserActor {
+        UserActor {
+            id,
+            hub,
+            shared,
+            attaches: 0,
+        }
     }
 
     fn announce(&self, online: bool) {
-        let peers: HashSet<i64> = self.peers().collect();
-        let peers: Vec<i64> = peers.into_iter().collect();
+        let peers = self.shared.lock().peers();
         if online {
             self.hub.user_online(self.id, peers);
         } else {
@@ -102,27 +266,14 @@ impl UserActor {
         }
     }
 
-    fn to_all(&self, frame: &Frame) {
-        for s in &self.sessions {
-            s.frame(frame.clone());
-        }
-    }
-
-    fn mark_dirty(&mut self, room: i64, ctx: &mut Context<Self>) {
-        self.dirty.insert(room);
-        if !self.flush_scheduled {
-            self.flush_scheduled = true;
-            ctx.run_later(self.hub.settings().badge_delay, |act, _| act.flush_badges());
-        }
-    }
-
     /// Send the coalesced badge updates: each changed room with the total.
     fn flush_badges(&mut self) {
-        self.flush_scheduled = false;
-        let total: i64 = self.rooms.values().map(|r| r.unread).sum();
-        for room in std::mem::take(&mut self.dirty) {
-            let unread = self.rooms.get(&room).map_or(0, |r| r.unread);
-            self.to_all(&frames::badge(room, unread, total));
+        let mut s = self.shared.lock();
+        s.flush_scheduled = false;
+        let total: i64 = s.rooms.values().map(|r| r.unread).sum();
+        for room in std::mem::take(&mut s.dirty) {
+            let unread = s.rooms.get(&room).map_or(0, |r| r.unread);
+            s.to_all(&frames::badge(room, unread, total));
         }
     }
 }
@@ -138,20 +289,31 @@ impl Actor for UserActor {
                 .into_actor(self)
                 .map(|result, act, _| match result {
                     Ok(rooms) => {
-                        act.rooms = rooms
-                            .into_iter()
-                            .map(|(room, kind, last_seq, last_read, peer)| {
-                                let peer = if kind == RoomKind::Direct { peer } else { None };
-                                (
-                                    room,
-                                    RoomView {
-                                        unread: chat::unread(last_seq, last_read),
-                                        peer,
-                                        known: true,
-                                    },
-                                )
-                            })
-                            .collect();
+                        let mut s = act.shared.lock();
+                        let removed = std::mem::take(&mut s.removed_early);
+                        s.loaded = true;
+                        for (room, kind, last_seq, last_read, peer) in rooms {
+                            if removed.contains(&room) {
+                                continue;
+                            }
+                            let peer = if kind == RoomKind::Direct { peer } else { None };
+                            // A room that delivered while this loaded keeps
+                            // the count its room actor sent (exact, and no
+                            // older than the store's).
+                            let unread = s
+                                .rooms
+                                .get(&room)
+                                .map_or_else(|| chat::unread(last_seq, last_read), |v| v.unread);
+                            s.rooms.insert(
+                                room,
+                                RoomView {
+                                    unread,
+                                    peer,
+                                    known: true,
+                                },
+                            );
+                        }
+                        drop(s);
                         act.announce(true);
                     }
                     Err(e) => tracing::error!(user = act.id, error = %e, "user actor failed to load rooms"),
@@ -170,98 +332,42 @@ impl Handler<UserMsg> for UserActor {
     fn handle(&mut self, msg: UserMsg, ctx: &mut Context<Self>) {
         match msg {
             UserMsg::Attach(session) => {
+                // The session already receives (`UserShared::add_session`).
                 self.attaches += 1;
-                let peers: HashSet<i64> = self.peers().collect();
-                self.hub
-                    .tell_online_peers(peers.into_iter().collect(), vec![session.clone()]);
-                self.sessions.push(session);
+                let peers = self.shared.lock().peers();
+                self.hub.tell_online_peers(peers, vec![session]);
                 self.hub.metrics().ws_sessions.inc();
             }
             UserMsg::Revoke(r) => {
-                for s in &self.sessions {
+                for s in &self.shared.lock().sessions {
                     if r.ends(s.user_id, s.token_hash()) {
                         s.end();
                     }
                 }
             }
             UserMsg::Detach(id) => {
-                let before = self.sessions.len();
-                self.sessions.retain(|s| s.id != id);
-                if self.sessions.len() < before {
+                let (removed, empty) = {
+                    let mut s = self.shared.lock();
+                    let before = s.sessions.len();
+                    s.sessions.retain(|s| s.id != id);
+                    (s.sessions.len() < before, s.sessions.is_empty())
+                };
+                if removed {
                     self.hub.metrics().ws_sessions.dec();
                 }
-                if self.sessions.is_empty()
-                    && self.hub.retire_user(self.id, &ctx.address(), self.attaches)
-                {
+                if empty && self.hub.retire_user(self.id, &ctx.address(), self.attaches) {
                     ctx.stop();
                 }
             }
-            UserMsg::Deliver {
-                room,
-                seq,
-                frame,
-                unread,
-            } => {
-                for s in &self.sessions {
-                    s.push(Outbound::Message {
-                        room,
-                        seq,
-                        frame: frame.clone(),
-                    });
-                }
-                let view = self.rooms.entry(room).or_insert(RoomView {
-                    unread: 0,
-                    peer: None,
-                    known: false,
-                });
-                if view.unread != unread {
-                    view.unread = unread;
-                    self.mark_dirty(room, ctx);
-                }
+            UserMsg::FlushBadges => {
+                ctx.run_later(self.hub.settings().badge_delay, |act, _| act.flush_badges());
             }
-            UserMsg::Unread { room, unread } => {
-                if let Some(view) = self.rooms.get_mut(&room) {
-                    view.unread = unread;
-                }
-                self.mark_dirty(room, ctx);
+            // Sent to the actor directly by older callers: same effect.
+            other => UserTarget {
+                addr: ctx.address(),
+                shared: self.shared.clone(),
             }
-            UserMsg::Event(frame) => self.to_all(&frame),
-            UserMsg::RoomAdded {
-                room,
-                kind,
-                peer,
-                unread,
-            } => {
-                let peer = if kind == RoomKind::Direct { peer } else { None };
-                if self.rooms.get(&room).is_some_and(|v| v.known) {
-                    // Known already (loaded from the store when this actor
-                    // started): the news came late, e.g. from another node.
-                    return;
-                }
-                let unread = self
-                    .rooms
-                    .get(&room)
-                    .map_or(unread, |v| v.unread.max(unread));
-                self.rooms.insert(
-                    room,
-                    RoomView {
-                        unread,
-                        peer,
-                        known: true,
-                    },
-                );
-                self.to_all(&frames::joined(room));
-                if let Some(p) = peer {
-                    self.hub.tell_online_peers(vec![p], self.sessions.clone());
-                }
-                self.mark_dirty(room, ctx);
-            }
-            UserMsg::Removed { room, reason } => {
-                self.rooms.remove(&room);
-                self.to_all(&frames::removed(room, reason));
-                self.mark_dirty(room, ctx);
-            }
-            UserMsg::Presence { user, online } => self.to_all(&frames::presence(user, online)),
+            .send(&self.hub, other),
         }
     }
 }

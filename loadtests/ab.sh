@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# A/B of two Jangteo server binaries in one run (embedded engine), for
+# measuring one change at a time: open rooms at stepped rates, each binary
+# run twice, alternated (A B A B), the server pinned to CPU 0 and the
+# generator to CPU 1 as in compare.sh. Prints the report; read the ratios
+# between A and B within the run, not the absolute times.
+#
+#   loadtests/ab.sh /tmp/jangteo-before target/release/jangteo
+#   RATES=1000,2000,3000 STEP=6s ROOMS=20 MEMBERS=50 loadtests/ab.sh A B
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+A=${1:?usage: ab.sh BINARY_A BINARY_B}
+B=${2:?usage: ab.sh BINARY_A BINARY_B}
+ROOMS=${ROOMS:-20}
+MEMBERS=${MEMBERS:-50}
+RATES=${RATES:-500,1000,2000,3000}
+STEP=${STEP:-6s}
+SIZE=${SIZE:-90}
+ROUNDS=${ROUNDS:-2}
+WORK=$(mktemp -d)
+RESULTS=$WORK/results.jsonl
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
+if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
+  SERVER_PIN="taskset -c 0"; LOAD_PIN="taskset -c 1"
+else
+  SERVER_PIN=""; LOAD_PIN=""
+fi
+[ -x target/release/jangteo-load ] || cargo build --release --locked -p jangteo-loadtests
+LOAD="$LOAD_PIN $ROOT/target/release/jangteo-load"
+PORT=9070
+
+run() { # label binary round
+  local dir=$WORK/$1-$3
+  mkdir -p "$dir"
+  env JANGTEO_LISTEN=127.0.0.1:$PORT JANGTEO_DATA_DIR="$dir" JANGTEO_LOG=warn JANGTEO_WORKERS=1 \
+    JANGTEO_ARGON2_MEMORY_KIB=64 JANGTEO_ARGON2_ITERATIONS=1 JANGTEO_SIGNUP_MAX_PER_ADDRESS=1000000 \
+    JANGTEO_WS_FRAMES_PER_SEC=1000000 JANGTEO_CHAT_SEND_RATE=100000 JANGTEO_CHAT_SEND_BURST=100000 \
+    JANGTEO_WS_MAX_CONNECTIONS_PER_USER=1000000 $SERVER_PIN "$2" serve >"$dir.log" 2>&1 &
+  local pid=$!
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
+    sleep 0.1
+  done
+  echo "== $1 (round $3)"
+  $LOAD open-rooms --target jangteo --url "http://127.0.0.1:$PORT" --rooms "$ROOMS" --members "$MEMBERS" \
+    --publishers 1 --rate "$RATES" --duration "$STEP" --size "$SIZE" --json \
+    | sed "s/\"target\":\"jangteo\"/\"target\":\"$1-r$3\"/" >>"$RESULTS" \
+    || echo "!! $1: open-rooms reported a correctness failure"
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+for round in $(seq 1 "$ROUNDS"); do
+  run A "$A" "$round"
+  run B "$B" "$round"
+done
+"$ROOT/target/release/jangteo-load" report "$RESULTS"
