@@ -44,10 +44,13 @@ run() { # label binary round
     sleep 0.1
   done
   echo "== $1 (round $3)"
+  local before; before=$(awk '{print $14 + $15}' "/proc/$pid/stat")
   $LOAD open-rooms --target jangteo --url "http://127.0.0.1:$PORT" --rooms "$ROOMS" --members "$MEMBERS" \
     --publishers 1 --rate "$RATES" --duration "$STEP" --size "$SIZE" --json \
     | sed "s/\"target\":\"jangteo\"/\"target\":\"$1-r$3\"/" >>"$RESULTS" \
     || echo "!! $1: open-rooms reported a correctness failure"
+  local after; after=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+  echo "$1 round $3: server CPU $(( (after - before) / $(getconf CLK_TCK) )).$(( (after - before) % $(getconf CLK_TCK) )) s (seeding included)" | tee -a "$WORK/cpu"
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
 }
@@ -57,3 +60,5 @@ for round in $(seq 1 "$ROUNDS"); do
   run B "$B" "$round"
 done
 "$ROOT/target/release/jangteo-load" report "$RESULTS"
+echo
+cat "$WORK/cpu"
