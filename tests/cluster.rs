@@ -104,6 +104,38 @@ fn wait_port(port: u16) {
     panic!("nothing listens on 127.0.0.1:{port}");
 }
 
+/// A Kafka broker of the test's own (so pausing it disturbs no other
+/// test), and the backends with it in place of the shared one.
+fn own_broker(b: Backends) -> Option<(Service, Backends)> {
+    let tansu = required("JT_TEST_TANSU", &tansu_binary())?;
+    let port = free_port();
+    let listener = format!("tcp://127.0.0.1:{port}");
+    let broker = Service(
+        Command::new(&tansu)
+            .args([
+                "broker",
+                "--listener-url",
+                &listener,
+                "--advertised-listener-url",
+                &listener,
+                "--storage-engine",
+                "memory://tansu/",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start tansu"),
+    );
+    wait_port(port);
+    Some((
+        broker,
+        Backends {
+            kafka: format!("127.0.0.1:{port}"),
+            ..b
+        },
+    ))
+}
+
 /// A service process of a test's own, killed on drop.
 struct Service(Child);
 
@@ -609,31 +641,8 @@ async fn a_node_killed_under_traffic_loses_and_doubles_nothing() {
 #[actix_web::test]
 async fn a_kafka_outage_delays_cross_node_delivery_and_loses_nothing() {
     let Some(b) = backends() else { return };
-    let Some(tansu) = required("JT_TEST_TANSU", &tansu_binary()) else {
+    let Some((broker, own)) = own_broker(b) else {
         return;
-    };
-    let port = free_port();
-    let listener = format!("tcp://127.0.0.1:{port}");
-    let broker = Service(
-        Command::new(&tansu)
-            .args([
-                "broker",
-                "--listener-url",
-                &listener,
-                "--advertised-listener-url",
-                &listener,
-                "--storage-engine",
-                "memory://tansu/",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start tansu"),
-    );
-    wait_port(port);
-    let own = Backends {
-        kafka: format!("127.0.0.1:{port}"),
-        ..b
     };
     let c = Cluster::start(&own, 2, &[]).await;
     let (_, ta) = c.user("o-a").await;
@@ -892,31 +901,8 @@ async fn notification_links(c: &Cluster, node: usize, token: &str, kind: &str) -
 #[actix_web::test]
 async fn a_broker_outage_delays_notifications_and_emails_and_loses_or_doubles_none() {
     let Some(b) = backends() else { return };
-    let Some(tansu) = required("JT_TEST_TANSU", &tansu_binary()) else {
+    let Some((broker, own)) = own_broker(b) else {
         return;
-    };
-    let port = free_port();
-    let listener = format!("tcp://127.0.0.1:{port}");
-    let broker = Service(
-        Command::new(&tansu)
-            .args([
-                "broker",
-                "--listener-url",
-                &listener,
-                "--advertised-listener-url",
-                &listener,
-                "--storage-engine",
-                "memory://tansu/",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start tansu"),
-    );
-    wait_port(port);
-    let own = Backends {
-        kafka: format!("127.0.0.1:{port}"),
-        ..b
     };
     let c = Cluster::start(&own, 2, &[]).await;
     let (_, watcher) = c.user("bo-watcher").await;
