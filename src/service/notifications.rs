@@ -464,24 +464,28 @@ impl Notifications {
             return Ok(());
         }
         let item = serde_json::to_value(NotificationView::from(row)).unwrap_or_default();
-        let unread = self
-            .sql
-            .unread_notifications(user)
-            .await
-            .map_err(|e| e.to_string())?;
+        let unread = self.unread(UserId(user)).await.map_err(|e| e.message)?;
         self.hub
             .user(user, UserMsg::Event(frames::notification(&item)));
-        self.hub
-            .user(user, UserMsg::Event(frames::notification_badge(unread)));
         if streaming {
             self.streams
                 .send(user, sse(Some(row.id), "notification", &item.to_string()));
+        }
+        self.send_badge(user, unread, streaming);
+        Ok(())
+    }
+
+    /// Send `unread` to the user's sessions (and streams, when
+    /// `streaming`) on this node.
+    fn send_badge(&self, user: i64, unread: i64, streaming: bool) {
+        self.hub
+            .user(user, UserMsg::Event(frames::notification_badge(unread)));
+        if streaming {
             self.streams.send(
                 user,
                 sse(None, "badge", &json!({ "unread": unread }).to_string()),
             );
         }
-        Ok(())
     }
 
     /// Mute or unmute a room's chat notifications (members only).
@@ -553,19 +557,8 @@ impl Notifications {
         if !(streaming || self.hub.is_online(user)) {
             return Ok(());
         }
-        let unread = self
-            .sql
-            .unread_notifications(user)
-            .await
-            .map_err(|e| e.to_string())?;
-        self.hub
-            .user(user, UserMsg::Event(frames::notification_badge(unread)));
-        if streaming {
-            self.streams.send(
-                user,
-                sse(None, "badge", &json!({ "unread": unread }).to_string()),
-            );
-        }
+        let unread = self.unread(UserId(user)).await.map_err(|e| e.message)?;
+        self.send_badge(user, unread, streaming);
         Ok(())
     }
 
