@@ -377,7 +377,7 @@ impl Market {
                     )));
                 }
                 if current.status == ListingStatus::Reserved {
-                    self.end_active_reservation(&current, "cancelled").await?;
+                    self.end_active_reservation(&current).await?;
                 }
                 if !self
                     .sql

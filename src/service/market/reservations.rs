@@ -68,22 +68,32 @@ impl Market {
         self.detail_of(Some(seller), id, false).await
     }
 
-    /// End the active reservation of a listing (timer cancelled) and post
-    /// why. Returns whether there was one.
-    pub(super) async fn end_active_reservation(
+    /// End reservation `r` of listing `l` as expired or cancelled, its bus
+    /// event written with the change, and post why in the listing's chats.
+    /// False if it had ended already (nothing written, nothing posted).
+    async fn end_reservation_as(
         &self,
         l: &ListingRecord,
-        status: &str,
+        r: &crate::store::sql::ReservationRecord,
+        expired: bool,
     ) -> Result<bool, ApiError> {
-        let Some(r) = self.sql.active_reservation(l.id).await? else {
-            return Ok(false);
-        };
-        self.timers.do_send(Cancel { id: r.id });
-        let event = ListingEvent::ReservationCancelled {
-            listing: l.id,
-            seller: l.seller_id,
-            buyer: r.buyer_id,
-            reservation: r.id,
+        let (listing, seller, buyer, reservation) = (l.id, l.seller_id, r.buyer_id, r.id);
+        let (status, event) = if expired {
+            let event = ListingEvent::ReservationExpired {
+                listing,
+                seller,
+                buyer,
+                reservation,
+            };
+            ("expired", event)
+        } else {
+            let event = ListingEvent::ReservationCancelled {
+                listing,
+                seller,
+                buyer,
+                reservation,
+            };
+            ("cancelled", event)
         };
         if !self
             .sql
@@ -94,6 +104,16 @@ impl Market {
         }
         self.emit(l, event).await?;
         Ok(true)
+    }
+
+    /// Cancel the active reservation of a listing (timer cancelled) and
+    /// post why. Returns whether there was one.
+    pub(super) async fn end_active_reservation(&self, l: &ListingRecord) -> Result<bool, ApiError> {
+        let Some(r) = self.sql.active_reservation(l.id).await? else {
+            return Ok(false);
+        };
+        self.timers.do_send(Cancel { id: r.id });
+        self.end_reservation_as(l, &r, false).await
     }
 
     /// Cancel the reservation: the seller, or the buyer it is for.
@@ -109,7 +129,7 @@ impl Market {
         if user != l.seller_id && user != r.buyer_id {
             return Err(not_owner());
         }
-        self.end_active_reservation(&l, "cancelled").await?;
+        self.end_active_reservation(&l).await?;
         self.invalidate_feed().await;
         Ok(())
     }
@@ -129,21 +149,10 @@ impl Market {
         let Some(l) = self.sql.listing(r.listing_id).await? else {
             return Ok(());
         };
-        let event = ListingEvent::ReservationExpired {
-            listing: l.id,
-            seller: l.seller_id,
-            buyer: r.buyer_id,
-            reservation: r.id,
-        };
-        if !self
-            .sql
-            .end_reservation(r.id, "expired", &event_jobs(&event), now_ms())
-            .await?
-        {
+        if !self.end_reservation_as(&l, &r, true).await? {
             return Ok(());
         }
         tracing::info!(reservation = r.id, listing = l.id, "reservation expired");
-        self.emit(&l, event).await?;
         self.invalidate_feed().await;
         Ok(())
     }
@@ -304,34 +313,12 @@ impl Market {
         let Some(r) = self.sql.reservation(reservation).await? else {
             return Ok(());
         };
-        let status = if expired { "expired" } else { "cancelled" };
         let Some(l) = self.sql.listing(r.listing_id).await? else {
             return Ok(());
         };
-        let (listing, seller, buyer) = (l.id, l.seller_id, r.buyer_id);
-        let event = if expired {
-            ListingEvent::ReservationExpired {
-                listing,
-                seller,
-                buyer,
-                reservation: r.id,
-            }
-        } else {
-            ListingEvent::ReservationCancelled {
-                listing,
-                seller,
-                buyer,
-                reservation: r.id,
-            }
-        };
-        if !self
-            .sql
-            .end_reservation(r.id, status, &event_jobs(&event), now_ms())
-            .await?
-        {
+        if !self.end_reservation_as(&l, &r, expired).await? {
             return Ok(());
         }
-        self.emit(&l, event).await?;
         self.invalidate_feed().await;
         Ok(())
     }
