@@ -72,7 +72,10 @@ impl SqlStore {
         n: &NewNotification<'_>,
         now: i64,
     ) -> Result<(NotificationRecord, bool), StoreError> {
-        if let Some(existing) = self.notification_of_event(n.event_id, n.user_id).await? {
+        if let Some(existing) = self
+            .notification_of_event(n.event_id, n.user_id, false)
+            .await?
+        {
             return Ok((existing, false));
         }
         let title: String = n.title.chars().take(200).collect();
@@ -122,11 +125,8 @@ impl SqlStore {
             Err(StoreError::Sql(e)) if is_unique_violation(&e) => false,
             Err(e) => return Err(e),
         };
-        // A locking read: the latest committed row, not a snapshot that may
-        // predate the insert that beat ours (seen on MariaDB with two nodes
-        // inserting the same notification).
         match self
-            .notification_of_event_current(n.event_id, n.user_id)
+            .notification_of_event(n.event_id, n.user_id, true)
             .await?
         {
             Some(row) => Ok((row, created)),
@@ -145,36 +145,29 @@ impl SqlStore {
         Ok(row.map(record))
     }
 
-    async fn notification_of_event_current(
-        &self,
-        event_id: &str,
-        user_id: i64,
-    ) -> Result<Option<NotificationRecord>, StoreError> {
-        let mut tx = self.writer().begin().await?;
-        let row: Option<Row> = sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM notifications WHERE event_id = ? AND user_id = ?{}",
-            self.for_update()
-        ))
-        .bind(event_id)
-        .bind(user_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(row.map(record))
-    }
-
+    /// The row this event gave this user. `locking`: a locking read (in a
+    /// transaction of its own), which sees the latest committed row rather
+    /// than a snapshot that may predate an insert that beat ours (seen on
+    /// MariaDB with two nodes inserting the same notification).
     async fn notification_of_event(
         &self,
         event_id: &str,
         user_id: i64,
+        locking: bool,
     ) -> Result<Option<NotificationRecord>, StoreError> {
-        let row: Option<Row> = sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM notifications WHERE event_id = ? AND user_id = ?"
-        ))
-        .bind(event_id)
-        .bind(user_id)
-        .fetch_optional(self.writer())
-        .await?;
+        let sql = format!(
+            "SELECT {COLUMNS} FROM notifications WHERE event_id = ? AND user_id = ?{}",
+            if locking { self.for_update() } else { "" }
+        );
+        let query = sqlx::query_as::<_, Row>(&sql).bind(event_id).bind(user_id);
+        let row = if locking {
+            let mut tx = self.writer().begin().await?;
+            let row = query.fetch_optional(&mut *tx).await?;
+            tx.commit().await?;
+            row
+        } else {
+            query.fetch_optional(self.writer()).await?
+        };
         Ok(row.map(record))
     }
 
