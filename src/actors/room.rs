@@ -153,8 +153,11 @@ pub struct RoomActor {
     held: BTreeMap<i64, MessageRecord>,
     gap_fill_scheduled: bool,
     /// The latest text message not yet announced to offline members:
-    /// (seq, sender, preview); announced when the debounce window ends.
-    alarm: Option<(i64, i64, String)>,
+    /// (seq, sender); announced when the debounce window ends.
+    alarm: Option<(i64, i64)>,
+    /// The preview of that message (a buffer reused, so the hot path does
+    /// not allocate for it).
+    alarm_preview: String,
     alarm_scheduled: bool,
 }
 
@@ -169,6 +172,7 @@ impl RoomActor {
             held: BTreeMap::new(),
             gap_fill_scheduled: false,
             alarm: None,
+            alarm_preview: String::new(),
             alarm_scheduled: false,
             id,
             hub,
@@ -281,8 +285,9 @@ impl RoomActor {
         if record.kind == MessageKind::Text {
             // Offline members hear of it, at most once per window, from the
             // node that committed it.
-            let preview: String = record.body.chars().take(60).collect();
-            self.alarm = Some((seq, record.sender_id, preview));
+            self.alarm_preview.clear();
+            self.alarm_preview.extend(record.body.chars().take(60));
+            self.alarm = Some((seq, record.sender_id));
             if !self.alarm_scheduled {
                 self.alarm_scheduled = true;
                 ctx.run_later(self.hub.settings().notify_debounce, |act, _| {
@@ -301,7 +306,8 @@ impl RoomActor {
     /// consumer decides who is offline and hears of it).
     fn emit_alarm(&mut self) {
         self.alarm_scheduled = false;
-        if let Some((seq, sender, preview)) = self.alarm.take() {
+        if let Some((seq, sender)) = self.alarm.take() {
+            let preview = &self.alarm_preview;
             self.hub.alarm(crate::bus::Event::new(
                 "chat.activity",
                 self.id,
