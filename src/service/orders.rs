@@ -312,15 +312,10 @@ impl Orders {
         listing: ListingId,
     ) -> Result<OrderDetail, ApiError> {
         let now = now_ms();
-        // The seller never changes; the order's transaction re-reads the
-        // listing under its lock for everything else.
-        let seller = self
-            .sql
-            .listing(listing.get())
-            .await?
-            .map_or(0, |l| l.seller_id);
-        let hold =
-            |reservation| crate::service::market::hold_jobs(listing, seller, buyer, reservation);
+        // The order's transaction knows the reservation and the seller.
+        let hold = |reservation, seller| {
+            crate::service::market::hold_jobs(listing, seller, buyer, reservation)
+        };
         for _ in 0..5 {
             let number = draw_number(now);
             let placed = self

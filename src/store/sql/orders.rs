@@ -15,7 +15,7 @@
 
 use sqlx::Row as _;
 
-use super::outbox::{enqueue, JobsFor, NewJob};
+use super::outbox::{enqueue, NewJob};
 use super::{is_unique_violation, last_insert_id, retrying, SqlStore};
 use crate::domain::ids::UserId;
 use crate::domain::order::OrderStatus;
@@ -424,13 +424,13 @@ impl SqlStore {
     /// `selling` to `reserved` for the buyer (an untimed reservation: the
     /// order's expiry ends it), and the order of one line at the listing's
     /// price, priced by `price`, is written with its expiry job and the
-    /// jobs `events` derives from the new reservation's id.
+    /// jobs `events` derives from the new reservation's id and the seller.
     pub async fn place_listing_order(
         &self,
         order: &NewOrder<'_>,
         listing_id: i64,
         price: &Pricer,
-        events: JobsFor<'_>,
+        events: &(dyn Fn(i64, i64) -> Vec<NewJob> + Send + Sync),
         now: i64,
     ) -> Result<ListingPlaced, StoreError> {
         retrying("place_listing_order", || async {
@@ -507,7 +507,7 @@ impl SqlStore {
             .execute(&mut *tx)
             .await?;
             enqueue(&mut tx, &order_job(JOB_ORDER_EXPIRE, id, order.expires_at), now).await?;
-            super::outbox::enqueue_all(&mut tx, &events(reservation), now).await?;
+            super::outbox::enqueue_all(&mut tx, &events(reservation, seller), now).await?;
             let record = order_in(&mut tx, id).await?;
             self.commit_with_jobs(tx).await?;
             Ok(ListingPlaced::Order(record))
