@@ -17,6 +17,7 @@ use std::time::Duration;
 pub use crate::actors::ChatSettings;
 pub use crate::service::accounts::AccountSettings;
 pub use crate::service::catalog::ShopSettings;
+pub use crate::service::oauth::{GoogleSettings, KakaoSettings, OAuthSettings};
 pub use crate::service::outbox::OutboxSettings;
 
 /// Environment variable that names the config file; not a setting itself.
@@ -325,6 +326,61 @@ pub const SETTINGS: &[(&str, Option<&str>, &str)] = &[
         "KakaoPay API base (tests point it at a local fake)",
     ),
     (
+        "kakao_client_id",
+        None,
+        "Kakao Login REST API key (the app's client id); set to enable sign-in with Kakao",
+    ),
+    (
+        "kakao_client_secret",
+        None,
+        "Kakao Login client secret, if the app has one switched on",
+    ),
+    (
+        "kakao_redirect_url",
+        None,
+        "the Redirect URI registered with Kakao (default: <public_url>/api/auth/kakao/callback)",
+    ),
+    (
+        "kakao_auth_url",
+        Some("https://kauth.kakao.com"),
+        "Kakao's authorization server (authorize and token endpoints; tests point it at a local fake)",
+    ),
+    (
+        "kakao_api_url",
+        Some("https://kapi.kakao.com"),
+        "Kakao's API server (the user profile, /v2/user/me)",
+    ),
+    (
+        "google_client_id",
+        None,
+        "Google OAuth client id (`....apps.googleusercontent.com`); with `google_client_secret`, enables sign-in with Google",
+    ),
+    (
+        "google_client_secret",
+        None,
+        "Google OAuth client secret",
+    ),
+    (
+        "google_redirect_url",
+        None,
+        "the authorized redirect URI registered with Google (default: <public_url>/api/auth/google/callback)",
+    ),
+    (
+        "google_issuer",
+        Some("https://accounts.google.com"),
+        "Google's OpenID Connect issuer; its endpoints and keys come from <issuer>/.well-known/openid-configuration",
+    ),
+    (
+        "oauth_flow_ttl_secs",
+        Some("600"),
+        "how long a sign-in with Kakao or Google may take between leaving for the provider and coming back",
+    ),
+    (
+        "oauth_timeout_ms",
+        Some("10000"),
+        "timeout of one call to Kakao or Google",
+    ),
+    (
         "review_request_delay_secs",
         Some("259200"),
         "how long after a shop order is paid its buyer is asked to review the products (default 3 days)",
@@ -434,6 +490,7 @@ pub struct Config {
     pub market: MarketSettings,
     pub shop: ShopSettings,
     pub payments: PaymentSettings,
+    pub oauth: OAuthSettings,
     pub mail: MailSettings,
     pub outbox: OutboxSettings,
     pub media_max_bytes: usize,
@@ -763,6 +820,81 @@ impl Layers {
         })
     }
 
+    /// The optional value of a setting holding a secret or an id: empty
+    /// means unset; otherwise visible ASCII, at most 500 bytes.
+    fn secret(&self, key: &str) -> Result<Option<String>, ConfigError> {
+        match self.get(key) {
+            Some((v, _)) if v.is_empty() => Ok(None),
+            Some((v, _)) => {
+                if v.len() > 500 || !v.bytes().all(|b| b.is_ascii_graphic()) {
+                    return Err(self.invalid(key, "expected visible ASCII characters"));
+                }
+                Ok(Some(v.clone()))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// An http(s) URL setting, without a trailing slash.
+    fn url(&self, key: &str) -> Result<String, ConfigError> {
+        let v: String = self.parse(key)?;
+        if !(v.starts_with("http://") || v.starts_with("https://")) || v.len() > 500 {
+            return Err(self.invalid(key, "expected an http:// or https:// URL"));
+        }
+        Ok(v.trim_end_matches('/').to_string())
+    }
+
+    fn oauth(&self) -> Result<OAuthSettings, ConfigError> {
+        let public: String = self.parse("public_url")?;
+        let public = public.trim_end_matches('/').to_string();
+        let redirect = |key: &str, provider: &str| -> Result<String, ConfigError> {
+            match self.get(key) {
+                Some((v, _)) if !v.is_empty() => self.url(key),
+                _ => Ok(format!("{public}/api/auth/{provider}/callback")),
+            }
+        };
+        let kakao = match self.secret("kakao_client_id")? {
+            Some(client_id) => Some(KakaoSettings {
+                client_id,
+                client_secret: self.secret("kakao_client_secret")?,
+                redirect_url: redirect("kakao_redirect_url", "kakao")?,
+                auth_url: self.url("kakao_auth_url")?,
+                api_url: self.url("kakao_api_url")?,
+            }),
+            None => None,
+        };
+        let google = match (
+            self.secret("google_client_id")?,
+            self.secret("google_client_secret")?,
+        ) {
+            (Some(client_id), Some(client_secret)) => Some(GoogleSettings {
+                client_id,
+                client_secret,
+                redirect_url: redirect("google_redirect_url", "google")?,
+                issuer: self.url("google_issuer")?,
+            }),
+            (None, None) => None,
+            _ => {
+                return Err(self.invalid(
+                    "google_client_secret",
+                    "google_client_id and google_client_secret are set together",
+                ))
+            }
+        };
+        Ok(OAuthSettings {
+            kakao,
+            google,
+            flow_ttl: match self.positive_u64("oauth_flow_ttl_secs")? {
+                s @ 1..=3_600 => Duration::from_secs(s),
+                _ => return Err(self.invalid("oauth_flow_ttl_secs", "expected 1..=3600")),
+            },
+            timeout: match self.positive_u64("oauth_timeout_ms")? {
+                ms @ 1..=120_000 => Duration::from_millis(ms),
+                _ => return Err(self.invalid("oauth_timeout_ms", "expected 1..=120000")),
+            },
+        })
+    }
+
     fn positive_u64(&self, key: &str) -> Result<u64, ConfigError> {
         let v: u64 = self.parse(key)?;
         if v == 0 {
@@ -955,6 +1087,7 @@ impl Layers {
                 },
             },
             payments: self.payments()?,
+            oauth: self.oauth()?,
             mail: MailSettings {
                 smtp_url: match self.get("smtp_url") {
                     Some((v, _)) if v.is_empty() => None,

@@ -126,6 +126,24 @@ error_codes! {
     MethodNotAllowed = "method_not_allowed", METHOD_NOT_ALLOWED, Rest;
     /// The email address is already registered.
     EmailTaken = "email_taken", CONFLICT, Rest;
+    /// Sign-in with this provider (`kakao`, `google`) is not configured on this server.
+    ProviderDisabled = "provider_disabled", NOT_FOUND, Rest;
+    /// The sign-in came back with a `state` we cannot accept; `details.reason`: `missing`, `unknown`, `expired` (start again), `replayed` (already used), `browser` (started in another browser).
+    OauthStateInvalid = "oauth_state_invalid", BAD_REQUEST, Rest;
+    /// The user declined consent at the provider (or the provider refused the request; `details.error` is its error code).
+    OauthDenied = "oauth_denied", FORBIDDEN, Rest;
+    /// The provider refused the authorization code (already used, expired, or the PKCE verifier does not match); start again.
+    OauthCodeInvalid = "oauth_code_invalid", BAD_REQUEST, Rest;
+    /// The provider's ID token failed verification; `details.reason`: `malformed`, `key`, `signature`, `issuer`, `audience`, `expired`, `nonce`.
+    OauthTokenInvalid = "oauth_token_invalid", UNAUTHORIZED, Rest;
+    /// An account with the provider's email exists and cannot be linked automatically (the provider has not verified the email, or the account has another identity there): sign in to that account and link the provider from the account's settings.
+    EmailConflict = "email_conflict", CONFLICT, Rest;
+    /// This provider identity already belongs to another account.
+    IdentityTaken = "identity_taken", CONFLICT, Rest;
+    /// The account already has an identity at this provider; unlink it first.
+    AlreadyLinked = "already_linked", CONFLICT, Rest;
+    /// Unlinking would leave the account with no way to sign in (no password and no other identity).
+    LastSignInMethod = "last_sign_in_method", CONFLICT, Rest;
     /// The caller is not a member of the room.
     NotMember = "not_member", FORBIDDEN, Both;
     /// Only the owner (of the room, or the seller of the listing) may do this.

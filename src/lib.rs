@@ -38,6 +38,7 @@ use crate::service::chat::Chat;
 use crate::service::market::Market;
 use crate::service::media::Media;
 use crate::service::notifications::Notifications;
+use crate::service::oauth::OAuth;
 use crate::service::orders::Orders;
 use crate::service::outbox::{OutboxWorker, RetryPolicy};
 use crate::service::password::PasswordHasher;
@@ -55,6 +56,8 @@ pub struct AppState {
     /// Set when `redis_url` is configured.
     pub redis: Option<Arc<store::redis::RedisStore>>,
     pub accounts: Accounts,
+    /// Sign-in with Kakao and Google.
+    pub oauth: OAuth,
     pub hub: ChatHub,
     pub chat: Chat,
     pub market: Market,
@@ -138,6 +141,13 @@ impl AppState {
             hasher.clone(),
             config.accounts.clone(),
         );
+        let oauth = OAuth::new(
+            sql.clone(),
+            accounts.clone(),
+            limiter.clone(),
+            config.oauth.clone(),
+        )
+        .map_err(|e| anyhow::anyhow!("oauth: {}", e.message))?;
         let kafka = match &engines.kafka_brokers {
             Some(brokers) => Some(Arc::new(
                 bus::kafka::KafkaBus::connect(
@@ -327,6 +337,7 @@ impl AppState {
             sql,
             redis,
             accounts,
+            oauth,
             hub,
             chat,
             market,

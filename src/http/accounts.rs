@@ -106,8 +106,9 @@ pub struct UpdateMeRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WithdrawRequest {
-    /// The current password, to confirm.
-    pub password: String,
+    /// The current password, to confirm. Accounts without a password
+    /// (signed up with Kakao or Google) leave it out.
+    pub password: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -295,7 +296,7 @@ pub async fn withdraw_me(
 ) -> Result<HttpResponse, ApiError> {
     state
         .accounts
-        .withdraw(&auth.0, Some(&body.password))
+        .withdraw(&auth.0, body.password.as_deref())
         .await?;
     Ok(HttpResponse::NoContent()
         .cookie(cleared_cookie(state.config.http.cookie_secure))

@@ -8,6 +8,7 @@ pub mod frame_guard;
 pub mod market;
 pub mod middleware;
 pub mod notifications;
+pub mod oauth;
 pub mod openapi;
 pub mod orders;
 pub mod payments;
@@ -76,6 +77,12 @@ pub fn app(
                 .service(accounts::withdraw_me)
                 .service(market::get_user)
                 .service(accounts::admin_users)
+                .service(oauth::providers)
+                .service(oauth::start)
+                .service(oauth::callback)
+                .service(oauth::my_identities)
+                .service(oauth::link)
+                .service(oauth::unlink)
                 .service(rooms::create_room)
                 .service(rooms::search_rooms)
                 .service(rooms::get_room)

@@ -247,7 +247,8 @@ impl Accounts {
         self.issue_session(user).await
     }
 
-    async fn issue_session(&self, user: UserRecord) -> Result<IssuedSession, ApiError> {
+    /// A new session for `user` (a password login, or a provider sign-in).
+    pub(crate) async fn issue_session(&self, user: UserRecord) -> Result<IssuedSession, ApiError> {
         let token = new_token();
         let now = now_ms();
         let expires_at = now.saturating_add(ms(self.settings.session_ttl));
@@ -355,6 +356,16 @@ impl Accounts {
         Ok(())
     }
 
+    /// Does the caller's account have a password (read fresh, not from the
+    /// session's copy)?
+    pub async fn has_password(&self, ctx: &AuthContext) -> Result<bool, ApiError> {
+        Ok(self
+            .store
+            .user_by_id(ctx.user.id)
+            .await?
+            .is_some_and(|u| u.password_hash.is_some()))
+    }
+
     /// Change nickname and/or password. A password change needs the current
     /// password and revokes every other session of the user.
     pub async fn update_profile(
@@ -380,8 +391,12 @@ impl Accounts {
         }
         ApiError::check_fields(errors)?;
         if let Some(new_password) = change.new_password {
-            self.confirm_password(ctx, "current_password", change.current_password.as_deref())
-                .await?;
+            // An account signed up through a provider sets its first
+            // password without one to confirm.
+            if self.has_password(ctx).await? {
+                self.confirm_password(ctx, "current_password", change.current_password.as_deref())
+                    .await?;
+            }
             let hash = self.hasher.hash(new_password).await?;
             self.store
                 .update_password_hash(ctx.user.id, &hash, now_ms())
@@ -407,12 +422,17 @@ impl Accounts {
 
     /// Withdraw the caller's account (password confirmation required) and
     /// revoke all of its sessions.
+    ///
+    /// An account without a password (signed up through Kakao or Google)
+    /// has nothing to confirm with; it withdraws with its session alone.
     pub async fn withdraw(
         &self,
         ctx: &AuthContext,
         password: Option<&str>,
     ) -> Result<(), ApiError> {
-        self.confirm_password(ctx, "password", password).await?;
+        if self.has_password(ctx).await? {
+            self.confirm_password(ctx, "password", password).await?;
+        }
         self.store.withdraw_user(ctx.user.id, now_ms()).await?;
         self.sessions
             .delete_user_sessions(ctx.user.id, None)

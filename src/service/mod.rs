@@ -12,6 +12,7 @@ pub mod mail;
 pub mod market;
 pub mod media;
 pub mod notifications;
+pub mod oauth;
 pub mod orders;
 pub mod outbox;
 pub mod password;

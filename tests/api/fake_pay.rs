@@ -81,7 +81,7 @@ impl Common {
     }
 }
 
-fn header(req: &HttpRequest, name: &str) -> Option<String> {
+pub fn header(req: &HttpRequest, name: &str) -> Option<String> {
     req.headers()
         .get(name)
         .and_then(|v| v.to_str().ok())
@@ -94,13 +94,13 @@ fn reply(status: u16, body: &Value) -> HttpResponse {
         .body(body.to_string())
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// A running fake; stopped when dropped.
-struct Running {
-    base_url: String,
+/// A running fake (also the OAuth fakes'); stopped when dropped.
+pub struct Running {
+    pub base_url: String,
     handle: ServerHandle,
 }
 
@@ -111,7 +111,7 @@ impl Drop for Running {
     }
 }
 
-fn serve<S, F, Fut>(state: web::Data<Mutex<S>>, handler: F) -> Running
+pub fn serve<S, F, Fut>(state: web::Data<Mutex<S>>, handler: F) -> Running
 where
     S: Send + 'static,
     F: Fn(HttpRequest, web::Bytes, web::Data<Mutex<S>>) -> Fut + Clone + Send + 'static,

@@ -156,7 +156,10 @@ impl SqlStore {
 
     /// Withdraw an account: keep the row (ids stay valid in chats, reviews,
     /// orders), forget the email and password so the address is free again.
+    /// Its provider identities go with it: the same Kakao or Google account
+    /// signs up anew afterwards.
     pub async fn withdraw_user(&self, id: i64, now: i64) -> Result<(), StoreError> {
+        let mut tx = self.writer().begin().await?;
         sqlx::query(
             "UPDATE users SET status = 'withdrawn', email = NULL, password_hash = NULL, \
              updated_at = ?, withdrawn_at = ? WHERE id = ?",
@@ -164,8 +167,13 @@ impl SqlStore {
         .bind(now)
         .bind(now)
         .bind(id)
-        .execute(self.writer())
+        .execute(&mut *tx)
         .await?;
+        sqlx::query("DELETE FROM user_identities WHERE user_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(())
     }
 }

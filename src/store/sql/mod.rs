@@ -16,6 +16,7 @@
 
 mod accounts;
 mod catalog;
+mod identities;
 mod market;
 mod messages;
 mod notifications;
@@ -32,6 +33,10 @@ pub use accounts::InsertUserError;
 pub use catalog::{
     AdjustmentRecord, CartAdd, CartRow, NewOption, OptionRecord, ProductFields, ProductQuery,
     ProductRecord, SkuWrite, StockChange, StockOutcome,
+};
+pub use identities::{
+    CreateWithIdentityError, FlowRecord, IdentityRecord, LinkOutcome, NewFlow, NewIdentity,
+    UnlinkOutcome,
 };
 pub use market::{
     FeedQuery, ListingFields, ListingRecord, MediaRecord, NewMedia, NewReview, ReportRecord,

@@ -1,0 +1,770 @@
+//! Sign-in with Kakao and Google against local fake providers
+//! (tests/api/fake_oauth.rs): new and returning users, automatic linking
+//! by verified email and the email conflict, linking and unlinking rules,
+//! withdrawal, the state's rules (replay, expiry, another browser), code
+//! reuse and a wrong PKCE verifier, denied consent, spoiled ID tokens and
+//! provider outages. With two nodes, each request of a flow goes to the
+//! next node, so the callback lands on another node than the start.
+
+use reqwest::{Client, Response, StatusCode};
+use serde_json::{json, Value};
+
+use crate::fake_oauth::{FakeGoogle, FakeKakao, GoogleUser, KakaoUser, Spoil};
+use crate::helpers::{assert_error, spawn_app, spawn_app_with, TestApp};
+
+const KAKAO_ID: &str = "fake-kakao-rest-api-key";
+const KAKAO_SECRET: &str = "fake-kakao-client-secret";
+const KAKAO_REDIRECT: &str = "https://jangteo.test/api/auth/kakao/callback";
+const GOOGLE_ID: &str = "1234-fake.apps.googleusercontent.com";
+const GOOGLE_SECRET: &str = "fake-google-client-secret";
+const GOOGLE_REDIRECT: &str = "https://jangteo.test/api/auth/google/callback";
+
+struct Fakes {
+    kakao: FakeKakao,
+    google: FakeGoogle,
+}
+
+async fn fakes() -> Fakes {
+    Fakes {
+        kakao: FakeKakao::start(KAKAO_ID, Some(KAKAO_SECRET), KAKAO_REDIRECT).await,
+        google: FakeGoogle::start(GOOGLE_ID, GOOGLE_SECRET, GOOGLE_REDIRECT).await,
+    }
+}
+
+async fn app_with(f: &Fakes, extra: &[(&str, &str)]) -> TestApp {
+    let kakao = f.kakao.base_url();
+    let google = f.google.base_url();
+    let mut settings = vec![
+        ("kakao_client_id", KAKAO_ID),
+        ("kakao_client_secret", KAKAO_SECRET),
+        ("kakao_redirect_url", KAKAO_REDIRECT),
+        ("kakao_auth_url", kakao.as_str()),
+        ("kakao_api_url", kakao.as_str()),
+        ("google_client_id", GOOGLE_ID),
+        ("google_client_secret", GOOGLE_SECRET),
+        ("google_redirect_url", GOOGLE_REDIRECT),
+        ("google_issuer", google.as_str()),
+    ];
+    settings.extend_from_slice(extra);
+    spawn_app_with(&settings).await
+}
+
+/// A browser: keeps cookies, follows no redirects by itself.
+fn browser() -> Client {
+    Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+fn location(r: &Response) -> String {
+    r.headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .expect("Location")
+        .to_string()
+}
+
+fn kakao_user(id: i64, nickname: &str, email: Option<&str>, verified: bool) -> KakaoUser {
+    KakaoUser {
+        id,
+        nickname: nickname.to_string(),
+        email: email.map(str::to_string),
+        verified,
+    }
+}
+
+fn google_user(sub: &str, name: &str, email: &str, verified: bool) -> GoogleUser {
+    GoogleUser {
+        sub: sub.to_string(),
+        name: name.to_string(),
+        email: email.to_string(),
+        verified,
+    }
+}
+
+async fn start(app: &TestApp, b: &Client, provider: &str, query: &str) -> Response {
+    b.get(app.url(&format!("/api/auth/{provider}/start{query}")))
+        .send()
+        .await
+        .expect("start")
+}
+
+/// From a start's redirect, through the provider (where the person is
+/// signed in already), to the callback URL on one of our nodes.
+async fn through_provider(app: &TestApp, b: &Client, started: Response) -> String {
+    assert_eq!(started.status(), StatusCode::FOUND, "start redirects");
+    let at_provider = b.get(location(&started)).send().await.expect("authorize");
+    assert_eq!(
+        at_provider.status(),
+        StatusCode::FOUND,
+        "provider redirects back"
+    );
+    let back = url::Url::parse(&location(&at_provider)).expect("callback URL");
+    let query = back.query().unwrap_or("");
+    app.url(&format!("{}?{query}", back.path()))
+}
+
+async fn call(b: &Client, url: &str) -> Response {
+    b.get(url).send().await.expect("callback")
+}
+
+/// A whole sign-in in a browser: the callback's response.
+async fn sign_in(app: &TestApp, b: &Client, provider: &str) -> Response {
+    let started = start(app, b, provider, "").await;
+    let cb = through_provider(app, b, started).await;
+    call(b, &cb).await
+}
+
+/// The callback's body, after checking it signed in and redirected.
+async fn signed_in(r: Response, outcome: &str) -> Value {
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "callback answers 303");
+    assert_eq!(location(&r), "/");
+    let cookie = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|c| c.starts_with("jangteo_session=") && c.contains("HttpOnly"));
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["outcome"], outcome, "{body}");
+    if outcome != "linked" {
+        assert!(cookie, "session cookie set like a password login");
+        assert!(body["token"].is_string());
+    }
+    body
+}
+
+async fn me(app: &TestApp, token: &str) -> Value {
+    let r = app.get("/api/me", Some(token)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    r.json().await.expect("json")
+}
+
+async fn identities(app: &TestApp, token: &str) -> Value {
+    let r = app.get("/api/me/identities", Some(token)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    r.json().await.expect("json")
+}
+
+fn token_of(body: &Value) -> String {
+    body["token"].as_str().expect("token").to_string()
+}
+
+#[actix_web::test]
+async fn kakao_signs_up_a_new_user_and_signs_the_same_user_in_again() {
+    let f = fakes().await;
+    let app = app_with(&f, &[]).await;
+    // Someone already uses the Kakao nickname: the new account's is made unique.
+    app.user("홍길동").await;
+    f.kakao.sign_in_as(&kakao_user(
+        4_100_001,
+        "홍길동",
+        Some("hong@kakao.test"),
+        true,
+    ));
+
+    let b = browser();
+    let started = start(&app, &b, "kakao", "").await;
+    let authorize = url::Url::parse(&location(&started)).expect("url");
+    let q: std::collections::HashMap<_, _> = authorize.query_pairs().into_owned().collect();
+    assert_eq!(authorize.path(), "/oauth/authorize");
+    assert_eq!(q["client_id"], KAKAO_ID);
+    assert_eq!(q["redirect_uri"], KAKAO_REDIRECT);
+    assert_eq!(q["response_type"], "code");
+    assert_eq!(q["code_challenge_method"], "S256");
+    assert_eq!(q["code_challenge"].len(), 43);
+    assert!(q["state"].len() >= 43);
+    let cookie = started
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .expect("binding cookie")
+        .to_string();
+    assert!(
+        cookie.starts_with("jangteo_oauth=")
+            && cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+
+    let cb = through_provider(&app, &b, started).await;
+    let body = signed_in(call(&b, &cb).await, "signed_up").await;
+    let token = token_of(&body);
+    let first = me(&app, &token).await;
+    assert_eq!(first["email"], "hong@kakao.test");
+    let nickname = first["nickname"].as_str().expect("nickname");
+    assert!(
+        nickname.starts_with("홍길동") && nickname != "홍길동",
+        "{nickname}"
+    );
+    let ids = identities(&app, &token).await;
+    assert_eq!(ids["has_password"], false);
+    assert_eq!(ids["identities"][0]["provider"], "kakao");
+    assert_eq!(ids["identities"][0]["email"], "hong@kakao.test");
+    // The callback's cookie alone is a session, as after a password login.
+    let by_cookie = b.get(app.url("/api/me")).send().await.expect("me");
+    assert_eq!(by_cookie.status(), StatusCode::OK);
+
+    // Returning, in another browser: the same account, no second one.
+    let again = signed_in(sign_in(&app, &browser(), "kakao").await, "signed_in").await;
+    assert_eq!(again["user"]["id"], first["id"]);
+    // A password login for the account's email is not a way in.
+    let r = app.login("hong@kakao.test", "anything-at-all").await;
+    assert_error(r, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+    assert_eq!(
+        f.kakao
+            .calls()
+            .iter()
+            .filter(|c| *c == "/v2/user/me")
+            .count(),
+        2
+    );
+}
+
+#[actix_web::test]
+async fn google_links_by_verified_email_and_refuses_an_unverified_one() {
+    let f = fakes().await;
+    let app = app_with(&f, &[]).await;
+    let kim = app.user("kim").await;
+    let lee = app.user("lee").await;
+
+    // Verified at Google, and the address is kim's: kim signs in, linked.
+    f.google
+        .sign_in_as(&google_user("g-100", "Kim", "kim@example.com", true));
+    let body = signed_in(
+        sign_in(&app, &browser(), "google").await,
+        "signed_in_linked",
+    )
+    .await;
+    assert_eq!(body["user"]["id"], kim.id);
+    let ids = identities(&app, &kim.token).await;
+    assert_eq!(ids["has_password"], true);
+    assert_eq!(ids["identities"][0]["provider"], "google");
+    let again = signed_in(sign_in(&app, &browser(), "google").await, "signed_in").await;
+    assert_eq!(again["user"]["id"], kim.id);
+
+    // Not verified at Google, and the address is lee's: no way into lee's
+    // account, and no second account with lee's address either.
+    f.google
+        .sign_in_as(&google_user("g-200", "Impostor", "lee@example.com", false));
+    let e = assert_error(
+        sign_in(&app, &browser(), "google").await,
+        StatusCode::CONFLICT,
+        "email_conflict",
+    )
+    .await;
+    assert_eq!(e["details"]["provider"], "google");
+    assert_eq!(identities(&app, &lee.token).await["identities"], json!([]));
+
+    // Verified, but lee's account has another Google identity already.
+    let b = browser();
+    f.google
+        .sign_in_as(&google_user("g-300", "Lee", "lee-g@example.com", true));
+    let r = link(&app, &b, &lee.token, "google").await;
+    signed_in(r, "linked").await;
+    f.google
+        .sign_in_as(&google_user("g-301", "Lee Two", "lee@example.com", true));
+    assert_error(
+        sign_in(&app, &browser(), "google").await,
+        StatusCode::CONFLICT,
+        "email_conflict",
+    )
+    .await;
+
+    // An unverified address nobody uses: a new account without an email.
+    f.google
+        .sign_in_as(&google_user("g-400", "Park", "park@example.com", false));
+    let body = signed_in(sign_in(&app, &browser(), "google").await, "signed_up").await;
+    assert_eq!(me(&app, &token_of(&body)).await["email"], "");
+    let r = app
+        .signup("park@example.com", "park-password", "park")
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED, "the address stays free");
+}
+
+/// Link `provider` to the account of `token` in browser `b`: the callback.
+async fn link(app: &TestApp, b: &Client, token: &str, provider: &str) -> Response {
+    let r = b
+        .post(app.url(&format!("/api/me/identities/{provider}")))
+        .bearer_auth(token)
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("link");
+    assert_eq!(r.status(), StatusCode::OK, "link starts");
+    let body: Value = r.json().await.expect("json");
+    let at_provider = b
+        .get(body["authorize_url"].as_str().expect("authorize_url"))
+        .send()
+        .await
+        .expect("authorize");
+    assert_eq!(at_provider.status(), StatusCode::FOUND);
+    let back = url::Url::parse(&location(&at_provider)).expect("url");
+    call(
+        b,
+        &app.url(&format!("{}?{}", back.path(), back.query().unwrap_or(""))),
+    )
+    .await
+}
+
+#[actix_web::test]
+async fn linking_and_unlinking_follow_the_rules_and_withdrawal_removes_identities() {
+    let f = fakes().await;
+    let app = app_with(&f, &[]).await;
+    let kim = app.user("kim").await;
+    let lee = app.user("lee").await;
+    let mina = kakao_user(5_000_001, "미나", None, false);
+
+    // Linking needs a session.
+    let r = app
+        .post_json("/api/me/identities/kakao", &json!({}), None)
+        .await;
+    assert_error(r, StatusCode::UNAUTHORIZED, "unauthenticated").await;
+
+    // kim links a Kakao account; it then signs kim in.
+    f.kakao.sign_in_as(&mina);
+    let body = signed_in(link(&app, &browser(), &kim.token, "kakao").await, "linked").await;
+    assert_eq!(body["user"]["id"], kim.id);
+    assert!(body["token"].is_null(), "linking issues no session");
+    let via = signed_in(sign_in(&app, &browser(), "kakao").await, "signed_in").await;
+    assert_eq!(via["user"]["id"], kim.id);
+
+    // The same Kakao account cannot be lee's too, and kim cannot link a
+    // second Kakao account.
+    assert_error(
+        link(&app, &browser(), &lee.token, "kakao").await,
+        StatusCode::CONFLICT,
+        "identity_taken",
+    )
+    .await;
+    f.kakao
+        .sign_in_as(&kakao_user(5_000_002, "other", None, false));
+    assert_error(
+        link(&app, &browser(), &kim.token, "kakao").await,
+        StatusCode::CONFLICT,
+        "already_linked",
+    )
+    .await;
+
+    // kim has a password: Kakao may go. Unlinking what is not linked: 404.
+    let r = app
+        .delete_json("/api/me/identities/kakao", &json!({}), Some(&kim.token))
+        .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = app
+        .delete_json("/api/me/identities/kakao", &json!({}), Some(&kim.token))
+        .await;
+    assert_error(r, StatusCode::NOT_FOUND, "not_found").await;
+    let r = app
+        .delete_json("/api/me/identities/naver", &json!({}), Some(&kim.token))
+        .await;
+    assert_error(r, StatusCode::NOT_FOUND, "not_found").await;
+
+    // An account made by Kakao has no password: its only identity stays,
+    // until a second way in exists.
+    f.kakao
+        .sign_in_as(&kakao_user(5_000_003, "준호", None, false));
+    let junho = signed_in(sign_in(&app, &browser(), "kakao").await, "signed_up").await;
+    let junho_token = token_of(&junho);
+    let r = app
+        .delete_json("/api/me/identities/kakao", &json!({}), Some(&junho_token))
+        .await;
+    let e = assert_error(r, StatusCode::CONFLICT, "last_sign_in_method").await;
+    assert_eq!(e["details"]["provider"], "kakao");
+    f.google
+        .sign_in_as(&google_user("g-junho", "Junho", "junho@gmail.test", true));
+    signed_in(
+        link(&app, &browser(), &junho_token, "google").await,
+        "linked",
+    )
+    .await;
+    let r = app
+        .delete_json("/api/me/identities/kakao", &json!({}), Some(&junho_token))
+        .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = app
+        .delete_json("/api/me/identities/google", &json!({}), Some(&junho_token))
+        .await;
+    assert_error(r, StatusCode::CONFLICT, "last_sign_in_method").await;
+    // A first password is a second way in (nothing to confirm it with).
+    let r = app
+        .patch_json(
+            "/api/me",
+            &json!({"new_password": "junho-password-1"}),
+            Some(&junho_token),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(identities(&app, &junho_token).await["has_password"], true);
+
+    // A Kakao-only account withdraws without a password; its identity goes
+    // with it, and the same Kakao account then makes a new account.
+    f.kakao
+        .sign_in_as(&kakao_user(5_000_004, "수아", None, false));
+    let sua = signed_in(sign_in(&app, &browser(), "kakao").await, "signed_up").await;
+    let r = app
+        .delete_json("/api/me", &json!({}), Some(&token_of(&sua)))
+        .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let anew = signed_in(sign_in(&app, &browser(), "kakao").await, "signed_up").await;
+    assert_ne!(anew["user"]["id"], sua["user"]["id"]);
+    // An account with a password still confirms it.
+    let r = app
+        .delete_json("/api/me", &json!({}), Some(&lee.token))
+        .await;
+    assert_error(r, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+}
+
+#[actix_web::test]
+async fn a_state_is_single_use_short_lived_and_bound_to_its_browser() {
+    let f = fakes().await;
+    let app = app_with(&f, &[("oauth_flow_ttl_secs", "2")]).await;
+    f.kakao
+        .sign_in_as(&kakao_user(6_000_001, "상태", None, false));
+
+    // Used once, then a replay of the very same callback URL is refused.
+    let b = browser();
+    let started = start(&app, &b, "kakao", "").await;
+    let cb = through_provider(&app, &b, started).await;
+    signed_in(call(&b, &cb).await, "signed_up").await;
+    let e = assert_error(
+        call(&b, &cb).await,
+        StatusCode::BAD_REQUEST,
+        "oauth_state_invalid",
+    )
+    .await;
+    assert_eq!(e["details"]["reason"], "replayed");
+
+    // The callback URL carried to another browser (login CSRF): refused,
+    // and it does not use the flow up for its own browser.
+    let started = start(&app, &b, "kakao", "").await;
+    let cb = through_provider(&app, &b, started).await;
+    let e = assert_error(
+        call(&browser(), &cb).await,
+        StatusCode::BAD_REQUEST,
+        "oauth_state_invalid",
+    )
+    .await;
+    assert_eq!(e["details"]["reason"], "browser");
+    signed_in(call(&b, &cb).await, "signed_in").await;
+
+    // Unknown, missing, or another provider's state.
+    let e = assert_error(
+        call(
+            &b,
+            &app.url("/api/auth/kakao/callback?code=x&state=made-up"),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "oauth_state_invalid",
+    )
+    .await;
+    assert_eq!(e["details"]["reason"], "unknown");
+    let e = assert_error(
+        call(&b, &app.url("/api/auth/kakao/callback?code=x")).await,
+        StatusCode::BAD_REQUEST,
+        "oauth_state_invalid",
+    )
+    .await;
+    assert_eq!(e["details"]["reason"], "missing");
+    let started = start(&app, &b, "kakao", "").await;
+    let cb = through_provider(&app, &b, started).await;
+    let e = assert_error(
+        call(&b, &cb.replace("/kakao/", "/google/")).await,
+        StatusCode::BAD_REQUEST,
+        "oauth_state_invalid",
+    )
+    .await;
+    assert_eq!(e["details"]["reason"], "unknown");
+
+    // Too slow: the flow expired.
+    let started = start(&app, &b, "kakao", "").await;
+    let cb = through_provider(&app, &b, started).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2_300)).await;
+    let e = assert_error(
+        call(&b, &cb).await,
+        StatusCode::BAD_REQUEST,
+        "oauth_state_invalid",
+    )
+    .await;
+    assert_eq!(e["details"]["reason"], "expired");
+
+    // return_to: a path on this site only, and honoured.
+    let r = start(&app, &b, "kakao", "?return_to=https://evil.example/").await;
+    assert_error(r, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    let r = start(&app, &b, "kakao", "?return_to=//evil.example/").await;
+    assert_error(r, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    let started = start(&app, &b, "kakao", "?return_to=/chats%3Froom%3D7").await;
+    let cb = through_provider(&app, &b, started).await;
+    let r = call(&b, &cb).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), "/chats?room=7");
+}
+
+#[actix_web::test]
+async fn a_reused_code_or_a_code_for_another_verifier_signs_nobody_in() {
+    let f = fakes().await;
+    let app = app_with(&f, &[]).await;
+    f.kakao
+        .sign_in_as(&kakao_user(7_000_001, "코드", None, false));
+    let b = browser();
+
+    // Flow A completes; its code is spent.
+    let started = start(&app, &b, "kakao", "").await;
+    let cb_a = through_provider(&app, &b, started).await;
+    signed_in(call(&b, &cb_a).await, "signed_up").await;
+    let code_a = query_param(&cb_a, "code");
+
+    // Flow B's state with A's spent code: Kakao says invalid_grant.
+    let started = start(&app, &b, "kakao", "").await;
+    let cb_b = through_provider(&app, &b, started).await;
+    let state_b = query_param(&cb_b, "state");
+    let e = assert_error(
+        call(
+            &b,
+            &app.url(&format!(
+                "/api/auth/kakao/callback?code={code_a}&state={state_b}"
+            )),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "oauth_code_invalid",
+    )
+    .await;
+    assert_eq!(e["details"]["provider"], "kakao");
+
+    // An injected code: C's code (issued for C's challenge) presented with
+    // D's state, so our server sends D's verifier. PKCE refuses it.
+    let started_c = start(&app, &b, "kakao", "").await;
+    let cb_c = through_provider(&app, &b, started_c).await;
+    let started_d = start(&app, &b, "kakao", "").await;
+    let cb_d = through_provider(&app, &b, started_d).await;
+    let injected = format!(
+        "/api/auth/kakao/callback?code={}&state={}",
+        query_param(&cb_c, "code"),
+        query_param(&cb_d, "state")
+    );
+    assert_error(
+        call(&b, &app.url(&injected)).await,
+        StatusCode::BAD_REQUEST,
+        "oauth_code_invalid",
+    )
+    .await;
+    // The same for Google.
+    f.google
+        .sign_in_as(&google_user("g-pkce", "Pkce", "pkce@gmail.test", true));
+    let cb_c = through_provider(&app, &b, start(&app, &b, "google", "").await).await;
+    let cb_d = through_provider(&app, &b, start(&app, &b, "google", "").await).await;
+    let injected = format!(
+        "/api/auth/google/callback?code={}&state={}",
+        query_param(&cb_c, "code"),
+        query_param(&cb_d, "state")
+    );
+    assert_error(
+        call(&b, &app.url(&injected)).await,
+        StatusCode::BAD_REQUEST,
+        "oauth_code_invalid",
+    )
+    .await;
+}
+
+fn query_param(url: &str, name: &str) -> String {
+    url::Url::parse(url)
+        .expect("url")
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| panic!("{name} in {url}"))
+}
+
+#[actix_web::test]
+async fn declined_consent_signs_nobody_in() {
+    let f = fakes().await;
+    let app = app_with(&f, &[]).await;
+    f.kakao
+        .sign_in_as(&kakao_user(8_000_001, "거절", None, false));
+    f.kakao.deny_next();
+    let e = assert_error(
+        sign_in(&app, &browser(), "kakao").await,
+        StatusCode::FORBIDDEN,
+        "oauth_denied",
+    )
+    .await;
+    assert_eq!(e["details"]["error"], "access_denied");
+    assert_eq!(e["details"]["provider"], "kakao");
+    f.google
+        .sign_in_as(&google_user("g-no", "No", "no@gmail.test", true));
+    f.google.deny_next();
+    assert_error(
+        sign_in(&app, &browser(), "google").await,
+        StatusCode::FORBIDDEN,
+        "oauth_denied",
+    )
+    .await;
+    // Nothing was created: the next (consenting) sign-ins are sign-ups.
+    signed_in(sign_in(&app, &browser(), "kakao").await, "signed_up").await;
+    signed_in(sign_in(&app, &browser(), "google").await, "signed_up").await;
+}
+
+#[actix_web::test]
+async fn a_spoiled_google_id_token_signs_nobody_in() {
+    let f = fakes().await;
+    let app = app_with(&f, &[]).await;
+    f.google.sign_in_as(&google_user(
+        "g-victim",
+        "Victim",
+        "victim@gmail.test",
+        true,
+    ));
+    for (spoil, reason) in [
+        (Spoil::Tampered, "signature"),
+        (Spoil::ForeignKey, "signature"),
+        (Spoil::Expired, "expired"),
+        (Spoil::WrongAudience, "audience"),
+        (Spoil::WrongIssuer, "issuer"),
+        (Spoil::WrongNonce, "nonce"),
+        (Spoil::UnknownKey, "key"),
+    ] {
+        f.google.next_token(spoil);
+        let e = assert_error(
+            sign_in(&app, &browser(), "google").await,
+            StatusCode::UNAUTHORIZED,
+            "oauth_token_invalid",
+        )
+        .await;
+        assert_eq!(e["details"]["reason"], reason, "{spoil:?}");
+    }
+    // Nobody was created along the way, and a sound token still works.
+    let body = signed_in(sign_in(&app, &browser(), "google").await, "signed_up").await;
+    assert_eq!(body["user"]["email"], "victim@gmail.test");
+    assert_eq!(
+        identities(&app, &token_of(&body)).await["identities"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+}
+
+#[actix_web::test]
+async fn a_provider_outage_is_a_503_naming_the_provider() {
+    let f = fakes().await;
+    let app = app_with(&f, &[]).await;
+    f.kakao
+        .sign_in_as(&kakao_user(9_000_001, "장애", None, false));
+    f.google
+        .sign_in_as(&google_user("g-down", "Down", "down@gmail.test", true));
+
+    // Kakao's token endpoint fails (after the browser came back).
+    let b = browser();
+    let cb = through_provider(&app, &b, start(&app, &b, "kakao", "").await).await;
+    f.kakao.fail_next(1);
+    let e = assert_error(
+        call(&b, &cb).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+    )
+    .await;
+    assert_eq!(e["details"]["provider"], "kakao");
+    assert!(e["message"].as_str().is_some_and(|m| m.contains("Kakao")));
+    // Its profile endpoint fails after a good token answer.
+    let cb = through_provider(&app, &b, start(&app, &b, "kakao", "").await).await;
+    f.kakao.fail_once("/v2/user/me");
+    let e = assert_error(
+        call(&b, &cb).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+    )
+    .await;
+    assert_eq!(e["details"]["provider"], "kakao");
+    // Back up: a new flow signs in (the failed ones created nothing).
+    f.kakao.fail_next(0);
+    signed_in(sign_in(&app, &browser(), "kakao").await, "signed_up").await;
+
+    // Google's discovery fails on a node that has not read it yet: the
+    // start itself answers 503. With two nodes the other may have it
+    // cached; fail enough requests for both.
+    let fresh = app_with(&f, &[]).await;
+    f.google.fail_next(2);
+    let e = assert_error(
+        start(&fresh, &browser(), "google", "").await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+    )
+    .await;
+    assert_eq!(e["details"]["provider"], "google");
+    f.google.fail_next(0);
+    signed_in(sign_in(&fresh, &browser(), "google").await, "signed_up").await;
+}
+
+#[actix_web::test]
+async fn providers_without_settings_are_off() {
+    let app = spawn_app().await;
+    let r = app.get("/api/auth/providers", None).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        r.json::<Value>().await.expect("json"),
+        json!({"providers": []})
+    );
+    for path in [
+        "/api/auth/kakao/start",
+        "/api/auth/google/start",
+        "/api/auth/kakao/callback?code=x&state=y",
+        "/api/auth/naver/start",
+    ] {
+        assert_error(
+            app.get(path, None).await,
+            StatusCode::NOT_FOUND,
+            "provider_disabled",
+        )
+        .await;
+    }
+    let kim = app.user("kim").await;
+    let r = app
+        .post_json("/api/me/identities/google", &json!({}), Some(&kim.token))
+        .await;
+    assert_error(r, StatusCode::NOT_FOUND, "provider_disabled").await;
+
+    let f = fakes().await;
+    let on = app_with(&f, &[]).await;
+    let r = on.get("/api/auth/providers", None).await;
+    assert_eq!(
+        r.json::<Value>().await.expect("json"),
+        json!({"providers": ["kakao", "google"]})
+    );
+    // Starting is throttled per address (each start writes a flow).
+    let b = browser();
+    let mut last = StatusCode::OK;
+    for _ in 0..31 {
+        last = start(&on, &b, "kakao", "").await.status();
+    }
+    assert_eq!(last, StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[actix_web::test]
+async fn two_first_sign_ins_of_one_person_at_once_make_one_account() {
+    let f = fakes().await;
+    let app = app_with(&f, &[]).await;
+    f.kakao
+        .sign_in_as(&kakao_user(9_500_001, "동시", None, false));
+    // Two devices come back from Kakao at the same moment (with two nodes,
+    // on different nodes).
+    let (b1, b2) = (browser(), browser());
+    let cb1 = through_provider(&app, &b1, start(&app, &b1, "kakao", "").await).await;
+    let cb2 = through_provider(&app, &b2, start(&app, &b2, "kakao", "").await).await;
+    let (r1, r2) = tokio::join!(call(&b1, &cb1), call(&b2, &cb2));
+    assert_eq!(r1.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r2.status(), StatusCode::SEE_OTHER);
+    let (a, b): (Value, Value) = (
+        r1.json().await.expect("json"),
+        r2.json().await.expect("json"),
+    );
+    assert_eq!(a["user"]["id"], b["user"]["id"], "one account");
+    let mut outcomes = [
+        a["outcome"].as_str().unwrap_or("").to_string(),
+        b["outcome"].as_str().unwrap_or("").to_string(),
+    ];
+    outcomes.sort();
+    assert_eq!(outcomes, ["signed_in", "signed_up"]);
+}
