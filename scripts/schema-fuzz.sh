@@ -6,7 +6,9 @@
 # describe. Target: a server of its own on 127.0.0.1 (embedded engine).
 # The SSE stream (GET /api/notifications/stream) is left out: it never ends
 # by design, and a schema fuzzer reads a body to its end; its tests are in
-# tests/api/notifications.rs.
+# tests/api/notifications.rs. Kakao and Google sign-in are switched on with
+# providers that do not answer (port 9), so their routes are fuzzed past the
+# "provider_disabled" check: starts, callbacks with made-up states, 503s.
 #
 #   scripts/schema-fuzz.sh [SECONDS]     (default 120; needs target/debug/jangteo
 #                                         or JANGTEO_BIN)
@@ -32,6 +34,9 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 env JANGTEO_LISTEN="127.0.0.1:$port" JANGTEO_DATA_DIR="$work/data" JANGTEO_LOG=warn \
   JANGTEO_ARGON2_MEMORY_KIB=64 JANGTEO_ARGON2_ITERATIONS=1 \
   JANGTEO_SIGNUP_MAX_PER_ADDRESS=1000000 JANGTEO_LOGIN_MAX_FAILURES=1000000 \
+  JANGTEO_KAKAO_CLIENT_ID=fuzz-kakao JANGTEO_KAKAO_AUTH_URL=http://127.0.0.1:9 \
+  JANGTEO_KAKAO_API_URL=http://127.0.0.1:9 JANGTEO_GOOGLE_CLIENT_ID=fuzz-google \
+  JANGTEO_GOOGLE_CLIENT_SECRET=fuzz-secret JANGTEO_GOOGLE_ISSUER=http://127.0.0.1:9 \
   "$BIN" serve >"$work/server.log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$work"' EXIT
