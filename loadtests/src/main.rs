@@ -448,29 +448,30 @@ async fn member(
             return res;
         }
     };
-    let (mut sink, mut stream) = ws.split();
-    if run.target.waits_for_open() && !proto::handshake(&mut sink, &mut stream).await {
+    // One socket, not split: a split stream takes a lock (tokio-tungstenite's
+    // BiLock) on every read and write, and most members never write.
+    let mut ws = ws;
+    if run.target.waits_for_open() && !proto::handshake_ws(&mut ws).await {
         res.errors += 1;
         *res.error_kinds.entry("no open packet".into()).or_default() += 1;
         started.fetch_add(1, Ordering::SeqCst);
         return res;
     }
     for m in run.target.hello(std::slice::from_ref(&plan.room)) {
-        if sink.send(m).await.is_err() {
+        if ws.send(m).await.is_err() {
             res.errors += 1;
         }
     }
     // Wait until joined / synchronised.
     let ready = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(Ok(msg)) = stream.next().await {
+        while let Some(Ok(msg)) = ws.next().await {
             if let Message::Text(t) = &msg {
-                match decode(run.target, t) {
+                let reply = match decode(run.target, t) {
                     Event::Ready => return true,
-                    Event::Reply(r) => {
-                        let _ = sink.send(r).await;
-                    }
-                    _ => {}
-                }
+                    Event::Reply(r) => r,
+                    _ => continue,
+                };
+                let _ = ws.send(reply).await;
             }
         }
         false
@@ -497,33 +498,44 @@ async fn member(
     let base = clock.start;
     let mut acked: u64 = 0;
     let mut last_seq: HashMap<String, i64> = HashMap::new();
+    // room -> publisher -> counters; looked up by the frame's borrowed
+    // strings, so only a (room, publisher) seen for the first time allocates.
+    let mut received: HashMap<String, HashMap<String, Received>> = HashMap::new();
     // After the last step, keep reading until the socket has been quiet
     // for `drain` (an overloaded server may still be delivering), at most
     // a minute.
     let hard_stop = base + run_len + Duration::from_secs(60);
     let mut last_frame = Instant::now();
-    loop {
-        let deadline = (base + run_len + run.drain)
+    let deadline = |last_frame: Instant| {
+        (base + run_len + run.drain)
             .max(last_frame + run.drain)
-            .min(hard_stop);
-        let sleep_until = match next_send {
-            Some(at) if at < run_len && !stop.load(Ordering::Relaxed) => {
-                tokio::time::Instant::from_std(base + at)
-            }
-            _ => tokio::time::Instant::from_std(deadline),
-        };
+            .min(hard_stop)
+    };
+    // The next thing to do on time: a send, or (no sends left) the end. One
+    // timer, moved when it fires, not re-armed for every frame received
+    // (the end moves with each frame; it is checked when the timer fires).
+    let wake_at = |next_send: Option<Duration>, last_frame: Instant| match next_send {
+        Some(at) if at < run_len && !stop.load(Ordering::Relaxed) => {
+            tokio::time::Instant::from_std(base + at)
+        }
+        _ => tokio::time::Instant::from_std(deadline(last_frame)),
+    };
+    let timer = tokio::time::sleep_until(wake_at(next_send, last_frame));
+    tokio::pin!(timer);
+    loop {
         tokio::select! {
-            _ = tokio::time::sleep_until(sleep_until) => {
-                if Instant::now() >= deadline {
-                    break;
+            () = &mut timer => {
+                let sending = matches!(next_send, Some(at) if at < run_len && !stop.load(Ordering::Relaxed));
+                if !sending {
+                    if Instant::now() >= deadline(last_frame) {
+                        break;
+                    }
+                    timer.as_mut().reset(wake_at(None, last_frame));
+                    continue;
                 }
                 let (Some(at), Some((pid, intervals))) = (next_send, plan.publisher.as_ref()) else {
                     continue;
                 };
-                if at >= run_len {
-                    next_send = None;
-                    continue;
-                }
                 let step = run.step_of(at.as_micros());
                 let intended = at.as_micros() as u64;
                 let cid = format!("{pid}-{counter}");
@@ -533,26 +545,28 @@ async fn member(
                 if let Some(step) = step {
                     res.steps[step].sent += 1;
                 }
-                if sink.send(frame).await.is_err() {
+                if ws.send(frame).await.is_err() {
                     res.errors += 1;
                     break;
                 }
                 next_send = Some(at + run.interval_at(intervals, at));
+                timer.as_mut().reset(wake_at(next_send, last_frame));
             }
-            msg = stream.next() => {
+            msg = ws.next() => {
                 let Some(Ok(msg)) = msg else { break };
                 last_frame = Instant::now();
                 let Message::Text(text) = msg else { continue };
                 let now_us = clock.now_us();
-                match decode(run.target, &text) {
+                let reply = match decode(run.target, &text) {
                     Event::Ack { cid } => {
-                        if let Some((intended, step)) = pending.remove(&cid) {
+                        if let Some((intended, step)) = pending.remove(cid.as_ref()) {
                             acked += 1;
                             if let Some(step) = step {
                                 res.steps[step].acked += 1;
                                 let _ = res.steps[step].ack().record(now_us.saturating_sub(intended).max(1));
                             }
                         }
+                        continue;
                     }
                     Event::Message { room, cid, body, seq } => {
                         let Some(ts) = parse_ts(&body) else { continue };
@@ -561,17 +575,27 @@ async fn member(
                             let _ = res.steps[step].lat().record(now_us.saturating_sub(ts).max(1));
                         }
                         if let Some(seq) = seq {
-                            let last = last_seq.entry(room.clone()).or_insert(seq - 1);
+                            let last = match last_seq.get_mut(room.as_ref()) {
+                                Some(last) => last,
+                                None => last_seq.entry(room.to_string()).or_insert(seq - 1),
+                            };
                             if seq <= *last {
                                 res.seq_regressions += 1;
                             }
                             *last = (*last).max(seq);
                         }
                         let (publisher, n) = match cid.rsplit_once('-') {
-                            Some((p, n)) => (p.to_string(), n.parse::<u64>().unwrap_or(0)),
-                            None => (cid.clone(), 0),
+                            Some((p, n)) => (p, n.parse::<u64>().unwrap_or(0)),
+                            None => (cid.as_ref(), 0),
                         };
-                        let r = res.received.entry((room, publisher)).or_default();
+                        let by_publisher = match received.get_mut(room.as_ref()) {
+                            Some(m) => m,
+                            None => received.entry(room.to_string()).or_default(),
+                        };
+                        let r = match by_publisher.get_mut(publisher) {
+                            Some(r) => r,
+                            None => by_publisher.entry(publisher.to_string()).or_default(),
+                        };
                         match r.last {
                             Some(last) if n == last => res.duplicated += 1,
                             Some(last) if n < last => res.out_of_order += 1,
@@ -580,23 +604,29 @@ async fn member(
                                 r.last = Some(n);
                             }
                         }
+                        continue;
                     }
                     Event::Error(code) => {
                         res.errors += 1;
                         *res.error_kinds.entry(code).or_default() += 1;
+                        continue;
                     }
-                    Event::Reply(r) => {
-                        let _ = sink.send(r).await;
-                    }
-                    Event::Ready | Event::Other | Event::Notification { .. } => {}
-                }
+                    Event::Reply(r) => r,
+                    Event::Ready | Event::Other | Event::Notification { .. } => continue,
+                };
+                let _ = ws.send(reply).await;
             }
+        }
+    }
+    for (room, by_publisher) in received {
+        for (publisher, r) in by_publisher {
+            res.received.insert((room.clone(), publisher), r);
         }
     }
     if let Some((pid, _)) = &plan.publisher {
         res.acked_by_publisher.insert(pid.clone(), acked);
     }
-    let _ = sink.close().await;
+    let _ = ws.close(None).await;
     res
 }
 

@@ -3,6 +3,10 @@
 //! the minimal Rust broadcast server) speak a tiny JSON protocol of the same
 //! shape; socket.io speaks Engine.IO v4 framing over a plain WebSocket.
 
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -112,18 +116,34 @@ where
         && await_prefix(stream, "40").await
 }
 
-/// What a frame from the server means to the generator.
+/// [`handshake`] on an unsplit socket.
+pub async fn handshake_ws<W>(ws: &mut W) -> bool
+where
+    W: futures_util::Sink<Message>
+        + futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
+        + Unpin,
+{
+    use futures_util::SinkExt as _;
+    await_prefix(ws, "0").await
+        && ws.send(Message::Text("40".into())).await.is_ok()
+        && await_prefix(ws, "40").await
+}
+
+/// What a frame from the server means to the generator. Borrowed from the
+/// frame's text where it can be (no allocation per delivered message: the
+/// generator decodes every frame of every member on one core).
 #[derive(Debug, PartialEq)]
-pub enum Event {
+pub enum Event<'a> {
     /// The connection is ready (joined / synchronised).
     Ready,
     Ack {
-        cid: String,
+        cid: Cow<'a, str>,
     },
     Message {
-        room: String,
-        cid: String,
-        body: String,
+        /// As sent: a number for Jangteo, a string for the peers.
+        room: Cow<'a, str>,
+        cid: Cow<'a, str>,
+        body: Cow<'a, str>,
         seq: Option<i64>,
     },
     Error(String),
@@ -137,6 +157,39 @@ pub enum Event {
     Other,
 }
 
+/// The fields of a JSON frame the generator reads, borrowed.
+#[derive(Deserialize)]
+struct Wire<'a> {
+    #[serde(rename = "type", borrow)]
+    ty: Cow<'a, str>,
+    #[serde(default, borrow)]
+    room: Option<&'a RawValue>,
+    #[serde(default, borrow, alias = "cid")]
+    client_msg_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    body: Option<Cow<'a, str>>,
+    #[serde(default)]
+    seq: Option<i64>,
+    #[serde(default, borrow)]
+    code: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    notification: Option<&'a RawValue>,
+}
+
+/// A room id as it came: `7` or `"r1"` (a string with escapes is rare
+/// enough to be decoded properly, allocating).
+fn room_of(raw: Option<&RawValue>) -> Cow<'_, str> {
+    let Some(raw) = raw else {
+        return Cow::Borrowed("");
+    };
+    let text = raw.get();
+    match text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+        Some(inner) if !inner.contains('\\') => Cow::Borrowed(inner),
+        Some(_) => Cow::Owned(serde_json::from_str::<String>(text).unwrap_or_default()),
+        None => Cow::Borrowed(text),
+    }
+}
+
 fn str_field(v: &Value, k: &str) -> String {
     match &v[k] {
         Value::String(s) => s.clone(),
@@ -145,32 +198,32 @@ fn str_field(v: &Value, k: &str) -> String {
     }
 }
 
-pub fn decode(target: Target, text: &str) -> Event {
+pub fn decode(target: Target, text: &str) -> Event<'_> {
     match target {
         Target::Jangteo | Target::Bun | Target::Broadcast => {
-            let Ok(v) = serde_json::from_str::<Value>(text) else {
+            let Ok(w) = serde_json::from_str::<Wire<'_>>(text) else {
                 return Event::Error(format!("unparsable frame: {text:.80}"));
             };
-            let cid_key = if target == Target::Jangteo {
-                "client_msg_id"
-            } else {
-                "cid"
-            };
-            match v["type"].as_str() {
-                Some("pong") if target == Target::Jangteo => Event::Ready,
-                Some("joined") if target != Target::Jangteo => Event::Ready,
-                Some("ack") => Event::Ack {
-                    cid: str_field(&v, cid_key),
+            let jangteo = target == Target::Jangteo;
+            match w.ty.as_ref() {
+                "pong" if jangteo => Event::Ready,
+                "joined" if !jangteo => Event::Ready,
+                "ack" => Event::Ack {
+                    cid: w.client_msg_id.unwrap_or_default(),
                 },
-                Some("message") => Event::Message {
-                    room: str_field(&v, "room"),
-                    cid: str_field(&v, cid_key),
-                    body: str_field(&v, "body"),
-                    seq: v["seq"].as_i64(),
+                "message" => Event::Message {
+                    room: room_of(w.room),
+                    cid: w.client_msg_id.unwrap_or_default(),
+                    body: w.body.unwrap_or_default(),
+                    seq: w.seq,
                 },
-                Some("error") => Event::Error(str_field(&v, "code")),
-                Some("notification") if target == Target::Jangteo => Event::Notification {
-                    link: str_field(&v["notification"], "link"),
+                "error" => Event::Error(w.code.unwrap_or_default().into_owned()),
+                "notification" if jangteo => Event::Notification {
+                    link: w
+                        .notification
+                        .and_then(|n| serde_json::from_str::<Value>(n.get()).ok())
+                        .map(|n| str_field(&n, "link"))
+                        .unwrap_or_default(),
                 },
                 _ => Event::Other,
             }
@@ -181,7 +234,7 @@ pub fn decode(target: Target, text: &str) -> Event {
 
 /// Engine.IO v4 / Socket.IO v5 framing: `0{..}` open, `2` ping (answer
 /// `3`), `40` connected, `42[..]` event, `43<id>[..]` ack.
-fn decode_socketio(text: &str) -> Event {
+fn decode_socketio(text: &str) -> Event<'static> {
     if text == "2" {
         return Event::Reply(Message::Text("3".into()));
     }
@@ -191,7 +244,9 @@ fn decode_socketio(text: &str) -> Event {
             .ok()
             .and_then(|v| v.get(0).map(|a| str_field(a, "cid")))
             .unwrap_or_default();
-        return Event::Ack { cid };
+        return Event::Ack {
+            cid: Cow::Owned(cid),
+        };
     }
     if let Some(rest) = text.strip_prefix("42") {
         let Ok(v) = serde_json::from_str::<Value>(rest) else {
@@ -199,9 +254,9 @@ fn decode_socketio(text: &str) -> Event {
         };
         return match v[0].as_str() {
             Some("message") => Event::Message {
-                room: str_field(&v[1], "room"),
-                cid: str_field(&v[1], "cid"),
-                body: str_field(&v[1], "body"),
+                room: Cow::Owned(str_field(&v[1], "room")),
+                cid: Cow::Owned(str_field(&v[1], "cid")),
+                body: Cow::Owned(str_field(&v[1], "body")),
                 seq: None,
             },
             Some("joined") => Event::Ready,
