@@ -292,11 +292,13 @@ fn check_return_to(raw: Option<&str>) -> Result<String, ApiError> {
         && !raw.starts_with("//")
         && !raw.contains('\\')
         && raw.len() <= RETURN_TO_MAX
-        && !raw.chars().any(char::is_control);
+        // It becomes a Location header: visible ASCII only (a browser
+        // percent-encodes anything else in a path already).
+        && raw.bytes().all(|b| b.is_ascii_graphic());
     if !ok {
         return Err(ApiError::field(
             "return_to",
-            "must be a path on this site, starting with a single /",
+            "must be a path on this site, starting with a single / (visible ASCII; percent-encode the rest)",
         ));
     }
     Ok(raw.to_string())
@@ -1035,6 +1037,8 @@ mod tests {
             "/\\evil.example",
             "evil",
             "/a\nb",
+            "/채팅",
+            "/a b",
         ] {
             assert!(check_return_to(Some(bad)).is_err(), "{bad:?}");
         }
