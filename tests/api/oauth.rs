@@ -106,14 +106,26 @@ async fn through_provider(app: &TestApp, b: &Client, started: Response) -> Strin
     app.url(&format!("{}?{query}", back.path()))
 }
 
+/// A callback URL the provider sent `b` back with (a flow started and
+/// consented to, not yet used).
+async fn callback_url(app: &TestApp, b: &Client, provider: &str) -> String {
+    let started = start(app, b, provider, "").await;
+    through_provider(app, b, started).await
+}
+
+/// The callback was refused for its state, for this reason.
+async fn state_refused(r: Response, reason: &str) {
+    let e = assert_error(r, StatusCode::BAD_REQUEST, "oauth_state_invalid").await;
+    assert_eq!(e["details"]["reason"], reason, "{e}");
+}
+
 async fn call(b: &Client, url: &str) -> Response {
     b.get(url).send().await.expect("callback")
 }
 
 /// A whole sign-in in a browser: the callback's response.
 async fn sign_in(app: &TestApp, b: &Client, provider: &str) -> Response {
-    let started = start(app, b, provider, "").await;
-    let cb = through_provider(app, b, started).await;
+    let cb = callback_url(app, b, provider).await;
     call(b, &cb).await
 }
 
@@ -426,70 +438,42 @@ async fn a_state_is_single_use_short_lived_and_bound_to_its_browser() {
 
     // Used once, then a replay of the very same callback URL is refused.
     let b = browser();
-    let started = start(&app, &b, "kakao", "").await;
-    let cb = through_provider(&app, &b, started).await;
+    let cb = callback_url(&app, &b, "kakao").await;
     signed_in(call(&b, &cb).await, "signed_up").await;
-    let e = assert_error(
-        call(&b, &cb).await,
-        StatusCode::BAD_REQUEST,
-        "oauth_state_invalid",
-    )
-    .await;
-    assert_eq!(e["details"]["reason"], "replayed");
+    state_refused(call(&b, &cb).await, "replayed").await;
 
     // The callback URL carried to another browser (login CSRF): refused,
     // and it does not use the flow up for its own browser.
-    let started = start(&app, &b, "kakao", "").await;
-    let cb = through_provider(&app, &b, started).await;
-    let e = assert_error(
-        call(&browser(), &cb).await,
-        StatusCode::BAD_REQUEST,
-        "oauth_state_invalid",
-    )
-    .await;
-    assert_eq!(e["details"]["reason"], "browser");
+    let cb = callback_url(&app, &b, "kakao").await;
+    state_refused(call(&browser(), &cb).await, "browser").await;
     signed_in(call(&b, &cb).await, "signed_in").await;
 
     // Unknown, missing, or another provider's state.
-    let e = assert_error(
+    state_refused(
         call(
             &b,
             &app.url("/api/auth/kakao/callback?code=x&state=made-up"),
         )
         .await,
-        StatusCode::BAD_REQUEST,
-        "oauth_state_invalid",
+        "unknown",
     )
     .await;
-    assert_eq!(e["details"]["reason"], "unknown");
-    let e = assert_error(
+    state_refused(
         call(&b, &app.url("/api/auth/kakao/callback?code=x")).await,
-        StatusCode::BAD_REQUEST,
-        "oauth_state_invalid",
+        "missing",
     )
     .await;
-    assert_eq!(e["details"]["reason"], "missing");
-    let started = start(&app, &b, "kakao", "").await;
-    let cb = through_provider(&app, &b, started).await;
-    let e = assert_error(
+    let cb = callback_url(&app, &b, "kakao").await;
+    state_refused(
         call(&b, &cb.replace("/kakao/", "/google/")).await,
-        StatusCode::BAD_REQUEST,
-        "oauth_state_invalid",
+        "unknown",
     )
     .await;
-    assert_eq!(e["details"]["reason"], "unknown");
 
     // Too slow: the flow expired.
-    let started = start(&app, &b, "kakao", "").await;
-    let cb = through_provider(&app, &b, started).await;
+    let cb = callback_url(&app, &b, "kakao").await;
     tokio::time::sleep(std::time::Duration::from_millis(2_300)).await;
-    let e = assert_error(
-        call(&b, &cb).await,
-        StatusCode::BAD_REQUEST,
-        "oauth_state_invalid",
-    )
-    .await;
-    assert_eq!(e["details"]["reason"], "expired");
+    state_refused(call(&b, &cb).await, "expired").await;
 
     // return_to: a path on this site only, and honoured.
     let r = start(&app, &b, "kakao", "?return_to=https://evil.example/").await;
@@ -512,14 +496,12 @@ async fn a_reused_code_or_a_code_for_another_verifier_signs_nobody_in() {
     let b = browser();
 
     // Flow A completes; its code is spent.
-    let started = start(&app, &b, "kakao", "").await;
-    let cb_a = through_provider(&app, &b, started).await;
+    let cb_a = callback_url(&app, &b, "kakao").await;
     signed_in(call(&b, &cb_a).await, "signed_up").await;
     let code_a = query_param(&cb_a, "code");
 
     // Flow B's state with A's spent code: Kakao says invalid_grant.
-    let started = start(&app, &b, "kakao", "").await;
-    let cb_b = through_provider(&app, &b, started).await;
+    let cb_b = callback_url(&app, &b, "kakao").await;
     let state_b = query_param(&cb_b, "state");
     let e = assert_error(
         call(
@@ -536,38 +518,33 @@ async fn a_reused_code_or_a_code_for_another_verifier_signs_nobody_in() {
     assert_eq!(e["details"]["provider"], "kakao");
 
     // An injected code: C's code (issued for C's challenge) presented with
-    // D's state, so our server sends D's verifier. PKCE refuses it.
-    let started_c = start(&app, &b, "kakao", "").await;
-    let cb_c = through_provider(&app, &b, started_c).await;
-    let started_d = start(&app, &b, "kakao", "").await;
-    let cb_d = through_provider(&app, &b, started_d).await;
-    let injected = format!(
-        "/api/auth/kakao/callback?code={}&state={}",
-        query_param(&cb_c, "code"),
-        query_param(&cb_d, "state")
-    );
+    // D's state, so our server sends D's verifier. PKCE refuses it, at
+    // Kakao and at Google.
     assert_error(
-        call(&b, &app.url(&injected)).await,
+        call(&b, &injected_callback(&app, &b, "kakao").await).await,
         StatusCode::BAD_REQUEST,
         "oauth_code_invalid",
     )
     .await;
-    // The same for Google.
     f.google
         .sign_in_as(&google_user("g-pkce", "Pkce", "pkce@gmail.test", true));
-    let cb_c = through_provider(&app, &b, start(&app, &b, "google", "").await).await;
-    let cb_d = through_provider(&app, &b, start(&app, &b, "google", "").await).await;
-    let injected = format!(
-        "/api/auth/google/callback?code={}&state={}",
-        query_param(&cb_c, "code"),
-        query_param(&cb_d, "state")
-    );
     assert_error(
-        call(&b, &app.url(&injected)).await,
+        call(&b, &injected_callback(&app, &b, "google").await).await,
         StatusCode::BAD_REQUEST,
         "oauth_code_invalid",
     )
     .await;
+}
+
+/// A callback URL with the code of one flow and the state of another.
+async fn injected_callback(app: &TestApp, b: &Client, provider: &str) -> String {
+    let cb_c = callback_url(app, b, provider).await;
+    let cb_d = callback_url(app, b, provider).await;
+    app.url(&format!(
+        "/api/auth/{provider}/callback?code={}&state={}",
+        query_param(&cb_c, "code"),
+        query_param(&cb_d, "state")
+    ))
 }
 
 fn query_param(url: &str, name: &str) -> String {
@@ -658,7 +635,7 @@ async fn a_provider_outage_is_a_503_naming_the_provider() {
 
     // Kakao's token endpoint fails (after the browser came back).
     let b = browser();
-    let cb = through_provider(&app, &b, start(&app, &b, "kakao", "").await).await;
+    let cb = callback_url(&app, &b, "kakao").await;
     f.kakao.fail_next(1);
     let e = assert_error(
         call(&b, &cb).await,
@@ -669,7 +646,7 @@ async fn a_provider_outage_is_a_503_naming_the_provider() {
     assert_eq!(e["details"]["provider"], "kakao");
     assert!(e["message"].as_str().is_some_and(|m| m.contains("Kakao")));
     // Its profile endpoint fails after a good token answer.
-    let cb = through_provider(&app, &b, start(&app, &b, "kakao", "").await).await;
+    let cb = callback_url(&app, &b, "kakao").await;
     f.kakao.fail_once("/v2/user/me");
     let e = assert_error(
         call(&b, &cb).await,
@@ -751,8 +728,8 @@ async fn two_first_sign_ins_of_one_person_at_once_make_one_account() {
     // Two devices come back from Kakao at the same moment (with two nodes,
     // on different nodes).
     let (b1, b2) = (browser(), browser());
-    let cb1 = through_provider(&app, &b1, start(&app, &b1, "kakao", "").await).await;
-    let cb2 = through_provider(&app, &b2, start(&app, &b2, "kakao", "").await).await;
+    let cb1 = callback_url(&app, &b1, "kakao").await;
+    let cb2 = callback_url(&app, &b2, "kakao").await;
     let (r1, r2) = tokio::join!(call(&b1, &cb1), call(&b2, &cb2));
     assert_eq!(r1.status(), StatusCode::SEE_OTHER);
     assert_eq!(r2.status(), StatusCode::SEE_OTHER);
