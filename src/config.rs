@@ -764,31 +764,15 @@ impl Layers {
     }
 
     fn payments(&self) -> Result<PaymentSettings, ConfigError> {
-        let url = |key: &str| -> Result<String, ConfigError> {
-            let v: String = self.parse(key)?;
-            if !(v.starts_with("http://") || v.starts_with("https://")) || v.len() > 500 {
-                return Err(self.invalid(key, "expected an http:// or https:// URL"));
-            }
-            Ok(v.trim_end_matches('/').to_string())
-        };
-        let secret = |key: &str| -> Result<Option<String>, ConfigError> {
-            match self.get(key) {
-                Some((v, _)) if v.is_empty() => Ok(None),
-                Some((v, _)) => {
-                    if v.len() > 500 || !v.bytes().all(|b| b.is_ascii_graphic()) {
-                        return Err(self.invalid(key, "expected visible ASCII characters"));
-                    }
-                    Ok(Some(v.clone()))
-                }
-                None => Ok(None),
-            }
-        };
-        let toss = match secret("toss_secret_key")? {
-            Some(key) => Some((key, url("toss_base_url")?)),
+        let toss = match self.secret("toss_secret_key")? {
+            Some(key) => Some((key, self.url("toss_base_url")?)),
             None => None,
         };
-        let kakaopay = match (secret("kakaopay_secret_key")?, secret("kakaopay_cid")?) {
-            (Some(key), Some(cid)) => Some((key, cid, url("kakaopay_base_url")?)),
+        let kakaopay = match (
+            self.secret("kakaopay_secret_key")?,
+            self.secret("kakaopay_cid")?,
+        ) {
+            (Some(key), Some(cid)) => Some((key, cid, self.url("kakaopay_base_url")?)),
             (None, None) => None,
             _ => {
                 return Err(self.invalid(
@@ -816,7 +800,7 @@ impl Layers {
                 n @ 1..=50 => i64::try_from(n).unwrap_or(7),
                 _ => return Err(self.invalid("payment_max_attempts", "expected 1..=50")),
             },
-            return_url: url("payment_return_url")?,
+            return_url: self.url("payment_return_url")?,
         })
     }
 
