@@ -102,6 +102,27 @@ pub enum UnlinkOutcome {
     LastMethod,
 }
 
+/// Insert one identity row for `user_id` (a unique violation is the
+/// caller's to interpret).
+async fn insert_identity(
+    conn: &mut sqlx::AnyConnection,
+    user_id: i64,
+    identity: NewIdentity<'_>,
+) -> Result<sqlx::any::AnyQueryResult, sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO user_identities (provider, subject, user_id, email, created_at, last_used_at) \
+         VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(identity.provider)
+    .bind(identity.subject)
+    .bind(user_id)
+    .bind(identity.email)
+    .bind(identity.now)
+    .bind(identity.now)
+    .execute(conn)
+    .await
+}
+
 impl SqlStore {
     pub async fn insert_oauth_flow(&self, flow: &NewFlow<'_>) -> Result<(), StoreError> {
         sqlx::query(
@@ -277,25 +298,15 @@ impl SqlStore {
             }
         })?;
         let user_id = last_insert_id(&mut tx, self.dialect()).await?;
-        sqlx::query(
-            "INSERT INTO user_identities (provider, subject, user_id, email, created_at, last_used_at) \
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(identity.provider)
-        .bind(identity.subject)
-        .bind(user_id)
-        .bind(identity.email)
-        .bind(identity.now)
-        .bind(identity.now)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                CreateWithIdentityError::IdentityTaken
-            } else {
-                CreateWithIdentityError::Store(e.into())
-            }
-        })?;
+        insert_identity(&mut tx, user_id, identity)
+            .await
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    CreateWithIdentityError::IdentityTaken
+                } else {
+                    CreateWithIdentityError::Store(e.into())
+                }
+            })?;
         tx.commit().await.map_err(StoreError::from)?;
         Ok(user_id)
     }
@@ -342,18 +353,7 @@ impl SqlStore {
             if other.is_some() {
                 return Ok(LinkOutcome::ProviderLinked);
             }
-            let done = sqlx::query(
-                "INSERT INTO user_identities (provider, subject, user_id, email, created_at, last_used_at) \
-                 VALUES (?, ?, ?, ?, ?, ?)",
-            )
-            .bind(identity.provider)
-            .bind(identity.subject)
-            .bind(user_id)
-            .bind(identity.email)
-            .bind(identity.now)
-            .bind(identity.now)
-            .execute(&mut *tx)
-            .await;
+            let done = insert_identity(&mut tx, user_id, identity).await;
             match done {
                 Ok(_) => {}
                 // Linked to someone else between our read and this insert.
