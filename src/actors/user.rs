@@ -112,6 +112,18 @@ impl UserState {
         !std::mem::replace(&mut self.flush_scheduled, true)
     }
 
+    /// The user is in `room` (as the store or its room actor says).
+    fn know(&mut self, room: i64, unread: i64, peer: Option<i64>) {
+        self.rooms.insert(
+            room,
+            RoomView {
+                unread,
+                peer,
+                known: true,
+            },
+        );
+    }
+
     fn peers(&self) -> Vec<i64> {
         let peers: HashSet<i64> = self.rooms.values().filter_map(|r| r.peer).collect();
         peers.into_iter().collect()
@@ -204,14 +216,7 @@ impl UserTarget {
                         return;
                     }
                     let unread = s.rooms.get(&room).map_or(unread, |v| v.unread.max(unread));
-                    s.rooms.insert(
-                        room,
-                        RoomView {
-                            unread,
-                            peer,
-                            known: true,
-                        },
-                    );
+                    s.know(room, unread, peer);
                     s.to_all(&frames::joined(room));
                     (s.mark_dirty(room), s.sessions.clone())
                 };
@@ -304,14 +309,7 @@ impl Actor for UserActor {
                                 .rooms
                                 .get(&room)
                                 .map_or_else(|| chat::unread(last_seq, last_read), |v| v.unread);
-                            s.rooms.insert(
-                                room,
-                                RoomView {
-                                    unread,
-                                    peer,
-                                    known: true,
-                                },
-                            );
+                            s.know(room, unread, peer);
                         }
                         drop(s);
                         act.announce(true);
