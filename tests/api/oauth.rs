@@ -329,11 +329,34 @@ async fn linking_and_unlinking_follow_the_rules_and_withdrawal_removes_identitie
     let lee = app.user("lee").await;
     let mina = kakao_user(5_000_001, "미나", None, false);
 
-    // Linking needs a session.
+    // Identities are the signed-in user's own business.
     let r = app
         .post_json("/api/me/identities/kakao", &json!({}), None)
         .await;
     assert_error(r, StatusCode::UNAUTHORIZED, "unauthenticated").await;
+    let r = app.get("/api/me/identities", None).await;
+    assert_error(r, StatusCode::UNAUTHORIZED, "unauthenticated").await;
+    let r = app
+        .delete_json("/api/me/identities/kakao", &json!({}), None)
+        .await;
+    assert_error(r, StatusCode::UNAUTHORIZED, "unauthenticated").await;
+    // A linking request that does not fit: nothing starts.
+    let r = app
+        .post_json(
+            "/api/me/identities/kakao",
+            &json!({"return_to": "https://evil.example/"}),
+            Some(&kim.token),
+        )
+        .await;
+    assert_error(r, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    let r = app
+        .post_json(
+            "/api/me/identities/kakao",
+            &json!({"return_to": "/", "user_id": lee.id}),
+            Some(&kim.token),
+        )
+        .await;
+    assert_error(r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body").await;
 
     // kim links a Kakao account; it then signs kim in.
     f.kakao.sign_in_as(&mina);
