@@ -3,12 +3,13 @@
 #
 # 1. `cargo test --workspace`: unit, CLI and the HTTP/WebSocket acceptance
 #    suite on the embedded engine (SQLite, in-process cache, limits, bus),
-#    plus the multi-process cluster and fault tests (tests/cluster.rs) on
-#    the services below.
-# 2. The acceptance suite on MySQL/MariaDB + Redis.
-# 3. The acceptance suite on the whole distributed engine (MySQL/MariaDB,
-#    Redis, MongoDB, Kafka) with two nodes per test: API requests and
-#    WebSocket connections take turns between the nodes.
+#    the web client in headless Chromium (tests/web.rs; the browser comes
+#    from scripts/browser.sh), plus the multi-process cluster and fault
+#    tests (tests/cluster.rs) on the services below.
+# 2. The acceptance suite and the browser tests on MySQL/MariaDB + Redis.
+# 3. Both on the whole distributed engine (MySQL/MariaDB, Redis, MongoDB,
+#    Kafka) with two nodes per test: API requests, WebSocket connections
+#    and browsers take turns between the nodes.
 #
 # Services come from scripts/services.sh (MariaDB 3306 and Redis 6379 from
 # the machine; Kafka 9092 = tansu and MongoDB 27017 = SecantusDB, installed
@@ -68,7 +69,7 @@ if [ "${CI:-}" != true ] && ! have; then
   exit 0
 fi
 echo "== pass 2: acceptance suite on MySQL/MariaDB ($MYSQL_URL) + Redis ($REDIS_URL)"
-JT_TEST_MYSQL_URL=$MYSQL_URL JT_TEST_REDIS_URL=$REDIS_URL cargo test --workspace --locked --test api "$@"
+JT_TEST_MYSQL_URL=$MYSQL_URL JT_TEST_REDIS_URL=$REDIS_URL cargo test --workspace --locked --test api --test web "$@"
 
 if [ "${CI:-}" != true ] && ! { answers "$MONGODB_URL" && answers "$KAFKA"; }; then
   echo "!!! SKIPPED: the acceptance suite on the distributed engine (no MongoDB at $MONGODB_URL or no Kafka at $KAFKA; CI requires both) !!!"
@@ -77,4 +78,4 @@ fi
 echo "== pass 3: acceptance suite on MySQL + Redis + MongoDB ($MONGODB_URL) + Kafka ($KAFKA), two nodes per test"
 JT_TEST_MYSQL_URL=$MYSQL_URL JT_TEST_REDIS_URL=$REDIS_URL JT_TEST_MONGODB_URL=$MONGODB_URL \
   JT_TEST_KAFKA_BROKERS=$KAFKA JT_TEST_NODES=2 \
-  cargo test --workspace --locked --test api "$@"
+  cargo test --workspace --locked --test api --test web "$@"

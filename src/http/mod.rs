@@ -14,6 +14,7 @@ pub mod orders;
 pub mod payments;
 pub mod rooms;
 pub mod system;
+pub mod webapp;
 pub mod ws;
 
 use actix_web::body::BoxBody;
@@ -173,6 +174,8 @@ pub fn app(
     let docs = api.clone();
     let app = app
         .service(SwaggerUi::new("/swagger-ui/{_:.*}").url("/api-docs/openapi.json", docs))
+        .service(webapp::app_page)
+        .service(webapp::app_file)
         .default_service(web::to(no_route))
         .wrap(actix_web::middleware::from_fn(middleware::observe));
     (app, api)

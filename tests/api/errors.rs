@@ -245,7 +245,18 @@ async fn unknown_routes_and_methods_get_the_envelope() {
         "not_found",
     )
     .await;
-    assert_error(app.get("/", None).await, StatusCode::NOT_FOUND, "not_found").await;
+    assert_error(
+        app.get("/nothing-here", None).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    assert_error(
+        app.get("/app/js/nothing.js", None).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
     let r = app
         .client
         .put(app.url("/api/auth/login"))

@@ -309,3 +309,66 @@ async fn a_stopped_server_is_stopped() {
         reqwest::StatusCode::OK
     );
 }
+
+#[actix_web::test]
+async fn the_web_client_is_served_from_the_binary_and_revalidated() {
+    let app = spawn_app().await;
+    let page = app.get("/", None).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let h = page.headers().clone();
+    assert_eq!(h["content-type"], "text/html; charset=utf-8");
+    let csp = h["content-security-policy"].to_str().expect("csp");
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert_eq!(h["cache-control"], "no-cache");
+    let html = page.text().await.expect("html");
+    assert!(html.contains(r#"<html lang="ko">"#) && html.contains("/app/js/app.js"));
+    // Every script the page loads is there, as JavaScript.
+    let js = app.get("/app/js/app.js", None).await;
+    assert_eq!(js.status(), StatusCode::OK);
+    assert_eq!(
+        js.headers()["content-type"],
+        "text/javascript; charset=utf-8"
+    );
+    assert_eq!(js.headers()["x-content-type-options"], "nosniff");
+    let etag = js.headers()["etag"].to_str().expect("etag").to_string();
+    let body = js.text().await.expect("js");
+    for module in ["./api.js", "./live.js", "./ui.js", "./views/room.js"] {
+        assert!(body.contains(module), "app.js imports {module}");
+        let path = format!("/app/js/{}", module.trim_start_matches("./"));
+        assert_eq!(
+            app.get(&path, None).await.status(),
+            StatusCode::OK,
+            "{path}"
+        );
+    }
+    // Unchanged files answer 304 to a revalidation; a stale tag gets the file.
+    let again = app
+        .client
+        .get(app.url("/app/js/app.js"))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+    let stale = app
+        .client
+        .get(app.url("/app/js/app.js"))
+        .header("if-none-match", "\"0000000000000000\"")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(stale.status(), StatusCode::OK);
+    // Nothing outside the embedded files is reachable through /app/.
+    for path in [
+        "/app/../Cargo.toml",
+        "/app/%2e%2e/Cargo.toml",
+        "/app/",
+        "/app/js/",
+    ] {
+        let r = app.get(path, None).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+}

@@ -1,0 +1,399 @@
+//! End-to-end flows of the web client, as people use it.
+
+use serde_json::{json, Value};
+
+use crate::browser::{available, Browser, Driver, Proxy};
+use crate::helpers::{spawn_app, TestApp};
+
+const PHONE: (u32, u32) = (360, 740);
+const DESKTOP: (u32, u32) = (1280, 800);
+
+/// The node a browser should use: they take turns (two nodes: one each).
+fn node(app: &TestApp, i: usize) -> String {
+    app.nodes[i % app.nodes.len()].clone()
+}
+
+async fn sign_up(b: &mut Browser, base: &str, email: &str, nickname: &str) {
+    b.open(base, "/#/signup").await;
+    b.type_into("input[name=email]", email).await;
+    b.type_into("input[name=nickname]", nickname).await;
+    b.type_into("input[name=password]", "password-1234").await;
+    b.click("form.auth button[type=submit]").await;
+    b.find("section.feed").await;
+}
+
+/// A small PNG on disk, for the upload.
+fn picture(dir: &std::path::Path) -> std::path::PathBuf {
+    let img = image::RgbImage::from_fn(320, 320, |x, y| {
+        image::Rgb([
+            0xff,
+            (0x6f + x * 0x60 / 320) as u8,
+            (0x0f + y * 0xb0 / 320) as u8,
+        ])
+    });
+    let path = dir.join("phone.png");
+    img.save(&path).expect("write png");
+    path
+}
+
+/// Bodies of the messages shown in the open room, in order.
+async fn bodies(b: &Browser) -> Vec<String> {
+    let v = b
+        .exec(
+            "return [...document.querySelectorAll('.messages .msg:not(.system) .body')].map(e => e.textContent)",
+            json!([]),
+        )
+        .await;
+    serde_json::from_value(v).expect("strings")
+}
+
+async fn send_chat(b: &Browser, text: &str) {
+    b.type_into(".composer textarea", text).await;
+    b.click(".composer button[type=submit]").await;
+}
+
+/// The message with this text is shown as sent (acknowledged) by its author.
+async fn wait_sent(b: &Browser, text: &str) {
+    b.wait_js(
+        "return [...document.querySelectorAll('.msg.mine')].some(e => !e.classList.contains('pending') \
+         && e.dataset.seq && e.querySelector('.body').textContent === arguments[0])",
+        json!([text]),
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn two_people_sell_and_buy_through_the_web_client() {
+    if !available("two_people_sell_and_buy_through_the_web_client") {
+        return;
+    }
+    let app = spawn_app().await;
+    let driver = Driver::start().await;
+    let files = tempfile::tempdir().expect("dir");
+    let (seller_base, buyer_node) = (node(&app, 0), node(&app, 1));
+    // The buyer reaches the server through a proxy the test can cut.
+    let net = Proxy::start(&buyer_node).await;
+    let mut seller = driver.browser(PHONE.0, PHONE.1).await;
+    let mut buyer = driver.browser(DESKTOP.0, DESKTOP.1).await;
+
+    // Sign up (and the login screen, for the README).
+    seller.open(&seller_base, "/#/login").await;
+    seller.find("form.auth").await;
+    seller.screenshot("phone-login").await;
+    sign_up(&mut seller, &seller_base, "seller@example.com", "판매왕").await;
+    sign_up(&mut buyer, &net.addr, "buyer@example.com", "구매자").await;
+
+    // The seller posts a listing with a photo (previewed before posting).
+    seller.route("/new").await;
+    seller
+        .upload("input[type=file]", &picture(files.path()))
+        .await;
+    seller
+        .wait_js(
+            "return document.querySelectorAll('.previews img').length === 1 && !document.querySelector('.uploading')",
+            json!([]),
+        )
+        .await;
+    seller
+        .type_into("input[name=title]", "아이폰 15 프로 팝니다")
+        .await;
+    seller.select("select[name=category]", "digital").await;
+    seller.type_into("input[name=price]", "900000").await;
+    seller
+        .type_into(
+            "textarea[name=description]",
+            "배터리 효율 95%, 케이스 같이 드려요.",
+        )
+        .await;
+    seller.screenshot("phone-new-listing").await;
+    seller.click("form.edit button[type=submit]").await;
+    seller
+        .wait_text(".listing h1", "아이폰 15 프로 팝니다")
+        .await;
+    seller.find(".listing .gallery img").await;
+    seller.screenshot("phone-listing").await;
+
+    // The buyer finds it by a Korean search, favourites it, opens the chat.
+    buyer.type_into("form.search input[name=q]", "아이폰").await;
+    buyer.click("form.search button[type=submit]").await;
+    buyer
+        .wait_text(".items .item-title", "아이폰 15 프로 팝니다")
+        .await;
+    buyer.screenshot("desktop-feed").await;
+    buyer
+        .click_text(".items .item-link", "아이폰 15 프로")
+        .await;
+    buyer.find(".listing .fav").await;
+    buyer.click(".listing .fav").await;
+    buyer
+        .wait_js(
+            "return document.querySelector('.fav').getAttribute('aria-pressed') === 'true'",
+            json!([]),
+        )
+        .await;
+    let buyer_token = app.login_token("buyer@example.com", "password-1234").await;
+    let favs: Value = app
+        .get("/api/me/favourites", Some(&buyer_token))
+        .await
+        .json()
+        .await
+        .expect("favourites");
+    assert_eq!(favs[0]["title"], "아이폰 15 프로 팝니다", "{favs}");
+    buyer.screenshot("desktop-listing").await;
+    buyer.click_text(".buybar button", "채팅하기").await;
+    buyer.find("section.room .composer").await;
+    send_chat(&buyer, "안녕하세요! 아직 판매 중인가요?").await;
+    wait_sent(&buyer, "안녕하세요! 아직 판매 중인가요?").await;
+    // Not read yet: the KakaoTalk-style "1".
+    buyer.wait_text(".msg.mine .receipt", "1").await;
+
+    // The seller's chat tab shows the unread badge live; the list the preview.
+    seller
+        .wait_js("const c = document.getElementById('chat-count'); return !c.hidden && c.textContent === '1'", json!([]))
+        .await;
+    seller.route("/chats").await;
+    seller
+        .wait_text(".room .room-preview", "아직 판매 중인가요?")
+        .await;
+    seller.wait_text(".room .unread", "1").await;
+    seller.screenshot("phone-chats").await;
+    seller.click(".room a").await;
+    seller
+        .wait_text(".messages .msg.theirs .body", "아직 판매 중인가요?")
+        .await;
+    // Reading clears the badge and shows the receipt to the buyer.
+    buyer.wait_text(".msg.mine .receipt", "읽음").await;
+    seller
+        .wait_js(
+            "return document.getElementById('chat-count').hidden",
+            json!([]),
+        )
+        .await;
+
+    // Typing, and a reply live.
+    seller.type_into(".composer textarea", "네").await;
+    buyer.wait_text(".typing", "판매왕님이 입력 중").await;
+    seller.click(".composer button[type=submit]").await;
+    wait_sent(&seller, "네").await;
+    buyer.wait_text(".msg.theirs .body", "네").await;
+
+    // The seller reserves it for this buyer from the chat: a system card
+    // in both browsers.
+    seller.click_text(".deal-actions button", "예약하기").await;
+    seller.wait_text(".msg.system .card", "예약").await;
+    buyer.wait_text(".msg.system .card", "예약").await;
+    seller.wait_text(".listing-bar", "예약중").await;
+    seller.screenshot("phone-chat-room").await;
+
+    // The buyer's network drops. Meanwhile the seller writes and the buyer
+    // types two messages; back online, nothing is lost or doubled.
+    net.cut();
+    buyer
+        .wait_js("return document.body.dataset.live === 'offline'", json!([]))
+        .await;
+    buyer.wait_text("#net", "연결 끊김").await;
+    send_chat(&seller, "토요일 오후 3시 어떠세요?").await;
+    wait_sent(&seller, "토요일 오후 3시 어떠세요?").await;
+    send_chat(&buyer, "오프라인에서 쓴 첫 번째").await;
+    send_chat(&buyer, "오프라인에서 쓴 두 번째").await;
+    buyer
+        .wait_js(
+            "return document.querySelectorAll('.msg.pending').length === 2",
+            json!([]),
+        )
+        .await;
+    buyer.screenshot("desktop-offline").await;
+    net.restore();
+    buyer
+        .wait_js("return document.body.dataset.live === 'online'", json!([]))
+        .await;
+    wait_sent(&buyer, "오프라인에서 쓴 두 번째").await;
+    buyer
+        .wait_text(".msg.theirs .body", "토요일 오후 3시 어떠세요?")
+        .await;
+    seller
+        .wait_text(".msg.theirs .body", "오프라인에서 쓴 두 번째")
+        .await;
+    let expected: Vec<String> = [
+        "안녕하세요! 아직 판매 중인가요?",
+        "네",
+        "토요일 오후 3시 어떠세요?",
+        "오프라인에서 쓴 첫 번째",
+        "오프라인에서 쓴 두 번째",
+    ]
+    .map(String::from)
+    .to_vec();
+    assert_eq!(bodies(&buyer).await, expected, "buyer's screen");
+    assert_eq!(bodies(&seller).await, expected, "seller's screen");
+    // And the store agrees: each message once, seqs without gaps.
+    let room: i64 = buyer
+        .exec(
+            "return Number(document.querySelector('section.room').dataset.room)",
+            json!([]),
+        )
+        .await
+        .as_i64()
+        .expect("room id");
+    let seller_token = app.login_token("seller@example.com", "password-1234").await;
+    let history: Vec<Value> = app
+        .get(&format!("/api/rooms/{room}/messages"), Some(&seller_token))
+        .await
+        .json()
+        .await
+        .expect("history");
+    let seqs: Vec<i64> = history.iter().filter_map(|m| m["seq"].as_i64()).collect();
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as i64).collect::<Vec<_>>(),
+        "gap-free"
+    );
+    let texts: Vec<&str> = history
+        .iter()
+        .filter(|m| m["kind"] == "text")
+        .filter_map(|m| m["body"].as_str())
+        .collect();
+    assert_eq!(
+        texts,
+        expected.iter().map(String::as_str).collect::<Vec<_>>()
+    );
+
+    // Sold; the buyer leaves a review and the seller's manner score moves.
+    seller.click_text(".deal-actions button", "거래완료").await;
+    buyer.wait_text(".msg.system .card", "판매완료").await;
+    buyer.click_text(".listing-bar a.button", "후기").await;
+    buyer.find("form.review").await;
+    buyer.click("form.review input[value=kind]").await;
+    buyer
+        .type_into("form.review textarea", "친절하게 거래해 주셨어요")
+        .await;
+    buyer.click("form.review button[type=submit]").await;
+    buyer.wait_text("form.review", "후기를 보냈어요").await;
+    seller.route("/me").await;
+    seller.wait_text(".profile .manner", "36.7°C").await;
+    seller
+        .wait_text(".review-tags", "친절하고 매너가 좋아요")
+        .await;
+    seller.screenshot("phone-profile").await;
+
+    seller.quit().await;
+    buyer.quit().await;
+}
+
+#[actix_web::test]
+async fn an_open_room_with_three_browsers() {
+    if !available("an_open_room_with_three_browsers") {
+        return;
+    }
+    let app = spawn_app().await;
+    let driver = Driver::start().await;
+    let mut owner = driver.browser(DESKTOP.0, DESKTOP.1).await;
+    let mut minji = driver.browser(PHONE.0, PHONE.1).await;
+    let mut junho = driver.browser(PHONE.0, PHONE.1).await;
+    sign_up(&mut owner, &node(&app, 0), "owner@example.com", "방장").await;
+    sign_up(&mut minji, &node(&app, 1), "minji@example.com", "민지").await;
+    sign_up(&mut junho, &node(&app, 2), "junho@example.com", "준호").await;
+
+    // The owner opens a room with a passcode.
+    owner.route("/open/new").await;
+    owner
+        .type_into("input[name=name]", "강남 중고거래 모임")
+        .await;
+    owner
+        .type_into(
+            "textarea[name=description]",
+            "강남역 근처 직거래 정보 나눠요",
+        )
+        .await;
+    owner.type_into("input[name=passcode]", "gangnam").await;
+    owner.click("form.card button[type=submit]").await;
+    owner.find("section.room .composer").await;
+
+    // Two others find it by name; a wrong passcode is refused, the right
+    // one lets them in.
+    for (b, name) in [(&minji, "민지"), (&junho, "준호")] {
+        b.route("/open?q=강남").await;
+        b.wait_text(".items .item-title", "강남 중고거래 모임")
+            .await;
+        if name == "민지" {
+            b.screenshot("phone-open-rooms").await;
+        }
+        b.click_text(".items .item-link", "강남 중고거래").await;
+        b.type_into("input[name=passcode]", "wrong-code").await;
+        b.click("form.card button[type=submit]").await;
+        b.wait_js(
+            "return document.querySelector('.form-error').textContent.length > 0",
+            json!([]),
+        )
+        .await;
+        b.type_into("input[name=passcode]", "gangnam").await;
+        b.click("form.card button[type=submit]").await;
+        b.find("section.room .composer").await;
+        owner
+            .wait_text(".msg.system .card", &format!("{name}님이"))
+            .await;
+    }
+
+    // Everyone talks; everyone sees everything once, in the same order.
+    send_chat(&owner, "환영해요! 거래 글은 자유롭게 올려 주세요").await;
+    wait_sent(&owner, "환영해요! 거래 글은 자유롭게 올려 주세요").await;
+    minji.wait_text(".msg.theirs .body", "환영해요").await;
+    send_chat(&minji, "안녕하세요, 유모차 필요하신 분 있나요?").await;
+    wait_sent(&minji, "안녕하세요, 유모차 필요하신 분 있나요?").await;
+    junho.wait_text(".msg.theirs .body", "유모차").await;
+    send_chat(&junho, "저요! 채팅 드릴게요").await;
+    wait_sent(&junho, "저요! 채팅 드릴게요").await;
+    for b in [&owner, &minji, &junho] {
+        b.wait_text(".msg .body", "저요! 채팅 드릴게요").await;
+        assert_eq!(
+            bodies(b).await,
+            [
+                "환영해요! 거래 글은 자유롭게 올려 주세요",
+                "안녕하세요, 유모차 필요하신 분 있나요?",
+                "저요! 채팅 드릴게요",
+            ]
+        );
+    }
+    // Senders' names in an open room.
+    owner.wait_text(".msg.theirs .who", "민지").await;
+    owner.screenshot("desktop-open-room").await;
+
+    // The owner bans 준호: his screen leaves the room, and he cannot join again.
+    owner.click_text(".room-head a.button", "정보").await;
+    owner.wait_text(".members li", "준호").await;
+    let junho_id = owner
+        .exec(
+            "return [...document.querySelectorAll('.members li')].find(li => li.textContent.includes('준호')).dataset.user",
+            json!([]),
+        )
+        .await;
+    owner
+        .click(&format!(
+            ".members li[data-user='{}'] button.danger",
+            junho_id.as_str().expect("id")
+        ))
+        .await;
+    junho.find("section.chats").await;
+    owner
+        .wait_js("return ![...document.querySelectorAll('.members li')].some(li => li.textContent.includes('준호'))", json!([]))
+        .await;
+    junho.route("/open?q=강남").await;
+    junho.click_text(".items .item-link", "강남 중고거래").await;
+    junho.type_into("input[name=passcode]", "gangnam").await;
+    junho.click("form.card button[type=submit]").await;
+    junho
+        .wait_js(
+            "return document.querySelector('.form-error').textContent.length > 0",
+            json!([]),
+        )
+        .await;
+    // 민지 stays and keeps receiving.
+    owner.click_text("a.button", "대화하기").await;
+    send_chat(&owner, "준호님은 내보냈어요").await;
+    minji
+        .wait_text(".msg.theirs .body", "준호님은 내보냈어요")
+        .await;
+
+    for b in [owner, minji, junho] {
+        b.quit().await;
+    }
+}
