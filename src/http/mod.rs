@@ -150,6 +150,7 @@ pub fn app(
                 .service(orders::cancel_order)
                 .service(orders::admin_cancel_order)
                 .service(orders::admin_outbox)
+                .service(payments::payment_providers)
                 .service(payments::ready_payment)
                 .service(payments::confirm_payment)
                 .service(payments::toss_webhook)

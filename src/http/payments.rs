@@ -147,6 +147,31 @@ impl From<RefundRecord> for RefundView {
     }
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PaymentProviders {
+    /// `sandbox` (not in production: no real money moves), `toss`,
+    /// `kakaopay`: the ones this deployment takes payments with.
+    pub providers: Vec<String>,
+}
+
+/// The payment providers a checkout can offer (what a client shows as
+/// buttons; confirming with any other is refused).
+#[utoipa::path(
+    tag = "shop",
+    responses((status = 200, body = PaymentProviders))
+)]
+#[get("/payments/providers")]
+pub async fn payment_providers(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(PaymentProviders {
+        providers: state
+            .payments
+            .providers()
+            .into_iter()
+            .map(String::from)
+            .collect(),
+    })
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReadyPayment {

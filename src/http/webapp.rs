@@ -48,6 +48,7 @@ static ASSETS: &[Asset] = assets![
     "js/views/notifications.js" => JS,
     "js/views/open.js" => JS,
     "js/views/room.js" => JS,
+    "js/views/shop.js" => JS,
 ];
 
 /// The page may load only its own scripts, styles, images (and previews

@@ -414,3 +414,21 @@ async fn production_refuses_the_sandbox() {
     .await;
     assert!(e["details"]["provider"].is_string(), "{e}");
 }
+
+#[actix_web::test]
+async fn the_checkout_learns_which_providers_are_on() {
+    let dev = spawn_app().await;
+    let r = dev.get("/api/payments/providers", None).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["providers"], json!(["sandbox"]));
+    // Production never offers the sandbox; with no keys, nothing.
+    let prod = spawn_app_with(&[("env", "production")]).await;
+    let v: Value = prod
+        .get("/api/payments/providers", None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(v["providers"], json!([]));
+}

@@ -245,6 +245,7 @@ async fn openapi_covers_every_route_and_swagger_is_served() {
         ("/api/me/keywords/{keyword}", "delete"),
         ("/api/rooms/{id}/mute", "put"),
         ("/api/payments/confirm", "post"),
+        ("/api/payments/providers", "get"),
         ("/api/products/{id}/reviews", "post"),
         ("/api/products/{id}/reviews", "get"),
         ("/api/products/{id}/reviews/{review_id}", "patch"),

@@ -348,6 +348,31 @@ impl Browser {
         .await;
     }
 
+    /// Accept the page's `confirm()` dialog (waits for it to open).
+    pub async fn accept_dialog(&self) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let r: Value = self
+                .client
+                .post(format!("{}/alert/accept", self.session))
+                .json(&json!({}))
+                .send()
+                .await
+                .expect("alert")
+                .json()
+                .await
+                .expect("alert json");
+            if r["value"].is_null() {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no dialog opened: {r}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Save a PNG of the viewport as `<dir>/<name>.png`, where `dir` is
     /// `JT_SCREENSHOT_DIR` (default `target/web-screenshots`).
     pub async fn screenshot(&self, name: &str) {

@@ -397,3 +397,106 @@ async fn an_open_room_with_three_browsers() {
         b.quit().await;
     }
 }
+
+#[actix_web::test]
+async fn a_shop_checkout_through_the_sandbox_gateway() {
+    if !available("a_shop_checkout_through_the_sandbox_gateway") {
+        return;
+    }
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let r = app
+        .post_json(
+            "/api/admin/products",
+            &json!({
+                "name": "레이디 디올 미니 백", "brand": "Dior", "category": "bags",
+                "base_price": 120000, "status": "on_sale",
+                "description": "까나주 패턴 램스킨, 골드 톤 참 장식",
+                "options": [
+                    {"label": "블랙", "sku": "LD-BK", "stock": 5},
+                    {"label": "화이트", "sku": "LD-WH", "stock": 0},
+                ],
+            }),
+            Some(&admin.token),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let product: Value = r.json().await.expect("json");
+    let black = product["options"][0]["id"].as_i64().expect("option");
+    let driver = Driver::start().await;
+    let mut buyer = driver.browser(PHONE.0, PHONE.1).await;
+    sign_up(&mut buyer, &node(&app, 0), "shopper@example.com", "쇼핑러").await;
+
+    // Find it in the shop, see the sold-out option, put two in the cart.
+    buyer.click("a[data-tab=shop]").await;
+    buyer.find("section.shop").await;
+    buyer.type_into("form.search input[name=q]", "디올").await;
+    buyer.click("form.search button[type=submit]").await;
+    buyer
+        .wait_text(".items .item-title", "레이디 디올 미니 백")
+        .await;
+    buyer.screenshot("phone-shop").await;
+    buyer.click_text(".items .item-link", "레이디 디올").await;
+    buyer.wait_text("select[name=option]", "품절").await;
+    buyer.click("article.product .fav").await;
+    buyer
+        .wait_js(
+            "return document.querySelector('.fav').getAttribute('aria-pressed') === 'true'",
+            json!([]),
+        )
+        .await;
+    buyer
+        .select("select[name=option]", &black.to_string())
+        .await;
+    buyer.click_text("form.buy button", "장바구니 담기").await;
+    buyer.wait_text("#toast", "장바구니에 담았어요").await;
+    buyer.route("/cart").await;
+    buyer.wait_text(".cart-line", "블랙").await;
+    buyer.click("button[aria-label='하나 더']").await;
+    buyer.wait_text(".cart-line .qty", "2").await;
+    buyer.wait_text(".total", "240,000원").await;
+    buyer.screenshot("phone-cart").await;
+
+    // Order and pay with the sandbox; the payment notification rings the bell.
+    buyer.click_text("button[type=submit]", "주문하기").await;
+    buyer.wait_text(".order .order-status", "결제 대기").await;
+    buyer.click_text(".pay button", "결제하기").await;
+    buyer.wait_text(".order .order-status", "결제 완료").await;
+    buyer
+        .wait_js("const c = document.querySelector('#bell .count'); return !c.hidden && Number(c.textContent) >= 1", json!([]))
+        .await;
+    buyer.screenshot("phone-order-paid").await;
+    let stock = |v: &Value| v["options"][0]["stock"].as_i64();
+    let after_pay: Value = app
+        .get(
+            &format!("/api/products/{}", product["id"]),
+            Some(&admin.token),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(stock(&after_pay), Some(3), "{after_pay}");
+
+    // Cancel it: refunded, and the stock comes back.
+    buyer.click_text("button.danger", "주문 취소").await;
+    buyer.accept_dialog().await;
+    buyer.wait_text(".order .order-status", "취소").await;
+    buyer.wait_text(".order", "환불 240,000원").await;
+    let after_cancel: Value = app
+        .get(
+            &format!("/api/products/{}", product["id"]),
+            Some(&admin.token),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(stock(&after_cancel), Some(5), "{after_cancel}");
+    // The wishlist remembers the bag.
+    buyer.route("/wishlist").await;
+    buyer
+        .wait_text(".items .item-title", "레이디 디올 미니 백")
+        .await;
+    buyer.quit().await;
+}

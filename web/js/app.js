@@ -13,6 +13,7 @@ import * as room from './views/room.js';
 import * as open from './views/open.js';
 import * as me from './views/me.js';
 import * as notifications from './views/notifications.js';
+import * as shop from './views/shop.js';
 
 export const app = {
   me: null,
@@ -63,6 +64,12 @@ const routes = [
   [/^\/me$/, me.view, { tab: 'me' }],
   [/^\/user\/(\d+)$/, me.profile, { tab: 'home' }],
   [/^\/notifications$/, notifications.view, {}],
+  [/^\/shop$/, shop.view, { tab: 'shop' }],
+  [/^\/products\/(\d+)$/, shop.product, { tab: 'shop' }],
+  [/^\/cart$/, shop.cart, { tab: 'shop' }],
+  [/^\/orders$/, shop.orders, { tab: 'me' }],
+  [/^\/orders\/([\w-]+)$/, shop.order, { tab: 'me' }],
+  [/^\/wishlist$/, shop.wishlist, { tab: 'shop' }],
 ];
 
 async function route() {
@@ -86,7 +93,8 @@ async function route() {
     if (a.dataset.tab === opts.tab) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
   }
-  const args = path.match(re).slice(1).map(Number);
+  const args = path.match(re).slice(1).filter((a) => a !== undefined)
+    .map((a) => (/^\d+$/.test(a) ? Number(a) : a));
   document.body.dataset.route = path.split('/')[1] || 'home';
   try {
     await view(main, ...args, params);

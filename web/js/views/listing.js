@@ -4,6 +4,7 @@
 
 import { app } from '../app.js';
 import { del, get, post, put } from '../api.js';
+import { buyListing } from './shop.js';
 import { CATEGORIES, REVIEW_TAGS, STATUS, ago, avatar, busy, field, h, manner, mount, toast, won } from '../ui.js';
 
 export async function view(main, id) {
@@ -49,7 +50,13 @@ export async function view(main, id) {
     h('p.meta', `채팅 ${l.chat_count} · 관심 ${l.favourite_count} · 조회 ${l.view_count}`),
     mine ? await sellerPanel(l) : null,
     l.status === 'sold' && app.me && (mine || l.buyer_id === app.me.id) && l.buyer_id ? reviewForm(l, mine) : null,
-    h('div.buybar', fav, h('strong.price', won(l.price)), mine ? h('a.button', { href: `#/listings/${id}/edit` }, '수정하기') : chat)));
+    h('div.buybar', fav, h('strong.price', won(l.price)),
+      mine ? h('a.button', { href: `#/listings/${id}/edit` }, '수정하기') : [
+        l.status === 'selling' ? h('button', {
+          type: 'button',
+          onclick: async () => { try { await buyListing(id); } catch (e) { toast(e.message); } },
+        }, '장터페이 구매') : null,
+        chat])));
 }
 
 async function sellerPanel(l) {

@@ -36,6 +36,9 @@ export async function view(main, params) {
     h('p.meta', app.me.email),
     h('div.row',
       h('a.button', { href: '#/notifications' }, '알림'),
+      h('a.button', { href: '#/orders' }, '주문 내역'),
+      h('a.button', { href: '#/wishlist' }, '찜한 상품'),
+      h('a.button', { href: '#/new' }, '내 물건 팔기'),
       h('button', {
         type: 'button',
         onclick: async () => {

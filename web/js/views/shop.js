@@ -1,0 +1,246 @@
+// The shop: products with options, wishlist, cart, checkout (the sandbox
+// gateway in development), my orders, cancel.
+
+import { app } from '../app.js';
+import { del, get, patch, post, put, qs } from '../api.js';
+import { ago, busy, field, h, mount, toast, won } from '../ui.js';
+import { infinite } from './feed.js';
+
+export const PRODUCT_CATEGORIES = {
+  bags: '가방', watches: '시계', jewelry: '주얼리', shoes: '신발', clothing: '의류',
+  accessories: '액세서리', beauty: '뷰티', other: '기타',
+};
+
+export const ORDER_STATUS = {
+  pending_payment: '결제 대기', paid: '결제 완료', partially_cancelled: '부분 취소',
+  cancelled: '취소됨', expired: '기한 만료', cancelled_by_user: '주문 취소',
+};
+
+const STOCK = { in_stock: '', low: '품절 임박', sold_out: '품절' };
+
+function productCard(p) {
+  return h('li.item', h('a.item-link', { href: `#/products/${p.id}` },
+    p.thumbnail_url
+      ? h('img.thumb', { src: p.thumbnail_url, alt: p.name, loading: 'lazy', width: 96, height: 96 })
+      : h('span.thumb.placeholder', { 'aria-hidden': 'true' }, '🛍️'),
+    h('span.item-body',
+      h('span.item-meta', p.brand),
+      h('span.item-title', p.name),
+      h('span.item-price', p.in_stock ? null : h('span.status.sold', '품절'), won(p.base_price)),
+      h('span.item-counts',
+        p.review_count ? h('span', `★ ${Number(p.rating).toFixed(1)} (${p.review_count})`) : null,
+        p.wishlist_count ? h('span', `♡ ${p.wishlist_count}`) : null))));
+}
+
+export async function view(main, params) {
+  const q = params.get('q') || '';
+  const category = params.get('category') || '';
+  const sort = params.get('sort') || '';
+  const search = h('input', { type: 'search', name: 'q', value: q, placeholder: '브랜드, 상품명 검색', 'aria-label': '상품 검색어' });
+  const cat = h('select', { name: 'category', 'aria-label': '카테고리' },
+    h('option', { value: '' }, '전체'),
+    Object.entries(PRODUCT_CATEGORIES).map(([k, v]) => h('option', { value: k, selected: k === category }, v)));
+  const order = h('select', { name: 'sort', 'aria-label': '정렬' },
+    [['', '최신순'], ['popular', '인기순'], ['price_asc', '낮은 가격순'], ['price_desc', '높은 가격순']]
+      .map(([k, v]) => h('option', { value: k, selected: k === sort }, v)));
+  const form = h('form.search', {
+    role: 'search',
+    onsubmit: (e) => {
+      e.preventDefault();
+      app.go(`/shop${qs({ q: search.value.trim(), category: cat.value, sort: order.value })}`);
+    },
+  }, search, h('button', { type: 'submit' }, '검색'), h('span.row.filters-inline', cat, order));
+  const list = h('ul.items', { 'aria-label': '상품' });
+  const sentinel = infinite(list, async (cursor) => {
+    const page = await get(`/api/products${qs({ q, category, sort, cursor, limit: 20 })}`);
+    return { items: page.items.map(productCard), next_cursor: page.next_cursor };
+  });
+  mount(main, h('section.shop',
+    h('div.row.shop-head', h('h1', '쇼핑'), h('a.button.small', { href: '#/cart' }, '🛒 장바구니'),
+      h('a.button.small', { href: '#/orders' }, '주문 내역'), h('a.button.small', { href: '#/wishlist' }, '♡ 찜')),
+    form, list, sentinel));
+}
+
+export async function product(main, id) {
+  const p = await get(`/api/products/${id}`);
+  const options = p.options.map((o) => h('option', { value: o.id, disabled: o.stock_state === 'sold_out' },
+    `${o.label} · ${won(o.price)}${STOCK[o.stock_state] ? ` (${STOCK[o.stock_state]}${o.stock_state === 'low' && o.stock != null ? ` ${o.stock}개 남음` : ''})` : ''}`));
+  const option = h('select', { name: 'option', required: true }, options);
+  const qty = h('input', { name: 'quantity', type: 'number', min: 1, max: 99, value: 1, inputMode: 'numeric' });
+  const wish = h('button.fav', {
+    type: 'button',
+    'aria-pressed': String(p.in_wishlist),
+    'aria-label': p.in_wishlist ? '찜 해제' : '찜하기',
+    onclick: async () => {
+      const on = wish.getAttribute('aria-pressed') !== 'true';
+      try {
+        if (on) await put(`/api/products/${id}/wishlist`);
+        else await del(`/api/products/${id}/wishlist`);
+        wish.setAttribute('aria-pressed', String(on));
+        wish.setAttribute('aria-label', on ? '찜 해제' : '찜하기');
+        wish.textContent = on ? '♥' : '♡';
+      } catch (e) { toast(e.message); }
+    },
+  }, p.in_wishlist ? '♥' : '♡');
+  const form = h('form.card.buy', { onsubmit: (e) => e.preventDefault() },
+    field('옵션', option), field('수량', qty),
+    h('p.form-error', { role: 'alert' }),
+    h('div.row',
+      h('button', {
+        type: 'button',
+        onclick: () => busy(form, async () => {
+          await post('/api/cart/items', { option_id: Number(option.value), quantity: Number(qty.value) });
+          toast('장바구니에 담았어요');
+        }),
+      }, '장바구니 담기'),
+      h('button.primary', {
+        type: 'button',
+        onclick: () => busy(form, async () => {
+          const o = await post('/api/orders', { from: 'buy_now', option_id: Number(option.value), quantity: Number(qty.value) });
+          app.go(`/orders/${o.order_number}`);
+        }),
+      }, '바로 구매')));
+  const reviews = await get(`/api/products/${id}/reviews`).catch(() => null);
+  const reviewItems = reviews ? (reviews.items || reviews) : [];
+  mount(main, h('article.listing.product',
+    p.images.length
+      ? h('div.gallery', { role: 'group', 'aria-label': `사진 ${p.images.length}장` },
+        p.images.map((m, i) => h('img', { src: m.url, alt: `${p.name} 사진 ${i + 1}` })))
+      : h('div.gallery.none', { 'aria-hidden': 'true' }, '🛍️'),
+    h('p.meta', p.brand, ' · ', PRODUCT_CATEGORIES[p.category] || p.category),
+    h('h1', p.name),
+    h('p.price-line', h('strong.price', won(p.base_price)), ' ', wish),
+    p.review_count ? h('p.meta', `★ ${Number(p.rating).toFixed(1)} · 후기 ${p.review_count}`) : null,
+    h('p.description', p.description),
+    p.status === 'on_sale' ? form : h('p.meta', '지금은 판매하지 않아요'),
+    reviewItems.length ? [h('h2', '구매 후기'),
+      h('ul.inbox', reviewItems.slice(0, 10).map((r) => h('li', h('span', `${'★'.repeat(r.rating || 0)} ${r.text || r.body || ''}`))))] : null));
+}
+
+export async function cart(main) {
+  const box = h('div');
+  const render = async () => {
+    const c = await get('/api/cart');
+    if (!c.lines.length) {
+      mount(box, h('p.empty', '장바구니가 비어 있어요. ', h('a', { href: '#/shop' }, '쇼핑하러 가기')));
+      return;
+    }
+    const change = (o, q) => async () => {
+      try {
+        if (q < 1) await del(`/api/cart/items/${o}`);
+        else await patch(`/api/cart/items/${o}`, { quantity: q });
+        await render();
+      } catch (e) { toast(e.message); }
+    };
+    const order = h('form.card', {
+      onsubmit: (e) => {
+        e.preventDefault();
+        busy(order, async () => {
+          const o = await post('/api/orders', { from: 'cart' });
+          app.go(`/orders/${o.order_number}`);
+        });
+      },
+    }, h('p.total', '합계 ', h('strong', won(c.total))), h('p.form-error', { role: 'alert' }),
+    h('button.primary', { type: 'submit', disabled: !c.lines.some((l) => l.available) }, '주문하기'));
+    mount(box,
+      h('ul.cart', c.lines.map((l) => h('li.cart-line', { dataset: { option: l.option_id } },
+        h('a', { href: `#/products/${l.product_id}` }, h('span.meta', l.brand), ' ', h('strong', l.product_name)),
+        h('span.meta', l.option_label, l.available ? '' : ' · 품절'),
+        h('span.row',
+          h('button.small', { type: 'button', 'aria-label': '하나 빼기', onclick: change(l.option_id, l.quantity - 1) }, '−'),
+          h('span.qty', { 'aria-label': '수량' }, String(l.quantity)),
+          h('button.small', { type: 'button', 'aria-label': '하나 더', onclick: change(l.option_id, l.quantity + 1) }, '+'),
+          h('strong.line-total', won(l.line_total)),
+          h('button.small.danger', { type: 'button', onclick: change(l.option_id, 0) }, '삭제'))))),
+      order);
+  };
+  mount(main, h('section.cart-page', h('h1', '장바구니'), box));
+  await render();
+}
+
+export async function orders(main) {
+  const list = h('ul.items', { 'aria-label': '주문 내역' });
+  let before;
+  const sentinel = infinite(list, async () => {
+    const page = await get(`/api/me/orders${qs({ before, limit: 20 })}`);
+    before = page.next_before;
+    return {
+      items: page.items.map((o) => h('li.item', h('a.item-link', { href: `#/orders/${o.order_number}` },
+        h('span.item-body',
+          h('span.item-title', o.lines.map((l) => l.product_name).join(', ')),
+          h('span.item-meta', `${o.order_number} · ${ago(o.created_at)}`),
+          h('span.item-price', h('span.order-status', ORDER_STATUS[o.status] || o.status), ' ', won(o.total)))))),
+      next_cursor: page.next_before ? String(page.next_before) : null,
+    };
+  });
+  mount(main, h('section', h('h1', '주문 내역'), list, sentinel));
+}
+
+export async function order(main, number) {
+  const o = await get(`/api/orders/${number}`);
+  const providers = o.status === 'pending_payment' ? (await get('/api/payments/providers')).providers : [];
+  const pay = h('form.card.pay', {
+    onsubmit: (e) => {
+      e.preventDefault();
+      busy(pay, async () => {
+        // The sandbox stands in for a provider's payment window: the key
+        // is ours to make up, the amount must be the order's.
+        await post('/api/payments/confirm', {
+          order_number: o.order_number,
+          payment_key: `web-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`,
+          amount: o.total,
+          provider: 'sandbox',
+        });
+        toast('결제가 완료되었어요');
+        order(main, number);
+      });
+    },
+  },
+  h('h2', '결제하기'),
+  providers.includes('sandbox')
+    ? [h('p.meta', '테스트 결제 (실제로 돈이 나가지 않아요)'), h('p.form-error', { role: 'alert' }),
+      h('button.primary', { type: 'submit' }, `${won(o.total)} 결제하기`)]
+    : h('p.meta', '이 서버에서는 웹 결제를 쓸 수 없어요.'));
+  const cancellable = o.status === 'pending_payment' || o.status === 'paid' || o.status === 'partially_cancelled';
+  const cancel = h('form.card', {
+    onsubmit: (e) => {
+      e.preventDefault();
+      if (!window.confirm('주문을 취소할까요?')) return;
+      busy(cancel, async () => {
+        await post(`/api/orders/${number}/cancel`, { reason: '웹에서 취소' });
+        toast('주문을 취소했어요');
+        order(main, number);
+      });
+    },
+  }, h('p.form-error', { role: 'alert' }), h('button.danger', { type: 'submit' }, '주문 취소'));
+  mount(main, h('section.order', { dataset: { status: o.status } },
+    h('h1', '주문 상세'),
+    h('p.meta', `주문번호 ${o.order_number} · ${ago(o.created_at)}`),
+    h('p', h('strong.order-status', ORDER_STATUS[o.status] || o.status)),
+    o.status === 'pending_payment' ? h('p.meta', `${new Date(o.expires_at).toLocaleTimeString('ko-KR')}까지 결제해 주세요`) : null,
+    h('ul.cart', o.lines.map((l) => h('li.cart-line',
+      h('strong', l.product_name), h('span.meta', [l.brand, l.option_label].filter(Boolean).join(' · ')),
+      h('span', `${won(l.unit_price)} × ${l.quantity}`, l.cancelled_quantity ? ` (취소 ${l.cancelled_quantity})` : ''),
+      h('strong.line-total', won(l.amount))))),
+    h('p.total', '합계 ', h('strong', won(o.total))),
+    o.payment ? h('p.meta', `결제 ${won(o.payment.amount)} · ${o.payment.provider}`,
+      o.payment.cancelled_amount ? ` · 환불 ${won(o.payment.cancelled_amount)}` : '') : null,
+    o.status === 'pending_payment' ? pay : null,
+    cancellable ? cancel : null));
+}
+
+export async function wishlist(main) {
+  const list = h('ul.items', { 'aria-label': '찜한 상품' });
+  const sentinel = infinite(list, async (cursor) => {
+    const page = await get(`/api/me/wishlist${qs({ cursor, limit: 20 })}`);
+    return { items: page.items.map((w) => productCard(w.product)), next_cursor: page.next_cursor };
+  });
+  mount(main, h('section', h('h1', '찜한 상품'), list, sentinel));
+}
+
+/** "Buy with pay" on a used listing: an order of one item at its price. */
+export async function buyListing(id) {
+  const o = await post(`/api/listings/${id}/order`);
+  app.go(`/orders/${o.order_number}`);
+}
+
