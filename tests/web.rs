@@ -20,6 +20,10 @@
 mod browser;
 #[path = "common/mod.rs"]
 mod common;
+#[path = "api/fake_oauth.rs"]
+mod fake_oauth;
+#[path = "api/fake_pay.rs"]
+mod fake_pay;
 #[path = "web/flows.rs"]
 mod flows;
 #[path = "api/helpers.rs"]

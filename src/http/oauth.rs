@@ -175,7 +175,7 @@ pub async fn start(
     tag = "accounts",
     params(("provider" = String, Path, description = "`kakao` or `google`"), CallbackParams),
     responses(
-        (status = 303, description = "Signed in (or linked); `Location` is `return_to`", body = CallbackResult),
+        (status = 303, description = "Signed in (or linked); `Location` is `return_to`. A browser navigation (`Accept: text/html...`) that fails is also sent on with 303, to the web client's `/#/login?oauth_error=<code>&provider=<provider>`, instead of the error body", body = CallbackResult),
         (status = 400, description = "`oauth_state_invalid` (`details.reason`: missing, unknown, expired, replayed, browser), `oauth_code_invalid` (code reused or wrong PKCE verifier)", body = ErrorBody),
         (status = 401, description = "`oauth_token_invalid` (`details.reason`); `unauthenticated` when the user of a linking flow is gone", body = ErrorBody),
         (status = 403, description = "`oauth_denied`: the user declined consent", body = ErrorBody),
@@ -191,17 +191,56 @@ pub async fn callback(
     path: web::Path<String>,
     query: web::Query<CallbackParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let provider = state.oauth.provider(&path)?;
+    let page = wants_page(&req);
+    match finish_callback(&req, &state, &path, query.into_inner()).await {
+        // A browser navigating here gets a screen, not a JSON body: back
+        // to the web client's login screen, which says what went wrong.
+        Err(e) if page => Ok(HttpResponse::SeeOther()
+            .insert_header((
+                header::LOCATION,
+                format!(
+                    "/#/login?oauth_error={}&provider={}",
+                    e.code.as_str(),
+                    if path.as_str() == "google" {
+                        "google"
+                    } else {
+                        "kakao"
+                    }
+                ),
+            ))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .cookie(flow_cookie(&state, "", 0))
+            .finish()),
+        other => other,
+    }
+}
+
+/// A top-level browser navigation (it asks for HTML first); API clients
+/// and tests ask for JSON or anything.
+fn wants_page(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().starts_with("text/html"))
+}
+
+async fn finish_callback(
+    req: &HttpRequest,
+    state: &web::Data<AppState>,
+    path: &str,
+    query: CallbackParams,
+) -> Result<HttpResponse, ApiError> {
+    let provider = state.oauth.provider(path)?;
     let browser = req.cookie(FLOW_COOKIE).map(|c| c.value().to_string());
     let finished = state
         .oauth
-        .callback(provider, query.into_inner(), browser.as_deref())
+        .callback(provider, query, browser.as_deref())
         .await?;
     let mut response = HttpResponse::SeeOther();
     response
         .insert_header((header::LOCATION, finished.return_to.clone()))
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .cookie(flow_cookie(&state, "", 0));
+        .cookie(flow_cookie(state, "", 0));
     let body = match finished.outcome {
         Outcome::SignedIn {
             session,

@@ -603,6 +603,23 @@ async fn declined_consent_signs_nobody_in() {
         "oauth_denied",
     )
     .await;
+    // A real browser (it asks for HTML) is sent back to the web client's
+    // login screen with the code, not shown a JSON body.
+    f.kakao.deny_next();
+    let b = browser();
+    let started = start(&app, &b, "kakao", "").await;
+    let back = through_provider(&app, &b, started).await;
+    let r = b
+        .get(&back)
+        .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+        .send()
+        .await
+        .expect("callback");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        location(&r),
+        "/#/login?oauth_error=oauth_denied&provider=kakao"
+    );
     // Nothing was created: the next (consenting) sign-ins are sign-ups.
     signed_in(sign_in(&app, &browser(), "kakao").await, "signed_up").await;
     signed_in(sign_in(&app, &browser(), "google").await, "signed_up").await;

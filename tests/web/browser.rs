@@ -414,25 +414,35 @@ pub struct Proxy {
     pub addr: String,
     down: Arc<AtomicBool>,
     conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    upstream: Arc<Mutex<String>>,
     task: JoinHandle<()>,
 }
 
 impl Proxy {
     pub async fn start(upstream: &str) -> Proxy {
-        let upstream = upstream.trim_start_matches("http://").to_string();
+        let proxy = Proxy::reserve().await;
+        proxy.point_to(upstream);
+        proxy
+    }
+
+    /// A proxy whose address is known before its server exists (for
+    /// settings that must name the public URL, like an OAuth redirect);
+    /// `point_to` it once the server runs.
+    pub async fn reserve() -> Proxy {
+        let upstream: Arc<Mutex<String>> = Arc::default();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let addr = format!("http://{}", listener.local_addr().expect("addr"));
         let down = Arc::new(AtomicBool::new(false));
         let conns: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
         let task = tokio::spawn({
-            let (down, conns) = (down.clone(), conns.clone());
+            let (down, conns, upstream) = (down.clone(), conns.clone(), upstream.clone());
             async move {
                 while let Ok((mut client, _)) = listener.accept().await {
                     if down.load(Ordering::SeqCst) {
                         drop(client);
                         continue;
                     }
-                    let upstream = upstream.clone();
+                    let upstream = upstream.lock().expect("lock").clone();
                     let handle = tokio::spawn(async move {
                         if let Ok(mut server) = TcpStream::connect(&upstream).await {
                             let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
@@ -448,8 +458,14 @@ impl Proxy {
             addr,
             down,
             conns,
+            upstream,
             task,
         }
+    }
+
+    /// Forward to this server (`http://127.0.0.1:PORT`) from now on.
+    pub fn point_to(&self, upstream: &str) {
+        *self.upstream.lock().expect("lock") = upstream.trim_start_matches("http://").to_string();
     }
 
     /// Drop every connection and refuse new ones.

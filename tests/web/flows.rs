@@ -500,3 +500,49 @@ async fn a_shop_checkout_through_the_sandbox_gateway() {
         .await;
     buyer.quit().await;
 }
+
+#[actix_web::test]
+async fn signing_in_with_kakao_and_a_declined_consent() {
+    use crate::fake_oauth::{FakeKakao, KakaoUser};
+    if !available("signing_in_with_kakao_and_a_declined_consent") {
+        return;
+    }
+    // The redirect URL registered with "Kakao" must be the server's public
+    // address, known before the server starts: a proxy stands in front.
+    let front = Proxy::reserve().await;
+    let redirect = format!("{}/api/auth/kakao/callback", front.addr);
+    let kakao = FakeKakao::start("web-kakao-key", Some("web-kakao-secret"), &redirect).await;
+    let base = kakao.base_url();
+    let app = crate::helpers::spawn_app_with(&[
+        ("kakao_client_id", "web-kakao-key"),
+        ("kakao_client_secret", "web-kakao-secret"),
+        ("kakao_redirect_url", redirect.as_str()),
+        ("kakao_auth_url", base.as_str()),
+        ("kakao_api_url", base.as_str()),
+    ])
+    .await;
+    front.point_to(&node(&app, 0));
+    kakao.sign_in_as(&KakaoUser {
+        id: 4_242_001,
+        nickname: "카카오친구".into(),
+        email: Some("friend@kakao.test".into()),
+        verified: true,
+    });
+    let driver = Driver::start().await;
+    let mut b = driver.browser(PHONE.0, PHONE.1).await;
+    b.open(&front.addr, "/#/login").await;
+    b.wait_text(".providers a", "카카오로 시작하기").await;
+    b.screenshot("phone-login-kakao").await;
+    b.click_text(".providers a", "카카오").await;
+    // Back from "Kakao" signed in, on the home screen, as the new account.
+    b.find("section.feed").await;
+    b.route("/me").await;
+    b.wait_text(".profile h1", "카카오친구").await;
+    // Log out; this time the user declines on Kakao's consent screen.
+    b.click_text("button", "로그아웃").await;
+    b.find("form.auth").await;
+    kakao.deny_next();
+    b.click_text(".providers a", "카카오").await;
+    b.wait_text(".oauth-error", "로그인을 취소했어요").await;
+    b.quit().await;
+}

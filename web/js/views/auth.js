@@ -2,7 +2,7 @@
 
 import { app } from '../app.js';
 import { get, post } from '../api.js';
-import { busy, field, h, mount } from '../ui.js';
+import { busy, field, h, mount, toast } from '../ui.js';
 
 const PROVIDER_LABEL = { kakao: '카카오로 시작하기', google: 'Google로 시작하기' };
 
@@ -16,8 +16,34 @@ async function providerButtons() {
     }, PROVIDER_LABEL[p.provider || p] || p.provider || p)));
 }
 
+const PROVIDER_NAME = { kakao: '카카오', google: 'Google' };
+const OAUTH_ERRORS = {
+  oauth_denied: () => '로그인을 취소했어요.',
+  oauth_state_invalid: () => '로그인 요청이 만료되었거나 다른 브라우저에서 시작되었어요. 다시 시도해 주세요.',
+  oauth_code_invalid: (p) => `${p} 로그인을 확인하지 못했어요. 다시 시도해 주세요.`,
+  oauth_token_invalid: (p) => `${p} 로그인을 확인하지 못했어요. 다시 시도해 주세요.`,
+  email_conflict: () => '이 이메일을 쓰는 장터 계정이 이미 있어요. 그 계정으로 로그인한 뒤 나의 장터에서 연결해 주세요.',
+  identity_taken: (p) => `이 ${p} 계정은 이미 다른 장터 계정에 연결되어 있어요.`,
+  already_linked: (p) => `이미 ${p} 계정이 연결되어 있어요.`,
+  unavailable: (p) => `${p} 로그인 서버가 응답하지 않아요. 잠시 후 다시 시도해 주세요.`,
+  provider_disabled: (p) => `${p} 로그인은 지금 쓸 수 없어요.`,
+};
+
+/** What the OAuth callback sent back (`?oauth_error=code&provider=p`), in words. */
+export function oauthError(params) {
+  const code = params.get('oauth_error');
+  if (!code) return null;
+  const p = PROVIDER_NAME[params.get('provider')] || '소셜';
+  return (OAUTH_ERRORS[code] || (() => `${p} 로그인에 실패했어요 (${code}).`))(p);
+}
+
 export async function login(main, params) {
-  if (app.me) { app.go('/'); return; }
+  const failed = oauthError(params);
+  if (app.me) {
+    if (failed) toast(failed);
+    app.go('/');
+    return;
+  }
   const email = h('input', { type: 'email', name: 'email', autocomplete: 'email', required: true });
   const password = h('input', { type: 'password', name: 'password', autocomplete: 'current-password', required: true });
   const form = h('form.card.auth', {
@@ -31,6 +57,7 @@ export async function login(main, params) {
     },
   },
   h('h1', '로그인'),
+  failed ? h('p.form-error.oauth-error', { role: 'alert' }, failed) : null,
   field('이메일', email),
   field('비밀번호', password),
   h('p.form-error', { role: 'alert' }),
