@@ -39,6 +39,7 @@ static ASSETS: &[Asset] = assets![
     "js/api.js" => JS,
     "js/live.js" => JS,
     "js/ui.js" => JS,
+    "js/views/admin.js" => JS,
     "js/views/auth.js" => JS,
     "js/views/chats.js" => JS,
     "js/views/edit.js" => JS,

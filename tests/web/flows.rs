@@ -546,3 +546,211 @@ async fn signing_in_with_kakao_and_a_declined_consent() {
     b.wait_text(".oauth-error", "로그인을 취소했어요").await;
     b.quit().await;
 }
+
+#[actix_web::test]
+async fn an_administrator_sees_reports_and_keeps_the_stock() {
+    if !available("an_administrator_sees_reports_and_keeps_the_stock") {
+        return;
+    }
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let seller = app.user("suspicious").await;
+    let reporter = app.user("careful").await;
+    let listing: Value = app
+        .post_json(
+            "/api/listings",
+            &json!({"title": "명품 가방 정품 급처", "price": 5000, "category": "other"}),
+            Some(&seller.token),
+        )
+        .await
+        .json()
+        .await
+        .expect("listing");
+    let r = app
+        .post_json(
+            "/api/reports",
+            &json!({"target_kind": "listing", "target_id": listing["id"], "reason": "가품 의심"}),
+            Some(&reporter.token),
+        )
+        .await;
+    assert!(r.status().is_success(), "report: {}", r.status());
+    let driver = Driver::start().await;
+    let mut b = driver.browser(DESKTOP.0, DESKTOP.1).await;
+
+    // A signed-in user who is not an admin is turned away (and the API
+    // refuses anyway).
+    b.open(&node(&app, 0), "/#/login").await;
+    b.type_into("input[name=email]", &reporter.email).await;
+    b.type_into("input[name=password]", &reporter.password)
+        .await;
+    b.click("form.auth button[type=submit]").await;
+    b.find("section.feed").await;
+    b.route("/admin").await;
+    b.wait_text("main", "관리자만 볼 수 있어요").await;
+    b.route("/me").await;
+    b.click_text("button", "로그아웃").await;
+    b.find("form.auth").await;
+
+    // The admin logs in: the report is there.
+    b.type_into("input[name=email]", &admin.email).await;
+    b.type_into("input[name=password]", &admin.password).await;
+    b.click("form.auth button[type=submit]").await;
+    b.find("section.feed").await;
+    b.route("/me").await;
+    b.click_text("a.button", "관리자").await;
+    b.wait_text(".admin .inbox", "가품 의심").await;
+    b.screenshot("desktop-admin-reports").await;
+
+    // A product from the form, then stock in by an audited adjustment.
+    b.click_text(".subtabs a", "상품").await;
+    b.type_into("input[name=name]", "트윌리 스카프").await;
+    b.type_into("input[name=brand]", "Hermès").await;
+    b.select("select[name=category]", "accessories").await;
+    b.type_into("input[name=base_price]", "390000").await;
+    b.type_into("input[name=sku]", "TW-01").await;
+    b.type_into("input[name=stock]", "3").await;
+    b.click_text("form.card button[type=submit]", "올리기")
+        .await;
+    b.wait_text(".cart-line", "트윌리 스카프").await;
+    b.wait_text(".cart-line .stock", "3").await;
+    b.type_into(".stock-form input[name=delta]", "5").await;
+    b.click(".stock-form button[type=submit]").await;
+    b.wait_text(".cart-line .stock", "8").await;
+    b.screenshot("desktop-admin-stock").await;
+    let products: Value = app
+        .get("/api/products?q=트윌리", None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let id = products["items"][0]["id"].as_i64().expect("product id");
+    let p: Value = app
+        .get(&format!("/api/products/{id}"), Some(&admin.token))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(p["options"][0]["stock"], 8, "{p}");
+    let option = p["options"][0]["id"].as_i64().expect("option");
+    let audit: Value = app
+        .get(
+            &format!("/api/admin/options/{option}/stock-adjustments"),
+            Some(&admin.token),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert!(audit.to_string().contains("입고"), "{audit}");
+    b.quit().await;
+}
+
+#[actix_web::test]
+async fn history_pages_up_and_a_price_drop_reaches_the_chat_and_the_bell() {
+    if !available("history_pages_up_and_a_price_drop_reaches_the_chat_and_the_bell") {
+        return;
+    }
+    let app = crate::helpers::spawn_app_with(&[
+        ("chat_direct_send_rate", "1000"),
+        ("chat_direct_send_burst", "1000"),
+    ])
+    .await;
+    let seller = app.user("longseller").await;
+    let buyer = app.user("longbuyer").await;
+    let listing: Value = app
+        .post_json(
+            "/api/listings",
+            &json!({"title": "캠핑 의자 2개", "price": 50000, "category": "sports"}),
+            Some(&seller.token),
+        )
+        .await
+        .json()
+        .await
+        .expect("listing");
+    let lid = listing["id"].as_i64().expect("id");
+    let fav = app
+        .client
+        .put(app.url(&format!("/api/listings/{lid}/favourite")))
+        .bearer_auth(&buyer.token)
+        .send()
+        .await
+        .expect("favourite");
+    assert!(fav.status().is_success());
+    let room: Value = app
+        .post_json(
+            &format!("/api/listings/{lid}/chat"),
+            &json!({}),
+            Some(&buyer.token),
+        )
+        .await
+        .json()
+        .await
+        .expect("room");
+    let room = room["id"].as_i64().expect("room id");
+    // A long conversation written before the browser opens it.
+    let mut ws = app.ws(&buyer.token).await;
+    for i in 1..=120 {
+        ws.say(room, &format!("old-{i}"), &format!("이전 메시지 {i}"))
+            .await;
+    }
+    let driver = Driver::start().await;
+    let mut b = driver.browser(PHONE.0, PHONE.1).await;
+    let mut s = driver.browser(PHONE.0, PHONE.1).await;
+    for (br, u, n) in [(&mut b, &buyer, 0), (&mut s, &seller, 1)] {
+        br.open(&node(&app, n), "/#/login").await;
+        br.type_into("input[name=email]", &u.email).await;
+        br.type_into("input[name=password]", &u.password).await;
+        br.click("form.auth button[type=submit]").await;
+        br.find("section.feed").await;
+    }
+    b.route(&format!("/chats/{room}")).await;
+    b.wait_text(".msg.mine .body", "이전 메시지 120").await;
+    let shown =
+        "return [...document.querySelectorAll('.messages .msg')].map(e => Number(e.dataset.seq))";
+    let first: Vec<i64> = serde_json::from_value(b.exec(shown, json!([])).await).expect("seqs");
+    assert_eq!(first, (71..=120).collect::<Vec<_>>(), "the latest page");
+    // Scrolling to the top loads older pages, in order, without gaps.
+    for _ in 0..3 {
+        b.exec(
+            "document.querySelector('.messages').scrollTop = 0; return true",
+            json!([]),
+        )
+        .await;
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    }
+    b.wait_js(
+        "return document.querySelector('.messages .msg').dataset.seq === '1'",
+        json!([]),
+    )
+    .await;
+    let all: Vec<i64> = serde_json::from_value(b.exec(shown, json!([])).await).expect("seqs");
+    assert_eq!(all, (1..=120).collect::<Vec<_>>());
+
+    // The seller lowers the price in the edit form: the chat shows the
+    // change live and the buyer's bell rings (a favourite got cheaper).
+    s.route(&format!("/listings/{lid}/edit")).await;
+    s.type_into("input[name=price]", "40000").await;
+    s.click("form.edit button[type=submit]").await;
+    s.wait_text(".buybar .price", "40,000원").await;
+    b.wait_text(".msg.system .card", "40,000원").await;
+    b.wait_text(".listing-bar", "40,000원").await;
+    b.wait_js(
+        "const c = document.querySelector('#bell .count'); return !c.hidden && c.textContent === '1'",
+        json!([]),
+    )
+    .await;
+    b.click("#bell").await;
+    b.wait_text(".inbox li.unread", "찜한 물건의 가격이 내렸어요")
+        .await;
+    b.screenshot("phone-notifications").await;
+    b.click_text(".inbox a", "가격이 내렸어요").await;
+    b.wait_text(".listing h1", "캠핑 의자 2개").await;
+    b.wait_js(
+        "return document.querySelector('#bell .count').hidden",
+        json!([]),
+    )
+    .await;
+    drop(ws);
+    b.quit().await;
+    s.quit().await;
+}

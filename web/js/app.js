@@ -14,6 +14,7 @@ import * as open from './views/open.js';
 import * as me from './views/me.js';
 import * as notifications from './views/notifications.js';
 import * as shop from './views/shop.js';
+import * as admin from './views/admin.js';
 
 export const app = {
   me: null,
@@ -70,6 +71,7 @@ const routes = [
   [/^\/orders$/, shop.orders, { tab: 'me' }],
   [/^\/orders\/([\w-]+)$/, shop.order, { tab: 'me' }],
   [/^\/wishlist$/, shop.wishlist, { tab: 'shop' }],
+  [/^\/admin$/, admin.view, { tab: 'me' }],
 ];
 
 async function route() {

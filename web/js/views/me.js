@@ -39,6 +39,7 @@ export async function view(main, params) {
       h('a.button', { href: '#/orders' }, '주문 내역'),
       h('a.button', { href: '#/wishlist' }, '찜한 상품'),
       h('a.button', { href: '#/new' }, '내 물건 팔기'),
+      app.me.role === 'admin' ? h('a.button', { href: '#/admin' }, '관리자') : null,
       h('button', {
         type: 'button',
         onclick: async () => {

@@ -69,25 +69,31 @@ export async function view(main, id) {
   const atBottom = () => list.scrollHeight - list.scrollTop - list.clientHeight < 60;
   const toBottom = () => { list.scrollTop = list.scrollHeight; };
 
+  /** Put `el` (message `seq`) in seq order: before the next higher one
+   *  shown, else before the pending ones, else last. */
+  function place(el, seq) {
+    const after = [...rendered.keys()].filter((x) => x > seq).sort((a, b) => a - b)[0];
+    const before = after ? rendered.get(after) : list.querySelector('.pending');
+    if (before !== el) list.insertBefore(el, before || null);
+  }
+
   function add(m) {
-    if (rendered.has(m.seq)) return;
+    const pendingEl = m.client_msg_id ? pendingEls.get(m.client_msg_id) : null;
+    if (rendered.has(m.seq) && !pendingEl) return;
     if (loaded && m.seq > maxSeq + 1 && maxSeq > 0) {
       // A hole (should not happen: resume fills it); fetch what is missing.
       fill();
     }
     const stick = atBottom() || m.sender === me;
-    let el = m.client_msg_id ? pendingEls.get(m.client_msg_id) : null;
     const fresh = bubble(m);
-    if (el) {
-      el.replaceWith(fresh);
+    if (pendingEl) {
+      // Our own message, acknowledged earlier or now: the full bubble
+      // takes the pending one's place.
+      pendingEl.replaceWith(fresh);
       pendingEls.delete(m.client_msg_id);
-    } else {
-      // In seq order, before any pending ones.
-      const after = [...rendered.keys()].filter((s) => s > m.seq).sort((a, b) => a - b)[0];
-      const before = after ? rendered.get(after) : list.querySelector('.pending');
-      list.insertBefore(fresh, before || null);
     }
     rendered.set(m.seq, fresh);
+    place(fresh, m.seq);
     minSeq = Math.min(minSeq, m.seq);
     maxSeq = Math.max(maxSeq, m.seq);
     if (stick) toBottom();
@@ -136,6 +142,11 @@ export async function view(main, id) {
     el.classList.remove('pending');
     el.dataset.seq = f.seq;
     el.querySelector('.state').textContent = '전송됨';
+    // Its seq is known now: older messages still on their way (a replay
+    // after a reconnect) go above it, not below.
+    rendered.set(f.seq, el);
+    place(el, f.seq);
+    maxSeq = Math.max(maxSeq, f.seq);
   }));
   app.on('send_error', later((f) => {
     const el = pendingEls.get(f.client_msg_id);
