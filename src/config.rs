@@ -311,6 +311,16 @@ pub const SETTINGS: &[(&str, Option<&str>, &str)] = &[
         "Toss Payments API base (tests point it at a local fake)",
     ),
     (
+        "toss_client_key",
+        None,
+        "Toss Payments client key (`test_ck_...` or `live_ck_...`; public): with `toss_secret_key`, the web client opens Toss's payment widget",
+    ),
+    (
+        "toss_sdk_url",
+        Some("https://js.tosspayments.com/v2/standard"),
+        "where the web client loads Toss's payment widget script from (tests point it at a local fake)",
+    ),
+    (
         "kakaopay_secret_key",
         None,
         "KakaoPay secret key (`DEV...` or `PRD...`); with `kakaopay_cid`, enables the `kakaopay` provider",
@@ -523,6 +533,9 @@ impl std::fmt::Debug for MailSettings {
 pub struct PaymentSettings {
     /// Toss: secret key and API base.
     pub toss: Option<(String, String)>,
+    /// Toss's browser side: the public client key and the widget script's
+    /// URL (only with `toss`).
+    pub toss_widget: Option<(String, String)>,
     /// KakaoPay: secret key, cid and API base.
     pub kakaopay: Option<(String, String, String)>,
     pub timeout: Duration,
@@ -537,6 +550,7 @@ impl std::fmt::Debug for PaymentSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PaymentSettings")
             .field("toss", &self.toss.as_ref().map(|(_, base)| base))
+            .field("toss_widget", &self.toss_widget)
             .field(
                 "kakaopay",
                 &self.kakaopay.as_ref().map(|(_, cid, base)| (cid, base)),
@@ -781,8 +795,13 @@ impl Layers {
                 ))
             }
         };
+        let toss_widget = match (&toss, self.secret("toss_client_key")?) {
+            (Some(_), Some(client_key)) => Some((client_key, self.url("toss_sdk_url")?)),
+            _ => None,
+        };
         Ok(PaymentSettings {
             toss,
+            toss_widget,
             kakaopay,
             timeout: match self.positive_u64("payment_timeout_ms")? {
                 ms @ 1..=120_000 => Duration::from_millis(ms),

@@ -176,6 +176,7 @@ pub fn app(
     let app = app
         .service(SwaggerUi::new("/swagger-ui/{_:.*}").url("/api-docs/openapi.json", docs))
         .service(webapp::app_page)
+        .service(webapp::pay_return)
         .service(webapp::app_file)
         .default_service(web::to(no_route))
         .wrap(actix_web::middleware::from_fn(middleware::observe));

@@ -152,6 +152,12 @@ pub struct PaymentProviders {
     /// `sandbox` (not in production: no real money moves), `toss`,
     /// `kakaopay`: the ones this deployment takes payments with.
     pub providers: Vec<String>,
+    /// With `toss`: the public client key for Toss's payment widget, and
+    /// the script to load it from (absent when no client key is set).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub toss_client_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub toss_sdk_url: Option<String>,
 }
 
 /// The payment providers a checkout can offer (what a client shows as
@@ -162,6 +168,7 @@ pub struct PaymentProviders {
 )]
 #[get("/payments/providers")]
 pub async fn payment_providers(state: web::Data<AppState>) -> HttpResponse {
+    let widget = state.config.payments.toss_widget.as_ref();
     HttpResponse::Ok().json(PaymentProviders {
         providers: state
             .payments
@@ -169,6 +176,8 @@ pub async fn payment_providers(state: web::Data<AppState>) -> HttpResponse {
             .into_iter()
             .map(String::from)
             .collect(),
+        toss_client_key: widget.map(|(key, _)| key.clone()),
+        toss_sdk_url: widget.map(|(_, url)| url.clone()),
     })
 }
 

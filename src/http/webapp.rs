@@ -9,6 +9,7 @@ use actix_web::http::header;
 use actix_web::{get, web, HttpRequest, HttpResponse};
 
 use crate::error::ApiError;
+use crate::AppState;
 
 /// One embedded file.
 struct Asset {
@@ -53,10 +54,34 @@ static ASSETS: &[Asset] = assets![
 ];
 
 /// The page may load only its own scripts, styles, images (and previews
-/// of files the user picked), and talk only to its own origin.
-const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
-    img-src 'self' blob: data:; connect-src 'self' ws: wss:; object-src 'none'; \
-    base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+/// of files the user picked), and talk only to its own origin; with Toss's
+/// widget configured, also its script and frames.
+fn csp(toss_sdk_url: Option<&str>) -> String {
+    let toss = toss_sdk_url.map(origin).unwrap_or_default();
+    let (script, frame, connect) = if toss.is_empty() {
+        (String::new(), "'none'".to_string(), String::new())
+    } else {
+        (
+            format!(" {toss}"),
+            format!("{toss} https://*.tosspayments.com"),
+            format!(" {toss} https://*.tosspayments.com"),
+        )
+    };
+    format!(
+        "default-src 'self'; script-src 'self'{script}; style-src 'self'; \
+         img-src 'self' blob: data:; connect-src 'self' ws: wss:{connect}; \
+         frame-src {frame}; object-src 'none'; base-uri 'none'; form-action 'self'; \
+         frame-ancestors 'none'"
+    )
+}
+
+/// `scheme://host[:port]` of a URL.
+fn origin(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let host = rest.split('/').next().unwrap_or_default();
+    let scheme = url.split_once("://").map_or("https", |(s, _)| s);
+    format!("{scheme}://{host}")
+}
 
 /// Content hashes (FNV-1a, 64 bit) as strong ETags, computed once.
 fn etags() -> &'static [String] {
@@ -74,7 +99,7 @@ fn etags() -> &'static [String] {
     })
 }
 
-fn serve(req: &HttpRequest, path: &str) -> Result<HttpResponse, ApiError> {
+fn serve(req: &HttpRequest, state: &AppState, path: &str) -> Result<HttpResponse, ApiError> {
     let Some(i) = ASSETS.iter().position(|a| a.path == path) else {
         return Err(ApiError::not_found("file"));
     };
@@ -96,7 +121,13 @@ fn serve(req: &HttpRequest, path: &str) -> Result<HttpResponse, ApiError> {
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .insert_header(("x-content-type-options", "nosniff"));
     if asset.content_type.starts_with("text/html") {
-        res.insert_header(("content-security-policy", CSP))
+        let sdk = state
+            .config
+            .payments
+            .toss_widget
+            .as_ref()
+            .map(|(_, url)| url.as_str());
+        res.insert_header(("content-security-policy", csp(sdk)))
             .insert_header(("referrer-policy", "same-origin"))
             .insert_header(("x-frame-options", "DENY"));
     }
@@ -110,14 +141,32 @@ fn serve(req: &HttpRequest, path: &str) -> Result<HttpResponse, ApiError> {
 
 /// The app's page (its screens are hash routes: `/#/listings/12`).
 #[get("/")]
-pub async fn app_page(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    serve(&req, "index.html")
+pub async fn app_page(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    serve(&req, &state, "index.html")
+}
+
+/// Where payment providers send the buyer back (`payment_return_url`,
+/// Toss's success and fail URLs): the app, which reads the query, confirms
+/// the payment and shows the order.
+#[get("/pay/return")]
+pub async fn pay_return(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    serve(&req, &state, "index.html")
 }
 
 /// The app's scripts, styles and icons.
 #[get("/app/{path:.*}")]
-pub async fn app_file(req: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    serve(&req, &path)
+pub async fn app_file(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    serve(&req, &state, &path)
 }
 
 #[cfg(test)]
@@ -145,6 +194,22 @@ mod tests {
         let mut listed: Vec<String> = ASSETS.iter().map(|a| a.path.to_string()).collect();
         listed.sort();
         assert_eq!(listed, on_disk);
+    }
+
+    #[test]
+    fn the_policy_admits_tosss_widget_only_when_configured() {
+        let plain = csp(None);
+        assert!(plain.contains("script-src 'self';") && plain.contains("frame-src 'none'"));
+        let toss = csp(Some("https://js.tosspayments.com/v2/standard"));
+        assert!(
+            toss.contains("script-src 'self' https://js.tosspayments.com;"),
+            "{toss}"
+        );
+        assert!(toss.contains("frame-src https://js.tosspayments.com https://*.tosspayments.com"));
+        assert_eq!(
+            origin("http://127.0.0.1:9000/sdk.js"),
+            "http://127.0.0.1:9000"
+        );
     }
 
     #[test]

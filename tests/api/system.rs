@@ -362,6 +362,12 @@ async fn the_web_client_is_served_from_the_binary_and_revalidated() {
         .await
         .expect("request");
     assert_eq!(stale.status(), StatusCode::OK);
+    // Payment providers send the buyer back to the app.
+    let back = app
+        .get("/pay/return?provider=kakaopay&order=1&result=cancel", None)
+        .await;
+    assert_eq!(back.status(), StatusCode::OK);
+    assert_eq!(back.headers()["content-type"], "text/html; charset=utf-8");
     // Nothing outside the embedded files is reachable through /app/.
     for path in [
         "/app/../Cargo.toml",

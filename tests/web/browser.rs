@@ -348,6 +348,15 @@ impl Browser {
         .await;
     }
 
+    /// The address the browser is at (also a page that failed to load).
+    pub async fn current_url(&self) -> String {
+        self.cmd("GET", "/url", json!({}))
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
     /// Accept the page's `confirm()` dialog (waits for it to open).
     pub async fn accept_dialog(&self) {
         let deadline = tokio::time::Instant::now() + WAIT;

@@ -460,7 +460,7 @@ async fn a_shop_checkout_through_the_sandbox_gateway() {
     // Order and pay with the sandbox; the payment notification rings the bell.
     buyer.click_text("button[type=submit]", "주문하기").await;
     buyer.wait_text(".order .order-status", "결제 대기").await;
-    buyer.click_text(".pay button", "결제하기").await;
+    buyer.click(".pay button.sandbox").await;
     buyer.wait_text(".order .order-status", "결제 완료").await;
     buyer
         .wait_js("const c = document.querySelector('#bell .count'); return !c.hidden && Number(c.textContent) >= 1", json!([]))
@@ -753,4 +753,173 @@ async fn history_pages_up_and_a_price_drop_reaches_the_chat_and_the_bell() {
     drop(ws);
     b.quit().await;
     s.quit().await;
+}
+
+/// A stand-in for Toss's widget script (`https://js.tosspayments.com/v2/standard`),
+/// following its documented contract: `TossPayments(clientKey).widgets({customerKey})`
+/// with `setAmount`, `renderPaymentMethods`, `renderAgreement` and
+/// `requestPayment`, which sends the buyer to `successUrl` with `paymentKey`,
+/// `orderId`, `amount` and `paymentType` added.
+const FAKE_TOSS_SDK: &str = r#"
+window.TossPayments = function (clientKey) {
+  if (clientKey !== 'test_ck_jangteo_fake') throw new Error('unknown client key ' + clientKey);
+  return {
+    widgets: function (opts) {
+      if (!opts || !opts.customerKey) throw new Error('customerKey is required');
+      var amount = null;
+      return {
+        setAmount: function (a) { amount = a; return Promise.resolve(); },
+        renderPaymentMethods: function (o) {
+          var el = document.querySelector(o.selector);
+          var label = document.createElement('label');
+          var radio = document.createElement('input');
+          radio.type = 'radio'; radio.name = 'toss-method'; radio.checked = true;
+          label.append(radio, ' 신용·체크카드 (토스 테스트)');
+          el.append(label);
+          return Promise.resolve({});
+        },
+        renderAgreement: function (o) {
+          document.querySelector(o.selector).append('[필수] 결제 서비스 이용 약관 동의');
+          return Promise.resolve({});
+        },
+        requestPayment: function (p) {
+          if (!amount || amount.currency !== 'KRW') return Promise.reject(new Error('setAmount first'));
+          var u = new URL(p.successUrl);
+          u.searchParams.set('paymentType', 'NORMAL');
+          u.searchParams.set('orderId', p.orderId);
+          u.searchParams.set('paymentKey', 'tgen_' + Date.now().toString(36) + Math.random().toString(36).slice(2, 8));
+          u.searchParams.set('amount', String(amount.value));
+          location.href = u.toString();
+          return new Promise(function () {});
+        },
+      };
+    },
+  };
+};
+"#;
+
+/// Serve one JavaScript file on a random port (any path); its base URL.
+async fn serve_script(js: &'static str) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0_u8; 8192];
+                let mut seen = Vec::new();
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match sock.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/javascript\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    js.len()
+                );
+                let _ = sock.write_all(head.as_bytes()).await;
+                let _ = sock.write_all(js.as_bytes()).await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[actix_web::test]
+async fn paying_with_tosss_widget_and_with_kakaopay() {
+    use crate::fake_pay::{FakeKakaoPay, FakeToss};
+    if !available("paying_with_tosss_widget_and_with_kakaopay") {
+        return;
+    }
+    let front = Proxy::reserve().await;
+    let toss = FakeToss::start("test_sk_jangteo_fake").await;
+    let kakao = FakeKakaoPay::start("DEVjangteo_fake_secret", "TC0ONETIME").await;
+    let sdk = serve_script(FAKE_TOSS_SDK).await;
+    let (toss_base, kakao_base) = (toss.base_url(), kakao.base_url());
+    let sdk_url = format!("{sdk}/v2/standard");
+    let return_url = format!("{}/pay/return", front.addr);
+    let app = crate::helpers::spawn_app_with(&[
+        ("toss_secret_key", "test_sk_jangteo_fake"),
+        ("toss_base_url", toss_base.as_str()),
+        ("toss_client_key", "test_ck_jangteo_fake"),
+        ("toss_sdk_url", sdk_url.as_str()),
+        ("kakaopay_secret_key", "DEVjangteo_fake_secret"),
+        ("kakaopay_cid", "TC0ONETIME"),
+        ("kakaopay_base_url", kakao_base.as_str()),
+        ("payment_return_url", return_url.as_str()),
+    ])
+    .await;
+    front.point_to(&node(&app, 0));
+    let admin = app.admin().await;
+    let r = app
+        .post_json(
+            "/api/admin/products",
+            &json!({
+                "name": "까레 스카프", "brand": "Hermès", "category": "accessories",
+                "base_price": 65000, "status": "on_sale",
+                "options": [{"label": "오렌지", "sku": "CR-OR", "stock": 10}],
+            }),
+            Some(&admin.token),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let product: Value = r.json().await.expect("json");
+    let driver = Driver::start().await;
+    let mut b = driver.browser(DESKTOP.0, DESKTOP.1).await;
+    sign_up(&mut b, &front.addr, "payer@example.com", "결제왕").await;
+
+    // Toss: the widget draws its methods; paying returns through
+    // /pay/return, and the app confirms the payment with the server.
+    b.route(&format!("/products/{}", product["id"])).await;
+    b.click_text("form.buy button", "바로 구매").await;
+    b.wait_text(".order .order-status", "결제 대기").await;
+    b.wait_text("#toss-methods", "신용·체크카드").await;
+    b.screenshot("desktop-checkout").await;
+    b.click_text(".pay .toss button", "토스페이먼츠로").await;
+    b.wait_text(".order .order-status", "결제 완료").await;
+    b.wait_text(".order .paid-with", "toss").await;
+    assert!(
+        b.current_url().await.contains("/#/orders/"),
+        "back on the order"
+    );
+    assert_eq!(toss.payment_count(), 1, "one payment at Toss");
+
+    // KakaoPay: ready, off to KakaoPay's page (the fake's address does not
+    // load here), approved there, back with a pg_token.
+    b.route(&format!("/products/{}", product["id"])).await;
+    b.click_text("form.buy button", "바로 구매").await;
+    b.wait_text(".order .order-status", "결제 대기").await;
+    let order = b.current_url().await;
+    let order = order.rsplit('/').next().expect("order number").to_string();
+    b.click_text(".pay button.kakaopay", "카카오페이").await;
+    let mut at = String::new();
+    for _ in 0..100 {
+        at = b.current_url().await;
+        if at.contains("kakao.com") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let tid = at
+        .split("/mockup/v1/")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_else(|| panic!("not at KakaoPay's page: {at}"))
+        .to_string();
+    let pg_token = kakao.buyer_approves(&tid);
+    b.open(
+        &front.addr,
+        &format!("/pay/return?provider=kakaopay&order={order}&result=approve&pg_token={pg_token}"),
+    )
+    .await;
+    b.wait_text(".order .order-status", "결제 완료").await;
+    b.wait_text(".order .paid-with", "kakaopay").await;
+    assert!(b
+        .current_url()
+        .await
+        .ends_with(&format!("/#/orders/{order}")));
+    b.quit().await;
 }

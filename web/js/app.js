@@ -164,6 +164,11 @@ async function boot() {
   } catch {
     app.signedOut();
   }
+  if (location.pathname === '/pay/return') {
+    // Back from a payment provider's page: settle it, then show the order.
+    const next = app.me ? await shop.payReturn(new URLSearchParams(location.search)) : '/login';
+    history.replaceState(null, '', `/#${next}`);
+  }
   window.addEventListener('hashchange', route);
   window.addEventListener('online', () => app.live && app.live.kick());
   await route();

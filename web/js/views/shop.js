@@ -176,13 +176,66 @@ export async function orders(main) {
   mount(main, h('section', h('h1', '주문 내역'), list, sentinel));
 }
 
-export async function order(main, number) {
-  const o = await get(`/api/orders/${number}`);
-  const providers = o.status === 'pending_payment' ? (await get('/api/payments/providers')).providers : [];
-  const pay = h('form.card.pay', {
-    onsubmit: (e) => {
-      e.preventDefault();
-      busy(pay, async () => {
+const PAY_KEY = 'jangteo.pay';
+
+/** Load a script once (Toss's widget SDK). */
+function script(src) {
+  return new Promise((resolve, reject) => {
+    if ([...document.scripts].some((x) => x.src === src)) { resolve(); return; }
+    const el = document.createElement('script');
+    el.src = src;
+    el.onload = () => resolve();
+    el.onerror = () => reject(new Error('결제 모듈을 불러오지 못했어요'));
+    document.head.append(el);
+  });
+}
+
+/** The pay box: a button per provider this server takes payments with. */
+async function payBox(o, again) {
+  const p = await get('/api/payments/providers');
+  const box = h('form.card.pay', { onsubmit: (e) => e.preventDefault() }, h('h2', '결제하기'));
+  const error = h('p.form-error', { role: 'alert' });
+  const parts = [];
+  if (p.providers.includes('toss') && p.toss_client_key) {
+    // Toss's payment widget: methods and agreement drawn by its SDK; it
+    // sends the buyer to /pay/return with paymentKey, orderId and amount.
+    const methods = h('div', { id: 'toss-methods' });
+    const agreement = h('div', { id: 'toss-agreement' });
+    const button = h('button.primary', { type: 'button', disabled: true }, `토스페이먼츠로 ${won(o.total)} 결제`);
+    parts.push(h('div.toss', methods, agreement, button));
+    (async () => {
+      try {
+        await script(p.toss_sdk_url);
+        const widgets = window.TossPayments(p.toss_client_key).widgets({ customerKey: `user-${app.me.id}` });
+        await widgets.setAmount({ currency: 'KRW', value: o.total });
+        await widgets.renderPaymentMethods({ selector: '#toss-methods', variantKey: 'DEFAULT' });
+        await widgets.renderAgreement({ selector: '#toss-agreement', variantKey: 'AGREEMENT' });
+        button.disabled = false;
+        button.onclick = () => busy(box, () => widgets.requestPayment({
+          orderId: o.order_number,
+          orderName: o.lines.map((l) => l.product_name).join(', ').slice(0, 100),
+          successUrl: `${location.origin}/pay/return?provider=toss&result=success`,
+          failUrl: `${location.origin}/pay/return?provider=toss&result=fail`,
+          customerEmail: app.me.email,
+          customerName: app.me.nickname,
+        }));
+      } catch (e) { error.textContent = e.message || String(e); }
+    })();
+  }
+  if (p.providers.includes('kakaopay')) {
+    parts.push(h('button.kakaopay', {
+      type: 'button',
+      onclick: () => busy(box, async () => {
+        const r = await post('/api/payments/ready', { order_number: o.order_number, provider: 'kakaopay' });
+        sessionStorage.setItem(PAY_KEY, JSON.stringify({ order: o.order_number, key: r.payment_key, amount: o.total }));
+        location.href = window.innerWidth < 768 ? r.redirect_mobile_url : r.redirect_pc_url;
+      }),
+    }, '카카오페이로 결제'));
+  }
+  if (p.providers.includes('sandbox')) {
+    parts.push(h('p.meta', '테스트 결제 (실제로 돈이 나가지 않아요)'), h('button.primary.sandbox', {
+      type: 'button',
+      onclick: () => busy(box, async () => {
         // The sandbox stands in for a provider's payment window: the key
         // is ours to make up, the amount must be the order's.
         await post('/api/payments/confirm', {
@@ -192,15 +245,56 @@ export async function order(main, number) {
           provider: 'sandbox',
         });
         toast('결제가 완료되었어요');
-        order(main, number);
+        again();
+      }),
+    }, `${won(o.total)} 결제하기`));
+  }
+  if (!parts.length) parts.push(h('p.meta', '이 서버에서는 웹 결제를 쓸 수 없어요.'));
+  box.append(...parts, error);
+  return box;
+}
+
+/**
+ * Back from a provider's payment page (`/pay/return?...`): confirm with
+ * our server (which checks the amount against the order), then show the
+ * order. Returns the route to go to.
+ */
+export async function payReturn(params) {
+  const provider = params.get('provider');
+  const order = params.get('orderId') || params.get('order');
+  try {
+    if (provider === 'toss' && params.get('result') === 'success') {
+      await post('/api/payments/confirm', {
+        order_number: order,
+        payment_key: params.get('paymentKey'),
+        amount: Number(params.get('amount')),
+        provider: 'toss',
       });
-    },
-  },
-  h('h2', '결제하기'),
-  providers.includes('sandbox')
-    ? [h('p.meta', '테스트 결제 (실제로 돈이 나가지 않아요)'), h('p.form-error', { role: 'alert' }),
-      h('button.primary', { type: 'submit' }, `${won(o.total)} 결제하기`)]
-    : h('p.meta', '이 서버에서는 웹 결제를 쓸 수 없어요.'));
+      toast('결제가 완료되었어요');
+    } else if (provider === 'kakaopay' && params.get('result') === 'approve') {
+      const saved = JSON.parse(sessionStorage.getItem(PAY_KEY) || 'null');
+      if (!saved || saved.order !== order) throw new Error('결제 정보를 찾지 못했어요. 주문에서 다시 결제해 주세요.');
+      await post('/api/payments/confirm', {
+        order_number: order,
+        payment_key: saved.key,
+        amount: saved.amount,
+        provider: 'kakaopay',
+        pg_token: params.get('pg_token'),
+      });
+      sessionStorage.removeItem(PAY_KEY);
+      toast('결제가 완료되었어요');
+    } else {
+      toast(params.get('message') || '결제를 마치지 못했어요');
+    }
+  } catch (e) {
+    toast(e.message || String(e));
+  }
+  return order ? `/orders/${order}` : '/orders';
+}
+
+export async function order(main, number) {
+  const o = await get(`/api/orders/${number}`);
+  const again = () => order(main, number);
   const cancellable = o.status === 'pending_payment' || o.status === 'paid' || o.status === 'partially_cancelled';
   const cancel = h('form.card', {
     onsubmit: (e) => {
@@ -209,7 +303,7 @@ export async function order(main, number) {
       busy(cancel, async () => {
         await post(`/api/orders/${number}/cancel`, { reason: '웹에서 취소' });
         toast('주문을 취소했어요');
-        order(main, number);
+        again();
       });
     },
   }, h('p.form-error', { role: 'alert' }), h('button.danger', { type: 'submit' }, '주문 취소'));
@@ -223,9 +317,9 @@ export async function order(main, number) {
       h('span', `${won(l.unit_price)} × ${l.quantity}`, l.cancelled_quantity ? ` (취소 ${l.cancelled_quantity})` : ''),
       h('strong.line-total', won(l.amount))))),
     h('p.total', '합계 ', h('strong', won(o.total))),
-    o.payment ? h('p.meta', `결제 ${won(o.payment.amount)} · ${o.payment.provider}`,
+    o.payment ? h('p.meta.paid-with', `결제 ${won(o.payment.amount)} · ${o.payment.provider}`,
       o.payment.cancelled_amount ? ` · 환불 ${won(o.payment.cancelled_amount)}` : '') : null,
-    o.status === 'pending_payment' ? pay : null,
+    o.status === 'pending_payment' ? await payBox(o, again) : null,
     cancellable ? cancel : null));
 }
 
