@@ -392,6 +392,14 @@ async fn an_open_room_with_three_browsers() {
     minji
         .wait_text(".msg.theirs .body", "준호님은 내보냈어요")
         .await;
+    // 민지 leaves on her own: back at the list, and the room says so.
+    minji.click_text(".room-head a.button", "정보").await;
+    minji.click_text("button", "나가기").await;
+    minji.find("section.open").await;
+    owner
+        .wait_text(".msg.system .card", "민지님이 나갔습니다")
+        .await;
+    owner.wait_text(".room-head .member-count", "1").await;
 
     for b in [owner, minji, junho] {
         b.quit().await;

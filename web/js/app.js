@@ -24,6 +24,9 @@ export const app = {
   go(path) { location.hash = `#${path}`; },
   /** Cleanup of the current view (listeners it registered). */
   cleanup: [],
+  /** The current view's life: `alive` turns false when the route changes,
+   *  so a view that was still loading when the user moved on stops there. */
+  view: { alive: true },
   /** Register a live-event handler that ends with the view. */
   on(type, fn) {
     if (!app.live) return;
@@ -79,6 +82,9 @@ async function route() {
   const [path, query] = raw.split('?');
   const params = new URLSearchParams(query || '');
   for (const fn of app.cleanup.splice(0)) fn();
+  const ctx = { alive: true };
+  app.view = ctx;
+  app.cleanup.push(() => { ctx.alive = false; });
   const match = routes.find(([re]) => re.test(path));
   const main = app.main;
   if (!match) {
@@ -104,6 +110,7 @@ async function route() {
     mount(main, h('section.empty', h('h1', '문제가 생겼어요'), h('p', e.message || String(e)),
       h('a', { href: '#/' }, '홈으로')));
   }
+  if (!ctx.alive) return; // another route took over meanwhile
   if (!main.contains(document.activeElement)) main.focus({ preventScroll: true });
   document.body.dataset.ready = 'true';
 }

@@ -28,7 +28,9 @@ function listingsOf(seller, status) {
 }
 
 export async function view(main, params) {
+  const ctx = app.view;
   const p = await get(`/api/users/${app.me.id}`);
+  if (!ctx.alive) return;
   const status = params.get('status') || 'selling';
   const tab = (s, label) => h('a', { href: `#/me?status=${s}`, 'aria-current': s === status ? 'page' : null }, label);
   mount(main, h('section.me',
@@ -52,6 +54,8 @@ export async function view(main, params) {
 }
 
 export async function profile(main, id) {
+  const ctx = app.view;
   const p = await get(`/api/users/${id}`);
+  if (!ctx.alive) return;
   mount(main, h('section.me', profileHead(p), h('h2', `${p.nickname}님의 판매 물건`), ...listingsOf(id, '')));
 }

@@ -17,6 +17,7 @@ export function nickname(id) {
 }
 
 export async function view(main, id) {
+  const ctx = app.view;
   const live = app.live;
   const me = app.me.id;
   // Live frames that arrive while the history loads wait here.
@@ -113,12 +114,14 @@ export async function view(main, id) {
   function markRead() {
     clearTimeout(readTimer);
     readTimer = setTimeout(() => {
-      if (document.visibilityState === 'visible' && maxSeq > 0) live.read(id, maxSeq);
+      if (ctx.alive && document.visibilityState === 'visible' && maxSeq > 0) live.read(id, maxSeq);
     }, 100);
   }
 
   // The listing this chat is about, redrawn when a system message says it
   // changed (reserved, sold, price).
+  // The user may have moved on while this loaded: register nothing then.
+  if (!ctx.alive) return;
   const bar = h('div.listing-bar-slot');
   const drawBar = async () => {
     if (summary.listing) mount(bar, await listingBar(summary.listing, peer, drawBar));
@@ -228,6 +231,7 @@ export async function view(main, id) {
 
   await drawBar();
   const history = await get(`/api/rooms/${id}/messages?limit=50`);
+  if (!ctx.alive) return;
   history.forEach(add);
   for (const f of live.pending(id)) {
     const el = pendingBubble(f);
