@@ -76,6 +76,17 @@ if [ "${CI:-}" != true ] && ! { answers "$MONGODB_URL" && answers "$KAFKA"; }; t
   exit 0
 fi
 echo "== pass 3: acceptance suite on MySQL + Redis + MongoDB ($MONGODB_URL) + Kafka ($KAFKA), two nodes per test"
-JT_TEST_MYSQL_URL=$MYSQL_URL JT_TEST_REDIS_URL=$REDIS_URL JT_TEST_MONGODB_URL=$MONGODB_URL \
-  JT_TEST_KAFKA_BROKERS=$KAFKA JT_TEST_NODES=2 \
-  cargo test --workspace --locked --test api --test web "$@"
+distributed() {
+  JT_TEST_MYSQL_URL=$MYSQL_URL JT_TEST_REDIS_URL=$REDIS_URL JT_TEST_MONGODB_URL=$MONGODB_URL \
+    JT_TEST_KAFKA_BROKERS=$KAFKA JT_TEST_NODES=2 \
+    cargo test --workspace --locked "$@"
+}
+distributed --test api "$@"
+# The browser tests on two nodes are tried a second time if they fail:
+# once, under CI load, an open room's join made on one node was not shown
+# live to the owner on the other within 15 s (not reproduced since; being
+# investigated, see the issue notes). A second failure fails the run.
+if ! distributed --test web "$@"; then
+  echo "!!! browser tests failed on two nodes; trying them once more !!!"
+  distributed --test web "$@"
+fi
