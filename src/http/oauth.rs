@@ -198,15 +198,14 @@ pub async fn callback(
         Err(e) if page => Ok(HttpResponse::SeeOther()
             .insert_header((
                 header::LOCATION,
-                format!(
-                    "/#/login?oauth_error={}&provider={}",
-                    e.code.as_str(),
-                    if path.as_str() == "google" {
-                        "google"
-                    } else {
-                        "kakao"
-                    }
-                ),
+                match crate::service::oauth::Provider::parse(&path) {
+                    Some(p) => format!(
+                        "/#/login?oauth_error={}&provider={}",
+                        e.code.as_str(),
+                        p.as_str()
+                    ),
+                    None => format!("/#/login?oauth_error={}", e.code.as_str()),
+                },
             ))
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .cookie(flow_cookie(&state, "", 0))

@@ -620,6 +620,16 @@ async fn declined_consent_signs_nobody_in() {
         location(&r),
         "/#/login?oauth_error=oauth_denied&provider=kakao"
     );
+    // A provider name nobody knows is named in no redirect.
+    let r = b
+        .get(app.url("/api/auth/myspace/callback?code=x&state=y"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .expect("callback");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(!location(&r).contains("provider="), "{}", location(&r));
+    assert!(location(&r).starts_with("/#/login?oauth_error="));
     // Nothing was created: the next (consenting) sign-ins are sign-ups.
     signed_in(sign_in(&app, &browser(), "kakao").await, "signed_up").await;
     signed_in(sign_in(&app, &browser(), "google").await, "signed_up").await;
