@@ -1,6 +1,8 @@
 // Small DOM and formatting helpers. Text always goes in as text nodes
 // (never innerHTML), so user content cannot inject markup.
 
+import { del, put } from './api.js';
+
 /** h('button.primary', {onclick, type: 'submit'}, 'text', child, ...) */
 export function h(tag, attrs, ...children) {
   const [name, ...classes] = tag.split('.');
@@ -105,3 +107,30 @@ export async function busy(form, fn) {
 }
 
 export const avatar = (name) => h('span.avatar', { 'aria-hidden': 'true' }, (name || '?').slice(0, 1));
+
+/** A list item's square picture, or a placeholder glyph without one. */
+export const thumb = (url, alt, placeholder) => (url
+  ? h('img.thumb', { src: url, alt, loading: 'lazy', width: 96, height: 96 })
+  : h('span.thumb.placeholder', { 'aria-hidden': 'true' }, placeholder));
+
+/**
+ * A heart that keeps something (a favourite, a wishlist entry): PUT or
+ * DELETE `path` as it is pressed; `labels` = [to add, to remove].
+ */
+export function heart(path, pressed, labels) {
+  const btn = h('button.fav', { type: 'button' });
+  const show = (on) => {
+    btn.setAttribute('aria-pressed', String(on));
+    btn.setAttribute('aria-label', labels[on ? 1 : 0]);
+    btn.textContent = on ? '♥' : '♡';
+  };
+  btn.addEventListener('click', async () => {
+    const on = btn.getAttribute('aria-pressed') !== 'true';
+    try {
+      await (on ? put(path) : del(path));
+      show(on);
+    } catch (e) { toast(e.message); }
+  });
+  show(pressed);
+  return btn;
+}

@@ -2,13 +2,11 @@
 
 import { app } from '../app.js';
 import { get, qs } from '../api.js';
-import { CATEGORIES, STATUS, ago, h, mount, won } from '../ui.js';
+import { CATEGORIES, STATUS, ago, h, mount, thumb, won } from '../ui.js';
 
 export function listingCard(item) {
   return h('li.item', h('a.item-link', { href: `#/listings/${item.id}` },
-    item.thumbnail_url
-      ? h('img.thumb', { src: item.thumbnail_url, alt: item.title, loading: 'lazy', width: 96, height: 96 })
-      : h('span.thumb.placeholder', { 'aria-hidden': 'true' }, '📦'),
+    thumb(item.thumbnail_url, item.title, '📦'),
     h('span.item-body',
       h('span.item-title', item.title),
       h('span.item-meta', `${CATEGORIES[item.category] || item.category} · ${ago(item.created_at)}`),

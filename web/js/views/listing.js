@@ -3,28 +3,14 @@
 // sale: the review.
 
 import { app } from '../app.js';
-import { del, get, post, put } from '../api.js';
+import { del, get, post } from '../api.js';
 import { buyListing } from './shop.js';
-import { CATEGORIES, REVIEW_TAGS, STATUS, ago, avatar, busy, field, h, manner, mount, toast, won } from '../ui.js';
+import { CATEGORIES, REVIEW_TAGS, STATUS, ago, avatar, busy, field, h, heart, manner, mount, toast, won } from '../ui.js';
 
 export async function view(main, id) {
   const l = await get(`/api/listings/${id}`);
   const mine = app.me && l.seller.id === app.me.id;
-  const fav = h('button.fav', {
-    type: 'button',
-    'aria-pressed': String(l.is_favourite),
-    'aria-label': l.is_favourite ? '관심 목록에서 빼기' : '관심 목록에 추가',
-    onclick: async () => {
-      const on = fav.getAttribute('aria-pressed') !== 'true';
-      try {
-        if (on) await put(`/api/listings/${id}/favourite`);
-        else await del(`/api/listings/${id}/favourite`);
-        fav.setAttribute('aria-pressed', String(on));
-        fav.setAttribute('aria-label', on ? '관심 목록에서 빼기' : '관심 목록에 추가');
-        fav.textContent = on ? '♥' : '♡';
-      } catch (e) { toast(e.message); }
-    },
-  }, l.is_favourite ? '♥' : '♡');
+  const fav = heart(`/api/listings/${id}/favourite`, l.is_favourite, ['관심 목록에 추가', '관심 목록에서 빼기']);
   const chat = h('button.primary', {
     type: 'button',
     disabled: l.status === 'sold',

@@ -2,8 +2,8 @@
 // gateway in development), my orders, cancel.
 
 import { app } from '../app.js';
-import { del, get, patch, post, put, qs } from '../api.js';
-import { ago, busy, field, h, mount, toast, won } from '../ui.js';
+import { del, get, patch, post, qs } from '../api.js';
+import { ago, busy, field, h, heart, mount, thumb, toast, won } from '../ui.js';
 import { infinite } from './feed.js';
 
 export const PRODUCT_CATEGORIES = {
@@ -20,9 +20,7 @@ const STOCK = { in_stock: '', low: '품절 임박', sold_out: '품절' };
 
 function productCard(p) {
   return h('li.item', h('a.item-link', { href: `#/products/${p.id}` },
-    p.thumbnail_url
-      ? h('img.thumb', { src: p.thumbnail_url, alt: p.name, loading: 'lazy', width: 96, height: 96 })
-      : h('span.thumb.placeholder', { 'aria-hidden': 'true' }, '🛍️'),
+    thumb(p.thumbnail_url, p.name, '🛍️'),
     h('span.item-body',
       h('span.item-meta', p.brand),
       h('span.item-title', p.name),
@@ -67,21 +65,7 @@ export async function product(main, id) {
     `${o.label} · ${won(o.price)}${STOCK[o.stock_state] ? ` (${STOCK[o.stock_state]}${o.stock_state === 'low' && o.stock != null ? ` ${o.stock}개 남음` : ''})` : ''}`));
   const option = h('select', { name: 'option', required: true }, options);
   const qty = h('input', { name: 'quantity', type: 'number', min: 1, max: 99, value: 1, inputMode: 'numeric' });
-  const wish = h('button.fav', {
-    type: 'button',
-    'aria-pressed': String(p.in_wishlist),
-    'aria-label': p.in_wishlist ? '찜 해제' : '찜하기',
-    onclick: async () => {
-      const on = wish.getAttribute('aria-pressed') !== 'true';
-      try {
-        if (on) await put(`/api/products/${id}/wishlist`);
-        else await del(`/api/products/${id}/wishlist`);
-        wish.setAttribute('aria-pressed', String(on));
-        wish.setAttribute('aria-label', on ? '찜 해제' : '찜하기');
-        wish.textContent = on ? '♥' : '♡';
-      } catch (e) { toast(e.message); }
-    },
-  }, p.in_wishlist ? '♥' : '♡');
+  const wish = heart(`/api/products/${id}/wishlist`, p.in_wishlist, ['찜하기', '찜 해제']);
   const form = h('form.card.buy', { onsubmit: (e) => e.preventDefault() },
     field('옵션', option), field('수량', qty),
     h('p.form-error', { role: 'alert' }),
