@@ -22,6 +22,34 @@ async fn sign_up(b: &mut Browser, base: &str, email: &str, nickname: &str) {
     b.find("section.feed").await;
 }
 
+/// Log in through the login screen (the browser is on it, or `base` opens it).
+async fn log_in(b: &mut Browser, base: Option<&str>, email: &str, password: &str) {
+    if let Some(base) = base {
+        b.open(base, "/#/login").await;
+    }
+    b.type_into("input[name=email]", email).await;
+    b.type_into("input[name=password]", password).await;
+    b.click("form.auth button[type=submit]").await;
+    b.find("section.feed").await;
+}
+
+/// The JSON of a successful answer.
+async fn ok_json(r: reqwest::Response) -> Value {
+    assert!(r.status().is_success(), "{} {}", r.url(), r.status());
+    r.json().await.expect("json")
+}
+
+async fn get_json(app: &TestApp, path: &str, token: Option<&str>) -> Value {
+    ok_json(app.get(path, token).await).await
+}
+
+/// POST that must create something (201); its JSON.
+async fn post_json(app: &TestApp, path: &str, body: Value, token: &str) -> Value {
+    let r = app.post_json(path, &body, Some(token)).await;
+    assert_eq!(r.status(), 201, "POST {path}");
+    r.json().await.expect("json")
+}
+
 /// A small PNG on disk, for the upload.
 fn picture(dir: &std::path::Path) -> std::path::PathBuf {
     let img = image::RgbImage::from_fn(320, 320, |x, y| {
@@ -132,12 +160,7 @@ async fn two_people_sell_and_buy_through_the_web_client() {
         )
         .await;
     let buyer_token = app.login_token("buyer@example.com", "password-1234").await;
-    let favs: Value = app
-        .get("/api/me/favourites", Some(&buyer_token))
-        .await
-        .json()
-        .await
-        .expect("favourites");
+    let favs = get_json(&app, "/api/me/favourites", Some(&buyer_token)).await;
     assert_eq!(favs[0]["title"], "아이폰 15 프로 팝니다", "{favs}");
     buyer.screenshot("desktop-listing").await;
     buyer.click_text(".buybar button", "채팅하기").await;
@@ -235,12 +258,15 @@ async fn two_people_sell_and_buy_through_the_web_client() {
         .as_i64()
         .expect("room id");
     let seller_token = app.login_token("seller@example.com", "password-1234").await;
-    let history: Vec<Value> = app
-        .get(&format!("/api/rooms/{room}/messages"), Some(&seller_token))
-        .await
-        .json()
-        .await
-        .expect("history");
+    let history: Vec<Value> = serde_json::from_value(
+        get_json(
+            &app,
+            &format!("/api/rooms/{room}/messages"),
+            Some(&seller_token),
+        )
+        .await,
+    )
+    .expect("history");
     let seqs: Vec<i64> = history.iter().filter_map(|m| m["seq"].as_i64()).collect();
     assert_eq!(
         seqs,
@@ -413,23 +439,21 @@ async fn a_shop_checkout_through_the_sandbox_gateway() {
     }
     let app = spawn_app().await;
     let admin = app.admin().await;
-    let r = app
-        .post_json(
-            "/api/admin/products",
-            &json!({
-                "name": "레이디 디올 미니 백", "brand": "Dior", "category": "bags",
-                "base_price": 120000, "status": "on_sale",
-                "description": "까나주 패턴 램스킨, 골드 톤 참 장식",
-                "options": [
-                    {"label": "블랙", "sku": "LD-BK", "stock": 5},
-                    {"label": "화이트", "sku": "LD-WH", "stock": 0},
-                ],
-            }),
-            Some(&admin.token),
-        )
-        .await;
-    assert_eq!(r.status(), 201);
-    let product: Value = r.json().await.expect("json");
+    let product = post_json(
+        &app,
+        "/api/admin/products",
+        json!({
+            "name": "레이디 디올 미니 백", "brand": "Dior", "category": "bags",
+            "base_price": 120000, "status": "on_sale",
+            "description": "까나주 패턴 램스킨, 골드 톤 참 장식",
+            "options": [
+                {"label": "블랙", "sku": "LD-BK", "stock": 5},
+                {"label": "화이트", "sku": "LD-WH", "stock": 0},
+            ],
+        }),
+        &admin.token,
+    )
+    .await;
     let black = product["options"][0]["id"].as_i64().expect("option");
     let driver = Driver::start().await;
     let mut buyer = driver.browser(PHONE.0, PHONE.1).await;
@@ -475,15 +499,12 @@ async fn a_shop_checkout_through_the_sandbox_gateway() {
         .await;
     buyer.screenshot("phone-order-paid").await;
     let stock = |v: &Value| v["options"][0]["stock"].as_i64();
-    let after_pay: Value = app
-        .get(
-            &format!("/api/products/{}", product["id"]),
-            Some(&admin.token),
-        )
-        .await
-        .json()
-        .await
-        .expect("json");
+    let after_pay = get_json(
+        &app,
+        &format!("/api/products/{}", product["id"]),
+        Some(&admin.token),
+    )
+    .await;
     assert_eq!(stock(&after_pay), Some(3), "{after_pay}");
 
     // Cancel it: refunded, and the stock comes back.
@@ -491,15 +512,12 @@ async fn a_shop_checkout_through_the_sandbox_gateway() {
     buyer.accept_dialog().await;
     buyer.wait_text(".order .order-status", "취소").await;
     buyer.wait_text(".order", "환불 240,000원").await;
-    let after_cancel: Value = app
-        .get(
-            &format!("/api/products/{}", product["id"]),
-            Some(&admin.token),
-        )
-        .await
-        .json()
-        .await
-        .expect("json");
+    let after_cancel = get_json(
+        &app,
+        &format!("/api/products/{}", product["id"]),
+        Some(&admin.token),
+    )
+    .await;
     assert_eq!(stock(&after_cancel), Some(5), "{after_cancel}");
     // The wishlist remembers the bag.
     buyer.route("/wishlist").await;
@@ -564,35 +582,32 @@ async fn an_administrator_sees_reports_and_keeps_the_stock() {
     let admin = app.admin().await;
     let seller = app.user("suspicious").await;
     let reporter = app.user("careful").await;
-    let listing: Value = app
-        .post_json(
-            "/api/listings",
-            &json!({"title": "명품 가방 정품 급처", "price": 5000, "category": "other"}),
-            Some(&seller.token),
-        )
-        .await
-        .json()
-        .await
-        .expect("listing");
-    let r = app
-        .post_json(
-            "/api/reports",
-            &json!({"target_kind": "listing", "target_id": listing["id"], "reason": "가품 의심"}),
-            Some(&reporter.token),
-        )
-        .await;
-    assert!(r.status().is_success(), "report: {}", r.status());
+    let listing = post_json(
+        &app,
+        "/api/listings",
+        json!({"title": "명품 가방 정품 급처", "price": 5000, "category": "other"}),
+        &seller.token,
+    )
+    .await;
+    post_json(
+        &app,
+        "/api/reports",
+        json!({"target_kind": "listing", "target_id": listing["id"], "reason": "가품 의심"}),
+        &reporter.token,
+    )
+    .await;
     let driver = Driver::start().await;
     let mut b = driver.browser(DESKTOP.0, DESKTOP.1).await;
 
     // A signed-in user who is not an admin is turned away (and the API
     // refuses anyway).
-    b.open(&node(&app, 0), "/#/login").await;
-    b.type_into("input[name=email]", &reporter.email).await;
-    b.type_into("input[name=password]", &reporter.password)
-        .await;
-    b.click("form.auth button[type=submit]").await;
-    b.find("section.feed").await;
+    log_in(
+        &mut b,
+        Some(&node(&app, 0)),
+        &reporter.email,
+        &reporter.password,
+    )
+    .await;
     b.route("/admin").await;
     b.wait_text("main", "관리자만 볼 수 있어요").await;
     b.route("/me").await;
@@ -600,10 +615,7 @@ async fn an_administrator_sees_reports_and_keeps_the_stock() {
     b.find("form.auth").await;
 
     // The admin logs in: the report is there.
-    b.type_into("input[name=email]", &admin.email).await;
-    b.type_into("input[name=password]", &admin.password).await;
-    b.click("form.auth button[type=submit]").await;
-    b.find("section.feed").await;
+    log_in(&mut b, None, &admin.email, &admin.password).await;
     b.route("/me").await;
     b.click_text("a.button", "관리자").await;
     b.wait_text(".admin .inbox", "가품 의심").await;
@@ -625,30 +637,17 @@ async fn an_administrator_sees_reports_and_keeps_the_stock() {
     b.click(".stock-form button[type=submit]").await;
     b.wait_text(".cart-line .stock", "8").await;
     b.screenshot("desktop-admin-stock").await;
-    let products: Value = app
-        .get("/api/products?q=트윌리", None)
-        .await
-        .json()
-        .await
-        .expect("json");
+    let products = get_json(&app, "/api/products?q=트윌리", None).await;
     let id = products["items"][0]["id"].as_i64().expect("product id");
-    let p: Value = app
-        .get(&format!("/api/products/{id}"), Some(&admin.token))
-        .await
-        .json()
-        .await
-        .expect("json");
+    let p = get_json(&app, &format!("/api/products/{id}"), Some(&admin.token)).await;
     assert_eq!(p["options"][0]["stock"], 8, "{p}");
     let option = p["options"][0]["id"].as_i64().expect("option");
-    let audit: Value = app
-        .get(
-            &format!("/api/admin/options/{option}/stock-adjustments"),
-            Some(&admin.token),
-        )
-        .await
-        .json()
-        .await
-        .expect("json");
+    let audit = get_json(
+        &app,
+        &format!("/api/admin/options/{option}/stock-adjustments"),
+        Some(&admin.token),
+    )
+    .await;
     assert!(audit.to_string().contains("입고"), "{audit}");
     b.quit().await;
 }
@@ -665,16 +664,13 @@ async fn history_pages_up_and_a_price_drop_reaches_the_chat_and_the_bell() {
     .await;
     let seller = app.user("longseller").await;
     let buyer = app.user("longbuyer").await;
-    let listing: Value = app
-        .post_json(
-            "/api/listings",
-            &json!({"title": "캠핑 의자 2개", "price": 50000, "category": "sports"}),
-            Some(&seller.token),
-        )
-        .await
-        .json()
-        .await
-        .expect("listing");
+    let listing = post_json(
+        &app,
+        "/api/listings",
+        json!({"title": "캠핑 의자 2개", "price": 50000, "category": "sports"}),
+        &seller.token,
+    )
+    .await;
     let lid = listing["id"].as_i64().expect("id");
     let fav = app
         .client
@@ -684,16 +680,13 @@ async fn history_pages_up_and_a_price_drop_reaches_the_chat_and_the_bell() {
         .await
         .expect("favourite");
     assert!(fav.status().is_success());
-    let room: Value = app
-        .post_json(
-            &format!("/api/listings/{lid}/chat"),
-            &json!({}),
-            Some(&buyer.token),
-        )
-        .await
-        .json()
-        .await
-        .expect("room");
+    let room = post_json(
+        &app,
+        &format!("/api/listings/{lid}/chat"),
+        json!({}),
+        &buyer.token,
+    )
+    .await;
     let room = room["id"].as_i64().expect("room id");
     // A long conversation written before the browser opens it.
     let mut ws = app.ws(&buyer.token).await;
@@ -705,11 +698,7 @@ async fn history_pages_up_and_a_price_drop_reaches_the_chat_and_the_bell() {
     let mut b = driver.browser(PHONE.0, PHONE.1).await;
     let mut s = driver.browser(PHONE.0, PHONE.1).await;
     for (br, u, n) in [(&mut b, &buyer, 0), (&mut s, &seller, 1)] {
-        br.open(&node(&app, n), "/#/login").await;
-        br.type_into("input[name=email]", &u.email).await;
-        br.type_into("input[name=password]", &u.password).await;
-        br.click("form.auth button[type=submit]").await;
-        br.find("section.feed").await;
+        log_in(br, Some(&node(&app, n)), &u.email, &u.password).await;
     }
     b.route(&format!("/chats/{room}")).await;
     b.wait_text(".msg.mine .body", "이전 메시지 120").await;
@@ -862,19 +851,17 @@ async fn paying_with_tosss_widget_and_with_kakaopay() {
     .await;
     front.point_to(&node(&app, 0));
     let admin = app.admin().await;
-    let r = app
-        .post_json(
-            "/api/admin/products",
-            &json!({
-                "name": "까레 스카프", "brand": "Hermès", "category": "accessories",
-                "base_price": 65000, "status": "on_sale",
-                "options": [{"label": "오렌지", "sku": "CR-OR", "stock": 10}],
-            }),
-            Some(&admin.token),
-        )
-        .await;
-    assert_eq!(r.status(), 201);
-    let product: Value = r.json().await.expect("json");
+    let product = post_json(
+        &app,
+        "/api/admin/products",
+        json!({
+            "name": "까레 스카프", "brand": "Hermès", "category": "accessories",
+            "base_price": 65000, "status": "on_sale",
+            "options": [{"label": "오렌지", "sku": "CR-OR", "stock": 10}],
+        }),
+        &admin.token,
+    )
+    .await;
     let driver = Driver::start().await;
     let mut b = driver.browser(DESKTOP.0, DESKTOP.1).await;
     sign_up(&mut b, &front.addr, "payer@example.com", "결제왕").await;
