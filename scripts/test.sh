@@ -7,9 +7,9 @@
 #    from scripts/browser.sh), plus the multi-process cluster and fault
 #    tests (tests/cluster.rs) on the services below.
 # 2. The acceptance suite and the browser tests on MySQL/MariaDB + Redis.
-# 3. The acceptance suite on the whole distributed engine (MySQL/MariaDB,
-#    Redis, MongoDB, Kafka) with two nodes per test: API requests and
-#    WebSocket connections take turns between the nodes.
+# 3. The acceptance suite and the browser tests on the whole distributed
+#    engine (MySQL/MariaDB, Redis, MongoDB, Kafka) with two nodes per test:
+#    API requests and WebSocket connections take turns between the nodes.
 #
 # Services come from scripts/services.sh (MariaDB 3306 and Redis 6379 from
 # the machine; Kafka 9092 = tansu and MongoDB 27017 = SecantusDB, installed
@@ -81,9 +81,4 @@ distributed() {
     JT_TEST_KAFKA_BROKERS=$KAFKA JT_TEST_NODES=2 \
     cargo test --workspace --locked "$@"
 }
-distributed --test api "$@"
-# The browser tests (tests/web.rs) are not run on two nodes here: under CI
-# load they find a cluster bug (a room actor started on one node by another
-# node's membership event loads its floor from the store and drops the
-# message that follows; see the issue notes). Run them by hand with
-# JT_TEST_NODES=2 and the service URLs above until that is fixed.
+distributed --test api --test web "$@"

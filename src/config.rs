@@ -416,6 +416,11 @@ pub const SETTINGS: &[(&str, Option<&str>, &str)] = &[
         "how long a node waits for a missing seq from Kafka before reading it from the store",
     ),
     (
+        "cluster_catchup_ms",
+        Some("10000"),
+        "a room actor that starts on a node of a cluster delivers, from the store, the messages committed this recently (their Kafka events may still be on the way); at most half of chat_room_idle_secs",
+    ),
+    (
         "metrics_enabled",
         Some("true"),
         "serve Prometheus metrics at GET /metrics (false: 404)",
@@ -1177,6 +1182,8 @@ impl Layers {
             max_frame_bytes: self.positive_u64("ws_max_frame_bytes")? as usize,
             frames_per_sec: self.positive_f64("ws_frames_per_sec")?,
             gap_fill: Duration::from_millis(self.positive_u64("cluster_gap_fill_ms")?),
+            catchup: Duration::from_millis(self.parse("cluster_catchup_ms")?)
+                .min(Duration::from_secs(self.positive_u64("chat_room_idle_secs")?) / 2),
             max_connections_per_user: self.positive_u64("ws_max_connections_per_user")? as usize,
             notify_debounce: Duration::from_secs(self.positive_u64("notify_chat_debounce_secs")?),
         })

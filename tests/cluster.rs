@@ -684,6 +684,93 @@ async fn a_kafka_outage_delays_cross_node_delivery_and_loses_nothing() {
     assert_eq!(r.status(), StatusCode::OK);
 }
 
+/// A room's actor that starts on a node while messages committed on
+/// another node are still on their way through Kafka: the load already sees
+/// them, so their events come as old news. They must reach the members here
+/// anyway, once and in order, whether the actor was started by another
+/// node's event (the join itself) or by a member here (typing).
+#[actix_web::test]
+async fn an_actor_started_while_events_are_in_flight_delivers_them() {
+    let Some(b) = backends() else { return };
+    let Some((broker, own)) = own_broker(b) else {
+        return;
+    };
+    let c = Cluster::start(&own, 2, &[]).await;
+    let (_, ta) = c.user("f-owner").await;
+    let (ub, tb) = c.user("f-guest").await;
+    let mut wa = c.ws(0, &ta).await;
+    // Created through the API: no room actor on either node yet.
+    let by_event = open_room(&c, 0, &ta, "이벤트로 깨어나는 방").await;
+    let by_member = open_room(&c, 0, &ta, "타이핑으로 깨어나는 방").await;
+    let mut wb = c.ws(1, &tb).await;
+    let joined = |room: i64| {
+        move |v: &Value| {
+            v["type"] == "message"
+                && v["room"] == room
+                && v["payload"]["event"] == "joined"
+                && v["payload"]["user"] == ub
+        }
+    };
+
+    broker.signal("-STOP");
+    // The guest joins both on node 1: committed, its events held up.
+    join(&c, 1, &tb, by_event).await;
+    join(&c, 1, &tb, by_member).await;
+    let seq_of = |room: i64| {
+        let c = &c;
+        let tb = tb.clone();
+        async move {
+            let h = c.history(1, &tb, room).await;
+            h.last().expect("the join message")["seq"]
+                .as_i64()
+                .expect("seq")
+        }
+    };
+    let (seq_event, seq_member) = (seq_of(by_event).await, seq_of(by_member).await);
+
+    // The owner types in one room: node 0 starts its actor now, whose load
+    // sees the join, and delivers it though no event has come.
+    wa.send(json!({"type": "typing", "room": by_member})).await;
+    let m = wa.expect_where(joined(by_member)).await;
+    assert_eq!(m["seq"], seq_member);
+
+    // The broker answers again: the held events arrive. The other room's
+    // actor is started by the member_added event (its load sees the join
+    // message, whose event comes right after): the join is delivered too.
+    broker.signal("-CONT");
+    let m = wa.expect_where(joined(by_event)).await;
+    assert_eq!(m["seq"], seq_event);
+
+    // Both rooms go on, every message once and in order.
+    let mut want = HashSet::new();
+    for (room, cid) in [(by_event, "after-e"), (by_member, "after-m")] {
+        wb.say(room, cid, "다시 연결됐어요").await;
+        want.insert(cid.to_string());
+    }
+    let mut seen = Vec::new();
+    while seen.len() < want.len() {
+        let v = wa.expect("message").await;
+        let cid = v["client_msg_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("a message twice or out of place: {v}"));
+        seen.push((
+            v["room"].as_i64().expect("room"),
+            v["seq"].as_i64().expect("seq"),
+            cid.to_string(),
+        ));
+    }
+    seen.sort();
+    assert_eq!(
+        seen,
+        vec![
+            (by_event, seq_event + 1, "after-e".to_string()),
+            (by_member, seq_member + 1, "after-m".to_string()),
+        ]
+    );
+    wa.expect_none(Duration::from_millis(500), |v| v["type"] == "message")
+        .await;
+}
+
 #[actix_web::test]
 async fn a_redis_restart_signs_users_out_clearly_and_loses_no_data() {
     let Some(b) = backends() else { return };

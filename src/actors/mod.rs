@@ -86,6 +86,11 @@ pub struct ChatSettings {
     /// Cluster: how long a room waits for a missing seq from the bus
     /// before reading it from the store.
     pub gap_fill: Duration,
+    /// Cluster: a room actor that starts delivers the messages committed
+    /// this recently from the store (their events may be in flight). At
+    /// most half of `room_idle`, so no earlier actor of this node can have
+    /// delivered them (it would not have gone idle yet).
+    pub catchup: Duration,
     /// Open WebSocket connections one user may hold on this node.
     pub max_connections_per_user: usize,
     /// A room with new messages tells its offline members at most once
@@ -310,10 +315,16 @@ impl ChatHub {
         self.inner.cluster.is_some()
     }
 
-    /// Tell the other nodes (if any) about a room event.
-    pub fn replicate(&self, room_id: i64, remote: &Remote) {
+    /// Tell the other nodes (if any) about a room event. `last_seq` is the highest
+    /// seq the room knows of here: a node that starts the room's actor
+    /// because of this event delivers every later message.
+    pub fn replicate(&self, room_id: i64, remote: &Remote, last_seq: Option<i64>) {
         if let Some(bus) = &self.inner.cluster {
-            bus.publish_nowait(TOPIC_CHAT, remote.to_event(room_id));
+            let mut event = remote.to_event(room_id);
+            if let Some(seq) = last_seq {
+                event.data["last_seq"] = serde_json::json!(seq);
+            }
+            bus.publish_nowait(TOPIC_CHAT, event);
         }
     }
 
@@ -496,7 +507,7 @@ impl ChatHub {
                 let hub = ChatHub { inner };
                 hub.metrics().cluster_events_in.inc();
                 if let Some((room, remote)) = Remote::from_event(&event) {
-                    hub.room_remote(room, remote);
+                    hub.room_remote(room, remote, event.data["last_seq"].as_i64());
                 } else if let Some((user, room, kind, peer)) = cluster::decode_room_added(&event) {
                     hub.room_added_here(user, room, kind, peer);
                 } else if let Some(r) = cluster::decode_revoked(&event) {
@@ -515,8 +526,10 @@ impl ChatHub {
     /// Apply another node's room event. A room without an actor here gets
     /// one only if anybody is connected to this node (the actor then finds
     /// out whether they are members); a room started by a message delivers
-    /// from that message's seq on.
-    fn room_remote(&self, room_id: i64, remote: Remote) {
+    /// from that message's seq on, one started by another event from the
+    /// seq after the sender's `last_seq`: the load may already see later
+    /// messages whose own events are still behind this one.
+    fn room_remote(&self, room_id: i64, remote: Remote, last_seq: Option<i64>) {
         let mut rooms = self.rooms();
         let slot = match rooms.entry(room_id) {
             std::collections::hash_map::Entry::Occupied(slot) => slot.into_mut(),
@@ -526,7 +539,7 @@ impl ChatHub {
                 }
                 let floor = match &remote {
                     Remote::Message(m) => Some(m.seq - 1),
-                    _ => None,
+                    _ => last_seq,
                 };
                 vacant.insert(Slot {
                     addr: RoomActor::with_floor(room_id, self.clone(), floor).start(),

@@ -187,6 +187,15 @@ impl RoomActor {
         }
     }
 
+    /// The highest seq this node knows the room has (`None` before the
+    /// load).
+    fn known_seq(&self) -> Option<i64> {
+        match &self.state {
+            State::Ready(r) => Some(r.last_seq),
+            _ => None,
+        }
+    }
+
     /// Token bucket per member: in open rooms `send_rate_per_sec` with
     /// bursts of `send_burst`, in direct rooms the `direct_` pair. A room
     /// has one kind, so one bucket per member suffices.
@@ -296,7 +305,7 @@ impl RoomActor {
             }
         }
         let remote = Remote::Message(record);
-        self.hub.replicate(self.id, &remote);
+        self.hub.replicate(self.id, &remote, self.known_seq());
         if let Remote::Message(record) = remote {
             self.offer(record, ctx);
         }
@@ -517,12 +526,39 @@ impl RoomMsg {
     }
 }
 
+/// How many of a room's latest messages a starting actor reads to catch
+/// up on (cluster only).
+const CATCHUP_MAX: i64 = 200;
+
+/// Where a starting actor's delivery begins, given the room's latest
+/// messages (ascending) and `last_seq`: after the newest message committed
+/// at or before `cutoff` (ms). Later ones were committed so recently that
+/// their events may still be in flight, so they are delivered from the
+/// store; an earlier actor of this node cannot have delivered them (it would
+/// not have gone idle since). With none of them older than the cutoff, all
+/// of them are delivered; with none at all, nothing is.
+fn catchup_floor(records: &[MessageRecord], last_seq: i64, cutoff: i64) -> i64 {
+    match records.iter().rev().find(|m| m.created_at <= cutoff) {
+        Some(old) => old.seq.min(last_seq),
+        None => records
+            .first()
+            .map_or(last_seq, |m| (m.seq - 1).min(last_seq)),
+    }
+}
+
 impl Actor for RoomActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         let sql = self.hub.sql().clone();
         let id = self.id;
+        // With several nodes, messages committed elsewhere just before this
+        // load may have their events still on the way; they would arrive
+        // as old news (seq <= last_seq) and be dropped. So the recent ones
+        // are read too and delivered now (see `catchup_floor`).
+        let catchup = self.hub.settings().catchup;
+        let recent_store =
+            (self.hub.clustered() && !catchup.is_zero()).then(|| self.hub.messages().clone());
         let load = async move {
             let room = sql.room(id).await?;
             let members = sql.members(id).await?;
@@ -532,15 +568,29 @@ impl Actor for RoomActor {
                 }
                 _ => false,
             };
-            Ok::<_, crate::store::StoreError>((room, members, blocked))
+            let recent = match (&room, recent_store) {
+                (Some(room), Some(store)) => {
+                    let from = (room.last_seq - CATCHUP_MAX).max(0);
+                    store.messages_after(id, from, CATCHUP_MAX).await?
+                }
+                _ => Vec::new(),
+            };
+            Ok::<_, crate::store::StoreError>((room, members, blocked, recent))
         };
-        ctx.wait(load.into_actor(self).map(|result, act, ctx| {
+        ctx.wait(load.into_actor(self).map(move |result, act, ctx| {
+            let mut recent = Vec::new();
             act.state = match result {
-                Ok((Some(room), members, blocked)) => State::Ready(Ready {
+                Ok((Some(room), members, blocked, records)) => State::Ready(Ready {
                     blocked,
                     kind: room.kind,
                     last_seq: room.last_seq,
-                    delivered: act.floor.map_or(room.last_seq, |f| f.min(room.last_seq)),
+                    delivered: {
+                        let cutoff = now_ms()
+                            .saturating_sub(i64::try_from(catchup.as_millis()).unwrap_or(i64::MAX));
+                        let floor = catchup_floor(&records, room.last_seq, cutoff);
+                        recent = records;
+                        act.floor.map_or(floor, |f| f.min(floor))
+                    },
                     members: members
                         .into_iter()
                         .map(|m| {
@@ -553,7 +603,7 @@ impl Actor for RoomActor {
                         })
                         .collect(),
                 }),
-                Ok((None, _, _)) => {
+                Ok((None, _, _, _)) => {
                     // Remember that it does not exist, answer what queued
                     // up meanwhile, and go at once: a flood of frames for
                     // made-up rooms must not keep actors (and database
@@ -574,6 +624,9 @@ impl Actor for RoomActor {
                     State::Missing
                 }
             };
+            for record in recent {
+                act.offer(record, ctx);
+            }
         }));
         let every = (self.hub.settings().room_idle / 2).max(Duration::from_millis(100));
         ctx.run_interval(every, |act, ctx| act.check_idle(ctx));
@@ -617,21 +670,26 @@ impl Handler<RoomMsg> for RoomActor {
             } => self.on_read(user, seq, reply, session, ctx),
             RoomMsg::Typing { user, session } => self.on_typing(user, session),
             RoomMsg::MemberAdded(m) => {
-                self.hub.replicate(id, &Remote::MemberAdded(m.clone()));
+                self.hub
+                    .replicate(id, &Remote::MemberAdded(m.clone()), self.known_seq());
                 self.member_added(m, false);
             }
             RoomMsg::MemberRemoved { user, reason } => {
-                self.hub
-                    .replicate(id, &Remote::MemberRemoved { user, reason });
+                self.hub.replicate(
+                    id,
+                    &Remote::MemberRemoved { user, reason },
+                    self.known_seq(),
+                );
                 self.member_removed(user, reason);
             }
             RoomMsg::Broadcast(frame) => {
                 self.hub
-                    .replicate(id, &Remote::Broadcast(frame.to_string()));
+                    .replicate(id, &Remote::Broadcast(frame.to_string()), self.known_seq());
                 self.broadcast(&frame, None);
             }
             RoomMsg::SetBlocked(blocked) => {
-                self.hub.replicate(id, &Remote::Blocked(blocked));
+                self.hub
+                    .replicate(id, &Remote::Blocked(blocked), self.known_seq());
                 if let State::Ready(r) = &mut self.state {
                     r.blocked = blocked;
                 }
@@ -820,7 +878,8 @@ impl RoomActor {
             if kind == RoomKind::Direct || receipts {
                 self.broadcast(&frames::receipt(id, user, seq), None);
             }
-            self.hub.replicate(id, &Remote::Read { user, seq });
+            self.hub
+                .replicate(id, &Remote::Read { user, seq }, self.known_seq());
         }
     }
 
@@ -843,7 +902,8 @@ impl RoomActor {
         }
         self.typing_at.insert(user, now);
         self.broadcast(&frames::typing(id, user), Some(user));
-        self.hub.replicate(id, &Remote::Typing { user });
+        self.hub
+            .replicate(id, &Remote::Typing { user }, self.known_seq());
     }
 
     fn member_added(&mut self, m: MemberRecord, from_other_node: bool) {
@@ -952,5 +1012,46 @@ impl Handler<Committed> for RoomActor {
                 Err(why) => self.fail(p, &why),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(seq: i64, created_at: i64) -> MessageRecord {
+        MessageRecord {
+            room_id: 1,
+            seq,
+            sender_id: 1,
+            client_msg_id: None,
+            kind: MessageKind::Text,
+            body: String::new(),
+            payload: None,
+            created_at,
+            edited_at: None,
+            deleted_at: None,
+        }
+    }
+
+    #[test]
+    fn a_starting_actor_delivers_only_the_recent_messages() {
+        // 1..=3 are old, 4 and 5 recent: deliver from 4.
+        let records: Vec<_> = [(1, 10), (2, 20), (3, 30), (4, 100), (5, 110)]
+            .into_iter()
+            .map(|(s, t)| at(s, t))
+            .collect();
+        assert_eq!(catchup_floor(&records, 5, 50), 3);
+        // Nothing recent: nothing to deliver.
+        assert_eq!(catchup_floor(&records, 5, 200), 5);
+        // All recent (the window read holds only recent ones): all of them.
+        assert_eq!(catchup_floor(&records[3..], 5, 50), 3);
+        // An empty room, or one read before its last commit showed.
+        assert_eq!(catchup_floor(&[], 0, 50), 0);
+        assert_eq!(catchup_floor(&records, 4, 200), 4);
+        // Clocks a little apart: an old one after a recent one still counts
+        // as the boundary (the later recent one is delivered).
+        let skewed = [at(1, 100), at(2, 40), at(3, 120)];
+        assert_eq!(catchup_floor(&skewed, 3, 50), 2);
     }
 }
