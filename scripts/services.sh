@@ -77,8 +77,10 @@ install_tansu() {
 }
 
 ensure_kafka() {
-  answers 9092 && return 0
+  # The binary is needed even when a broker already answers: the cluster
+  # tests start brokers of their own to pause and restart.
   install_tansu
+  answers 9092 && return 0
   echo "== starting tansu on 127.0.0.1:9092"
   mkdir -p "$STATE"
   nohup "$TANSU" broker \
