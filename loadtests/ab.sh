@@ -6,6 +6,7 @@
 # between A and B within the run, not the absolute times.
 #
 #   loadtests/ab.sh /tmp/jangteo-before target/release/jangteo
+#   SCENARIO=idle loadtests/ab.sh A B   # server RSS per idle connection
 #   RATES=1000,2000,3000 STEP=6s ROOMS=20 MEMBERS=50 loadtests/ab.sh A B
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +19,10 @@ RATES=${RATES:-500,1000,2000,3000}
 STEP=${STEP:-6s}
 SIZE=${SIZE:-90}
 ROUNDS=${ROUNDS:-2}
+# rooms: open rooms at stepped rates; idle: CONNS idle connections of 200
+# users held, server RSS per connection (compare.sh's connect scenario).
+SCENARIO=${SCENARIO:-rooms}
+CONNS=${CONNS:-19000}
 WORK=$(mktemp -d)
 RESULTS=$WORK/results.jsonl
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
@@ -45,10 +50,17 @@ run() { # label binary round
   done
   echo "== $1 (round $3)"
   local before; before=$(awk '{print $14 + $15}' "/proc/$pid/stat")
-  $LOAD open-rooms --target jangteo --url "http://127.0.0.1:$PORT" --rooms "$ROOMS" --members "$MEMBERS" \
-    --publishers 1 --rate "$RATES" --duration "$STEP" --size "$SIZE" --json \
-    | sed "s/\"target\":\"jangteo\"/\"target\":\"$1-r$3\"/" >>"$RESULTS" \
-    || echo "!! $1: open-rooms reported a correctness failure"
+  if [ "$SCENARIO" = idle ]; then
+    $LOAD connect --target jangteo --url "http://127.0.0.1:$PORT" --connections "$CONNS" --users 200 \
+      --server-pid "$pid" --hold 3s --json \
+      | sed "s/\"target\":\"jangteo\"/\"target\":\"$1-r$3\"/" >>"$RESULTS" \
+      || echo "!! $1: connect had errors"
+  else
+    $LOAD open-rooms --target jangteo --url "http://127.0.0.1:$PORT" --rooms "$ROOMS" --members "$MEMBERS" \
+      --publishers 1 --rate "$RATES" --duration "$STEP" --size "$SIZE" --json \
+      | sed "s/\"target\":\"jangteo\"/\"target\":\"$1-r$3\"/" >>"$RESULTS" \
+      || echo "!! $1: open-rooms reported a correctness failure"
+  fi
   local after; after=$(awk '{print $14 + $15}' "/proc/$pid/stat")
   echo "$1 round $3: server CPU $(( (after - before) / $(getconf CLK_TCK) )).$(( (after - before) % $(getconf CLK_TCK) )) s (seeding included)" | tee -a "$WORK/cpu"
   kill "$pid" 2>/dev/null || true

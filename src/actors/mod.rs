@@ -23,19 +23,19 @@ pub mod cluster;
 pub mod committer;
 pub mod frames;
 pub mod handle;
+pub mod outbox;
 pub mod room;
 pub mod timers;
 pub mod user;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use actix::{Actor as _, Addr};
 
 pub use frames::Frame;
-use tokio::sync::{mpsc, Notify};
 
 use crate::bus::{Bus, TOPIC_CHAT};
 use crate::domain::account::Revocation;
@@ -114,11 +114,9 @@ pub struct SessionHandle {
     pub user_id: i64,
     /// The session (login) the connection was opened with.
     token_hash: Arc<str>,
-    tx: mpsc::Sender<Outbound>,
-    overflow: Arc<(AtomicBool, Notify)>,
-    /// Set when the login session ended (logout, withdrawal, password
-    /// change): the connection closes with 4001.
-    ended: Arc<(AtomicBool, Notify)>,
+    /// The outbound queue and the connection's signals (overflowed; login
+    /// ended, after which the connection closes with 4001).
+    out: Arc<outbox::Shared>,
 }
 
 impl SessionHandle {
@@ -127,18 +125,16 @@ impl SessionHandle {
         user_id: i64,
         token_hash: &str,
         capacity: usize,
-    ) -> (SessionHandle, mpsc::Receiver<Outbound>) {
-        let (tx, rx) = mpsc::channel(capacity.max(1));
+    ) -> (SessionHandle, outbox::Receiver) {
+        let out = outbox::Shared::new(capacity);
         (
             SessionHandle {
                 id,
                 user_id,
                 token_hash: Arc::from(token_hash),
-                tx,
-                overflow: Arc::new((AtomicBool::new(false), Notify::new())),
-                ended: Arc::new((AtomicBool::new(false), Notify::new())),
+                out: out.clone(),
             },
-            rx,
+            outbox::Receiver::new(out),
         )
     }
 
@@ -148,32 +144,19 @@ impl SessionHandle {
 
     /// The login session of this connection ended: close it.
     pub fn end(&self) {
-        if !self.ended.0.swap(true, Ordering::AcqRel) {
-            self.ended.1.notify_one();
-        }
+        self.out.end();
     }
 
     /// Resolves once [`SessionHandle::end`] was called.
     pub async fn ended(&self) {
-        if self.ended.0.load(Ordering::Acquire) {
-            return;
-        }
-        self.ended.1.notified().await;
+        self.out.ended().await;
     }
 
     /// Queue without waiting. A full queue means the client cannot keep
     /// up: the session is told to disconnect (it recovers with `resume`),
     /// and the producer (a room) never waits for it.
     pub fn push(&self, out: Outbound) {
-        match self.tx.try_send(out) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                if !self.overflow.0.swap(true, Ordering::AcqRel) {
-                    self.overflow.1.notify_one();
-                }
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
-        }
+        self.out.push(out);
     }
 
     pub fn frame(&self, frame: Frame) {
@@ -182,10 +165,7 @@ impl SessionHandle {
 
     /// Resolves once the queue overflowed.
     pub async fn overflowed(&self) {
-        if self.overflow.0.load(Ordering::Acquire) {
-            return;
-        }
-        self.overflow.1.notified().await;
+        self.out.overflowed().await;
     }
 }
 

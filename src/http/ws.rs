@@ -30,7 +30,7 @@ use utoipa::IntoParams;
 
 use super::extract::{bearer_token, SESSION_COOKIE};
 use super::frame_guard::{FrameGuard, Oversized};
-use crate::actors::{frames, ChatHub, Frame, Outbound, SessionHandle};
+use crate::actors::{frames, outbox, ChatHub, Frame, Outbound, SessionHandle};
 use crate::domain::chat;
 use crate::error::{ApiError, Code, ErrorBody};
 use crate::service::accounts::Accounts;
@@ -223,8 +223,9 @@ struct Conn {
     sent: HashMap<i64, Sent>,
     /// Rooms replaying from the store, with live messages buffered meanwhile.
     replaying: HashMap<i64, Vec<(i64, Frame)>>,
-    replay_tx: mpsc::Sender<Replay>,
-    replay_rx: mpsc::Receiver<Replay>,
+    /// Results of resume replays; opened by the first `resume` (an idle
+    /// connection that never resumes holds no channel).
+    replays: Option<(mpsc::Sender<Replay>, mpsc::Receiver<Replay>)>,
 }
 
 /// Why the loop ended: the close reason to send (None: the client is gone).
@@ -321,7 +322,6 @@ impl Conn {
         socket: actix_ws::Session,
         oversized: std::sync::Arc<Oversized>,
     ) -> Conn {
-        let (replay_tx, replay_rx) = mpsc::channel(REPLAY_READ_AHEAD);
         Conn {
             hub,
             accounts,
@@ -332,8 +332,7 @@ impl Conn {
             held: Vec::new(),
             sent: HashMap::new(),
             replaying: HashMap::new(),
-            replay_tx,
-            replay_rx,
+            replays: None,
         }
     }
 
@@ -341,7 +340,7 @@ impl Conn {
     async fn run(
         &mut self,
         mut stream: actix_ws::AggregatedMessageStream,
-        mut outbound: mpsc::Receiver<Outbound>,
+        mut outbound: outbox::Receiver,
     ) -> Result<(), End> {
         let settings = self.hub.settings().clone();
         let mut heartbeat = tokio::time::interval(settings.heartbeat);
@@ -369,7 +368,9 @@ impl Conn {
                     return Err(close(CloseCode::Size, "frame too large"));
                 }
                 _ = session_check.tick() => {
-                    match self.accounts.session_alive(handle.token_hash(), std::mem::take(&mut used)).await {
+                    // Boxed, like the other rare branches below: inline, their
+                    // futures would make every idle connection's task larger.
+                    match Box::pin(self.accounts.session_alive(handle.token_hash(), std::mem::take(&mut used))).await {
                         Ok(true) => {}
                         Ok(false) => return Err(session_ended()),
                         // A backend hiccup is no reason to drop everyone;
@@ -402,7 +403,7 @@ impl Conn {
                         Some(Ok(AggregatedMessage::Text(text))) => {
                             used = true;
                             match frames.take() {
-                                Budget::Ok => self.client_frame(&text).await?,
+                                Budget::Ok => Box::pin(self.client_frame(&text)).await?,
                                 Budget::Warn => {
                                     self.error(Code::RateLimited, "too many frames: slow down; excess frames are dropped", None, None).await?;
                                     continue;
@@ -415,13 +416,8 @@ impl Conn {
                         }
                     }
                 }
-                out = outbound.recv() => {
-                    match out {
-                        Some(out) => self.emit(out).await?,
-                        None => return Err(None),
-                    }
-                }
-                Some(replay) = self.replay_rx.recv() => self.replayed(replay).await?,
+                out = outbound.recv() => self.emit(out).await?,
+                Some(replay) = next_replay(&mut self.replays) => Box::pin(self.replayed(replay)).await?,
                 _ = tokio::time::sleep_until(hold_until), if self.holding => self.release().await?,
                 _ = heartbeat.tick() => {
                     if last_heard.elapsed() > settings.idle_timeout {
@@ -662,7 +658,11 @@ impl Conn {
                 // One task replays the rooms in turn, a page ahead of the
                 // socket at most (bounded channel).
                 let hub = self.hub.clone();
-                let tx = self.replay_tx.clone();
+                let tx = self
+                    .replays
+                    .get_or_insert_with(|| mpsc::channel(REPLAY_READ_AHEAD))
+                    .0
+                    .clone();
                 actix_web::rt::spawn(async move {
                     for (room, last_seen) in parsed {
                         if !replay(&hub, &tx, user, room, last_seen).await {
@@ -673,6 +673,16 @@ impl Conn {
             }
         }
         Ok(())
+    }
+}
+
+/// The next replay result, or never while no replay was started.
+async fn next_replay(
+    replays: &mut Option<(mpsc::Sender<Replay>, mpsc::Receiver<Replay>)>,
+) -> Option<Replay> {
+    match replays {
+        Some((_, rx)) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 
