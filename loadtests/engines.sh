@@ -40,9 +40,16 @@ mysql -h 127.0.0.1 -u root -e "CREATE DATABASE ${DB}_a CHARACTER SET utf8mb4 COL
 run embedded 9100
 run mysql-redis 9101 JANGTEO_DATABASE_URL="mysql://root@127.0.0.1:3306/${DB}_a" \
   JANGTEO_REDIS_URL=redis://127.0.0.1:6379 JANGTEO_REDIS_PREFIX="${DB}_a:"
+# The MongoDB-wire test server timed alone with a plain client, in the same
+# run, so the distributed row can say how much of it is that server.
+VENV=${JANGTEO_CACHE:-$HOME/.cache/jangteo}/secantus-venv
+PROBE=$("$VENV/bin/python" loadtests/mongo-probe.py "mongodb://127.0.0.1:27017/${DB}_probe" 2>&1 | tail -1)
 run distributed 9102 JANGTEO_DATABASE_URL="mysql://root@127.0.0.1:3306/${DB}_b" \
   JANGTEO_REDIS_URL=redis://127.0.0.1:6379 JANGTEO_REDIS_PREFIX="${DB}_b:" \
   JANGTEO_MONGODB_URL="mongodb://127.0.0.1:27017/${DB}_b" \
   JANGTEO_KAFKA_BROKERS=127.0.0.1:9092 JANGTEO_KAFKA_TOPIC_PREFIX="${DB}_b."
 mysql -h 127.0.0.1 -u root -e "DROP DATABASE ${DB}_a; DROP DATABASE ${DB}_b" || true
 target/release/jangteo-load report "$W/results.jsonl"
+echo
+echo "MongoDB-wire server alone, plain client (loadtests/mongo-probe.py), same run:"
+echo "$PROBE"
