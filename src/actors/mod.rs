@@ -295,9 +295,8 @@ impl ChatHub {
         self.inner.cluster.is_some()
     }
 
-    /// Tell the other nodes (if any) about a room event. `last_seq` is the highest
-    /// seq the room knows of here: a node that starts the room's actor
-    /// because of this event delivers every later message.
+    /// Tell the other nodes (if any) about a room event; `last_seq` as
+    /// the room actor knows it (see `RoomActor::replicate`).
     pub fn replicate(&self, room_id: i64, remote: &Remote, last_seq: Option<i64>) {
         if let Some(bus) = &self.inner.cluster {
             let mut event = remote.to_event(room_id);

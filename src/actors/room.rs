@@ -187,13 +187,15 @@ impl RoomActor {
         }
     }
 
-    /// The highest seq this node knows the room has (`None` before the
-    /// load).
-    fn known_seq(&self) -> Option<i64> {
-        match &self.state {
+    /// Tell the other nodes about a room event, with the highest seq this
+    /// node knows the room has (none before the load): a node that starts
+    /// the room's actor because of it delivers every later message.
+    fn replicate(&self, remote: &Remote) {
+        let last_seq = match &self.state {
             State::Ready(r) => Some(r.last_seq),
             _ => None,
-        }
+        };
+        self.hub.replicate(self.id, remote, last_seq);
     }
 
     /// Token bucket per member: in open rooms `send_rate_per_sec` with
@@ -305,7 +307,7 @@ impl RoomActor {
             }
         }
         let remote = Remote::Message(record);
-        self.hub.replicate(self.id, &remote, self.known_seq());
+        self.replicate(&remote);
         if let Remote::Message(record) = remote {
             self.offer(record, ctx);
         }
@@ -647,7 +649,6 @@ impl Handler<RoomMsg> for RoomActor {
     fn handle(&mut self, msg: RoomMsg, ctx: &mut Context<Self>) {
         self.handled += 1;
         self.last_activity = Instant::now();
-        let id = self.id;
         // One method per message; the short ones stay here.
         match msg {
             RoomMsg::Post {
@@ -670,26 +671,19 @@ impl Handler<RoomMsg> for RoomActor {
             } => self.on_read(user, seq, reply, session, ctx),
             RoomMsg::Typing { user, session } => self.on_typing(user, session),
             RoomMsg::MemberAdded(m) => {
-                self.hub
-                    .replicate(id, &Remote::MemberAdded(m.clone()), self.known_seq());
+                self.replicate(&Remote::MemberAdded(m.clone()));
                 self.member_added(m, false);
             }
             RoomMsg::MemberRemoved { user, reason } => {
-                self.hub.replicate(
-                    id,
-                    &Remote::MemberRemoved { user, reason },
-                    self.known_seq(),
-                );
+                self.replicate(&Remote::MemberRemoved { user, reason });
                 self.member_removed(user, reason);
             }
             RoomMsg::Broadcast(frame) => {
-                self.hub
-                    .replicate(id, &Remote::Broadcast(frame.to_string()), self.known_seq());
+                self.replicate(&Remote::Broadcast(frame.to_string()));
                 self.broadcast(&frame, None);
             }
             RoomMsg::SetBlocked(blocked) => {
-                self.hub
-                    .replicate(id, &Remote::Blocked(blocked), self.known_seq());
+                self.replicate(&Remote::Blocked(blocked));
                 if let State::Ready(r) = &mut self.state {
                     r.blocked = blocked;
                 }
@@ -878,8 +872,7 @@ impl RoomActor {
             if kind == RoomKind::Direct || receipts {
                 self.broadcast(&frames::receipt(id, user, seq), None);
             }
-            self.hub
-                .replicate(id, &Remote::Read { user, seq }, self.known_seq());
+            self.replicate(&Remote::Read { user, seq });
         }
     }
 
@@ -902,8 +895,7 @@ impl RoomActor {
         }
         self.typing_at.insert(user, now);
         self.broadcast(&frames::typing(id, user), Some(user));
-        self.hub
-            .replicate(id, &Remote::Typing { user }, self.known_seq());
+        self.replicate(&Remote::Typing { user });
     }
 
     fn member_added(&mut self, m: MemberRecord, from_other_node: bool) {
