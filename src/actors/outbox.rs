@@ -27,15 +27,35 @@ struct Queue {
     closed: bool,
 }
 
+/// A signal raised once and then up for good.
+#[derive(Default)]
+struct Latch {
+    up: AtomicBool,
+    notify: Notify,
+}
+
+impl Latch {
+    fn raise(&self) {
+        if !self.up.swap(true, Ordering::AcqRel) {
+            self.notify.notify_one();
+        }
+    }
+
+    async fn wait(&self) {
+        if self.up.load(Ordering::Acquire) {
+            return;
+        }
+        self.notify.notified().await;
+    }
+}
+
 pub(crate) struct Shared {
     queue: Mutex<Queue>,
     capacity: usize,
     /// Wakes the receiver (one permit is stored if it is not waiting).
     wake: Notify,
-    overflow: AtomicBool,
-    overflowed: Notify,
-    ended: AtomicBool,
-    ended_notify: Notify,
+    overflow: Latch,
+    ended: Latch,
 }
 
 impl Shared {
@@ -47,10 +67,8 @@ impl Shared {
             }),
             capacity: capacity.max(1),
             wake: Notify::new(),
-            overflow: AtomicBool::new(false),
-            overflowed: Notify::new(),
-            ended: AtomicBool::new(false),
-            ended_notify: Notify::new(),
+            overflow: Latch::default(),
+            ended: Latch::default(),
         })
     }
 
@@ -70,9 +88,7 @@ impl Shared {
             }
             if q.items.len() >= self.capacity {
                 drop(q);
-                if !self.overflow.swap(true, Ordering::AcqRel) {
-                    self.overflowed.notify_one();
-                }
+                self.overflow.raise();
                 return false;
             }
             q.items.push_back(out);
@@ -82,23 +98,15 @@ impl Shared {
     }
 
     pub(crate) fn end(&self) {
-        if !self.ended.swap(true, Ordering::AcqRel) {
-            self.ended_notify.notify_one();
-        }
+        self.ended.raise();
     }
 
     pub(crate) async fn ended(&self) {
-        if self.ended.load(Ordering::Acquire) {
-            return;
-        }
-        self.ended_notify.notified().await;
+        self.ended.wait().await;
     }
 
     pub(crate) async fn overflowed(&self) {
-        if self.overflow.load(Ordering::Acquire) {
-            return;
-        }
-        self.overflowed.notified().await;
+        self.overflow.wait().await;
     }
 }
 
@@ -169,7 +177,7 @@ mod tests {
         for n in 1..=3 {
             assert!(shared.push(frame(n)));
         }
-        assert!(!shared.overflow.load(Ordering::Acquire));
+        assert!(!shared.overflow.up.load(Ordering::Acquire));
         assert!(!shared.push(frame(4)), "the fourth does not fit");
         // The overflow signal is up (and stays up).
         tokio::time::timeout(std::time::Duration::from_secs(1), shared.overflowed())
