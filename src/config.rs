@@ -1413,6 +1413,7 @@ mod tests {
             ("node_id", "has space"),
             ("node_id", ""),
             ("cluster_gap_fill_ms", "0"),
+            ("cluster_catchup_ms", "soon"),
             ("reservation_sweep_secs", "0"),
             ("database_pool_size", "0"),
             ("max_uri_bytes", "100"),
