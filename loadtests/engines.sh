@@ -43,7 +43,8 @@ run mysql-redis 9101 JANGTEO_DATABASE_URL="mysql://root@127.0.0.1:3306/${DB}_a" 
 # The MongoDB-wire test server timed alone with a plain client, in the same
 # run, so the distributed row can say how much of it is that server.
 VENV=${JANGTEO_CACHE:-$HOME/.cache/jangteo}/secantus-venv
-PROBE=$("$VENV/bin/python" loadtests/mongo-probe.py "mongodb://127.0.0.1:27017/${DB}_probe" 2>&1 | tail -1)
+PROBE=$("$VENV/bin/python" loadtests/mongo-probe.py "mongodb://127.0.0.1:27017/${DB}_probe" 2>&1 | tail -1) \
+  || PROBE="probe failed: $PROBE"
 run distributed 9102 JANGTEO_DATABASE_URL="mysql://root@127.0.0.1:3306/${DB}_b" \
   JANGTEO_REDIS_URL=redis://127.0.0.1:6379 JANGTEO_REDIS_PREFIX="${DB}_b:" \
   JANGTEO_MONGODB_URL="mongodb://127.0.0.1:27017/${DB}_b" \
