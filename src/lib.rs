@@ -22,7 +22,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 
 use actix_web::dev::Server;
-use actix_web::{web, HttpServer};
+use actix_web::web;
 use anyhow::Context as _;
 
 use actix::Actor as _;
@@ -396,27 +396,16 @@ impl Application {
                 }
             });
         }
-        let config = state.config.clone();
-        let app_state = state.clone();
-        let mut server = HttpServer::new(move || http::app(app_state.clone()).0)
-            // Small frames (chat) must not wait for Nagle's algorithm.
-            .on_connect(|conn, _| {
-                if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
-                    let _ = tcp.set_nodelay(true);
-                }
-            })
-            .shutdown_timeout(config.shutdown_timeout.as_secs())
-            // We handle SIGINT/SIGTERM ourselves (see `run_until_stopped`)
-            // to close WebSocket sessions before the HTTP drain.
-            .disable_signals()
-            .listen(listener)?;
-        if let Some(workers) = config.workers {
-            server = server.workers(workers);
-        }
+        let server = http::server::build(
+            listener,
+            state.clone(),
+            state.config.workers,
+            state.config.shutdown_timeout,
+        )?;
         tracing::info!("listening on http://{address}");
         Ok(Application {
             address,
-            server: server.run(),
+            server,
             state,
         })
     }

@@ -4,7 +4,6 @@
 pub mod accounts;
 pub mod catalog;
 pub mod extract;
-pub mod frame_guard;
 pub mod market;
 pub mod middleware;
 pub mod notifications;
@@ -13,8 +12,10 @@ pub mod openapi;
 pub mod orders;
 pub mod payments;
 pub mod rooms;
+pub mod server;
 pub mod system;
 pub mod webapp;
+pub mod wire;
 pub mod ws;
 
 use actix_web::body::BoxBody;

@@ -21,16 +21,18 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
+use actix_web::http::header;
+use actix_web::rt::net::TcpStream;
 use actix_web::{get, web, HttpRequest, HttpResponse};
-use actix_ws::{AggregatedMessage, CloseCode, CloseReason};
+use bytes::BytesMut;
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::mpsc;
 use utoipa::IntoParams;
 
 use super::extract::{bearer_token, SESSION_COOKIE};
-use super::frame_guard::{FrameGuard, Oversized};
-use crate::actors::{frames, outbox, ChatHub, Frame, Outbound, SessionHandle};
+use super::wire::{Incoming, Wire, WireError};
+use crate::actors::{frames, outbox, ChatHub, ConnectionSlot, Frame, Outbound, SessionHandle};
 use crate::domain::chat;
 use crate::error::{ApiError, Code, ErrorBody};
 use crate::service::accounts::Accounts;
@@ -42,6 +44,16 @@ const REPLAY_PAGE: i64 = 200;
 /// resumes a long history and does not read holds at most this many pages
 /// in server memory (the replay waits for the socket).
 const REPLAY_READ_AHEAD: usize = 2;
+/// Close codes (RFC 6455, 7.4.1).
+const CLOSE_NORMAL: u16 = 1000;
+const CLOSE_AWAY: u16 = 1001;
+const CLOSE_PROTOCOL: u16 = 1002;
+const CLOSE_NOT_UTF8: u16 = 1007;
+const CLOSE_TOO_BIG: u16 = 1009;
+const CLOSE_RESTART: u16 = 1012;
+/// Queued output at which the session writes before going on, so a burst
+/// (a replay page, a busy room) leaves in a few large writes.
+const FLUSH_BYTES: usize = 64 * 1024;
 /// Close code sent to a client whose outbound queue overflowed.
 const CLOSE_SLOW_CONSUMER: u16 = 4008;
 /// Close code sent when the login session of the connection ended (logout,
@@ -73,11 +85,7 @@ pub struct WsQuery {
     security(("bearer" = []), ("cookie" = []))
 )]
 #[get("/ws")]
-pub async fn ws(
-    req: HttpRequest,
-    body: web::Payload,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn ws(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     check_origin(&req, &state.config.http.ws_allowed_origins)?;
     let header_token = if req
         .headers()
@@ -99,23 +107,21 @@ pub async fn ws(
         .authenticate(&token)
         .await?
         .ok_or_else(ApiError::unauthenticated)?;
-    // Frame headers are checked as they arrive (see frame_guard).
-    let (guarded, oversized) =
-        FrameGuard::new(body.into_inner(), state.hub.settings().max_frame_bytes);
-    let mut guarded: actix_web::dev::Payload = actix_web::dev::Payload::Stream {
-        payload: Box::pin(guarded),
-    };
-    let body = <web::Payload as actix_web::FromRequest>::from_request(&req, &mut guarded)
-        .await
-        .map_err(ApiError::internal)?;
-    let (response, session, stream) = actix_ws::handle(&req, body).map_err(|e| {
+    let not_upgrade = |why: &dyn std::fmt::Display| {
         ApiError::new(
             Code::InvalidParameter,
-            format!("expected a WebSocket upgrade: {e}"),
+            format!("expected a WebSocket upgrade: {why}"),
         )
-    })?;
+    };
+    actix_http::ws::verify_handshake(req.head()).map_err(|e| not_upgrade(&e))?;
+    let accept = req
+        .headers()
+        .get(header::SEC_WEBSOCKET_KEY)
+        .map(|key| actix_http::ws::hash_key(key.as_bytes()))
+        .ok_or_else(|| not_upgrade(&"no Sec-WebSocket-Key"))?;
+    let accept = header::HeaderValue::from_bytes(&accept).map_err(ApiError::internal)?;
     let hub = state.hub.clone();
-    // Still before the upgrade: nothing is sent until `response` is.
+    // Still before the upgrade: nothing is sent until the response is.
     let slot = hub.reserve_connection(auth.user_id()).ok_or_else(|| {
         let mut e = ApiError::rate_limited(TOO_MANY_CONNECTIONS_RETRY_SECS);
         e.message = format!(
@@ -124,22 +130,54 @@ pub async fn ws(
         );
         e
     })?;
-    let settings = hub.settings().clone();
-    let stream = stream
-        .max_frame_size(settings.max_frame_bytes)
-        .aggregate_continuations()
-        .max_continuation_size(settings.max_frame_bytes);
-    let (handle, outbound) = SessionHandle::new(
-        hub.next_session_id(),
-        auth.user_id(),
-        &auth.token_hash,
-        settings.outbound_queue,
-    );
-    let accounts = state.accounts.clone();
-    hub.attach(handle.clone());
-    actix_web::rt::spawn(async move {
-        let mut conn = Conn::new(hub.clone(), accounts, handle.clone(), session, oversized);
-        let reason = conn.run(stream, outbound).await.err().flatten();
+    let mut response = HttpResponse::SwitchingProtocols()
+        .upgrade("websocket")
+        .insert_header((header::SEC_WEBSOCKET_ACCEPT, accept))
+        .finish();
+    // The upgrade service (see `upgrade`) sends this response and hands the
+    // socket to the session.
+    response.extensions_mut().insert(Accepted {
+        hub,
+        accounts: state.accounts.clone(),
+        user_id: auth.user_id(),
+        token_hash: auth.token_hash.clone(),
+        slot,
+    });
+    Ok(response)
+}
+
+/// An accepted WebSocket upgrade, waiting for its socket. Dropped unused
+/// (the 101 could not be sent), it frees the user's connection slot.
+pub struct Accepted {
+    hub: ChatHub,
+    accounts: Accounts,
+    user_id: i64,
+    token_hash: String,
+    slot: ConnectionSlot,
+}
+
+impl Accepted {
+    /// Serve the upgraded connection until it ends. `already` holds what
+    /// the HTTP layer read past the request head.
+    pub async fn serve(self, io: TcpStream, already: BytesMut) {
+        let Accepted {
+            hub,
+            accounts,
+            user_id,
+            token_hash,
+            slot,
+        } = self;
+        let settings = hub.settings().clone();
+        let (handle, outbound) = SessionHandle::new(
+            hub.next_session_id(),
+            user_id,
+            &token_hash,
+            settings.outbound_queue,
+        );
+        hub.attach(handle.clone());
+        let wire = Wire::new(io, already, settings.max_frame_bytes);
+        let mut conn = Conn::new(hub.clone(), accounts, handle.clone(), wire);
+        let reason = conn.run(outbound).await.err().flatten();
         hub.detach(handle.user_id, handle.id);
         // The connection's place among its user's: free again.
         drop(slot);
@@ -149,11 +187,14 @@ pub async fn ws(
             ?reason,
             "websocket closed"
         );
+        let mut socket = conn.socket;
+        if let Some(close) = reason {
+            socket.close(close.code, &close.reason);
+        }
         // The close frame queues behind unsent data; a client that never
         // reads must not keep this task alive forever.
-        let _ = tokio::time::timeout(CLOSE_GRACE, conn.socket.close(reason)).await;
-    });
-    Ok(response)
+        socket.finish(CLOSE_GRACE).await;
+    }
 }
 
 /// Cross-site WebSocket hijacking guard. Browsers attach cookies to a
@@ -214,10 +255,8 @@ struct Sent {
 struct Conn {
     hub: ChatHub,
     accounts: Accounts,
-    /// Set when a frame header announced more than `ws_max_frame_bytes`.
-    oversized: std::sync::Arc<Oversized>,
     handle: SessionHandle,
-    socket: actix_ws::Session,
+    socket: Wire,
     holding: bool,
     held: Vec<Outbound>,
     sent: HashMap<i64, Sent>,
@@ -228,8 +267,15 @@ struct Conn {
     replays: Option<(mpsc::Sender<Replay>, mpsc::Receiver<Replay>)>,
 }
 
-/// Why the loop ended: the close reason to send (None: the client is gone).
-type End = Option<CloseReason>;
+/// A close frame to send.
+#[derive(Debug)]
+struct Close {
+    code: u16,
+    reason: String,
+}
+
+/// Why the loop ended: the close frame to send (None: the client is gone).
+type End = Option<Close>;
 
 /// Per-connection budget of client frames: a token bucket refilled at
 /// `rate` per second holding up to twice that. Over budget a frame is
@@ -279,15 +325,15 @@ impl FrameBudget {
 
 fn session_ended() -> End {
     close(
-        CloseCode::Other(CLOSE_SESSION_ENDED),
+        CLOSE_SESSION_ENDED,
         "session_ended: the login session ended; sign in again",
     )
 }
 
-fn close(code: CloseCode, description: &str) -> End {
-    Some(CloseReason {
+fn close(code: u16, reason: &str) -> End {
+    Some(Close {
         code,
-        description: Some(description.to_string()),
+        reason: reason.to_string(),
     })
 }
 
@@ -315,17 +361,10 @@ enum ClientFrame {
 const CLIENT_TYPES: &[&str] = &["send", "read", "typing", "resume", "ping"];
 
 impl Conn {
-    fn new(
-        hub: ChatHub,
-        accounts: Accounts,
-        handle: SessionHandle,
-        socket: actix_ws::Session,
-        oversized: std::sync::Arc<Oversized>,
-    ) -> Conn {
+    fn new(hub: ChatHub, accounts: Accounts, handle: SessionHandle, socket: Wire) -> Conn {
         Conn {
             hub,
             accounts,
-            oversized,
             handle,
             socket,
             holding: true,
@@ -337,11 +376,7 @@ impl Conn {
     }
 
     /// Serve the connection; returns (as `Err`) how it ended.
-    async fn run(
-        &mut self,
-        mut stream: actix_ws::AggregatedMessageStream,
-        mut outbound: outbox::Receiver,
-    ) -> Result<(), End> {
+    async fn run(&mut self, mut outbound: outbox::Receiver) -> Result<(), End> {
         let settings = self.hub.settings().clone();
         let mut heartbeat = tokio::time::interval(settings.heartbeat);
         heartbeat.tick().await;
@@ -359,13 +394,10 @@ impl Conn {
             tokio::select! {
                 biased;
                 _ = closing.wait_for(|c| *c) => {
-                    return Err(close(CloseCode::Restart, "server restarting: reconnect and resume"));
+                    return Err(close(CLOSE_RESTART, "server restarting: reconnect and resume"));
                 }
                 () = handle.ended() => {
                     return Err(session_ended());
-                }
-                () = self.oversized.wait() => {
-                    return Err(close(CloseCode::Size, "frame too large"));
                 }
                 _ = session_check.tick() => {
                     // Boxed, like the other rare branches below: inline, their
@@ -379,70 +411,87 @@ impl Conn {
                     }
                 }
                 _ = handle.overflowed() => {
-                    self.hub.metrics().ws_overflow_disconnects.inc();
-                    return Err(close(CloseCode::Other(CLOSE_SLOW_CONSUMER), "slow_consumer: reconnect and resume"));
+                    return Err(self.slow_consumer());
                 }
-                incoming = stream.recv() => {
+                incoming = self.socket.recv() => {
                     last_heard = Instant::now();
                     match incoming {
-                        None => return Err(None),
-                        Some(Err(actix_ws::ProtocolError::Overflow)) => {
-                            return Err(close(CloseCode::Size, "frame too large"));
-                        }
-                        Some(Err(e)) => return Err(close(CloseCode::Protocol, &e.to_string())),
-                        Some(Ok(AggregatedMessage::Close(_))) => return Err(close(CloseCode::Normal, "bye")),
-                        Some(Ok(AggregatedMessage::Ping(bytes))) => {
-                            if self.socket.pong(&bytes).await.is_err() {
-                                return Err(None);
-                            }
-                        }
-                        Some(Ok(AggregatedMessage::Pong(_))) => {}
-                        Some(Ok(AggregatedMessage::Binary(_))) => {
+                        Err(WireError::Gone) => return Err(None),
+                        Err(WireError::TooLarge) => return Err(close(CLOSE_TOO_BIG, "frame too large")),
+                        Err(WireError::NotUtf8) => return Err(close(CLOSE_NOT_UTF8, "text frames must be UTF-8")),
+                        Err(WireError::Protocol(why)) => return Err(close(CLOSE_PROTOCOL, why)),
+                        Ok(Incoming::Close) => return Err(close(CLOSE_NORMAL, "bye")),
+                        Ok(Incoming::Ping(bytes)) => self.socket.pong(&bytes),
+                        Ok(Incoming::Pong) => {}
+                        Ok(Incoming::Binary) => {
                             self.write(&frames::error(Code::InvalidFrame, "binary frames are not supported; send JSON text", None, None)).await?;
                         }
-                        Some(Ok(AggregatedMessage::Text(text))) => {
+                        Ok(Incoming::Text(text)) => {
                             used = true;
-                            match frames.take() {
-                                Budget::Ok => Box::pin(self.client_frame(&text)).await?,
+                            let taken = match frames.take() {
+                                Budget::Ok => {
+                                    Box::pin(self.client_frame(&text)).await?;
+                                    true
+                                }
                                 Budget::Warn => {
                                     self.error(Code::RateLimited, "too many frames: slow down; excess frames are dropped", None, None).await?;
-                                    continue;
+                                    false
                                 }
-                                Budget::Drop => continue,
-                            }
-                            if self.holding {
+                                Budget::Drop => false,
+                            };
+                            if taken && self.holding {
                                 self.release().await?;
                             }
                         }
                     }
                 }
-                out = outbound.recv() => self.emit(out).await?,
+                out = outbound.recv() => {
+                    self.emit(out).await?;
+                    // What else is queued already leaves in the same write.
+                    while self.socket.queued() < FLUSH_BYTES {
+                        match outbound.try_recv() {
+                            Some(out) => self.emit(out).await?,
+                            None => break,
+                        }
+                    }
+                }
                 Some(replay) = next_replay(&mut self.replays) => Box::pin(self.replayed(replay)).await?,
                 _ = tokio::time::sleep_until(hold_until), if self.holding => self.release().await?,
                 _ = heartbeat.tick() => {
                     if last_heard.elapsed() > settings.idle_timeout {
-                        return Err(close(CloseCode::Away, "idle timeout"));
+                        return Err(close(CLOSE_AWAY, "idle timeout"));
                     }
-                    if self.socket.ping(b"").await.is_err() {
-                        return Err(None);
-                    }
+                    self.socket.ping(b"");
                 }
+            }
+            if self.socket.queued() > 0 {
+                self.flush().await?;
             }
         }
     }
 
-    /// Write one frame; `Err(None)` ends the loop when the socket is gone.
-    /// A write blocked on a client that does not read loses the race to the
-    /// overflow signal, and may block for at most `ws_idle_timeout` (the
-    /// heartbeat cannot tick while the loop waits here), so a stalled
+    /// Queue one frame for the socket; it is written at the end of the
+    /// loop's pass, or at once when [`FLUSH_BYTES`] are queued.
+    async fn write(&mut self, frame: &Frame) -> Result<(), End> {
+        self.socket.text(frame);
+        if self.socket.queued() >= FLUSH_BYTES {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Write what is queued; `Err(None)` ends the loop when the socket is
+    /// gone. A write blocked on a client that does not read loses the race
+    /// to the overflow signal, and may block for at most `ws_idle_timeout`
+    /// (the heartbeat cannot tick while the loop waits here), so a stalled
     /// socket cannot pin the session. The timer is only armed when the
     /// write does not complete at once (`timeout` polls the write first).
-    async fn write(&mut self, frame: &Frame) -> Result<(), End> {
+    async fn flush(&mut self) -> Result<(), End> {
         let stall = self.hub.settings().idle_timeout;
         tokio::select! {
             biased;
             _ = self.handle.overflowed() => Err(self.slow_consumer()),
-            written = tokio::time::timeout(stall, self.socket.text(frame.clone())) => match written {
+            written = tokio::time::timeout(stall, self.socket.flush()) => match written {
                 Ok(written) => written.map_err(|_| None),
                 Err(_) => Err(self.slow_consumer()),
             },
@@ -451,10 +500,7 @@ impl Conn {
 
     fn slow_consumer(&self) -> End {
         self.hub.metrics().ws_overflow_disconnects.inc();
-        close(
-            CloseCode::Other(CLOSE_SLOW_CONSUMER),
-            "slow_consumer: reconnect and resume",
-        )
+        close(CLOSE_SLOW_CONSUMER, "slow_consumer: reconnect and resume")
     }
 
     async fn release(&mut self) -> Result<(), End> {

@@ -1247,6 +1247,125 @@ async fn an_oversized_frame_header_alone_is_refused() {
     assert!(started.elapsed() < Duration::from_secs(5));
 }
 
+/// A client frame as RFC 6455 wants it: masked (with a fixed key).
+fn masked_frame(first_byte: u8, payload: &[u8]) -> Vec<u8> {
+    let key = [9u8, 8, 7, 6];
+    assert!(payload.len() < 126, "short frames only");
+    let mut out = vec![first_byte, 0x80 | payload.len() as u8];
+    out.extend_from_slice(&key);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    out
+}
+
+/// A WebSocket upgrade request written by hand, for `path`, with the key
+/// from RFC 6455's example.
+fn raw_upgrade(path: &str, token: Option<&str>) -> String {
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{auth}\r\n"
+    )
+}
+
+/// Connect to `base` by plain TCP, write `bytes`, and read until the
+/// server closes (or 10 s pass).
+async fn raw_exchange(base: &str, bytes: &[u8], until: impl Fn(&[u8]) -> bool) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let port = base.rsplit(':').next().expect("port");
+    let mut tcp = tokio::net::TcpStream::connect(format!("127.0.0.1:{port}"))
+        .await
+        .expect("connect");
+    tcp.write_all(bytes).await.expect("write");
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut chunk = [0u8; 4096];
+    while !until(&got) {
+        match tokio::time::timeout_at(deadline, tcp.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => got.extend_from_slice(&chunk[..n]),
+            _ => break,
+        }
+    }
+    got
+}
+
+/// Frames a client sends right behind its upgrade request, before it has
+/// the 101, are served: the socket changes hands with what was read past
+/// the request head.
+#[actix_web::test]
+async fn frames_sent_with_the_upgrade_request_are_served() {
+    let app = spawn_app().await;
+    let u = app.user("eager").await;
+    let mut bytes = raw_upgrade("/ws", Some(&u.token)).into_bytes();
+    bytes.extend(masked_frame(0x81, br#"{"type":"ping"}"#));
+    let got = raw_exchange(&app.addr, &bytes, |got| {
+        String::from_utf8_lossy(got).contains(r#""type":"pong""#)
+    })
+    .await;
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 101"), "{text}");
+    // RFC 6455's worked example: this key, this accept.
+    assert!(
+        text.to_ascii_lowercase()
+            .contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="),
+        "{text}"
+    );
+    assert!(text.contains(r#""type":"pong""#), "{text}");
+}
+
+/// An upgrade request is answered by the same application as any other:
+/// refusals carry the usual error envelope, and the connection is closed
+/// after them.
+#[actix_web::test]
+async fn refused_upgrades_get_the_usual_errors() {
+    let app = spawn_app().await;
+    let ends = |got: &[u8]| String::from_utf8_lossy(got).ends_with('}');
+    for (path, status, code) in [
+        ("/ws", "401", "unauthenticated"),
+        ("/no-such-path", "404", "not_found"),
+    ] {
+        let got = raw_exchange(&app.addr, raw_upgrade(path, None).as_bytes(), ends).await;
+        let text = String::from_utf8_lossy(&got);
+        assert!(
+            text.starts_with(&format!("HTTP/1.1 {status}")),
+            "{path}: {text}"
+        );
+        assert!(
+            text.to_ascii_lowercase().contains("connection: close"),
+            "{path}: {text}"
+        );
+        assert!(
+            text.contains(&format!(r#""code":"{code}""#)),
+            "{path}: {text}"
+        );
+    }
+}
+
+/// Frames that break RFC 6455 close with 1002; text that is not UTF-8
+/// with 1007.
+#[actix_web::test]
+async fn broken_frames_close_with_the_protocol_codes() {
+    use tokio::io::AsyncWriteExt as _;
+    let app = spawn_app().await;
+    let u = app.user("sloppy").await;
+    let cases: [(Vec<u8>, u16); 4] = [
+        // Unmasked.
+        (vec![0x81, 0x02, b'h', b'i'], 1002),
+        // Reserved bit set, no extension negotiated.
+        (masked_frame(0xC1, b"hi"), 1002),
+        // A continuation with nothing to continue.
+        (masked_frame(0x80, b"hi"), 1002),
+        (masked_frame(0x81, &[0xFF, 0xFE, 0xFD]), 1007),
+    ];
+    for (frame, code) in cases {
+        let mut ws = app.ws(&u.token).await;
+        let tokio_tungstenite::MaybeTlsStream::Plain(tcp) = ws.stream.get_mut() else {
+            panic!("plain TCP");
+        };
+        tcp.write_all(&frame).await.expect("write frame");
+        assert_eq!(ws.close_frame().await, Some(code), "{frame:?}");
+    }
+}
+
 #[actix_web::test]
 async fn connections_per_user_are_capped_before_the_upgrade() {
     let app = spawn_app_with(&[("ws_max_connections_per_user", "2")]).await;
