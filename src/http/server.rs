@@ -8,9 +8,9 @@
 //! dispatcher hands over the socket instead:
 //!
 //! 1. Every request that asks for a WebSocket upgrade comes here, before
-//!    routing. It is passed through the same application (a second instance
-//!    per worker, same state), so middleware, authentication, and every
-//!    refusal (401, 403, 429, 404...) are exactly those of any request.
+//!    routing. It is passed through the same application (the worker's one
+//!    instance), so middleware, authentication, and every refusal (401,
+//!    403, 429, 404...) are exactly those of any request.
 //! 2. If the `/ws` handler accepted (a 101 carrying an [`Accepted`] in its
 //!    extensions), the 101 is written, the dispatcher's buffers are dropped,
 //!    and the connection's session task owns the bare socket
@@ -26,16 +26,16 @@ use std::net::{SocketAddr, TcpListener};
 use std::rc::Rc;
 use std::time::Duration;
 
-use actix_codec::Framed;
+use actix_codec::{Framed, FramedParts};
 use actix_http::body::{BodySize, MessageBody};
 use actix_http::{h1, ConnectionType, HttpService, Request, Response, StatusCode};
 use actix_service::{
-    fn_factory, fn_service, map_config, IntoServiceFactory, Service, ServiceFactory,
-    ServiceFactoryExt as _,
+    fn_factory, fn_service, IntoServiceFactory, Service, ServiceFactory, ServiceFactoryExt as _,
 };
 use actix_web::dev::{AppConfig, Server, ServiceResponse};
 use actix_web::rt::net::TcpStream;
 use actix_web::web;
+use bytes::BytesMut;
 use futures_util::SinkExt as _;
 
 use super::ws::Accepted;
@@ -62,7 +62,29 @@ pub fn build(
     let mut builder = builder
         .listen("jangteo", listener, move || {
             let graceful = graceful.clone();
-            let app = IntoServiceFactory::<_, Request>::into_factory(super::app(state.clone()).0)
+            // One application per worker, shared by plain requests and
+            // upgrades (a second instance would hold a second copy of the
+            // OpenAPI document and routes: some 6 MiB).
+            let shared = Rc::new(SharedApp {
+                factory: IntoServiceFactory::<_, Request>::into_factory(
+                    super::app(state.clone()).0,
+                ),
+                config: app_config(address),
+                service: tokio::sync::OnceCell::new(),
+            });
+            let upgrades = {
+                let shared = shared.clone();
+                fn_factory(move || {
+                    let shared = shared.clone();
+                    async move {
+                        let app = shared.service().await?;
+                        Ok::<_, ()>(fn_service(move |(req, framed): (Request, Upgraded)| {
+                            upgrade(app.clone(), req, framed)
+                        }))
+                    }
+                })
+            };
+            let app = fn_factory(move || shared.clone().service())
                 .map_err(|e: actix_web::Error| e.error_response());
             HttpService::build()
                 .graceful_shutdown_signal(move || {
@@ -72,8 +94,8 @@ pub fn build(
                 // Small frames (chat) must not wait for Nagle's algorithm.
                 .tcp_nodelay(true)
                 .local_addr(address)
-                .upgrade(upgrades(state.clone(), address))
-                .finish(map_config(app, move |()| app_config(address)))
+                .upgrade(upgrades)
+                .finish(app)
                 .tcp()
         })?
         .shutdown_timeout(shutdown_timeout.as_secs())
@@ -86,34 +108,56 @@ pub fn build(
     Ok(builder.run())
 }
 
-/// The upgrade service of one worker: its own instance of the application.
-fn upgrades(
-    state: web::Data<AppState>,
-    address: SocketAddr,
-) -> impl ServiceFactory<
-    (Request, Upgraded),
-    Config = (),
-    Response = (),
-    Error = actix_web::Error,
-    InitError = (),
-> {
-    fn_factory(move || {
-        let app = IntoServiceFactory::<_, Request>::into_factory(super::app(state.clone()).0);
-        async move {
-            let app = Rc::new(app.new_service(app_config(address)).await?);
-            Ok(fn_service(move |(req, framed): (Request, Upgraded)| {
-                upgrade(app.clone(), req, framed)
-            }))
-        }
-    })
+/// A worker's application: built once, its service made by whichever of
+/// the HTTP service and the upgrade service starts first.
+struct SharedApp<F: ServiceFactory<Request>> {
+    factory: F,
+    config: AppConfig,
+    service: tokio::sync::OnceCell<Rc<F::Service>>,
+}
+
+impl<F> SharedApp<F>
+where
+    F: ServiceFactory<Request, Config = AppConfig, InitError = ()>,
+{
+    async fn service(self: Rc<Self>) -> Result<Rc<F::Service>, ()> {
+        self.service
+            .get_or_try_init(|| async {
+                self.factory
+                    .new_service(self.config.clone())
+                    .await
+                    .map(Rc::new)
+            })
+            .await
+            .cloned()
+    }
 }
 
 /// Answer one upgrade request (see the module documentation).
-async fn upgrade<S, B>(
+///
+/// This future is what the worker's connection task holds for the life of
+/// a WebSocket, so it is kept small: the handshake, with the application's
+/// response and the HTTP codec, runs boxed and is freed before the session
+/// starts (inline, it made every idle connection's task some 4 KiB larger).
+async fn upgrade<S, B>(app: Rc<S>, req: Request, framed: Upgraded) -> Result<(), actix_web::Error>
+where
+    S: Service<Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody + 'static,
+{
+    if let Some((accepted, io, already)) = Box::pin(handshake(app, req, framed)).await? {
+        accepted.serve(io, already).await;
+    }
+    Ok(())
+}
+
+/// Send the application's answer to an upgrade request. Returns the
+/// accepted session with its socket and what was read past the request
+/// head, or None when the request was refused (and the answer sent).
+async fn handshake<S, B>(
     app: Rc<S>,
     req: Request,
     mut framed: Upgraded,
-) -> Result<(), actix_web::Error>
+) -> Result<Option<(Accepted, TcpStream, BytesMut)>, actix_web::Error>
 where
     S: Service<Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
     B: MessageBody + 'static,
@@ -129,10 +173,10 @@ where
             framed
                 .send(h1::Message::Item((head, BodySize::None)))
                 .await?;
-            let parts = framed.into_parts();
-            // The dispatcher's codec and write buffer go here; what it read
-            // past the request head goes to the session.
-            accepted.serve(parts.io, parts.read_buf).await;
+            // The dispatcher's codec and write buffer are dropped here; what
+            // it read past the request head goes to the session.
+            let FramedParts { io, read_buf, .. } = framed.into_parts();
+            Ok(Some((accepted, io, read_buf)))
         }
         _ => {
             let body = actix_web::body::to_bytes(body)
@@ -148,7 +192,7 @@ where
             if !body.is_empty() {
                 framed.send(h1::Message::Chunk(Some(body))).await?;
             }
+            Ok(None)
         }
     }
-    Ok(())
 }
