@@ -455,19 +455,29 @@ async fn members_on_three_nodes_see_every_message_once_in_order() {
     let (u1, t1) = c.user("c-one").await;
     let (u2, t2) = c.user("c-two").await;
     let room = open_room(&c, 0, &t0, "세 노드 방").await;
-    join(&c, 1, &t1, room).await;
-    join(&c, 2, &t2, room).await;
+    // A second room raced the same way: a node's batches then hold both
+    // rooms, and a seq lost in one must not upset the other.
+    let other = open_room(&c, 0, &t0, "두 번째 방").await;
+    for r in [room, other] {
+        join(&c, 1, &t1, r).await;
+        join(&c, 2, &t2, r).await;
+    }
     let mut ws = [c.ws(0, &t0).await, c.ws(1, &t1).await, c.ws(2, &t2).await];
 
-    // Everyone sends at once, each from their own node: seqs are claimed
-    // concurrently by three nodes.
+    // Everyone sends at once, each from their own node, to both rooms in
+    // turn: seqs are claimed concurrently by three nodes.
     const EACH: usize = 40;
     let mut want = HashSet::new();
+    let mut want_other = HashSet::new();
     for (i, w) in ws.iter_mut().enumerate() {
         for k in 0..EACH {
             let cid = format!("n{i}-{k}");
             want.insert(cid.clone());
             w.send(json!({"type": "send", "room": room, "client_msg_id": cid, "body": format!("{i}번 노드 {k}")}))
+                .await;
+            let cid = format!("o{i}-{k}");
+            want_other.insert(cid.clone());
+            w.send(json!({"type": "send", "room": other, "client_msg_id": cid, "body": format!("{i}번 노드 {k}")}))
                 .await;
         }
     }
@@ -476,24 +486,30 @@ async fn members_on_three_nodes_see_every_message_once_in_order() {
         let seqs = collect(w, room, &want).await;
         assert_contiguous(&seqs, &format!("member on node {i}"));
         results.push(seqs);
+        let seqs = collect(w, other, &want_other).await;
+        assert_contiguous(&seqs, &format!("member on node {i}, second room"));
     }
-    let history = c.history(1, &t1, room).await;
-    let stored: Vec<i64> = history
-        .iter()
-        .map(|m| m["seq"].as_i64().unwrap_or(0))
-        .collect();
-    assert_eq!(
-        stored,
-        (1..=stored.len() as i64).collect::<Vec<_>>(),
-        "gap-free in the store"
-    );
-    let cids: HashSet<String> = history
-        .iter()
-        .filter_map(|m| m["client_msg_id"].as_str().map(str::to_string))
-        .collect();
-    assert_eq!(cids, want, "every message stored once");
-    for seqs in &results {
-        assert_eq!(seqs.last(), stored.last(), "everyone saw the end");
+    for (r, want) in [(other, &want_other), (room, &want)] {
+        let history = c.history(1, &t1, r).await;
+        let stored: Vec<i64> = history
+            .iter()
+            .map(|m| m["seq"].as_i64().unwrap_or(0))
+            .collect();
+        assert_eq!(
+            stored,
+            (1..=stored.len() as i64).collect::<Vec<_>>(),
+            "gap-free in the store"
+        );
+        let cids: HashSet<String> = history
+            .iter()
+            .filter_map(|m| m["client_msg_id"].as_str().map(str::to_string))
+            .collect();
+        assert_eq!(&cids, want, "every message stored once");
+        if r == room {
+            for seqs in &results {
+                assert_eq!(seqs.last(), stored.last(), "everyone saw the end");
+            }
+        }
     }
 
     // Receipts, badges, typing and presence across nodes, in a direct room

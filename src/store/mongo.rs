@@ -19,7 +19,9 @@
 //! for a room reads the room's highest seq, inserts its messages (ordered)
 //! as the following seqs, and if another node took one of those seqs first
 //! the unique index refuses it: the documents before it are stored, the
-//! rest are numbered again from the new top. Seqs therefore stay gap-free:
+//! rest are numbered again from the new top. In the steady state a node
+//! knows each busy room's top from its last batch, and a whole batch, all
+//! rooms, is one ordered insert (see `write_batch`). Seqs therefore stay gap-free:
 //! a seq exists only if its document was inserted. Writes use the journal
 //! write concern, so an acknowledged message survives a server crash.
 //!
@@ -309,22 +311,16 @@ impl MongoMessages {
         Ok(inserted)
     }
 
-    async fn append_room(
+    /// Store one room's appends the careful way: resends and repeats
+    /// found first, then the rest numbered from the room's real top, again
+    /// while another node keeps taking the seqs. `done` holds what the
+    /// fast path already stored.
+    async fn append_careful(
         &self,
         room: i64,
         mut todo: Vec<(usize, &NewMessage)>,
+        mut done: Vec<(usize, Appended)>,
     ) -> Result<Vec<(usize, Appended)>, StoreError> {
-        let mut done = Vec::with_capacity(todo.len());
-        // Fast path, one round trip: number from the remembered top and let
-        // the unique indexes object. Anything refused (a resend, a repeat,
-        // a seq another node took) goes the careful way below.
-        if let Some(top) = self.remembered_top(room) {
-            let inserted = self.insert_after(room, top, &todo, &mut done).await?;
-            todo.drain(..inserted);
-            if todo.is_empty() {
-                return Ok(done);
-            }
-        }
         for _ in 0..MAX_ROUNDS {
             // Resends of stored messages, and repeats within the batch.
             let keys: Vec<(i64, &str)> = todo
@@ -401,14 +397,67 @@ impl MessageStore for MongoMessages {
         }
         let mut results: Vec<Option<Appended>> = vec![None; writes.len()];
         let mut advanced: Vec<(i64, i64, i64)> = Vec::new();
-        // Rooms are independent: claim their seqs concurrently (the
-        // driver's pool bounds the parallelism).
-        let done = futures_util::future::try_join_all(by_room.into_iter().map(
-            |(room, todo)| async move {
-                Ok::<_, StoreError>((room, self.append_room(room, todo).await?))
-            },
-        ))
-        .await?;
+        // Fast path, one round trip for the whole batch: every room whose
+        // top this node remembers is numbered from it, and all of them go
+        // in one ordered insert, room after room. The unique indexes object
+        // to anything wrong (a resend, a repeat, a seq another node took):
+        // the insert stops there, and that room's rest and every room after
+        // it go the careful way. One insert per batch instead of one per
+        // room matters: each is a journal wait on the server.
+        let mut fast: Vec<(i64, i64, Vec<(usize, &NewMessage)>, usize)> = Vec::new();
+        let mut careful: Vec<(i64, Vec<(usize, &NewMessage)>, Vec<(usize, Appended)>)> = Vec::new();
+        let mut docs: Vec<Document> = Vec::new();
+        for (room, todo) in by_room {
+            match self.remembered_top(room) {
+                Some(top) => {
+                    let start = docs.len();
+                    docs.extend(
+                        todo.iter()
+                            .enumerate()
+                            .map(|(i, (_, m))| document(m, top + 1 + i as i64)),
+                    );
+                    fast.push((room, top, todo, start));
+                }
+                None => careful.push((room, todo, Vec::new())),
+            }
+        }
+        let inserted = self.insert_ordered(docs).await?;
+        let mut done: Vec<(i64, Vec<(usize, Appended)>)> = Vec::new();
+        for (room, top, mut todo, start) in fast {
+            let took = inserted.saturating_sub(start).min(todo.len());
+            let stored: Vec<(usize, Appended)> = todo
+                .drain(..took)
+                .enumerate()
+                .map(|(i, (pos, m))| {
+                    let seq = top + 1 + i as i64;
+                    (
+                        pos,
+                        Appended::New {
+                            seq,
+                            ts: m.created_at,
+                        },
+                    )
+                })
+                .collect();
+            if took > 0 {
+                self.remember_top(room, top + took as i64);
+            }
+            if todo.is_empty() {
+                done.push((room, stored));
+            } else {
+                careful.push((room, todo, stored));
+            }
+        }
+        // Rooms are independent: the careful ones claim their seqs
+        // concurrently (the driver's pool bounds the parallelism).
+        done.extend(
+            futures_util::future::try_join_all(careful.into_iter().map(
+                |(room, todo, stored)| async move {
+                    Ok::<_, StoreError>((room, self.append_careful(room, todo, stored).await?))
+                },
+            ))
+            .await?,
+        );
         for (room, outcomes) in done {
             let mut top = None;
             for (pos, outcome) in outcomes {
