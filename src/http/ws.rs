@@ -17,6 +17,10 @@
 //! - **Slow clients.** The outbound queue is bounded. When it overflows the
 //!   connection is closed with code 4008 and the client resumes; the room
 //!   that produced the traffic never waits.
+//!
+//! The task owns the connection's socket: `server.rs` hands it over after
+//! the 101, `wire.rs` frames it. Frames are queued during a pass of the loop
+//! and written together at its end (or once 64 KiB are queued).
 
 use std::collections::HashMap;
 use std::time::Instant;
