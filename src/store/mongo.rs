@@ -21,8 +21,8 @@
 //! the unique index refuses it: the documents before it are stored, the
 //! rest are numbered again from the new top. In the steady state a node
 //! knows each busy room's top from its last batch, and a whole batch, all
-//! rooms, is one ordered insert (see `write_batch`). Seqs therefore stay gap-free:
-//! a seq exists only if its document was inserted. Writes use the journal
+//! rooms, is one ordered insert (see `write_batch`). Seqs therefore stay
+//! gap-free: a seq exists only if its document was inserted. Writes use the journal
 //! write concern, so an acknowledged message survives a server crash.
 //!
 //! The room summary in the relational store (`rooms.last_seq`, activity
@@ -130,6 +130,16 @@ fn document(m: &NewMessage, seq: i64) -> Document {
         "edited_at": Bson::Null,
         "deleted_at": Bson::Null,
     }
+}
+
+/// `msgs` as documents numbered `top + 1...`.
+fn documents<'a>(
+    top: i64,
+    msgs: &'a [(usize, &NewMessage)],
+) -> impl Iterator<Item = Document> + 'a {
+    msgs.iter()
+        .enumerate()
+        .map(move |(i, (_, m))| document(m, top + 1 + i as i64))
 }
 
 impl MongoMessages {
@@ -290,13 +300,21 @@ impl MongoMessages {
         msgs: &[(usize, &NewMessage)],
         done: &mut Vec<(usize, Appended)>,
     ) -> Result<usize, StoreError> {
-        let docs: Vec<Document> = msgs
-            .iter()
-            .enumerate()
-            .map(|(i, (_, m))| document(m, top + 1 + i as i64))
-            .collect();
-        let inserted = self.insert_ordered(docs).await?;
-        for (i, (pos, m)) in msgs.iter().enumerate().take(inserted) {
+        let inserted = self.insert_ordered(documents(top, msgs).collect()).await?;
+        self.stored_after(room, top, &msgs[..inserted], done);
+        Ok(inserted)
+    }
+
+    /// Record `stored` (in order) in `done` as seqs `top + 1...`, and
+    /// remember the room's new top.
+    fn stored_after(
+        &self,
+        room: i64,
+        top: i64,
+        stored: &[(usize, &NewMessage)],
+        done: &mut Vec<(usize, Appended)>,
+    ) {
+        for (i, (pos, m)) in stored.iter().enumerate() {
             done.push((
                 *pos,
                 Appended::New {
@@ -305,10 +323,9 @@ impl MongoMessages {
                 },
             ));
         }
-        if inserted > 0 {
-            self.remember_top(room, top + inserted as i64);
+        if !stored.is_empty() {
+            self.remember_top(room, top + stored.len() as i64);
         }
-        Ok(inserted)
     }
 
     /// Store one room's appends the careful way: resends and repeats
@@ -411,11 +428,7 @@ impl MessageStore for MongoMessages {
             match self.remembered_top(room) {
                 Some(top) => {
                     let start = docs.len();
-                    docs.extend(
-                        todo.iter()
-                            .enumerate()
-                            .map(|(i, (_, m))| document(m, top + 1 + i as i64)),
-                    );
+                    docs.extend(documents(top, &todo));
                     fast.push((room, top, todo, start));
                 }
                 None => careful.push((room, todo, Vec::new())),
@@ -425,23 +438,9 @@ impl MessageStore for MongoMessages {
         let mut done: Vec<(i64, Vec<(usize, Appended)>)> = Vec::new();
         for (room, top, mut todo, start) in fast {
             let took = inserted.saturating_sub(start).min(todo.len());
-            let stored: Vec<(usize, Appended)> = todo
-                .drain(..took)
-                .enumerate()
-                .map(|(i, (pos, m))| {
-                    let seq = top + 1 + i as i64;
-                    (
-                        pos,
-                        Appended::New {
-                            seq,
-                            ts: m.created_at,
-                        },
-                    )
-                })
-                .collect();
-            if took > 0 {
-                self.remember_top(room, top + took as i64);
-            }
+            let mut stored = Vec::with_capacity(todo.len());
+            self.stored_after(room, top, &todo[..took], &mut stored);
+            todo.drain(..took);
             if todo.is_empty() {
                 done.push((room, stored));
             } else {
