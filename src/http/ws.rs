@@ -25,7 +25,6 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use actix_web::http::header;
 use actix_web::rt::net::TcpStream;
 use actix_web::{get, web, HttpRequest, HttpResponse};
 use bytes::BytesMut;
@@ -111,19 +110,17 @@ pub async fn ws(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResp
         .authenticate(&token)
         .await?
         .ok_or_else(ApiError::unauthenticated)?;
-    let not_upgrade = |why: &dyn std::fmt::Display| {
-        ApiError::new(
-            Code::InvalidParameter,
-            format!("expected a WebSocket upgrade: {why}"),
-        )
-    };
-    actix_http::ws::verify_handshake(req.head()).map_err(|e| not_upgrade(&e))?;
-    let accept = req
-        .headers()
-        .get(header::SEC_WEBSOCKET_KEY)
-        .map(|key| actix_http::ws::hash_key(key.as_bytes()))
-        .ok_or_else(|| not_upgrade(&"no Sec-WebSocket-Key"))?;
-    let accept = header::HeaderValue::from_bytes(&accept).map_err(ApiError::internal)?;
+    // Checks the upgrade request and answers it (101 with the accept key).
+    let mut response: HttpResponse = actix_http::ws::handshake(req.head())
+        .map_err(|e| {
+            ApiError::new(
+                Code::InvalidParameter,
+                format!("expected a WebSocket upgrade: {e}"),
+            )
+        })?
+        .finish()
+        .map_into_boxed_body()
+        .into();
     let hub = state.hub.clone();
     // Still before the upgrade: nothing is sent until the response is.
     let slot = hub.reserve_connection(auth.user_id()).ok_or_else(|| {
@@ -134,11 +131,7 @@ pub async fn ws(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResp
         );
         e
     })?;
-    let mut response = HttpResponse::SwitchingProtocols()
-        .upgrade("websocket")
-        .insert_header((header::SEC_WEBSOCKET_ACCEPT, accept))
-        .finish();
-    // The upgrade service (see `upgrade`) sends this response and hands the
+    // The upgrade service (`server.rs`) sends this response and hands the
     // socket to the session.
     response.extensions_mut().insert(Accepted {
         hub,
