@@ -1318,12 +1318,22 @@ async fn frames_sent_with_the_upgrade_request_are_served() {
 #[actix_web::test]
 async fn refused_upgrades_get_the_usual_errors() {
     let app = spawn_app().await;
+    let u = app.user("versioned").await;
     let ends = |got: &[u8]| String::from_utf8_lossy(got).ends_with('}');
-    for (path, status, code) in [
-        ("/ws", "401", "unauthenticated"),
-        ("/no-such-path", "404", "not_found"),
+    // Signed in, but asking for a WebSocket version the server does not speak.
+    let old_version = raw_upgrade("/ws", Some(&u.token))
+        .replace("Sec-WebSocket-Version: 13", "Sec-WebSocket-Version: 8");
+    for (path, request, status, code) in [
+        ("/ws", raw_upgrade("/ws", None), "401", "unauthenticated"),
+        ("/ws", old_version, "400", "invalid_parameter"),
+        (
+            "/no-such-path",
+            raw_upgrade("/no-such-path", None),
+            "404",
+            "not_found",
+        ),
     ] {
-        let got = raw_exchange(&app.addr, raw_upgrade(path, None).as_bytes(), ends).await;
+        let got = raw_exchange(&app.addr, request.as_bytes(), ends).await;
         let text = String::from_utf8_lossy(&got);
         assert!(
             text.starts_with(&format!("HTTP/1.1 {status}")),
