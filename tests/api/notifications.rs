@@ -477,8 +477,11 @@ async fn the_sse_stream_delivers_live_and_resumes_from_last_event_id() {
     );
     drop(sse);
 
-    // Two more while disconnected; the resume replays them, in order.
+    // Two more while disconnected; the resume replays them, in order. The
+    // second is sent once the first exists: two nodes may take the requests,
+    // and between nodes only events apart in time have an order.
     say("두 번째").await;
+    wait_for(&app, &user, "broadcast", 2).await;
     say("세 번째").await;
     wait_for(&app, &user, "broadcast", 3).await;
     let mut sse = Sse::open(&app, &user, Some(&first.to_string())).await;
