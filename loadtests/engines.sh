@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# The same open-rooms steps against three engines in one run, so the ratios
-# compare like with like: embedded (SQLite), MySQL/MariaDB + Redis, and the
+# The same open-rooms steps against the engines in one run, so the ratios
+# compare like with like: embedded (SQLite), MySQL/MariaDB + Redis, the
 # whole distributed engine (MySQL/MariaDB + Redis + MongoDB + Kafka), one
-# node each. Needs `scripts/services.sh up`. Loopback only, bounded in time.
+# node each; and MySQL/MariaDB + Redis + Kafka on two nodes, each room's
+# members spread over both (so most deliveries cross Kafka), both nodes on
+# the one server core. Needs `scripts/services.sh up`. Loopback only,
+# bounded in time.
 #
 #   loadtests/engines.sh
 #   RATES=100,400 ROOMS=50 MEMBERS=20 STEP=8s loadtests/engines.sh
@@ -24,19 +27,28 @@ ENV=(JANGTEO_LOG=warn JANGTEO_WORKERS=1 JANGTEO_ARGON2_MEMORY_KIB=64 JANGTEO_ARG
   JANGTEO_CHAT_SEND_RATE=100000 JANGTEO_CHAT_SEND_BURST=100000
   JANGTEO_CHAT_DIRECT_SEND_RATE=100000 JANGTEO_CHAT_DIRECT_SEND_BURST=100000
   JANGTEO_WS_MAX_CONNECTIONS_PER_USER=1000000)
-run() { # name port settings...
+start() { # name port settings...
   local name=$1 port=$2; shift 2
-  env "${ENV[@]}" JANGTEO_LISTEN=127.0.0.1:$port JANGTEO_DATA_DIR="$W/$name" "$@" \
-    "${PIN_SERVER[@]}" target/release/jangteo serve >"$W/$name.log" 2>&1 &
-  local pid=$!
+  env "${ENV[@]}" JANGTEO_LISTEN=127.0.0.1:$port JANGTEO_DATA_DIR="$W/$name-$port" JANGTEO_NODE_ID="$name-$port" "$@" \
+    "${PIN_SERVER[@]}" target/release/jangteo serve >"$W/$name-$port.log" 2>&1 &
+  PIDS+=($!)
   for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/ready" >/dev/null && break; sleep 0.2; done
-  "${PIN_LOAD[@]}" target/release/jangteo-load open-rooms --target jangteo --url "http://127.0.0.1:$port" \
+}
+load() { # name url [--also url]...
+  local name=$1 url=$2; shift 2
+  "${PIN_LOAD[@]}" target/release/jangteo-load open-rooms --target jangteo --url "$url" "$@" \
     --rooms "$ROOMS" --members "$MEMBERS" --publishers 1 --rate "$RATES" --duration "$STEP" --size 100 --json \
     | sed "s/\"target\":\"jangteo\"/\"target\":\"$name\"/" >>"$W/results.jsonl"
-  kill -9 "$pid"
+  kill -9 "${PIDS[@]}"
+  PIDS=()
+}
+PIDS=()
+run() { # name port settings...
+  start "$@"
+  load "$1" "http://127.0.0.1:$2"
 }
 DB=jt_engines_$$
-mysql -h 127.0.0.1 -u root -e "CREATE DATABASE ${DB}_a CHARACTER SET utf8mb4 COLLATE utf8mb4_bin; CREATE DATABASE ${DB}_b CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+mysql -h 127.0.0.1 -u root -e "CREATE DATABASE ${DB}_a CHARACTER SET utf8mb4 COLLATE utf8mb4_bin; CREATE DATABASE ${DB}_b CHARACTER SET utf8mb4 COLLATE utf8mb4_bin; CREATE DATABASE ${DB}_c CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
 run embedded 9100
 run mysql-redis 9101 JANGTEO_DATABASE_URL="mysql://root@127.0.0.1:3306/${DB}_a" \
   JANGTEO_REDIS_URL=redis://127.0.0.1:6379 JANGTEO_REDIS_PREFIX="${DB}_a:"
@@ -49,7 +61,12 @@ run distributed 9102 JANGTEO_DATABASE_URL="mysql://root@127.0.0.1:3306/${DB}_b" 
   JANGTEO_REDIS_URL=redis://127.0.0.1:6379 JANGTEO_REDIS_PREFIX="${DB}_b:" \
   JANGTEO_MONGODB_URL="mongodb://127.0.0.1:27017/${DB}_b" \
   JANGTEO_KAFKA_BROKERS=127.0.0.1:9092 JANGTEO_KAFKA_TOPIC_PREFIX="${DB}_b."
-mysql -h 127.0.0.1 -u root -e "DROP DATABASE ${DB}_a; DROP DATABASE ${DB}_b" || true
+TWO=(JANGTEO_DATABASE_URL="mysql://root@127.0.0.1:3306/${DB}_c" JANGTEO_REDIS_URL=redis://127.0.0.1:6379
+  JANGTEO_REDIS_PREFIX="${DB}_c:" JANGTEO_KAFKA_BROKERS=127.0.0.1:9092 JANGTEO_KAFKA_TOPIC_PREFIX="${DB}_c.")
+start two-nodes 9103 "${TWO[@]}"
+start two-nodes 9104 "${TWO[@]}"
+load two-nodes http://127.0.0.1:9103 --also http://127.0.0.1:9104
+mysql -h 127.0.0.1 -u root -e "DROP DATABASE ${DB}_a; DROP DATABASE ${DB}_b; DROP DATABASE ${DB}_c" || true
 target/release/jangteo-load report "$W/results.jsonl"
 echo
 echo "MongoDB-wire server alone, plain client (loadtests/mongo-probe.py), same run:"

@@ -123,6 +123,11 @@ struct RoomsArgs {
     /// Publishing members per room.
     #[arg(long, default_value_t = 1)]
     publishers: usize,
+    /// More nodes of the same cluster. Each room's members are spread over
+    /// all nodes (member m of room r on node (r + m) mod n), so most
+    /// deliveries cross from the publisher's node to another.
+    #[arg(long)]
+    also: Vec<String>,
 }
 
 #[derive(Args, Clone)]
@@ -382,6 +387,8 @@ impl Clock {
 struct ConnPlan {
     token: Option<String>,
     room: String,
+    /// The node this member connects to (`None`: the run's URL).
+    node: Option<String>,
     /// Publisher id if this member publishes, with its send interval.
     publisher: Option<(String, Vec<Duration>)>,
 }
@@ -438,7 +445,10 @@ async fn member(
         ..ConnResult::default()
     };
     let t0 = Instant::now();
-    let url = run.target.ws_url(&run.url, plan.token.as_deref());
+    let url = run.target.ws_url(
+        plan.node.as_deref().unwrap_or(&run.url),
+        plan.token.as_deref(),
+    );
     let (ws, _) = match tokio_tungstenite::connect_async_with_config(&url, None, true).await {
         Ok(ok) => ok,
         Err(e) => {
@@ -918,14 +928,20 @@ async fn open_rooms(a: RoomsArgs) -> anyhow::Result<RunReport> {
         bail!("need rooms >= 1, members >= 1 and 1 <= publishers <= members");
     }
     let rates = parse_rates(&a.schedule.rate)?;
+    for node in &a.also {
+        loopback_only(node)?;
+    }
     let rooms = seed::rooms(&a.common, a.rooms, a.members, false).await?;
     let steps = intervals(&rates, a.rooms * a.publishers);
+    let nodes = a.also.len() + 1;
     let mut plans = Vec::new();
     for (ri, room) in rooms.iter().enumerate() {
         for (mi, token) in room.tokens.iter().enumerate() {
+            let at = (ri + mi) % nodes;
             plans.push(ConnPlan {
                 token: token.clone(),
                 room: room.key.clone(),
+                node: (at > 0).then(|| a.also[at - 1].clone()),
                 publisher: (mi < a.publishers).then(|| (format!("r{ri}m{mi}"), steps.clone())),
             });
         }
@@ -952,6 +968,7 @@ async fn direct(a: DirectArgs) -> anyhow::Result<RunReport> {
             plans.push(ConnPlan {
                 token: token.clone(),
                 room: room.key.clone(),
+                node: None,
                 publisher: Some((format!("d{ri}m{mi}"), steps.clone())),
             });
         }

@@ -147,11 +147,6 @@ impl SessionHandle {
         self.out.end();
     }
 
-    /// Resolves once [`SessionHandle::end`] was called.
-    pub async fn ended(&self) {
-        self.out.ended().await;
-    }
-
     /// Queue without waiting. A full queue means the client cannot keep
     /// up: the session is told to disconnect (it recovers with `resume`),
     /// and the producer (a room) never waits for it.
@@ -161,11 +156,6 @@ impl SessionHandle {
 
     pub fn frame(&self, frame: Frame) {
         self.push(Outbound::Frame(frame));
-    }
-
-    /// Resolves once the queue overflowed.
-    pub async fn overflowed(&self) {
-        self.out.overflowed().await;
     }
 }
 

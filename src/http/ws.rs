@@ -173,8 +173,8 @@ impl Accepted {
         );
         hub.attach(handle.clone());
         let wire = Wire::new(io, already, settings.max_frame_bytes);
-        let mut conn = Conn::new(hub.clone(), accounts, handle.clone(), wire);
-        let reason = conn.run(outbound).await.err().flatten();
+        let mut conn = Conn::new(hub.clone(), accounts, handle.clone(), wire, outbound);
+        let reason = conn.run().await.err().flatten();
         hub.detach(handle.user_id, handle.id);
         // The connection's place among its user's: free again.
         drop(slot);
@@ -254,6 +254,8 @@ struct Conn {
     accounts: Accounts,
     handle: SessionHandle,
     socket: Wire,
+    /// The connection's queue, and its signals (overflowed, login ended).
+    outbound: outbox::Receiver,
     holding: bool,
     held: Vec<Outbound>,
     sent: HashMap<i64, Sent>,
@@ -358,12 +360,19 @@ enum ClientFrame {
 const CLIENT_TYPES: &[&str] = &["send", "read", "typing", "resume", "ping"];
 
 impl Conn {
-    fn new(hub: ChatHub, accounts: Accounts, handle: SessionHandle, socket: Wire) -> Conn {
+    fn new(
+        hub: ChatHub,
+        accounts: Accounts,
+        handle: SessionHandle,
+        socket: Wire,
+        outbound: outbox::Receiver,
+    ) -> Conn {
         Conn {
             hub,
             accounts,
             handle,
             socket,
+            outbound,
             holding: true,
             held: Vec::new(),
             sent: HashMap::new(),
@@ -373,42 +382,66 @@ impl Conn {
     }
 
     /// Serve the connection; returns (as `Err`) how it ended.
-    async fn run(&mut self, mut outbound: outbox::Receiver) -> Result<(), End> {
+    ///
+    /// Each pass of the loop waits on as little as it can: the futures that
+    /// live for the whole connection (the server's closing signal, the
+    /// timer) are made once, the queue and its signals share one wake-up,
+    /// and one timer serves the hold at start, the session check and the
+    /// heartbeat (the next of the three that is due).
+    async fn run(&mut self) -> Result<(), End> {
         let settings = self.hub.settings().clone();
-        let mut heartbeat = tokio::time::interval(settings.heartbeat);
-        heartbeat.tick().await;
+        let start = tokio::time::Instant::now();
         let mut last_heard = Instant::now();
-        let hold_until = tokio::time::Instant::now() + settings.sync_window;
-        let handle = self.handle.clone();
-        let mut closing = self.hub.closing();
-        let mut session_check = tokio::time::interval(settings.session_check);
-        session_check.tick().await;
+        let hold_until = start + settings.sync_window;
+        let mut next_beat = start + settings.heartbeat;
+        let mut next_check = start + settings.session_check;
+        let mut restart = self.hub.closing();
+        let mut closing = std::pin::pin!(restart.wait_for(|c| *c));
+        let mut timer = std::pin::pin!(tokio::time::sleep_until(
+            next_beat.min(next_check).min(hold_until)
+        ));
         // Whether the client sent anything since the last session check:
         // only a used connection slides its session's expiry.
         let mut used = false;
         let mut frames = FrameBudget::new(settings.frames_per_sec);
         loop {
+            if let Some(signal) = self.outbound.signal() {
+                return Err(self.signalled(signal));
+            }
             tokio::select! {
                 biased;
-                _ = closing.wait_for(|c| *c) => {
+                _ = &mut closing => {
                     return Err(close(CLOSE_RESTART, "server restarting: reconnect and resume"));
                 }
-                () = handle.ended() => {
-                    return Err(session_ended());
-                }
-                _ = session_check.tick() => {
-                    // Boxed, like the other rare branches below: inline, their
-                    // futures would make every idle connection's task larger.
-                    match Box::pin(self.accounts.session_alive(handle.token_hash(), std::mem::take(&mut used))).await {
-                        Ok(true) => {}
-                        Ok(false) => return Err(session_ended()),
-                        // A backend hiccup is no reason to drop everyone;
-                        // the next check decides.
-                        Err(e) => tracing::warn!(error = %e.message, "session check failed"),
+                () = &mut timer => {
+                    let now = tokio::time::Instant::now();
+                    if self.holding && now >= hold_until {
+                        self.release().await?;
                     }
-                }
-                _ = handle.overflowed() => {
-                    return Err(self.slow_consumer());
+                    if now >= next_check {
+                        next_check = now + settings.session_check;
+                        // Boxed, like the other rare branches below: inline, their
+                        // futures would make every idle connection's task larger.
+                        match Box::pin(self.accounts.session_alive(self.handle.token_hash(), std::mem::take(&mut used))).await {
+                            Ok(true) => {}
+                            Ok(false) => return Err(session_ended()),
+                            // A backend hiccup is no reason to drop everyone;
+                            // the next check decides.
+                            Err(e) => tracing::warn!(error = %e.message, "session check failed"),
+                        }
+                    }
+                    if now >= next_beat {
+                        next_beat = now + settings.heartbeat;
+                        if last_heard.elapsed() > settings.idle_timeout {
+                            return Err(close(CLOSE_AWAY, "idle timeout"));
+                        }
+                        self.socket.ping(b"");
+                    }
+                    let mut due = next_beat.min(next_check);
+                    if self.holding {
+                        due = due.min(hold_until);
+                    }
+                    timer.as_mut().reset(due);
                 }
                 incoming = self.socket.recv() => {
                     last_heard = Instant::now();
@@ -442,28 +475,33 @@ impl Conn {
                         }
                     }
                 }
-                out = outbound.recv() => {
+                next = self.outbound.next() => {
+                    let out = match next {
+                        outbox::Next::Out(out) => out,
+                        signal => return Err(self.signalled(signal)),
+                    };
                     self.emit(out).await?;
                     // What else is queued already leaves in the same write.
                     while self.socket.queued() < FLUSH_BYTES {
-                        match outbound.try_recv() {
+                        match self.outbound.try_recv() {
                             Some(out) => self.emit(out).await?,
                             None => break,
                         }
                     }
                 }
                 Some(replay) = next_replay(&mut self.replays) => Box::pin(self.replayed(replay)).await?,
-                _ = tokio::time::sleep_until(hold_until), if self.holding => self.release().await?,
-                _ = heartbeat.tick() => {
-                    if last_heard.elapsed() > settings.idle_timeout {
-                        return Err(close(CLOSE_AWAY, "idle timeout"));
-                    }
-                    self.socket.ping(b"");
-                }
             }
             if self.socket.queued() > 0 {
                 self.flush().await?;
             }
+        }
+    }
+
+    /// How a raised signal ends the connection.
+    fn signalled(&self, signal: outbox::Next) -> End {
+        match signal {
+            outbox::Next::Ended => session_ended(),
+            _ => self.slow_consumer(),
         }
     }
 
@@ -487,7 +525,7 @@ impl Conn {
         let stall = self.hub.settings().idle_timeout;
         tokio::select! {
             biased;
-            _ = self.handle.overflowed() => Err(self.slow_consumer()),
+            () = self.outbound.overflowed() => Err(self.slow_consumer()),
             written = tokio::time::timeout(stall, self.socket.flush()) => match written {
                 Ok(written) => written.map_err(|_| None),
                 Err(_) => Err(self.slow_consumer()),

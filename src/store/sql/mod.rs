@@ -148,6 +148,23 @@ impl SqlStore {
                         "PRAGMA synchronous = FULL"
                     };
                     conn.execute(sync).await?;
+                    // Checkpoints run in the background (`checkpoint`,
+                    // every 500 ms, on their own connection). SQLite's
+                    // default would also run one inside the commit that
+                    // takes the WAL past 1,000 pages, which at a few
+                    // thousand messages/s is several times a second, each
+                    // a stall for every ack waiting on that commit. The
+                    // writer's own is kept only as a backstop, should the
+                    // background one fall behind.
+                    conn.execute("PRAGMA wal_autocheckpoint = 16384").await?;
+                    // A group commit's multi-row statements each keep a
+                    // statement journal (to undo just that statement should
+                    // it fail); past 64 KiB SQLite spills it to a new file
+                    // in /var/tmp. strace of a commit-bound run counted four
+                    // times as many writes to those files as to the WAL. In
+                    // memory they cost a copy, not a syscall (commits 31%
+                    // shorter, docs/BENCHMARKS.md).
+                    conn.execute("PRAGMA temp_store = MEMORY").await?;
                     conn.execute("PRAGMA foreign_keys = ON").await?;
                     conn.execute("PRAGMA busy_timeout = 5000").await?;
                     Ok(())
