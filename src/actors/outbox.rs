@@ -43,13 +43,18 @@ pub(crate) struct Shared {
 const OVERFLOWED: u8 = 1;
 const ENDED: u8 = 2;
 
-/// What the receiver is told next.
-pub enum Next {
-    Out(Outbound),
+/// A raised signal: either ends the connection.
+pub enum Signal {
     /// The queue overflowed: the client cannot keep up.
     Overflowed,
     /// The connection's login ended.
     Ended,
+}
+
+/// What the receiver is told next.
+pub enum Next {
+    Out(Outbound),
+    Signal(Signal),
 }
 
 impl Shared {
@@ -116,12 +121,12 @@ impl Receiver {
     }
 
     /// A raised signal, if any: the login's end first, then an overflow.
-    pub fn signal(&self) -> Option<Next> {
+    pub fn signal(&self) -> Option<Signal> {
         let raised = self.shared.raised();
         if raised & ENDED != 0 {
-            Some(Next::Ended)
+            Some(Signal::Ended)
         } else if raised & OVERFLOWED != 0 {
-            Some(Next::Overflowed)
+            Some(Signal::Overflowed)
         } else {
             None
         }
@@ -132,7 +137,7 @@ impl Receiver {
     pub async fn next(&mut self) -> Next {
         loop {
             if let Some(signal) = self.signal() {
-                return signal;
+                return Next::Signal(signal);
             }
             if let Some(out) = self.try_recv() {
                 return Next::Out(out);
@@ -186,8 +191,8 @@ mod tests {
         match next {
             Next::Out(Outbound::Message { seq, .. }) => *seq,
             Next::Out(Outbound::Frame(_)) => -1,
-            Next::Overflowed => -2,
-            Next::Ended => -3,
+            Next::Signal(Signal::Overflowed) => -2,
+            Next::Signal(Signal::Ended) => -3,
         }
     }
 

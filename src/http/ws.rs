@@ -478,7 +478,7 @@ impl Conn {
                 next = self.outbound.next() => {
                     let out = match next {
                         outbox::Next::Out(out) => out,
-                        signal => return Err(self.signalled(signal)),
+                        outbox::Next::Signal(signal) => return Err(self.signalled(signal)),
                     };
                     self.emit(out).await?;
                     // What else is queued already leaves in the same write.
@@ -498,10 +498,10 @@ impl Conn {
     }
 
     /// How a raised signal ends the connection.
-    fn signalled(&self, signal: outbox::Next) -> End {
+    fn signalled(&self, signal: outbox::Signal) -> End {
         match signal {
-            outbox::Next::Ended => session_ended(),
-            _ => self.slow_consumer(),
+            outbox::Signal::Ended => session_ended(),
+            outbox::Signal::Overflowed => self.slow_consumer(),
         }
     }
 
