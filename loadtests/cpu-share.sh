@@ -35,9 +35,12 @@ for port in 9103 9104; do
 done
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 WHO=("node-9103:${NODES[0]}" "node-9104:${NODES[1]}")
-for svc in mariadbd mysqld tansu redis-server secantusd-py; do
-  pid=$(pgrep -o -f "$svc" || true)
-  [ -n "$pid" ] && WHO+=("$svc:$pid")
+# One process per service: the database under whichever name it runs.
+for names in "mariadbd mysqld" tansu redis-server secantusd-py; do
+  for svc in $names; do
+    pid=$(pgrep -o -x "$svc" || pgrep -o -f "bin/$svc" || true)
+    if [ -n "$pid" ]; then WHO+=("$svc:$pid"); break; fi
+  done
 done
 "${PIN_LOAD[@]}" target/release/jangteo-load open-rooms --target jangteo --url http://127.0.0.1:9103 \
   --also http://127.0.0.1:9104 --rooms 20 --members 10 --publishers 1 --rate "$RATE" --duration 10s \
