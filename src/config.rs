@@ -200,9 +200,14 @@ pub const SETTINGS: &[(&str, Option<&str>, &str)] = &[
         "open WebSocket connections one user may hold on each node; more get 429 rate_limited before the upgrade",
     ),
     (
+        "sse_keepalive_secs",
+        Some("15"),
+        "how often a notification stream (SSE) sends a keep-alive comment; a client that went away is noticed at the latest one or two of these later",
+    ),
+    (
         "ws_allowed_origins",
         Some(""),
-        "comma-separated origins (scheme://host[:port]) allowed to open /ws from a browser; empty: any origin. Production must set it",
+        "comma-separated origins (scheme://host[:port]) whose pages may open /ws and make cookie-authenticated changes, besides the server's own (public_url's origin and the request's Host); empty: only the server's own",
     ),
     (
         "sqlite_synchronous",
@@ -576,8 +581,13 @@ pub struct HttpSettings {
     pub max_body_bytes: usize,
     pub max_uri_bytes: usize,
     pub trust_forwarded_for: bool,
-    /// Lower-cased `scheme://host[:port]` entries; empty: any origin.
+    /// Lower-cased `scheme://host[:port]` entries, allowed besides the
+    /// server's own origin (see `http::origin`).
     pub ws_allowed_origins: Vec<String>,
+    /// The lower-cased origin of `public_url`.
+    pub public_origin: String,
+    /// Keep-alive comment interval of notification streams.
+    pub sse_keepalive: Duration,
 }
 
 /// Argon2id costs.
@@ -1045,6 +1055,9 @@ impl Layers {
                 max_uri_bytes,
                 trust_forwarded_for: self.parse("trust_forwarded_for")?,
                 ws_allowed_origins: self.origins("ws_allowed_origins")?,
+                public_origin: crate::http::origin::origin_of(&self.url("public_url")?)
+                    .unwrap_or_default(),
+                sse_keepalive: Duration::from_secs(self.positive_u64("sse_keepalive_secs")?),
             },
             accounts: AccountSettings {
                 session_ttl: Duration::from_secs(self.positive_u64("session_ttl_secs")?),

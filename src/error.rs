@@ -120,6 +120,8 @@ error_codes! {
     InvalidCredentials = "invalid_credentials", UNAUTHORIZED, Rest;
     /// Signed in, but not allowed to do this.
     Forbidden = "forbidden", FORBIDDEN, Rest;
+    /// A state change authenticated by the session cookie came from another site's page (`Sec-Fetch-Site`/`Origin` say so); nothing was done. Use the app's own pages, or a bearer token.
+    CrossOrigin = "cross_origin", FORBIDDEN, Rest;
     /// No such resource (or route).
     NotFound = "not_found", NOT_FOUND, Rest;
     /// The route exists but not for this HTTP method.
@@ -172,6 +174,8 @@ error_codes! {
     OutOfStock = "out_of_stock", CONFLICT, Rest;
     /// The listing's status does not allow this (e.g. reserving a sold item).
     InvalidState = "invalid_state", CONFLICT, Rest;
+    /// A per-user limit would be passed; `details.limit` names it (`cart_lines`, `keyword_alerts`, `unpaid_orders`, `unpaid_units`, `storage`, ...) and `details.max` is the limit (docs/OPERATIONS.md lists them with their settings). Nothing was written.
+    LimitReached = "limit_reached", CONFLICT, Rest;
     /// Too many attempts or messages; slow down (REST sets `Retry-After`).
     RateLimited = "rate_limited", TOO_MANY_REQUESTS, Both;
     /// A backend does not answer; retry shortly.

@@ -138,6 +138,63 @@ pub fn check_nickname(nickname: &str, errors: &mut FieldErrors) {
             "nickname",
             "must not contain control characters".to_string(),
         );
+    } else if nickname.chars().any(is_invisible) {
+        errors.insert(
+            "nickname",
+            "must not contain invisible or text-direction characters".to_string(),
+        );
+    }
+}
+
+/// Characters that show nothing or reorder what follows: zero-width
+/// spaces and joiners, bidirectional overrides and isolates, the soft
+/// hyphen, the BOM, and the Hangul fillers people use for blank names. In
+/// a nickname they make two names look alike or turn the text around it.
+pub fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}'
+        | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}' | '\u{FFF9}'..='\u{FFFB}')
+}
+
+/// Names that only staff may carry (`jangteo create-admin` gives them):
+/// a nickname that, folded to lower case without spaces and punctuation,
+/// contains one of these pretends to speak for the service.
+const STAFF_WORDS: &[&str] = &[
+    "관리자",
+    "운영자",
+    "운영팀",
+    "운영진",
+    "고객센터",
+    "장터팀",
+    "장터운영",
+    "장터공식",
+];
+/// The same for Latin words, at the start or the end of the folded name
+/// (so `badminton` stays free).
+const STAFF_WORDS_LATIN: &[&str] = &["admin", "jangteo", "moderator", "staff", "official"];
+/// Names reserved as they are (folded the same way).
+const STAFF_NAMES: &[&str] = &["장터", "시스템", "system", "root", "support", "매니저"];
+
+/// A nickname a member may not take (staff names).
+pub fn is_reserved_nickname(nickname: &str) -> bool {
+    let folded: String = nickname
+        .chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect();
+    STAFF_NAMES.contains(&folded.as_str())
+        || STAFF_WORDS.iter().any(|w| folded.contains(w))
+        || STAFF_WORDS_LATIN
+            .iter()
+            .any(|w| folded.starts_with(w) || folded.ends_with(w))
+}
+
+/// [`check_nickname`], plus the staff names a member may not take.
+pub fn check_member_nickname(nickname: &str, errors: &mut FieldErrors) {
+    check_nickname(nickname, errors);
+    if errors.is_empty() && is_reserved_nickname(nickname) {
+        errors.insert("nickname", "is reserved for Jangteo staff".to_string());
     }
 }
 
@@ -221,10 +278,33 @@ mod tests {
             e.is_empty()
         };
         assert!(ok("당근"));
-        assert!(ok("  jangteo  "));
+        assert!(ok("  trader  "));
         assert!(!ok("a"));
         assert!(!ok(&"가".repeat(21)));
         assert!(!ok("bad\u{0}name"));
+        assert!(!ok("abc\u{202E}def"), "a bidi override");
+        assert!(!ok("zero\u{200B}width"));
+        assert!(!ok("\u{3164}\u{3164}"), "Hangul fillers");
+        let member = |s: &str| {
+            let mut e = FieldErrors::new();
+            check_member_nickname(&normalize_nickname(s), &mut e);
+            e.is_empty()
+        };
+        assert!(member("당근러버"));
+        assert!(member("장터에서산다"), "the word alone is not a staff name");
+        assert!(member("badminton"));
+        for staff in [
+            "관리자",
+            "장터 관리자",
+            "Admin",
+            "ADMIN_kim",
+            "운영자1",
+            "장터",
+            "고객 센터",
+            "Jangteo-Official",
+        ] {
+            assert!(!member(staff), "{staff}");
+        }
     }
 
     #[test]

@@ -819,7 +819,7 @@ pub async fn get_cart(state: web::Data<AppState>, auth: Auth) -> Result<HttpResp
         (status = 200, body = CartOut),
         (status = 401, description = "`unauthenticated`", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
-        (status = 409, description = "`out_of_stock`", body = ErrorBody),
+        (status = 409, description = "`out_of_stock`; `limit_reached` (`cart_lines`: a cart holds at most 50 lines, as many as one order)", body = ErrorBody),
         (status = 422, description = "`validation_failed` (quantity 1..=99 per line)", body = ErrorBody),
     ),
     security(("bearer" = []), ("cookie" = []))

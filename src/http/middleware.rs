@@ -1,6 +1,7 @@
 //! The one middleware every request passes: request id, a tracing span,
 //! access log, metrics, the URI length limit (`max_uri_bytes`, 414 before
-//! routing), and the error envelope for bare error responses that actix
+//! routing), the cross-site check of cookie-authenticated changes
+//! (`http::origin`, 403 before routing), and the error envelope for bare error responses that actix
 //! produces on its own (unmatched route, wrong method).
 
 use std::time::Instant;
@@ -45,12 +46,83 @@ fn is_json(res: &ServiceResponse<BoxBody>) -> bool {
         .is_some_and(|v| v.starts_with("application/json"))
 }
 
+/// The method as a metric label. Labels must come from a bounded set: a
+/// client can send any token as a method, and every distinct label set is
+/// a series kept for the life of the process. Methods we do not serve fold
+/// into `OTHER`.
+pub fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
+/// The status as a metric label: the registered codes (RFC 9110 and
+/// friends) as themselves, anything else as `other`.
+pub fn status_label(status: actix_web::http::StatusCode) -> &'static str {
+    if status.canonical_reason().is_none() {
+        return "other";
+    }
+    // Every code with a canonical reason is in 100..=599.
+    const CLASSES: [&str; 6] = ["other", "1xx", "2xx", "3xx", "4xx", "5xx"];
+    match status.as_u16() {
+        200 => "200",
+        201 => "201",
+        202 => "202",
+        204 => "204",
+        206 => "206",
+        301 => "301",
+        302 => "302",
+        303 => "303",
+        304 => "304",
+        307 => "307",
+        308 => "308",
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        404 => "404",
+        405 => "405",
+        406 => "406",
+        408 => "408",
+        409 => "409",
+        410 => "410",
+        411 => "411",
+        412 => "412",
+        413 => "413",
+        414 => "414",
+        415 => "415",
+        416 => "416",
+        422 => "422",
+        426 => "426",
+        428 => "428",
+        429 => "429",
+        431 => "431",
+        500 => "500",
+        501 => "501",
+        502 => "502",
+        503 => "503",
+        504 => "504",
+        505 => "505",
+        n => CLASSES
+            .get(usize::from(n / 100))
+            .copied()
+            .unwrap_or("other"),
+    }
+}
+
 pub async fn observe(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let id = request_id(&req);
-    let method = req.method().to_string();
+    let method = method_label(req.method());
     let span = tracing::info_span!("http", request_id = %id, %method, path = %req.path());
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let started = Instant::now();
@@ -58,7 +130,30 @@ pub async fn observe(
         .as_ref()
         .map(|s| s.config.http.max_uri_bytes)
         .filter(|&max| uri_len(req.uri()) > max);
-    let mut res = if let Some(max) = uri_over {
+    let cross_site = state.as_ref().is_some_and(|s| {
+        super::origin::unsafe_method(req.method())
+            && !req.headers().contains_key(header::AUTHORIZATION)
+            && req.cookie(super::extract::SESSION_COOKIE).is_some()
+            && !super::origin::Own {
+                host: req
+                    .headers()
+                    .get(header::HOST)
+                    .and_then(|h| h.to_str().ok()),
+                public_origin: &s.config.http.public_origin,
+                allowed: &s.config.http.ws_allowed_origins,
+            }
+            .allows(req.headers())
+    });
+    let mut res = if cross_site {
+        // Refused before routing: another site's page tried to use the
+        // browser's session cookie (see `http::origin`).
+        let err = ApiError::new(
+            Code::CrossOrigin,
+            "a change authenticated by the session cookie must come from this site's own pages",
+        );
+        let (req, _) = req.into_parts();
+        ServiceResponse::new(req, actix_web::ResponseError::error_response(&err))
+    } else if let Some(max) = uri_over {
         // Refused before routing: no handler runs, nothing is read or
         // written. (URIs over 65534 bytes never get here: the HTTP layer
         // refuses them with a bare 400, see docs/OPERATIONS.md.)
@@ -98,12 +193,12 @@ pub async fn observe(
         state
             .metrics
             .http_requests
-            .with_label_values(&[&method, &route, status.as_str()])
+            .with_label_values(&[method, &route, status_label(status)])
             .inc();
         state
             .metrics
             .http_duration
-            .with_label_values(&[&method, &route])
+            .with_label_values(&[method, &route])
             .observe(elapsed.as_secs_f64());
     }
     span.in_scope(|| {
@@ -121,5 +216,39 @@ pub async fn observe(
     if let Ok(v) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(REQUEST_ID.clone(), v);
     }
+    harden(&mut res);
     Ok(res)
+}
+
+/// Swagger UI's pages: its own scripts only (it has no inline script), its
+/// inline styles and data: icons, talking to this origin.
+const SWAGGER_CSP: &str =
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+     img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
+     form-action 'self'; frame-ancestors 'none'";
+/// Everything else that sets no policy of its own (JSON, media, errors):
+/// nothing to run, and never inside another site's frame.
+const DEFAULT_CSP: &str = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Headers every response carries: no framing by other sites (clickjacking),
+/// no content sniffing, and a content security policy where the handler
+/// set none (the web client's pages set their own).
+fn harden(res: &mut ServiceResponse<BoxBody>) {
+    let swagger = res.request().path().starts_with("/swagger-ui");
+    let headers = res.headers_mut();
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(if swagger { SWAGGER_CSP } else { DEFAULT_CSP }),
+        );
+    }
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("strict-origin-when-cross-origin"),
+    );
 }

@@ -10,6 +10,7 @@ pub mod notifications;
 pub mod oauth;
 pub mod openapi;
 pub mod orders;
+pub mod origin;
 pub mod payments;
 pub mod rooms;
 pub mod server;

@@ -285,7 +285,7 @@ pub struct StreamParams {
 /// My notifications as a Server-Sent Events stream, for clients that do
 /// not hold the chat WebSocket. Events: `notification` (with `id:` = the
 /// notification id; data as in the inbox) and `badge` (`{"unread": n}`);
-/// a `: keep-alive` comment every 15 s. Reconnecting with `Last-Event-ID`
+/// a `: keep-alive` comment every `sse_keepalive_secs` (15 s). Reconnecting with `Last-Event-ID`
 /// replays the notifications after it (at most 100) before live ones.
 #[utoipa::path(
     tag = "notifications",
@@ -297,6 +297,7 @@ pub struct StreamParams {
         (status = 200, description = "`text/event-stream`", content_type = "text/event-stream", body = String),
         (status = 400, description = "`invalid_parameter`: Last-Event-ID is not a notification id", body = ErrorBody),
         (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: the user already holds `ws_max_connections_per_user` connections (WebSockets and notification streams together) on this server (`Retry-After`)", body = ErrorBody),
         (status = 503, description = "`unavailable`: shutting down, reconnect", body = ErrorBody),
     ),
     security(("bearer" = []), ("cookie" = []))
@@ -322,33 +323,48 @@ pub async fn stream(
         ),
         None => None,
     };
+    // A stream holds a socket for as long as it lasts: it takes one of the
+    // user's places on this server, shared with their WebSocket
+    // connections (`ws_max_connections_per_user`), and gives it back when
+    // the stream ends (the client went away, or fell behind).
+    let slot = state.hub.reserve_connection(auth.0.user_id()).ok_or_else(|| {
+        let mut e = ApiError::rate_limited(super::ws::TOO_MANY_CONNECTIONS_RETRY_SECS);
+        e.message = format!(
+            "too many open connections for this user (at most {} per server, WebSockets and notification streams together); close one first",
+            state.hub.settings().max_connections_per_user
+        );
+        e
+    })?;
     let (first, rx) = state
         .notifications
         .stream(auth.0.uid(), header.or(query.last_event_id))
         .await?;
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(15));
+    let mut tick = tokio::time::interval(state.config.http.sse_keepalive);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let start = (std::collections::VecDeque::from(first), rx, tick);
-    let body = futures_util::stream::unfold(start, |(mut queue, mut rx, mut tick)| async move {
-        if let Some(text) = queue.pop_front() {
-            return Some((
-                Ok::<_, actix_web::Error>(web::Bytes::from(text)),
-                (queue, rx, tick),
-            ));
-        }
-        tokio::select! {
-            m = rx.recv() => match m {
-                Ok(text) => Some((Ok(web::Bytes::from(text)), (queue, rx, tick))),
-                // Too slow a reader: it missed some; a reconnect with
-                // Last-Event-ID fills the gap, so end the stream.
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_))
-                | Err(tokio::sync::broadcast::error::RecvError::Closed) => None,
-            },
-            _ = tick.tick() => {
-                Some((Ok(web::Bytes::from_static(b": keep-alive\n\n")), (queue, rx, tick)))
+    let start = (std::collections::VecDeque::from(first), rx, tick, slot);
+    let body = futures_util::stream::unfold(
+        start,
+        |(mut queue, mut rx, mut tick, slot)| async move {
+            if let Some(text) = queue.pop_front() {
+                return Some((
+                    Ok::<_, actix_web::Error>(web::Bytes::from(text)),
+                    (queue, rx, tick, slot),
+                ));
             }
-        }
-    });
+            tokio::select! {
+                m = rx.recv() => match m {
+                    Ok(text) => Some((Ok(web::Bytes::from(text)), (queue, rx, tick, slot))),
+                    // Too slow a reader: it missed some; a reconnect with
+                    // Last-Event-ID fills the gap, so end the stream.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_))
+                    | Err(tokio::sync::broadcast::error::RecvError::Closed) => None,
+                },
+                _ = tick.tick() => {
+                    Some((Ok(web::Bytes::from_static(b": keep-alive\n\n")), (queue, rx, tick, slot)))
+                }
+            }
+        },
+    );
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header(("Cache-Control", "no-cache"))

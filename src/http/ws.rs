@@ -63,7 +63,7 @@ const CLOSE_SLOW_CONSUMER: u16 = 4008;
 /// withdrawal, password change elsewhere, expiry): sign in again.
 const CLOSE_SESSION_ENDED: u16 = 4001;
 /// `Retry-After` when a user holds `ws_max_connections_per_user` already.
-const TOO_MANY_CONNECTIONS_RETRY_SECS: u64 = 5;
+pub(crate) const TOO_MANY_CONNECTIONS_RETRY_SECS: u64 = 5;
 /// How long a closing connection may take to accept its close frame.
 const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -82,14 +82,14 @@ pub struct WsQuery {
         (status = 101, description = "Switching to the WebSocket protocol"),
         (status = 400, description = "`invalid_parameter`: not a WebSocket upgrade", body = ErrorBody),
         (status = 401, description = "`unauthenticated`", body = ErrorBody),
-        (status = 403, description = "`forbidden`: `ws_allowed_origins` is set and the `Origin` header names another origin", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the `Origin` header names an origin that is neither the server's own nor listed in `ws_allowed_origins`", body = ErrorBody),
         (status = 429, description = "`rate_limited`: the user already holds `ws_max_connections_per_user` connections on this server (`Retry-After`)", body = ErrorBody),
     ),
     security(("bearer" = []), ("cookie" = []))
 )]
 #[get("/ws")]
 pub async fn ws(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    check_origin(&req, &state.config.http.ws_allowed_origins)?;
+    check_origin(&req, &state.config.http)?;
     let header_token = if req
         .headers()
         .contains_key(actix_web::http::header::AUTHORIZATION)
@@ -195,25 +195,25 @@ impl Accepted {
 }
 
 /// Cross-site WebSocket hijacking guard. Browsers attach cookies to a
-/// WebSocket upgrade from any page and send the page's `Origin`, so with
-/// `ws_allowed_origins` set an upgrade whose `Origin` is not listed is
-/// refused (403) before anything else. Without an `Origin` header the
-/// client is not a browser (apps, bots, tests) and cannot have been led
-/// there by a foreign page: allowed. An empty list allows every origin.
-fn check_origin(req: &HttpRequest, allowed: &[String]) -> Result<(), ApiError> {
-    if allowed.is_empty() {
-        return Ok(());
-    }
-    let listed = |value: &actix_web::http::header::HeaderValue| {
-        value.to_str().is_ok_and(|origin| {
-            let origin = origin.trim().trim_end_matches('/');
-            allowed.iter().any(|a| a.eq_ignore_ascii_case(origin))
-        })
+/// WebSocket upgrade from any page and send the page's `Origin`, so an
+/// upgrade whose `Origin` is not the server's own (`public_url`, the
+/// request's `Host`) or listed in `ws_allowed_origins` is refused (403)
+/// before anything else. Without an `Origin` header the client is not a
+/// browser (apps, bots, tests) and cannot have been led there by a
+/// foreign page: allowed.
+fn check_origin(req: &HttpRequest, http: &crate::config::HttpSettings) -> Result<(), ApiError> {
+    let own = super::origin::Own {
+        host: req
+            .headers()
+            .get(actix_web::http::header::HOST)
+            .and_then(|h| h.to_str().ok()),
+        public_origin: &http.public_origin,
+        allowed: &http.ws_allowed_origins,
     };
     if req
         .headers()
         .get_all(actix_web::http::header::ORIGIN)
-        .all(listed)
+        .all(|v| v.to_str().is_ok_and(|o| own.accepts(o)))
     {
         Ok(())
     } else {

@@ -181,7 +181,11 @@ impl Accounts {
         let mut errors = FieldErrors::new();
         account::check_email(&email, &mut errors);
         account::check_password("password", password, &mut errors);
-        account::check_nickname(&nickname, &mut errors);
+        if role == Role::Admin {
+            account::check_nickname(&nickname, &mut errors);
+        } else {
+            account::check_member_nickname(&nickname, &mut errors);
+        }
         ApiError::check_fields(errors)?;
         let hash = self.hasher.hash(password.to_string()).await?;
         let now = now_ms();
@@ -376,7 +380,11 @@ impl Accounts {
         let mut errors = FieldErrors::new();
         let nickname = change.nickname.as_deref().map(account::normalize_nickname);
         if let Some(n) = &nickname {
-            account::check_nickname(n, &mut errors);
+            if ctx.is_admin() {
+                account::check_nickname(n, &mut errors);
+            } else {
+                account::check_member_nickname(n, &mut errors);
+            }
         }
         if let Some(p) = &change.new_password {
             account::check_password("new_password", p, &mut errors);

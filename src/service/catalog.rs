@@ -284,6 +284,7 @@ impl Catalog {
         {
             SkuWrite::Done(id) => self.product_detail(id, Some(admin), true).await,
             SkuWrite::SkuTaken => Err(sku_taken()),
+            SkuWrite::TooMany => Err(ApiError::internal("a new product has no options yet")),
         }
     }
 
@@ -378,9 +379,17 @@ impl Catalog {
         let Some(option) = options.pop() else {
             return Err(ApiError::internal("checked option missing"));
         };
-        match self.sql.add_option(product_id, &option).await? {
+        match self
+            .sql
+            .add_option(product_id, &option, product::MAX_OPTIONS)
+            .await?
+        {
             SkuWrite::Done(_) => self.product_detail(product_id, None, true).await,
             SkuWrite::SkuTaken => Err(sku_taken()),
+            SkuWrite::TooMany => Err(ApiError::field(
+                "options",
+                format!("at most {} options", product::MAX_OPTIONS),
+            )),
         }
     }
 
@@ -447,7 +456,7 @@ impl Catalog {
             StockChange::Adjust(0) => {
                 errors.insert("delta", "must not be 0".into());
             }
-            StockChange::Adjust(d) if d.abs() > product::MAX_STOCK => {
+            StockChange::Adjust(d) if !(-product::MAX_STOCK..=product::MAX_STOCK).contains(&d) => {
                 errors.insert("delta", format!("must be within ±{}", product::MAX_STOCK));
             }
             _ => {}
@@ -723,12 +732,23 @@ impl Catalog {
                 user,
                 option_id,
                 quantity,
-                i64::from(order::MAX_QUANTITY),
+                (
+                    i64::from(order::MAX_QUANTITY),
+                    i64::try_from(order::MAX_LINES).unwrap_or(50),
+                ),
                 now_ms(),
             )
             .await?
         {
             CartAdd::Quantity(_) => self.cart(user).await,
+            CartAdd::Full => Err(ApiError::new(
+                Code::LimitReached,
+                format!(
+                    "a cart holds at most {} lines (as many as one order); order or remove some first",
+                    order::MAX_LINES
+                ),
+            )
+            .with_details(json!({"limit": "cart_lines", "max": order::MAX_LINES}))),
             CartAdd::TooMany { current } => Err(ApiError::field(
                 "quantity",
                 format!(

@@ -40,7 +40,7 @@ use crate::domain::notification::{self, Audience, KINDS};
 use crate::domain::now_ms;
 use crate::error::ApiError;
 use crate::shutdown::Shutdown;
-use crate::store::sql::{NewNotification, NotificationRecord, SqlStore};
+use crate::store::sql::{KeywordAdd, NewNotification, NotificationRecord, SqlStore};
 
 /// The notifications consumer's name for its saved positions.
 const CONSUMER: &str = "notifications";
@@ -708,14 +708,18 @@ impl Notifications {
         if mine.iter().any(|(m, _)| *m == k) {
             return Ok((k, false));
         }
-        if mine.len() >= MAX_KEYWORDS {
-            return Err(ApiError::field(
+        match self
+            .sql
+            .add_keyword(user.get(), &k, MAX_KEYWORDS, now_ms())
+            .await?
+        {
+            KeywordAdd::Added => Ok((k, true)),
+            KeywordAdd::Exists => Ok((k, false)),
+            KeywordAdd::Full => Err(ApiError::field(
                 "keyword",
                 format!("at most {MAX_KEYWORDS} keywords; remove one first"),
-            ));
+            )),
         }
-        let created = self.sql.add_keyword(user.get(), &k, now_ms()).await?;
-        Ok((k, created))
     }
 
     pub async fn remove_keyword(&self, user: UserId, keyword: &str) -> Result<(), ApiError> {

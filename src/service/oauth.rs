@@ -340,7 +340,7 @@ fn clean_nickname(raw: Option<&str>) -> String {
     let cleaned: String = raw
         .unwrap_or("")
         .chars()
-        .filter(|c| !c.is_control())
+        .filter(|&c| !c.is_control() && !account::is_invisible(c))
         .collect::<String>()
         .trim()
         .chars()
@@ -348,7 +348,7 @@ fn clean_nickname(raw: Option<&str>) -> String {
         .collect::<String>()
         .trim()
         .to_string();
-    if cleaned.chars().count() < NICKNAME_MIN_CHARS {
+    if cleaned.chars().count() < NICKNAME_MIN_CHARS || account::is_reserved_nickname(&cleaned) {
         DEFAULT_NICKNAME.to_string()
     } else {
         cleaned

@@ -193,7 +193,10 @@ impl OutboxWorker {
     }
 
     async fn run(&self, job: JobRecord) {
-        let Some((handler, policy)) = self.handlers.get(job.kind.as_str()) else {
+        // The map's own key is the metric label below: a bounded set of
+        // kinds known at build time, whatever a stored row says.
+        let Some((&kind, (handler, policy))) = self.handlers.get_key_value(job.kind.as_str())
+        else {
             return;
         };
         let outcome = handler(job.payload.clone()).await;
@@ -226,7 +229,7 @@ impl OutboxWorker {
         };
         self.metrics
             .outbox_jobs
-            .with_label_values(&[job.kind.as_str(), label])
+            .with_label_values(&[kind, label])
             .inc();
         if let Err(e) = result {
             // The claim lapses and the job runs again (handlers are

@@ -54,8 +54,8 @@ use crate::service::market::Market;
 use crate::service::orders::{OrderDetail, Orders};
 use crate::service::outbox::JobHandler;
 use crate::store::sql::{
-    CancelLine, NewJob, NewPayment, NewRefund, OrderRecord, PaymentEvent, PaymentFailure,
-    PaymentRecord, Recorded, RefundLine, RefundRecord, SqlStore,
+    CancelLine, Cancelled, NewJob, NewPayment, NewRefund, OrderRecord, PaymentEvent,
+    PaymentFailure, PaymentRecord, Recorded, RefundLine, RefundRecord, SqlStore,
 };
 
 /// The outbox kind of a compensating cancel.
@@ -717,31 +717,42 @@ impl Payments {
         } else {
             reason
         };
-        let Some(refund) = self
-            .sql
-            .cancel_paid_lines(
-                &NewRefund {
-                    order_id: order.id,
-                    payment_id: payment.id,
-                    lines: &lines,
-                    amount,
-                    reason: &reason,
-                    source: if who.admin { "admin" } else { "buyer" },
-                    requested_by: Some(who.user.get()),
-                    idempotency_key: &key,
-                    status: "pending",
-                    claim: Some((&claimer, lease)),
-                    jobs: &[],
-                },
-                now_ms(),
-            )
-            .await?
-        else {
-            return Err(ApiError::new(
-                Code::InvalidState,
-                "the order changed meanwhile (a line was cancelled or reviewed); look again",
-            ));
-        };
+        let refund =
+            match self
+                .sql
+                .cancel_paid_lines(
+                    &NewRefund {
+                        order_id: order.id,
+                        payment_id: payment.id,
+                        lines: &lines,
+                        amount,
+                        reason: &reason,
+                        source: if who.admin { "admin" } else { "buyer" },
+                        requested_by: Some(who.user.get()),
+                        idempotency_key: &key,
+                        status: "pending",
+                        claim: Some((&claimer, lease)),
+                        jobs: &[],
+                    },
+                    now_ms(),
+                )
+                .await?
+            {
+                Cancelled::Refund(refund) => refund,
+                Cancelled::Free => {
+                    // Nothing was paid for these lines: no refund to make.
+                    for l in &lines {
+                        if let Some(listing) = l.listing_id {
+                            self.market.order_refunded(ListingId(listing)).await;
+                        }
+                    }
+                    return Ok((self.orders.reload(order.id).await?, None));
+                }
+                Cancelled::Changed => return Err(ApiError::new(
+                    Code::InvalidState,
+                    "the order changed meanwhile (a line was cancelled or reviewed); look again",
+                )),
+            };
         for l in &lines {
             if let Some(listing) = l.listing_id {
                 self.market.order_refunded(ListingId(listing)).await;
@@ -1038,7 +1049,7 @@ impl Payments {
                     )
                     .await
                     .map_err(|e| e.to_string())?;
-                if made.is_some() {
+                if !matches!(made, Cancelled::Changed) {
                     tracing::warn!(order = %order.order_number, amount = delta, "payment cancelled at the provider; order cancelled to match");
                     for l in &lines {
                         if let Some(listing) = l.listing_id {

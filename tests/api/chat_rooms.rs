@@ -596,16 +596,26 @@ async fn websocket_upgrades_from_unlisted_origins_are_refused() {
         ws.send(json!({"type": "ping"})).await;
         ws.expect("pong").await;
     }
-    // Unset (the embedded default): any origin.
+    // Unset (the embedded default): the server's own origin only (the
+    // web client is served from it), not any page's.
     let open = spawn_app().await;
     let v = open.user("anywhere").await;
     let auth = format!("Bearer {}", v.token);
-    let mut ws = Ws::handshake(
+    match Ws::handshake(
         &open.addr,
         &[("authorization", &auth), ("origin", "https://evil.example")],
     )
     .await
-    .expect("any origin by default");
+    {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => {
+            assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        }
+        other => panic!("a foreign origin by default: {:?}", other.map(|_| ())),
+    }
+    let own = open.addr.clone();
+    let mut ws = Ws::handshake(&open.addr, &[("authorization", &auth), ("origin", &own)])
+        .await
+        .expect("the server's own origin");
     ws.send(json!({"type": "ping"})).await;
     ws.expect("pong").await;
 }

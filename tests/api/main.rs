@@ -8,6 +8,7 @@
     reason = "tests assert by panicking"
 )]
 
+mod abuse;
 mod accounts;
 mod chat;
 mod chat_rooms;

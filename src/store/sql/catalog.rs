@@ -69,6 +69,8 @@ pub struct NewOption {
 pub enum SkuWrite {
     Done(i64),
     SkuTaken,
+    /// The product has its maximum of options already.
+    TooMany,
 }
 
 /// A product list request, already validated.
@@ -137,6 +139,8 @@ pub enum CartAdd {
     Quantity(i64),
     /// The line would pass the per-line maximum.
     TooMany { current: i64 },
+    /// A new line would pass the per-cart maximum of lines.
+    Full,
 }
 
 const PRODUCT_COLUMNS: &str =
@@ -342,27 +346,43 @@ impl SqlStore {
             .transpose()
     }
 
+    /// Add an option unless the product has `max` live options already
+    /// (counted under the product's row lock, so parallel adds cannot
+    /// overshoot).
     pub async fn add_option(
         &self,
         product_id: i64,
         option: &NewOption,
+        max: usize,
     ) -> Result<SkuWrite, StoreError> {
         let attempt = retrying("add_option", || async {
             let mut tx = self.writer().begin().await?;
-            let (next,): (i64,) = sqlx::query_as(
-                "SELECT COALESCE(MAX(position) + 1, 0) FROM product_options WHERE product_id = ?",
+            sqlx::query(&format!(
+                "SELECT id FROM products WHERE id = ?{}",
+                self.for_update()
+            ))
+            .bind(product_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let (live, next): (i64, i64) = sqlx::query_as(
+                "SELECT COUNT(CASE WHEN deleted_at IS NULL THEN 1 END), COALESCE(MAX(position) + 1, 0) \
+                 FROM product_options WHERE product_id = ?",
             )
             .bind(product_id)
             .fetch_one(&mut *tx)
             .await?;
+            if usize::try_from(live).unwrap_or(usize::MAX) >= max {
+                return Ok(None);
+            }
             let id = insert_option(&mut tx, self.dialect(), product_id, option, next).await?;
             tx.commit().await?;
-            Ok(id)
+            Ok(Some(id))
         })
         .await;
         match attempt {
             Err(StoreError::Sql(e)) if is_unique_violation(&e) => Ok(SkuWrite::SkuTaken),
-            other => other.map(SkuWrite::Done),
+            Ok(None) => Ok(SkuWrite::TooMany),
+            other => other.map(|id| id.map_or(SkuWrite::TooMany, SkuWrite::Done)),
         }
     }
 
@@ -695,13 +715,14 @@ impl SqlStore {
     }
 
     /// Add `quantity` of an option to a cart line (creating it), unless the
-    /// line would pass `max`.
+    /// line would pass `max`, or a new line would pass `max_lines` (checked
+    /// by the insert itself, so parallel adds cannot overshoot).
     pub async fn cart_add(
         &self,
         user: UserId,
         option_id: i64,
         quantity: i64,
-        max: i64,
+        (max, max_lines): (i64, i64),
         now: i64,
     ) -> Result<CartAdd, StoreError> {
         retrying("cart_add", || async {
@@ -734,18 +755,25 @@ impl SqlStore {
                     // primary key; `retrying` does not retry that, so the
                     // caller sees an error only in that rare race, and the
                     // client's retry adds on top.
-                    sqlx::query(
+                    let added = sqlx::query(
                         "INSERT INTO cart_items (user_id, option_id, quantity, added_at, updated_at) \
-                         VALUES (?, ?, ?, ?, ?)",
+                         SELECT ?, ?, ?, ?, ? FROM (SELECT 1 AS one) AS one \
+                         WHERE (SELECT COUNT(*) FROM cart_items WHERE user_id = ?) < ?",
                     )
                     .bind(user.get())
                     .bind(option_id)
                     .bind(quantity)
                     .bind(now)
                     .bind(now)
+                    .bind(user.get())
+                    .bind(max_lines)
                     .execute(&mut *tx)
                     .await?;
-                    CartAdd::Quantity(quantity)
+                    if added.rows_affected() == 1 {
+                        CartAdd::Quantity(quantity)
+                    } else {
+                        CartAdd::Full
+                    }
                 }
             };
             tx.commit().await?;

@@ -42,7 +42,7 @@ pub use market::{
     FeedQuery, ListingFields, ListingRecord, MediaRecord, NewMedia, NewReview, ReportRecord,
     ReservationRecord, ReviewInsert, ReviewSummary,
 };
-pub use notifications::{NewNotification, NotificationRecord, JOB_EMAIL_SEND};
+pub use notifications::{KeywordAdd, NewNotification, NotificationRecord, JOB_EMAIL_SEND};
 pub use orders::{
     LineEvents, LineRequest, ListingPlaced, NewOrder, OrderLineRecord, OrderRecord, PlaceRefusal,
     Placed, PricedLine, Pricer, JOB_LISTING_RELEASE, JOB_ORDER_EXPIRE, JOB_STOCK_RESTORE,
@@ -51,7 +51,7 @@ pub use outbox::{JobRecord, JobsFor, NewJob};
 pub use payments::{NewPayment, PaymentEvent, PaymentRecord, Recorded};
 pub use product_reviews::{ProductReviewRecord, ReviewableLine};
 pub use refunds::{
-    CancelLine, NewRefund, PaymentFailure, RefundLine, RefundRecord, JOB_PAYMENT_REFUND,
+    CancelLine, Cancelled, NewRefund, PaymentFailure, RefundLine, RefundRecord, JOB_PAYMENT_REFUND,
 };
 pub use rooms::{JoinOutcome, ListingCard, MyRoom, NewOpenRoom};
 pub use sandbox::{SandboxCancel, SandboxPayment};

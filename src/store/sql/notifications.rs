@@ -35,6 +35,16 @@ pub struct NewNotification<'a> {
 /// The outbox kind that mails one notification.
 pub const JOB_EMAIL_SEND: &str = "email_send";
 
+/// What [`SqlStore::add_keyword`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeywordAdd {
+    Added,
+    /// The user has this keyword already.
+    Exists,
+    /// The user has the maximum of keywords.
+    Full,
+}
+
 type Row = (
     i64,
     i64,
@@ -354,24 +364,31 @@ impl SqlStore {
         .await?)
     }
 
-    /// Save a keyword; false if the user has it already.
+    /// Save a keyword unless the user has `max` already: the count is part
+    /// of the insert, so parallel saves cannot overshoot.
     pub async fn add_keyword(
         &self,
         user_id: i64,
         keyword: &str,
+        max: usize,
         now: i64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<KeywordAdd, StoreError> {
         let r = sqlx::query(
-            "INSERT INTO keyword_alerts (user_id, keyword, created_at) VALUES (?, ?, ?)",
+            "INSERT INTO keyword_alerts (user_id, keyword, created_at) \
+             SELECT ?, ?, ? FROM (SELECT 1 AS one) AS one \
+             WHERE (SELECT COUNT(*) FROM keyword_alerts WHERE user_id = ?) < ?",
         )
         .bind(user_id)
         .bind(keyword)
         .bind(now)
+        .bind(user_id)
+        .bind(i64::try_from(max).unwrap_or(i64::MAX))
         .execute(self.writer())
         .await;
         match r {
-            Ok(_) => Ok(true),
-            Err(e) if is_unique_violation(&e) => Ok(false),
+            Ok(done) if done.rows_affected() == 1 => Ok(KeywordAdd::Added),
+            Ok(_) => Ok(KeywordAdd::Full),
+            Err(e) if is_unique_violation(&e) => Ok(KeywordAdd::Exists),
             Err(e) => Err(e.into()),
         }
     }

@@ -61,6 +61,17 @@ pub struct NewRefund<'a> {
     pub jobs: &'a [NewJob],
 }
 
+/// What [`SqlStore::cancel_paid_lines`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cancelled {
+    /// Cancelled, with this refund to make (or made, `done`).
+    Refund(RefundRecord),
+    /// Cancelled lines worth 0 won: nothing to refund, no refund row.
+    Free,
+    /// A condition no longer held; nothing was written.
+    Changed,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefundRecord {
     pub id: i64,
@@ -130,14 +141,14 @@ fn refund(r: RefundRow) -> RefundRecord {
 }
 
 impl SqlStore {
-    /// Apply a cancel (see the module doc). `None`: a condition no longer
-    /// holds (a line was reviewed or cancelled meanwhile, the payment or the
-    /// order changed): nothing was written.
+    /// Apply a cancel (see the module doc). [`Cancelled::Changed`]: a
+    /// condition no longer holds (a line was reviewed or cancelled
+    /// meanwhile, the payment or the order changed): nothing was written.
     pub async fn cancel_paid_lines(
         &self,
         r: &NewRefund<'_>,
         now: i64,
-    ) -> Result<Option<RefundRecord>, StoreError> {
+    ) -> Result<Cancelled, StoreError> {
         let id = retrying("cancel_paid_lines", || async {
             let mut tx = self.writer().begin().await?;
             for l in r.lines {
@@ -173,6 +184,41 @@ impl SqlStore {
                     .await?;
                 }
             }
+            if r.amount == 0 {
+                // Free lines only: nothing to give back, so no payment
+                // change, no refund row (`refunds.amount > 0`) and no
+                // provider call; the lines and stock change as usual.
+                let (left,): (i64,) = sqlx::query_as(
+                    "SELECT COUNT(*) FROM order_lines WHERE order_id = ? AND cancelled_quantity < quantity",
+                )
+                .bind(r.order_id)
+                .fetch_one(&mut *tx)
+                .await?;
+                let (status, all) = if left == 0 {
+                    ("cancelled", 1_i64)
+                } else {
+                    ("partially_cancelled", 0)
+                };
+                let moved = sqlx::query(
+                    "UPDATE orders SET status = ?, ended_at = CASE WHEN ? = 1 THEN ? ELSE ended_at END, updated_at = ? \
+                     WHERE id = ? AND status IN ('paid', 'partially_cancelled')",
+                )
+                .bind(status)
+                .bind(all)
+                .bind(now)
+                .bind(now)
+                .bind(r.order_id)
+                .execute(&mut *tx)
+                .await?;
+                if moved.rows_affected() != 1 {
+                    return Ok(None);
+                }
+                for job in r.jobs {
+                    enqueue(&mut tx, job, now).await?;
+                }
+                self.commit_with_jobs(tx).await?;
+                return Ok(Some(None));
+            }
             // `status` first: MySQL evaluates SET left to right with the
             // new values, SQLite with the old ones; this order reads the
             // old `cancelled_amount` on both.
@@ -204,7 +250,9 @@ impl SqlStore {
             .bind(r.order_id)
             .fetch_one(&mut *tx)
             .await?;
-            let all = left == 0 || cancelled_after >= paid_amount;
+            // A free line left over does not keep the order open once all
+            // the money is back, but a 0-won payment says nothing.
+            let all = left == 0 || (paid_amount > 0 && cancelled_after >= paid_amount);
             let status = if all { "cancelled" } else { "partially_cancelled" };
             let moved = sqlx::query(
                 "UPDATE orders SET status = ?, ended_at = CASE WHEN ? = 1 THEN ? ELSE ended_at END, updated_at = ? \
@@ -280,12 +328,16 @@ impl SqlStore {
                 }
             }
             self.commit_with_jobs(tx).await?;
-            Ok(Some(id))
+            Ok(Some(Some(id)))
         })
         .await?;
         match id {
-            Some(id) => self.refund(id).await,
-            None => Ok(None),
+            Some(Some(id)) => Ok(self
+                .refund(id)
+                .await?
+                .map_or(Cancelled::Changed, Cancelled::Refund)),
+            Some(None) => Ok(Cancelled::Free),
+            None => Ok(Cancelled::Changed),
         }
     }
 

@@ -1,0 +1,522 @@
+//! Security round 2: the surfaces an outside probe abused (issue 27). One
+//! test per class of hole, each written to fail on the code before the
+//! fix (checked against f805f61), and each running on all three engines.
+
+use rand::rngs::StdRng;
+use rand::{Rng as _, SeedableRng as _};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::helpers::{assert_error, spawn_app};
+use crate::orders::{add_to_cart, number, stocks};
+use crate::refunds::{cancel, line};
+use crate::shop::{id, json_of, option_id, product};
+
+/// Every series of `/metrics` whose name starts with `name{`.
+fn series<'a>(text: &'a str, name: &str) -> Vec<&'a str> {
+    let prefix = format!("{name}{{");
+    text.lines().filter(|l| l.starts_with(&prefix)).collect()
+}
+
+#[actix_web::test]
+async fn made_up_methods_and_paths_do_not_grow_the_metrics() {
+    let app = spawn_app().await;
+    // Warm up: one of each ordinary kind of request.
+    assert_eq!(app.get("/health", None).await.status(), StatusCode::OK);
+    let _ = app.get("/api/listings", None).await;
+    let before = app
+        .get("/metrics", None)
+        .await
+        .text()
+        .await
+        .expect("metrics");
+    let base = series(&before, "jangteo_http_requests_total").len();
+
+    // Property: whatever methods and paths a client makes up, the label
+    // sets stay within the bounded set (methods we serve or OTHER, route
+    // patterns or `unmatched`, known statuses).
+    let mut rng = StdRng::seed_from_u64(27_001);
+    for i in 0..300 {
+        let len = rng.gen_range(1..12);
+        let method: String = (0..len)
+            .map(|_| char::from(rng.gen_range(b'A'..=b'Z')))
+            .collect();
+        let method = Method::from_bytes(format!("{method}{i}").as_bytes()).expect("token");
+        let path = format!("/{}/{}", rng.gen::<u32>(), rng.gen::<u16>());
+        let r = app
+            .client
+            .request(method, app.url(&path))
+            .send()
+            .await
+            .expect("request");
+        assert!(r.status().is_client_error(), "{}", r.status());
+        let r = app
+            .client
+            .get(app.url(&format!("/api/{}", rng.gen::<u64>())))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    }
+    let after = app
+        .get("/metrics", None)
+        .await
+        .text()
+        .await
+        .expect("metrics");
+    let requests = series(&after, "jangteo_http_requests_total");
+    assert!(
+        requests.len() <= base + 6,
+        "{} series after 600 odd requests (from {base}):\n{}",
+        requests.len(),
+        requests.join("\n")
+    );
+    for s in requests
+        .iter()
+        .chain(series(&after, "jangteo_http_request_duration_seconds_bucket").iter())
+    {
+        let method = s
+            .split("method=\"")
+            .nth(1)
+            .and_then(|m| m.split('"').next())
+            .expect("method label");
+        assert!(
+            ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "OTHER"].contains(&method),
+            "{s}"
+        );
+        let route = s
+            .split("route=\"")
+            .nth(1)
+            .and_then(|m| m.split('"').next())
+            .expect("route label");
+        assert!(
+            route == "unmatched" || route.starts_with('/'),
+            "an unbounded route label: {s}"
+        );
+        assert!(!route.chars().any(|c| c.is_ascii_digit()), "{s}");
+    }
+    assert!(after.len() < before.len() + 16_384, "{}", after.len());
+}
+
+/// A product whose second option costs nothing (a free gift option).
+async fn with_free_option(
+    app: &crate::helpers::TestApp,
+    admin: &crate::helpers::User,
+    base: i64,
+) -> Value {
+    product(
+        app,
+        admin,
+        json!({
+            "name": format!("Gift box {base}"), "brand": "Jangteo", "category": "bags",
+            "base_price": base, "status": "on_sale",
+            "options": [
+                {"label": "paid", "sku": format!("GB{base}-P"), "stock": 5},
+                {"label": "free", "sku": format!("GB{base}-F"), "stock": 5, "price_delta": -base},
+            ],
+        }),
+    )
+    .await
+}
+
+async fn pay(app: &crate::helpers::TestApp, buyer: &crate::helpers::User, key: &str) -> Value {
+    let r = app
+        .post_json("/api/orders", &json!({"from": "cart"}), Some(&buyer.token))
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let o = json_of(r).await;
+    let r = app
+        .post_json(
+            "/api/payments/confirm",
+            &json!({"order_number": number(&o), "payment_key": key, "amount": o["total"], "provider": "sandbox"}),
+            Some(&buyer.token),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK, "{key}");
+    json_of(r).await["order"].clone()
+}
+
+#[actix_web::test]
+async fn free_lines_are_cancelled_without_a_refund() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let buyer = app.user("free-buyer").await;
+    let p = with_free_option(&app, &admin, 10_000).await;
+    add_to_cart(&app, &buyer, option_id(&p, 0), 1).await;
+    add_to_cart(&app, &buyer, option_id(&p, 1), 2).await;
+    let o = pay(&app, &buyer, "pk-free-1").await;
+    assert_eq!(o["total"], 10_000);
+    let n = number(&o);
+    let free = o["lines"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .position(|l| l["unit_price"] == 0)
+        .expect("a free line");
+
+    // The buyer cancels one free unit: no money moves, no 500.
+    let one = json!({"lines": [{"line_id": line(&o, free), "quantity": 1}]});
+    let r = cancel(&app, &buyer, &n, Some(one.clone())).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let v = json_of(r).await;
+    assert_eq!(v["status"], "partially_cancelled", "{v}");
+    assert_eq!(v["refunds"].as_array().map(Vec::len), Some(0), "{v}");
+    assert_eq!(v["payment"]["cancelled_amount"], 0, "{v}");
+    // An admin cancels the other free unit.
+    let r = app
+        .post_json(
+            &format!("/api/admin/orders/{n}/cancel"),
+            &one,
+            Some(&admin.token),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(stocks(&app, &admin, id(&p)).await, vec![4, 5]);
+    // The paid line is still refundable, and then the order is cancelled.
+    let r = cancel(&app, &buyer, &n, None).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let v = json_of(r).await;
+    assert_eq!(v["status"], "cancelled", "{v}");
+    assert_eq!(v["refunds"][0]["amount"], 10_000, "{v}");
+    assert_eq!(v["payment"]["status"], "cancelled", "{v}");
+    assert_eq!(stocks(&app, &admin, id(&p)).await, vec![5, 5]);
+    assert_error(
+        cancel(&app, &buyer, &n, None).await,
+        StatusCode::CONFLICT,
+        "invalid_state",
+    )
+    .await;
+
+    // A whole 0-won order (free option alone) is cancelled in full.
+    let p = with_free_option(&app, &admin, 20_000).await;
+    add_to_cart(&app, &buyer, option_id(&p, 1), 1).await;
+    let o = pay(&app, &buyer, "pk-free-2").await;
+    assert_eq!(o["total"], 0);
+    let r = cancel(&app, &buyer, &number(&o), None).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let v = json_of(r).await;
+    assert_eq!(v["status"], "cancelled", "{v}");
+    assert_eq!(stocks(&app, &admin, id(&p)).await, vec![5, 5]);
+}
+
+#[actix_web::test]
+async fn notification_streams_share_the_per_user_connection_budget() {
+    let app = crate::helpers::spawn_app_with(&[
+        ("ws_max_connections_per_user", "3"),
+        ("sse_keepalive_secs", "1"),
+    ])
+    .await;
+    let u = app.user("streamer").await;
+    let other = app.user("bystander").await;
+    // Every connection to the first node: the budget is per server.
+    let sse = |token: &str| {
+        app.client
+            .get(format!("{}/api/notifications/stream", app.addr))
+            .bearer_auth(token)
+            .send()
+    };
+    let first = sse(&u.token).await.expect("stream");
+    assert_eq!(first.status(), StatusCode::OK);
+    let second = sse(&u.token).await.expect("stream");
+    assert_eq!(second.status(), StatusCode::OK);
+    let ws = crate::helpers::Ws::connect(&app.addr, &u.token).await;
+    // The fourth connection of either kind is refused, with Retry-After.
+    let r = sse(&u.token).await.expect("stream");
+    assert!(r.headers().contains_key("retry-after"));
+    assert_error(r, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    assert!(crate::helpers::Ws::try_connect(&app.addr, &u.token)
+        .await
+        .is_err());
+    // Somebody else is not affected.
+    let theirs = sse(&other.token).await.expect("stream");
+    assert_eq!(theirs.status(), StatusCode::OK);
+    // A closed stream gives its place back.
+    drop(first);
+    let again = crate::helpers::eventually(
+        std::time::Duration::from_secs(20),
+        "a place is free again after a stream closed",
+        || async {
+            let r = sse(&u.token).await.expect("stream");
+            (r.status() == StatusCode::OK).then_some(r)
+        },
+    )
+    .await;
+    drop((second, ws, again, theirs));
+}
+
+#[actix_web::test]
+async fn cookie_authenticated_changes_from_other_sites_are_refused() {
+    let app = spawn_app().await;
+    let u = app.user("cookie-user").await;
+    let admin = app.admin().await;
+    let p = crate::shop::on_sale(&app, &admin, "Cookie jar", "Jar", 5_000, &[("CJ-1", 9)]).await;
+    let cookie = format!("jangteo_session={}", u.token);
+    let own = app.addr.clone();
+    let other_port = format!("http://127.0.0.1:{}", crate::common::free_port());
+    let add = json!({"option_id": option_id(&p, 0), "quantity": 1});
+    for (what, headers) in [
+        ("another site", vec![("origin", "https://evil.example")]),
+        (
+            "another port of the same host",
+            vec![
+                ("origin", other_port.as_str()),
+                ("sec-fetch-site", "same-site"),
+            ],
+        ),
+        ("a cross-site fetch", vec![("sec-fetch-site", "cross-site")]),
+        ("an opaque origin", vec![("origin", "null")]),
+    ] {
+        for (method, path, body) in [
+            (Method::POST, "/api/auth/logout", None),
+            (Method::POST, "/api/cart/items", Some(add.clone())),
+            (Method::DELETE, "/api/me", None),
+        ] {
+            let mut req = app
+                .client
+                .request(method.clone(), format!("{own}{path}"))
+                .header("cookie", &cookie);
+            for (k, v) in &headers {
+                req = req.header(*k, *v);
+            }
+            if let Some(b) = &body {
+                req = req.json(b);
+            }
+            let r = req.send().await.expect("request");
+            let e = assert_error(r, StatusCode::FORBIDDEN, "cross_origin").await;
+            assert!(e["message"].is_string(), "{what}: {method} {path}");
+        }
+    }
+    // Nothing happened: still signed in, the cart is empty.
+    let me = app.get("/api/me", Some(&u.token)).await;
+    assert_eq!(me.status(), StatusCode::OK);
+    let cart = json_of(app.get("/api/cart", Some(&u.token)).await).await;
+    assert_eq!(cart["lines"].as_array().map(Vec::len), Some(0), "{cart}");
+
+    // The app's own pages, and bearer-token clients from anywhere, may.
+    let r = app
+        .client
+        .post(format!("{own}/api/cart/items"))
+        .header("cookie", &cookie)
+        .header("origin", own.as_str())
+        .header("sec-fetch-site", "same-origin")
+        .json(&add)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = app
+        .client
+        .post(format!("{own}/api/cart/items"))
+        .bearer_auth(&u.token)
+        .header("origin", "https://evil.example")
+        .json(&add)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::OK);
+    // A cookie request with no browser headers (not a browser) passes too.
+    let r = app
+        .client
+        .post(format!("{own}/api/auth/logout"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("request");
+    assert!(r.status().is_success(), "{}", r.status());
+}
+
+#[actix_web::test]
+async fn limits_hold_under_parallel_requests() {
+    let app = spawn_app().await;
+    let u = app.user("racer").await;
+    // 60 different keywords at once against a limit of 30.
+    let adds = (0..60).map(|i| {
+        let (app, token) = (&app, u.token.clone());
+        async move {
+            app.post_json(
+                "/api/me/keywords",
+                &json!({"keyword": format!("키워드{i:02}")}),
+                Some(&token),
+            )
+            .await
+            .status()
+        }
+    });
+    let statuses = futures_util::future::join_all(adds).await;
+    let created = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::CREATED)
+        .count();
+    assert_eq!(created, 30, "{statuses:?}");
+    assert!(statuses
+        .iter()
+        .all(|s| *s == StatusCode::CREATED || *s == StatusCode::UNPROCESSABLE_ENTITY));
+    let mine = json_of(app.get("/api/me/keywords", Some(&u.token)).await).await;
+    assert_eq!(mine["items"].as_array().map(Vec::len), Some(30));
+
+    // The cart holds at most 50 lines, as many as an order takes, also
+    // when they are added in parallel.
+    let admin = app.admin().await;
+    let options: Vec<Value> = (0..60)
+        .map(|i| json!({"label": format!("L{i}"), "sku": format!("RACE-{i}"), "stock": 5}))
+        .collect();
+    let p = product(
+        &app,
+        &admin,
+        json!({"name": "Many options", "brand": "Race", "category": "bags", "base_price": 1_000,
+               "status": "on_sale", "options": options}),
+    )
+    .await;
+    let adds = (0..60).map(|i| {
+        let (app, token, option) = (&app, u.token.clone(), option_id(&p, i));
+        async move {
+            app.post_json(
+                "/api/cart/items",
+                &json!({"option_id": option, "quantity": 1}),
+                Some(&token),
+            )
+            .await
+        }
+    });
+    let mut refused = 0;
+    for r in futures_util::future::join_all(adds).await {
+        if r.status() != StatusCode::OK {
+            let e = assert_error(r, StatusCode::CONFLICT, "limit_reached").await;
+            assert_eq!(e["details"]["limit"], "cart_lines");
+            assert_eq!(e["details"]["max"], 50);
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 10);
+    let cart = json_of(app.get("/api/cart", Some(&u.token)).await).await;
+    assert_eq!(cart["lines"].as_array().map(Vec::len), Some(50));
+    // More of a line already there is still fine.
+    let r = app
+        .post_json(
+            "/api/cart/items",
+            &json!({"option_id": cart["lines"][0]["option_id"], "quantity": 1}),
+            Some(&u.token),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[actix_web::test]
+async fn staff_names_and_invisible_characters_are_not_nicknames() {
+    let app = spawn_app().await;
+    for (i, nickname) in [
+        "관리자",
+        "장터 운영자",
+        "Admin",
+        "jangteo_official",
+        "고객센터",
+        "abc\u{202E}def",
+        "zero\u{200B}width",
+        "\u{3164}\u{3164}\u{3164}",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let email = format!("nick{i}@example.com");
+        let e = assert_error(
+            app.signup(&email, "password-123", nickname).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        )
+        .await;
+        assert!(e["details"]["nickname"].is_string(), "{nickname}: {e}");
+        // Nothing was created: the address is still free.
+        assert_eq!(
+            app.signup(&email, "password-123", &format!("손님{i}"))
+                .await
+                .status(),
+            StatusCode::CREATED
+        );
+    }
+    // Renaming to a staff name is refused too; ordinary names pass.
+    let u = app.user("plain-user").await;
+    assert_error(
+        app.patch_json("/api/me", &json!({"nickname": "운영팀"}), Some(&u.token))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    let r = app
+        .patch_json("/api/me", &json!({"nickname": "배드민턴"}), Some(&u.token))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[actix_web::test]
+async fn a_stock_adjustment_of_i64_min_is_refused_not_wrapped() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let p = crate::shop::on_sale(&app, &admin, "Wrap", "Wrap", 1_000, &[("WR-1", 7)]).await;
+    let o = option_id(&p, 0);
+    for delta in [i64::MIN, i64::MIN + 1, -1_000_001, 1_000_001, i64::MAX] {
+        let e = assert_error(
+            app.post_json(
+                &format!("/api/admin/options/{o}/stock-adjustments"),
+                &json!({"delta": delta, "reason": "probe"}),
+                Some(&admin.token),
+            )
+            .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        )
+        .await;
+        assert!(e["details"]["delta"].is_string(), "{delta}: {e}");
+    }
+    assert_eq!(stocks(&app, &admin, id(&p)).await, vec![7]);
+}
+
+#[actix_web::test]
+async fn every_response_refuses_framing_and_swagger_has_a_policy() {
+    let app = spawn_app().await;
+    for path in [
+        "/swagger-ui/",
+        "/api-docs/openapi.json",
+        "/health",
+        "/api/listings",
+        "/nope",
+    ] {
+        let r = app
+            .client
+            .get(format!("{}{path}", app.addr))
+            .send()
+            .await
+            .expect("request");
+        let h = r.headers();
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        let csp = h["content-security-policy"].to_str().expect("ascii");
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+    }
+    let r = app
+        .client
+        .get(format!("{}/swagger-ui/", app.addr))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::OK);
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-eval"),
+        "{csp}"
+    );
+    // The web client keeps its own policy.
+    let r = app
+        .client
+        .get(format!("{}/", app.addr))
+        .send()
+        .await
+        .expect("request");
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .expect("ascii");
+    assert!(csp.contains("connect-src"), "{csp}");
+}
