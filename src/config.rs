@@ -281,6 +281,21 @@ pub const SETTINGS: &[(&str, Option<&str>, &str)] = &[
         "the From of every email",
     ),
     (
+        "mail_daily_max_per_recipient",
+        Some("20"),
+        "emails one address receives per UTC day at most (verification links included); the rest of that day's are dropped and logged",
+    ),
+    (
+        "email_verify_hours",
+        Some("48"),
+        "how long an emailed verification link works",
+    ),
+    (
+        "email_verify_resend_max",
+        Some("3"),
+        "verification emails a user may ask to be sent again per hour (429 rate_limited after that)",
+    ),
+    (
         "cancel_window_hours",
         Some("24"),
         "a buyer may cancel (refund) paid order lines this many hours after payment; admins at any time",
@@ -525,6 +540,7 @@ pub struct MailSettings {
     pub from: String,
     /// `public_url` without a trailing slash.
     pub public_url: String,
+    pub daily_max_per_recipient: u32,
 }
 
 impl std::fmt::Debug for MailSettings {
@@ -1065,6 +1081,16 @@ impl Layers {
                 login_window: Duration::from_secs(self.positive_u64("login_window_secs")?),
                 signup_max_per_address: self.parse("signup_max_per_address")?,
                 signup_window: Duration::from_secs(self.positive_u64("signup_window_secs")?),
+                verify_ttl: match self.positive_u64("email_verify_hours")? {
+                    h @ 1..=720 => Duration::from_secs(h * 3600),
+                    _ => {
+                        return Err(self.invalid("email_verify_hours", "expected 1..=720 (30 days)"))
+                    }
+                },
+                verify_resend_max: match self.parse::<u32>("email_verify_resend_max")? {
+                    n @ 1..=100 => n,
+                    _ => return Err(self.invalid("email_verify_resend_max", "expected 1..=100")),
+                },
             },
             password: PasswordSettings {
                 memory_kib: argon2_memory_kib,
@@ -1139,6 +1165,14 @@ impl Layers {
                         );
                     }
                     v
+                },
+                daily_max_per_recipient: match self.parse::<u32>("mail_daily_max_per_recipient")? {
+                    n @ 1..=10_000 => n,
+                    _ => {
+                        return Err(
+                            self.invalid("mail_daily_max_per_recipient", "expected 1..=10000")
+                        )
+                    }
                 },
             },
             outbox: OutboxSettings {

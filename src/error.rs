@@ -126,6 +126,8 @@ error_codes! {
     NotFound = "not_found", NOT_FOUND, Rest;
     /// The route exists but not for this HTTP method.
     MethodNotAllowed = "method_not_allowed", METHOD_NOT_ALLOWED, Rest;
+    /// An emailed link's token is unknown, expired or already used (or the account's address changed since it was sent); ask for a new one.
+    TokenInvalid = "token_invalid", BAD_REQUEST, Rest;
     /// The email address is already registered.
     EmailTaken = "email_taken", CONFLICT, Rest;
     /// Sign-in with this provider (`kakao`, `google`) is not configured on this server.

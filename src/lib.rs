@@ -314,14 +314,17 @@ impl AppState {
         // Email: mailed from the outbox (SMTP, or .eml files by default).
         let mailer = service::mail::Mailer::new(
             sql.clone(),
+            accounts.clone(),
+            config.mail.daily_max_per_recipient,
             config.mail.smtp_url.as_deref(),
             &config.data_dir,
             &config.mail.from,
             &config.mail.public_url,
         )
         .map_err(|e| anyhow::anyhow!("mail: {e}"))?;
-        let (kind, handler) = mailer.job_handler();
-        worker = worker.handle(kind, handler, RetryPolicy::DEFAULT);
+        for (kind, handler) in [mailer.job_handler(), mailer.verify_job_handler()] {
+            worker = worker.handle(kind, handler, RetryPolicy::DEFAULT);
+        }
         // Notifications: every node consumes the alarms topic, subscribed
         // before the worker publishes anything.
         let notifications = Notifications::new(sql.clone(), hub.clone(), bus.clone());

@@ -272,7 +272,10 @@ impl Cluster {
                 continue;
             };
             for e in entries.flatten() {
-                if e.path().extension().is_some_and(|x| x == "eml") {
+                // Notification emails; verification links are not counted.
+                if e.path().extension().is_some_and(|x| x == "eml")
+                    && e.file_name().to_string_lossy().starts_with("notification-")
+                {
                     all.push(std::fs::read_to_string(e.path()).unwrap_or_default());
                 }
             }
@@ -325,10 +328,22 @@ impl Cluster {
         req.send().await.expect("request")
     }
 
-    /// Sign up on one node, log in on another.
+    /// Sign up on one node, log in on another, and verify the email with
+    /// the link whichever node mailed.
     async fn user(&self, name: &str) -> (i64, String) {
         let last = self.nodes.len() - 1;
-        account_on(&self.client, self.addr(0), self.addr(last), name).await
+        let account = account_on(&self.client, self.addr(0), self.addr(last), name).await;
+        let dirs: Vec<std::path::PathBuf> = (0..self.nodes.len())
+            .map(|i| self.dir.path().join(format!("node{i}/outbox-mail")))
+            .collect();
+        common::verify_account(
+            &self.client,
+            self.addr(last),
+            &format!("{name}@example.com"),
+            &dirs,
+        )
+        .await;
+        account
     }
 
     async fn ws(&self, node: usize, token: &str) -> Ws {

@@ -492,6 +492,28 @@ pub fn email_for(kind: &str, title: &str, body: &str, link: &str, nickname: &str
     }
 }
 
+/// The email with the verification link (Korean, plain text and HTML).
+pub fn verification_email(nickname: &str, link: &str) -> Email {
+    let text = format!(
+        "{nickname}님, 장터에 오신 것을 환영해요.\n\n아래 링크를 누르면 이메일 주소 인증이 끝나요. \
+         인증을 마치면 물건을 팔고 결제할 수 있어요.\n\n{link}\n\n\
+         장터에 가입한 적이 없다면 이 메일은 무시해 주세요. 누군가 주소를 잘못 입력한 것일 수 있어요.\n\n장터 드림\n"
+    );
+    let html = format!(
+        "<!doctype html><html lang=\"ko\"><body><p>{}님, 장터에 오신 것을 환영해요.</p>\
+         <p>아래 버튼을 누르면 이메일 주소 인증이 끝나요. 인증을 마치면 물건을 팔고 결제할 수 있어요.</p>\
+         <p><a href=\"{}\">이메일 인증하기</a></p>\
+         <p><small>장터에 가입한 적이 없다면 이 메일은 무시해 주세요.</small></p><p>장터 드림</p></body></html>",
+        escape_html(nickname),
+        escape_html(link),
+    );
+    Email {
+        subject: "[장터] 이메일 주소를 인증해 주세요".to_string(),
+        text,
+        html,
+    }
+}
+
 #[cfg(test)]
 mod email_tests {
     use super::*;

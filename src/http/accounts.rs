@@ -42,6 +42,10 @@ pub struct Me {
     pub role: Role,
     /// Epoch milliseconds.
     pub created_at: i64,
+    /// Whether the address is proven to be the user's (the emailed link,
+    /// or a provider that verified it). Until then no other email is sent
+    /// to it.
+    pub email_verified: bool,
 }
 
 impl From<&UserRecord> for Me {
@@ -52,8 +56,16 @@ impl From<&UserRecord> for Me {
             nickname: u.nickname.clone(),
             role: u.role,
             created_at: u.created_at,
+            email_verified: u.email_verified_at.is_some(),
         }
     }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyEmailRequest {
+    /// The `token` of the emailed link (`/#/verify-email?token=...`).
+    pub token: String,
 }
 
 /// What anyone may see of a user. A withdrawn user keeps the id (so old
@@ -156,7 +168,7 @@ fn cleared_cookie(secure: bool) -> Cookie<'static> {
     tag = "accounts",
     request_body = SignupRequest,
     responses(
-        (status = 201, description = "Account created", body = Me),
+        (status = 201, description = "Account created; a verification link is mailed to the address (`email_verified: false` until it is followed)", body = Me),
         (status = 409, description = "`email_taken`", body = ErrorBody),
         (status = 422, description = "`validation_failed` or `invalid_body`", body = ErrorBody),
         (status = 429, description = "`rate_limited`: too many sign-ups from this address, with Retry-After", body = ErrorBody),
@@ -175,6 +187,47 @@ pub async fn signup(
         .signup(&body.email, &body.password, &body.nickname, ip)
         .await?;
     Ok(HttpResponse::Created().json(Me::from(&user)))
+}
+
+/// Verify the email address with the token of the emailed link. No
+/// session needed (the link may be opened on another device); the token
+/// is single-use and expires after `email_verify_hours`.
+#[utoipa::path(
+    tag = "accounts",
+    request_body = VerifyEmailRequest,
+    responses(
+        (status = 200, description = "The address is verified (the account as it is now)", body = Me),
+        (status = 400, description = "`token_invalid`: unknown, used or expired, or the account's address changed since", body = ErrorBody),
+        (status = 422, description = "`invalid_body`", body = ErrorBody),
+    )
+)]
+#[post("/auth/verify-email")]
+pub async fn verify_email(
+    state: web::Data<AppState>,
+    body: web::Json<VerifyEmailRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let user = state.accounts.verify_email(&body.token).await?;
+    Ok(HttpResponse::Ok().json(Me::from(&user)))
+}
+
+/// Mail the verification link again (to the account's address).
+#[utoipa::path(
+    tag = "accounts",
+    responses(
+        (status = 202, description = "A new link is on its way (earlier links keep working until they expire)"),
+        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        (status = 409, description = "`conflict`: the address is verified already, or the account has none", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: `email_verify_resend_max` per hour, with Retry-After", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
+#[post("/auth/verify-email/resend")]
+pub async fn resend_verification(
+    state: web::Data<AppState>,
+    auth: Auth,
+) -> Result<HttpResponse, ApiError> {
+    state.accounts.resend_verification(&auth.0).await?;
+    Ok(HttpResponse::Accepted().finish())
 }
 
 /// Log in with email and password.

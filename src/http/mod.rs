@@ -73,6 +73,8 @@ pub fn app(
         .service(
             scope::scope("/api")
                 .service(accounts::signup)
+                .service(accounts::verify_email)
+                .service(accounts::resend_verification)
                 .service(accounts::login)
                 .service(accounts::logout)
                 .service(accounts::get_me)

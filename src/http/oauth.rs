@@ -76,6 +76,11 @@ pub struct CallbackResult {
     pub user: Me,
     /// Where the browser is being sent (also the `Location`).
     pub return_to: String,
+    /// `signed_in_linked` to an account whose email nobody had verified
+    /// (someone may have signed up with this person's address): that
+    /// account's password was removed and its other sessions ended; the
+    /// provider's sign-in is now the way in (a password can be set again).
+    pub password_removed: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -245,6 +250,7 @@ async fn finish_callback(
             session,
             created,
             linked,
+            password_removed,
         } => {
             let ttl =
                 i64::try_from(state.config.accounts.session_ttl.as_secs()).unwrap_or(i64::MAX);
@@ -266,6 +272,7 @@ async fn finish_callback(
                 expires_at: Some(session.expires_at),
                 user: Me::from(&session.user),
                 return_to: finished.return_to,
+                password_removed,
             }
         }
         Outcome::Linked { user } => CallbackResult {
@@ -275,6 +282,7 @@ async fn finish_callback(
             expires_at: None,
             user: Me::from(&user),
             return_to: finished.return_to,
+            password_removed: false,
         },
     };
     Ok(response.json(body))

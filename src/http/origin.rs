@@ -67,7 +67,7 @@ impl Own<'_> {
         if origin == "null" || origin.is_empty() {
             return false;
         }
-        if origin == self.public_origin || self.allowed.iter().any(|a| *a == origin) {
+        if origin == self.public_origin || self.allowed.contains(&origin) {
             return true;
         }
         let Some(from) = authority(&origin) else {
@@ -99,7 +99,7 @@ impl Own<'_> {
                     return !origins.is_empty()
                         && origins.iter().all(|o| {
                             let o = o.trim().trim_end_matches('/').to_ascii_lowercase();
-                            self.allowed.iter().any(|a| *a == o)
+                            self.allowed.contains(&o)
                         })
                 }
             }

@@ -19,7 +19,7 @@ use crate::domain::account::Revocation;
 use crate::domain::account::{self, FieldErrors, Role, Status};
 use crate::domain::now_ms;
 use crate::error::{ApiError, Code};
-use crate::store::sql::{InsertUserError, SqlStore};
+use crate::store::sql::{InsertUserError, NewJob, SqlStore, TokenUse, PURPOSE_VERIFY_EMAIL};
 use crate::store::{RateLimiter, SessionStore, UserRecord};
 
 /// Failed logins from one address may reach this multiple of the per-email
@@ -41,6 +41,10 @@ pub struct AccountSettings {
     pub login_window: Duration,
     pub signup_max_per_address: u32,
     pub signup_window: Duration,
+    /// How long an emailed verification link works.
+    pub verify_ttl: Duration,
+    /// Verification emails a user may have sent again per hour.
+    pub verify_resend_max: u32,
 }
 
 /// The authenticated caller of a request.
@@ -91,6 +95,23 @@ pub struct Accounts {
     hasher: PasswordHasher,
     settings: AccountSettings,
     revoked: tokio::sync::broadcast::Sender<Revocation>,
+}
+
+/// The outbox kind that mails a verification link.
+pub const JOB_EMAIL_VERIFY: &str = "email_verify";
+
+fn verify_email_job(user: i64) -> NewJob {
+    let mut nonce = [0u8; 8];
+    rand::rngs::OsRng.fill_bytes(&mut nonce);
+    NewJob {
+        kind: JOB_EMAIL_VERIFY,
+        payload: serde_json::json!({ "user": user }),
+        dedup_key: format!(
+            "{JOB_EMAIL_VERIFY}:{user}:{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(nonce)
+        ),
+        due_at: now_ms(),
+    }
 }
 
 pub fn hash_token(token: &str) -> String {
@@ -164,8 +185,102 @@ impl Accounts {
                 return Err(ApiError::rate_limited(w.resets_in_secs.max(1)));
             }
         }
-        self.create_user(email, password, nickname, Role::User)
-            .await
+        let user = self
+            .create_user(email, password, nickname, Role::User)
+            .await?;
+        // The verification link goes out from the outbox (after this
+        // commit, retried if the mail server is down).
+        self.store
+            .enqueue_job(&verify_email_job(user.id), now_ms())
+            .await?;
+        Ok(user)
+    }
+
+    /// Spend an emailed verification token: the address it was sent to is
+    /// now the user's, proven. Unknown, used or expired tokens, or an
+    /// account whose address changed since: `token_invalid`.
+    pub async fn verify_email(&self, token: &str) -> Result<UserRecord, ApiError> {
+        let invalid = || {
+            ApiError::new(
+                Code::TokenInvalid,
+                "this link is not valid any more (used, expired or unknown); ask for a new one",
+            )
+        };
+        if token.is_empty() || token.len() > 128 {
+            return Err(invalid());
+        }
+        match self
+            .store
+            .use_verify_token(&hash_token(token), now_ms())
+            .await?
+        {
+            TokenUse::Verified(id) => self.store.user_by_id(id).await?.ok_or_else(invalid),
+            TokenUse::Invalid => Err(invalid()),
+        }
+    }
+
+    /// Mail the verification link again (at most `email_verify_resend_max`
+    /// times an hour).
+    pub async fn resend_verification(&self, ctx: &AuthContext) -> Result<(), ApiError> {
+        if ctx.user.email_verified_at.is_some() {
+            return Err(ApiError::new(
+                Code::Conflict,
+                "your email address is verified already",
+            ));
+        }
+        if ctx.user.email.is_none() {
+            return Err(ApiError::new(
+                Code::Conflict,
+                "this account has no email address to verify",
+            ));
+        }
+        let w = self
+            .limiter
+            .hit(&format!("verify-resend:{}", ctx.user.id), 3600)
+            .await?;
+        if w.count > self.settings.verify_resend_max {
+            return Err(ApiError::rate_limited(w.resets_in_secs.max(1)));
+        }
+        self.store
+            .enqueue_job(&verify_email_job(ctx.user.id), now_ms())
+            .await?;
+        Ok(())
+    }
+
+    /// A new verification token for the user's current address, kept
+    /// hashed; the raw token goes into the email (the mail job), or to a
+    /// test harness that stands in for the mailbox. `None`: the account
+    /// has no address, or it is verified already.
+    pub async fn issue_verification_token(&self, user_id: i64) -> Result<Option<String>, ApiError> {
+        let Some(user) = self.store.user_by_id(user_id).await? else {
+            return Ok(None);
+        };
+        let (Some(email), None, Status::Active) =
+            (user.email.as_deref(), user.email_verified_at, user.status)
+        else {
+            return Ok(None);
+        };
+        let token = new_token();
+        let now = now_ms();
+        self.store
+            .put_email_token(
+                &hash_token(&token),
+                user.id,
+                PURPOSE_VERIFY_EMAIL,
+                email,
+                now,
+                now.saturating_add(ms(self.settings.verify_ttl)),
+            )
+            .await?;
+        Ok(Some(token))
+    }
+
+    /// End every session of `user` on every node (their sockets close with
+    /// 4001).
+    pub(crate) async fn end_all_sessions(&self, user: i64) -> Result<(), ApiError> {
+        self.sessions.delete_user_sessions(user, None).await?;
+        self.revoke(Revocation::User { user, keep: None });
+        Ok(())
     }
 
     /// Create an account with a role; admins come only from the CLI.

@@ -4,6 +4,12 @@
 //! at most once per notification and never blocks a request; an SMTP
 //! outage delays them with backoff).
 //!
+//! Two rules keep us from mailing strangers: notification emails go only
+//! to addresses the user has verified (until then the only email we send
+//! is the verification link, `email_verify` jobs), and no address gets
+//! more than `mail_daily_max_per_recipient` emails per UTC day (counted in
+//! the database, so across nodes).
+//!
 //! With `smtp_url` set, mail goes through that server (lettre; `smtp://`
 //! plain, `smtp://...?tls=required` STARTTLS, `smtps://` TLS). Unset (the
 //! embedded default), each message is written to `data_dir/outbox-mail/`
@@ -16,7 +22,8 @@ use lettre::message::header::{ContentTransferEncoding, ContentType};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::{AsyncSmtpTransport, AsyncTransport as _, Message, Tokio1Executor};
 
-use crate::domain::notification::email_for;
+use crate::domain::notification::{email_for, verification_email, Email};
+use crate::service::accounts::{Accounts, JOB_EMAIL_VERIFY};
 use crate::service::outbox::JobHandler;
 use crate::store::sql::SqlStore;
 
@@ -25,6 +32,8 @@ pub use crate::store::sql::JOB_EMAIL_SEND;
 #[derive(Clone)]
 pub struct Mailer {
     sql: Arc<SqlStore>,
+    accounts: Accounts,
+    daily_max: u32,
     smtp: Option<AsyncSmtpTransport<Tokio1Executor>>,
     dir: PathBuf,
     from: Mailbox,
@@ -34,6 +43,8 @@ pub struct Mailer {
 impl Mailer {
     pub fn new(
         sql: Arc<SqlStore>,
+        accounts: Accounts,
+        daily_max: u32,
         smtp_url: Option<&str>,
         data_dir: &std::path::Path,
         from: &str,
@@ -53,6 +64,8 @@ impl Mailer {
         };
         Ok(Mailer {
             sql,
+            accounts,
+            daily_max,
             smtp,
             dir: data_dir.join("outbox-mail"),
             from,
@@ -73,20 +86,20 @@ impl Mailer {
         else {
             return Ok(());
         };
-        let Some(address) = user.email else {
+        let Some(address) = user.email.clone() else {
             // Withdrawn, or an account without an address: nothing to send.
             return Ok(());
         };
-        let to: Mailbox = match format!("{} <{address}>", user.nickname).parse() {
-            Ok(m) => m,
-            Err(_) => match address.parse() {
-                Ok(m) => m,
-                Err(e) => {
-                    tracing::warn!(user = user.id, error = %e, "unusable email address; not mailed");
-                    return Ok(());
-                }
-            },
-        };
+        if user.email_verified_at.is_none() {
+            // Nobody proved the address is this user's: it may be a
+            // stranger's. Only the verification link goes there.
+            tracing::info!(
+                user = user.id,
+                notification = n.id,
+                "email not verified; notification not mailed"
+            );
+            return Ok(());
+        }
         // Links in an email must work outside the app: absolute.
         let link = if n.link.starts_with('/') {
             format!("{}{}", self.public_url, n.link)
@@ -94,11 +107,80 @@ impl Mailer {
             n.link.clone()
         };
         let mail = email_for(&n.kind, &n.title, &n.body, &link, &user.nickname);
+        self.deliver(
+            &address,
+            &user.nickname,
+            mail,
+            &format!("notification-{}", n.id),
+        )
+        .await
+    }
+
+    /// Mail a fresh verification link to the user's address (the
+    /// `email_verify` job). Verified meanwhile, or no address: nothing.
+    pub async fn send_verification(&self, user_id: i64) -> Result<(), String> {
+        let Some(user) = self
+            .sql
+            .user_by_id(user_id)
+            .await
+            .map_err(|e| e.to_string())?
+        else {
+            return Ok(());
+        };
+        let Some(address) = user.email.clone() else {
+            return Ok(());
+        };
+        let Some(token) = self
+            .accounts
+            .issue_verification_token(user_id)
+            .await
+            .map_err(|e| e.message)?
+        else {
+            return Ok(());
+        };
+        let link = format!("{}/#/verify-email?token={token}", self.public_url);
+        let mail = verification_email(&user.nickname, &link);
+        let id = format!("verify-{user_id}-{}", crate::domain::now_ms());
+        self.deliver(&address, &user.nickname, mail, &id).await
+    }
+
+    /// Send (or write) one email to `address`, within its daily quota.
+    async fn deliver(
+        &self,
+        address: &str,
+        nickname: &str,
+        mail: Email,
+        id: &str,
+    ) -> Result<(), String> {
+        let to: Mailbox = match format!("{nickname} <{address}>").parse() {
+            Ok(m) => m,
+            Err(_) => match address.parse() {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(mail = id, error = %e, "unusable email address; not mailed");
+                    return Ok(());
+                }
+            },
+        };
+        let day = crate::domain::now_ms().div_euclid(86_400_000);
+        if !self
+            .sql
+            .take_mail_quota(address, day, self.daily_max)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            tracing::warn!(
+                mail = id,
+                max = self.daily_max,
+                "daily email limit of this address reached; not mailed"
+            );
+            return Ok(());
+        }
         let message = Message::builder()
             .from(self.from.clone())
             .to(to)
             .subject(mail.subject)
-            .message_id(Some(format!("<notification-{}@jangteo>", n.id)))
+            .message_id(Some(format!("<{id}@jangteo>")))
             .multipart(
                 MultiPart::alternative()
                     .singlepart(
@@ -123,13 +205,13 @@ impl Mailer {
                 tokio::fs::create_dir_all(&self.dir)
                     .await
                     .map_err(|e| e.to_string())?;
-                let path = self.dir.join(format!("notification-{}.eml", n.id));
+                let path = self.dir.join(format!("{id}.eml"));
                 tokio::fs::write(&path, message.formatted())
                     .await
                     .map_err(|e| format!("writing {}: {e}", path.display()))?;
             }
         }
-        tracing::info!(notification = n.id, kind = %n.kind, "email sent");
+        tracing::info!(mail = id, "email sent");
         Ok(())
     }
 
@@ -148,5 +230,19 @@ impl Mailer {
             })
         });
         (JOB_EMAIL_SEND, handler)
+    }
+
+    pub fn verify_job_handler(&self) -> (&'static str, JobHandler) {
+        let mailer = self.clone();
+        let handler: JobHandler = Arc::new(move |payload| {
+            let mailer = mailer.clone();
+            Box::pin(async move {
+                match payload.get("user").and_then(serde_json::Value::as_i64) {
+                    Some(id) => mailer.send_verification(id).await,
+                    None => Err(format!("payload without a user id: {payload}")),
+                }
+            })
+        });
+        (JOB_EMAIL_VERIFY, handler)
     }
 }

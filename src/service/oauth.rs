@@ -15,7 +15,12 @@
 //! account only (a) when that account's signed-in user asked to link
 //! (`POST /api/me/identities/{provider}`), or (b) automatically when the
 //! provider says the email is verified, an active account has that email,
-//! and that account has no identity at this provider yet. An unverified
+//! and that account has no identity at this provider yet. If we never
+//! verified that account's address ourselves, whoever signed up with it
+//! proved nothing (it may be a squatter's account made with another
+//! person's email): the link removes the account's password and ends its
+//! sessions, and the address's owner, proven by the provider, holds it
+//! (`password_removed`). An unverified
 //! email that belongs to an account is a conflict (`email_conflict`), never
 //! a link: whoever controls a provider account with an unverified address
 //! must not get into the address owner's account.
@@ -173,6 +178,9 @@ pub enum Outcome {
         session: IssuedSession,
         created: bool,
         linked: bool,
+        /// Linked to an account whose address nobody had verified: its
+        /// password was removed (tell the user).
+        password_removed: bool,
     },
     /// A linking flow: the identity now belongs to this (signed-in) user.
     Linked { user: UserRecord },
@@ -849,10 +857,12 @@ impl OAuth {
             now,
         };
         if let Some(user_id) = flow.link_user_id {
-            return match store.link_identity(user_id, identity).await? {
-                LinkOutcome::Linked | LinkOutcome::AlreadyThis => Ok(Outcome::Linked {
-                    user: self.active_user(user_id).await?,
-                }),
+            return match store.link_identity(user_id, identity, false).await? {
+                LinkOutcome::Linked | LinkOutcome::Claimed | LinkOutcome::AlreadyThis => {
+                    Ok(Outcome::Linked {
+                        user: self.active_user(user_id).await?,
+                    })
+                }
                 LinkOutcome::TakenByOther => Err(ApiError::new(
                     Code::IdentityTaken,
                     format!("this {} account belongs to another user", p.display()),
@@ -887,13 +897,34 @@ impl OAuth {
                 if !profile.email_verified {
                     return Err(conflict());
                 }
-                match store.link_identity(owner.id, identity).await? {
+                match store.link_identity(owner.id, identity, true).await? {
                     LinkOutcome::Linked | LinkOutcome::AlreadyThis => {
                         let session = self.inner.accounts.issue_session(owner).await?;
                         return Ok(Outcome::SignedIn {
                             session,
                             created: false,
                             linked: true,
+                            password_removed: false,
+                        });
+                    }
+                    LinkOutcome::Claimed => {
+                        // Whoever set the password never proved the address
+                        // (someone may have signed up with another person's
+                        // email): their password is gone, and so are their
+                        // sessions. The address's owner signs in.
+                        self.inner.accounts.end_all_sessions(owner.id).await?;
+                        tracing::warn!(
+                            user = owner.id,
+                            provider = p.as_str(),
+                            "a provider-verified sign-in claimed an account with an unverified email; its password was removed"
+                        );
+                        let user = self.active_user(owner.id).await?;
+                        let session = self.inner.accounts.issue_session(user).await?;
+                        return Ok(Outcome::SignedIn {
+                            session,
+                            created: false,
+                            linked: true,
+                            password_removed: true,
                         });
                     }
                     LinkOutcome::ProviderLinked => return Err(conflict()),
@@ -922,6 +953,7 @@ impl OAuth {
                     session,
                     created: true,
                     linked: false,
+                    password_removed: false,
                 })
             }
             Err(CreateWithIdentityError::IdentityTaken) => {
@@ -953,6 +985,7 @@ impl OAuth {
             session,
             created: false,
             linked: false,
+            password_removed: false,
         })
     }
 

@@ -32,6 +32,7 @@ pub const ALL_KINDS: &[&str] = &[
     "payment_refund",
     "payment_reconcile",
     "email_send",
+    "email_verify",
     "event_publish",
 ];
 

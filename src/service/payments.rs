@@ -738,7 +738,7 @@ impl Payments {
                 )
                 .await?
             {
-                Cancelled::Refund(refund) => refund,
+                Cancelled::Refund(refund) => *refund,
                 Cancelled::Free => {
                     // Nothing was paid for these lines: no refund to make.
                     for l in &lines {

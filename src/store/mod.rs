@@ -44,6 +44,9 @@ pub struct UserRecord {
     pub status: Status,
     pub created_at: i64,
     pub updated_at: i64,
+    /// When the address was proven to be the user's (the emailed link, a
+    /// provider that verified it, or the operator's CLI); `None`: not yet.
+    pub email_verified_at: Option<i64>,
 }
 
 /// A server-side session. The key is the SHA-256 of the bearer token; the

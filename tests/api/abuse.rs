@@ -520,3 +520,146 @@ async fn every_response_refuses_framing_and_swagger_has_a_policy() {
         .expect("ascii");
     assert!(csp.contains("connect-src"), "{csp}");
 }
+
+#[actix_web::test]
+async fn the_emailed_link_verifies_the_address_once() {
+    let app = spawn_app().await;
+    let u = app.unverified_user("verify-me").await;
+    let me = |token: String| {
+        let app = &app;
+        async move { json_of(app.get("/api/me", Some(&token)).await).await }
+    };
+    assert_eq!(me(u.token.clone()).await["email_verified"], false);
+    let dirs = [app.data_dir.join("outbox-mail")];
+    let token = crate::helpers::eventually(
+        std::time::Duration::from_secs(10),
+        "the verification email is written",
+        || async { crate::common::verification_token_in(&dirs, &u.email) },
+    )
+    .await;
+    assert!(token.len() >= 43, "256 random bits: {token}");
+    let verify = |t: String| {
+        let app = &app;
+        async move {
+            app.post_json("/api/auth/verify-email", &json!({ "token": t }), None)
+                .await
+        }
+    };
+    let truncated: String = token.chars().take(20).collect();
+    for bad in [String::new(), "nonsense".to_string(), truncated] {
+        assert_error(verify(bad).await, StatusCode::BAD_REQUEST, "token_invalid").await;
+    }
+    assert_eq!(me(u.token.clone()).await["email_verified"], false);
+    let r = verify(token.clone()).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(json_of(r).await["email_verified"], true);
+    assert_eq!(me(u.token.clone()).await["email_verified"], true);
+    // Single use, and nothing to resend once verified.
+    assert_error(
+        verify(token).await,
+        StatusCode::BAD_REQUEST,
+        "token_invalid",
+    )
+    .await;
+    assert_error(
+        app.post_json("/api/auth/verify-email/resend", &json!({}), Some(&u.token))
+            .await,
+        StatusCode::CONFLICT,
+        "conflict",
+    )
+    .await;
+
+    // Resending is throttled (3 an hour by default), and needs a session.
+    let v = app.unverified_user("verify-later").await;
+    assert_error(
+        app.post_json("/api/auth/verify-email/resend", &json!({}), None)
+            .await,
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
+    )
+    .await;
+    for _ in 0..3 {
+        let r = app
+            .post_json("/api/auth/verify-email/resend", &json!({}), Some(&v.token))
+            .await;
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+    }
+    let r = app
+        .post_json("/api/auth/verify-email/resend", &json!({}), Some(&v.token))
+        .await;
+    assert!(r.headers().contains_key("retry-after"));
+    assert_error(r, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    // Any of the links works; the newest one here.
+    let dirs = [app.data_dir.join("outbox-mail")];
+    let token = crate::helpers::eventually(
+        std::time::Duration::from_secs(10),
+        "a verification email for the second user",
+        || async { crate::common::verification_token_in(&dirs, &v.email) },
+    )
+    .await;
+    assert_eq!(verify(token).await.status(), StatusCode::OK);
+}
+
+#[actix_web::test]
+async fn only_verified_addresses_get_emails_and_at_most_a_few_a_day() {
+    let sink = crate::smtp_sink::SmtpSink::start().await;
+    let url = sink.url();
+    let app = crate::helpers::spawn_app_with(&[
+        ("smtp_url", url.as_str()),
+        ("outbox_poll_ms", "50"),
+        ("mail_daily_max_per_recipient", "3"),
+    ])
+    .await;
+    let admin = app.admin().await;
+    // Someone signed up with a stranger's address and pays an order: the
+    // stranger gets the verification link, and nothing else.
+    let squatter = app.unverified_user("stranger").await;
+    let p = crate::shop::on_sale(
+        &app,
+        &admin,
+        "Mailer",
+        "Mail",
+        1_000,
+        &[("ML-1", 50), ("ML-2", 50)],
+    )
+    .await;
+    crate::refunds::paid_order(&app, &squatter, &p, 1, 1, "pk-squat").await;
+    crate::helpers::eventually(
+        std::time::Duration::from_secs(10),
+        "the verification link",
+        || async {
+            (sink
+                .verification_mails()
+                .iter()
+                .any(|m| m.to == vec![squatter.email.clone()]))
+            .then_some(())
+        },
+    )
+    .await;
+    let buyer = app.user("daily-buyer").await;
+    for i in 0..5 {
+        crate::refunds::paid_order(&app, &buyer, &p, 1, 1, &format!("pk-daily-{i}")).await;
+    }
+    crate::helpers::eventually(
+        std::time::Duration::from_secs(10),
+        "receipts to the verified buyer",
+        || async { (sink.mails().len() >= 2).then_some(()) },
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    let to = |address: &str| {
+        let mut all = sink.mails();
+        all.extend(sink.verification_mails());
+        all.into_iter()
+            .filter(|m| m.to == vec![address.to_string()])
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        to(&squatter.email)
+            .iter()
+            .all(|m| m.subject() == crate::smtp_sink::VERIFY_SUBJECT),
+        "no receipt to an address nobody verified"
+    );
+    // Five receipts (and maybe the link) against a limit of three a day.
+    assert_eq!(to(&buyer.email).len(), 3, "the daily limit");
+}

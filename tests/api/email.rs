@@ -107,7 +107,11 @@ async fn without_smtp_emails_are_written_as_eml_files() {
             .ok()?
             .filter_map(Result::ok)
             .map(|e| e.path())
-            .find(|p| p.extension().is_some_and(|x| x == "eml"))
+            .find(|p| {
+                p.extension().is_some_and(|x| x == "eml")
+                    && p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with("notification-"))
+            })
     })
     .await;
     let text = std::fs::read_to_string(&file).expect("read the .eml");

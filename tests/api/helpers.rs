@@ -286,8 +286,32 @@ impl TestApp {
         .await
     }
 
-    /// Sign up and log in a fresh user.
+    /// Sign up and log in a fresh user whose email is verified (the link's
+    /// token is made here, standing in for the mailbox; the tests of the
+    /// mailed link itself read it from the email).
     pub async fn user(&self, name: &str) -> User {
+        let u = self.unverified_user(name).await;
+        self.verify_email(&u).await;
+        u
+    }
+
+    /// Verify `u`'s email through `POST /api/auth/verify-email`.
+    pub async fn verify_email(&self, u: &User) {
+        let token = self
+            .app_state
+            .accounts
+            .issue_verification_token(u.id)
+            .await
+            .expect("issue a token")
+            .expect("the user has an unverified address");
+        let r = self
+            .post_json("/api/auth/verify-email", &json!({"token": token}), None)
+            .await;
+        assert_eq!(r.status(), StatusCode::OK, "verify {}", u.email);
+    }
+
+    /// Sign up and log in a fresh user; the email stays unverified.
+    pub async fn unverified_user(&self, name: &str) -> User {
         let email = format!("{name}@example.com");
         let password = format!("{name}-password");
         let r = self.signup(&email, &password, name).await;

@@ -795,3 +795,47 @@ async fn two_first_sign_ins_of_one_person_at_once_make_one_account() {
     outcomes.sort();
     assert_eq!(outcomes, ["signed_in", "signed_up"]);
 }
+
+/// Someone signs up with another person's address and a password of their
+/// own (we send a link, which they cannot follow). When the address's
+/// owner signs in with a provider that verified it, the account becomes
+/// theirs: the squatter's password stops working and their sessions end.
+#[actix_web::test]
+async fn a_verified_provider_sign_in_takes_an_address_back_from_a_squatter() {
+    let f = fakes().await;
+    let app = app_with(&f, &[]).await;
+    let squatter = app.unverified_user("victim").await;
+    assert_eq!(me(&app, &squatter.token).await["email_verified"], false);
+
+    f.google
+        .sign_in_as(&google_user("g-900", "Victim", "victim@example.com", true));
+    let body = signed_in(
+        sign_in(&app, &browser(), "google").await,
+        "signed_in_linked",
+    )
+    .await;
+    assert_eq!(body["password_removed"], true, "{body}");
+    assert_eq!(body["user"]["id"], squatter.id);
+    assert_eq!(body["user"]["email_verified"], true);
+    let owner = token_of(&body);
+    // The squatter is out: their session ended, their password is gone.
+    let r = app.get("/api/me", Some(&squatter.token)).await;
+    assert_error(r, StatusCode::UNAUTHORIZED, "unauthenticated").await;
+    let r = app.login(&squatter.email, &squatter.password).await;
+    assert_error(r, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+    let ids = identities(&app, &owner).await;
+    assert_eq!(ids["has_password"], false);
+
+    // A verified account is linked as before and keeps its password.
+    let kim = app.user("kim2").await;
+    f.google
+        .sign_in_as(&google_user("g-901", "Kim", "kim2@example.com", true));
+    let body = signed_in(
+        sign_in(&app, &browser(), "google").await,
+        "signed_in_linked",
+    )
+    .await;
+    assert_eq!(body["password_removed"], false);
+    assert_eq!(me(&app, &kim.token).await["id"], kim.id);
+    assert_eq!(identities(&app, &kim.token).await["has_password"], true);
+}

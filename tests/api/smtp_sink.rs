@@ -35,17 +35,21 @@ impl Mail {
                 inside = true;
             }
         }
+        // Adjacent encoded words join without a space, and one character
+        // may be split between them: collect their bytes, then decode.
+        let header = header.replace("?==?", "?= =?");
         let mut out = String::new();
+        let mut pending: Vec<u8> = Vec::new();
         for word in header.split_whitespace() {
             let decoded = word
                 .strip_prefix("=?utf-8?b?")
                 .or_else(|| word.strip_prefix("=?UTF-8?B?"))
                 .and_then(|w| w.strip_suffix("?="))
-                .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
-                .and_then(|b| String::from_utf8(b).ok());
+                .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok());
             match decoded {
-                Some(d) => out.push_str(&d),
+                Some(d) => pending.extend(d),
                 None => {
+                    out.push_str(&String::from_utf8_lossy(&std::mem::take(&mut pending)));
                     if !out.is_empty() {
                         out.push(' ');
                     }
@@ -53,45 +57,13 @@ impl Mail {
                 }
             }
         }
+        out.push_str(&String::from_utf8_lossy(&pending));
         out
     }
 
     /// Every base64 body part, decoded and joined.
     pub fn text(&self) -> String {
-        let mut out = String::new();
-        let mut in_b64_part = false;
-        let mut in_body = false;
-        let mut chunk = String::new();
-        for line in self.data.lines() {
-            if line
-                .to_ascii_lowercase()
-                .starts_with("content-transfer-encoding: base64")
-            {
-                in_b64_part = true;
-                in_body = false;
-                continue;
-            }
-            if in_b64_part && !in_body {
-                if line.is_empty() {
-                    in_body = true;
-                }
-                continue;
-            }
-            if in_body {
-                if line.is_empty() || line.starts_with("--") {
-                    if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(&chunk) {
-                        out.push_str(&String::from_utf8_lossy(&bytes));
-                        out.push('\n');
-                    }
-                    chunk.clear();
-                    in_b64_part = false;
-                    in_body = false;
-                } else {
-                    chunk.push_str(line.trim());
-                }
-            }
-        }
-        out
+        crate::common::mail_text(&self.data)
     }
 }
 
@@ -137,10 +109,30 @@ impl SmtpSink {
         lock(&self.state).down = down;
     }
 
+    /// Every email received, verification links excluded (sign-up mails
+    /// one; whether it is sent before the test's helper verifies the
+    /// address is a race).
     pub fn mails(&self) -> Vec<Mail> {
-        lock(&self.state).mails.clone()
+        lock(&self.state)
+            .mails
+            .iter()
+            .filter(|m| m.subject() != VERIFY_SUBJECT)
+            .cloned()
+            .collect()
+    }
+
+    /// The verification emails received.
+    pub fn verification_mails(&self) -> Vec<Mail> {
+        lock(&self.state)
+            .mails
+            .iter()
+            .filter(|m| m.subject() == VERIFY_SUBJECT)
+            .cloned()
+            .collect()
     }
 }
+
+pub const VERIFY_SUBJECT: &str = "[장터] 이메일 주소를 인증해 주세요";
 
 async fn session(socket: tokio::net::TcpStream, state: Arc<Mutex<State>>) -> std::io::Result<()> {
     let (read, mut write) = socket.into_split();

@@ -152,6 +152,8 @@ async fn openapi_covers_every_route_and_swagger_is_served() {
         ("/metrics", "get"),
         ("/api/auth/signup", "post"),
         ("/api/auth/login", "post"),
+        ("/api/auth/verify-email", "post"),
+        ("/api/auth/verify-email/resend", "post"),
         ("/api/auth/logout", "post"),
         ("/api/auth/providers", "get"),
         ("/api/auth/{provider}/start", "get"),

@@ -158,6 +158,106 @@ pub async fn account_on(
     (id, token)
 }
 
+// ---------------------------------------------------------------- email
+
+/// Every base64 body part of an email (as sent over SMTP or written as an
+/// `.eml` file), decoded and joined.
+pub fn mail_text(data: &str) -> String {
+    use base64::Engine as _;
+    let mut out = String::new();
+    let mut in_b64_part = false;
+    let mut in_body = false;
+    let mut chunk = String::new();
+    for line in data.lines() {
+        if line
+            .to_ascii_lowercase()
+            .starts_with("content-transfer-encoding: base64")
+        {
+            in_b64_part = true;
+            in_body = false;
+            continue;
+        }
+        if in_b64_part && !in_body {
+            if line.is_empty() {
+                in_body = true;
+            }
+            continue;
+        }
+        if in_body {
+            if line.is_empty() || line.starts_with("--") {
+                if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(&chunk) {
+                    out.push_str(&String::from_utf8_lossy(&bytes));
+                    out.push('\n');
+                }
+                chunk.clear();
+                in_b64_part = false;
+                in_body = false;
+            } else {
+                chunk.push_str(line.trim());
+            }
+        }
+    }
+    out
+}
+
+/// The token of the newest verification link mailed to `email`, from the
+/// `.eml` files (`verify-*.eml`) in `dirs` (each node's
+/// `data_dir/outbox-mail`).
+pub fn verification_token_in(dirs: &[std::path::PathBuf], email: &str) -> Option<String> {
+    let mut found: Vec<(std::time::SystemTime, String)> = Vec::new();
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if !(name.starts_with("verify-") && name.ends_with(".eml")) {
+                continue;
+            }
+            let data = std::fs::read_to_string(e.path()).unwrap_or_default();
+            if !data.contains(email) {
+                continue;
+            }
+            let text = mail_text(&data);
+            let token = text.split("token=").nth(1).map(|rest| {
+                rest.chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+                    .collect::<String>()
+            });
+            let when = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .unwrap_or(std::time::UNIX_EPOCH);
+            found.extend(token.filter(|t| !t.is_empty()).map(|t| (when, t)));
+        }
+    }
+    found.sort();
+    found.pop().map(|(_, t)| t)
+}
+
+/// Follow the verification link mailed to `email` (written as `.eml` by
+/// one of the nodes whose mail folders are `dirs`).
+pub async fn verify_account(
+    client: &reqwest::Client,
+    base: &str,
+    email: &str,
+    dirs: &[std::path::PathBuf],
+) {
+    let token = eventually(
+        Duration::from_secs(30),
+        "the verification email is written",
+        || async { verification_token_in(dirs, email) },
+    )
+    .await;
+    let r = client
+        .post(format!("{base}/api/auth/verify-email"))
+        .json(&json!({ "token": token }))
+        .send()
+        .await
+        .expect("verify");
+    assert_eq!(r.status(), reqwest::StatusCode::OK, "verify {email}");
+}
+
 // ------------------------------------------------------------ WebSocket
 
 pub type WsStream =

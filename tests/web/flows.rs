@@ -918,3 +918,44 @@ async fn paying_with_tosss_widget_and_with_kakaopay() {
         .ends_with(&format!("/#/orders/{order}")));
     b.quit().await;
 }
+
+#[actix_web::test]
+async fn a_new_member_verifies_the_email_through_the_mailed_link() {
+    if !available("a_new_member_verifies_the_email_through_the_mailed_link") {
+        return;
+    }
+    let app = spawn_app().await;
+    let driver = Driver::start().await;
+    let mut b = driver.browser(PHONE.0, PHONE.1).await;
+    let base = node(&app, 0);
+    sign_up(&mut b, &base, "new-member@example.com", "새이웃").await;
+    // Until the link is followed, a banner asks for it.
+    b.wait_js(
+        "return !document.getElementById('verify-banner').hidden",
+        json!([]),
+    )
+    .await;
+    b.wait_text("#verify-banner", "이메일 인증이 필요해요")
+        .await;
+    b.screenshot("phone-verify-banner").await;
+    // The link from the email (written as .eml by the embedded default).
+    let dirs = [app.data_dir.join("outbox-mail")];
+    let token = crate::common::eventually(
+        std::time::Duration::from_secs(10),
+        "the verification email",
+        || async { crate::common::verification_token_in(&dirs, "new-member@example.com") },
+    )
+    .await;
+    b.route(&format!("/verify-email?token={token}")).await;
+    b.wait_text(".verify-result h1", "이메일 인증을 마쳤어요")
+        .await;
+    b.wait_js(
+        "return document.getElementById('verify-banner').hidden",
+        json!([]),
+    )
+    .await;
+    // The same link again: refused, and said so.
+    b.route(&format!("/verify-email?token={token}")).await;
+    b.wait_text(".verify-result h1", "유효하지 않아요").await;
+    b.quit().await;
+}

@@ -1,7 +1,7 @@
 // The shell: who is signed in, the live connection, the router (hash
 // routes, so the server only ever serves `/`), the tab bar and badges.
 
-import { api, get, onUnauthorized } from './api.js';
+import { api, get, onUnauthorized, post } from './api.js';
 import { Live } from './live.js';
 import { h, mount, toast } from './ui.js';
 import * as auth from './views/auth.js';
@@ -42,7 +42,12 @@ export const app = {
     app.live.start();
     document.querySelector('.tabs').hidden = false;
     document.getElementById('bell').hidden = false;
+    app.showVerified();
     refreshBadges();
+  },
+  /** The banner that asks for email verification, while it is needed. */
+  showVerified() {
+    document.getElementById('verify-banner').hidden = !app.me || app.me.email_verified !== false;
   },
   signedOut() {
     if (app.live) app.live.stop();
@@ -50,12 +55,14 @@ export const app = {
     app.me = null;
     document.querySelector('.tabs').hidden = true;
     document.getElementById('bell').hidden = true;
+    app.showVerified();
   },
 };
 
 const routes = [
   [/^\/login$/, auth.login, { public: true }],
   [/^\/signup$/, auth.signup, { public: true }],
+  [/^\/verify-email$/, auth.verifyEmail, { public: true }],
   [/^\/$/, feed.view, { tab: 'home' }],
   [/^\/listings\/(\d+)(?:\/review)?$/, listing.view, { tab: 'home' }],
   [/^\/listings\/(\d+)\/edit$/, edit.view, { tab: 'home' }],
@@ -159,6 +166,17 @@ function setBell(n) {
 
 async function boot() {
   app.main = document.getElementById('main');
+  document.getElementById('verify-resend').addEventListener('click', async (e) => {
+    e.target.disabled = true;
+    try {
+      await post('/api/auth/verify-email/resend', {});
+      toast('인증 메일을 다시 보냈어요. 메일함을 확인해 주세요.');
+    } catch (err) {
+      toast(err.message || '지금은 보낼 수 없어요. 잠시 후 다시 시도해 주세요.');
+    } finally {
+      e.target.disabled = false;
+    }
+  });
   onUnauthorized(() => {
     if (app.me) {
       app.signedOut();

@@ -21,13 +21,14 @@ type UserRow = (
     String,
     i64,
     i64,
+    Option<i64>,
 );
 
 const USER_COLUMNS: &str =
-    "id, email, password_hash, nickname, role, status, created_at, updated_at";
+    "id, email, password_hash, nickname, role, status, created_at, updated_at, email_verified_at";
 
 fn to_record(row: UserRow) -> Result<UserRecord, StoreError> {
-    let (id, email, password_hash, nickname, role, status, created_at, updated_at) = row;
+    let (id, email, password_hash, nickname, role, status, created_at, updated_at, verified) = row;
     Ok(UserRecord {
         id,
         email,
@@ -39,6 +40,7 @@ fn to_record(row: UserRow) -> Result<UserRecord, StoreError> {
             .ok_or_else(|| StoreError::Other(format!("user {id}: bad status {status:?}")))?,
         created_at,
         updated_at,
+        email_verified_at: verified,
     })
 }
 
@@ -52,9 +54,11 @@ impl SqlStore {
         now: i64,
     ) -> Result<i64, InsertUserError> {
         let mut conn = self.writer().acquire().await.map_err(StoreError::from)?;
+        // Administrators come from the operator's CLI, who vouches for the
+        // address; members verify theirs through the emailed link.
         sqlx::query(
-            "INSERT INTO users (email, password_hash, nickname, role, status, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, 'active', ?, ?)",
+            "INSERT INTO users (email, password_hash, nickname, role, status, created_at, updated_at, email_verified_at) \
+             VALUES (?, ?, ?, ?, 'active', ?, ?, ?)",
         )
         .bind(email)
         .bind(password_hash)
@@ -62,6 +66,7 @@ impl SqlStore {
         .bind(role.as_str())
         .bind(now)
         .bind(now)
+        .bind((role == Role::Admin).then_some(now))
         .execute(&mut *conn)
         .await
         .map_err(|e| {

@@ -84,6 +84,10 @@ pub enum CreateWithIdentityError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkOutcome {
     Linked,
+    /// Linked by a provider-verified email to an account whose address we
+    /// had not verified: its password was removed and the address now
+    /// counts as verified.
+    Claimed,
     /// The identity was this user's already.
     AlreadyThis,
     /// The identity belongs to another user.
@@ -279,15 +283,17 @@ impl SqlStore {
         identity: NewIdentity<'_>,
     ) -> Result<i64, CreateWithIdentityError> {
         let mut tx = self.writer().begin().await.map_err(StoreError::from)?;
+        // Only a provider-verified email is stored here, so it is verified.
         sqlx::query(
-            "INSERT INTO users (email, password_hash, nickname, role, status, created_at, updated_at) \
-             VALUES (?, NULL, ?, ?, 'active', ?, ?)",
+            "INSERT INTO users (email, password_hash, nickname, role, status, created_at, updated_at, email_verified_at) \
+             VALUES (?, NULL, ?, ?, 'active', ?, ?, ?)",
         )
         .bind(email)
         .bind(nickname)
         .bind(Role::User.as_str())
         .bind(identity.now)
         .bind(identity.now)
+        .bind(email.map(|_| identity.now))
         .execute(&mut *tx)
         .await
         .map_err(|e| {
@@ -314,10 +320,16 @@ impl SqlStore {
     /// Link an identity to an active user. The user's row is locked first,
     /// so a link and an unlink (or two links) of one user run one after
     /// the other.
+    ///
+    /// With `claim`, the link is made because a provider verified that the
+    /// account's address is this person's: if we never verified it
+    /// ourselves, whoever signed up with it proved nothing, so the account's
+    /// password goes and the address counts as verified (`Claimed`).
     pub async fn link_identity(
         &self,
         user_id: i64,
         identity: NewIdentity<'_>,
+        claim: bool,
     ) -> Result<LinkOutcome, StoreError> {
         retrying("link_identity", || async {
             let mut tx = self.writer().begin().await?;
@@ -353,6 +365,7 @@ impl SqlStore {
             if other.is_some() {
                 return Ok(LinkOutcome::ProviderLinked);
             }
+            let now = identity.now;
             let done = insert_identity(&mut tx, user_id, identity).await;
             match done {
                 Ok(_) => {}
@@ -360,8 +373,26 @@ impl SqlStore {
                 Err(e) if is_unique_violation(&e) => return Ok(LinkOutcome::TakenByOther),
                 Err(e) => return Err(e.into()),
             }
+            let mut claimed = false;
+            if claim {
+                claimed = sqlx::query(
+                    "UPDATE users SET password_hash = NULL, email_verified_at = ?, updated_at = ? \
+                     WHERE id = ? AND email_verified_at IS NULL",
+                )
+                .bind(now)
+                .bind(now)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    == 1;
+            }
             tx.commit().await?;
-            Ok(LinkOutcome::Linked)
+            Ok(if claimed {
+                LinkOutcome::Claimed
+            } else {
+                LinkOutcome::Linked
+            })
         })
         .await
     }

@@ -28,6 +28,7 @@ mod refunds;
 mod rooms;
 mod sandbox;
 mod sessions;
+mod verification;
 
 pub use accounts::InsertUserError;
 pub use catalog::{
@@ -55,6 +56,7 @@ pub use refunds::{
 };
 pub use rooms::{JoinOutcome, ListingCard, MyRoom, NewOpenRoom};
 pub use sandbox::{SandboxCancel, SandboxPayment};
+pub use verification::{TokenUse, PURPOSE_VERIFY_EMAIL};
 
 use std::path::PathBuf;
 use std::str::FromStr;

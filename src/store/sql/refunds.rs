@@ -65,7 +65,7 @@ pub struct NewRefund<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cancelled {
     /// Cancelled, with this refund to make (or made, `done`).
-    Refund(RefundRecord),
+    Refund(Box<RefundRecord>),
     /// Cancelled lines worth 0 won: nothing to refund, no refund row.
     Free,
     /// A condition no longer held; nothing was written.
@@ -335,7 +335,7 @@ impl SqlStore {
             Some(Some(id)) => Ok(self
                 .refund(id)
                 .await?
-                .map_or(Cancelled::Changed, Cancelled::Refund)),
+                .map_or(Cancelled::Changed, |r| Cancelled::Refund(Box::new(r)))),
             Some(None) => Ok(Cancelled::Free),
             None => Ok(Cancelled::Changed),
         }

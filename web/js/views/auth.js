@@ -1,7 +1,7 @@
 // Sign up, log in (own account, or Kakao/Google when configured).
 
 import { app } from '../app.js';
-import { get, post } from '../api.js';
+import { api, get, post } from '../api.js';
 import { busy, field, h, mount, toast } from '../ui.js';
 
 const PROVIDER_LABEL = { kakao: '카카오로 시작하기', google: 'Google로 시작하기' };
@@ -92,4 +92,24 @@ export async function signup(main) {
   h('p', '이미 계정이 있나요? ', h('a', { href: '#/login' }, '로그인')));
   mount(main, h('section.narrow', form, await providerButtons()));
   email.focus();
+}
+
+/** The emailed verification link (`#/verify-email?token=...`): spend the
+ *  token, say how it went, and drop the banner when it worked. */
+export async function verifyEmail(main, params) {
+  const token = params.get('token') || '';
+  let ok = false;
+  try {
+    await api('POST', '/api/auth/verify-email', { token }, { quiet: true });
+    ok = true;
+  } catch { ok = false; }
+  if (ok && app.me) {
+    try { app.me = await get('/api/me'); } catch { /* the banner stays until the next load */ }
+  }
+  app.showVerified();
+  mount(main, h('section.empty.verify-result', { 'data-ok': String(ok) },
+    h('h1', ok ? '이메일 인증을 마쳤어요' : '인증 링크가 유효하지 않아요'),
+    h('p', ok ? '이제 물건을 팔고 결제할 수 있어요.'
+      : '이미 사용했거나 기간이 지난 링크예요. 로그인한 뒤 인증 메일을 다시 받아 주세요.'),
+    h('a.button', { href: '#/' }, '홈으로')));
 }
