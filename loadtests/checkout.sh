@@ -37,7 +37,7 @@ done
 # Orders expire 20 s after they are placed; each race then waits for every
 # unit to come back (exactly UNITS again, or the run fails).
 ENV=(JANGTEO_LOG=warn JANGTEO_ARGON2_MEMORY_KIB=64 JANGTEO_ARGON2_ITERATIONS=1
-  JANGTEO_SIGNUP_MAX_PER_ADDRESS=1000000 JANGTEO_LOGIN_MAX_FAILURES=1000000
+  JANGTEO_SIGNUP_MAX_PER_ADDRESS=1000000 JANGTEO_LOGIN_MAX_FAILURES=1000000 JANGTEO_LISTINGS_PER_HOUR=1000000
   JANGTEO_ORDER_PAYMENT_WINDOW_SECS=20)
 ADMIN=(--admin-email race-admin@load.test --admin-password race-admin-password)
 make_admin() { # data_dir [database_url]
@@ -48,6 +48,8 @@ make_admin() { # data_dir [database_url]
 }
 start() { # name port settings...
   local name=$1 port=$2; shift 2
+  # Accounts verify their address with the link the node writes.
+  export JT_LOAD_MAIL_DIR="${JT_LOAD_MAIL_DIR:+$JT_LOAD_MAIL_DIR:}$W/$name/outbox-mail"
   env "${ENV[@]}" JANGTEO_LISTEN=127.0.0.1:$port JANGTEO_DATA_DIR="$W/$name" "$@" \
     "$BIN/jangteo" serve >"$W/$name-$port.log" 2>&1 &
   for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/ready" >/dev/null && return 0; sleep 0.2; done

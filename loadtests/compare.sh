@@ -81,14 +81,14 @@ JANGTEO_ENV=(JANGTEO_LISTEN=127.0.0.1:9000 JANGTEO_DATA_DIR="$WORK/jangteo" JANG
   JANGTEO_ARGON2_MEMORY_KIB=64 JANGTEO_ARGON2_ITERATIONS=1 JANGTEO_SIGNUP_MAX_PER_ADDRESS=1000000 JANGTEO_WS_FRAMES_PER_SEC=1000000
   JANGTEO_CHAT_SEND_RATE=100000 JANGTEO_CHAT_SEND_BURST=100000
   JANGTEO_CHAT_DIRECT_SEND_RATE=100000 JANGTEO_CHAT_DIRECT_SEND_BURST=100000
-  JANGTEO_WS_MAX_CONNECTIONS_PER_USER=1000000)
+  JANGTEO_WS_MAX_CONNECTIONS_PER_USER=1000000 JANGTEO_LISTINGS_PER_HOUR=1000000)
 
 start jangteo 9000 env "${JANGTEO_ENV[@]}" "$ROOT/target/release/jangteo" serve
 rooms_run jangteo 9000
 # Ack latency at a fixed rate (one step).
 $LOAD open-rooms --target jangteo --url http://127.0.0.1:9000 --rooms "$ROOMS" --members 2 --publishers 2 \
   --rate "$ACK_RATE" --duration "$STEP" --size "$SIZE" --json | sed 's/"scenario":"open-rooms"/"scenario":"ack-latency"/' >>"$RESULTS" || true
-$LOAD feed --url http://127.0.0.1:9000 --rate "$FEED_RATE" --duration "$STEP" --json >>"$RESULTS" || true
+JT_LOAD_MAIL_DIR="$WORK/jangteo/outbox-mail" $LOAD feed --url http://127.0.0.1:9000 --rate "$FEED_RATE" --duration "$STEP" --json >>"$RESULTS" || true
 connect_run jangteo 9000
 stop
 

@@ -45,11 +45,13 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 # 127.0.0.1); nothing about notifications is changed. Not pinned: the
 # server, its store and the generator share both cores.
 ENV=(JANGTEO_LOG=warn JANGTEO_ARGON2_MEMORY_KIB=64 JANGTEO_ARGON2_ITERATIONS=1
-  JANGTEO_SIGNUP_MAX_PER_ADDRESS=1000000 JANGTEO_LOGIN_MAX_FAILURES=1000000)
+  JANGTEO_SIGNUP_MAX_PER_ADDRESS=1000000 JANGTEO_LOGIN_MAX_FAILURES=1000000 JANGTEO_LISTINGS_PER_HOUR=1000000)
 URLS=()
 start() { # name settings... (appends the node's URL to URLS)
   local name=$1 port; shift
   port=$(free_port)
+  # Accounts verify their address with the link the node writes.
+  export JT_LOAD_MAIL_DIR="${JT_LOAD_MAIL_DIR:+$JT_LOAD_MAIL_DIR:}$W/$name/outbox-mail"
   env "${ENV[@]}" JANGTEO_LISTEN="127.0.0.1:$port" JANGTEO_DATA_DIR="$W/$name" "$@" \
     "$BIN/jangteo" serve >"$W/$name.log" 2>&1 &
   for _ in $(seq 150); do

@@ -256,6 +256,61 @@ pub const SETTINGS: &[(&str, Option<&str>, &str)] = &[
         "how long a new order waits for its payment before it expires and its stock goes back",
     ),
     (
+        "webhook_per_minute_per_address",
+        Some("600"),
+        "payment provider webhooks accepted per source address per minute (429 rate_limited beyond)",
+    ),
+    (
+        "webhook_queue_max",
+        Some("1000"),
+        "payment reconciles that may wait at once; a webhook beyond it gets 503 busy and is delivered again by the provider",
+    ),
+    (
+        "uploads_per_hour",
+        Some("60"),
+        "image uploads one user may make per hour (429 rate_limited beyond)",
+    ),
+    (
+        "media_quota_mib",
+        Some("1024"),
+        "MiB of uploaded originals one user may keep; an upload past it gets 409 limit_reached",
+    ),
+    (
+        "media_orphan_hours",
+        Some("24"),
+        "uploads that no listing, product or review uses are deleted after this many hours (0: at the next sweep; for tests)",
+    ),
+    (
+        "media_sweep_secs",
+        Some("600"),
+        "how often each node looks for unused uploads to delete",
+    ),
+    (
+        "max_unpaid_orders",
+        Some("5"),
+        "orders (shop and used listings) one buyer may have waiting for payment at once; more get 409 limit_reached",
+    ),
+    (
+        "max_unpaid_units",
+        Some("30"),
+        "units of shop products one buyer may hold in orders waiting for payment at once; more get 409 limit_reached",
+    ),
+    (
+        "listing_reorder_cooldown_secs",
+        Some("1800"),
+        "after a buyer's order of a used listing is cancelled or expires, how long before the same buyer may order it again (429 rate_limited)",
+    ),
+    (
+        "listings_per_hour",
+        Some("20"),
+        "listings one user may post per hour (429 rate_limited after that)",
+    ),
+    (
+        "keyword_alerts_per_seller_per_hour",
+        Some("3"),
+        "keyword alerts one watcher receives about one seller's new listings per hour at most; the rest are not announced",
+    ),
+    (
         "outbox_poll_ms",
         Some("200"),
         "how often the outbox worker looks for due jobs (order expiry, stock restores)",
@@ -529,8 +584,18 @@ pub struct Config {
     pub mail: MailSettings,
     pub outbox: OutboxSettings,
     pub media_max_bytes: usize,
+    pub uploads: UploadSettings,
     pub metrics: MetricsSettings,
     pub engines: EngineSettings,
+}
+
+/// What one user may upload, and when unused uploads go.
+#[derive(Debug, Clone, Copy)]
+pub struct UploadSettings {
+    pub per_hour: u32,
+    pub quota_bytes: i64,
+    pub orphan_after: Duration,
+    pub sweep_every: Duration,
 }
 
 /// Where emails go.
@@ -569,6 +634,10 @@ pub struct PaymentSettings {
     pub retry_first: Duration,
     pub max_attempts: i64,
     pub return_url: String,
+    /// Provider webhooks per source address per minute.
+    pub webhook_per_minute: u32,
+    /// Reconciles that may wait at once.
+    pub webhook_queue_max: i64,
 }
 
 impl std::fmt::Debug for PaymentSettings {
@@ -620,6 +689,10 @@ pub struct MarketSettings {
     pub reservation_sweep: Duration,
     /// How far ahead a reservation's `until` may be.
     pub reservation_max: Duration,
+    /// Listings one user may post per hour.
+    pub listings_per_hour: u32,
+    /// Keyword alerts one watcher gets about one seller per hour.
+    pub keyword_alerts_per_seller: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -849,6 +922,18 @@ impl Layers {
             max_attempts: match self.positive_u64("payment_max_attempts")? {
                 n @ 1..=50 => i64::try_from(n).unwrap_or(7),
                 _ => return Err(self.invalid("payment_max_attempts", "expected 1..=50")),
+            },
+            webhook_per_minute: match self.parse::<u32>("webhook_per_minute_per_address")? {
+                n @ 1..=1_000_000 => n,
+                _ => {
+                    return Err(
+                        self.invalid("webhook_per_minute_per_address", "expected 1..=1000000")
+                    )
+                }
+            },
+            webhook_queue_max: match self.parse::<i64>("webhook_queue_max")? {
+                n @ 1..=1_000_000 => n,
+                _ => return Err(self.invalid("webhook_queue_max", "expected 1..=1000000")),
             },
             return_url: self.url("payment_return_url")?,
         })
@@ -1109,6 +1194,19 @@ impl Layers {
                             .invalid("reservation_max_secs", "expected 1..=315360000 (10 years)"))
                     }
                 },
+                listings_per_hour: match self.parse::<u32>("listings_per_hour")? {
+                    n @ 1..=1_000_000 => n,
+                    _ => return Err(self.invalid("listings_per_hour", "expected 1..=1000000")),
+                },
+                keyword_alerts_per_seller: match self
+                    .parse::<u32>("keyword_alerts_per_seller_per_hour")?
+                {
+                    n @ 1..=1_000_000 => n,
+                    _ => {
+                        return Err(self
+                            .invalid("keyword_alerts_per_seller_per_hour", "expected 1..=1000000"))
+                    }
+                },
             },
             shop: ShopSettings {
                 review_request_delay: match self.positive_u64("review_request_delay_secs")? {
@@ -1131,6 +1229,25 @@ impl Layers {
                             self.invalid("order_payment_window_secs", "expected 1..=86400 (a day)")
                         )
                     }
+                },
+                buyer_limits: crate::store::sql::BuyerLimits {
+                    unpaid_orders: match self.parse::<i64>("max_unpaid_orders")? {
+                        n @ 1..=1_000_000 => n,
+                        _ => return Err(self.invalid("max_unpaid_orders", "expected 1..=1000000")),
+                    },
+                    unpaid_units: match self.parse::<i64>("max_unpaid_units")? {
+                        n @ 1..=100_000_000 => n,
+                        _ => return Err(self.invalid("max_unpaid_units", "expected 1..=100000000")),
+                    },
+                    reorder_cooldown_ms: match self.parse::<i64>("listing_reorder_cooldown_secs")? {
+                        s @ 0..=2_592_000 => s * 1000,
+                        _ => {
+                            return Err(self.invalid(
+                                "listing_reorder_cooldown_secs",
+                                "expected 0..=2592000 (30 days)",
+                            ))
+                        }
+                    },
                 },
             },
             payments: self.payments()?,
@@ -1204,6 +1321,21 @@ impl Layers {
                 },
             },
             media_max_bytes: self.positive_u64("media_max_bytes")? as usize,
+            uploads: UploadSettings {
+                per_hour: match self.parse::<u32>("uploads_per_hour")? {
+                    n @ 1..=1_000_000 => n,
+                    _ => return Err(self.invalid("uploads_per_hour", "expected 1..=1000000")),
+                },
+                quota_bytes: match self.parse::<i64>("media_quota_mib")? {
+                    n @ 1..=1_048_576 => n * 1024 * 1024,
+                    _ => return Err(self.invalid("media_quota_mib", "expected 1..=1048576")),
+                },
+                orphan_after: match self.parse::<u64>("media_orphan_hours")? {
+                    h @ 0..=8_760 => Duration::from_secs(h * 3600),
+                    _ => return Err(self.invalid("media_orphan_hours", "expected 0..=8760")),
+                },
+                sweep_every: Duration::from_secs(self.positive_u64("media_sweep_secs")?),
+            },
             metrics: MetricsSettings {
                 enabled: self.parse("metrics_enabled")?,
                 token: metrics_token,

@@ -122,6 +122,8 @@ error_codes! {
     Forbidden = "forbidden", FORBIDDEN, Rest;
     /// A state change authenticated by the session cookie came from another site's page (`Sec-Fetch-Site`/`Origin` say so); nothing was done. Use the app's own pages, or a bearer token.
     CrossOrigin = "cross_origin", FORBIDDEN, Rest;
+    /// The account's email address is not verified yet; posting listings, ordering and paying wait for it (browsing and chatting do not).
+    EmailUnverified = "email_unverified", FORBIDDEN, Rest;
     /// No such resource (or route).
     NotFound = "not_found", NOT_FOUND, Rest;
     /// The route exists but not for this HTTP method.

@@ -134,6 +134,9 @@ impl AppState {
             ),
         };
         let metrics = Arc::new(Metrics::new()?);
+        let market_limiter = limiter.clone();
+        let webhook_limiter = limiter.clone();
+        let upload_limiter = limiter.clone();
         let accounts = Accounts::new(
             sql.clone(),
             sessions,
@@ -206,7 +209,37 @@ impl AppState {
             config.accounts.login_window.as_secs(),
         );
         let storage = Arc::new(DiskMedia::new(&config.data_dir.join("media"))?);
-        let media = Media::new(sql.clone(), storage, config.media_max_bytes);
+        let media = Media::new(
+            sql.clone(),
+            storage,
+            config.media_max_bytes,
+            service::media::UploadLimits {
+                per_hour: config.uploads.per_hour,
+                quota_bytes: config.uploads.quota_bytes,
+                orphan_after: config.uploads.orphan_after,
+                limiter: upload_limiter,
+            },
+        );
+        {
+            // Unused uploads go after `media_orphan_hours`, on every node
+            // (the deletes are conditional, so nodes do not collide).
+            let media = media.clone();
+            let every = config.uploads.sweep_every;
+            let mut stop = shutdown.listener();
+            actix::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        () = stop.wait() => break,
+                        _ = tick.tick() => {}
+                    }
+                    if let Err(e) = media.sweep_orphans().await {
+                        tracing::warn!(error = %e.message, "sweeping unused uploads failed");
+                    }
+                }
+            });
+        }
         // The timer actor calls back into the market service, which owns
         // the timer actor's address: tie the knot through a cell.
         let market_cell: Arc<std::sync::OnceLock<Market>> = Arc::new(std::sync::OnceLock::new());
@@ -229,7 +262,11 @@ impl AppState {
             bus.clone(),
             cache.clone(),
             timers,
-            config.market.reservation_max,
+            service::market::MarketPolicy {
+                reservation_max: config.market.reservation_max,
+                listings_per_hour: config.market.listings_per_hour,
+                limiter: market_limiter,
+            },
         );
         let _ = market_cell.set(market.clone());
         let catalog = Catalog::new(sql.clone(), config.shop);
@@ -292,6 +329,11 @@ impl AppState {
                 return_url: pay.return_url.clone(),
                 retry_first: pay.retry_first,
                 review_request_delay: config.shop.review_request_delay,
+                webhooks: service::payments::WebhookLimits {
+                    per_minute: pay.webhook_per_minute,
+                    queue_max: pay.webhook_queue_max,
+                    limiter: webhook_limiter,
+                },
             },
         );
         tracing::info!(providers = ?payments.providers(), "payments ready");
@@ -327,7 +369,12 @@ impl AppState {
         }
         // Notifications: every node consumes the alarms topic, subscribed
         // before the worker publishes anything.
-        let notifications = Notifications::new(sql.clone(), hub.clone(), bus.clone());
+        let notifications = Notifications::new(
+            sql.clone(),
+            hub.clone(),
+            bus.clone(),
+            config.market.keyword_alerts_per_seller,
+        );
         notifications.start(shutdown.listener()).await;
         // Events written by business transactions, published after commit
         // (embedded: made into notifications before the job is done).

@@ -95,7 +95,7 @@ pub async fn account_at(
     name: &str,
 ) -> anyhow::Result<(i64, String)> {
     let email = format!("{name}@load.test");
-    let created = post_json(
+    post_json(
         client,
         &format!("{base}/api/auth/signup"),
         None,
@@ -109,12 +109,89 @@ pub async fn account_at(
         &json!({"email": email, "password": password}),
     )
     .await?;
-    let id = created["id"].as_i64().context("signup without id")?;
+    let id = login["user"]["id"]
+        .as_i64()
+        .context("login without user id")?;
     let token = login["token"]
         .as_str()
         .context("login without token")?
         .to_string();
+    if let Ok(dirs) = std::env::var("JT_LOAD_MAIL_DIR") {
+        let dirs: Vec<std::path::PathBuf> = std::env::split_paths(&dirs).collect();
+        verify(client, base, &email, &dirs).await?;
+    }
     Ok((id, token))
+}
+
+/// Follow the verification link the server mailed to `email` (posting
+/// listings and paying need a verified address). The servers must write
+/// their mail as `.eml` files (no `smtp_url`) into their
+/// `data_dir/outbox-mail`: set `JT_LOAD_MAIL_DIR` to those folders
+/// (`:`-separated, one per node).
+async fn verify(
+    client: &reqwest::Client,
+    base: &str,
+    email: &str,
+    dirs: &[std::path::PathBuf],
+) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let token = loop {
+        if let Some(t) = dirs.iter().find_map(|d| mailed_token(d, email)) {
+            break t;
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "no verification email for {email} in {dirs:?} within 30 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    post_json(
+        client,
+        &format!("{base}/api/auth/verify-email"),
+        None,
+        &json!({ "token": token }),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The token in a `verify-*.eml` file addressed to `email`: the link's
+/// `token=` value, found in the base64 body parts.
+fn mailed_token(dir: &std::path::Path, email: &str) -> Option<String> {
+    use base64::Engine as _;
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        if !name.starts_with("verify-") {
+            continue;
+        }
+        let data = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        if !data.contains(email) {
+            continue;
+        }
+        // Base64 bodies: runs of long lines without spaces or colons.
+        let mut chunk = String::new();
+        for line in data.lines().chain(std::iter::once("")) {
+            let body_line = !line.is_empty() && !line.contains(':') && !line.starts_with("--");
+            if body_line {
+                chunk.push_str(line.trim());
+                continue;
+            }
+            if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(&chunk) {
+                let text = String::from_utf8_lossy(&bytes);
+                if let Some(rest) = text.split("token=").nth(1) {
+                    let token: String = rest
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+                        .collect();
+                    if !token.is_empty() {
+                        return Some(token);
+                    }
+                }
+            }
+            chunk.clear();
+        }
+    }
+    None
 }
 
 /// Users and rooms for a rooms scenario. Direct rooms are pairs.

@@ -514,6 +514,28 @@ pub fn verification_email(nickname: &str, link: &str) -> Email {
     }
 }
 
+/// The notice to an account's owner that someone signed up with its address.
+pub fn signup_attempt_email(nickname: &str, link: &str) -> Email {
+    let text = format!(
+        "{nickname}님, 안녕하세요.\n\n누군가 이 이메일 주소로 장터에 가입하려고 했어요. \
+         이미 가입된 주소라서 새 계정은 만들지 않았어요.\n\
+         본인이었다면 아래에서 로그인해 주세요. 본인이 아니라면 이 메일은 무시해도 괜찮아요.\n\n{link}\n\n장터 드림\n"
+    );
+    let html = format!(
+        "<!doctype html><html lang=\"ko\"><body><p>{}님, 안녕하세요.</p>\
+         <p>누군가 이 이메일 주소로 장터에 가입하려고 했어요. 이미 가입된 주소라서 새 계정은 만들지 않았어요.</p>\
+         <p>본인이었다면 <a href=\"{}\">로그인</a>해 주세요. 본인이 아니라면 이 메일은 무시해도 괜찮아요.</p>\
+         <p>장터 드림</p></body></html>",
+        escape_html(nickname),
+        escape_html(link),
+    );
+    Email {
+        subject: "[장터] 이 주소로 가입 시도가 있었어요".to_string(),
+        text,
+        html,
+    }
+}
+
 #[cfg(test)]
 mod email_tests {
     use super::*;

@@ -61,6 +61,13 @@ impl From<&UserRecord> for Me {
     }
 }
 
+/// A sign-up was accepted: log in with the same email and password.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SignupAccepted {
+    /// The address as it is stored (trimmed, lower-cased).
+    pub email: String,
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyEmailRequest {
@@ -168,8 +175,7 @@ fn cleared_cookie(secure: bool) -> Cookie<'static> {
     tag = "accounts",
     request_body = SignupRequest,
     responses(
-        (status = 201, description = "Account created; a verification link is mailed to the address (`email_verified: false` until it is followed)", body = Me),
-        (status = 409, description = "`email_taken`", body = ErrorBody),
+        (status = 202, description = "Accepted: a new account was created and a verification link mailed to the address; or the address has an account already, whose owner is mailed a notice. The answer is the same either way (it does not tell who has an account here); log in next", body = SignupAccepted),
         (status = 422, description = "`validation_failed` or `invalid_body`", body = ErrorBody),
         (status = 429, description = "`rate_limited`: too many sign-ups from this address, with Retry-After", body = ErrorBody),
         (status = 503, description = "`busy`: too many passwords being hashed; retry shortly", body = ErrorBody),
@@ -182,11 +188,11 @@ pub async fn signup(
     body: web::Json<SignupRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let ip = client_ip(&req, state.config.http.trust_forwarded_for);
-    let user = state
+    let email = state
         .accounts
         .signup(&body.email, &body.password, &body.nickname, ip)
         .await?;
-    Ok(HttpResponse::Created().json(Me::from(&user)))
+    Ok(HttpResponse::Accepted().json(SignupAccepted { email }))
 }
 
 /// Verify the email address with the token of the emailed link. No

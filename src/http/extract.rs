@@ -123,6 +123,31 @@ impl FromRequest for Admin {
     }
 }
 
+/// An authenticated caller whose email address is verified: what selling
+/// and paying take (an account anybody can open with any address must not
+/// post listings or move money). 401 without a session, 403
+/// `email_unverified` before the address is verified.
+pub struct Verified(pub AuthContext);
+
+impl FromRequest for Verified {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Verified, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let auth = Auth::from_request(req, payload);
+        Box::pin(async move {
+            let Auth(ctx) = auth.await?;
+            if ctx.user.email_verified_at.is_none() {
+                return Err(ApiError::new(
+                    Code::EmailUnverified,
+                    "verify your email address first (follow the link we mailed you)",
+                ));
+            }
+            Ok(Verified(ctx))
+        })
+    }
+}
+
 /// The client's address: the TCP peer, or the first `X-Forwarded-For` hop
 /// when the deployment says a trusted proxy sets it.
 pub fn client_ip(req: &HttpRequest, trust_forwarded_for: bool) -> Option<IpAddr> {

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::extract::OptionalJson;
-use super::extract::{Admin, Auth};
+use super::extract::{Admin, Auth, Verified};
 use super::payments::{PaymentView, RefundView};
 use crate::domain::ids::ListingId;
 use crate::domain::order::OrderStatus;
@@ -178,6 +178,7 @@ pub struct OutboxJobView {
     responses(
         (status = 201, body = OrderView),
         (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        (status = 403, description = "`email_unverified`: the account's email address is not verified yet", body = ErrorBody),
         (status = 409, description = "`out_of_stock`: `details.options` lists the options that are short or no longer on sale", body = ErrorBody),
         (status = 422, description = "`validation_failed` (empty cart, options not in the cart, quantity)", body = ErrorBody),
     ),
@@ -186,7 +187,7 @@ pub struct OutboxJobView {
 #[post("/orders")]
 pub async fn place_order(
     state: web::Data<AppState>,
-    auth: Auth,
+    auth: Verified,
     body: web::Json<PlaceOrder>,
 ) -> Result<HttpResponse, ApiError> {
     let source = match body.into_inner() {
@@ -212,6 +213,7 @@ pub async fn place_order(
     responses(
         (status = 201, body = OrderView),
         (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        (status = 403, description = "`email_unverified`: the account's email address is not verified yet", body = ErrorBody),
         (status = 404, description = "`not_found` (also hidden or deleted)", body = ErrorBody),
         (status = 409, description = "`invalid_state` (reserved or sold), `conflict` (your own listing)", body = ErrorBody),
     ),
@@ -220,7 +222,7 @@ pub async fn place_order(
 #[post("/listings/{id}/order")]
 pub async fn order_listing(
     state: web::Data<AppState>,
-    auth: Auth,
+    auth: Verified,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let d = state

@@ -6,7 +6,7 @@ use actix_web::{get, post, web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::extract::{Admin, Auth};
+use super::extract::{Admin, Verified};
 use super::orders::OrderView;
 use crate::error::{ApiError, ErrorBody};
 use crate::service::payments::ConfirmInput;
@@ -69,6 +69,7 @@ pub struct ConfirmedPayment {
         (status = 200, body = ConfirmedPayment),
         (status = 400, description = "`amount_mismatch`: nothing was charged", body = ErrorBody),
         (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        (status = 403, description = "`email_unverified`: the account's email address is not verified yet", body = ErrorBody),
         (status = 402, description = "`payment_declined`", body = ErrorBody),
         (status = 404, description = "`not_found` (also someone else's order)", body = ErrorBody),
         (status = 409, description = "`invalid_state`: paid with another payment, expired or cancelled (an approval that came too late is refunded: `details.refunded`)", body = ErrorBody),
@@ -80,7 +81,7 @@ pub struct ConfirmedPayment {
 #[post("/payments/confirm")]
 pub async fn confirm_payment(
     state: web::Data<AppState>,
-    auth: Auth,
+    auth: Verified,
     body: web::Json<ConfirmPayment>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
@@ -209,6 +210,7 @@ pub struct ReadyView {
     responses(
         (status = 200, body = ReadyView),
         (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        (status = 403, description = "`email_unverified`: the account's email address is not verified yet", body = ErrorBody),
         (status = 404, description = "`not_found` (also someone else's order)", body = ErrorBody),
         (status = 409, description = "`invalid_state`: paid, expired or cancelled", body = ErrorBody),
         (status = 422, description = "`validation_failed`: unknown provider, or one without a ready step", body = ErrorBody),
@@ -219,7 +221,7 @@ pub struct ReadyView {
 #[post("/payments/ready")]
 pub async fn ready_payment(
     state: web::Data<AppState>,
-    auth: Auth,
+    auth: Verified,
     body: web::Json<ReadyPayment>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
@@ -238,7 +240,10 @@ pub async fn ready_payment(
 /// Toss Payments webhooks (`PAYMENT_STATUS_CHANGED`, deposit callbacks).
 /// Nothing in the body is trusted: it only names the payment, which is
 /// fetched from Toss and reconciled in the background (a cancel made in
-/// Toss's console cancels the order here). Answers 200 at once; repeated
+/// Toss's console cancels the order here). Toss signs none of these, so
+/// only payments we know (recorded, or started by us) are looked up, one
+/// waiting lookup per payment however many deliveries come, within a
+/// per-address rate and a bounded queue. Answers 200 at once; repeated
 /// deliveries are harmless.
 #[utoipa::path(
     tag = "shop",
@@ -247,10 +252,13 @@ pub async fn ready_payment(
         (status = 200, description = "Accepted (also for payments we do not know)"),
         (status = 400, description = "`bad_json`", body = ErrorBody),
         (status = 422, description = "`validation_failed`: names no payment", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: more than `webhook_per_minute_per_address` from this address (`Retry-After`)", body = ErrorBody),
+        (status = 503, description = "`busy`: `webhook_queue_max` payment changes are waiting already (`Retry-After`); deliver again later", body = ErrorBody),
     ),
 )]
 #[post("/payments/webhooks/toss")]
 pub async fn toss_webhook(
+    req: actix_web::HttpRequest,
     state: web::Data<AppState>,
     body: web::Json<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
@@ -259,14 +267,6 @@ pub async fn toss_webhook(
     let data = b.get("data");
     let payment_key = text(data.and_then(|d| d.get("paymentKey"))).or(text(b.get("paymentKey")));
     let order_id = text(data.and_then(|d| d.get("orderId"))).or(text(b.get("orderId")));
-    let event_id = format!(
-        "{}|{}|{}",
-        text(b.get("eventType")).unwrap_or_default(),
-        text(b.get("createdAt")).unwrap_or_default(),
-        text(data.and_then(|d| d.get("status")))
-            .or(text(b.get("status")))
-            .unwrap_or_default()
-    );
     let key = match (payment_key, order_id) {
         (Some(k), _) if !k.is_empty() && k.len() <= 200 => Some(k),
         (_, Some(order)) => state.orders.payment_key_of(&order, "toss").await?,
@@ -278,10 +278,8 @@ pub async fn toss_webhook(
         }
     };
     if let Some(key) = key {
-        state
-            .payments
-            .schedule_reconcile("toss", &key, &event_id)
-            .await?;
+        let source = super::extract::client_ip(&req, state.config.http.trust_forwarded_for);
+        state.payments.webhook("toss", &key, source).await?;
     }
     Ok(HttpResponse::Ok().json(serde_json::json!({"ok": true})))
 }

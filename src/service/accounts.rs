@@ -100,12 +100,14 @@ pub struct Accounts {
 /// The outbox kind that mails a verification link.
 pub const JOB_EMAIL_VERIFY: &str = "email_verify";
 
-fn verify_email_job(user: i64) -> NewJob {
+/// Mail `user` a verification link, or with `attempt` (someone signed up
+/// with the address of this existing account) a notice of the attempt.
+fn verify_email_job(user: i64, attempt: bool) -> NewJob {
     let mut nonce = [0u8; 8];
     rand::rngs::OsRng.fill_bytes(&mut nonce);
     NewJob {
         kind: JOB_EMAIL_VERIFY,
-        payload: serde_json::json!({ "user": user }),
+        payload: serde_json::json!({ "user": user, "attempt": attempt }),
         dedup_key: format!(
             "{JOB_EMAIL_VERIFY}:{user}:{}",
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(nonce)
@@ -162,17 +164,19 @@ impl Accounts {
         let _ = self.revoked.send(r);
     }
 
-    /// Sign up from `client`. Each address may create
-    /// `signup_max_per_address` accounts per window; the attempt is counted
-    /// before anything else (one atomic increment), so concurrent requests
-    /// cannot all slip under the limit, and refused ones cost no hashing.
+    /// Sign up from `client`; the normalised address. Each address may
+    /// create `signup_max_per_address` accounts per window; the attempt is
+    /// counted before anything else (one atomic increment), so concurrent
+    /// requests cannot all slip under the limit, and refused ones cost no
+    /// hashing. An address that has an account gets the same answer (its
+    /// owner is mailed a notice instead of a link).
     pub async fn signup(
         &self,
         email: &str,
         password: &str,
         nickname: &str,
         client: Option<IpAddr>,
-    ) -> Result<UserRecord, ApiError> {
+    ) -> Result<String, ApiError> {
         if let Some(ip) = client {
             let w = self
                 .limiter
@@ -185,15 +189,32 @@ impl Accounts {
                 return Err(ApiError::rate_limited(w.resets_in_secs.max(1)));
             }
         }
-        let user = self
+        match self
             .create_user(email, password, nickname, Role::User)
-            .await?;
-        // The verification link goes out from the outbox (after this
-        // commit, retried if the mail server is down).
-        self.store
-            .enqueue_job(&verify_email_job(user.id), now_ms())
-            .await?;
-        Ok(user)
+            .await
+        {
+            Ok(user) => {
+                // The verification link goes out from the outbox (after
+                // this commit, retried if the mail server is down).
+                self.store
+                    .enqueue_job(&verify_email_job(user.id, false), now_ms())
+                    .await?;
+                Ok(user.email.unwrap_or_default())
+            }
+            Err(e) if e.code == Code::EmailTaken => {
+                // The same answer as a new account (the password was hashed
+                // all the same), so sign-up does not tell who has an
+                // account here; the address's owner is told instead.
+                let email = account::normalize_email(email);
+                if let Some(owner) = self.store.user_by_email(&email).await? {
+                    self.store
+                        .enqueue_job(&verify_email_job(owner.id, true), now_ms())
+                        .await?;
+                }
+                Ok(email)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Spend an emailed verification token: the address it was sent to is
@@ -242,7 +263,7 @@ impl Accounts {
             return Err(ApiError::rate_limited(w.resets_in_secs.max(1)));
         }
         self.store
-            .enqueue_job(&verify_email_job(ctx.user.id), now_ms())
+            .enqueue_job(&verify_email_job(ctx.user.id, false), now_ms())
             .await?;
         Ok(())
     }

@@ -22,7 +22,7 @@ use lettre::message::header::{ContentTransferEncoding, ContentType};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::{AsyncSmtpTransport, AsyncTransport as _, Message, Tokio1Executor};
 
-use crate::domain::notification::{email_for, verification_email, Email};
+use crate::domain::notification::{email_for, signup_attempt_email, verification_email, Email};
 use crate::service::accounts::{Accounts, JOB_EMAIL_VERIFY};
 use crate::service::outbox::JobHandler;
 use crate::store::sql::SqlStore;
@@ -144,6 +144,27 @@ impl Mailer {
         self.deliver(&address, &user.nickname, mail, &id).await
     }
 
+    /// Tell the owner of a verified address that someone tried to sign up
+    /// with it (sign-up answers the same either way; this is where the
+    /// owner learns of it). An unverified address gets nothing: it had its
+    /// link at sign-up, and it may not be the owner's at all.
+    pub async fn send_signup_attempt(&self, user_id: i64) -> Result<(), String> {
+        let Some(user) = self
+            .sql
+            .user_by_id(user_id)
+            .await
+            .map_err(|e| e.to_string())?
+        else {
+            return Ok(());
+        };
+        let (Some(address), Some(_)) = (user.email.clone(), user.email_verified_at) else {
+            return Ok(());
+        };
+        let mail = signup_attempt_email(&user.nickname, &format!("{}/#/login", self.public_url));
+        let id = format!("attempt-{user_id}-{}", crate::domain::now_ms());
+        self.deliver(&address, &user.nickname, mail, &id).await
+    }
+
     /// Send (or write) one email to `address`, within its daily quota.
     async fn deliver(
         &self,
@@ -237,7 +258,12 @@ impl Mailer {
         let handler: JobHandler = Arc::new(move |payload| {
             let mailer = mailer.clone();
             Box::pin(async move {
+                let attempt = payload
+                    .get("attempt")
+                    .and_then(serde_json::Value::as_bool)
+                    .unwrap_or(false);
                 match payload.get("user").and_then(serde_json::Value::as_i64) {
+                    Some(id) if attempt => mailer.send_signup_attempt(id).await,
                     Some(id) => mailer.send_verification(id).await,
                     None => Err(format!("payload without a user id: {payload}")),
                 }

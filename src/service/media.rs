@@ -37,6 +37,19 @@ pub struct Media {
     max_bytes: usize,
     /// Decoding runs a few at a time, each within DECODE_BUDGET.
     gate: Gate,
+    limits: UploadLimits,
+}
+
+/// What one user may upload.
+#[derive(Clone)]
+pub struct UploadLimits {
+    /// Uploads per user per hour.
+    pub per_hour: u32,
+    /// Bytes of originals one user may keep (attached or not).
+    pub quota_bytes: i64,
+    /// Uploads nothing uses are deleted after this long.
+    pub orphan_after: std::time::Duration,
+    pub limiter: Arc<dyn crate::store::RateLimiter>,
 }
 
 /// The format from the first bytes, for the three formats we take.
@@ -173,13 +186,59 @@ pub fn content_type_of_key(key: &str) -> &'static str {
 }
 
 impl Media {
-    pub fn new(sql: Arc<SqlStore>, storage: Arc<dyn MediaStorage>, max_bytes: usize) -> Media {
+    pub fn new(
+        sql: Arc<SqlStore>,
+        storage: Arc<dyn MediaStorage>,
+        max_bytes: usize,
+        limits: UploadLimits,
+    ) -> Media {
         Media {
             sql,
             storage,
             max_bytes,
             gate: Gate::new("image processing", Gate::cores(), 16),
+            limits,
         }
+    }
+
+    fn over_quota(&self) -> ApiError {
+        let mib = self.limits.quota_bytes / (1024 * 1024);
+        ApiError::new(
+            Code::LimitReached,
+            format!("your uploads may take at most {mib} MiB; remove some listings' photos first"),
+        )
+        .with_details(serde_json::json!({"limit": "storage", "max": self.limits.quota_bytes}))
+    }
+
+    /// Delete the uploads nothing uses (no listing, product or review)
+    /// that are older than `media_orphan_hours`: rows first (only if still
+    /// unused), then their files. Safe on several nodes at once. How many
+    /// went.
+    pub async fn sweep_orphans(&self) -> Result<usize, ApiError> {
+        let age = i64::try_from(self.limits.orphan_after.as_millis()).unwrap_or(i64::MAX);
+        let before = now_ms().saturating_sub(age);
+        let mut gone = 0;
+        loop {
+            let batch = self.sql.orphan_media(before, 100).await?;
+            let n = batch.len();
+            for (id, original, thumb) in batch {
+                if self.sql.delete_orphan_media(id).await? {
+                    // A file that is already gone is fine; one that cannot
+                    // be deleted now is left (the row is gone, nothing
+                    // links to it).
+                    let _ = self.storage.delete(&original).await;
+                    let _ = self.storage.delete(&thumb).await;
+                    gone += 1;
+                }
+            }
+            if n < 100 {
+                break;
+            }
+        }
+        if gone > 0 {
+            tracing::info!(gone, "unattached uploads deleted");
+        }
+        Ok(gone)
     }
 
     pub fn max_bytes(&self) -> usize {
@@ -201,6 +260,21 @@ impl Media {
                 Code::PayloadTooLarge,
                 format!("images may be at most {} bytes", self.max_bytes),
             ));
+        }
+        // Before any decoding: the hourly count, then the quota (checked
+        // again, atomically, by the insert).
+        let w = self
+            .limits
+            .limiter
+            .hit(&format!("upload:{owner}"), 3600)
+            .await?;
+        if w.count > self.limits.per_hour {
+            let mut e = ApiError::rate_limited(w.resets_in_secs.max(1));
+            e.message = format!("at most {} uploads an hour", self.limits.per_hour);
+            return Err(e);
+        }
+        if self.sql.media_bytes_of(owner).await? + bytes.len() as i64 > self.limits.quota_bytes {
+            return Err(self.over_quota());
         }
         let (bytes, p) = self
             .gate
@@ -234,15 +308,19 @@ impl Media {
                     original_key: &original_key,
                     thumb_key: &thumb_key,
                 },
+                self.limits.quota_bytes,
                 now_ms(),
             )
             .await;
         let id = match inserted {
-            Ok(id) => id,
-            Err(e) => {
+            Ok(Some(id)) => id,
+            other => {
                 let _ = self.storage.delete(&original_key).await;
                 let _ = self.storage.delete(&thumb_key).await;
-                return Err(e.into());
+                return Err(match other {
+                    Err(e) => e.into(),
+                    _ => self.over_quota(),
+                });
             }
         };
         self.sql

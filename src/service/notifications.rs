@@ -71,6 +71,8 @@ pub struct Notifications {
     hub: ChatHub,
     bus: Arc<dyn Bus>,
     streams: Arc<Streams>,
+    /// Keyword alerts one watcher gets about one seller per hour.
+    alerts_per_seller: u32,
 }
 
 /// The SSE streams open on this node, per user: each gets every event
@@ -146,12 +148,18 @@ pub struct PrefView {
 }
 
 impl Notifications {
-    pub fn new(sql: Arc<SqlStore>, hub: ChatHub, bus: Arc<dyn Bus>) -> Notifications {
+    pub fn new(
+        sql: Arc<SqlStore>,
+        hub: ChatHub,
+        bus: Arc<dyn Bus>,
+        alerts_per_seller: u32,
+    ) -> Notifications {
         Notifications {
             sql,
             hub,
             bus,
             streams: Arc::new(Streams::default()),
+            alerts_per_seller,
         }
     }
 
@@ -311,6 +319,18 @@ impl Notifications {
                             continue;
                         }
                         last = Some(u);
+                        // A seller posting in bulk reaches each watcher a
+                        // few times an hour, not once per listing.
+                        if let Some(s) = seller {
+                            if !self
+                                .sql
+                                .take_alert_quota(u, s, &event.id, self.alerts_per_seller, now_ms())
+                                .await
+                                .map_err(|e| e.to_string())?
+                            {
+                                continue;
+                            }
+                        }
                         let body = body.replace("{keyword}", &keyword);
                         self.deliver(event, u, &n, &body, done).await?;
                     }

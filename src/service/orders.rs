@@ -122,6 +122,31 @@ fn price_lines(lines: &mut [PricedLine]) -> Result<i64, PlaceRefusal> {
         .map_err(|e| PlaceRefusal::Invalid(format!("{e:?}")))
 }
 
+/// A buyer's limit on what they hold unpaid (`max_unpaid_orders`,
+/// `max_unpaid_units`).
+fn limit_reached(limit: &'static str, max: i64) -> ApiError {
+    let what = if limit == "unpaid_units" {
+        format!("at most {max} units in orders waiting for payment")
+    } else {
+        format!("at most {max} orders waiting for payment")
+    };
+    ApiError::new(
+        Code::LimitReached,
+        format!("{what}; pay or cancel one first"),
+    )
+    .with_details(serde_json::json!({"limit": limit, "max": max}))
+}
+
+/// The same listing ordered again too soon after an unpaid order of it
+/// ended (`listing_reorder_cooldown_secs`).
+fn cooldown(ms: i64) -> ApiError {
+    let secs = u64::try_from(ms.div_euclid(1000) + 1).unwrap_or(1);
+    let mut e = ApiError::rate_limited(secs);
+    e.message =
+        format!("your last order of this listing ended unpaid; you can order it again in {secs} s");
+    e
+}
+
 impl Orders {
     pub fn new(
         sql: Arc<SqlStore>,
@@ -250,6 +275,7 @@ impl Orders {
                         buyer,
                         order_number: &number,
                         expires_at,
+                        limits: self.settings.buyer_limits,
                         from_cart,
                     },
                     &lines,
@@ -277,6 +303,8 @@ impl Orders {
                             ),
                         ),
                         PlaceRefusal::Invalid(why) => ("invalid", ApiError::field("lines", why)),
+                        PlaceRefusal::Limit { limit, max } => ("limit", limit_reached(limit, max)),
+                        PlaceRefusal::Cooldown(ms) => ("limit", cooldown(ms)),
                     };
                     self.metrics
                         .orders_refused
@@ -325,6 +353,7 @@ impl Orders {
                         buyer,
                         order_number: &number,
                         expires_at: self.expiry(now),
+                        limits: self.settings.buyer_limits,
                         from_cart: false,
                     },
                     listing.get(),
@@ -355,6 +384,10 @@ impl Orders {
                 ListingPlaced::Refused(PlaceRefusal::Invalid(why)) => {
                     return Err(ApiError::field("price", why))
                 }
+                ListingPlaced::Refused(PlaceRefusal::Limit { limit, max }) => {
+                    return Err(limit_reached(limit, max))
+                }
+                ListingPlaced::Refused(PlaceRefusal::Cooldown(ms)) => return Err(cooldown(ms)),
                 ListingPlaced::Refused(_) => {
                     return Err(ApiError::internal("unexpected refusal of a listing order"))
                 }

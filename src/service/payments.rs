@@ -75,6 +75,26 @@ pub struct Payments {
     return_url: String,
     retry_first: Duration,
     review_request_delay: Duration,
+    webhooks: WebhookLimits,
+}
+
+/// What one provider webhook may cost before it is refused.
+#[derive(Clone)]
+pub struct WebhookLimits {
+    /// Webhooks per source address per minute.
+    pub per_minute: u32,
+    /// Reconcile jobs waiting, in all.
+    pub queue_max: i64,
+    pub limiter: Arc<dyn crate::store::RateLimiter>,
+}
+
+impl std::fmt::Debug for WebhookLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookLimits")
+            .field("per_minute", &self.per_minute)
+            .field("queue_max", &self.queue_max)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A confirm as the client sends it after the provider's widget.
@@ -128,6 +148,7 @@ pub struct PaymentPolicy {
     pub retry_first: Duration,
     /// When a paid shop order's buyer is asked for product reviews.
     pub review_request_delay: Duration,
+    pub webhooks: WebhookLimits,
 }
 
 impl Payments {
@@ -147,6 +168,7 @@ impl Payments {
             return_url: policy.return_url,
             retry_first: policy.retry_first,
             review_request_delay: policy.review_request_delay,
+            webhooks: policy.webhooks,
         }
     }
 
@@ -1063,24 +1085,64 @@ impl Payments {
         }
     }
 
-    /// Queue a reconcile of one payment (a webhook said it changed).
-    pub async fn schedule_reconcile(
+    /// A provider's webhook says a payment changed: queue a reconcile of
+    /// it (the job asks the provider; nothing in the webhook is trusted).
+    /// Anybody can send one, so before any work: at most
+    /// `webhook_per_minute_per_address` from one address (429), only
+    /// payment keys that are ours (others are acknowledged and ignored), at
+    /// most one waiting job per payment (a burst of deliveries makes one
+    /// provider call), and at most `webhook_queue_max` waiting in all (503
+    /// `busy`: the provider delivers again later).
+    pub async fn webhook(
         &self,
         provider: &str,
         payment_key: &str,
-        event_id: &str,
+        source: Option<std::net::IpAddr>,
     ) -> Result<(), ApiError> {
         self.gateway(provider)?;
+        let from = source.map_or_else(|| "-".to_string(), |ip| ip.to_string());
+        let w = self
+            .webhooks
+            .limiter
+            .hit(&format!("webhook:{provider}:{from}"), 60)
+            .await?;
+        if w.count > self.webhooks.per_minute {
+            return Err(ApiError::rate_limited(w.resets_in_secs.max(1)));
+        }
+        if !self.sql.knows_payment_key(provider, payment_key).await? {
+            tracing::info!(
+                provider,
+                "webhook for a payment key we do not know; ignored"
+            );
+            return Ok(());
+        }
+        let now = now_ms();
+        let prefix = format!(
+            "{JOB_PAYMENT_RECONCILE}:{}:",
+            idempotency_key(&[provider, payment_key])
+        );
+        let (waiting, mine) = self
+            .sql
+            .waiting_jobs(JOB_PAYMENT_RECONCILE, &prefix, now)
+            .await?;
+        if mine > 0 {
+            return Ok(());
+        }
+        if waiting >= self.webhooks.queue_max {
+            let mut e = ApiError::new(
+                Code::Busy,
+                "too many payment changes waiting; deliver again later",
+            );
+            e.retry_after_secs = Some(10);
+            return Err(e);
+        }
         let job = NewJob {
             kind: JOB_PAYMENT_RECONCILE,
             payload: json!({"provider": provider, "payment_key": payment_key}),
-            dedup_key: format!(
-                "{JOB_PAYMENT_RECONCILE}:{}",
-                idempotency_key(&[provider, payment_key, event_id])
-            ),
-            due_at: now_ms(),
+            dedup_key: format!("{prefix}{now}:{}", random_key()),
+            due_at: now,
         };
-        self.sql.enqueue_job(&job, now_ms()).await?;
+        self.sql.enqueue_job(&job, now).await?;
         Ok(())
     }
 

@@ -426,11 +426,21 @@ async fn staff_names_and_invisible_characters_are_not_nicknames() {
         .await;
         assert!(e["details"]["nickname"].is_string(), "{nickname}: {e}");
         // Nothing was created: the address is still free.
+        assert_error(
+            app.login(&email, "password-123").await,
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+        )
+        .await;
         assert_eq!(
             app.signup(&email, "password-123", &format!("손님{i}"))
                 .await
                 .status(),
-            StatusCode::CREATED
+            StatusCode::ACCEPTED
+        );
+        assert_eq!(
+            app.login(&email, "password-123").await.status(),
+            StatusCode::OK
         );
     }
     // Renaming to a staff name is refused too; ordinary names pass.
@@ -611,19 +621,44 @@ async fn only_verified_addresses_get_emails_and_at_most_a_few_a_day() {
     ])
     .await;
     let admin = app.admin().await;
-    // Someone signed up with a stranger's address and pays an order: the
-    // stranger gets the verification link, and nothing else.
+    // Someone signed up with a stranger's address, asks for keyword alerts
+    // by email and a seller posts matches: the stranger gets the
+    // verification link, and nothing else (the alerts stay in the app).
     let squatter = app.unverified_user("stranger").await;
-    let p = crate::shop::on_sale(
-        &app,
-        &admin,
-        "Mailer",
-        "Mail",
-        1_000,
-        &[("ML-1", 50), ("ML-2", 50)],
+    let r = app
+        .client
+        .put(app.url("/api/me/notification_settings"))
+        .bearer_auth(&squatter.token)
+        .json(&json!({"items": [{"kind": "keyword.match", "email": true}]}))
+        .send()
+        .await
+        .expect("prefs");
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = app
+        .post_json(
+            "/api/me/keywords",
+            &json!({"keyword": "자전거"}),
+            Some(&squatter.token),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let seller = app.user("bike-seller").await;
+    for i in 0..3 {
+        crate::market::listing(&app, &seller, &format!("자전거 {i}"), 10_000).await;
+    }
+    crate::helpers::eventually(
+        std::time::Duration::from_secs(10),
+        "the keyword alerts, in the app",
+        || async {
+            let v = json_of(
+                app.get("/api/me/notifications", Some(&squatter.token))
+                    .await,
+            )
+            .await;
+            (v["items"].as_array().map_or(0, Vec::len) >= 3).then_some(())
+        },
     )
     .await;
-    crate::refunds::paid_order(&app, &squatter, &p, 1, 1, "pk-squat").await;
     crate::helpers::eventually(
         std::time::Duration::from_secs(10),
         "the verification link",
@@ -634,6 +669,15 @@ async fn only_verified_addresses_get_emails_and_at_most_a_few_a_day() {
                 .any(|m| m.to == vec![squatter.email.clone()]))
             .then_some(())
         },
+    )
+    .await;
+    let p = crate::shop::on_sale(
+        &app,
+        &admin,
+        "Mailer",
+        "Mail",
+        1_000,
+        &[("ML-1", 50), ("ML-2", 50)],
     )
     .await;
     let buyer = app.user("daily-buyer").await;
@@ -662,4 +706,357 @@ async fn only_verified_addresses_get_emails_and_at_most_a_few_a_day() {
     );
     // Five receipts (and maybe the link) against a limit of three a day.
     assert_eq!(to(&buyer.email).len(), 3, "the daily limit");
+}
+
+#[actix_web::test]
+async fn an_unverified_account_browses_and_chats_but_does_not_sell_or_pay() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let seller = app.user("verified-seller").await;
+    let u = app.unverified_user("not-yet").await;
+    let listing = crate::market::listing(&app, &seller, "책상", 30_000).await;
+    let p = crate::shop::on_sale(&app, &admin, "Lamp", "Lamp", 9_000, &[("LP-1", 3)]).await;
+    add_to_cart(&app, &u, option_id(&p, 0), 1).await;
+    // An order placed while verified, to try paying it after a refusal.
+    let refusals = vec![
+        (
+            "post a listing",
+            Method::POST,
+            "/api/listings".to_string(),
+            Some(
+                json!({"title": "의자", "description": "", "price": 1000, "category": "furniture"}),
+            ),
+        ),
+        (
+            "order from the cart",
+            Method::POST,
+            "/api/orders".to_string(),
+            Some(json!({"from": "cart"})),
+        ),
+        (
+            "buy a used listing",
+            Method::POST,
+            format!("/api/listings/{listing}/order"),
+            None,
+        ),
+        (
+            "confirm a payment",
+            Method::POST,
+            "/api/payments/confirm".to_string(),
+            Some(
+                json!({"order_number": "X", "payment_key": "k", "amount": 1, "provider": "sandbox"}),
+            ),
+        ),
+        (
+            "ready a payment",
+            Method::POST,
+            "/api/payments/ready".to_string(),
+            Some(json!({"order_number": "X", "provider": "kakaopay"})),
+        ),
+    ];
+    for (what, method, path, body) in refusals {
+        let mut req = app
+            .client
+            .request(method, app.url(&path))
+            .bearer_auth(&u.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.expect("request");
+        let e = assert_error(r, StatusCode::FORBIDDEN, "email_unverified").await;
+        assert!(e["message"].is_string(), "{what}");
+    }
+    // Nothing was written: no listing, no order, the cart and stock as they were.
+    let mine = json_of(
+        app.get(&format!("/api/listings?seller={}", u.id), None)
+            .await,
+    )
+    .await;
+    assert_eq!(mine["items"].as_array().map(Vec::len), Some(0), "{mine}");
+    let orders = json_of(app.get("/api/me/orders", Some(&u.token)).await).await;
+    assert_eq!(
+        orders["items"].as_array().map(Vec::len),
+        Some(0),
+        "{orders}"
+    );
+    let cart = json_of(app.get("/api/cart", Some(&u.token)).await).await;
+    assert_eq!(cart["lines"].as_array().map(Vec::len), Some(1));
+    assert_eq!(stocks(&app, &admin, id(&p)).await, vec![3]);
+    let l = json_of(app.get(&format!("/api/listings/{listing}"), None).await).await;
+    assert_eq!(l["status"], "selling");
+    // Browsing and chatting are open to it.
+    let room = crate::market::chat_about(&app, &u, listing).await;
+    assert!(room > 0);
+    // Once verified, the same requests go through.
+    app.verify_email(&u).await;
+    crate::market::listing(&app, &u, "의자", 1_000).await;
+    let r = app
+        .post_json("/api/orders", &json!({"from": "cart"}), Some(&u.token))
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+}
+
+#[actix_web::test]
+async fn one_buyer_cannot_hoard_stock_or_listings() {
+    let app =
+        crate::helpers::spawn_app_with(&[("max_unpaid_orders", "2"), ("max_unpaid_units", "5")])
+            .await;
+    let admin = app.admin().await;
+    let hoarder = app.user("hoarder").await;
+    let other = app.user("honest").await;
+    let p = crate::shop::on_sale(&app, &admin, "Limited", "Ltd", 1_000, &[("LTD-1", 20)]).await;
+    let o = option_id(&p, 0);
+    let buy = |user: &crate::helpers::User, quantity: i64| {
+        let (app, token) = (&app, user.token.clone());
+        async move {
+            app.post_json(
+                "/api/orders",
+                &json!({"from": "buy_now", "option_id": o, "quantity": quantity}),
+                Some(&token),
+            )
+            .await
+        }
+    };
+    let first = json_of(buy(&hoarder, 2).await).await;
+    assert_eq!(buy(&hoarder, 2).await.status(), StatusCode::CREATED);
+    // A third unpaid order: refused, nothing reserved.
+    let e = assert_error(
+        buy(&hoarder, 1).await,
+        StatusCode::CONFLICT,
+        "limit_reached",
+    )
+    .await;
+    assert_eq!(e["details"]["limit"], "unpaid_orders");
+    assert_eq!(e["details"]["max"], 2);
+    assert_eq!(stocks(&app, &admin, id(&p)).await, vec![16]);
+    // Paying one frees a place, but units held unpaid are bounded too.
+    let r = app
+        .post_json(
+            "/api/payments/confirm",
+            &json!({"order_number": number(&first), "payment_key": "pk-hoard", "amount": first["total"], "provider": "sandbox"}),
+            Some(&hoarder.token),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let e = assert_error(
+        buy(&hoarder, 4).await,
+        StatusCode::CONFLICT,
+        "limit_reached",
+    )
+    .await;
+    assert_eq!(e["details"]["limit"], "unpaid_units");
+    assert_eq!(buy(&hoarder, 3).await.status(), StatusCode::CREATED);
+    assert_eq!(stocks(&app, &admin, id(&p)).await, vec![13]);
+    // Somebody else is not affected.
+    assert_eq!(buy(&other, 5).await.status(), StatusCode::CREATED);
+
+    // A used listing cannot be held by cancelling and ordering it again.
+    let seller = app.user("listing-owner").await;
+    let listing = crate::market::listing(&app, &seller, "자전거", 50_000).await;
+    let grabber = app.user("grabber").await;
+    let r = app
+        .post_json(
+            &format!("/api/listings/{listing}/order"),
+            &json!({}),
+            Some(&grabber.token),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let n = number(&json_of(r).await);
+    assert_eq!(
+        cancel(&app, &grabber, &n, None).await.status(),
+        StatusCode::OK
+    );
+    let r = app
+        .post_json(
+            &format!("/api/listings/{listing}/order"),
+            &json!({}),
+            Some(&grabber.token),
+        )
+        .await;
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!(retry > 1_000 && retry <= 1_800, "{retry}");
+    assert_error(r, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    let l = json_of(app.get(&format!("/api/listings/{listing}"), None).await).await;
+    assert_eq!(l["status"], "selling", "free for others meanwhile");
+    let r = app
+        .post_json(
+            &format!("/api/listings/{listing}/order"),
+            &json!({}),
+            Some(&other.token),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+}
+
+#[actix_web::test]
+async fn listing_floods_are_throttled_and_alert_a_watcher_a_few_times() {
+    let app = crate::helpers::spawn_app_with(&[
+        ("listings_per_hour", "5"),
+        ("keyword_alerts_per_seller_per_hour", "2"),
+    ])
+    .await;
+    let spammer = app.user("spammer").await;
+    let watcher = app.user("kw-watch").await;
+    let r = app
+        .post_json(
+            "/api/me/keywords",
+            &json!({"keyword": "아이폰"}),
+            Some(&watcher.token),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let post = |title: String| {
+        let (app, token) = (&app, spammer.token.clone());
+        async move {
+            app.post_json(
+                "/api/listings",
+                &json!({"title": title, "description": "", "price": 1000, "category": "digital"}),
+                Some(&token),
+            )
+            .await
+        }
+    };
+    // An invalid form does not count against the limit.
+    assert_error(
+        post(String::new()).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    let posts = futures_util::future::join_all((0..8).map(|i| post(format!("아이폰 {i}")))).await;
+    let created = posts
+        .iter()
+        .filter(|r| r.status() == StatusCode::CREATED)
+        .count();
+    assert_eq!(created, 5);
+    for r in posts
+        .into_iter()
+        .filter(|r| r.status() != StatusCode::CREATED)
+    {
+        assert!(r.headers().contains_key("retry-after"));
+        assert_error(r, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    }
+    let mine = json_of(
+        app.get(&format!("/api/listings?seller={}", spammer.id), None)
+            .await,
+    )
+    .await;
+    assert_eq!(mine["items"].as_array().map(Vec::len), Some(5));
+    // Five matching listings, two alerts for the watcher.
+    let alerts = crate::helpers::eventually(
+        std::time::Duration::from_secs(10),
+        "two keyword alerts",
+        || async {
+            let v = json_of(app.get("/api/me/notifications", Some(&watcher.token)).await).await;
+            let n = v["items"].as_array().map_or(0, |a| {
+                a.iter().filter(|n| n["kind"] == "keyword.match").count()
+            });
+            (n >= 2).then_some(n)
+        },
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(1_000)).await;
+    let v = json_of(app.get("/api/me/notifications", Some(&watcher.token)).await).await;
+    let n = v["items"].as_array().map_or(0, |a| {
+        a.iter().filter(|n| n["kind"] == "keyword.match").count()
+    });
+    assert_eq!((alerts, n), (2, 2), "{v}");
+    // Another seller's listing still reaches the watcher.
+    let other = app.user("kw-other-seller").await;
+    crate::market::listing(&app, &other, "아이폰 팝니다", 500_000).await;
+    crate::helpers::eventually(
+        std::time::Duration::from_secs(10),
+        "an alert about another seller",
+        || async {
+            let v = json_of(app.get("/api/me/notifications", Some(&watcher.token)).await).await;
+            let n = v["items"].as_array().map_or(0, |a| {
+                a.iter().filter(|n| n["kind"] == "keyword.match").count()
+            });
+            (n == 3).then_some(())
+        },
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn uploads_have_a_rate_a_quota_and_unused_ones_are_swept() {
+    use crate::market::{image_bytes, upload};
+    let app = crate::helpers::spawn_app_with(&[
+        ("uploads_per_hour", "6"),
+        ("media_quota_mib", "1"),
+        ("media_orphan_hours", "0"),
+        ("media_sweep_secs", "1"),
+    ])
+    .await;
+    let u = app.user("uploader-q").await;
+    // A big, noisy PNG: a few of them pass the 1 MiB quota.
+    let noisy = |seed: u32| {
+        let img = image::RgbImage::from_fn(400, 400, |x, y| {
+            let v = (x.wrapping_mul(2_654_435_761) ^ y.wrapping_mul(40_503) ^ seed)
+                .wrapping_mul(2_246_822_519);
+            image::Rgb([(v >> 24) as u8, (v >> 16) as u8, (v >> 8) as u8])
+        });
+        let mut out = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut out, image::ImageFormat::Png)
+            .expect("png");
+        out.into_inner()
+    };
+    let big = noisy(1);
+    assert!(big.len() > 400_000, "{}", big.len());
+    let mut kept = Vec::new();
+    let mut refused = None;
+    for i in 0..4 {
+        let r = upload(&app, &u, "big.png", noisy(i)).await;
+        if r.status() == StatusCode::CREATED {
+            kept.push(json_of(r).await);
+        } else {
+            refused = Some(assert_error(r, StatusCode::CONFLICT, "limit_reached").await);
+            break;
+        }
+    }
+    let e = refused.expect("the quota refuses one of four");
+    assert_eq!(e["details"]["limit"], "storage");
+    assert_eq!(kept.len(), 2, "two fit in 1 MiB");
+    // Small ones still fit, up to the hourly count (6, refused ones included).
+    let small = image_bytes(image::ImageFormat::Png, 8, 8);
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(upload(&app, &u, "s.png", small.clone()).await.status());
+    }
+    assert_eq!(
+        statuses,
+        vec![
+            StatusCode::CREATED,
+            StatusCode::CREATED,
+            StatusCode::CREATED,
+            StatusCode::TOO_MANY_REQUESTS
+        ],
+        "the fourth passes the hourly limit (3 earlier uploads counted)"
+    );
+    // One of the big ones goes into a listing; the other is never used.
+    let used = kept[0]["id"].as_i64().expect("id");
+    let unused_url = kept[1]["url"].as_str().expect("url").to_string();
+    let used_url = kept[0]["url"].as_str().expect("url").to_string();
+    let r = app
+        .post_json(
+            "/api/listings",
+            &json!({"title": "사진 있는 물건", "description": "", "price": 1000, "category": "digital", "images": [used]}),
+            Some(&u.token),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    crate::helpers::eventually(
+        std::time::Duration::from_secs(20),
+        "the unused upload is swept",
+        || async {
+            (app.get(&unused_url, None).await.status() == StatusCode::NOT_FOUND).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(app.get(&used_url, None).await.status(), StatusCode::OK);
 }

@@ -11,11 +11,16 @@ async fn signup_normalises_email_and_hides_the_password() {
     let r = app
         .signup("  Kim@Example.COM ", "correct horse", " 김당근 ")
         .await;
-    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
     let body: Value = r.json().await.expect("json");
+    assert_eq!(body, json!({"email": "kim@example.com"}), "nothing else");
+    let r = app.login("kim@example.com", "correct horse").await;
+    let body: Value = r.json().await.expect("json");
+    let body = &body["user"];
     assert_eq!(body["email"], "kim@example.com");
     assert_eq!(body["nickname"], "김당근");
     assert_eq!(body["role"], "user");
+    assert_eq!(body["email_verified"], false);
     assert!(body["id"].as_i64().expect("id") > 0);
     assert!(body.get("password").is_none() && body.get("password_hash").is_none());
     // The normalised address logs in, whatever its spelling.
@@ -27,21 +32,18 @@ async fn signup_normalises_email_and_hides_the_password() {
     );
 }
 
+/// A registered address gets the same answer as a new one (sign-up does
+/// not tell who has an account), changes nothing, and its owner is told.
 #[actix_web::test]
-async fn duplicate_email_is_rejected_and_changes_nothing() {
+async fn duplicate_email_changes_nothing_and_is_not_revealed() {
     let app = spawn_app().await;
-    assert_eq!(
-        app.signup("a@x.com", "password-one", "first")
-            .await
-            .status(),
-        StatusCode::CREATED
-    );
-    assert_error(
-        app.signup(" A@X.COM", "password-two", "second").await,
-        StatusCode::CONFLICT,
-        "email_taken",
-    )
-    .await;
+    let first = app.signup("a@x.com", "password-one", "first").await;
+    assert_eq!(first.status(), StatusCode::ACCEPTED);
+    let first: Value = first.json().await.expect("json");
+    let again = app.signup(" A@X.COM", "password-two", "second").await;
+    assert_eq!(again.status(), StatusCode::ACCEPTED);
+    let again: Value = again.json().await.expect("json");
+    assert_eq!(first, again, "the same answer");
     // The original account is untouched: old password works, new one does not.
     assert_eq!(
         app.login("a@x.com", "password-one").await.status(),
@@ -67,22 +69,29 @@ async fn concurrent_signups_with_one_email_create_one_account() {
         .into_iter()
         .map(|r| r.status())
         .collect();
-    assert_eq!(
-        statuses
-            .iter()
-            .filter(|s| **s == StatusCode::CREATED)
-            .count(),
-        1,
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::ACCEPTED),
         "{statuses:?}"
     );
-    assert_eq!(
-        statuses
-            .iter()
-            .filter(|s| **s == StatusCode::CONFLICT)
-            .count(),
-        7,
-        "{statuses:?}"
-    );
+    // One account: exactly one of the nicknames is there.
+    let r = app.login("race@x.com", "password-race").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let me: Value = r.json().await.expect("json");
+    assert!(names.iter().any(|n| me["user"]["nickname"] == n.as_str()));
+    let admin = app.admin().await;
+    let users: Value = app
+        .get("/api/admin/users?limit=100", Some(&admin.token))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let racers = users["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|u| u["email"] == "race@x.com")
+        .count();
+    assert_eq!(racers, 1, "{users}");
 }
 
 #[actix_web::test]
@@ -121,18 +130,28 @@ async fn signup_validation_names_every_bad_field() {
         app.signup("eight@x.com", "비밀번호가긴편이", "eight")
             .await
             .status(),
-        StatusCode::CREATED
+        StatusCode::ACCEPTED
     );
     assert_eq!(
         app.signup("max@x.com", &"p".repeat(128), "maxed")
             .await
             .status(),
-        StatusCode::CREATED
+        StatusCode::ACCEPTED
     );
     // None of the rejected attempts wrote anything: the address is still free.
+    assert_error(
+        app.login("ok@x.com", "password-ok").await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_credentials",
+    )
+    .await;
     assert_eq!(
         app.signup("ok@x.com", "password-ok", "okay").await.status(),
-        StatusCode::CREATED
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(
+        app.login("ok@x.com", "password-ok").await.status(),
+        StatusCode::OK
     );
 }
 
@@ -540,8 +559,10 @@ async fn withdrawal_revokes_everything_and_frees_the_email() {
 
     // The address may sign up again, as a new account.
     let r = app.signup(&u.email, "another-password", "reborn").await;
-    assert_eq!(r.status(), StatusCode::CREATED);
-    let new_id = r.json::<Value>().await.expect("json")["id"]
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let r = app.login(&u.email, "another-password").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let new_id = r.json::<Value>().await.expect("json")["user"]["id"]
         .as_i64()
         .expect("id");
     assert_ne!(new_id, u.id);
@@ -725,7 +746,7 @@ async fn signups_are_throttled_per_address() {
         let r = app
             .signup(&format!("s{i}@x.com"), "password-s", &format!("s{i}"))
             .await;
-        assert_eq!(r.status(), StatusCode::CREATED);
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
     }
     let r = app.signup("s2@x.com", "password-s", "s2").await;
     assert!(r.headers().contains_key("retry-after"));

@@ -315,16 +315,15 @@ impl TestApp {
         let email = format!("{name}@example.com");
         let password = format!("{name}-password");
         let r = self.signup(&email, &password, name).await;
-        assert_eq!(r.status(), StatusCode::CREATED, "signup {name}");
-        let id = r.json::<Value>().await.expect("json")["id"]
-            .as_i64()
-            .expect("id");
-        let token = self.login_token(&email, &password).await;
+        assert_eq!(r.status(), StatusCode::ACCEPTED, "signup {name}");
+        let r = self.login(&email, &password).await;
+        assert_eq!(r.status(), StatusCode::OK, "login {email}");
+        let v = r.json::<Value>().await.expect("json");
         User {
-            id,
+            id: v["user"]["id"].as_i64().expect("id"),
             email,
             password,
-            token,
+            token: v["token"].as_str().expect("token").to_string(),
         }
     }
 

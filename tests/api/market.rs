@@ -495,7 +495,8 @@ async fn images_are_checked_by_content_and_thumbnailed() {
 
 #[actix_web::test]
 async fn feed_pages_have_no_duplicates_or_gaps_while_listings_are_added() {
-    let app = spawn_app().await;
+    // One seller posts more than an hour's worth (`listings_per_hour`).
+    let app = crate::helpers::spawn_app_with(&[("listings_per_hour", "1000")]).await;
     let seller = app.user("bulk").await;
     let mut original = HashSet::new();
     for i in 0..30 {

@@ -293,7 +293,14 @@ async fn google_links_by_verified_email_and_refuses_an_unverified_one() {
     let r = app
         .signup("park@example.com", "park-password", "park")
         .await;
-    assert_eq!(r.status(), StatusCode::CREATED, "the address stays free");
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    assert_eq!(
+        app.login("park@example.com", "park-password")
+            .await
+            .status(),
+        StatusCode::OK,
+        "the address stays free"
+    );
 }
 
 /// Link `provider` to the account of `token` in browser `b`: the callback.

@@ -523,3 +523,119 @@ async fn kakaopay_ready_approve_and_cancel() {
     );
     assert_eq!(stocks(&app, &admin, id(&p)).await, vec![5]);
 }
+
+/// Anybody can post to the webhook: forged ones must not make us call Toss
+/// or fill the outbox (issue 27, finding 5).
+#[actix_web::test]
+async fn forged_webhooks_cost_no_provider_calls_and_stay_bounded() {
+    let fake = FakeToss::start(TOSS_KEY).await;
+    // Nobody works reconciles here, so waiting jobs stay visible.
+    let app = toss_app(
+        &fake,
+        &[
+            ("webhook_per_minute_per_address", "400"),
+            ("webhook_queue_max", "1"),
+            (
+                "outbox_kinds",
+                "order_expire,stock_restore,listing_release,payment_cancel,payment_refund,email_send,email_verify,event_publish",
+            ),
+        ],
+    )
+    .await;
+    let admin = app.admin().await;
+    let buyer = app.user("wh-forged").await;
+    let p = on_sale(&app, &admin, "Kelly", "Hermes", 10_000, &[("KL", 5)]).await;
+    let a = buy(&app, &buyer, option_id(&p, 0), 1).await;
+    assert_eq!(
+        confirm(&app, &buyer, &a, "toss", "tgen_known_a")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let b = buy(&app, &buyer, option_id(&p, 0), 1).await;
+    assert_eq!(
+        confirm(&app, &buyer, &b, "toss", "tgen_known_b")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let calls_before = fake.calls().len();
+    let jobs = || async {
+        let v = json_of(
+            app.get(
+                "/api/admin/outbox?status=pending&limit=100",
+                Some(&admin.token),
+            )
+            .await,
+        )
+        .await;
+        v.as_array().map_or(0, |a| {
+            a.iter()
+                .filter(|j| j["kind"] == "payment_reconcile")
+                .count()
+        })
+    };
+    // 300 forged webhooks for payments that are not ours, each with its own
+    // made-up event: acknowledged, and nothing done.
+    let forged = (0..300).map(|i| {
+        let app = &app;
+        async move {
+            app.post_json(
+                "/api/payments/webhooks/toss",
+                &json!({"eventType": "PAYMENT_STATUS_CHANGED", "createdAt": format!("2026-12-06T00:00:{i:02}"),
+                        "data": {"paymentKey": format!("forged-{i}"), "status": "CANCELED"}}),
+                None,
+            )
+            .await
+            .status()
+        }
+    });
+    let statuses = join_all(forged).await;
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::OK),
+        "{statuses:?}"
+    );
+    // A burst for one real payment: one waiting reconcile, not fifty.
+    for i in 0..50 {
+        let r = app
+            .post_json(
+                "/api/payments/webhooks/toss",
+                &json!({"eventType": "PAYMENT_STATUS_CHANGED", "createdAt": format!("2026-12-06T00:01:{i:02}"),
+                        "data": {"paymentKey": "tgen_known_a", "status": "DONE"}}),
+                None,
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    assert_eq!(jobs().await, 1);
+    // The queue is full (webhook_queue_max = 1): another payment's change
+    // waits for the provider to deliver it again.
+    let r = app
+        .post_json(
+            "/api/payments/webhooks/toss",
+            &json!({"data": {"paymentKey": "tgen_known_b", "status": "DONE"}}),
+            None,
+        )
+        .await;
+    assert!(r.headers().contains_key("retry-after"));
+    assert_error(r, StatusCode::SERVICE_UNAVAILABLE, "busy").await;
+    assert_eq!(jobs().await, 1);
+    assert_eq!(fake.calls().len(), calls_before, "Toss was not called");
+    // One address may send only so many (400 a minute here).
+    let mut limited = false;
+    for _ in 0..100 {
+        let r = app
+            .post_json(
+                "/api/payments/webhooks/toss",
+                &json!({"data": {"paymentKey": "forged-x"}}),
+                None,
+            )
+            .await;
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            assert!(r.headers().contains_key("retry-after"));
+            limited = true;
+            break;
+        }
+    }
+    assert!(limited, "the per-address limit holds");
+}

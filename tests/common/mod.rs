@@ -140,10 +140,7 @@ pub async fn account_on(
         .send()
         .await
         .expect("signup");
-    assert_eq!(r.status(), reqwest::StatusCode::CREATED, "signup {name}");
-    let id = r.json::<Value>().await.expect("json")["id"]
-        .as_i64()
-        .expect("id");
+    assert_eq!(r.status(), reqwest::StatusCode::ACCEPTED, "signup {name}");
     let r = client
         .post(format!("{login_base}/api/auth/login"))
         .json(&json!({"email": email, "password": "password-123"}))
@@ -151,10 +148,9 @@ pub async fn account_on(
         .await
         .expect("login");
     assert_eq!(r.status(), reqwest::StatusCode::OK, "login {name}");
-    let token = r.json::<Value>().await.expect("json")["token"]
-        .as_str()
-        .expect("token")
-        .to_string();
+    let v = r.json::<Value>().await.expect("json");
+    let id = v["user"]["id"].as_i64().expect("id");
+    let token = v["token"].as_str().expect("token").to_string();
     (id, token)
 }
 

@@ -22,6 +22,25 @@ async fn sign_up(b: &mut Browser, base: &str, email: &str, nickname: &str) {
     b.find("section.feed").await;
 }
 
+/// Sign up, then follow the verification link from the email (written
+/// as `.eml` by the embedded default) in the same browser, as a new member
+/// does before selling or paying.
+async fn join(b: &mut Browser, app: &TestApp, base: &str, email: &str, nickname: &str) {
+    sign_up(b, base, email, nickname).await;
+    let dirs = [app.data_dir.join("outbox-mail")];
+    let token = crate::common::eventually(
+        std::time::Duration::from_secs(10),
+        "the verification email",
+        || async { crate::common::verification_token_in(&dirs, email) },
+    )
+    .await;
+    b.route(&format!("/verify-email?token={token}")).await;
+    b.wait_text(".verify-result h1", "이메일 인증을 마쳤어요")
+        .await;
+    b.route("/").await;
+    b.find("section.feed").await;
+}
+
 /// Log in through the login screen (the browser is on it, or `base` opens it).
 async fn log_in(b: &mut Browser, base: Option<&str>, email: &str, password: &str) {
     if let Some(base) = base {
@@ -108,8 +127,15 @@ async fn two_people_sell_and_buy_through_the_web_client() {
     seller.open(&seller_base, "/#/login").await;
     seller.find("form.auth").await;
     seller.screenshot("phone-login").await;
-    sign_up(&mut seller, &seller_base, "seller@example.com", "판매왕").await;
-    sign_up(&mut buyer, &net.addr, "buyer@example.com", "구매자").await;
+    join(
+        &mut seller,
+        &app,
+        &seller_base,
+        "seller@example.com",
+        "판매왕",
+    )
+    .await;
+    join(&mut buyer, &app, &net.addr, "buyer@example.com", "구매자").await;
 
     // The seller posts a listing with a photo (previewed before posting).
     seller.route("/new").await;
@@ -315,9 +341,30 @@ async fn an_open_room_with_three_browsers() {
     let mut owner = driver.browser(DESKTOP.0, DESKTOP.1).await;
     let mut minji = driver.browser(PHONE.0, PHONE.1).await;
     let mut junho = driver.browser(PHONE.0, PHONE.1).await;
-    sign_up(&mut owner, &node(&app, 0), "owner@example.com", "방장").await;
-    sign_up(&mut minji, &node(&app, 1), "minji@example.com", "민지").await;
-    sign_up(&mut junho, &node(&app, 2), "junho@example.com", "준호").await;
+    join(
+        &mut owner,
+        &app,
+        &node(&app, 0),
+        "owner@example.com",
+        "방장",
+    )
+    .await;
+    join(
+        &mut minji,
+        &app,
+        &node(&app, 1),
+        "minji@example.com",
+        "민지",
+    )
+    .await;
+    join(
+        &mut junho,
+        &app,
+        &node(&app, 2),
+        "junho@example.com",
+        "준호",
+    )
+    .await;
 
     // The owner opens a room with a passcode.
     owner.route("/open/new").await;
@@ -457,7 +504,14 @@ async fn a_shop_checkout_through_the_sandbox_gateway() {
     let black = product["options"][0]["id"].as_i64().expect("option");
     let driver = Driver::start().await;
     let mut buyer = driver.browser(PHONE.0, PHONE.1).await;
-    sign_up(&mut buyer, &node(&app, 0), "shopper@example.com", "쇼핑러").await;
+    join(
+        &mut buyer,
+        &app,
+        &node(&app, 0),
+        "shopper@example.com",
+        "쇼핑러",
+    )
+    .await;
 
     // Find it in the shop, see the sold-out option, put two in the cart.
     buyer.click("a[data-tab=shop]").await;
@@ -864,7 +918,7 @@ async fn paying_with_tosss_widget_and_with_kakaopay() {
     .await;
     let driver = Driver::start().await;
     let mut b = driver.browser(DESKTOP.0, DESKTOP.1).await;
-    sign_up(&mut b, &front.addr, "payer@example.com", "결제왕").await;
+    join(&mut b, &app, &front.addr, "payer@example.com", "결제왕").await;
 
     // Toss: the widget draws its methods; paying returns through
     // /pay/return, and the app confirms the payment with the server.

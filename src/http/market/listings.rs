@@ -130,6 +130,7 @@ pub struct FeedParams {
     responses(
         (status = 201, body = ListingView),
         (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        (status = 403, description = "`email_unverified`: the account's email address is not verified yet", body = ErrorBody),
         (status = 422, description = "`validation_failed`", body = ErrorBody),
     ),
     security(("bearer" = []), ("cookie" = []))
@@ -137,7 +138,7 @@ pub struct FeedParams {
 #[post("/listings")]
 pub async fn create_listing(
     state: web::Data<AppState>,
-    auth: Auth,
+    auth: Verified,
     body: web::Json<CreateListing>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();

@@ -23,7 +23,7 @@ use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::extract::{Admin, Auth, MaybeAuth, OptionalJson};
+use super::extract::{Admin, Auth, MaybeAuth, OptionalJson, Verified};
 use super::rooms::RoomView;
 use crate::domain::ids::{ListingId, UserId};
 use crate::domain::listing::{ListingStatus, Sort};

@@ -73,6 +73,9 @@ pub struct Market {
     timers: Addr<Timers>,
     /// How far ahead a reservation's `until` may be (`reservation_max_secs`).
     reservation_max: std::time::Duration,
+    /// Listings one user may post per hour (`listings_per_hour`).
+    listings_per_hour: u32,
+    limiter: Arc<dyn crate::store::RateLimiter>,
 }
 
 /// Fields of a new listing or of a change (all optional on change).
@@ -146,6 +149,16 @@ fn invalid_state(why: impl Into<String>) -> ApiError {
     ApiError::new(Code::InvalidState, why)
 }
 
+/// The marketplace's limits.
+pub struct MarketPolicy {
+    /// How far ahead a reservation's `until` may be.
+    pub reservation_max: std::time::Duration,
+    /// Listings one user may post per hour.
+    pub listings_per_hour: u32,
+    /// Where the per-user counts live (in-process, or Redis for all nodes).
+    pub limiter: Arc<dyn crate::store::RateLimiter>,
+}
+
 impl Market {
     pub fn new(
         sql: Arc<SqlStore>,
@@ -154,7 +167,7 @@ impl Market {
         bus: Arc<dyn Bus>,
         cache: Arc<dyn Cache>,
         timers: Addr<Timers>,
-        reservation_max: std::time::Duration,
+        policy: MarketPolicy,
     ) -> Market {
         Market {
             sql,
@@ -163,7 +176,9 @@ impl Market {
             bus,
             cache,
             timers,
-            reservation_max,
+            reservation_max: policy.reservation_max,
+            listings_per_hour: policy.listings_per_hour,
+            limiter: policy.limiter,
         }
     }
 
@@ -305,6 +320,21 @@ impl Market {
         self.check_images(seller, &images, None, &mut errors)
             .await?;
         ApiError::check_fields(errors)?;
+        // Counted once the listing is valid (a rejected form costs nothing),
+        // before it is written: one atomic increment, so parallel posts
+        // cannot pass the limit together.
+        let w = self
+            .limiter
+            .hit(&format!("listing:create:{seller}"), 3600)
+            .await?;
+        if w.count > self.listings_per_hour {
+            let mut e = ApiError::rate_limited(w.resets_in_secs.max(1));
+            e.message = format!(
+                "at most {} new listings an hour; try again later",
+                self.listings_per_hour
+            );
+            return Err(e);
+        }
         let (Some(title), Some(description), Some(price), Some(category)) =
             (title, description, input.price, input.category)
         else {

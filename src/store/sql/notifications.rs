@@ -393,6 +393,47 @@ impl SqlStore {
         }
     }
 
+    /// May `watcher` be told of `seller`'s listing (event `event_id`)?
+    /// Yes while fewer than `max` alerts about that seller reached them in
+    /// the last hour (the row is written by the same conditional insert),
+    /// or when this event was counted already (another node, a retry).
+    pub async fn take_alert_quota(
+        &self,
+        watcher: i64,
+        seller: i64,
+        event_id: &str,
+        max: u32,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let hour_ago = now - 3_600_000;
+        let r = sqlx::query(
+            "INSERT INTO keyword_alert_log (watcher_id, event_id, seller_id, created_at) \
+             SELECT ?, ?, ?, ? FROM (SELECT 1 AS one) AS one \
+             WHERE (SELECT COUNT(*) FROM keyword_alert_log \
+                    WHERE watcher_id = ? AND seller_id = ? AND created_at > ?) < ?",
+        )
+        .bind(watcher)
+        .bind(event_id)
+        .bind(seller)
+        .bind(now)
+        .bind(watcher)
+        .bind(seller)
+        .bind(hour_ago)
+        .bind(i64::from(max))
+        .execute(self.writer())
+        .await;
+        let taken = match r {
+            Ok(done) => done.rows_affected() == 1,
+            Err(e) if is_unique_violation(&e) => true,
+            Err(e) => return Err(e.into()),
+        };
+        sqlx::query("DELETE FROM keyword_alert_log WHERE created_at < ?")
+            .bind(now - 7_200_000)
+            .execute(self.writer())
+            .await?;
+        Ok(taken)
+    }
+
     pub async fn remove_keyword(&self, user_id: i64, keyword: &str) -> Result<bool, StoreError> {
         let r = sqlx::query("DELETE FROM keyword_alerts WHERE user_id = ? AND keyword = ?")
             .bind(user_id)

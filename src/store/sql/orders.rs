@@ -99,6 +99,23 @@ pub enum PlaceRefusal {
     OutOfStock(Vec<i64>),
     /// The pricer refused (e.g. the total is out of bounds).
     Invalid(String),
+    /// The buyer would pass a [`BuyerLimits`] limit: its name and value.
+    Limit { limit: &'static str, max: i64 },
+    /// The buyer's last order of this listing ended unpaid too recently;
+    /// milliseconds until they may order it again.
+    Cooldown(i64),
+}
+
+/// What one buyer may hold unpaid at once, checked inside the order's
+/// transaction (under the buyer's row lock on MySQL), so parallel orders
+/// cannot pass it together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BuyerLimits {
+    pub unpaid_orders: i64,
+    pub unpaid_units: i64,
+    /// After a listing order of this buyer ended unpaid (cancelled or
+    /// expired), how long before they may order the same listing again.
+    pub reorder_cooldown_ms: i64,
 }
 
 #[derive(Debug)]
@@ -115,6 +132,7 @@ pub struct NewOrder<'a> {
     pub buyer: UserId,
     pub order_number: &'a str,
     pub expires_at: i64,
+    pub limits: BuyerLimits,
     /// Take these options out of the buyer's cart in the same transaction.
     pub from_cart: bool,
 }
@@ -231,6 +249,66 @@ pub enum ListingPlaced {
 }
 
 impl SqlStore {
+    /// Would this order pass the buyer's limits? Takes the buyer's row lock
+    /// (MySQL) first, so one buyer's orders are counted one at a time.
+    /// `units`: shop units in the new order; `listing`: the used listing
+    /// it is for.
+    async fn buyer_refusal(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        order: &NewOrder<'_>,
+        units: i64,
+        listing: Option<i64>,
+        now: i64,
+    ) -> Result<Option<PlaceRefusal>, StoreError> {
+        let buyer = order.buyer.get();
+        let limits = order.limits;
+        sqlx::query(&format!(
+            "SELECT id FROM users WHERE id = ?{}",
+            self.for_update()
+        ))
+        .bind(buyer)
+        .fetch_optional(&mut **tx)
+        .await?;
+        let (orders, held): (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(DISTINCT o.id), COALESCE(SUM(CASE WHEN l.option_id IS NOT NULL THEN l.quantity ELSE 0 END), 0) \
+             FROM orders o JOIN order_lines l ON l.order_id = o.id \
+             WHERE o.buyer_id = ? AND o.status = 'pending_payment'",
+        )
+        .bind(buyer)
+        .fetch_one(&mut **tx)
+        .await?;
+        if orders >= limits.unpaid_orders {
+            return Ok(Some(PlaceRefusal::Limit {
+                limit: "unpaid_orders",
+                max: limits.unpaid_orders,
+            }));
+        }
+        if units > 0 && held.saturating_add(units) > limits.unpaid_units {
+            return Ok(Some(PlaceRefusal::Limit {
+                limit: "unpaid_units",
+                max: limits.unpaid_units,
+            }));
+        }
+        if let (Some(listing), true) = (listing, limits.reorder_cooldown_ms > 0) {
+            let (last,): (Option<i64>,) = sqlx::query_as(
+                "SELECT MAX(o.ended_at) FROM orders o \
+                 WHERE o.buyer_id = ? AND o.listing_id = ? AND o.status IN ('cancelled', 'expired', 'cancelled_by_user')",
+            )
+            .bind(buyer)
+            .bind(listing)
+            .fetch_one(&mut **tx)
+            .await?;
+            if let Some(ended) = last {
+                let wait = ended.saturating_add(limits.reorder_cooldown_ms) - now;
+                if wait > 0 {
+                    return Ok(Some(PlaceRefusal::Cooldown(wait)));
+                }
+            }
+        }
+        Ok(None)
+    }
+
     /// Place an order (see the module doc). `price` sees the lines with
     /// their current prices and stock and returns the total or a refusal;
     /// `events` sees each reserved line (its stock before and after) and
@@ -260,6 +338,10 @@ impl SqlStore {
         now: i64,
     ) -> Result<Placed, StoreError> {
         let mut tx = self.writer().begin().await?;
+        let units: i64 = lines.iter().map(|l| l.quantity).sum();
+        if let Some(refusal) = self.buyer_refusal(&mut tx, order, units, None, now).await? {
+            return Ok(Placed::Refused(refusal));
+        }
         // Read each option and its product as they are now.
         let mut priced = Vec::with_capacity(lines.len());
         let mut unavailable = Vec::new();
@@ -450,6 +532,12 @@ impl SqlStore {
             }
             if seller == order.buyer.get() {
                 return Ok(ListingPlaced::OwnListing);
+            }
+            if let Some(refusal) = self
+                .buyer_refusal(&mut tx, order, 0, Some(listing_id), now)
+                .await?
+            {
+                return Ok(ListingPlaced::Refused(refusal));
             }
             let mut lines = [PricedLine {
                 option_id: 0,

@@ -515,6 +515,47 @@ impl SqlStore {
         Ok(())
     }
 
+    /// Is `payment_key` one of ours at `provider`: a recorded payment, or
+    /// one we started (its intent is written before the provider is asked)?
+    pub async fn knows_payment_key(
+        &self,
+        provider: &str,
+        payment_key: &str,
+    ) -> Result<bool, StoreError> {
+        let row: Option<(i64,)> = sqlx::query_as(
+            "SELECT 1 FROM payments WHERE provider = ? AND payment_key = ? \
+             UNION ALL SELECT 1 FROM payment_intents WHERE provider = ? AND payment_key = ? LIMIT 1",
+        )
+        .bind(provider)
+        .bind(payment_key)
+        .bind(provider)
+        .bind(payment_key)
+        .fetch_optional(self.reader())
+        .await?;
+        Ok(row.is_some())
+    }
+
+    /// Reconcile jobs waiting to run: (all of them, those whose dedup key
+    /// starts with `prefix`). Jobs a worker holds already do not count: a
+    /// webhook arriving while one runs may bring news it has not seen.
+    pub async fn waiting_jobs(
+        &self,
+        kind: &str,
+        prefix: &str,
+        now: i64,
+    ) -> Result<(i64, i64), StoreError> {
+        let (all, mine): (i64, Option<i64>) = sqlx::query_as(
+            "SELECT COUNT(*), SUM(CASE WHEN dedup_key LIKE ? THEN 1 ELSE 0 END) FROM outbox \
+             WHERE kind = ? AND status = 'pending' AND (claimed_until IS NULL OR claimed_until < ?)",
+        )
+        .bind(format!("{prefix}%"))
+        .bind(kind)
+        .bind(now)
+        .fetch_one(self.writer())
+        .await?;
+        Ok((all, mine.unwrap_or(0)))
+    }
+
     pub async fn payment_intent(
         &self,
         order_id: i64,

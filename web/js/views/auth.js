@@ -77,7 +77,16 @@ export async function signup(main) {
       busy(form, async () => {
         const body = { email: email.value.trim(), password: password.value, nickname: nickname.value.trim() };
         await post('/api/auth/signup', body);
-        await post('/api/auth/login', { email: body.email, password: body.password });
+        try {
+          await post('/api/auth/login', { email: body.email, password: body.password });
+        } catch (e) {
+          // Sign-up answers alike for a registered address (it does not
+          // tell who has an account); the login then fails.
+          if (e.code === 'invalid_credentials') {
+            throw new Error('이미 가입된 이메일일 수 있어요. 로그인하거나 메일함을 확인해 주세요.');
+          }
+          throw e;
+        }
         await app.signedIn(await get('/api/me'));
         app.go('/');
       });

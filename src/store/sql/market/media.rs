@@ -3,11 +3,28 @@
 use super::*;
 
 impl SqlStore {
-    pub async fn insert_media(&self, m: &NewMedia<'_>, now: i64) -> Result<i64, StoreError> {
-        let mut conn = self.writer().acquire().await?;
-        sqlx::query(
+    /// Record an upload unless its owner's uploads would then pass
+    /// `quota` bytes (`None`: over quota, nothing written). The sum is part
+    /// of the insert, under the owner's row lock on MySQL, so parallel
+    /// uploads cannot pass the quota together.
+    pub async fn insert_media(
+        &self,
+        m: &NewMedia<'_>,
+        quota: i64,
+        now: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let mut tx = self.writer().begin().await?;
+        sqlx::query(&format!(
+            "SELECT id FROM users WHERE id = ?{}",
+            self.for_update()
+        ))
+        .bind(m.owner.get())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let done = sqlx::query(
             "INSERT INTO media (owner_id, content_type, bytes, width, height, original_key, thumb_key, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+             SELECT ?, ?, ?, ?, ?, ?, ?, ? FROM (SELECT 1 AS one) AS one \
+             WHERE (SELECT COALESCE(SUM(bytes), 0) FROM media WHERE owner_id = ?) + ? <= ?",
         )
         .bind(m.owner.get())
         .bind(m.content_type)
@@ -17,9 +34,72 @@ impl SqlStore {
         .bind(m.original_key)
         .bind(m.thumb_key)
         .bind(now)
-        .execute(&mut *conn)
+        .bind(m.owner.get())
+        .bind(m.bytes)
+        .bind(quota)
+        .execute(&mut *tx)
         .await?;
-        last_insert_id(&mut conn, self.dialect()).await
+        if done.rows_affected() != 1 {
+            return Ok(None);
+        }
+        let id = last_insert_id(&mut tx, self.dialect()).await?;
+        tx.commit().await?;
+        Ok(Some(id))
+    }
+
+    /// Bytes of the originals `owner` has uploaded.
+    pub async fn media_bytes_of(&self, owner: i64) -> Result<i64, StoreError> {
+        let (n,): (i64,) =
+            sqlx::query_as("SELECT COALESCE(SUM(bytes), 0) FROM media WHERE owner_id = ?")
+                .bind(owner)
+                .fetch_one(self.reader())
+                .await?;
+        Ok(n)
+    }
+
+    /// Uploads older than `before` that nothing uses (no listing, product
+    /// or review shows them), at most `limit`: (id, original key, thumb key).
+    pub async fn orphan_media(
+        &self,
+        before: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, String, String)>, StoreError> {
+        let rows: Vec<(i64, String, String)> = sqlx::query_as(
+            "SELECT m.id, m.original_key, m.thumb_key FROM media m \
+             WHERE m.created_at < ? \
+             AND NOT EXISTS (SELECT 1 FROM listing_images li WHERE li.media_id = m.id) \
+             AND NOT EXISTS (SELECT 1 FROM product_images pi WHERE pi.media_id = m.id) \
+             ORDER BY m.created_at LIMIT ?",
+        )
+        .bind(before)
+        .bind(limit)
+        .fetch_all(self.reader())
+        .await?;
+        Ok(rows)
+    }
+
+    /// Delete an upload's row if still nothing uses it (reviews keep their
+    /// images as a comma-separated id list); true if it was deleted, and
+    /// its files may go.
+    pub async fn delete_orphan_media(&self, id: i64) -> Result<bool, StoreError> {
+        let n = id.to_string();
+        let done = sqlx::query(
+            "DELETE FROM media WHERE id = ? \
+             AND NOT EXISTS (SELECT 1 FROM listing_images li WHERE li.media_id = ?) \
+             AND NOT EXISTS (SELECT 1 FROM product_images pi WHERE pi.media_id = ?) \
+             AND NOT EXISTS (SELECT 1 FROM product_reviews r WHERE r.user_id = media.owner_id \
+                 AND (r.images = ? OR r.images LIKE ? OR r.images LIKE ? OR r.images LIKE ?))",
+        )
+        .bind(id)
+        .bind(id)
+        .bind(id)
+        .bind(&n)
+        .bind(format!("{n},%"))
+        .bind(format!("%,{n}"))
+        .bind(format!("%,{n},%"))
+        .execute(self.writer())
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     pub async fn media(&self, ids: &[i64]) -> Result<Vec<MediaRecord>, StoreError> {
