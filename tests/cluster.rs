@@ -931,7 +931,7 @@ async fn a_reservation_timer_fires_once_in_the_cluster() {
 #[actix_web::test]
 async fn a_consuming_node_killed_mid_stream_leaves_exactly_one_notification_per_event() {
     let Some(b) = backends() else { return };
-    let mut c = Cluster::start(&b, 2, &[]).await;
+    let mut c = Cluster::start(&b, 2, &BULK_SELLER).await;
     let (_, watcher) = c.user("n-watcher").await;
     let (_, seller) = c.user("n-seller").await;
     let r = c
@@ -1022,7 +1022,7 @@ async fn a_broker_outage_delays_notifications_and_emails_and_loses_or_doubles_no
     let Some((broker, own)) = own_broker(b) else {
         return;
     };
-    let c = Cluster::start(&own, 2, &[]).await;
+    let c = Cluster::start(&own, 2, &BULK_SELLER).await;
     let (_, watcher) = c.user("bo-watcher").await;
     let (_, seller) = c.user("bo-seller").await;
     let r = c
@@ -1098,6 +1098,14 @@ async fn a_broker_outage_delays_notifications_and_emails_and_loses_or_doubles_no
         "every email to the watcher"
     );
 }
+
+/// One seller posts a listing per event, more than `listings_per_hour`,
+/// and every one must reach the watcher (past
+/// `keyword_alerts_per_seller_per_hour`): these tests are about delivery.
+const BULK_SELLER: [(&str, &str); 2] = [
+    ("listings_per_hour", "100000"),
+    ("keyword_alerts_per_seller_per_hour", "100000"),
+];
 
 #[actix_web::test]
 async fn events_published_while_every_node_is_down_are_notified_at_restart() {

@@ -228,6 +228,30 @@ impl Revocation {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any nickname with an invisible or direction-changing character
+        /// somewhere is refused, whatever surrounds it; checking never
+        /// panics on any input.
+        #[test]
+        fn invisible_characters_are_refused_anywhere(
+            before in "\\PC{0,8}",
+            after in "\\PC{0,8}",
+            c in prop::sample::select(vec!['\u{200B}', '\u{200D}', '\u{202E}', '\u{2066}', '\u{FEFF}', '\u{3164}', '\u{00AD}']),
+        ) {
+            let mut e = FieldErrors::new();
+            check_member_nickname(&format!("{before}{c}{after}"), &mut e);
+            prop_assert!(e.contains_key("nickname"));
+        }
+
+        #[test]
+        fn checking_any_nickname_never_panics(s in "\\PC{0,40}") {
+            let mut e = FieldErrors::new();
+            check_member_nickname(&normalize_nickname(&s), &mut e);
+        }
+    }
+
     use super::*;
 
     fn email_ok(s: &str) -> bool {

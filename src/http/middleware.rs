@@ -252,3 +252,45 @@ fn harden(res: &mut ServiceResponse<BoxBody>) {
         HeaderValue::from_static("strict-origin-when-cross-origin"),
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use actix_web::http::{Method, StatusCode};
+    use proptest::prelude::*;
+
+    use super::{method_label, status_label};
+
+    proptest! {
+        /// Whatever token a client sends as its method, the label is one
+        /// of eight.
+        #[test]
+        fn method_labels_are_bounded(token in "[A-Za-z0-9!#$%&'*+.^_`|~-]{1,40}") {
+            let Ok(method) = Method::from_bytes(token.as_bytes()) else {
+                return Ok(());
+            };
+            let label = method_label(&method);
+            prop_assert!(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "OTHER"].contains(&label));
+            if !["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"].contains(&token.as_str()) {
+                prop_assert_eq!(label, "OTHER");
+            }
+        }
+    }
+
+    /// Every status a response can carry maps into a small set.
+    #[test]
+    fn status_labels_are_bounded() {
+        let labels: HashSet<&str> = (100..=999)
+            .filter_map(|n| StatusCode::from_u16(n).ok())
+            .map(status_label)
+            .collect();
+        assert!(labels.len() <= 48, "{labels:?}");
+        assert_eq!(status_label(StatusCode::NOT_FOUND), "404");
+        assert_eq!(status_label(StatusCode::IM_A_TEAPOT), "4xx");
+        assert_eq!(
+            status_label(StatusCode::from_u16(799).expect("valid")),
+            "other"
+        );
+    }
+}

@@ -119,15 +119,7 @@ impl Mailer {
     /// Mail a fresh verification link to the user's address (the
     /// `email_verify` job). Verified meanwhile, or no address: nothing.
     pub async fn send_verification(&self, user_id: i64) -> Result<(), String> {
-        let Some(user) = self
-            .sql
-            .user_by_id(user_id)
-            .await
-            .map_err(|e| e.to_string())?
-        else {
-            return Ok(());
-        };
-        let Some(address) = user.email.clone() else {
+        let Some((user, address)) = self.addressee(user_id).await? else {
             return Ok(());
         };
         let Some(token) = self
@@ -149,20 +141,28 @@ impl Mailer {
     /// owner learns of it). An unverified address gets nothing: it had its
     /// link at sign-up, and it may not be the owner's at all.
     pub async fn send_signup_attempt(&self, user_id: i64) -> Result<(), String> {
-        let Some(user) = self
-            .sql
-            .user_by_id(user_id)
-            .await
-            .map_err(|e| e.to_string())?
-        else {
+        let Some((user, address)) = self.addressee(user_id).await? else {
             return Ok(());
         };
-        let (Some(address), Some(_)) = (user.email.clone(), user.email_verified_at) else {
+        if user.email_verified_at.is_none() {
             return Ok(());
-        };
+        }
         let mail = signup_attempt_email(&user.nickname, &format!("{}/#/login", self.public_url));
         let id = format!("attempt-{user_id}-{}", crate::domain::now_ms());
         self.deliver(&address, &user.nickname, mail, &id).await
+    }
+
+    /// The user and their address, if they still have one.
+    async fn addressee(
+        &self,
+        user_id: i64,
+    ) -> Result<Option<(crate::store::UserRecord, String)>, String> {
+        let user = self
+            .sql
+            .user_by_id(user_id)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(user.and_then(|u| u.email.clone().map(|a| (u, a))))
     }
 
     /// Send (or write) one email to `address`, within its daily quota.
@@ -230,6 +230,8 @@ impl Mailer {
                 tokio::fs::write(&path, message.formatted())
                     .await
                     .map_err(|e| format!("writing {}: {e}", path.display()))?;
+                tracing::info!(mail = id, path = %path.display(), "email written (no smtp_url)");
+                return Ok(());
             }
         }
         tracing::info!(mail = id, "email sent");

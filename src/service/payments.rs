@@ -763,11 +763,7 @@ impl Payments {
                 Cancelled::Refund(refund) => *refund,
                 Cancelled::Free => {
                     // Nothing was paid for these lines: no refund to make.
-                    for l in &lines {
-                        if let Some(listing) = l.listing_id {
-                            self.market.order_refunded(ListingId(listing)).await;
-                        }
-                    }
+                    self.listings_back(&lines).await;
                     return Ok((self.orders.reload(order.id).await?, None));
                 }
                 Cancelled::Changed => return Err(ApiError::new(
@@ -775,11 +771,7 @@ impl Payments {
                     "the order changed meanwhile (a line was cancelled or reviewed); look again",
                 )),
             };
-        for l in &lines {
-            if let Some(listing) = l.listing_id {
-                self.market.order_refunded(ListingId(listing)).await;
-            }
-        }
+        self.listings_back(&lines).await;
         // Tell the provider now; the outbox job retries if this fails.
         let first = self.run_refund(refund.id).await;
         let retry_at = first
@@ -1073,14 +1065,20 @@ impl Payments {
                     .map_err(|e| e.to_string())?;
                 if !matches!(made, Cancelled::Changed) {
                     tracing::warn!(order = %order.order_number, amount = delta, "payment cancelled at the provider; order cancelled to match");
-                    for l in &lines {
-                        if let Some(listing) = l.listing_id {
-                            self.market.order_refunded(ListingId(listing)).await;
-                        }
-                    }
+                    self.listings_back(&lines).await;
                     self.orders.reload(order.id).await.map_err(|e| e.message)?;
                 }
                 Ok(())
+            }
+        }
+    }
+
+    /// Used listings among cancelled lines are on sale again: tell the
+    /// market (chat notices, reservation timers).
+    async fn listings_back(&self, lines: &[CancelLine]) {
+        for l in lines {
+            if let Some(listing) = l.listing_id {
+                self.market.order_refunded(ListingId(listing)).await;
             }
         }
     }

@@ -119,23 +119,6 @@ async fn with_free_option(
     .await
 }
 
-async fn pay(app: &crate::helpers::TestApp, buyer: &crate::helpers::User, key: &str) -> Value {
-    let r = app
-        .post_json("/api/orders", &json!({"from": "cart"}), Some(&buyer.token))
-        .await;
-    assert_eq!(r.status(), StatusCode::CREATED);
-    let o = json_of(r).await;
-    let r = app
-        .post_json(
-            "/api/payments/confirm",
-            &json!({"order_number": number(&o), "payment_key": key, "amount": o["total"], "provider": "sandbox"}),
-            Some(&buyer.token),
-        )
-        .await;
-    assert_eq!(r.status(), StatusCode::OK, "{key}");
-    json_of(r).await["order"].clone()
-}
-
 #[actix_web::test]
 async fn free_lines_are_cancelled_without_a_refund() {
     let app = spawn_app().await;
@@ -144,7 +127,7 @@ async fn free_lines_are_cancelled_without_a_refund() {
     let p = with_free_option(&app, &admin, 10_000).await;
     add_to_cart(&app, &buyer, option_id(&p, 0), 1).await;
     add_to_cart(&app, &buyer, option_id(&p, 1), 2).await;
-    let o = pay(&app, &buyer, "pk-free-1").await;
+    let o = crate::refunds::pay_cart(&app, &buyer, "pk-free-1").await;
     assert_eq!(o["total"], 10_000);
     let n = number(&o);
     let free = o["lines"]
@@ -190,7 +173,7 @@ async fn free_lines_are_cancelled_without_a_refund() {
     // A whole 0-won order (free option alone) is cancelled in full.
     let p = with_free_option(&app, &admin, 20_000).await;
     add_to_cart(&app, &buyer, option_id(&p, 1), 1).await;
-    let o = pay(&app, &buyer, "pk-free-2").await;
+    let o = crate::refunds::pay_cart(&app, &buyer, "pk-free-2").await;
     assert_eq!(o["total"], 0);
     let r = cancel(&app, &buyer, &number(&o), None).await;
     assert_eq!(r.status(), StatusCode::OK);
@@ -952,35 +935,30 @@ async fn listing_floods_are_throttled_and_alert_a_watcher_a_few_times() {
         std::time::Duration::from_secs(10),
         "two keyword alerts",
         || async {
-            let v = json_of(app.get("/api/me/notifications", Some(&watcher.token)).await).await;
-            let n = v["items"].as_array().map_or(0, |a| {
-                a.iter().filter(|n| n["kind"] == "keyword.match").count()
-            });
+            let n = keyword_alerts(&app, &watcher.token).await;
             (n >= 2).then_some(n)
         },
     )
     .await;
     tokio::time::sleep(std::time::Duration::from_millis(1_000)).await;
-    let v = json_of(app.get("/api/me/notifications", Some(&watcher.token)).await).await;
-    let n = v["items"].as_array().map_or(0, |a| {
-        a.iter().filter(|n| n["kind"] == "keyword.match").count()
-    });
-    assert_eq!((alerts, n), (2, 2), "{v}");
+    assert_eq!((alerts, keyword_alerts(&app, &watcher.token).await), (2, 2));
     // Another seller's listing still reaches the watcher.
     let other = app.user("kw-other-seller").await;
     crate::market::listing(&app, &other, "아이폰 팝니다", 500_000).await;
     crate::helpers::eventually(
         std::time::Duration::from_secs(10),
         "an alert about another seller",
-        || async {
-            let v = json_of(app.get("/api/me/notifications", Some(&watcher.token)).await).await;
-            let n = v["items"].as_array().map_or(0, |a| {
-                a.iter().filter(|n| n["kind"] == "keyword.match").count()
-            });
-            (n == 3).then_some(())
-        },
+        || async { (keyword_alerts(&app, &watcher.token).await == 3).then_some(()) },
     )
     .await;
+}
+
+/// How many keyword alerts are in the inbox of `token`'s user.
+async fn keyword_alerts(app: &crate::helpers::TestApp, token: &str) -> usize {
+    let v = json_of(app.get("/api/me/notifications", Some(token)).await).await;
+    v["items"].as_array().map_or(0, |a| {
+        a.iter().filter(|n| n["kind"] == "keyword.match").count()
+    })
 }
 
 #[actix_web::test]

@@ -21,6 +21,11 @@ pub async fn paid_order(
 ) -> Value {
     add_to_cart(app, buyer, option_id(product, 0), a).await;
     add_to_cart(app, buyer, option_id(product, 1), b).await;
+    pay_cart(app, buyer, key).await
+}
+
+/// Order the cart and pay it with the sandbox; the paid order.
+pub async fn pay_cart(app: &TestApp, buyer: &User, key: &str) -> Value {
     let r = app
         .post_json("/api/orders", &json!({"from": "cart"}), Some(&buyer.token))
         .await;

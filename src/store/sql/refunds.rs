@@ -184,66 +184,40 @@ impl SqlStore {
                     .await?;
                 }
             }
-            if r.amount == 0 {
-                // Free lines only: nothing to give back, so no payment
-                // change, no refund row (`refunds.amount > 0`) and no
-                // provider call; the lines and stock change as usual.
-                let (left,): (i64,) = sqlx::query_as(
-                    "SELECT COUNT(*) FROM order_lines WHERE order_id = ? AND cancelled_quantity < quantity",
+            // Free lines only (0 won): nothing to give back, so no payment
+            // change, no refund row (`refunds.amount > 0`) and no provider
+            // call; the lines, the stock and the order change as usual.
+            let free = r.amount == 0;
+            let (cancelled_after, paid_amount) = if free {
+                (0, 0)
+            } else {
+                // `status` first: MySQL evaluates SET left to right with
+                // the new values, SQLite with the old ones; this order
+                // reads the old `cancelled_amount` on both.
+                let paid = sqlx::query(
+                    "UPDATE payments SET \
+                     status = CASE WHEN cancelled_amount + ? >= amount THEN 'cancelled' ELSE 'partially_cancelled' END, \
+                     cancelled_amount = cancelled_amount + ?, updated_at = ? \
+                     WHERE id = ? AND order_id = ? AND cancelled_amount + ? <= amount",
                 )
-                .bind(r.order_id)
-                .fetch_one(&mut *tx)
-                .await?;
-                let (status, all) = if left == 0 {
-                    ("cancelled", 1_i64)
-                } else {
-                    ("partially_cancelled", 0)
-                };
-                let moved = sqlx::query(
-                    "UPDATE orders SET status = ?, ended_at = CASE WHEN ? = 1 THEN ? ELSE ended_at END, updated_at = ? \
-                     WHERE id = ? AND status IN ('paid', 'partially_cancelled')",
-                )
-                .bind(status)
-                .bind(all)
+                .bind(r.amount)
+                .bind(r.amount)
                 .bind(now)
-                .bind(now)
+                .bind(r.payment_id)
                 .bind(r.order_id)
+                .bind(r.amount)
                 .execute(&mut *tx)
                 .await?;
-                if moved.rows_affected() != 1 {
+                if paid.rows_affected() != 1 {
                     return Ok(None);
                 }
-                for job in r.jobs {
-                    enqueue(&mut tx, job, now).await?;
-                }
-                self.commit_with_jobs(tx).await?;
-                return Ok(Some(None));
-            }
-            // `status` first: MySQL evaluates SET left to right with the
-            // new values, SQLite with the old ones; this order reads the
-            // old `cancelled_amount` on both.
-            let paid = sqlx::query(
-                "UPDATE payments SET \
-                 status = CASE WHEN cancelled_amount + ? >= amount THEN 'cancelled' ELSE 'partially_cancelled' END, \
-                 cancelled_amount = cancelled_amount + ?, updated_at = ? \
-                 WHERE id = ? AND order_id = ? AND cancelled_amount + ? <= amount",
-            )
-            .bind(r.amount)
-            .bind(r.amount)
-            .bind(now)
-            .bind(r.payment_id)
-            .bind(r.order_id)
-            .bind(r.amount)
-            .execute(&mut *tx)
-            .await?;
-            if paid.rows_affected() != 1 {
-                return Ok(None);
-            }
-            let (cancelled_after, paid_amount): (i64, i64) =
-                sqlx::query_as("SELECT cancelled_amount, amount FROM payments WHERE id = ?")
-                    .bind(r.payment_id)
-                    .fetch_one(&mut *tx)
-                    .await?;
+                sqlx::query_as::<_, (i64, i64)>(
+                    "SELECT cancelled_amount, amount FROM payments WHERE id = ?",
+                )
+                .bind(r.payment_id)
+                .fetch_one(&mut *tx)
+                .await?
+            };
             let (left,): (i64,) = sqlx::query_as(
                 "SELECT COUNT(*) FROM order_lines WHERE order_id = ? AND cancelled_quantity < quantity",
             )
@@ -267,6 +241,13 @@ impl SqlStore {
             .await?;
             if moved.rows_affected() != 1 {
                 return Ok(None);
+            }
+            if free {
+                for job in r.jobs {
+                    enqueue(&mut tx, job, now).await?;
+                }
+                self.commit_with_jobs(tx).await?;
+                return Ok(Some(None));
             }
             let items: Vec<RefundLine> = r
                 .lines
