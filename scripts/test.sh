@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command from the README. Three passes:
 #
-# 1. `cargo test --workspace`: unit, CLI and the HTTP/WebSocket acceptance
+# 1. the workspace's tests (`cargo nextest run --workspace`): unit, CLI and the HTTP/WebSocket acceptance
 #    suite on the embedded engine (SQLite, in-process cache, limits, bus),
 #    the web client in headless Chromium (tests/web.rs; the browser comes
 #    from scripts/browser.sh), plus the multi-process cluster and fault
@@ -60,8 +60,19 @@ for name in c.list_database_names():
 PY
 fi
 
+# cargo-nextest (on the machine) runs every test in its own process and the
+# test binaries side by side, which keeps the three passes short; plain
+# `cargo test` where it is missing. (The crate has no doctests.)
+run_tests() {
+  if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --locked --no-fail-fast "$@"
+  else
+    cargo test --locked "$@"
+  fi
+}
+
 echo "== pass 1: workspace tests (embedded engine; tests/cluster.rs on the services)"
-cargo test --workspace --locked "$@"
+run_tests --workspace "$@"
 
 have() { answers "$MYSQL_URL" && answers "$REDIS_URL"; }
 if [ "${CI:-}" != true ] && ! have; then
@@ -69,7 +80,7 @@ if [ "${CI:-}" != true ] && ! have; then
   exit 0
 fi
 echo "== pass 2: acceptance suite on MySQL/MariaDB ($MYSQL_URL) + Redis ($REDIS_URL)"
-JT_TEST_MYSQL_URL=$MYSQL_URL JT_TEST_REDIS_URL=$REDIS_URL cargo test --workspace --locked --test api --test web "$@"
+JT_TEST_MYSQL_URL=$MYSQL_URL JT_TEST_REDIS_URL=$REDIS_URL run_tests --test api --test web "$@"
 
 if [ "${CI:-}" != true ] && ! { answers "$MONGODB_URL" && answers "$KAFKA"; }; then
   echo "!!! SKIPPED: the acceptance suite on the distributed engine (no MongoDB at $MONGODB_URL or no Kafka at $KAFKA; CI requires both) !!!"
@@ -79,6 +90,6 @@ echo "== pass 3: acceptance suite on MySQL + Redis + MongoDB ($MONGODB_URL) + Ka
 distributed() {
   JT_TEST_MYSQL_URL=$MYSQL_URL JT_TEST_REDIS_URL=$REDIS_URL JT_TEST_MONGODB_URL=$MONGODB_URL \
     JT_TEST_KAFKA_BROKERS=$KAFKA JT_TEST_NODES=2 \
-    cargo test --workspace --locked "$@"
+    run_tests "$@"
 }
 distributed --test api --test web "$@"

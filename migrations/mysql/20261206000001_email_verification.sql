@@ -20,6 +20,6 @@ CREATE TABLE email_tokens (
 CREATE TABLE mail_quota (
     address VARCHAR(254) NOT NULL,
     day     BIGINT NOT NULL,
-    sent    INT NOT NULL,
+    sent    BIGINT NOT NULL,
     PRIMARY KEY (address, day)
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;

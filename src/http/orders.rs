@@ -179,7 +179,7 @@ pub struct OutboxJobView {
         (status = 201, body = OrderView),
         (status = 401, description = "`unauthenticated`", body = ErrorBody),
         (status = 403, description = "`email_unverified`: the account's email address is not verified yet", body = ErrorBody),
-        (status = 409, description = "`out_of_stock`: `details.options` lists the options that are short or no longer on sale", body = ErrorBody),
+        (status = 409, description = "`out_of_stock`: `details.options` lists the options that are short or no longer on sale; `limit_reached`: the buyer has `max_unpaid_orders` orders or would hold more than `max_unpaid_units` units waiting for payment (`details.limit`)", body = ErrorBody),
         (status = 422, description = "`validation_failed` (empty cart, options not in the cart, quantity)", body = ErrorBody),
     ),
     security(("bearer" = []), ("cookie" = []))
@@ -215,7 +215,8 @@ pub async fn place_order(
         (status = 401, description = "`unauthenticated`", body = ErrorBody),
         (status = 403, description = "`email_unverified`: the account's email address is not verified yet", body = ErrorBody),
         (status = 404, description = "`not_found` (also hidden or deleted)", body = ErrorBody),
-        (status = 409, description = "`invalid_state` (reserved or sold), `conflict` (your own listing)", body = ErrorBody),
+        (status = 409, description = "`invalid_state` (reserved or sold), `conflict` (your own listing), `limit_reached` (`unpaid_orders`: `max_unpaid_orders` orders wait for payment)", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: your last order of this listing ended unpaid less than `listing_reorder_cooldown_secs` ago (`Retry-After`)", body = ErrorBody),
     ),
     security(("bearer" = []), ("cookie" = []))
 )]

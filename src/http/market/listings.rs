@@ -132,6 +132,7 @@ pub struct FeedParams {
         (status = 401, description = "`unauthenticated`", body = ErrorBody),
         (status = 403, description = "`email_unverified`: the account's email address is not verified yet", body = ErrorBody),
         (status = 422, description = "`validation_failed`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: more than `listings_per_hour` new listings in the last hour (`Retry-After`)", body = ErrorBody),
     ),
     security(("bearer" = []), ("cookie" = []))
 )]

@@ -36,7 +36,7 @@ pub struct UploadForm {
     file: Vec<u8>,
 }
 
-/// Upload an image (multipart/form-data, field `file`). Attach it to a
+/// Upload an image (uploads nothing uses are deleted after `media_orphan_hours`) (multipart/form-data, field `file`). Attach it to a
 /// listing by id. The file type is decided by its content, not its name.
 #[utoipa::path(
     tag = "market",
@@ -45,7 +45,9 @@ pub struct UploadForm {
         (status = 201, body = MediaView),
         (status = 413, description = "`payload_too_large`", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`: not multipart", body = ErrorBody),
+        (status = 409, description = "`limit_reached` (`storage`): the user's uploads would pass `media_quota_mib`", body = ErrorBody),
         (status = 422, description = "`bad_image` or `validation_failed` (no `file` field)", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: more than `uploads_per_hour` uploads in the last hour (`Retry-After`)", body = ErrorBody),
     ),
     security(("bearer" = []), ("cookie" = []))
 )]

@@ -730,10 +730,7 @@ impl SqlStore {
             // One user's cart changes one at a time (MySQL: the user's row
             // lock), so the line count below is not raced and parallel
             // adds queue instead of deadlocking on gap locks.
-            sqlx::query(&format!("SELECT id FROM users WHERE id = ?{}", self.for_update()))
-                .bind(user.get())
-                .fetch_optional(&mut *tx)
-                .await?;
+            self.lock_user(&mut tx, user.get()).await?;
             let lock = format!(
                 "SELECT quantity FROM cart_items WHERE user_id = ? AND option_id = ?{}",
                 self.for_update()

@@ -276,6 +276,23 @@ impl SqlStore {
     }
 
     /// ` FOR UPDATE` on MySQL, nothing on SQLite (one writer).
+    /// Take `user`'s row lock for the rest of the transaction (MySQL; on
+    /// SQLite the one writer serialises anyway): per-user limits counted
+    /// after it cannot be raced by the same user's parallel requests.
+    pub(crate) async fn lock_user(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        user: i64,
+    ) -> Result<(), StoreError> {
+        if self.dialect == Dialect::MySql {
+            sqlx::query("SELECT id FROM users WHERE id = ? FOR UPDATE")
+                .bind(user)
+                .fetch_optional(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
     pub(crate) fn for_update(&self) -> &'static str {
         match self.dialect {
             Dialect::Sqlite => "",

@@ -1,7 +1,7 @@
 //! Notifications and their preferences.
 
 use super::outbox::enqueue;
-use super::{is_unique_violation, NewJob, SqlStore};
+use super::{is_unique_violation, retrying, NewJob, SqlStore};
 use crate::store::StoreError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -373,24 +373,33 @@ impl SqlStore {
         max: usize,
         now: i64,
     ) -> Result<KeywordAdd, StoreError> {
-        let r = sqlx::query(
-            "INSERT INTO keyword_alerts (user_id, keyword, created_at) \
-             SELECT ?, ?, ? FROM (SELECT 1 AS one) AS one \
-             WHERE (SELECT COUNT(*) FROM keyword_alerts WHERE user_id = ?) < ?",
-        )
-        .bind(user_id)
-        .bind(keyword)
-        .bind(now)
-        .bind(user_id)
-        .bind(i64::try_from(max).unwrap_or(i64::MAX))
-        .execute(self.writer())
-        .await;
-        match r {
-            Ok(done) if done.rows_affected() == 1 => Ok(KeywordAdd::Added),
-            Ok(_) => Ok(KeywordAdd::Full),
-            Err(e) if is_unique_violation(&e) => Ok(KeywordAdd::Exists),
-            Err(e) => Err(e.into()),
-        }
+        retrying("add_keyword", || async {
+            let mut tx = self.writer().begin().await?;
+            // One user's saves one at a time (MySQL: the user's row lock),
+            // so parallel saves queue instead of deadlocking on gap locks.
+            self.lock_user(&mut tx, user_id).await?;
+            let r = sqlx::query(
+                "INSERT INTO keyword_alerts (user_id, keyword, created_at) \
+                 SELECT ?, ?, ? FROM (SELECT 1 AS one) AS one \
+                 WHERE (SELECT COUNT(*) FROM keyword_alerts WHERE user_id = ?) < ?",
+            )
+            .bind(user_id)
+            .bind(keyword)
+            .bind(now)
+            .bind(user_id)
+            .bind(i64::try_from(max).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await;
+            let outcome = match r {
+                Ok(done) if done.rows_affected() == 1 => KeywordAdd::Added,
+                Ok(_) => KeywordAdd::Full,
+                Err(e) if is_unique_violation(&e) => KeywordAdd::Exists,
+                Err(e) => return Err(e.into()),
+            };
+            tx.commit().await?;
+            Ok(outcome)
+        })
+        .await
     }
 
     /// May `watcher` be told of `seller`'s listing (event `event_id`)?
@@ -406,6 +415,9 @@ impl SqlStore {
         now: i64,
     ) -> Result<bool, StoreError> {
         let hour_ago = now - 3_600_000;
+        let mut tx = self.writer().begin().await?;
+        // One watcher's count at a time (MySQL: the user's row lock).
+        self.lock_user(&mut tx, watcher).await?;
         let r = sqlx::query(
             "INSERT INTO keyword_alert_log (watcher_id, event_id, seller_id, created_at) \
              SELECT ?, ?, ?, ? FROM (SELECT 1 AS one) AS one \
@@ -420,13 +432,14 @@ impl SqlStore {
         .bind(seller)
         .bind(hour_ago)
         .bind(i64::from(max))
-        .execute(self.writer())
+        .execute(&mut *tx)
         .await;
         let taken = match r {
             Ok(done) => done.rows_affected() == 1,
             Err(e) if is_unique_violation(&e) => true,
             Err(e) => return Err(e.into()),
         };
+        tx.commit().await?;
         sqlx::query("DELETE FROM keyword_alert_log WHERE created_at < ?")
             .bind(now - 7_200_000)
             .execute(self.writer())

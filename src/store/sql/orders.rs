@@ -263,21 +263,23 @@ impl SqlStore {
     ) -> Result<Option<PlaceRefusal>, StoreError> {
         let buyer = order.buyer.get();
         let limits = order.limits;
-        sqlx::query(&format!(
-            "SELECT id FROM users WHERE id = ?{}",
-            self.for_update()
-        ))
-        .bind(buyer)
-        .fetch_optional(&mut **tx)
-        .await?;
-        let (orders, held): (i64, i64) = sqlx::query_as(
-            "SELECT COUNT(DISTINCT o.id), COALESCE(SUM(CASE WHEN l.option_id IS NOT NULL THEN l.quantity ELSE 0 END), 0) \
-             FROM orders o JOIN order_lines l ON l.order_id = o.id \
-             WHERE o.buyer_id = ? AND o.status = 'pending_payment'",
+        self.lock_user(tx, buyer).await?;
+        // Two plain reads (no SUM: MySQL returns it as DECIMAL); at most
+        // `unpaid_orders` orders of at most 50 lines are summed here.
+        let (orders,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM orders WHERE buyer_id = ? AND status = 'pending_payment'",
         )
         .bind(buyer)
         .fetch_one(&mut **tx)
         .await?;
+        let quantities: Vec<(i64,)> = sqlx::query_as(
+            "SELECT l.quantity FROM orders o JOIN order_lines l ON l.order_id = o.id \
+             WHERE o.buyer_id = ? AND o.status = 'pending_payment' AND l.option_id IS NOT NULL",
+        )
+        .bind(buyer)
+        .fetch_all(&mut **tx)
+        .await?;
+        let held: i64 = quantities.iter().map(|q| q.0).sum();
         if orders >= limits.unpaid_orders {
             return Ok(Some(PlaceRefusal::Limit {
                 limit: "unpaid_orders",

@@ -525,16 +525,21 @@ impl SqlStore {
         prefix: &str,
         now: i64,
     ) -> Result<(i64, i64), StoreError> {
-        let (all, mine): (i64, Option<i64>) = sqlx::query_as(
-            "SELECT COUNT(*), SUM(CASE WHEN dedup_key LIKE ? THEN 1 ELSE 0 END) FROM outbox \
-             WHERE kind = ? AND status = 'pending' AND (claimed_until IS NULL OR claimed_until < ?)",
-        )
-        .bind(format!("{prefix}%"))
-        .bind(kind)
-        .bind(now)
-        .fetch_one(self.writer())
-        .await?;
-        Ok((all, mine.unwrap_or(0)))
+        let waiting = "FROM outbox WHERE kind = ? AND status = 'pending' \
+                       AND (claimed_until IS NULL OR claimed_until < ?)";
+        let (all,): (i64,) = sqlx::query_as(&format!("SELECT COUNT(*) {waiting}"))
+            .bind(kind)
+            .bind(now)
+            .fetch_one(self.writer())
+            .await?;
+        let (mine,): (i64,) =
+            sqlx::query_as(&format!("SELECT COUNT(*) {waiting} AND dedup_key LIKE ?"))
+                .bind(kind)
+                .bind(now)
+                .bind(format!("{prefix}%"))
+                .fetch_one(self.writer())
+                .await?;
+        Ok((all, mine))
     }
 
     pub async fn payment_intent(

@@ -14,13 +14,7 @@ impl SqlStore {
         now: i64,
     ) -> Result<Option<i64>, StoreError> {
         let mut tx = self.writer().begin().await?;
-        sqlx::query(&format!(
-            "SELECT id FROM users WHERE id = ?{}",
-            self.for_update()
-        ))
-        .bind(m.owner.get())
-        .fetch_optional(&mut *tx)
-        .await?;
+        self.lock_user(&mut tx, m.owner.get()).await?;
         let done = sqlx::query(
             "INSERT INTO media (owner_id, content_type, bytes, width, height, original_key, thumb_key, created_at) \
              SELECT ?, ?, ?, ?, ?, ?, ?, ? FROM (SELECT 1 AS one) AS one \
@@ -49,11 +43,15 @@ impl SqlStore {
 
     /// Bytes of the originals `owner` has uploaded.
     pub async fn media_bytes_of(&self, owner: i64) -> Result<i64, StoreError> {
-        let (n,): (i64,) =
-            sqlx::query_as("SELECT COALESCE(SUM(bytes), 0) FROM media WHERE owner_id = ?")
-                .bind(owner)
-                .fetch_one(self.reader())
-                .await?;
+        // MySQL's SUM is a DECIMAL: made an integer there.
+        let sum = match self.dialect() {
+            crate::store::sql::Dialect::Sqlite => "COALESCE(SUM(bytes), 0)",
+            crate::store::sql::Dialect::MySql => "CAST(COALESCE(SUM(bytes), 0) AS SIGNED)",
+        };
+        let (n,): (i64,) = sqlx::query_as(&format!("SELECT {sum} FROM media WHERE owner_id = ?"))
+            .bind(owner)
+            .fetch_one(self.reader())
+            .await?;
         Ok(n)
     }
 
