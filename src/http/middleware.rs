@@ -134,15 +134,7 @@ pub async fn observe(
         super::origin::unsafe_method(req.method())
             && !req.headers().contains_key(header::AUTHORIZATION)
             && req.cookie(super::extract::SESSION_COOKIE).is_some()
-            && !super::origin::Own {
-                host: req
-                    .headers()
-                    .get(header::HOST)
-                    .and_then(|h| h.to_str().ok()),
-                public_origin: &s.config.http.public_origin,
-                allowed: &s.config.http.ws_allowed_origins,
-            }
-            .allows(req.headers())
+            && !super::origin::Own::of(req.headers(), &s.config.http).allows(req.headers())
     });
     let mut res = if cross_site {
         // Refused before routing: another site's page tried to use the

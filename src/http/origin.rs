@@ -60,7 +60,16 @@ pub struct Own<'a> {
     pub allowed: &'a [String],
 }
 
-impl Own<'_> {
+impl<'a> Own<'a> {
+    /// This server's origins as a request to it sees them.
+    pub fn of(headers: &'a HeaderMap, http: &'a crate::config::HttpSettings) -> Own<'a> {
+        Own {
+            host: headers.get(header::HOST).and_then(|h| h.to_str().ok()),
+            public_origin: &http.public_origin,
+            allowed: &http.ws_allowed_origins,
+        }
+    }
+
     /// Is `origin` (an `Origin` header value) one of ours?
     pub fn accepts(&self, origin: &str) -> bool {
         let origin = origin.trim().trim_end_matches('/').to_ascii_lowercase();

@@ -198,23 +198,12 @@ impl Accepted {
 /// WebSocket upgrade from any page and send the page's `Origin`, so an
 /// upgrade whose `Origin` is not the server's own (`public_url`, the
 /// request's `Host`) or listed in `ws_allowed_origins` is refused (403)
-/// before anything else. Without an `Origin` header the client is not a
-/// browser (apps, bots, tests) and cannot have been led there by a
-/// foreign page: allowed.
+/// before anything else, by the same rule as cookie-authenticated changes
+/// (`http::origin`: `Sec-Fetch-Site`, then `Origin`). Without those headers
+/// the client is not a browser (apps, bots, tests) and cannot have been
+/// led there by a foreign page: allowed.
 fn check_origin(req: &HttpRequest, http: &crate::config::HttpSettings) -> Result<(), ApiError> {
-    let own = super::origin::Own {
-        host: req
-            .headers()
-            .get(actix_web::http::header::HOST)
-            .and_then(|h| h.to_str().ok()),
-        public_origin: &http.public_origin,
-        allowed: &http.ws_allowed_origins,
-    };
-    if req
-        .headers()
-        .get_all(actix_web::http::header::ORIGIN)
-        .all(|v| v.to_str().is_ok_and(|o| own.accepts(o)))
-    {
+    if super::origin::Own::of(req.headers(), http).allows(req.headers()) {
         Ok(())
     } else {
         Err(ApiError::forbidden(
