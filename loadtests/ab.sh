@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# A/B of two Jangteo server binaries in one run (embedded engine), for
+# A/B (/C...) of Jangteo server binaries in one run (embedded engine), for
 # measuring one change at a time: open rooms at stepped rates, each binary
-# run twice, alternated (A B A B), the server pinned to CPU 0 and the
+# run twice, alternated (A B A B), with the server's CPU time per delivery
+# (`--cpu-pid`) next to the latencies; the server pinned to CPU 0 and the
 # generator to CPU 1 as in compare.sh. Prints the report; read the ratios
 # between A and B within the run, not the absolute times.
 #
@@ -11,8 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-A=${1:?usage: ab.sh BINARY_A BINARY_B}
-B=${2:?usage: ab.sh BINARY_A BINARY_B}
+[ $# -ge 2 ] || { echo "usage: ab.sh BINARY_A BINARY_B [BINARY_C...]" >&2; exit 2; }
 ROOMS=${ROOMS:-20}
 MEMBERS=${MEMBERS:-50}
 RATES=${RATES:-500,1000,2000,3000}
@@ -57,7 +57,7 @@ run() { # label binary round
       || echo "!! $1: connect had errors"
   else
     $LOAD open-rooms --target jangteo --url "http://127.0.0.1:$PORT" --rooms "$ROOMS" --members "$MEMBERS" \
-      --publishers 1 --rate "$RATES" --duration "$STEP" --size "$SIZE" --json \
+      --publishers 1 --rate "$RATES" --duration "$STEP" --size "$SIZE" --cpu-pid "$pid" --json \
       | sed "s/\"target\":\"jangteo\"/\"target\":\"$1-r$3\"/" >>"$RESULTS" \
       || echo "!! $1: open-rooms reported a correctness failure"
   fi
@@ -67,9 +67,13 @@ run() { # label binary round
   wait "$pid" 2>/dev/null || true
 }
 
+LABELS=(A B C D E F G H)
 for round in $(seq 1 "$ROUNDS"); do
-  run A "$A" "$round"
-  run B "$B" "$round"
+  i=0
+  for bin in "$@"; do
+    run "${LABELS[$i]}" "$bin" "$round"
+    i=$((i + 1))
+  done
 done
 "$ROOT/target/release/jangteo-load" report "$RESULTS"
 echo

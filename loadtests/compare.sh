@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Run the same load scenarios against Jangteo (embedded engine, every
 # message persisted) and the peer servers, on this machine, in one run, and
-# write docs/BENCHMARKS.md. Loopback only; every run is bounded in time.
+# write the run to a file of its own under docs/benchmarks/ (never over an
+# earlier one; docs/BENCHMARKS.md is the hand-kept story that links them).
+# Loopback only; every run is bounded in time.
 #
 #   loadtests/compare.sh                 # defaults below
 #   RATES=1000,2000 STEP=5s loadtests/compare.sh
@@ -24,7 +26,7 @@ CONNS=${CONNS:-19000}
 CONN_USERS=${CONN_USERS:-200}
 ACK_RATE=${ACK_RATE:-5000}
 FEED_RATE=${FEED_RATE:-500}
-OUT=${OUT:-docs/BENCHMARKS.md}
+OUT=${OUT:-docs/benchmarks/compare-$(date -u +%Y%m%d-%H%M%S)-$(git rev-parse --short HEAD 2>/dev/null || echo unknown).md}
 WORK=$(mktemp -d)
 RESULTS=$WORK/results.jsonl
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
@@ -69,7 +71,7 @@ stop() {
 
 rooms_run() { # target port
   $LOAD open-rooms --target "$1" --url "http://127.0.0.1:$2" --rooms "$ROOMS" --members "$MEMBERS" \
-    --publishers "$PUBLISHERS" --rate "$RATES" --duration "$STEP" --size "$SIZE" --json >>"$RESULTS" \
+    --publishers "$PUBLISHERS" --rate "$RATES" --duration "$STEP" --size "$SIZE" --cpu-pid "$PID" --json >>"$RESULTS" \
     || echo "!! $1: open-rooms reported a correctness failure" | tee -a "$WORK/failures"
 }
 connect_run() { # target port
@@ -144,7 +146,7 @@ stop
 echo "== writing $OUT"
 {
   cat <<HEADER
-# Benchmarks
+# compare.sh run, $(date -u '+%Y-%m-%d %H:%M') UTC, commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 
 Written by \`loadtests/compare.sh\` on $(date -u +%Y-%m-%d) from one run on one machine, so
 the ratios compare like with like; absolute numbers on a shared 2-core box are noise.
@@ -173,7 +175,7 @@ HEADER
   cat "$RESULTS"
   echo '```'
 } >"$WORK/BENCHMARKS.md"
-if [ -f docs/BENCHMARKS.notes.md ]; then cat docs/BENCHMARKS.notes.md >>"$WORK/BENCHMARKS.md"; fi
+mkdir -p "$(dirname "$OUT")"
 cp "$WORK/BENCHMARKS.md" "$OUT"
 echo "done: $OUT"
 [ ! -s "$WORK/failures" ]

@@ -7,6 +7,13 @@
 # the one server core. Needs `scripts/services.sh up`. Loopback only,
 # bounded in time.
 #
+# CPU per delivery counts the whole system: the node(s) and, for the engines
+# that use them, MariaDB, Redis, tansu (Kafka) and the MongoDB-wire server
+# over the same step. The last row ("idle node") measures what a node pays
+# for another node's chat events when none of its users is in those rooms:
+# all members on node A, node B holding 10 idle users of its own, B's CPU
+# over the step (divide by the step's sends for the cost per event).
+#
 #   loadtests/engines.sh
 #   RATES=100,400 ROOMS=50 MEMBERS=20 STEP=8s loadtests/engines.sh
 set -euo pipefail
@@ -34,9 +41,14 @@ start() { # name port settings...
   PIDS+=($!)
   for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/ready" >/dev/null && break; sleep 0.2; done
 }
+# PIDs whose CPU counts, per row (set before `load`).
+CPU=()
+svc() { pgrep -x mariadbd; pgrep -x redis-server; pgrep -f "tansu broker" | head -1; pgrep -f secantusd | head -1; }
 load() { # name url [--also url]...
   local name=$1 url=$2; shift 2
-  "${PIN_LOAD[@]}" target/release/jangteo-load open-rooms --target jangteo --url "$url" "$@" \
+  local cpu=()
+  for p in "${CPU[@]}"; do cpu+=(--cpu-pid "$p"); done
+  "${PIN_LOAD[@]}" target/release/jangteo-load open-rooms --target jangteo --url "$url" "$@" "${cpu[@]}" \
     --rooms "$ROOMS" --members "$MEMBERS" --publishers 1 --rate "$RATES" --duration "$STEP" --size 100 --json \
     | sed "s/\"target\":\"jangteo\"/\"target\":\"$name\"/" >>"$W/results.jsonl"
   kill -9 "${PIDS[@]}"
@@ -45,6 +57,8 @@ load() { # name url [--also url]...
 PIDS=()
 run() { # name port settings...
   start "$@"
+  CPU=("${PIDS[@]}")
+  case $1 in mysql-redis) CPU+=($(pgrep -x mariadbd) $(pgrep -x redis-server)) ;; distributed) CPU+=($(svc)) ;; esac
   load "$1" "http://127.0.0.1:$2"
 }
 DB=jt_engines_$$
@@ -65,7 +79,19 @@ TWO=(JANGTEO_DATABASE_URL="mysql://root@127.0.0.1:3306/${DB}_c" JANGTEO_REDIS_UR
   JANGTEO_REDIS_PREFIX="${DB}_c:" JANGTEO_KAFKA_BROKERS=127.0.0.1:9092 JANGTEO_KAFKA_TOPIC_PREFIX="${DB}_c.")
 start two-nodes 9103 "${TWO[@]}"
 start two-nodes 9104 "${TWO[@]}"
+CPU=("${PIDS[@]}" $(pgrep -x mariadbd) $(pgrep -x redis-server) $(pgrep -f "tansu broker" | head -1))
 load two-nodes http://127.0.0.1:9103 --also http://127.0.0.1:9104
+# A node that only reads the other's events.
+start idle-node 9105 "${TWO[@]}"
+start idle-node 9106 "${TWO[@]}"
+IDLE=${PIDS[1]}
+"${PIN_LOAD[@]}" target/release/jangteo-load connect --target jangteo --url http://127.0.0.1:9106 \
+  --connections 10 --users 10 --hold 600s --json >/dev/null 2>&1 &
+HOLDER=$!
+sleep 3
+CPU=("$IDLE")
+load idle-node http://127.0.0.1:9105
+kill "$HOLDER" 2>/dev/null || true
 mysql -h 127.0.0.1 -u root -e "DROP DATABASE ${DB}_a; DROP DATABASE ${DB}_b; DROP DATABASE ${DB}_c" || true
 target/release/jangteo-load report "$W/results.jsonl"
 echo

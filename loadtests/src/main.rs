@@ -20,6 +20,7 @@ mod pay;
 mod proto;
 mod report;
 mod seed;
+mod storm;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -67,6 +68,10 @@ enum Command {
     /// each listing's intended post to its frame; fails on a lost
     /// (unsaturated step) or duplicated notification.
     Notify(NotifyArgs),
+    /// The reconnect storm: all members of many rooms connected, traffic
+    /// flowing, the server restarted by a command; every connection comes
+    /// back (Jangteo: resumes) and is checked gap- and duplicate-free.
+    Storm(storm::StormArgs),
     /// Render Markdown tables from result JSON files.
     Report(report::ReportArgs),
 }
@@ -87,6 +92,11 @@ struct Common {
     /// Password used for generated accounts.
     #[arg(long, default_value = "load-test-password")]
     password: String,
+    /// Processes whose CPU time (utime + stime from /proc/PID/stat) is
+    /// counted per step: the server, and for the distributed engine its
+    /// services too (repeat the flag). Gives CPU per delivery.
+    #[arg(long = "cpu-pid")]
+    cpu_pids: Vec<u32>,
 }
 
 /// The sending schedule, shared by the room scenarios.
@@ -654,6 +664,12 @@ pub struct StepReport {
     pub max_ms: f64,
     pub ack_p50_ms: f64,
     pub ack_p99_ms: f64,
+    /// CPU seconds of the `--cpu-pid` processes over the step (0 without).
+    #[serde(default)]
+    pub cpu_secs: f64,
+    /// `cpu_secs` per delivery of the step, in microseconds.
+    #[serde(default)]
+    pub cpu_us_per_delivery: f64,
 }
 
 #[derive(Debug, Serialize, serde::Deserialize, Clone)]
@@ -744,7 +760,15 @@ async fn run_rooms(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     bar.finish_and_clear();
-    let _ = go_tx.send(Some(Instant::now()));
+    let go_at = Instant::now();
+    let _ = go_tx.send(Some(go_at));
+    let cpu = tokio::spawn(cpu_per_step(
+        common.cpu_pids.clone(),
+        go_at,
+        warmup,
+        step_len,
+        rates.len(),
+    ));
     let run_len = warmup + step_len * rates.len() as u32 + drain;
     let bar = progress(run_len.as_millis() as u64, scenario, common.json);
     let begin = Instant::now();
@@ -792,10 +816,12 @@ async fn run_rooms(
             lost += expected.saturating_sub(got);
         }
     }
+    let cpu = cpu.await.unwrap_or_default();
     let steps: Vec<StepReport> = merged
         .iter()
         .zip(&rates)
-        .map(|(s, rate)| StepReport {
+        .enumerate()
+        .map(|(i, (s, rate))| StepReport {
             rate: *rate,
             sent: s.sent,
             acked: s.acked,
@@ -808,6 +834,11 @@ async fn run_rooms(
             max_ms: s.latency.as_ref().map_or(0.0, |h| h.max() as f64 / 1000.0),
             ack_p50_ms: ms(&s.ack_latency, 0.5),
             ack_p99_ms: ms(&s.ack_latency, 0.99),
+            cpu_secs: cpu.get(i).copied().unwrap_or(0.0),
+            cpu_us_per_delivery: cpu
+                .get(i)
+                .filter(|_| s.delivered > 0)
+                .map_or(0.0, |c| c * 1e6 / s.delivered as f64),
         })
         .collect();
     let last = steps.last().cloned();
@@ -838,6 +869,46 @@ async fn run_rooms(
         errors,
         error_kinds,
     })
+}
+
+/// CPU seconds (user + system) a process has used so far, from
+/// /proc/PID/stat (fields 14 and 15, in clock ticks of 1/100 s).
+fn cpu_secs(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces: count from after it.
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
+fn cpu_total(pids: &[u32]) -> f64 {
+    pids.iter().filter_map(|p| cpu_secs(*p)).sum()
+}
+
+/// CPU seconds of `pids` within each measured step (sampled at the step
+/// boundaries of the schedule that started at `go`).
+async fn cpu_per_step(
+    pids: Vec<u32>,
+    go: Instant,
+    warmup: Duration,
+    step: Duration,
+    steps: usize,
+) -> Vec<f64> {
+    if pids.is_empty() {
+        return Vec::new();
+    }
+    let mut out = Vec::with_capacity(steps);
+    tokio::time::sleep_until((go + warmup).into()).await;
+    let mut before = cpu_total(&pids);
+    for i in 1..=steps {
+        tokio::time::sleep_until((go + warmup + step * i as u32).into()).await;
+        let now = cpu_total(&pids);
+        out.push(now - before);
+        before = now;
+    }
+    out
 }
 
 fn progress(len: u64, what: &str, quiet: bool) -> indicatif::ProgressBar {
@@ -880,7 +951,7 @@ fn print_report(r: &RunReport, json: bool) -> anyhow::Result<()> {
         }
     );
     println!(
-        "{:>9} {:>9} {:>9} {:>11} {:>11} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        "{:>9} {:>9} {:>9} {:>11} {:>11} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
         "rate/s",
         "sent",
         "acked",
@@ -892,12 +963,13 @@ fn print_report(r: &RunReport, json: bool) -> anyhow::Result<()> {
         "p99.9",
         "max",
         "ack p50",
-        "ack p99"
+        "ack p99",
+        "cpu us/d"
     );
     for s in &r.steps {
         println!(
-            "{:>9.0} {:>9} {:>9} {:>11} {:>11.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
-            s.rate, s.sent, s.acked, s.delivered, s.delivered_per_sec, s.p50_ms, s.p90_ms, s.p99_ms, s.p999_ms, s.max_ms, s.ack_p50_ms, s.ack_p99_ms
+            "{:>9.0} {:>9} {:>9} {:>11} {:>11.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
+            s.rate, s.sent, s.acked, s.delivered, s.delivered_per_sec, s.p50_ms, s.p90_ms, s.p99_ms, s.p999_ms, s.max_ms, s.ack_p50_ms, s.ack_p99_ms, s.cpu_us_per_delivery
         );
     }
     println!(
@@ -984,8 +1056,31 @@ async fn direct(a: DirectArgs) -> anyhow::Result<RunReport> {
     .await
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+/// One runtime thread per CPU this process may run on (`taskset` counts):
+/// pinned to one CPU, a multi-threaded runtime's workers would take turns
+/// on it and add their scheduling to every latency measured.
+fn main() -> std::process::ExitCode {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let runtime = if cpus <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(cpus)
+            .enable_all()
+            .build()
+    };
+    match runtime {
+        Ok(rt) => rt.block_on(run()),
+        Err(e) => {
+            eprintln!("error: no runtime: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::OpenRooms(a) => {
@@ -1005,6 +1100,7 @@ async fn main() -> std::process::ExitCode {
         Command::Checkout(a) => checkout::run(a).await,
         Command::Pay(a) => pay::run(a).await,
         Command::Notify(a) => notify::run(a).await,
+        Command::Storm(a) => storm::run(a).await,
         Command::Report(a) => report::run(a),
     };
     match result {

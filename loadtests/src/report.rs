@@ -21,6 +21,7 @@ pub fn run(a: ReportArgs) -> anyhow::Result<std::process::ExitCode> {
     let mut connects = Vec::new();
     let mut feeds = Vec::new();
     let mut notifies = Vec::new();
+    let mut storms = Vec::new();
     for path in &a.files {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -31,9 +32,13 @@ pub fn run(a: ReportArgs) -> anyhow::Result<std::process::ExitCode> {
                 Some("connect") => connects.push(v),
                 Some("feed") => feeds.push(v),
                 Some("notify") => notifies.push(v),
+                Some("storm") => storms.push(v),
                 _ => rooms.push(v),
             }
         }
+    }
+    if rooms.iter().any(|r| r["scenario"] != "open-rooms") {
+        side_by_side(&rooms);
     }
     if !rooms.is_empty() {
         rooms_tables(&rooms);
@@ -76,6 +81,31 @@ pub fn run(a: ReportArgs) -> anyhow::Result<std::process::ExitCode> {
     }
     if !notifies.is_empty() {
         notify_tables(&notifies);
+    }
+    if !storms.is_empty() {
+        println!("\n### Reconnect storm: the server restarts under traffic\n");
+        println!("| server | connections | dropped | back | back p50 ms | back p99 ms | back max ms | first drop to last back s | restart command s | sent | acked | delivered | lost | dup | errors |");
+        println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+        for r in &storms {
+            println!(
+                "| {} | {} | {} | {} | {:.0} | {:.0} | {:.0} | {:.2} | {:.2} | {} | {} | {} | {} | {} | {} |",
+                r["target"].as_str().unwrap_or("?"),
+                r["connections"],
+                r["dropped"],
+                r["back"],
+                f(r, "back_p50_ms"),
+                f(r, "back_p99_ms"),
+                f(r, "back_max_ms"),
+                f(r, "storm_secs"),
+                f(r, "restart_command_secs"),
+                r["sent"],
+                r["acked"],
+                r["delivered"],
+                r["lost"],
+                r["duplicated"],
+                r["errors"],
+            );
+        }
     }
     Ok(std::process::ExitCode::SUCCESS)
 }
@@ -123,12 +153,12 @@ fn rooms_tables(rooms: &[Value]) {
         );
     }
     println!("\n### Open rooms: every step\n");
-    println!("| server | rate/s | delivered/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | ack p50 ms | ack p99 ms |");
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("| server | rate/s | delivered/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | ack p50 ms | ack p99 ms | CPU µs/delivery |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for r in rooms {
         for s in r["steps"].as_array().into_iter().flatten() {
             println!(
-                "| {} {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
+                "| {} {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} |",
                 r["target"].as_str().unwrap_or("?"),
                 r["scenario"].as_str().unwrap_or("?"),
                 f(s, "rate"),
@@ -140,8 +170,112 @@ fn rooms_tables(rooms: &[Value]) {
                 f(s, "max_ms"),
                 f(s, "ack_p50_ms"),
                 f(s, "ack_p99_ms"),
+                cpu_cell(s),
             );
         }
+    }
+}
+
+/// One row per scenario and rate, one column group per server: latency,
+/// ack latency, CPU per delivery, and Jangteo's ratios to Bun's (the
+/// fastest peer) in the same run.
+fn side_by_side(rooms: &[Value]) {
+    let mut targets: Vec<&str> = Vec::new();
+    let mut rows: Vec<(String, f64, f64)> = Vec::new();
+    for r in rooms.iter().filter(|r| r["scenario"] != "open-rooms") {
+        let t = r["target"].as_str().unwrap_or("?");
+        if !targets.contains(&t) {
+            targets.push(t);
+        }
+        let scenario = r["scenario"].as_str().unwrap_or("?").to_string();
+        let members = f(r, "members");
+        for s in r["steps"].as_array().into_iter().flatten() {
+            let key = (scenario.clone(), f(s, "rate"), f(s, "rate") * members);
+            if !rows.iter().any(|k| k.0 == key.0 && k.1 == key.1) {
+                rows.push(key);
+            }
+        }
+    }
+    let step = |target: &str, scenario: &str, rate: f64| -> Option<Value> {
+        rooms
+            .iter()
+            .filter(|r| r["target"] == target && r["scenario"] == scenario)
+            .flat_map(|r| r["steps"].as_array().cloned().unwrap_or_default())
+            .find(|s| f(s, "rate") == rate)
+    };
+    println!("### Side by side: latency p50 / p99 ms, ack p99 ms, CPU µs per delivery\n");
+    let mut head = String::from("| scenario | sends/s | deliveries/s offered |");
+    let mut rule = String::from("|---|---|---|");
+    for t in &targets {
+        head.push_str(&format!(" {t} p50 / p99 | {t} ack p99 | {t} CPU µs/d |"));
+        rule.push_str("---|---|---|");
+    }
+    head.push_str(" Jangteo / Bun: p50, p99, CPU |");
+    rule.push_str("---|");
+    println!("{head}\n{rule}");
+    for (scenario, rate, offered) in &rows {
+        let mut line = format!("| {scenario} | {rate:.0} | {offered:.0} |");
+        for t in &targets {
+            match step(t, scenario, *rate) {
+                Some(s) => line.push_str(&format!(
+                    " {:.1} / {:.1} | {:.1} | {} |",
+                    f(&s, "p50_ms"),
+                    f(&s, "p99_ms"),
+                    f(&s, "ack_p99_ms"),
+                    cpu_cell(&s)
+                )),
+                None => line.push_str(" - | - | - |"),
+            }
+        }
+        let ratio = |k: &str| -> String {
+            match (
+                step("jangteo", scenario, *rate),
+                step("bun", scenario, *rate),
+            ) {
+                (Some(j), Some(b)) if f(&b, k) > 0.0 && f(&j, k) > 0.0 => {
+                    format!("{:.2}x", f(&j, k) / f(&b, k))
+                }
+                _ => "-".into(),
+            }
+        };
+        line.push_str(&format!(
+            " {}, {}, {} |",
+            ratio("p50_ms"),
+            ratio("p99_ms"),
+            ratio("cpu_us_per_delivery")
+        ));
+        println!("{line}");
+    }
+    println!();
+    for r in rooms.iter().filter(|r| r["scenario"] != "open-rooms") {
+        let (lost, dup, ooo, errors) = (
+            &r["lost"],
+            &r["duplicated"],
+            &r["out_of_order"],
+            &r["errors"],
+        );
+        let unacked: f64 = r["steps"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|s| f(s, "sent") - f(s, "acked"))
+            .sum();
+        println!(
+            "- {} {}: lost {lost}, duplicated {dup}, out of order {ooo}, errors {errors}, unacked {unacked:.0}",
+            r["target"].as_str().unwrap_or("?"),
+            r["scenario"].as_str().unwrap_or("?"),
+        );
+    }
+    println!();
+}
+
+/// CPU per delivery of a step, or a dash when it was not measured.
+fn cpu_cell(step: &Value) -> String {
+    let us = f(step, "cpu_us_per_delivery");
+    if us > 0.0 {
+        format!("{us:.1}")
+    } else {
+        "-".into()
     }
 }
 

@@ -23,7 +23,7 @@ pub mod cluster;
 pub mod committer;
 pub mod frames;
 pub mod handle;
-pub mod outbox;
+pub mod link;
 pub mod room;
 pub mod timers;
 pub mod user;
@@ -114,28 +114,24 @@ pub struct SessionHandle {
     pub user_id: i64,
     /// The session (login) the connection was opened with.
     token_hash: Arc<str>,
-    /// The outbound queue and the connection's signals (overflowed; login
-    /// ended, after which the connection closes with 4001).
-    out: Arc<outbox::Shared>,
+    /// The connection's output and its signals (overflowed; login ended,
+    /// after which the connection closes with 4001).
+    out: Arc<link::Link>,
 }
 
 impl SessionHandle {
-    pub fn new(
-        id: u64,
-        user_id: i64,
-        token_hash: &str,
-        capacity: usize,
-    ) -> (SessionHandle, outbox::Receiver) {
-        let out = outbox::Shared::new(capacity);
-        (
-            SessionHandle {
-                id,
-                user_id,
-                token_hash: Arc::from(token_hash),
-                out: out.clone(),
-            },
-            outbox::Receiver::new(out),
-        )
+    pub fn new(id: u64, user_id: i64, token_hash: &str, link: Arc<link::Link>) -> SessionHandle {
+        SessionHandle {
+            id,
+            user_id,
+            token_hash: Arc::from(token_hash),
+            out: link,
+        }
+    }
+
+    /// The connection's output.
+    pub fn link(&self) -> &Arc<link::Link> {
+        &self.out
     }
 
     pub fn token_hash(&self) -> &str {
@@ -147,9 +143,10 @@ impl SessionHandle {
         self.out.end();
     }
 
-    /// Queue without waiting. A full queue means the client cannot keep
-    /// up: the session is told to disconnect (it recovers with `resume`),
-    /// and the producer (a room) never waits for it.
+    /// Deliver without waiting (written into the socket now, or at the end
+    /// of the sender's cork). Too much waiting means the client cannot
+    /// keep up: the session is told to disconnect (it recovers with
+    /// `resume`), and the producer (a room) never waits for it.
     pub fn push(&self, out: Outbound) {
         self.out.push(out);
     }

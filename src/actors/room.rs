@@ -20,7 +20,7 @@ use super::cluster::Remote;
 use super::committer::Job;
 use super::frames::Frame;
 use super::user::UserMsg;
-use super::{frames, ChatHub, SessionHandle};
+use super::{frames, link, ChatHub, SessionHandle};
 use crate::domain::chat::{self, MessageKind, RoomKind};
 use crate::domain::now_ms;
 use crate::error::Code;
@@ -649,6 +649,14 @@ impl Handler<RoomMsg> for RoomActor {
     fn handle(&mut self, msg: RoomMsg, ctx: &mut Context<Self>) {
         self.handled += 1;
         self.last_activity = Instant::now();
+        // What this message sends to members is written when it is handled,
+        // one write per connection (see `link::corked`).
+        link::corked(|| self.on_message(msg, ctx));
+    }
+}
+
+impl RoomActor {
+    fn on_message(&mut self, msg: RoomMsg, ctx: &mut Context<Self>) {
         // One method per message; the short ones stay here.
         match msg {
             RoomMsg::Post {
@@ -986,6 +994,13 @@ impl Handler<Committed> for RoomActor {
 
     fn handle(&mut self, msg: Committed, ctx: &mut Context<Self>) {
         self.last_activity = Instant::now();
+        // A batch's messages leave in one write per connection.
+        link::corked(|| self.on_committed(msg, ctx));
+    }
+}
+
+impl RoomActor {
+    fn on_committed(&mut self, msg: Committed, ctx: &mut Context<Self>) {
         for (token, result) in msg.results {
             let Some(p) = self.pending.remove(&token) else {
                 continue;

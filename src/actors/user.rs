@@ -173,17 +173,18 @@ impl UserTarget {
                         frame: frame.clone(),
                     });
                 }
-                let view = s.rooms.entry(room).or_insert(RoomView {
-                    unread: 0,
-                    peer: None,
-                    known: false,
-                });
-                if view.unread == unread {
-                    false
-                } else {
-                    view.unread = unread;
-                    s.mark_dirty(room)
-                }
+                // No badge frame: the client derives the count from the
+                // message (docs/PROTOCOL.md, "Badges"); the view stays
+                // exact for the totals of later badges.
+                s.rooms
+                    .entry(room)
+                    .or_insert(RoomView {
+                        unread: 0,
+                        peer: None,
+                        known: false,
+                    })
+                    .unread = unread;
+                false
             }
             UserMsg::Unread { room, unread } => {
                 let mut s = self.shared.lock();
@@ -273,6 +274,10 @@ impl UserActor {
 
     /// Send the coalesced badge updates: each changed room with the total.
     fn flush_badges(&mut self) {
+        super::link::corked(|| self.write_badges());
+    }
+
+    fn write_badges(&self) {
         let mut s = self.shared.lock();
         s.flush_scheduled = false;
         let total: i64 = s.rooms.values().map(|r| r.unread).sum();

@@ -1,16 +1,16 @@
-//! WebSocket framing (RFC 6455) on the upgraded TCP stream, owned by the
-//! connection's session task.
+//! WebSocket framing (RFC 6455) on the upgraded TCP stream: the reading
+//! side, owned by the connection's session task, and the close. Writes go
+//! through the connection's [`Link`] (`actors::link`), which the senders
+//! write into the socket themselves.
 //!
 //! Why our own and not actix-ws: with actix-ws the HTTP/1 dispatcher keeps
 //! serving the connection after the upgrade, with its two 8 KiB buffers for
 //! the connection's whole life (16 of the ~23 KiB of heap an idle
 //! connection cost), and every outbound frame crosses a channel into it and
-//! becomes a write of its own. Here the session task reads and writes the
-//! socket itself:
+//! becomes a write of its own. Here:
 //! - An idle connection holds no buffer at all. Reads go through a stack
 //!   chunk; only a partial frame is kept, and output is kept only until the
 //!   kernel takes it.
-//! - Frames queued in one pass of the session loop leave in one `write`.
 //! - A frame header that announces more than the limit closes the
 //!   connection (1009) before its payload arrives.
 //!
@@ -18,16 +18,19 @@
 //! frames are not; no extensions (reserved bits set is a protocol error).
 
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::rt::net::TcpStream;
-use bytes::{Buf, BufMut, BytesMut};
+use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::actors::link::{
+    Flushed, Link, MAX_CONTROL_PAYLOAD, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT,
+};
 
 /// Most bytes one read takes from the socket.
 const READ_CHUNK: usize = 8 * 1024;
-/// Longest payload of a control frame (RFC 6455, 5.5).
-const MAX_CONTROL_PAYLOAD: usize = 125;
 /// After our close frame, how long to read (and drop) what the peer still
 /// sends before the socket is closed. Closing with unread input makes the
 /// kernel send a reset, which can destroy our close frame in the peer's
@@ -35,11 +38,6 @@ const MAX_CONTROL_PAYLOAD: usize = 125;
 const LINGER: Duration = Duration::from_secs(2);
 
 const OP_CONTINUATION: u8 = 0x0;
-const OP_TEXT: u8 = 0x1;
-const OP_BINARY: u8 = 0x2;
-const OP_CLOSE: u8 = 0x8;
-const OP_PING: u8 = 0x9;
-const OP_PONG: u8 = 0xA;
 
 /// A whole message from the client.
 #[derive(Debug, PartialEq, Eq)]
@@ -65,63 +63,18 @@ pub enum WireError {
     Gone,
 }
 
-/// The server side of one WebSocket connection.
+/// The reading side of one WebSocket connection (writes go through the
+/// connection's [`Link`]).
 pub struct Wire {
-    io: TcpStream,
+    io: Arc<TcpStream>,
     /// Bytes read but not yet a whole frame. Empty, and without capacity,
     /// whenever the connection is between frames.
     read: BytesMut,
-    /// Frames not yet taken by the kernel, from `sent` on. Without
-    /// capacity after every completed flush: the buffer goes back to this
-    /// thread's spares (see [`spare`]), so an idle connection holds none
-    /// and a busy one does not allocate one per write.
-    write: Vec<u8>,
-    /// How much of `write` the kernel already took.
-    sent: usize,
     /// Largest message (and frame) accepted, in bytes.
     max_message: usize,
     /// A fragmented message being collected: whether it is text, and its
     /// payload so far.
     partial: Option<(bool, Vec<u8>)>,
-}
-
-/// Spare write buffers, per worker thread. A session takes one when it
-/// queues a frame and gives it back when the kernel has taken everything,
-/// so at 100,000 frames/s the writes reuse a few buffers instead of
-/// allocating and freeing one each (malloc and free were ~5% of a profile),
-/// while an idle connection still holds none. Bounded in count and in the
-/// size of what is kept: at most `KEEP_COUNT x KEEP_BYTES` (2 MiB) per thread.
-mod spare {
-    use std::cell::RefCell;
-
-    const KEEP_COUNT: usize = 512;
-    const KEEP_BYTES: usize = 4 * 1024;
-
-    thread_local! {
-        static SPARE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
-    }
-
-    pub(super) fn take() -> Vec<u8> {
-        SPARE.with(|s| s.borrow_mut().pop()).unwrap_or_default()
-    }
-
-    pub(super) fn give_back(mut buf: Vec<u8>) {
-        if buf.capacity() == 0 || buf.capacity() > KEEP_BYTES {
-            return;
-        }
-        buf.clear();
-        SPARE.with(|s| {
-            let mut s = s.borrow_mut();
-            if s.len() < KEEP_COUNT {
-                s.push(buf);
-            }
-        });
-    }
-
-    #[cfg(test)]
-    pub(super) fn count() -> usize {
-        SPARE.with(|s| s.borrow().len())
-    }
 }
 
 /// One parsed frame: (fin, opcode, unmasked payload).
@@ -197,32 +150,13 @@ fn parse_frame(buf: &mut BytesMut, max: usize) -> Result<Option<RawFrame>, WireE
     Ok(Some((fin, op, payload)))
 }
 
-/// Append one unmasked (server) frame to `buf`.
-fn put_frame(buf: &mut Vec<u8>, op: u8, payload: &[u8]) {
-    let len = payload.len();
-    buf.reserve(len + 10);
-    buf.put_u8(0x80 | op);
-    if len < 126 {
-        buf.put_u8(len as u8);
-    } else if len <= usize::from(u16::MAX) {
-        buf.put_u8(126);
-        buf.put_u16(len as u16);
-    } else {
-        buf.put_u8(127);
-        buf.put_u64(len as u64);
-    }
-    buf.put_slice(payload);
-}
-
 impl Wire {
     /// Serve `io`, whose upgrade is done; `already` is what the HTTP layer
     /// read past the request head (frames a client sent at once).
-    pub fn new(io: TcpStream, already: BytesMut, max_message: usize) -> Wire {
+    pub fn new(io: Arc<TcpStream>, already: BytesMut, max_message: usize) -> Wire {
         let mut wire = Wire {
             io,
             read: already,
-            write: Vec::new(),
-            sent: 0,
             max_message,
             partial: None,
         };
@@ -251,7 +185,7 @@ impl Wire {
                     }
                     let text = op == OP_TEXT;
                     if fin {
-                        return finish(text, payload.to_vec()).map(Some);
+                        return message(text, payload.to_vec()).map(Some);
                     }
                     self.partial = Some((text, payload.to_vec()));
                 }
@@ -264,7 +198,7 @@ impl Wire {
                     }
                     data.extend_from_slice(&payload);
                     if fin {
-                        return finish(text, data).map(Some);
+                        return message(text, data).map(Some);
                     }
                     self.partial = Some((text, data));
                 }
@@ -293,91 +227,58 @@ impl Wire {
         }
     }
 
-    /// Queue a text frame (sent by the next [`Wire::flush`]).
-    pub fn text(&mut self, payload: &str) {
-        put_frame(self.out(), OP_TEXT, payload.as_bytes());
+    /// The socket (the link writes to it; the session waits on it).
+    pub fn io(&self) -> &Arc<TcpStream> {
+        &self.io
     }
 
-    pub fn ping(&mut self, payload: &[u8]) {
-        put_frame(
-            self.out(),
-            OP_PING,
-            &payload[..payload.len().min(MAX_CONTROL_PAYLOAD)],
-        );
-    }
-
-    pub fn pong(&mut self, payload: &[u8]) {
-        put_frame(
-            self.out(),
-            OP_PONG,
-            &payload[..payload.len().min(MAX_CONTROL_PAYLOAD)],
-        );
-    }
-
-    /// Queue a close frame; the reason is cut (at a character boundary) to
-    /// fit a control frame.
-    pub fn close(&mut self, code: u16, reason: &str) {
-        let mut end = reason.len().min(MAX_CONTROL_PAYLOAD - 2);
-        while !reason.is_char_boundary(end) {
-            end -= 1;
-        }
-        let mut payload = Vec::with_capacity(2 + end);
-        payload.extend_from_slice(&code.to_be_bytes());
-        payload.extend_from_slice(&reason.as_bytes()[..end]);
-        put_frame(self.out(), OP_CLOSE, &payload);
-    }
-
-    /// Bytes queued and not yet written.
-    pub fn queued(&self) -> usize {
-        self.write.len() - self.sent
-    }
-
-    /// The write buffer, taken from this thread's spares when empty.
-    fn out(&mut self) -> &mut Vec<u8> {
-        if self.write.capacity() == 0 {
-            self.write = spare::take();
-        }
-        &mut self.write
-    }
-
-    /// Write everything queued. Cancel-safe: what was written is gone from
-    /// the queue, the rest stays for the next call.
-    pub async fn flush(&mut self) -> io::Result<()> {
-        while self.sent < self.write.len() {
-            let n = self.io.write(&self.write[self.sent..]).await?;
-            if n == 0 {
-                return Err(io::ErrorKind::WriteZero.into());
-            }
-            self.sent += n;
-        }
-        self.sent = 0;
-        spare::give_back(std::mem::take(&mut self.write));
-        Ok(())
-    }
-
-    /// End the connection: write what is queued (a close frame, normally)
-    /// within `grace`, close our side, and read until the peer closes its
-    /// side too (at most [`LINGER`]).
-    pub async fn finish(mut self, grace: Duration) {
-        if tokio::time::timeout(grace, self.flush()).await.is_err() {
-            return;
-        }
-        if self.io.shutdown().await.is_err() {
-            return;
-        }
-        let _ = tokio::time::timeout(LINGER, async {
-            let mut sink = [0u8; 1024];
-            while let Ok(n) = self.io.read(&mut sink).await {
-                if n == 0 {
-                    break;
-                }
-            }
-        })
-        .await;
+    pub fn into_io(self) -> Arc<TcpStream> {
+        self.io
     }
 }
 
-fn finish(text: bool, data: Vec<u8>) -> Result<Incoming, WireError> {
+/// End the connection: write what the link holds (its close frame,
+/// normally) within `grace`, close our side, and read until the peer
+/// closes its side too (at most [`LINGER`]).
+pub async fn finish(link: &Link, io: Arc<TcpStream>, grace: Duration) {
+    let written = async {
+        loop {
+            match link.flush() {
+                Flushed::Done => return true,
+                Flushed::Gone => return false,
+                Flushed::Blocked => {
+                    if io.writable().await.is_err() {
+                        return false;
+                    }
+                }
+            }
+        }
+    };
+    let written = tokio::time::timeout(grace, written).await.unwrap_or(false);
+    // Nobody writes from now on (senders find the link closed), so the
+    // socket is ours alone.
+    drop(link.take_io());
+    if !written {
+        return;
+    }
+    let Ok(mut io) = Arc::try_unwrap(io) else {
+        return;
+    };
+    if io.shutdown().await.is_err() {
+        return;
+    }
+    let _ = tokio::time::timeout(LINGER, async {
+        let mut sink = [0u8; 1024];
+        while let Ok(n) = io.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+fn message(text: bool, data: Vec<u8>) -> Result<Incoming, WireError> {
     if !text {
         return Ok(Incoming::Binary);
     }
@@ -486,20 +387,6 @@ mod tests {
         ));
     }
 
-    #[test]
-    fn server_frames_are_unmasked_with_the_shortest_length() {
-        let mut buf = Vec::new();
-        put_frame(&mut buf, OP_TEXT, b"abc");
-        assert_eq!(&buf[..], &[0x81, 3, b'a', b'b', b'c']);
-        let mut buf = Vec::new();
-        put_frame(&mut buf, OP_TEXT, &[0u8; 300]);
-        assert_eq!(&buf[..4], &[0x81, 126, 1, 44]);
-        let mut buf = Vec::new();
-        put_frame(&mut buf, OP_BINARY, &vec![0u8; 70_000]);
-        assert_eq!(buf[1], 127);
-        assert_eq!(buf.len(), 10 + 70_000);
-    }
-
     /// A connected pair: our side as a `Wire`, the client as a raw stream.
     async fn pair(max: usize) -> (Wire, tokio::net::TcpStream) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -508,7 +395,7 @@ mod tests {
         let addr = listener.local_addr().expect("addr");
         let client = tokio::net::TcpStream::connect(addr).await.expect("connect");
         let (server, _) = listener.accept().await.expect("accept");
-        (Wire::new(server, BytesMut::new(), max), client)
+        (Wire::new(Arc::new(server), BytesMut::new(), max), client)
     }
 
     #[tokio::test]
@@ -547,22 +434,17 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn queued_frames_leave_together_and_the_close_ends_the_stream() {
-        let (mut wire, mut client_io) = pair(64).await;
-        wire.text("one");
-        wire.text("two");
-        assert_eq!(wire.queued(), 10);
-        let spares = spare::count();
-        wire.flush().await.expect("flush");
-        // Nothing held after the write; the buffer went to the spares and
-        // the next frame takes it back.
-        assert_eq!((wire.queued(), wire.write.capacity()), (0, 0));
-        assert_eq!(spare::count(), spares + 1);
-        wire.close(4008, &"가".repeat(100));
-        assert_eq!(spare::count(), spares);
+    async fn the_close_follows_what_was_sent_and_ends_the_stream() {
+        let (wire, mut client_io) = pair(64).await;
+        let link = Link::new(Some(wire.io().clone()), 100);
+        link.release();
+        link.frame("one".into());
+        link.frame("two".into());
+        link.close(4008, &"가".repeat(100));
         // The client reads to the end and then closes its side, which ends
         // the server's linger.
-        let ((), got) = tokio::join!(wire.finish(Duration::from_secs(5)), async move {
+        let io = wire.into_io();
+        let ((), got) = tokio::join!(finish(&link, io, Duration::from_secs(5)), async move {
             let mut got = Vec::new();
             client_io.read_to_end(&mut got).await.expect("read");
             got

@@ -1,8 +1,12 @@
 //! The WebSocket endpoint and the per-connection session task.
 //!
-//! The task `select!`s over four things: frames from the client, its
-//! outbound queue (filled by the user actor), results of resume replays, and
-//! a heartbeat. It owns the ordering rules of one connection:
+//! The task `select!`s over four things: frames from the client, its link's
+//! signals (overflowed, login ended, socket full), results of resume
+//! replays, and a heartbeat. It does not carry deliveries: rooms and users
+//! write them into the socket themselves through the connection's
+//! [`Link`] (`actors::link`), which applies the ordering rules of one
+//! connection under its lock; the task only steps in when the kernel's
+//! buffer is full. The rules:
 //!
 //! - **Hold at start.** Live messages are held until the client's first
 //!   frame (or `ws_sync_window_ms`), so a client that opens with `resume`
@@ -18,9 +22,8 @@
 //!   connection is closed with code 4008 and the client resumes; the room
 //!   that produced the traffic never waits.
 //!
-//! The task owns the connection's socket: `server.rs` hands it over after
-//! the 101, `wire.rs` frames it. Frames are queued during a pass of the loop
-//! and written together at its end (or once 64 KiB are queued).
+//! `server.rs` hands the socket over after the 101; `wire.rs` reads frames
+//! off it, the link writes them.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -35,7 +38,8 @@ use utoipa::IntoParams;
 
 use super::extract::{bearer_token, SESSION_COOKIE};
 use super::wire::{Incoming, Wire, WireError};
-use crate::actors::{frames, outbox, ChatHub, ConnectionSlot, Frame, Outbound, SessionHandle};
+use crate::actors::link::{self, Flushed, Link};
+use crate::actors::{frames, ChatHub, ConnectionSlot, Frame, SessionHandle};
 use crate::domain::chat;
 use crate::error::{ApiError, Code, ErrorBody};
 use crate::service::accounts::Accounts;
@@ -54,9 +58,6 @@ const CLOSE_PROTOCOL: u16 = 1002;
 const CLOSE_NOT_UTF8: u16 = 1007;
 const CLOSE_TOO_BIG: u16 = 1009;
 const CLOSE_RESTART: u16 = 1012;
-/// Queued output at which the session writes before going on, so a burst
-/// (a replay page, a busy room) leaves in a few large writes.
-const FLUSH_BYTES: usize = 64 * 1024;
 /// Close code sent to a client whose outbound queue overflowed.
 const CLOSE_SLOW_CONSUMER: u16 = 4008;
 /// Close code sent when the login session of the connection ended (logout,
@@ -165,15 +166,12 @@ impl Accepted {
             slot,
         } = self;
         let settings = hub.settings().clone();
-        let (handle, outbound) = SessionHandle::new(
-            hub.next_session_id(),
-            user_id,
-            &token_hash,
-            settings.outbound_queue,
-        );
+        let io = std::sync::Arc::new(io);
+        let link = Link::new(Some(io.clone()), settings.outbound_queue);
+        let handle = SessionHandle::new(hub.next_session_id(), user_id, &token_hash, link);
         hub.attach(handle.clone());
         let wire = Wire::new(io, already, settings.max_frame_bytes);
-        let mut conn = Conn::new(hub.clone(), accounts, handle.clone(), wire, outbound);
+        let mut conn = Conn::new(hub.clone(), accounts, handle.clone(), wire);
         let reason = conn.run().await.err().flatten();
         hub.detach(handle.user_id, handle.id);
         // The connection's place among its user's: free again.
@@ -184,13 +182,13 @@ impl Accepted {
             ?reason,
             "websocket closed"
         );
-        let mut socket = conn.socket;
+        let link = conn.link;
         if let Some(close) = reason {
-            socket.close(close.code, &close.reason);
+            link.close(close.code, &close.reason);
         }
-        // The close frame queues behind unsent data; a client that never
-        // reads must not keep this task alive forever.
-        socket.finish(CLOSE_GRACE).await;
+        // The close frame queues behind the frame half-way out; a client
+        // that never reads must not keep this task alive forever.
+        super::wire::finish(&link, conn.socket.into_io(), CLOSE_GRACE).await;
     }
 }
 
@@ -229,27 +227,15 @@ enum Replay {
     },
 }
 
-/// What this connection has sent of one room.
-#[derive(Default)]
-struct Sent {
-    /// Range of seqs sent live (first, last).
-    live: Option<(i64, i64)>,
-    /// Highest seq sent by any path.
-    through: i64,
-}
-
 struct Conn {
     hub: ChatHub,
     accounts: Accounts,
     handle: SessionHandle,
     socket: Wire,
-    /// The connection's queue, and its signals (overflowed, login ended).
-    outbound: outbox::Receiver,
+    /// The connection's output, its ordering rules and its signals.
+    link: std::sync::Arc<Link>,
+    /// Live messages are still held (the link holds them).
     holding: bool,
-    held: Vec<Outbound>,
-    sent: HashMap<i64, Sent>,
-    /// Rooms replaying from the store, with live messages buffered meanwhile.
-    replaying: HashMap<i64, Vec<(i64, Frame)>>,
     /// Results of resume replays; opened by the first `resume` (an idle
     /// connection that never resumes holds no channel).
     replays: Option<(mpsc::Sender<Replay>, mpsc::Receiver<Replay>)>,
@@ -349,23 +335,14 @@ enum ClientFrame {
 const CLIENT_TYPES: &[&str] = &["send", "read", "typing", "resume", "ping"];
 
 impl Conn {
-    fn new(
-        hub: ChatHub,
-        accounts: Accounts,
-        handle: SessionHandle,
-        socket: Wire,
-        outbound: outbox::Receiver,
-    ) -> Conn {
+    fn new(hub: ChatHub, accounts: Accounts, handle: SessionHandle, socket: Wire) -> Conn {
         Conn {
             hub,
             accounts,
+            link: handle.link().clone(),
             handle,
             socket,
-            outbound,
             holding: true,
-            held: Vec::new(),
-            sent: HashMap::new(),
-            replaying: HashMap::new(),
             replays: None,
         }
     }
@@ -394,7 +371,7 @@ impl Conn {
         let mut used = false;
         let mut frames = FrameBudget::new(settings.frames_per_sec);
         loop {
-            if let Some(signal) = self.outbound.signal() {
+            if let Some(signal) = self.link.signal() {
                 return Err(self.signalled(signal));
             }
             tokio::select! {
@@ -405,7 +382,7 @@ impl Conn {
                 () = &mut timer => {
                     let now = tokio::time::Instant::now();
                     if self.holding && now >= hold_until {
-                        self.release().await?;
+                        self.release();
                     }
                     if now >= next_check {
                         next_check = now + settings.session_check;
@@ -424,7 +401,7 @@ impl Conn {
                         if last_heard.elapsed() > settings.idle_timeout {
                             return Err(close(CLOSE_AWAY, "idle timeout"));
                         }
-                        self.socket.ping(b"");
+                        self.link.control(link::OP_PING, b"");
                     }
                     let mut due = next_beat.min(next_check);
                     if self.holding {
@@ -440,85 +417,78 @@ impl Conn {
                         Err(WireError::NotUtf8) => return Err(close(CLOSE_NOT_UTF8, "text frames must be UTF-8")),
                         Err(WireError::Protocol(why)) => return Err(close(CLOSE_PROTOCOL, why)),
                         Ok(Incoming::Close) => return Err(close(CLOSE_NORMAL, "bye")),
-                        Ok(Incoming::Ping(bytes)) => self.socket.pong(&bytes),
+                        Ok(Incoming::Ping(bytes)) => self.link.control(link::OP_PONG, &bytes),
                         Ok(Incoming::Pong) => {}
                         Ok(Incoming::Binary) => {
-                            self.write(&frames::error(Code::InvalidFrame, "binary frames are not supported; send JSON text", None, None)).await?;
+                            self.error(Code::InvalidFrame, "binary frames are not supported; send JSON text", None, None);
                         }
                         Ok(Incoming::Text(text)) => {
                             used = true;
                             let taken = match frames.take() {
                                 Budget::Ok => {
-                                    Box::pin(self.client_frame(&text)).await?;
+                                    self.client_frame(&text);
                                     true
                                 }
                                 Budget::Warn => {
-                                    self.error(Code::RateLimited, "too many frames: slow down; excess frames are dropped", None, None).await?;
+                                    self.error(Code::RateLimited, "too many frames: slow down; excess frames are dropped", None, None);
                                     false
                                 }
                                 Budget::Drop => false,
                             };
                             if taken && self.holding {
-                                self.release().await?;
+                                self.release();
                             }
                         }
                     }
                 }
-                next = self.outbound.next() => {
-                    let out = match next {
-                        outbox::Next::Out(out) => out,
-                        outbox::Next::Signal(signal) => return Err(self.signalled(signal)),
-                    };
-                    self.emit(out).await?;
-                    // What else is queued already leaves in the same write.
-                    while self.socket.queued() < FLUSH_BYTES {
-                        match self.outbound.try_recv() {
-                            Some(out) => self.emit(out).await?,
-                            None => break,
-                        }
-                    }
-                }
-                Some(replay) = next_replay(&mut self.replays) => Box::pin(self.replayed(replay)).await?,
+                // A raised signal (checked at the top of the loop), or the
+                // socket was full for a sender (written below).
+                () = self.link.attention() => {}
+                Some(replay) = next_replay(&mut self.replays) => self.replayed(replay),
             }
-            if self.socket.queued() > 0 {
-                self.flush().await?;
+            if self.link.blocked() {
+                self.drain().await?;
             }
         }
     }
 
     /// How a raised signal ends the connection.
-    fn signalled(&self, signal: outbox::Signal) -> End {
+    fn signalled(&self, signal: link::Signal) -> End {
         match signal {
-            outbox::Signal::Ended => session_ended(),
-            outbox::Signal::Overflowed => self.slow_consumer(),
+            link::Signal::Ended => session_ended(),
+            link::Signal::Overflowed => self.slow_consumer(),
         }
     }
 
-    /// Queue one frame for the socket; it is written at the end of the
-    /// loop's pass, or at once when [`FLUSH_BYTES`] are queued.
-    async fn write(&mut self, frame: &Frame) -> Result<(), End> {
-        self.socket.text(frame);
-        if self.socket.queued() >= FLUSH_BYTES {
-            self.flush().await?;
-        }
-        Ok(())
+    /// One of the session's own frames (answers to the client): written
+    /// now, ahead of live messages still held at the start.
+    fn write(&self, frame: &Frame) {
+        self.link.reply(frame.as_bytes());
     }
 
-    /// Write what is queued; `Err(None)` ends the loop when the socket is
-    /// gone. A write blocked on a client that does not read loses the race
-    /// to the overflow signal, and may block for at most `ws_idle_timeout`
-    /// (the heartbeat cannot tick while the loop waits here), so a stalled
-    /// socket cannot pin the session. The timer is only armed when the
-    /// write does not complete at once (`timeout` polls the write first).
-    async fn flush(&mut self) -> Result<(), End> {
+    /// Write what the socket did not take; `Err(None)` ends the loop when
+    /// the socket is gone. A client that does not read loses the race to
+    /// the overflow signal (senders keep appending meanwhile), and the
+    /// wait for the socket is bounded by `ws_idle_timeout` (the heartbeat
+    /// cannot tick while the loop waits here), so a stalled socket cannot
+    /// pin the session.
+    async fn drain(&mut self) -> Result<(), End> {
         let stall = self.hub.settings().idle_timeout;
-        tokio::select! {
-            biased;
-            () = self.outbound.overflowed() => Err(self.slow_consumer()),
-            written = tokio::time::timeout(stall, self.socket.flush()) => match written {
-                Ok(written) => written.map_err(|_| None),
-                Err(_) => Err(self.slow_consumer()),
-            },
+        loop {
+            match self.link.flush() {
+                Flushed::Done => return Ok(()),
+                Flushed::Gone => return Err(None),
+                Flushed::Blocked => {}
+            }
+            tokio::select! {
+                biased;
+                () = self.link.overflowed() => return Err(self.slow_consumer()),
+                ready = tokio::time::timeout(stall, self.socket.io().writable()) => match ready {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => return Err(None),
+                    Err(_) => return Err(self.slow_consumer()),
+                },
+            }
         }
     }
 
@@ -527,112 +497,33 @@ impl Conn {
         close(CLOSE_SLOW_CONSUMER, "slow_consumer: reconnect and resume")
     }
 
-    async fn release(&mut self) -> Result<(), End> {
+    fn release(&mut self) {
         self.holding = false;
-        for out in std::mem::take(&mut self.held) {
-            self.emit(out).await?;
-        }
-        Ok(())
+        self.link.release();
     }
 
-    async fn emit(&mut self, out: Outbound) -> Result<(), End> {
-        let limit = self.hub.settings().outbound_queue;
-        if self.holding {
-            // Held for at most the sync window; never more than one queue.
-            if self.held.len() >= limit {
-                return Err(self.slow_consumer());
-            }
-            self.held.push(out);
-            return Ok(());
-        }
-        match out {
-            Outbound::Frame(frame) => self.write(&frame).await,
-            Outbound::Message { room, seq, frame } => {
-                if let Some(buffer) = self.replaying.get_mut(&room) {
-                    // Live traffic waiting for a replay is bounded like the
-                    // queue it came from.
-                    if buffer.len() >= limit {
-                        return Err(self.slow_consumer());
-                    }
-                    buffer.push((seq, frame));
-                    return Ok(());
-                }
-                let sent = self.sent.entry(room).or_default();
-                if seq <= sent.through {
-                    return Ok(());
-                }
-                sent.through = seq;
-                sent.live = Some(match sent.live {
-                    Some((first, _)) => (first, seq),
-                    None => (seq, seq),
-                });
-                self.write(&frame).await
-            }
-        }
-    }
-
-    async fn replayed(&mut self, replay: Replay) -> Result<(), End> {
+    fn replayed(&self, replay: Replay) {
         match replay {
-            Replay::Page { room, frames } => {
-                for (seq, frame) in frames {
-                    let sent = self.sent.entry(room).or_default();
-                    if sent
-                        .live
-                        .is_some_and(|(first, last)| seq >= first && seq <= last)
-                    {
-                        continue;
-                    }
-                    sent.through = sent.through.max(seq);
-                    self.write(&frame).await?;
-                }
-                Ok(())
-            }
-            Replay::Done { room, through } => {
-                let through = {
-                    let sent = self.sent.entry(room).or_default();
-                    sent.through = sent.through.max(through);
-                    sent.through
-                };
-                self.write(&frames::resumed(room, through)).await?;
-                let buffered = self.replaying.remove(&room).unwrap_or_default();
-                for (seq, frame) in buffered {
-                    self.emit(Outbound::Message { room, seq, frame }).await?;
-                }
-                Ok(())
-            }
+            Replay::Page { room, frames } => self.link.replay_page(room, frames),
+            Replay::Done { room, through } => self.link.replay_done(room, through),
             Replay::Failed {
                 room,
                 code,
                 message,
-            } => {
-                let buffered = self.replaying.remove(&room).unwrap_or_default();
-                self.write(&frames::error(code, &message, Some(room), None))
-                    .await?;
-                for (seq, frame) in buffered {
-                    self.emit(Outbound::Message { room, seq, frame }).await?;
-                }
-                Ok(())
-            }
+            } => self.link.replay_failed(room, code, &message),
         }
     }
 
-    async fn error(
-        &mut self,
-        code: Code,
-        message: &str,
-        room: Option<i64>,
-        cid: Option<&str>,
-    ) -> Result<(), End> {
-        self.write(&frames::error(code, message, room, cid)).await
+    fn error(&self, code: Code, message: &str, room: Option<i64>, cid: Option<&str>) {
+        self.write(&frames::error(code, message, room, cid));
     }
 
-    async fn client_frame(&mut self, text: &str) -> Result<(), End> {
+    fn client_frame(&mut self, text: &str) {
         let value: Value = match serde_json::from_str(text) {
             Ok(v) => v,
             Err(e) => {
-                return self
-                    .error(Code::BadJson, &format!("malformed JSON: {e}"), None, None)
-                    .await
+                self.error(Code::BadJson, &format!("malformed JSON: {e}"), None, None);
+                return;
             }
         };
         let cid = value
@@ -642,33 +533,30 @@ impl Conn {
         let room = value.get("room").and_then(Value::as_i64);
         match value.get("type").and_then(Value::as_str) {
             None => {
-                return self
-                    .error(
-                        Code::InvalidFrame,
-                        "every frame needs a string `type`",
-                        room,
-                        cid.as_deref(),
-                    )
-                    .await
+                self.error(
+                    Code::InvalidFrame,
+                    "every frame needs a string `type`",
+                    room,
+                    cid.as_deref(),
+                );
+                return;
             }
             Some(t) if !CLIENT_TYPES.contains(&t) => {
-                return self
-                    .error(
-                        Code::UnknownType,
-                        &format!("unknown frame type {t:?}"),
-                        room,
-                        cid.as_deref(),
-                    )
-                    .await
+                self.error(
+                    Code::UnknownType,
+                    &format!("unknown frame type {t:?}"),
+                    room,
+                    cid.as_deref(),
+                );
+                return;
             }
             Some(_) => {}
         }
         let frame: ClientFrame = match serde_json::from_value(value) {
             Ok(f) => f,
             Err(e) => {
-                return self
-                    .error(Code::InvalidFrame, &e.to_string(), room, cid.as_deref())
-                    .await
+                self.error(Code::InvalidFrame, &e.to_string(), room, cid.as_deref());
+                return;
             }
         };
         let user = self.handle.user_id;
@@ -681,50 +569,49 @@ impl Conn {
                 if let Err(why) =
                     chat::check_client_msg_id(&client_msg_id).and_then(|_| chat::check_body(&body))
                 {
-                    return self
-                        .error(
+                    {
+                        self.error(
                             Code::ValidationFailed,
                             &why,
                             Some(room),
                             Some(&client_msg_id),
-                        )
-                        .await;
+                        );
+                        return;
+                    }
                 }
                 self.hub.post_from(&self.handle, room, client_msg_id, body);
             }
             ClientFrame::Read { room, seq } => {
                 if seq < 0 {
-                    return self
-                        .error(Code::InvalidFrame, "seq must be >= 0", Some(room), None)
-                        .await;
+                    {
+                        self.error(Code::InvalidFrame, "seq must be >= 0", Some(room), None);
+                        return;
+                    }
                 }
                 self.hub.read_from(&self.handle, room, seq);
             }
             ClientFrame::Typing { room } => {
                 self.hub.typing_from(&self.handle, room);
             }
-            ClientFrame::Ping => self.write(&frames::pong()).await?,
+            ClientFrame::Ping => self.write(&frames::pong()),
             ClientFrame::Resume { rooms } => {
                 let mut parsed = Vec::with_capacity(rooms.len());
                 for (key, last_seen) in rooms {
                     match key.parse::<i64>() {
                         Ok(room) if last_seen >= 0 => parsed.push((room, last_seen)),
                         _ => {
-                            return self
-                                .error(
-                                    Code::InvalidFrame,
-                                    "resume.rooms maps room ids to last seen seqs (>= 0)",
-                                    None,
-                                    None,
-                                )
-                                .await
+                            self.error(
+                                Code::InvalidFrame,
+                                "resume.rooms maps room ids to last seen seqs (>= 0)",
+                                None,
+                                None,
+                            );
+                            return;
                         }
                     }
                 }
-                parsed.retain(|(room, _)| !self.replaying.contains_key(room));
-                for (room, _) in &parsed {
-                    self.replaying.insert(*room, Vec::new());
-                }
+                // Rooms replaying already are not started twice.
+                parsed.retain(|(room, _)| self.link.begin_replay(*room));
                 // One task replays the rooms in turn, a page ahead of the
                 // socket at most (bounded channel).
                 let hub = self.hub.clone();
@@ -742,7 +629,6 @@ impl Conn {
                 });
             }
         }
-        Ok(())
     }
 }
 

@@ -33,16 +33,10 @@ async fn send_ack_and_delivery_to_every_device() {
         assert_eq!(m["client_msg_id"], "c1");
         assert_eq!(m["body"], "안녕하세요, 아직 판매 중인가요?");
     }
-    // Bob's badge: one unread in this room, one in total.
-    let badge = b1.expect("badge").await;
-    assert_eq!(
-        (
-            badge["room"].as_i64(),
-            badge["unread"].as_i64(),
-            badge["total"].as_i64()
-        ),
-        (Some(room), Some(1), Some(1))
-    );
+    // Bob's count: one unread in this room, one in total. The message
+    // carries it (no badge frame follows a delivery: the client derives it,
+    // docs/PROTOCOL.md).
+    assert_eq!(app.unread(&b, room).await, 1);
     // Durable: in history and in Bob's room list.
     let hist = app.history(&b, room, "").await;
     assert_eq!(hist.len(), 1);
@@ -141,7 +135,7 @@ async fn reading_on_one_device_clears_the_badge_on_the_others_and_sends_a_receip
             .await;
     }
     for ws in [&mut b1, &mut b2] {
-        ws.expect_where(|v| v["type"] == "badge" && v["unread"] == 3)
+        ws.expect_where(|v| v["type"] == "message" && v["seq"] == 3)
             .await;
     }
     assert_eq!(app.unread(&b, room).await, 3);

@@ -38,6 +38,7 @@ export const app = {
     app.me = me;
     if (app.live) app.live.stop();
     app.live = new Live(me.id);
+    app.live.fetchRooms = () => get('/api/me/rooms');
     wireBadges(app.live);
     app.live.start();
     document.querySelector('.tabs').hidden = false;
@@ -143,6 +144,7 @@ async function refreshBadges() {
   try {
     const rooms = await get('/api/me/rooms');
     setCount('chat-count', rooms.total_unread);
+    if (app.live) app.live.seed(rooms);
     const n = await get('/api/me/notifications/unread_count');
     setBell(n.unread);
   } catch { /* the next live frame corrects it */ }

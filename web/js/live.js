@@ -6,6 +6,12 @@
 // Events (EventTarget, detail = the frame): message, ack, receipt, badge,
 // typing, presence, joined, removed, message_updated, notification,
 // notification_badge, send_error, status ({online}), ended.
+//
+// Unread badges are kept here exactly (docs/PROTOCOL.md, "Badges"): the
+// server sends no `badge` frame for a delivered message, because the count
+// follows from it (unread = last seq - my read pointer, and my own message
+// moves my pointer). `badge` events come from both: the server's frames
+// (reads on any device, joins, removals) and this derivation.
 
 const SEEN_KEY = 'jangteo.seen';
 const OUTBOX_KEY = 'jangteo.outbox';
@@ -23,6 +29,60 @@ export class Live extends EventTarget {
     this.seen = new Map(Object.entries(load(`${SEEN_KEY}.${userId}`, {})).map(([k, v]) => [Number(k), v]));
     // Unacknowledged sends, in the order they were typed (survives a reload).
     this.outbox = new Map(load(`${OUTBOX_KEY}.${userId}`, []).map((f) => [f.client_msg_id, f]));
+    // Per room: { last, read } (last seq known, my read pointer).
+    this.counts = new Map();
+    // Unread of rooms not in `counts` (the rest of the server's total).
+    this.rest = 0;
+    this.seeding = null;
+  }
+
+  /** Take the counts from `GET /api/me/rooms` (its items and total). */
+  seed(rooms) {
+    this.counts.clear();
+    let listed = 0;
+    for (const r of rooms.items) {
+      this.counts.set(r.id, { last: r.last_seq, read: r.last_read_seq });
+      listed += r.unread;
+    }
+    this.rest = Math.max(0, rooms.total_unread - listed);
+    this.emit('badge', { type: 'badge', total: this.total() });
+  }
+
+  /** Fetch the room list again (a room we do not know yet spoke). */
+  reseed() {
+    if (this.seeding || !this.fetchRooms) return;
+    this.seeding = this.fetchRooms()
+      .then((rooms) => this.seed(rooms))
+      .catch(() => {})
+      .finally(() => { this.seeding = null; });
+  }
+
+  total() {
+    let n = this.rest;
+    for (const c of this.counts.values()) n += Math.max(0, c.last - c.read);
+    return n;
+  }
+
+  /** A delivered message moves the room's count (no frame says so). */
+  derive(f) {
+    const c = this.counts.get(f.room);
+    if (!c) { this.reseed(); return; }
+    c.last = Math.max(c.last, f.seq);
+    if (f.sender === this.userId) c.read = Math.max(c.read, f.seq);
+    this.emit('badge', { type: 'badge', room: f.room, unread: Math.max(0, c.last - c.read), total: this.total() });
+  }
+
+  /** The server's count for a room (and its total) wins. */
+  counted(f) {
+    if (f.room == null) return;
+    const c = this.counts.get(f.room);
+    if (c) c.read = c.last - f.unread;
+    else this.reseed();
+    if (typeof f.total === 'number') {
+      let listed = 0;
+      for (const x of this.counts.values()) listed += Math.max(0, x.last - x.read);
+      this.rest = Math.max(0, f.total - listed);
+    }
   }
 
   start() {
@@ -99,8 +159,13 @@ export class Live extends EventTarget {
         if (f.seq <= last) return; // seen already (replay seam, two tabs)
         this.seen.set(f.room, f.seq);
         this.saveSeen();
-        break;
+        this.emit(f.type, f);
+        this.derive(f);
+        return;
       }
+      case 'badge':
+        this.counted(f);
+        break;
       case 'ack':
         this.outbox.delete(f.client_msg_id);
         this.saveOutbox();
@@ -122,6 +187,7 @@ export class Live extends EventTarget {
         break;
       case 'removed':
         this.forget(f.room);
+        this.counts.delete(f.room);
         break;
       default:
         break;
