@@ -89,6 +89,9 @@ storm_run() { # target port cmd...
     echo '#!/usr/bin/env bash'
     echo "pid=\$(cat $dir/pid); kill -TERM \$pid"
     echo "while [ -e /proc/\$pid ] && [ \"\$(awk '{print \$3}' /proc/\$pid/stat 2>/dev/null)\" != Z ]; do sleep 0.05; done"
+    # ... and until nothing listens on the port any more (a server whose
+    # process is gone may still hold it a moment; a new one would not bind).
+    echo "while (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; do sleep 0.05; done"
     echo "$SERVER_PIN $(printf '%q ' "$@") >>$dir/server.log 2>&1 &"
     echo "echo \$! >$dir/pid"
     echo "for _ in \$(seq 1 400); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && exit 0; sleep 0.05; done; exit 1"
