@@ -527,7 +527,8 @@ impl Link {
         result
     }
 
-    /// Bytes waiting for the socket.
+    /// Bytes waiting for the socket (tests).
+    #[cfg(test)]
     pub fn pending(&self) -> usize {
         let s = self.lock();
         s.out.len() - s.written

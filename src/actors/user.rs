@@ -174,7 +174,7 @@ impl UserTarget {
                     });
                 }
                 // No badge frame: the client derives the count from the
-                // message (docs/PROTOCOL.md, "Badges"); the view stays
+                // message (docs/PROTOCOL.md, "Unread counts and badges"); the view stays
                 // exact for the totals of later badges.
                 s.rooms
                     .entry(room)

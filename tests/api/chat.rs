@@ -37,6 +37,9 @@ async fn send_ack_and_delivery_to_every_device() {
     // carries it (no badge frame follows a delivery: the client derives it,
     // docs/PROTOCOL.md).
     assert_eq!(app.unread(&b, room).await, 1);
+    // ... so no badge frame follows it (past the 100 ms coalescing window).
+    b1.expect_none(Duration::from_millis(400), |v| v["type"] == "badge")
+        .await;
     // Durable: in history and in Bob's room list.
     let hist = app.history(&b, room, "").await;
     assert_eq!(hist.len(), 1);
