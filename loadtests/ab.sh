@@ -9,6 +9,7 @@
 #   loadtests/ab.sh /tmp/jangteo-before target/release/jangteo
 #   SCENARIO=idle loadtests/ab.sh A B   # server RSS per idle connection
 #   RATES=1000,2000,3000 STEP=6s ROOMS=20 MEMBERS=50 loadtests/ab.sh A B
+#   SPREAD=1 loadtests/ab.sh A B              # publishers spread over the send interval (jangteo-load --spread)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -57,7 +58,7 @@ run() { # label binary round
       || echo "!! $1: connect had errors"
   else
     $LOAD open-rooms --target jangteo --url "http://127.0.0.1:$PORT" --rooms "$ROOMS" --members "$MEMBERS" \
-      --publishers 1 --rate "$RATES" --duration "$STEP" --size "$SIZE" --cpu-pid "$pid" --json \
+      --publishers 1 --rate "$RATES" --duration "$STEP" --size "$SIZE" ${SPREAD:+--spread} --cpu-pid "$pid" --json \
       | sed "s/\"target\":\"jangteo\"/\"target\":\"$1-r$3\"/" >>"$RESULTS" \
       || echo "!! $1: open-rooms reported a correctness failure"
   fi

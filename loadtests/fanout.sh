@@ -7,6 +7,13 @@
 #   loadtests/fanout.sh                          # everything below
 #   SCENARIOS=rooms,bigroom TARGETS=jangteo,bun loadtests/fanout.sh
 #   JANGTEO_BIN=/tmp/jangteo-before loadtests/fanout.sh   # another build
+#   SPREAD=0 loadtests/fanout.sh                 # publishers in bursts (the shape of the runs before 2026-12-07 07:30)
+#
+# Publishers are spread evenly over their send interval (jangteo-load
+# --spread), as an independent generator whose publishers start when they
+# connect would be; SPREAD=0 starts all of them at the same instant, so
+# that every publisher sends at once once per interval (bursts: a harsher
+# and less realistic shape, and the generator's own floor rises with it).
 #
 # Scenarios:
 #   rooms    20 open rooms x 50 members, one publisher per room, stepped
@@ -30,6 +37,9 @@ TARGETS=${TARGETS:-jangteo,bun,socketio,broadcast}
 RATES=${RATES:-500,1000,2000,4000,8000}
 STEP=${STEP:-6s}
 SIZE=${SIZE:-90}
+SPREAD=${SPREAD:-1}
+if [ "$SPREAD" = 1 ]; then PHASE_ARG=(--spread); PHASES="spread over the send interval"
+else PHASE_ARG=(); PHASES="in bursts (all at once, once per interval)"; fi
 JANGTEO_BIN=${JANGTEO_BIN:-$ROOT/target/release/jangteo}
 OUT_DIR=${OUT_DIR:-docs/benchmarks}
 WORK=$(mktemp -d)
@@ -74,7 +84,7 @@ scenario() { # scenario target port
   esac
   echo "== $target: $label"
   $LOAD open-rooms --target "$target" --url "http://127.0.0.1:$port" "${args[@]}" --duration "$STEP" \
-    --size "$SIZE" --cpu-pid "$PID" --json \
+    --size "$SIZE" "${PHASE_ARG[@]}" --cpu-pid "$PID" --json \
     | sed "s/\"scenario\":\"open-rooms\"/\"scenario\":\"$label\"/" >>"$RESULTS" \
     || echo "!! $target $label: a correctness failure" | tee -a "$WORK/failures"
 }
@@ -140,7 +150,7 @@ OUT=$OUT_DIR/fanout-$(date -u +%Y%m%d-%H%M%S)-$REV.md
 {
   echo "# Fan-out run $(date -u '+%Y-%m-%d %H:%M') UTC, commit $REV"
   echo
-  echo "Written by \`loadtests/fanout.sh\` (scenarios: $SCENARIOS; step $STEP; $SIZE-byte bodies)."
+  echo "Written by \`loadtests/fanout.sh\` (scenarios: $SCENARIOS; step $STEP; $SIZE-byte bodies; publishers $PHASES)."
   echo "Machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), Linux $(uname -r); $PINNED."
   echo "Jangteo binary: \`$JANGTEO_BIN\` (embedded engine, synchronous=FULL). CPU per delivery = the server"
   echo "process's user + system time over the step / deliveries of the step."

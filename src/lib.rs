@@ -93,9 +93,11 @@ impl AppState {
         );
         sql.migrate().await.context("applying migrations")?;
         let shutdown = ShutdownTrigger::new();
+        let metrics = Arc::new(Metrics::new()?);
         {
             // WAL checkpoints off the commit path (see SqlStore::checkpoint).
             let sql = Arc::downgrade(&sql);
+            let metrics = metrics.clone();
             let mut stop = shutdown.listener();
             actix::spawn(async move {
                 let mut every = tokio::time::interval(std::time::Duration::from_millis(500));
@@ -105,9 +107,13 @@ impl AppState {
                         _ = every.tick() => {}
                     }
                     let Some(sql) = sql.upgrade() else { break };
+                    let started = std::time::Instant::now();
                     if let Err(e) = sql.checkpoint().await {
                         tracing::warn!(error = %e, "WAL checkpoint failed");
                     }
+                    metrics
+                        .sqlite_checkpoint_seconds
+                        .observe(started.elapsed().as_secs_f64());
                 }
             });
         }
@@ -133,7 +139,6 @@ impl AppState {
                 Arc::new(MemoryCache::new()),
             ),
         };
-        let metrics = Arc::new(Metrics::new()?);
         let market_limiter = limiter.clone();
         let webhook_limiter = limiter.clone();
         let upload_limiter = limiter.clone();

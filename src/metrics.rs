@@ -16,6 +16,8 @@ pub struct Metrics {
     pub chat_batch_size: Histogram,
     pub chat_commit_seconds: Histogram,
     pub chat_commit_failures: IntCounter,
+    pub chat_durable_seconds: Histogram,
+    pub sqlite_checkpoint_seconds: Histogram,
     pub cluster_events_in: IntCounter,
     pub cluster_gap_fills: IntCounter,
     pub outbox_jobs: IntCounterVec,
@@ -64,6 +66,26 @@ impl Metrics {
         )?;
         let chat_commit_failures =
             IntCounter::new("chat_commit_failures_total", "Group commits that failed")?;
+        // The two parts of a message's wait before its ack and fan-out: the
+        // queue in front of the committer plus the commit itself.
+        let chat_durable_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "chat_durable_seconds",
+                "From a chat write's submission to the end of the commit that stored it",
+            )
+            .buckets(vec![
+                0.00025, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256,
+            ]),
+        )?;
+        let sqlite_checkpoint_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "sqlite_checkpoint_seconds",
+                "Duration of one background WAL checkpoint (embedded engine)",
+            )
+            .buckets(vec![
+                0.00025, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256,
+            ]),
+        )?;
         let cluster_events_in = IntCounter::new(
             "cluster_events_received_total",
             "Chat events received from other nodes",
@@ -100,6 +122,8 @@ impl Metrics {
         registry.register(Box::new(chat_batch_size.clone()))?;
         registry.register(Box::new(chat_commit_seconds.clone()))?;
         registry.register(Box::new(chat_commit_failures.clone()))?;
+        registry.register(Box::new(chat_durable_seconds.clone()))?;
+        registry.register(Box::new(sqlite_checkpoint_seconds.clone()))?;
         Ok(Metrics {
             registry,
             http_requests,
@@ -110,6 +134,8 @@ impl Metrics {
             chat_batch_size,
             chat_commit_seconds,
             chat_commit_failures,
+            chat_durable_seconds,
+            sqlite_checkpoint_seconds,
             cluster_events_in,
             cluster_gap_fills,
             outbox_jobs,

@@ -118,6 +118,13 @@ struct Schedule {
     /// still checked for correctness).
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     warmup: Duration,
+    /// Spread the publishers evenly over one send interval (a steady
+    /// stream). Without it every publisher starts at the same instant with
+    /// the same interval, so all of them send together once per interval:
+    /// a burst of one message per publisher (the default, kept so that
+    /// runs stay comparable with earlier ones).
+    #[arg(long)]
+    spread: bool,
 }
 
 #[derive(Args, Clone)]
@@ -420,6 +427,9 @@ struct ConnPlan {
     node: Option<String>,
     /// Publisher id if this member publishes, with its send interval.
     publisher: Option<(String, Vec<Duration>)>,
+    /// When in its interval this publisher sends, as a fraction of the
+    /// interval (0: all publishers at the same instant; see `--spread`).
+    phase: f64,
 }
 
 struct Run {
@@ -532,7 +542,10 @@ async fn member(
 
     let mut pending: HashMap<String, (u64, Option<usize>)> = HashMap::new();
     let mut counter: u64 = 0;
-    let mut next_send: Option<Duration> = plan.publisher.as_ref().map(|_| Duration::ZERO);
+    let mut next_send: Option<Duration> = plan
+        .publisher
+        .as_ref()
+        .map(|(_, intervals)| intervals[0].mul_f64(plan.phase));
     let run_len = run.warmup + run.step_len * run.steps as u32;
     let base = clock.start;
     let mut acked: u64 = 0;
@@ -745,6 +758,21 @@ async fn run_rooms(
         drain,
         warmup,
     });
+    let mut plans = plans;
+    if schedule.spread {
+        let publishers = plans
+            .iter()
+            .filter(|p| p.publisher.is_some())
+            .count()
+            .max(1);
+        for (k, plan) in plans
+            .iter_mut()
+            .filter(|p| p.publisher.is_some())
+            .enumerate()
+        {
+            plan.phase = k as f64 / publishers as f64;
+        }
+    }
     let total = plans.len();
     let started = Arc::new(AtomicU64::new(0));
     let (go_tx, go_rx) = tokio::sync::watch::channel(None);
@@ -779,6 +807,7 @@ async fn run_rooms(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     bar.finish_and_clear();
+    settle(&common.cpu_pids).await;
     let go_at = Instant::now();
     let _ = go_tx.send(Some(go_at));
     let cpu = tokio::spawn(cpu_per_step(
@@ -900,6 +929,33 @@ fn cpu_secs(pid: u32) -> Option<f64> {
     let utime: f64 = fields.get(11)?.parse().ok()?;
     let stime: f64 = fields.get(12)?.parse().ok()?;
     Some((utime + stime) / 100.0)
+}
+
+/// Wait (at most a minute) until the `--cpu-pid` processes are quiet: under
+/// 5% of a core over 300 ms. Seeding leaves work behind in a server (the
+/// sign-ups' verification emails go out through the outbox, a file each
+/// without an SMTP server), which would otherwise run inside the first
+/// measured steps and count as CPU per delivery there.
+async fn settle(pids: &[u32]) {
+    if pids.is_empty() {
+        return;
+    }
+    let began = Instant::now();
+    let window = Duration::from_millis(300);
+    loop {
+        let before = cpu_total(pids);
+        tokio::time::sleep(window).await;
+        let busy = cpu_total(pids) - before;
+        if busy < 0.05 * window.as_secs_f64() || began.elapsed() > Duration::from_secs(60) {
+            break;
+        }
+    }
+    if began.elapsed() > Duration::from_secs(1) {
+        eprintln!(
+            "waited {:.1} s for the server to go quiet before the first step",
+            began.elapsed().as_secs_f64()
+        );
+    }
 }
 
 fn cpu_total(pids: &[u32]) -> f64 {
@@ -1034,6 +1090,7 @@ async fn open_rooms(a: RoomsArgs) -> anyhow::Result<RunReport> {
                 room: room.key.clone(),
                 node: (at > 0).then(|| a.also[at - 1].clone()),
                 publisher: (mi < a.publishers).then(|| (format!("r{ri}m{mi}"), steps.clone())),
+                phase: 0.0,
             });
         }
     }
@@ -1061,6 +1118,7 @@ async fn direct(a: DirectArgs) -> anyhow::Result<RunReport> {
                 room: room.key.clone(),
                 node: None,
                 publisher: Some((format!("d{ri}m{mi}"), steps.clone())),
+                phase: 0.0,
             });
         }
     }

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix::Addr;
 use tokio::sync::{mpsc, oneshot};
@@ -20,6 +20,19 @@ use crate::metrics::Metrics;
 use crate::store::{Appended, ChatWrite, MessageStore};
 
 const MAX_BATCH: usize = 1024;
+
+/// Under sustained load, how long a commit waits for company. A commit
+/// costs about the same CPU whether it stores one write or fifty (the
+/// statements' round trips to SQLite's thread and the fsync), so when
+/// writes come one at a time, back to back, each paying a commit of its
+/// own costs the most CPU per message (docs/BENCHMARKS.md, "Commit
+/// delay"). When the next write arrives within [`SUSTAINED`] of the last
+/// commit's end, the committer waits this long (the timer's resolution is
+/// 1 ms, so up to 1.5 ms) and takes what came meanwhile too. A write after
+/// a quiet spell commits at once. The idea is PostgreSQL's `commit_delay`.
+const COMMIT_DELAY: Duration = Duration::from_micros(500);
+/// See [`COMMIT_DELAY`].
+const SUSTAINED: Duration = Duration::from_millis(2);
 
 /// One append's outcome, under the room's token for it.
 pub type Outcome = (u64, Result<Appended, String>);
@@ -31,7 +44,8 @@ pub struct Job {
 }
 
 enum Item {
-    Job(Job),
+    /// With the time it was submitted.
+    Job(Job, Instant),
     Flush(oneshot::Sender<()>),
 }
 
@@ -48,7 +62,7 @@ impl Committer {
     }
 
     pub fn submit(&self, job: Job) -> bool {
-        self.tx.send(Item::Job(job)).is_ok()
+        self.tx.send(Item::Job(job, Instant::now())).is_ok()
     }
 
     /// Wait until everything submitted before this call is committed.
@@ -66,12 +80,20 @@ async fn run(
     metrics: Arc<Metrics>,
 ) {
     let mut jobs: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    let mut submitted: Vec<Instant> = Vec::with_capacity(MAX_BATCH);
     let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
+    let mut last_done: Option<Instant> = None;
     while let Some(first) = rx.recv().await {
+        if matches!(first, Item::Job(..)) && last_done.is_some_and(|at| at.elapsed() < SUSTAINED) {
+            tokio::time::sleep(COMMIT_DELAY).await;
+        }
         let mut next = Some(first);
         while let Some(item) = next.take() {
             match item {
-                Item::Job(j) => jobs.push(j),
+                Item::Job(j, at) => {
+                    jobs.push(j);
+                    submitted.push(at);
+                }
                 Item::Flush(f) => flushes.push(f),
             }
             if jobs.len() >= MAX_BATCH {
@@ -81,6 +103,13 @@ async fn run(
         }
         if !jobs.is_empty() {
             commit(&mut jobs, store.as_ref(), &metrics).await;
+            let done = Instant::now();
+            last_done = Some(done);
+            for at in submitted.drain(..) {
+                metrics
+                    .chat_durable_seconds
+                    .observe(done.duration_since(at).as_secs_f64());
+            }
         }
         for f in flushes.drain(..) {
             let _ = f.send(());
