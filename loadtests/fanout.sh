@@ -146,6 +146,7 @@ has "$TARGETS" broadcast && run_all broadcast 9003 "$ROOT/target/release/peer-br
 
 mkdir -p "$OUT_DIR"
 REV=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+git diff --quiet HEAD -- src loadtests 2>/dev/null || REV="$REV-dirty"
 OUT=$OUT_DIR/fanout-$(date -u +%Y%m%d-%H%M%S)-$REV.md
 {
   echo "# Fan-out run $(date -u '+%Y-%m-%d %H:%M') UTC, commit $REV"
