@@ -25,6 +25,11 @@ pub struct Metrics {
     pub orders_refused: IntCounterVec,
 }
 
+/// Seconds, 0.25 ms to 256 ms in doublings: waits of the chat commit path.
+const WAIT_BUCKETS: [f64; 11] = [
+    0.00025, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256,
+];
+
 impl Metrics {
     pub fn new() -> Result<Metrics, prometheus::Error> {
         let registry = Registry::new_custom(Some("jangteo".into()), None)?;
@@ -73,18 +78,14 @@ impl Metrics {
                 "chat_durable_seconds",
                 "From a chat write's submission to the end of the commit that stored it",
             )
-            .buckets(vec![
-                0.00025, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256,
-            ]),
+            .buckets(WAIT_BUCKETS.to_vec()),
         )?;
         let sqlite_checkpoint_seconds = Histogram::with_opts(
             HistogramOpts::new(
                 "sqlite_checkpoint_seconds",
                 "Duration of one background WAL checkpoint (embedded engine)",
             )
-            .buckets(vec![
-                0.00025, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256,
-            ]),
+            .buckets(WAIT_BUCKETS.to_vec()),
         )?;
         let cluster_events_in = IntCounter::new(
             "cluster_events_received_total",

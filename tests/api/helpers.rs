@@ -164,6 +164,11 @@ pub async fn spawn_app_in(data_dir: PathBuf, extra: &[(&str, &str)]) -> TestApp 
         turn: std::sync::atomic::AtomicUsize::new(0),
         client: Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            // actix-web closes a keep-alive connection after 5 s idle; a
+            // pooled connection reused at that moment fails with
+            // `IncompleteMessage` (seen in a browser flow that paused a few
+            // seconds between API calls). Never reuse one idle that long.
+            .pool_idle_timeout(std::time::Duration::from_secs(2))
             .build()
             .expect("client"),
         data_dir,

@@ -557,8 +557,9 @@ mod tests {
         })
     }
 
-    #[tokio::test]
-    async fn batches_assign_gap_free_seqs_and_deduplicate() {
+    /// A fresh database with users a and b and their direct room: (the
+    /// directory, to keep it, the store, a, b, the room).
+    async fn fixture() -> (tempfile::TempDir, SqlStore, i64, i64, i64) {
         let dir = tempfile::tempdir().expect("tempdir");
         let url = format!("sqlite://{}", dir.path().join("t.db").display());
         let store = SqlStore::connect(&url).await.expect("connect");
@@ -571,10 +572,16 @@ mod tests {
             .insert_user("b@x.com", "h", "bb", crate::domain::account::Role::User, 1)
             .await
             .expect("user");
-        let (r1, _) = store
+        let (room, _) = store
             .get_or_create_direct("1:2", a, b, None, 1)
             .await
             .expect("room");
+        (dir, store, a, b, room)
+    }
+
+    #[tokio::test]
+    async fn batches_assign_gap_free_seqs_and_deduplicate() {
+        let (_dir, store, a, b, r1) = fixture().await;
         let (r2, _) = store
             .get_or_create_direct("1:2:x", a, b, None, 1)
             .await
@@ -672,22 +679,7 @@ mod tests {
     /// stored whole stores nothing.
     #[tokio::test]
     async fn bodies_round_trip_exactly_and_a_failed_batch_stores_nothing() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        let store = SqlStore::connect(&url).await.expect("connect");
-        store.migrate().await.expect("migrate");
-        let a = store
-            .insert_user("a@x.com", "h", "aa", crate::domain::account::Role::User, 1)
-            .await
-            .expect("user");
-        let b = store
-            .insert_user("b@x.com", "h", "bb", crate::domain::account::Role::User, 1)
-            .await
-            .expect("user");
-        let (room, _) = store
-            .get_or_create_direct("1:2", a, b, None, 1)
-            .await
-            .expect("room");
+        let (_dir, store, a, _b, room) = fixture().await;
         let bodies = [
             "안녕하세요 🥕 \"quoted\" back\\slash",
             "line\nbreak\ttab \u{0} nul \u{1f} unit sep",
