@@ -97,6 +97,10 @@ struct UserState {
     loaded: bool,
     /// Rooms removed before that: the load must not bring them back.
     removed_early: HashSet<i64>,
+    /// Rooms added before that (news that may be older than the load, e.g.
+    /// from another node): announced when the load finishes, unless the
+    /// load already had them.
+    added_early: HashMap<i64, (Option<i64>, i64)>,
 }
 
 impl UserState {
@@ -122,6 +126,18 @@ impl UserState {
                 known: true,
             },
         );
+    }
+
+    /// A room the user's sessions did not know: learn it, send `joined`;
+    /// true if the actor must be asked to flush (the badge follows).
+    fn announce_room(&mut self, room: i64, peer: Option<i64>, unread: i64) -> bool {
+        let unread = self
+            .rooms
+            .get(&room)
+            .map_or(unread, |v| v.unread.max(unread));
+        self.know(room, unread, peer);
+        self.to_all(&frames::joined(room));
+        self.mark_dirty(room)
     }
 
     fn peers(&self) -> Vec<i64> {
@@ -210,16 +226,20 @@ impl UserTarget {
                 let peer = if kind == RoomKind::Direct { peer } else { None };
                 let (flush, sessions) = {
                     let mut s = self.shared.lock();
+                    if !s.loaded {
+                        // The load decides: a room it has was there before
+                        // this actor started (no `joined`, no badge).
+                        s.removed_early.remove(&room);
+                        s.added_early.insert(room, (peer, unread));
+                        return;
+                    }
                     if s.rooms.get(&room).is_some_and(|v| v.known) {
                         // Known already (loaded from the store when the
                         // actor started): the news came late, e.g. from
                         // another node.
                         return;
                     }
-                    let unread = s.rooms.get(&room).map_or(unread, |v| v.unread.max(unread));
-                    s.know(room, unread, peer);
-                    s.to_all(&frames::joined(room));
-                    (s.mark_dirty(room), s.sessions.clone())
+                    (s.announce_room(room, peer, unread), s.sessions.clone())
                 };
                 if let Some(p) = peer {
                     hub.tell_online_peers(vec![p], sessions);
@@ -231,6 +251,7 @@ impl UserTarget {
                 s.rooms.remove(&room);
                 if !s.loaded {
                     s.removed_early.insert(room);
+                    s.added_early.remove(&room);
                 }
                 s.to_all(&frames::removed(room, reason));
                 s.mark_dirty(room)
@@ -297,12 +318,14 @@ impl Actor for UserActor {
         ctx.wait(
             async move { sql.user_room_ids(id).await }
                 .into_actor(self)
-                .map(|result, act, _| match result {
+                .map(|result, act, ctx| match result {
                     Ok(rooms) => {
                         let mut s = act.shared.lock();
                         let removed = std::mem::take(&mut s.removed_early);
+                        let mut added = std::mem::take(&mut s.added_early);
                         s.loaded = true;
                         for (room, kind, last_seq, last_read, peer) in rooms {
+                            added.remove(&room);
                             if removed.contains(&room) {
                                 continue;
                             }
@@ -316,8 +339,18 @@ impl Actor for UserActor {
                                 .map_or_else(|| chat::unread(last_seq, last_read), |v| v.unread);
                             s.know(room, unread, peer);
                         }
+                        // Added while this loaded, after the load's read.
+                        // (Their peers' presence goes out with `Attach`,
+                        // which the actor handles after this.)
+                        let mut flush = false;
+                        for (room, (peer, unread)) in added {
+                            flush |= s.announce_room(room, peer, unread);
+                        }
                         drop(s);
                         act.announce(true);
+                        if flush {
+                            ctx.address().do_send(UserMsg::FlushBadges);
+                        }
                     }
                     Err(e) => tracing::error!(user = act.id, error = %e, "user actor failed to load rooms"),
                 }),

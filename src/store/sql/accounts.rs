@@ -164,7 +164,7 @@ impl SqlStore {
     /// Its provider identities go with it: the same Kakao or Google account
     /// signs up anew afterwards.
     pub async fn withdraw_user(&self, id: i64, now: i64) -> Result<(), StoreError> {
-        let mut tx = self.writer().begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "UPDATE users SET status = 'withdrawn', email = NULL, password_hash = NULL, \
              updated_at = ?, withdrawn_at = ? WHERE id = ?",

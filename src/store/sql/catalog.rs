@@ -213,7 +213,7 @@ impl SqlStore {
         images: &[i64],
         now: i64,
     ) -> Result<i64, StoreError> {
-        let mut tx = self.writer().begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO products (name, brand, description, category, base_price, status, search_text, \
              created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -248,7 +248,7 @@ impl SqlStore {
         now: i64,
     ) -> Result<(), StoreError> {
         retrying("update_product", || async {
-            let mut tx = self.writer().begin().await?;
+            let mut tx = self.begin_write().await?;
             sqlx::query(
                 "UPDATE products SET name = ?, brand = ?, description = ?, category = ?, base_price = ?, \
                  search_text = ?, updated_at = ? WHERE id = ? AND deleted_at IS NULL",
@@ -356,7 +356,7 @@ impl SqlStore {
         max: usize,
     ) -> Result<SkuWrite, StoreError> {
         let attempt = retrying("add_option", || async {
-            let mut tx = self.writer().begin().await?;
+            let mut tx = self.begin_write().await?;
             sqlx::query(&format!(
                 "SELECT id FROM products WHERE id = ?{}",
                 self.for_update()
@@ -424,7 +424,7 @@ impl SqlStore {
         now: i64,
     ) -> Result<StockOutcome, StoreError> {
         retrying("change_stock", || async {
-            let mut tx = self.writer().begin().await?;
+            let mut tx = self.begin_write().await?;
             let lock = format!(
                 "SELECT stock FROM product_options WHERE id = ? AND deleted_at IS NULL{}",
                 self.for_update()
@@ -644,7 +644,7 @@ impl SqlStore {
         now: i64,
     ) -> Result<bool, StoreError> {
         retrying("set_wishlisted", || async {
-            let mut tx = self.writer().begin().await?;
+            let mut tx = self.begin_write().await?;
             let changed = if on {
                 inserted(
                     sqlx::query(
@@ -726,7 +726,7 @@ impl SqlStore {
         now: i64,
     ) -> Result<CartAdd, StoreError> {
         retrying("cart_add", || async {
-            let mut tx = self.writer().begin().await?;
+            let mut tx = self.begin_write().await?;
             // One user's cart changes one at a time (MySQL: the user's row
             // lock), so the line count below is not raced and parallel
             // adds queue instead of deadlocking on gap locks.

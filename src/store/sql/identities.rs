@@ -282,7 +282,7 @@ impl SqlStore {
         nickname: &str,
         identity: NewIdentity<'_>,
     ) -> Result<i64, CreateWithIdentityError> {
-        let mut tx = self.writer().begin().await.map_err(StoreError::from)?;
+        let mut tx = self.begin_write().await.map_err(StoreError::from)?;
         // Only a provider-verified email is stored here, so it is verified.
         sqlx::query(
             "INSERT INTO users (email, password_hash, nickname, role, status, created_at, updated_at, email_verified_at) \
@@ -332,7 +332,7 @@ impl SqlStore {
         claim: bool,
     ) -> Result<LinkOutcome, StoreError> {
         retrying("link_identity", || async {
-            let mut tx = self.writer().begin().await?;
+            let mut tx = self.begin_write().await?;
             let user: Option<(i64,)> = sqlx::query_as(&format!(
                 "SELECT id FROM users WHERE id = ? AND status = 'active'{}",
                 self.for_update()
@@ -405,7 +405,7 @@ impl SqlStore {
         provider: &str,
     ) -> Result<UnlinkOutcome, StoreError> {
         retrying("unlink_identity", || async {
-            let mut tx = self.writer().begin().await?;
+            let mut tx = self.begin_write().await?;
             let user: Option<(Option<String>,)> = sqlx::query_as(&format!(
                 "SELECT password_hash FROM users WHERE id = ? AND status = 'active'{}",
                 self.for_update()

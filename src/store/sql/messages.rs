@@ -1,13 +1,15 @@
-//! Chat messages in the relational store: the embedded engine's
-//! [`MessageStore`]. A batch is one transaction on the single writer
-//! connection, so the seqs it assigns are either all durable or all rolled
-//! back: a failed commit never leaves a hole in a room's sequence.
+//! Chat messages in the relational store: the [`MessageStore`] of the
+//! embedded engine (SQLite) and of MySQL/MariaDB. A batch is one
+//! transaction, so the seqs it assigns are either all durable or all rolled
+//! back: a failed commit never leaves a hole in a room's sequence. On
+//! SQLite the chat writer thread runs it (`chat_writer.rs`); on MySQL the
+//! pool's connections do, below.
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
 
-use super::{retrying, Dialect, SqlStore};
+use super::{retrying, SqlStore};
 use crate::domain::chat::MessageKind;
 use crate::store::{Appended, ChatWrite, MessageRecord, MessageStore, NewMessage, StoreError};
 
@@ -20,10 +22,6 @@ const DEDUP_CHUNK: usize = 300;
 const INSERT_CHUNK: usize = 100;
 /// Ids or pairs per IN / CASE statement.
 const IN_CHUNK: usize = 200;
-
-fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|e| StoreError::Other(e.to_string()))
-}
 
 fn placeholders(n: usize) -> String {
     vec!["?"; n].join(", ")
@@ -95,7 +93,7 @@ impl SqlStore {
         let mut rooms = rooms.to_vec();
         // Same lock order as every other room transaction.
         rooms.sort_unstable();
-        let mut tx = self.writer().begin().await?;
+        let mut tx = self.begin_write().await?;
         for (room, seq, at) in &rooms {
             sqlx::query(&format!(
                 "UPDATE rooms SET last_seq = {greatest}(last_seq, ?), last_activity_at = {greatest}(last_activity_at, ?) WHERE id = ?"
@@ -127,10 +125,8 @@ impl SqlStore {
         writes: &[ChatWrite],
     ) -> Result<Vec<Option<Appended>>, StoreError> {
         // Set-based: a constant handful of statements per batch, whatever
-        // its size. Each statement is a round trip to the database (for
-        // SQLite: to its worker thread), so per-message statements would
-        // dominate the cost.
-        let mut tx = self.writer().begin().await?;
+        // its size (each is a network round trip).
+        let mut tx = self.begin_write().await?;
         let now_rooms: Vec<i64> = {
             let mut r: Vec<i64> = writes
                 .iter()
@@ -233,14 +229,9 @@ impl SqlStore {
         Ok(results)
     }
 
-    // The statements of a batch. SQLite gets each as one fixed statement
-    // over a JSON array (`json_each`): the same SQL text whatever the batch
-    // size, so it is prepared once per connection and kept in sqlx's
-    // statement cache. Statements whose text grows with the batch (a
-    // placeholder list, an OR chain) were parsed and planned anew for
-    // every batch size: the profile of a 5,000 sends/s run put SQLite's
-    // parser and planner next to its B-tree work (docs/BENCHMARKS.md,
-    // "The commit path"). MySQL/MariaDB keep the chunked multi-row forms.
+    // The statements of a batch on MySQL/MariaDB (SQLite's run on the chat
+    // writer thread, `chat_writer.rs`): chunked multi-row forms, so a batch
+    // is a handful of round trips whatever its size.
 
     /// `(room, sender, client id) -> (seq, ts)` of messages already stored.
     async fn stored_copies(
@@ -250,21 +241,6 @@ impl SqlStore {
     ) -> Result<HashMap<(i64, i64, String), (i64, i64)>, StoreError> {
         let mut stored = HashMap::new();
         if keyed.is_empty() {
-            return Ok(stored);
-        }
-        if self.dialect() == Dialect::Sqlite {
-            let rows: Vec<(i64, i64, String, i64, i64)> = sqlx::query_as(
-                "SELECT m.room_id, m.sender_id, m.client_msg_id, m.seq, m.created_at \
-                 FROM json_each(?) AS j JOIN messages AS m \
-                 ON m.room_id = j.value ->> 0 AND m.sender_id = j.value ->> 1 \
-                 AND m.client_msg_id = j.value ->> 2",
-            )
-            .bind(to_json(keyed)?)
-            .fetch_all(&mut *conn)
-            .await?;
-            for (room, sender, cid, seq, ts) in rows {
-                stored.insert((room, sender, cid), (seq, ts));
-            }
             return Ok(stored);
         }
         for chunk in keyed.chunks(DEDUP_CHUNK) {
@@ -291,14 +267,6 @@ impl SqlStore {
         if rooms.is_empty() {
             return Ok(Vec::new());
         }
-        if self.dialect() == Dialect::Sqlite {
-            return Ok(sqlx::query_as(
-                "SELECT id, last_seq FROM rooms WHERE id IN (SELECT value FROM json_each(?))",
-            )
-            .bind(to_json(rooms)?)
-            .fetch_all(&mut *conn)
-            .await?);
-        }
         let mut out = Vec::with_capacity(rooms.len());
         for chunk in rooms.chunks(IN_CHUNK) {
             let sql = format!(
@@ -321,33 +289,6 @@ impl SqlStore {
         rows: &[(&NewMessage, i64)],
     ) -> Result<(), StoreError> {
         if rows.is_empty() {
-            return Ok(());
-        }
-        if self.dialect() == Dialect::Sqlite {
-            let json: Vec<_> = rows
-                .iter()
-                .map(|(m, seq)| {
-                    (
-                        m.room_id,
-                        *seq,
-                        m.sender_id,
-                        m.client_msg_id.as_deref(),
-                        m.kind.as_str(),
-                        m.body.as_str(),
-                        m.payload.as_deref(),
-                        m.created_at,
-                    )
-                })
-                .collect();
-            sqlx::query(&format!(
-                "INSERT INTO messages ({MESSAGE_COLUMNS}) \
-                 SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, \
-                 j.value ->> 4, j.value ->> 5, j.value ->> 6, j.value ->> 7, NULL, NULL \
-                 FROM json_each(?) AS j"
-            ))
-            .bind(to_json(&json)?)
-            .execute(&mut *conn)
-            .await?;
             return Ok(());
         }
         for chunk in rows.chunks(INSERT_CHUNK) {
@@ -377,16 +318,6 @@ impl SqlStore {
         advanced: &[(i64, i64, i64)],
     ) -> Result<(), StoreError> {
         if advanced.is_empty() {
-            return Ok(());
-        }
-        if self.dialect() == Dialect::Sqlite {
-            sqlx::query(
-                "UPDATE rooms SET last_seq = j.value ->> 1, last_activity_at = j.value ->> 2 \
-                 FROM json_each(?) AS j WHERE rooms.id = j.value ->> 0",
-            )
-            .bind(to_json(advanced)?)
-            .execute(&mut *conn)
-            .await?;
             return Ok(());
         }
         for chunk in advanced.chunks(IN_CHUNK) {
@@ -420,18 +351,6 @@ impl SqlStore {
         if moves.is_empty() {
             return Ok(());
         }
-        if self.dialect() == Dialect::Sqlite {
-            let json: Vec<(i64, i64, i64)> = moves.iter().map(|((r, u), s)| (*r, *u, *s)).collect();
-            sqlx::query(
-                "UPDATE room_members SET last_read_seq = MAX(last_read_seq, j.value ->> 2) \
-                 FROM json_each(?) AS j \
-                 WHERE room_members.room_id = j.value ->> 0 AND room_members.user_id = j.value ->> 1",
-            )
-            .bind(to_json(&json)?)
-            .execute(&mut *conn)
-            .await?;
-            return Ok(());
-        }
         let greatest = self.greatest();
         for chunk in moves.chunks(IN_CHUNK) {
             let sql = format!(
@@ -455,6 +374,9 @@ impl SqlStore {
 #[async_trait]
 impl MessageStore for SqlStore {
     async fn write_batch(&self, writes: &[ChatWrite]) -> Result<Vec<Option<Appended>>, StoreError> {
+        if let Some(writer) = &self.chat_writer {
+            return writer.write(writes.to_vec()).await;
+        }
         retrying("write_batch", || self.write_batch_once(writes)).await
     }
 
@@ -677,6 +599,53 @@ mod tests {
     /// The batch travels as JSON text into SQLite (`json_each`): whatever a
     /// body holds comes back byte for byte, and a batch that cannot be
     /// stored whole stores nothing.
+    /// The chat writer (its own connection) and the sqlx writer share the
+    /// database: transactions that read and then write, on the other side,
+    /// neither fail nor lose a chat commit while chat commits run.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn chat_commits_and_other_writes_share_the_database() {
+        let (_dir, store, a, _b, room) = fixture().await;
+        let store = std::sync::Arc::new(store);
+        let chat = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for i in 0..300 {
+                    let out = store
+                        .write_batch(&[text(room, a, &format!("c{i}"))])
+                        .await
+                        .expect("chat commit");
+                    assert!(matches!(out[0], Some(Appended::New { .. })));
+                }
+            })
+        };
+        let other = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for i in 0..300 {
+                    let mut tx = store.begin_write().await.expect("begin");
+                    let (seq,): (i64,) = sqlx::query_as("SELECT last_seq FROM rooms WHERE id = ?")
+                        .bind(room)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .expect("read");
+                    tokio::task::yield_now().await;
+                    sqlx::query("UPDATE rooms SET description = ? WHERE id = ?")
+                        .bind(format!("{i} at {seq}"))
+                        .bind(room)
+                        .execute(&mut *tx)
+                        .await
+                        .expect("write after read");
+                    tx.commit().await.expect("commit");
+                }
+            })
+        };
+        chat.await.expect("chat task");
+        other.await.expect("other task");
+        let stored = store.messages_after(room, 0, 1000).await.expect("history");
+        let seqs: Vec<i64> = stored.iter().map(|m| m.seq).collect();
+        assert_eq!(seqs, (1..=300).collect::<Vec<_>>());
+    }
+
     #[tokio::test]
     async fn bodies_round_trip_exactly_and_a_failed_batch_stores_nothing() {
         let (_dir, store, a, _b, room) = fixture().await;

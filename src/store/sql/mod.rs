@@ -16,6 +16,7 @@
 
 mod accounts;
 mod catalog;
+mod chat_writer;
 mod identities;
 mod market;
 mod messages;
@@ -85,6 +86,8 @@ pub struct SqlStore {
     dialect: Dialect,
     /// SQLite: the connection that checkpoints the WAL in the background.
     checkpointer: Option<AnyPool>,
+    /// SQLite: the thread that commits chat writes ([`chat_writer`]).
+    chat_writer: Option<chat_writer::ChatWriter>,
     /// Rung after a transaction that wrote outbox jobs committed, so this
     /// node's worker runs them at once instead of at its next poll.
     outbox_wake: Arc<tokio::sync::Notify>,
@@ -122,7 +125,12 @@ impl SqlStore {
                 "unsupported database URL scheme: {url}"
             )));
         }
-        if let Some(parent) = sqlite_path(url).as_deref().and_then(|p| p.parent()) {
+        let Some(path) = sqlite_path(url) else {
+            return Err(StoreError::Other(format!(
+                "the embedded engine needs a database file: {url}"
+            )));
+        };
+        if let Some(parent) = path.parent() {
             if !parent.as_os_str().is_empty() {
                 std::fs::create_dir_all(parent)?;
             }
@@ -197,12 +205,14 @@ impl SqlStore {
             })
             .connect_with(options)
             .await?;
+        let chat_writer = chat_writer::ChatWriter::open(&path, synchronous)?;
         Ok(SqlStore {
             outbox_wake: Arc::new(tokio::sync::Notify::new()),
             read,
             write,
             dialect: Dialect::Sqlite,
             checkpointer: Some(checkpointer),
+            chat_writer: Some(chat_writer),
         })
     }
 
@@ -232,6 +242,7 @@ impl SqlStore {
             write: pool,
             dialect: Dialect::MySql,
             checkpointer: None,
+            chat_writer: None,
         })
     }
 
@@ -334,6 +345,20 @@ impl SqlStore {
 
     pub(crate) fn writer(&self) -> &AnyPool {
         &self.write
+    }
+
+    /// Begin a write transaction. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`), waiting in the busy handler if the chat writer
+    /// holds it: a deferred transaction that read first and then wrote
+    /// would fail outright (`SQLITE_BUSY_SNAPSHOT`) whenever the chat
+    /// writer committed in between.
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.dialect {
+            Dialect::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await,
+            Dialect::MySql => self.write.begin().await,
+        }
     }
 }
 

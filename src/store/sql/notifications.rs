@@ -92,7 +92,7 @@ impl SqlStore {
         let body: String = n.body.chars().take(2000).collect();
         let link: String = n.link.chars().take(500).collect();
         let attempt = async {
-            let mut tx = self.writer().begin().await?;
+            let mut tx = self.begin_write().await?;
             sqlx::query(
                 "INSERT INTO notifications (user_id, event_id, kind, title, body, link, in_app, created_at) \
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -171,7 +171,7 @@ impl SqlStore {
         );
         let query = sqlx::query_as::<_, Row>(&sql).bind(event_id).bind(user_id);
         let row = if locking {
-            let mut tx = self.writer().begin().await?;
+            let mut tx = self.begin_write().await?;
             let row = query.fetch_optional(&mut *tx).await?;
             tx.commit().await?;
             row
@@ -311,7 +311,7 @@ impl SqlStore {
         in_app: bool,
         email: bool,
     ) -> Result<(), StoreError> {
-        let mut tx = self.writer().begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM notification_prefs WHERE user_id = ? AND kind = ?")
             .bind(user_id)
             .bind(kind)
@@ -374,7 +374,7 @@ impl SqlStore {
         now: i64,
     ) -> Result<KeywordAdd, StoreError> {
         retrying("add_keyword", || async {
-            let mut tx = self.writer().begin().await?;
+            let mut tx = self.begin_write().await?;
             // One user's saves one at a time (MySQL: the user's row lock),
             // so parallel saves queue instead of deadlocking on gap locks.
             self.lock_user(&mut tx, user_id).await?;
@@ -415,7 +415,7 @@ impl SqlStore {
         now: i64,
     ) -> Result<bool, StoreError> {
         let hour_ago = now - 3_600_000;
-        let mut tx = self.writer().begin().await?;
+        let mut tx = self.begin_write().await?;
         // One watcher's count at a time (MySQL: the user's row lock).
         self.lock_user(&mut tx, watcher).await?;
         let r = sqlx::query(

@@ -339,7 +339,7 @@ impl SqlStore {
         events: &LineEvents<'_>,
         now: i64,
     ) -> Result<Placed, StoreError> {
-        let mut tx = self.writer().begin().await?;
+        let mut tx = self.begin_write().await?;
         let units: i64 = lines.iter().map(|l| l.quantity).sum();
         if let Some(refusal) = self.buyer_refusal(&mut tx, order, units, None, now).await? {
             return Ok(Placed::Refused(refusal));
@@ -518,7 +518,7 @@ impl SqlStore {
         now: i64,
     ) -> Result<ListingPlaced, StoreError> {
         retrying("place_listing_order", || async {
-            let mut tx = self.writer().begin().await?;
+            let mut tx = self.begin_write().await?;
             let row: Option<(i64, String, i64, String, Option<i64>)> = sqlx::query_as(&format!(
                 "SELECT seller_id, title, price, status, deleted_at FROM listings WHERE id = ?{}",
                 self.for_update()
@@ -619,7 +619,7 @@ impl SqlStore {
         now: i64,
     ) -> Result<Option<OrderRecord>, StoreError> {
         retrying("end_unpaid_order", || async {
-            let mut tx = self.writer().begin().await?;
+            let mut tx = self.begin_write().await?;
             let r = sqlx::query(
                 "UPDATE orders SET status = ?, ended_at = ?, updated_at = ? \
                  WHERE id = ? AND status = 'pending_payment'",
@@ -657,7 +657,7 @@ impl SqlStore {
         now: i64,
     ) -> Result<Vec<(i64, i64)>, StoreError> {
         retrying("restore_order_stock", || async {
-            let mut tx = self.writer().begin().await?;
+            let mut tx = self.begin_write().await?;
             let lines: Vec<(i64, i64, i64)> = sqlx::query_as(
                 "SELECT id, option_id, quantity FROM order_lines \
                  WHERE order_id = ? AND restored_at IS NULL AND option_id IS NOT NULL ORDER BY option_id",

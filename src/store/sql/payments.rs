@@ -95,7 +95,7 @@ impl SqlStore {
         now: i64,
     ) -> Result<Recorded, StoreError> {
         let attempt = retrying("record_payment", || async {
-            let mut tx = self.writer().begin().await?;
+            let mut tx = self.begin_write().await?;
             let r = sqlx::query(
                 "UPDATE orders SET status = 'paid', paid_at = ?, updated_at = ? \
                  WHERE id = ? AND status = 'pending_payment'",

@@ -86,7 +86,7 @@ impl SqlStore {
         now: i64,
     ) -> Result<Option<i64>, StoreError> {
         retrying("insert_product_review", || async {
-            let mut tx = self.writer().begin().await?;
+            let mut tx = self.begin_write().await?;
             let r = sqlx::query(
                 "INSERT INTO product_reviews (order_line_id, product_id, user_id, rating, body, images, \
                  created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -139,7 +139,7 @@ impl SqlStore {
         now: i64,
     ) -> Result<bool, StoreError> {
         retrying("update_product_review", || async {
-            let mut tx = self.writer().begin().await?;
+            let mut tx = self.begin_write().await?;
             let old: Option<(i64, i64)> = sqlx::query_as(&format!(
                 "SELECT rating, product_id FROM product_reviews WHERE id = ? AND user_id = ?{}",
                 self.for_update()
@@ -175,7 +175,7 @@ impl SqlStore {
     /// Delete a review (its author's or, for admins, any).
     pub async fn delete_product_review(&self, id: i64) -> Result<bool, StoreError> {
         retrying("delete_product_review", || async {
-            let mut tx = self.writer().begin().await?;
+            let mut tx = self.begin_write().await?;
             let old: Option<(i64, i64)> = sqlx::query_as(&format!(
                 "SELECT rating, product_id FROM product_reviews WHERE id = ?{}",
                 self.for_update()

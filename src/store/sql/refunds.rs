@@ -150,7 +150,7 @@ impl SqlStore {
         now: i64,
     ) -> Result<Cancelled, StoreError> {
         let id = retrying("cancel_paid_lines", || async {
-            let mut tx = self.writer().begin().await?;
+            let mut tx = self.begin_write().await?;
             for l in r.lines {
                 let done = sqlx::query(
                     "UPDATE order_lines SET cancelled_quantity = cancelled_quantity + ? \
@@ -355,7 +355,7 @@ impl SqlStore {
         now: i64,
     ) -> Result<bool, StoreError> {
         retrying("settle_refund", || async {
-            let mut tx = self.writer().begin().await?;
+            let mut tx = self.begin_write().await?;
             let r = sqlx::query(
                 "UPDATE refunds SET status = ?, last_error = ?, done_at = ? WHERE id = ? AND status = 'pending'",
             )
@@ -477,7 +477,7 @@ impl SqlStore {
         payment_key: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.writer().begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM payment_intents WHERE order_id = ? AND provider = ?")
             .bind(order_id)
             .bind(provider)

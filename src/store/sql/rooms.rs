@@ -132,7 +132,7 @@ impl SqlStore {
         now: i64,
     ) -> Result<i64, StoreError> {
         let owner = room.owner.get();
-        let mut tx = self.writer().begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO rooms (kind, name, description, capacity, passcode_hash, owner_id, member_count, last_seq, \
              last_activity_at, created_at, min_manner_score) VALUES ('open', ?, ?, ?, ?, ?, 1, 0, ?, ?, ?)",
@@ -189,7 +189,7 @@ impl SqlStore {
         if let Some(id) = self.direct_room_id(key).await? {
             return Ok((id, false));
         }
-        let mut tx = self.writer().begin().await?;
+        let mut tx = self.begin_write().await?;
         let inserted = sqlx::query(
             "INSERT INTO rooms (kind, name, description, capacity, direct_key, listing_id, member_count, last_seq, \
              last_activity_at, created_at) VALUES ('direct', '', '', 2, ?, ?, 2, 0, ?, ?)",
@@ -296,7 +296,7 @@ impl SqlStore {
         user_id: i64,
         now: i64,
     ) -> Result<JoinOutcome, StoreError> {
-        let mut tx = self.writer().begin().await?;
+        let mut tx = self.begin_write().await?;
         if !self.lock_room(&mut tx, room_id).await? {
             return Ok(JoinOutcome::NoRoom);
         }
@@ -364,7 +364,7 @@ impl SqlStore {
     }
 
     async fn remove_member_once(&self, room_id: i64, user_id: i64) -> Result<bool, StoreError> {
-        let mut tx = self.writer().begin().await?;
+        let mut tx = self.begin_write().await?;
         if !self.lock_room(&mut tx, room_id).await? {
             return Ok(false);
         }
@@ -431,7 +431,7 @@ impl SqlStore {
         old_owner: i64,
         new_owner: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.writer().begin().await?;
+        let mut tx = self.begin_write().await?;
         self.lock_room(&mut tx, room_id).await?;
         sqlx::query("UPDATE room_members SET role = 'member' WHERE room_id = ? AND user_id = ?")
             .bind(room_id)

@@ -65,7 +65,7 @@ impl SqlStore {
         idempotency_key: &str,
     ) -> Result<SandboxCancel, StoreError> {
         retrying("sandbox_cancel", || async {
-            let mut tx = self.writer().begin().await?;
+            let mut tx = self.begin_write().await?;
             let before: Option<(i64, i64)> = sqlx::query_as(
                 "SELECT amount, remaining FROM sandbox_cancels WHERE idempotency_key = ?",
             )

@@ -58,7 +58,7 @@ impl SqlStore {
         token_hash: &str,
         now: i64,
     ) -> Result<TokenUse, StoreError> {
-        let mut tx = self.writer().begin().await?;
+        let mut tx = self.begin_write().await?;
         let spent = sqlx::query(
             "UPDATE email_tokens SET used_at = ? \
              WHERE token_hash = ? AND purpose = ? AND used_at IS NULL AND expires_at > ?",
@@ -112,7 +112,7 @@ impl SqlStore {
         day: i64,
         max: u32,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.writer().begin().await?;
+        let mut tx = self.begin_write().await?;
         let exists: Option<(i64,)> =
             sqlx::query_as("SELECT sent FROM mail_quota WHERE address = ? AND day = ?")
                 .bind(address)

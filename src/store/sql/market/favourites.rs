@@ -22,7 +22,7 @@ impl SqlStore {
         listing_id: i64,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.writer().begin().await?;
+        let mut tx = self.begin_write().await?;
         let added = sqlx::query(
             "INSERT INTO favourites (user_id, listing_id, created_at) VALUES (?, ?, ?)",
         )
@@ -54,7 +54,7 @@ impl SqlStore {
         user: i64,
         listing_id: i64,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.writer().begin().await?;
+        let mut tx = self.begin_write().await?;
         let r = sqlx::query("DELETE FROM favourites WHERE user_id = ? AND listing_id = ?")
             .bind(user)
             .bind(listing_id)

@@ -26,7 +26,7 @@ impl SqlStore {
         events: JobsFor<'_>,
         now: i64,
     ) -> Result<ListingId, StoreError> {
-        let mut tx = self.writer().begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO listings (seller_id, title, description, price, category, status, search_text, \
              created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'selling', ?, ?, ?)",
@@ -73,7 +73,7 @@ impl SqlStore {
         jobs: &[NewJob],
         now: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.writer().begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "UPDATE listings SET title = ?, description = ?, price = ?, category = ?, search_text = ?, updated_at = ? \
              WHERE id = ?",
@@ -122,7 +122,7 @@ impl SqlStore {
     }
 
     pub(super) async fn delete_listing_once(&self, id: i64, now: i64) -> Result<(), StoreError> {
-        let mut tx = self.writer().begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("UPDATE listings SET deleted_at = ?, updated_at = ? WHERE id = ?")
             .bind(now)
             .bind(now)

@@ -13,7 +13,7 @@ impl SqlStore {
         quota: i64,
         now: i64,
     ) -> Result<Option<i64>, StoreError> {
-        let mut tx = self.writer().begin().await?;
+        let mut tx = self.begin_write().await?;
         self.lock_user(&mut tx, m.owner.get()).await?;
         let done = sqlx::query(
             "INSERT INTO media (owner_id, content_type, bytes, width, height, original_key, thumb_key, created_at) \

@@ -46,7 +46,7 @@ impl SqlStore {
         events: JobsFor<'_>,
         now: i64,
     ) -> Result<(i64, Option<ReservationRecord>), StoreError> {
-        let mut tx = self.writer().begin().await?;
+        let mut tx = self.begin_write().await?;
         self.lock_listing(&mut tx, listing_id).await?;
         let old: Option<ReservationRow> = sqlx::query_as(&format!(
             "SELECT {RESERVATION_COLUMNS} FROM reservations WHERE active_listing_id = ?"
@@ -131,7 +131,7 @@ impl SqlStore {
         jobs: &[NewJob],
         now: i64,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.writer().begin().await?;
+        let mut tx = self.begin_write().await?;
         let row: Option<(i64,)> = sqlx::query_as(
             "SELECT listing_id FROM reservations WHERE id = ? AND status = 'active'",
         )
@@ -196,7 +196,7 @@ impl SqlStore {
         jobs: &[NewJob],
         now: i64,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.writer().begin().await?;
+        let mut tx = self.begin_write().await?;
         let r = sqlx::query(
             "UPDATE listings SET status = 'sold', buyer_id = ?, sold_at = ?, updated_at = ? \
              WHERE id = ? AND status IN ('selling', 'reserved') AND deleted_at IS NULL",

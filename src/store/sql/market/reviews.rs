@@ -10,7 +10,7 @@ impl SqlStore {
         jobs: &[NewJob],
         now: i64,
     ) -> Result<ReviewInsert, StoreError> {
-        let mut tx = self.writer().begin().await?;
+        let mut tx = self.begin_write().await?;
         let result = sqlx::query(
             "INSERT INTO reviews (listing_id, reviewer_id, reviewee_id, rating, tags, body, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
