@@ -1,8 +1,11 @@
 //! Group commit for chat writes.
 //!
-//! One task owns the write side of the message store. It takes the first
+//! One loop owns the write side of the message store. It takes the first
 //! queued write, then everything else already queued (up to `MAX_BATCH`),
-//! and commits them as one transaction. While that commit waits for the
+//! and commits them as one transaction. On the embedded engine the loop
+//! is a thread of its own that commits synchronously through the store's
+//! chat writer (`MessageStore::blocking_writer`); on the network stores it
+//! is a task that awaits the database. While that commit waits for the
 //! disk, new writes queue up and form the next batch; so at low load a
 //! write commits alone and at once, at high load one fsync covers hundreds.
 //! Results go back to each room actor in one message per room per batch,
@@ -17,7 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::room::{Committed, RoomActor};
 use crate::metrics::Metrics;
-use crate::store::{Appended, ChatWrite, MessageStore};
+use crate::store::{Appended, BlockingWriter, ChatWrite, MessageStore, StoreError};
 
 const MAX_BATCH: usize = 1024;
 
@@ -55,7 +58,24 @@ pub struct Committer {
 }
 
 impl Committer {
+    /// Start the committer: on a thread of its own when the store commits
+    /// synchronously (the embedded engine), else as a task on the current
+    /// arbiter (network stores: the commit awaits the database).
     pub fn start(store: Arc<dyn MessageStore>, metrics: Arc<Metrics>) -> Committer {
+        if let Some(commit) = store.blocking_writer() {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let on_thread = metrics.clone();
+            match std::thread::Builder::new()
+                .name("chat-committer".into())
+                .spawn(move || run_blocking(rx, &commit, &on_thread))
+            {
+                Ok(_) => return Committer { tx },
+                // (The store's async path commits the same way.)
+                Err(e) => {
+                    tracing::error!(error = %e, "no thread for the chat committer; committing from a task")
+                }
+            }
+        }
         let (tx, rx) = mpsc::unbounded_channel();
         actix::spawn(run(rx, store, metrics));
         Committer { tx }
@@ -74,54 +94,118 @@ impl Committer {
     }
 }
 
-async fn run(
-    mut rx: mpsc::UnboundedReceiver<Item>,
-    store: Arc<dyn MessageStore>,
-    metrics: Arc<Metrics>,
-) {
-    let mut jobs: Vec<Job> = Vec::with_capacity(MAX_BATCH);
-    let mut submitted: Vec<Instant> = Vec::with_capacity(MAX_BATCH);
-    let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
-    let mut last_done: Option<Instant> = None;
-    while let Some(first) = rx.recv().await {
-        if matches!(first, Item::Job(..)) && last_done.is_some_and(|at| at.elapsed() < SUSTAINED) {
-            tokio::time::sleep(COMMIT_DELAY).await;
+/// What one turn of the loop took from the queue.
+struct Batch {
+    jobs: Vec<Job>,
+    submitted: Vec<Instant>,
+    flushes: Vec<oneshot::Sender<()>>,
+    /// When the last commit ended (for the commit delay).
+    last_done: Option<Instant>,
+}
+
+impl Batch {
+    fn new() -> Batch {
+        Batch {
+            jobs: Vec::with_capacity(MAX_BATCH),
+            submitted: Vec::with_capacity(MAX_BATCH),
+            flushes: Vec::new(),
+            last_done: None,
         }
+    }
+
+    /// Whether a write that arrives now should wait [`COMMIT_DELAY`] for
+    /// company.
+    fn sustained(&self, first: &Item) -> bool {
+        matches!(first, Item::Job(..)) && self.last_done.is_some_and(|at| at.elapsed() < SUSTAINED)
+    }
+
+    /// Take `first` and everything queued behind it (up to [`MAX_BATCH`]).
+    fn take(&mut self, first: Item, rx: &mut mpsc::UnboundedReceiver<Item>) {
         let mut next = Some(first);
         while let Some(item) = next.take() {
             match item {
                 Item::Job(j, at) => {
-                    jobs.push(j);
-                    submitted.push(at);
+                    self.jobs.push(j);
+                    self.submitted.push(at);
                 }
-                Item::Flush(f) => flushes.push(f),
+                Item::Flush(f) => self.flushes.push(f),
             }
-            if jobs.len() >= MAX_BATCH {
+            if self.jobs.len() >= MAX_BATCH {
                 break;
             }
             next = rx.try_recv().ok();
         }
-        if !jobs.is_empty() {
-            commit(&mut jobs, store.as_ref(), &metrics).await;
+    }
+
+    /// After the commit: durable times, and the flushes waiting on it.
+    fn done(&mut self, metrics: &Metrics) {
+        if !self.submitted.is_empty() {
             let done = Instant::now();
-            last_done = Some(done);
-            for at in submitted.drain(..) {
+            self.last_done = Some(done);
+            for at in self.submitted.drain(..) {
                 metrics
                     .chat_durable_seconds
                     .observe(done.duration_since(at).as_secs_f64());
             }
         }
-        for f in flushes.drain(..) {
+        for f in self.flushes.drain(..) {
             let _ = f.send(());
         }
     }
 }
 
-async fn commit(jobs: &mut Vec<Job>, store: &dyn MessageStore, metrics: &Metrics) {
-    let writes: Vec<ChatWrite> = jobs.iter().map(|j| j.write.clone()).collect();
-    let started = Instant::now();
-    let outcome = store.write_batch(&writes).await;
-    metrics.chat_batch_size.observe(writes.len() as f64);
+async fn run(
+    mut rx: mpsc::UnboundedReceiver<Item>,
+    store: Arc<dyn MessageStore>,
+    metrics: Arc<Metrics>,
+) {
+    let mut batch = Batch::new();
+    while let Some(first) = rx.recv().await {
+        if batch.sustained(&first) {
+            tokio::time::sleep(COMMIT_DELAY).await;
+        }
+        batch.take(first, &mut rx);
+        if !batch.jobs.is_empty() {
+            let writes: Vec<ChatWrite> = batch.jobs.iter().map(|j| j.write.clone()).collect();
+            let started = Instant::now();
+            let outcome = store.write_batch(&writes).await;
+            report(&mut batch.jobs, outcome, started, &metrics);
+        }
+        batch.done(&metrics);
+    }
+}
+
+/// The committer on its own thread, committing through the store's
+/// synchronous writer: a batch costs one wake-up of this thread and one
+/// message per room back, and the commit delay is a real 0.5 ms sleep
+/// (not a 1 ms timer tick).
+fn run_blocking(mut rx: mpsc::UnboundedReceiver<Item>, commit: &BlockingWriter, metrics: &Metrics) {
+    let mut batch = Batch::new();
+    let mut writes: Vec<ChatWrite> = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = rx.blocking_recv() {
+        if batch.sustained(&first) {
+            std::thread::sleep(COMMIT_DELAY);
+        }
+        batch.take(first, &mut rx);
+        if !batch.jobs.is_empty() {
+            writes.extend(batch.jobs.iter().map(|j| j.write.clone()));
+            let started = Instant::now();
+            let outcome = commit(&writes);
+            writes.clear();
+            report(&mut batch.jobs, outcome, started, metrics);
+        }
+        batch.done(metrics);
+    }
+}
+
+/// Send each room its outcomes, in order, in one message per room.
+fn report(
+    jobs: &mut Vec<Job>,
+    outcome: Result<Vec<Option<Appended>>, StoreError>,
+    started: Instant,
+    metrics: &Metrics,
+) {
+    metrics.chat_batch_size.observe(jobs.len() as f64);
     metrics
         .chat_commit_seconds
         .observe(started.elapsed().as_secs_f64());
@@ -141,7 +225,7 @@ async fn commit(jobs: &mut Vec<Job>, store: &dyn MessageStore, metrics: &Metrics
             }
         }
         Err(e) => {
-            tracing::error!(error = %e, batch = writes.len(), "chat commit failed; nothing in the batch was stored");
+            tracing::error!(error = %e, batch = jobs.len(), "chat commit failed; nothing in the batch was stored");
             metrics.chat_commit_failures.inc();
             for job in jobs.drain(..) {
                 if let (Some((addr, token)), ChatWrite::Append(m)) = (job.reply, &job.write) {

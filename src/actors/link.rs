@@ -37,7 +37,6 @@
 //! has taken everything.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::io;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -47,7 +46,7 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use super::frames::{self, Frame};
-use super::Outbound;
+use super::{IdMap, Outbound};
 use crate::error::Code;
 
 /// WebSocket opcodes of the frames a server sends (RFC 6455, 5.2).
@@ -235,9 +234,9 @@ struct State {
     /// Live messages are held until the client's first frame.
     holding: bool,
     held: Vec<Outbound>,
-    rooms: HashMap<i64, Sent>,
+    rooms: IdMap<Sent>,
     /// Rooms replaying from the store, with live messages buffered.
-    replaying: HashMap<i64, Vec<(i64, Frame)>>,
+    replaying: IdMap<Vec<(i64, Frame)>>,
     /// Nothing more is written (overflowed, or the session ended).
     closed: bool,
 }
@@ -266,8 +265,8 @@ impl Link {
                 corked: false,
                 holding: true,
                 held: Vec::new(),
-                rooms: HashMap::new(),
-                replaying: HashMap::new(),
+                rooms: IdMap::default(),
+                replaying: IdMap::default(),
                 closed: false,
             }),
             capacity: capacity.max(1),
@@ -298,6 +297,26 @@ impl Link {
             return;
         }
         self.route(&mut s, out);
+        self.written_later(s);
+    }
+
+    /// A room's message, by reference: copied into the socket's buffer,
+    /// and cloned only when it must wait (held or replaying).
+    pub fn push_message(self: &Arc<Self>, room: i64, seq: i64, frame: &Frame) {
+        let mut s = self.lock();
+        if s.closed {
+            return;
+        }
+        if s.holding || s.replaying.contains_key(&room) {
+            drop(s);
+            self.push(Outbound::Message {
+                room,
+                seq,
+                frame: frame.clone(),
+            });
+            return;
+        }
+        self.send_live(&mut s, room, seq, frame);
         self.written_later(s);
     }
 
@@ -441,18 +460,23 @@ impl Link {
                     }
                     return;
                 }
-                let sent = s.rooms.entry(room).or_default();
-                if seq <= sent.through {
-                    return;
-                }
-                sent.through = seq;
-                sent.live = Some(match sent.live {
-                    Some((first, _)) => (first, seq),
-                    None => (seq, seq),
-                });
-                self.append(s, OP_TEXT, frame.as_bytes());
+                self.send_live(s, room, seq, &frame);
             }
         }
+    }
+
+    /// A room's message that need not wait: written unless sent already.
+    fn send_live(&self, s: &mut State, room: i64, seq: i64, frame: &Frame) {
+        let sent = s.rooms.entry(room).or_default();
+        if seq <= sent.through {
+            return;
+        }
+        sent.through = seq;
+        sent.live = Some(match sent.live {
+            Some((first, _)) => (first, seq),
+            None => (seq, seq),
+        });
+        self.append(s, OP_TEXT, frame.as_bytes());
     }
 
     fn append(&self, s: &mut State, op: u8, payload: &[u8]) {
@@ -646,25 +670,34 @@ fn frames_left(out: &[u8], written: usize) -> usize {
 
 /// Write what waits in `s` without blocking.
 fn try_write(s: &mut State) -> Flushed {
-    let Some(io) = s.io.clone() else {
+    // Borrowed field by field (no clone of the socket's `Arc` per write).
+    let State {
+        io,
+        out,
+        written,
+        frames,
+        closed,
+        ..
+    } = s;
+    let Some(io) = io.as_deref() else {
         // No socket (tests) or taken for closing: it stays.
-        return if s.written == s.out.len() {
+        return if *written == out.len() {
             Flushed::Done
         } else {
             Flushed::Blocked
         };
     };
-    while s.written < s.out.len() {
-        match io.try_write(s.out.get(s.written..).unwrap_or_default()) {
+    while *written < out.len() {
+        match io.try_write(out.get(*written..).unwrap_or_default()) {
             Ok(0) => return Flushed::Gone,
-            Ok(n) => s.written += n,
+            Ok(n) => *written += n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                s.frames = frames_left(&s.out, s.written);
+                *frames = frames_left(out, *written);
                 return Flushed::Blocked;
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(_) => {
-                s.closed = true;
+                *closed = true;
                 return Flushed::Gone;
             }
         }

@@ -98,6 +98,13 @@ pub struct ChatSettings {
     pub notify_debounce: Duration,
 }
 
+/// Maps and sets keyed by our own ids (users, rooms), on the delivery path:
+/// FxHash instead of SipHash (the keys are ids we assigned, not input an
+/// attacker picks, so flooding one bucket is not a concern here).
+pub(crate) type IdMap<V> = rustc_hash::FxHashMap<i64, V>;
+/// See [`IdMap`].
+pub(crate) type IdSet = rustc_hash::FxHashSet<i64>;
+
 /// What a session queues for its socket.
 #[derive(Debug, Clone)]
 pub enum Outbound {
@@ -177,7 +184,7 @@ struct HubInner {
     rooms: Mutex<HashMap<i64, Slot<RoomActor>>>,
     /// Rooms found missing in the store, and when (negative cache).
     missing: Mutex<HashMap<i64, std::time::Instant>>,
-    users: RwLock<HashMap<i64, UserSlot>>,
+    users: RwLock<IdMap<UserSlot>>,
     next_session: AtomicU64,
     /// Open WebSocket connections per user on this node (see
     /// [`ChatHub::reserve_connection`]); users with none are absent.
@@ -241,7 +248,7 @@ impl ChatHub {
                 metrics,
                 rooms: Mutex::new(HashMap::new()),
                 missing: Mutex::new(HashMap::new()),
-                users: RwLock::new(HashMap::new()),
+                users: RwLock::new(IdMap::default()),
                 next_session: AtomicU64::new(1),
                 connections: Mutex::new(HashMap::new()),
                 closing: tokio::sync::watch::channel(false).0,
@@ -523,11 +530,11 @@ impl ChatHub {
         self.inner.rooms.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn users_read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<i64, UserSlot>> {
+    fn users_read(&self) -> std::sync::RwLockReadGuard<'_, IdMap<UserSlot>> {
         self.inner.users.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn users_write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<i64, UserSlot>> {
+    fn users_write(&self) -> std::sync::RwLockWriteGuard<'_, IdMap<UserSlot>> {
         self.inner.users.write().unwrap_or_else(|p| p.into_inner())
     }
 

@@ -20,6 +20,7 @@ use super::cluster::Remote;
 use super::committer::Job;
 use super::frames::Frame;
 use super::user::UserMsg;
+use super::IdMap;
 use super::{frames, link, ChatHub, SessionHandle};
 use crate::domain::chat::{self, MessageKind, RoomKind};
 use crate::domain::now_ms;
@@ -115,7 +116,7 @@ struct Ready {
     /// Highest seq fanned out to this node's sessions; messages are fanned
     /// out strictly in seq order, each once.
     delivered: i64,
-    members: HashMap<i64, Member>,
+    members: IdMap<Member>,
     /// Direct rooms: one member blocked the other; nobody may send.
     blocked: bool,
 }
@@ -413,21 +414,16 @@ impl RoomActor {
         let seq = record.seq;
         let frame = frames::message(record);
         let last_seq = r.last_seq;
-        let members = &r.members;
-        self.hub.for_online(members.keys().copied(), |user, t| {
-            let unread = members
-                .get(&user)
-                .map_or(0, |m| chat::unread(last_seq, m.last_read));
-            t.send(
-                &self.hub,
-                UserMsg::Deliver {
-                    room: id,
-                    seq,
-                    frame: frame.clone(),
-                    unread,
-                },
-            );
-        });
+        // One pass over the members with their read pointers (not a
+        // lookup per member), one registry lookup each: this loop runs once
+        // per delivery.
+        let users = self.hub.users_read();
+        for (user, m) in &r.members {
+            if let Some(slot) = users.get(user) {
+                slot.target
+                    .deliver(id, seq, &frame, chat::unread(last_seq, m.last_read));
+            }
+        }
     }
 
     /// The rest of a member's send, once membership and blocks are known.

@@ -24,7 +24,7 @@ use actix::{
 };
 
 use super::frames::Frame;
-use super::{frames, ChatHub, Outbound, SessionHandle};
+use super::{frames, ChatHub, IdMap, IdSet, SessionHandle};
 use crate::domain::chat::{self, RoomKind};
 
 pub enum UserMsg {
@@ -90,8 +90,8 @@ pub struct UserShared {
 #[derive(Default)]
 struct UserState {
     sessions: Vec<SessionHandle>,
-    rooms: HashMap<i64, RoomView>,
-    dirty: HashSet<i64>,
+    rooms: IdMap<RoomView>,
+    dirty: IdSet,
     flush_scheduled: bool,
     /// The rooms were loaded from the store (the actor started).
     loaded: bool,
@@ -169,6 +169,27 @@ pub struct UserTarget {
 }
 
 impl UserTarget {
+    /// A committed message of `room` for every session of the user, and
+    /// the user's unread count there after it: `UserMsg::Deliver` without
+    /// building the message (the fan-out's per-member step).
+    pub fn deliver(&self, room: i64, seq: i64, frame: &Frame, unread: i64) {
+        let mut s = self.shared.lock();
+        for session in &s.sessions {
+            session.link().push_message(room, seq, frame);
+        }
+        // No badge frame: the client derives the count from the message
+        // (docs/PROTOCOL.md, "Unread counts and badges"); the view stays
+        // exact for the totals of later badges.
+        s.rooms
+            .entry(room)
+            .or_insert(RoomView {
+                unread: 0,
+                peer: None,
+                known: false,
+            })
+            .unread = unread;
+    }
+
     /// Apply `msg`: session and count updates here and now, in the
     /// caller's order; lifecycle messages through the actor. A caller that
     /// holds the hub's user registry must not send `RoomAdded` (it asks the
@@ -181,25 +202,7 @@ impl UserTarget {
                 frame,
                 unread,
             } => {
-                let mut s = self.shared.lock();
-                for session in &s.sessions {
-                    session.push(Outbound::Message {
-                        room,
-                        seq,
-                        frame: frame.clone(),
-                    });
-                }
-                // No badge frame: the client derives the count from the
-                // message (docs/PROTOCOL.md, "Unread counts and badges"); the view stays
-                // exact for the totals of later badges.
-                s.rooms
-                    .entry(room)
-                    .or_insert(RoomView {
-                        unread: 0,
-                        peer: None,
-                        known: false,
-                    })
-                    .unread = unread;
+                self.deliver(room, seq, &frame, unread);
                 false
             }
             UserMsg::Unread { room, unread } => {

@@ -168,6 +168,10 @@ pub struct NewMessage {
     pub created_at: i64,
 }
 
+/// A synchronous group commit: see [`MessageStore::blocking_writer`].
+pub type BlockingWriter =
+    std::sync::Arc<dyn Fn(&[ChatWrite]) -> Result<Vec<Option<Appended>>, StoreError> + Send + Sync>;
+
 /// One write of a group commit.
 #[derive(Debug, Clone)]
 pub enum ChatWrite {
@@ -223,6 +227,13 @@ pub trait MessageStore: Send + Sync {
     /// are on disk when this returns `Ok`, or none is. One result per
     /// write (`None` for reads).
     async fn write_batch(&self, writes: &[ChatWrite]) -> Result<Vec<Option<Appended>>, StoreError>;
+    /// The same commit as [`MessageStore::write_batch`], run on the
+    /// caller's thread, if this store can (the embedded engine's chat
+    /// writer): the committer then runs on a thread of its own and calls
+    /// it directly, with no task or thread hop per batch.
+    fn blocking_writer(&self) -> Option<BlockingWriter> {
+        None
+    }
     /// Messages with seq > `after`, ascending, at most `limit`.
     async fn messages_after(
         &self,

@@ -22,21 +22,20 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension as _, TransactionBehavior};
-use tokio::sync::oneshot;
 
 use crate::store::{Appended, ChatWrite, StoreError};
 
 type Outcome = Result<Vec<Option<Appended>>, StoreError>;
-type Request = (Vec<ChatWrite>, oneshot::Sender<Outcome>);
 
-/// The handle: requests go to the thread; the thread ends when the last
-/// handle is dropped.
-pub(super) struct ChatWriter {
-    tx: mpsc::Sender<Request>,
+/// The writer's connection. The committer's thread commits through it
+/// directly ([`ChatWriter::commit`]); the async path of `MessageStore`
+/// (tests, tools) goes through `spawn_blocking`.
+pub(crate) struct ChatWriter {
+    conn: Mutex<Connection>,
 }
 
 /// How long a commit waits for the other writer before giving up (as the
@@ -64,13 +63,12 @@ fn busy(attempt: i32) -> bool {
 
 impl ChatWriter {
     /// Open the writer's connection to the database file at `path` (which
-    /// the sqlx pools created and put in WAL mode) and start its thread.
+    /// the sqlx pools created and put in WAL mode).
     pub(super) fn open(path: &Path, synchronous: &'static str) -> Result<ChatWriter, StoreError> {
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        ?;
+        )?;
         let sync = if synchronous == "NORMAL" {
             "NORMAL"
         } else {
@@ -81,33 +79,30 @@ impl ChatWriter {
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; \
              PRAGMA wal_autocheckpoint = 16384; PRAGMA temp_store = MEMORY; \
              PRAGMA foreign_keys = ON;"
-        ))
-        ?;
+        ))?;
         conn.busy_handler(Some(busy))?;
         conn.set_prepared_statement_cache_capacity(16);
-        let (tx, rx) = mpsc::channel::<Request>();
-        std::thread::Builder::new()
-            .name("chat-writer".into())
-            .spawn(move || {
-                let mut conn = conn;
-                for (writes, reply) in rx {
-                    let outcome = commit(&mut conn, &writes);
-                    let _ = reply.send(outcome);
-                }
-            })?;
-        Ok(ChatWriter { tx })
+        Ok(ChatWriter {
+            conn: Mutex::new(conn),
+        })
     }
 
-    /// Commit `writes` as one transaction: every append gets its room's
-    /// next seq, or all of them are rolled back.
-    pub(super) async fn write(&self, writes: Vec<ChatWrite>) -> Outcome {
-        let (reply, answer) = oneshot::channel();
-        self.tx
-            .send((writes, reply))
-            .map_err(|_| StoreError::Other("chat writer stopped".into()))?;
-        answer
+    /// Commit `writes` as one transaction, on the calling thread: every
+    /// append gets its room's next seq, or all of them are rolled back.
+    pub(crate) fn commit(&self, writes: &[ChatWrite]) -> Outcome {
+        // Only one committer runs; a poisoned lock means a commit panicked
+        // mid-way, and its transaction was rolled back when the
+        // `Transaction` dropped: the connection is usable as is.
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        commit(&mut conn, writes)
+    }
+
+    /// [`ChatWriter::commit`] from async code.
+    pub(super) async fn write(self: &Arc<Self>, writes: Vec<ChatWrite>) -> Outcome {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || me.commit(&writes))
             .await
-            .map_err(|_| StoreError::Other("chat writer stopped".into()))?
+            .map_err(|e| StoreError::Other(format!("chat writer: {e}")))?
     }
 }
 

@@ -11,7 +11,11 @@ use async_trait::async_trait;
 
 use super::{retrying, SqlStore};
 use crate::domain::chat::MessageKind;
-use crate::store::{Appended, ChatWrite, MessageRecord, MessageStore, NewMessage, StoreError};
+use std::sync::Arc;
+
+use crate::store::{
+    Appended, BlockingWriter, ChatWrite, MessageRecord, MessageStore, NewMessage, StoreError,
+};
 
 const MESSAGE_COLUMNS: &str =
     "room_id, seq, sender_id, client_msg_id, kind, body, payload, created_at, edited_at, deleted_at";
@@ -378,6 +382,11 @@ impl MessageStore for SqlStore {
             return writer.write(writes.to_vec()).await;
         }
         retrying("write_batch", || self.write_batch_once(writes)).await
+    }
+
+    fn blocking_writer(&self) -> Option<BlockingWriter> {
+        let writer = self.chat_writer.clone()?;
+        Some(Arc::new(move |writes: &[ChatWrite]| writer.commit(writes)))
     }
 
     async fn messages_after(

@@ -87,7 +87,7 @@ pub struct SqlStore {
     /// SQLite: the connection that checkpoints the WAL in the background.
     checkpointer: Option<AnyPool>,
     /// SQLite: the thread that commits chat writes ([`chat_writer`]).
-    chat_writer: Option<chat_writer::ChatWriter>,
+    chat_writer: Option<Arc<chat_writer::ChatWriter>>,
     /// Rung after a transaction that wrote outbox jobs committed, so this
     /// node's worker runs them at once instead of at its next poll.
     outbox_wake: Arc<tokio::sync::Notify>,
@@ -212,7 +212,7 @@ impl SqlStore {
             write,
             dialect: Dialect::Sqlite,
             checkpointer: Some(checkpointer),
-            chat_writer: Some(chat_writer),
+            chat_writer: Some(Arc::new(chat_writer)),
         })
     }
 
