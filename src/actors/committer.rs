@@ -26,12 +26,13 @@ const MAX_BATCH: usize = 1024;
 
 /// Under sustained load, how long a commit waits for company. A commit
 /// costs about the same CPU whether it stores one write or fifty (the
-/// statements' round trips to SQLite's thread and the fsync), so when
+/// wake-ups, the transaction's fixed statements and the fsync), so when
 /// writes come one at a time, back to back, each paying a commit of its
 /// own costs the most CPU per message (docs/BENCHMARKS.md, "Commit
 /// delay"). When the next write arrives within [`SUSTAINED`] of the last
-/// commit's end, the committer waits this long (the timer's resolution is
-/// 1 ms, so up to 1.5 ms) and takes what came meanwhile too. A write after
+/// commit's end, the committer waits this long (on its own thread a sleep
+/// of that length; as a task the timer's 1 ms resolution makes it up to
+/// 1.5 ms) and takes what came meanwhile too. A write after
 /// a quiet spell commits at once. The idea is PostgreSQL's `commit_delay`.
 const COMMIT_DELAY: Duration = Duration::from_micros(500);
 /// See [`COMMIT_DELAY`].

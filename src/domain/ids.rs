@@ -41,8 +41,6 @@ macro_rules! ids {
 ids! {
     /// An account.
     UserId;
-    /// A chat room (open, direct or about a listing).
-    RoomId;
     /// A used-goods listing.
     ListingId;
 }
@@ -58,6 +56,6 @@ mod tests {
         let back: Option<UserId> = serde_json::from_str("7").ok();
         assert_eq!(back, Some(UserId(7)));
         assert_eq!(id.to_string(), "42");
-        assert_eq!(i64::from(RoomId(3)), 3);
+        assert_eq!(i64::from(ListingId(3)), 3);
     }
 }

@@ -12,8 +12,6 @@ pub const MAX_IMAGES: usize = 10;
 pub const PRICE_MAX: i64 = 10_000_000_000; // 100억 원: a sanity bound, not a policy
 pub const REPORT_REASON_MAX_CHARS: usize = 500;
 pub const REVIEW_TEXT_MAX_CHARS: usize = 500;
-/// A timed reservation may run at most this long.
-pub const RESERVATION_MAX_MS: i64 = 30 * 24 * 60 * 60 * 1000;
 
 /// Categories, as stable codes (the app shows Korean labels).
 pub const CATEGORIES: &[&str] = &[

@@ -22,7 +22,7 @@
 //! graceful-shutdown signal, `TCP_NODELAY`, the workers, the shutdown
 //! timeout; its other settings are actix-http's defaults, as before.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::TcpListener;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -42,12 +42,6 @@ use super::ws::Accepted;
 use crate::AppState;
 
 type Upgraded = Framed<TcpStream, h1::Codec>;
-
-/// The application's configuration as `HttpServer` would give it.
-fn app_config(address: SocketAddr) -> AppConfig {
-    // Public for actix-test and exempt from semver; Cargo.lock pins it.
-    AppConfig::__priv_test_new(false, address.to_string(), address)
-}
 
 /// Serve the application on `listener`.
 pub fn build(
@@ -69,7 +63,11 @@ pub fn build(
                 factory: IntoServiceFactory::<_, Request>::into_factory(
                     super::app(state.clone()).0,
                 ),
-                config: app_config(address),
+                // The default's host and address ("localhost:8080") are
+                // read only by URL generation and `ConnectionInfo`'s
+                // fallbacks, which the application does not use (nor the
+                // test-only constructor that `HttpServer` uses).
+                config: AppConfig::default(),
                 service: tokio::sync::OnceCell::new(),
             });
             let upgrades = {

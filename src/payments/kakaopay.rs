@@ -180,6 +180,10 @@ impl PaymentGateway for KakaoPay {
         "kakaopay"
     }
 
+    fn needs_ready(&self) -> bool {
+        true
+    }
+
     async fn ready(&self, req: &ReadyRequest) -> Result<Ready, GatewayError> {
         let body = json!({
             "cid": self.cid,

@@ -157,6 +157,11 @@ impl GatewayError {
 pub trait PaymentGateway: Send + Sync {
     /// The provider's name as clients send it (`sandbox`, `toss`, `kakaopay`).
     fn provider(&self) -> &'static str;
+    /// Whether a payment must be prepared with [`PaymentGateway::ready`]
+    /// before it is confirmed (the confirm then names the prepared one).
+    fn needs_ready(&self) -> bool {
+        false
+    }
     /// Prepare a payment before the buyer is sent to the provider
     /// (KakaoPay). Providers whose widget needs nothing from us say
     /// `Unsupported`.

@@ -363,7 +363,7 @@ impl Payments {
                     "is not the payment prepared for this order",
                 ));
             }
-        } else if input.provider == "kakaopay" {
+        } else if gateway.needs_ready() {
             return Err(ApiError::new(
                 Code::InvalidState,
                 "prepare the payment first (POST /api/payments/ready)",

@@ -7,7 +7,8 @@
 
 use sqlx::Row as _;
 
-use super::market::{media as media_row, placeholders, MEDIA_COLUMNS};
+use super::market::{media as media_row, MEDIA_COLUMNS};
+use super::placeholders;
 use super::{
     bind_all, inserted, is_unique_violation, last_insert_id, like_pattern, retrying, Bind, SqlStore,
 };

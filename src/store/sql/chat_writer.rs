@@ -1,15 +1,16 @@
-//! The embedded engine's chat writer: one thread that owns its own SQLite
-//! connection and runs each group commit of chat writes as one
-//! transaction, synchronously, from `BEGIN IMMEDIATE` to `COMMIT`.
+//! The embedded engine's chat writer: its own SQLite connection (rusqlite)
+//! on which each group commit of chat writes runs as one transaction,
+//! synchronously, from `BEGIN IMMEDIATE` to `COMMIT`, on the committer's
+//! thread (`actors/committer.rs`).
 //!
-//! Why a thread of its own rather than the shared sqlx writer: sqlx runs
-//! every statement on its connection's worker thread and hands the result
-//! back to the caller's task, so a commit of seven statements was fourteen
-//! thread hand-offs and as many task wake-ups, and the measured commit
-//! cost (about 250 µs of CPU per message at 50,000 deliveries/s) was mostly
-//! those, not SQLite's B-tree work (docs/BENCHMARKS.md, "The commit path").
-//! Here a batch crosses threads twice (in and out), and each statement is a
-//! cached prepared statement stepped in place.
+//! Why not the shared sqlx writer: sqlx runs every statement on its
+//! connection's worker thread and hands the result back to the caller's
+//! task, so a commit of seven statements was fourteen thread hand-offs and
+//! as many task wake-ups, and the measured commit cost (about 250 µs of CPU
+//! per message at 50,000 deliveries/s) was mostly those, not SQLite's
+//! B-tree work (docs/BENCHMARKS.md, "The commit path"). Here a batch costs
+//! one wake-up of the committer's thread, and each statement is a cached
+//! prepared statement stepped in place.
 //!
 //! Two connections now write the same database (this one, and sqlx's for
 //! everything else). SQLite lets one write at a time: each side takes the

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 
-use super::{retrying, SqlStore};
+use super::{placeholders, retrying, SqlStore};
 use crate::domain::chat::MessageKind;
 use std::sync::Arc;
 
@@ -26,10 +26,6 @@ const DEDUP_CHUNK: usize = 300;
 const INSERT_CHUNK: usize = 100;
 /// Ids or pairs per IN / CASE statement.
 const IN_CHUNK: usize = 200;
-
-fn placeholders(n: usize) -> String {
-    vec!["?"; n].join(", ")
-}
 
 type MessageRow = (
     i64,

@@ -362,6 +362,11 @@ impl SqlStore {
     }
 }
 
+/// `?, ?, ...` for an IN list of `n` values.
+pub(crate) fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
 /// How often a transaction that lost a lock conflict is run again.
 const RETRIES: u32 = 5;
 

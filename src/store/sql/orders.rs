@@ -440,7 +440,7 @@ impl SqlStore {
         if order.from_cart {
             let sql = format!(
                 "DELETE FROM cart_items WHERE user_id = ? AND option_id IN ({})",
-                super::market::placeholders(priced.len())
+                super::placeholders(priced.len())
             );
             let mut q = sqlx::query(&sql).bind(order.buyer.get());
             for l in &priced {

@@ -144,7 +144,7 @@ impl SqlStore {
             "SELECT {JOB_COLUMNS} FROM outbox WHERE status = 'pending' AND due_at <= ? \
              AND (claimed_until IS NULL OR claimed_until < ?) AND kind IN ({}) \
              ORDER BY due_at, id LIMIT ?",
-            super::market::placeholders(kinds.len())
+            super::placeholders(kinds.len())
         );
         let mut q = sqlx::query_as::<_, JobRow>(&sql).bind(now).bind(now);
         for k in kinds {

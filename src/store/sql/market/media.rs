@@ -1,6 +1,7 @@
 //! Uploaded images: their rows (the files are in store::media).
 
 use super::*;
+use crate::store::sql::placeholders;
 
 impl SqlStore {
     /// Record an upload unless its owner's uploads would then pass

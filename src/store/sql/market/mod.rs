@@ -198,11 +198,6 @@ fn reservation(r: ReservationRow) -> ReservationRecord {
 
 const RESERVATION_COLUMNS: &str = "id, listing_id, buyer_id, until, status, created_at";
 
-/// `?, ?, ...` for an IN list.
-pub(in crate::store::sql) fn placeholders(n: usize) -> String {
-    vec!["?"; n].join(", ")
-}
-
 async fn insert_images(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     listing_id: i64,

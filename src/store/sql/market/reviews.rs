@@ -50,17 +50,4 @@ impl SqlStore {
         }
         Ok(s)
     }
-
-    pub async fn reviews_of_listing(
-        &self,
-        listing_id: i64,
-    ) -> Result<Vec<(i64, i64, String)>, StoreError> {
-        let rows: Vec<(i64, i64, String)> = sqlx::query_as(
-            "SELECT reviewer_id, reviewee_id, rating FROM reviews WHERE listing_id = ?",
-        )
-        .bind(listing_id)
-        .fetch_all(self.reader())
-        .await?;
-        Ok(rows)
-    }
 }
