@@ -168,6 +168,37 @@ pub struct NewMessage {
     pub created_at: i64,
 }
 
+/// In a batch's read-pointer moves, `user`'s pointer in `room` goes to
+/// `seq` unless it is already past it (pointers only move forward).
+pub(crate) fn note_read(
+    reads: &mut std::collections::HashMap<(i64, i64), i64>,
+    room: i64,
+    user: i64,
+    seq: i64,
+) {
+    let r = reads.entry((room, user)).or_insert(seq);
+    *r = (*r).max(seq);
+}
+
+/// A batch's write: an append is returned for the caller to store; a read
+/// is noted in `reads` ([`note_read`]) and returns `None`.
+pub(crate) fn append_or_note_read<'a>(
+    write: &'a ChatWrite,
+    reads: &mut std::collections::HashMap<(i64, i64), i64>,
+) -> Option<&'a NewMessage> {
+    match write {
+        ChatWrite::Append(m) => Some(m),
+        ChatWrite::Read {
+            room_id,
+            user_id,
+            seq,
+        } => {
+            note_read(reads, *room_id, *user_id, *seq);
+            None
+        }
+    }
+}
+
 /// A synchronous group commit: see [`MessageStore::blocking_writer`].
 pub type BlockingWriter =
     std::sync::Arc<dyn Fn(&[ChatWrite]) -> Result<Vec<Option<Appended>>, StoreError> + Send + Sync>;

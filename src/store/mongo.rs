@@ -400,16 +400,8 @@ impl MessageStore for MongoMessages {
         let mut by_room: BTreeMap<i64, Vec<(usize, &NewMessage)>> = BTreeMap::new();
         let mut reads: HashMap<(i64, i64), i64> = HashMap::new();
         for (pos, w) in writes.iter().enumerate() {
-            match w {
-                ChatWrite::Append(m) => by_room.entry(m.room_id).or_default().push((pos, m)),
-                ChatWrite::Read {
-                    room_id,
-                    user_id,
-                    seq,
-                } => {
-                    let r = reads.entry((*room_id, *user_id)).or_insert(*seq);
-                    *r = (*r).max(*seq);
-                }
+            if let Some(m) = crate::store::append_or_note_read(w, &mut reads) {
+                by_room.entry(m.room_id).or_default().push((pos, m));
             }
         }
         let mut results: Vec<Option<Appended>> = vec![None; writes.len()];
@@ -461,8 +453,7 @@ impl MessageStore for MongoMessages {
             let mut top = None;
             for (pos, outcome) in outcomes {
                 if let (Appended::New { seq, ts }, ChatWrite::Append(m)) = (outcome, &writes[pos]) {
-                    let r = reads.entry((room, m.sender_id)).or_insert(seq);
-                    *r = (*r).max(seq);
+                    crate::store::note_read(&mut reads, room, m.sender_id, seq);
                     top = Some(top.map_or((seq, ts), |(s, t): (i64, i64)| (s.max(seq), t.max(ts))));
                 }
                 results[pos] = Some(outcome);

@@ -127,67 +127,57 @@ fn commit(conn: &mut Connection, writes: &[ChatWrite]) -> Outcome {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?;
         for write in writes {
-            match write {
-                ChatWrite::Append(m) => {
-                    // An earlier copy (in an earlier batch, or earlier in
-                    // this one: the transaction sees its own rows).
-                    if let Some(cid) = m.client_msg_id.as_deref() {
-                        let earlier = stored
-                            .query_row(params![m.room_id, m.sender_id, cid], |r| {
-                                Ok((r.get(0)?, r.get(1)?))
-                            })
-                            .optional()?;
-                        if let Some((seq, ts)) = earlier {
-                            results.push(Some(Appended::Duplicate { seq, ts }));
-                            continue;
-                        }
-                    }
-                    let room = match rooms.get_mut(&m.room_id) {
-                        Some(room) => room,
-                        None => {
-                            let Some(last) = room_seq
-                                .query_row(params![m.room_id], |r| r.get::<_, i64>(0))
-                                .optional()?
-                            else {
-                                // (Dropping `tx` rolls the batch back.)
-                                return Err(StoreError::Other(format!(
-                                    "message for unknown room {}",
-                                    m.room_id
-                                )));
-                            };
-                            rooms.entry(m.room_id).or_insert((last, 0))
-                        }
-                    };
-                    room.0 += 1;
-                    room.1 = m.created_at;
-                    let seq = room.0;
-                    insert.execute(params![
-                        m.room_id,
-                        seq,
-                        m.sender_id,
-                        m.client_msg_id,
-                        m.kind.as_str(),
-                        m.body,
-                        m.payload,
-                        m.created_at
-                    ])?;
-                    let r = reads.entry((m.room_id, m.sender_id)).or_insert(seq);
-                    *r = (*r).max(seq);
-                    results.push(Some(Appended::New {
-                        seq,
-                        ts: m.created_at,
-                    }));
-                }
-                ChatWrite::Read {
-                    room_id,
-                    user_id,
-                    seq,
-                } => {
-                    let r = reads.entry((*room_id, *user_id)).or_insert(*seq);
-                    *r = (*r).max(*seq);
-                    results.push(None);
+            let Some(m) = crate::store::append_or_note_read(write, &mut reads) else {
+                results.push(None);
+                continue;
+            };
+            // An earlier copy (in an earlier batch, or earlier in
+            // this one: the transaction sees its own rows).
+            if let Some(cid) = m.client_msg_id.as_deref() {
+                let earlier = stored
+                    .query_row(params![m.room_id, m.sender_id, cid], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })
+                    .optional()?;
+                if let Some((seq, ts)) = earlier {
+                    results.push(Some(Appended::Duplicate { seq, ts }));
+                    continue;
                 }
             }
+            let room = match rooms.get_mut(&m.room_id) {
+                Some(room) => room,
+                None => {
+                    let Some(last) = room_seq
+                        .query_row(params![m.room_id], |r| r.get::<_, i64>(0))
+                        .optional()?
+                    else {
+                        // (Dropping `tx` rolls the batch back.)
+                        return Err(StoreError::Other(format!(
+                            "message for unknown room {}",
+                            m.room_id
+                        )));
+                    };
+                    rooms.entry(m.room_id).or_insert((last, 0))
+                }
+            };
+            room.0 += 1;
+            room.1 = m.created_at;
+            let seq = room.0;
+            insert.execute(params![
+                m.room_id,
+                seq,
+                m.sender_id,
+                m.client_msg_id,
+                m.kind.as_str(),
+                m.body,
+                m.payload,
+                m.created_at
+            ])?;
+            crate::store::note_read(&mut reads, m.room_id, m.sender_id, seq);
+            results.push(Some(Appended::New {
+                seq,
+                ts: m.created_at,
+            }));
         }
         let mut advance = tx.prepare_cached(
             "UPDATE rooms SET last_seq = ?2, last_activity_at = ?3 WHERE id = ?1",

@@ -164,52 +164,42 @@ impl SqlStore {
         let mut seen: HashMap<(i64, i64, &str), (i64, i64)> = HashMap::new();
         let mut reads: HashMap<(i64, i64), i64> = HashMap::new();
         for write in writes {
-            match write {
-                ChatWrite::Append(m) => {
-                    if let Some(cid) = m.client_msg_id.as_deref() {
-                        let earlier =
-                            seen.get(&(m.room_id, m.sender_id, cid))
-                                .copied()
-                                .or_else(|| {
-                                    stored
-                                        .get(&(m.room_id, m.sender_id, cid.to_string()))
-                                        .copied()
-                                });
-                        if let Some((seq, ts)) = earlier {
-                            results.push(Some(Appended::Duplicate { seq, ts }));
-                            continue;
-                        }
-                    }
-                    let Some(room) = last.get_mut(&m.room_id) else {
-                        return Err(StoreError::Other(format!(
-                            "message for unknown room {}",
-                            m.room_id
-                        )));
-                    };
-                    room.0 += 1;
-                    room.1 = m.created_at;
-                    let seq = room.0;
-                    rows.push((m, seq));
-                    if let Some(cid) = m.client_msg_id.as_deref() {
-                        seen.insert((m.room_id, m.sender_id, cid), (seq, m.created_at));
-                    }
-                    let r = reads.entry((m.room_id, m.sender_id)).or_insert(seq);
-                    *r = (*r).max(seq);
-                    results.push(Some(Appended::New {
-                        seq,
-                        ts: m.created_at,
-                    }));
-                }
-                ChatWrite::Read {
-                    room_id,
-                    user_id,
-                    seq,
-                } => {
-                    let r = reads.entry((*room_id, *user_id)).or_insert(*seq);
-                    *r = (*r).max(*seq);
-                    results.push(None);
+            let Some(m) = crate::store::append_or_note_read(write, &mut reads) else {
+                results.push(None);
+                continue;
+            };
+            if let Some(cid) = m.client_msg_id.as_deref() {
+                let earlier = seen
+                    .get(&(m.room_id, m.sender_id, cid))
+                    .copied()
+                    .or_else(|| {
+                        stored
+                            .get(&(m.room_id, m.sender_id, cid.to_string()))
+                            .copied()
+                    });
+                if let Some((seq, ts)) = earlier {
+                    results.push(Some(Appended::Duplicate { seq, ts }));
+                    continue;
                 }
             }
+            let Some(room) = last.get_mut(&m.room_id) else {
+                return Err(StoreError::Other(format!(
+                    "message for unknown room {}",
+                    m.room_id
+                )));
+            };
+            room.0 += 1;
+            room.1 = m.created_at;
+            let seq = room.0;
+            rows.push((m, seq));
+            if let Some(cid) = m.client_msg_id.as_deref() {
+                seen.insert((m.room_id, m.sender_id, cid), (seq, m.created_at));
+            }
+            crate::store::note_read(&mut reads, m.room_id, m.sender_id, seq);
+            results.push(Some(Appended::New {
+                seq,
+                ts: m.created_at,
+            }));
         }
         // 4. The new rows.
         self.insert_messages(&mut tx, &rows).await?;
