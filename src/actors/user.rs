@@ -30,14 +30,6 @@ use crate::domain::chat::{self, RoomKind};
 pub enum UserMsg {
     Attach(SessionHandle),
     Detach(u64),
-    /// A committed message of one of the user's rooms, with the user's
-    /// unread count for that room after it.
-    Deliver {
-        room: i64,
-        seq: i64,
-        frame: Frame,
-        unread: i64,
-    },
     /// The unread count of a room changed (the user read on some device).
     Unread {
         room: i64,
@@ -170,8 +162,8 @@ pub struct UserTarget {
 
 impl UserTarget {
     /// A committed message of `room` for every session of the user, and
-    /// the user's unread count there after it: `UserMsg::Deliver` without
-    /// building the message (the fan-out's per-member step).
+    /// the user's unread count there after it (the fan-out's per-member
+    /// step, called by the room actor directly).
     pub fn deliver(&self, room: i64, seq: i64, frame: &Frame, unread: i64) {
         let mut s = self.shared.lock();
         for session in &s.sessions {
@@ -196,15 +188,6 @@ impl UserTarget {
     /// hub about the new peer's presence).
     pub fn send(&self, hub: &ChatHub, msg: UserMsg) {
         let flush = match msg {
-            UserMsg::Deliver {
-                room,
-                seq,
-                frame,
-                unread,
-            } => {
-                self.deliver(room, seq, &frame, unread);
-                false
-            }
             UserMsg::Unread { room, unread } => {
                 let mut s = self.shared.lock();
                 if let Some(view) = s.rooms.get_mut(&room) {
