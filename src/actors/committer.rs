@@ -103,7 +103,10 @@ impl Committer {
 
 /// What one turn of the loop took from the queue.
 struct Batch {
-    jobs: Vec<Job>,
+    /// The jobs' writes, in order, handed to the store as they are (no
+    /// copy per message), and where each reports.
+    writes: Vec<ChatWrite>,
+    replies: Vec<Option<(Addr<RoomActor>, u64)>>,
     submitted: Vec<Instant>,
     flushes: Vec<oneshot::Sender<()>>,
     /// When the last commit ended (for the commit delay).
@@ -113,7 +116,8 @@ struct Batch {
 impl Batch {
     fn new() -> Batch {
         Batch {
-            jobs: Vec::with_capacity(MAX_BATCH),
+            writes: Vec::with_capacity(MAX_BATCH),
+            replies: Vec::with_capacity(MAX_BATCH),
             submitted: Vec::with_capacity(MAX_BATCH),
             flushes: Vec::new(),
             last_done: None,
@@ -132,15 +136,65 @@ impl Batch {
         while let Some(item) = next.take() {
             match item {
                 Item::Job(j, at) => {
-                    self.jobs.push(j);
+                    self.writes.push(j.write);
+                    self.replies.push(j.reply);
                     self.submitted.push(at);
                 }
                 Item::Flush(f) => self.flushes.push(f),
             }
-            if self.jobs.len() >= MAX_BATCH {
+            if self.writes.len() >= MAX_BATCH {
                 break;
             }
             next = rx.try_recv().ok();
+        }
+    }
+
+    /// Send each room its outcomes, in order, in one message per room
+    /// (the batch's writes and replies are emptied).
+    fn report(
+        &mut self,
+        outcome: Result<Vec<Option<Appended>>, StoreError>,
+        started: Instant,
+        metrics: &Metrics,
+    ) {
+        let size = self.writes.len();
+        metrics.chat_batch_size.observe(size as f64);
+        metrics
+            .chat_commit_seconds
+            .observe(started.elapsed().as_secs_f64());
+        let mut per_room: HashMap<i64, (Addr<RoomActor>, Vec<Outcome>)> = HashMap::new();
+        let mut add = |write: &ChatWrite, reply, result| {
+            if let (Some((addr, token)), ChatWrite::Append(m)) = (reply, write) {
+                per_room
+                    .entry(m.room_id)
+                    .or_insert_with(|| (addr, Vec::new()))
+                    .1
+                    .push((token, result));
+            }
+        };
+        let jobs = self.writes.drain(..).zip(self.replies.drain(..));
+        match outcome {
+            Ok(results) => {
+                for ((write, reply), result) in jobs.zip(results) {
+                    if let Some(appended) = result {
+                        add(&write, reply, Ok(appended));
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, batch = size, "chat commit failed; nothing in the batch was stored");
+                metrics.chat_commit_failures.inc();
+                for (write, reply) in jobs {
+                    add(
+                        &write,
+                        reply,
+                        Err("message could not be stored".to_string()),
+                    );
+                }
+            }
+        }
+        for (_, (addr, results)) in per_room {
+            addr.do_send(Committed { results });
         }
     }
 
@@ -172,11 +226,10 @@ async fn run(
             tokio::time::sleep(COMMIT_DELAY).await;
         }
         batch.take(first, &mut rx);
-        if !batch.jobs.is_empty() {
-            let writes: Vec<ChatWrite> = batch.jobs.iter().map(|j| j.write.clone()).collect();
+        if !batch.writes.is_empty() {
             let started = Instant::now();
-            let outcome = store.write_batch(&writes).await;
-            report(&mut batch.jobs, outcome, started, &metrics);
+            let outcome = store.write_batch(&batch.writes).await;
+            batch.report(outcome, started, &metrics);
         }
         batch.done(&metrics);
     }
@@ -188,64 +241,16 @@ async fn run(
 /// ([`THREAD_COMMIT_DELAY`]).
 fn run_blocking(mut rx: mpsc::UnboundedReceiver<Item>, commit: &BlockingWriter, metrics: &Metrics) {
     let mut batch = Batch::new();
-    let mut writes: Vec<ChatWrite> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
         if batch.sustained(&first) {
             std::thread::sleep(THREAD_COMMIT_DELAY);
         }
         batch.take(first, &mut rx);
-        if !batch.jobs.is_empty() {
-            writes.extend(batch.jobs.iter().map(|j| j.write.clone()));
+        if !batch.writes.is_empty() {
             let started = Instant::now();
-            let outcome = commit(&writes);
-            writes.clear();
-            report(&mut batch.jobs, outcome, started, metrics);
+            let outcome = commit(&batch.writes);
+            batch.report(outcome, started, metrics);
         }
         batch.done(metrics);
-    }
-}
-
-/// Send each room its outcomes, in order, in one message per room.
-fn report(
-    jobs: &mut Vec<Job>,
-    outcome: Result<Vec<Option<Appended>>, StoreError>,
-    started: Instant,
-    metrics: &Metrics,
-) {
-    metrics.chat_batch_size.observe(jobs.len() as f64);
-    metrics
-        .chat_commit_seconds
-        .observe(started.elapsed().as_secs_f64());
-    let mut per_room: HashMap<i64, (Addr<RoomActor>, Vec<Outcome>)> = HashMap::new();
-    match outcome {
-        Ok(results) => {
-            for (job, result) in jobs.drain(..).zip(results) {
-                if let (Some((addr, token)), Some(appended), ChatWrite::Append(m)) =
-                    (job.reply, result, &job.write)
-                {
-                    per_room
-                        .entry(m.room_id)
-                        .or_insert_with(|| (addr, Vec::new()))
-                        .1
-                        .push((token, Ok(appended)));
-                }
-            }
-        }
-        Err(e) => {
-            tracing::error!(error = %e, batch = jobs.len(), "chat commit failed; nothing in the batch was stored");
-            metrics.chat_commit_failures.inc();
-            for job in jobs.drain(..) {
-                if let (Some((addr, token)), ChatWrite::Append(m)) = (job.reply, &job.write) {
-                    per_room
-                        .entry(m.room_id)
-                        .or_insert_with(|| (addr, Vec::new()))
-                        .1
-                        .push((token, Err("message could not be stored".to_string())));
-                }
-            }
-        }
-    }
-    for (_, (addr, results)) in per_room {
-        addr.do_send(Committed { results });
     }
 }
