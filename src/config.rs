@@ -278,7 +278,7 @@ pub const SETTINGS: &[(&str, Option<&str>, &str)] = &[
     (
         "media_orphan_hours",
         Some("24"),
-        "uploads that no listing, product or review uses are deleted after this many hours (0: at the next sweep; for tests)",
+        "uploads that no listing, product or review uses are deleted after this many hours (fractions allowed; 0: at the next sweep, for tests)",
     ),
     (
         "media_sweep_secs",
@@ -1330,8 +1330,8 @@ impl Layers {
                     n @ 1..=1_048_576 => n * 1024 * 1024,
                     _ => return Err(self.invalid("media_quota_mib", "expected 1..=1048576")),
                 },
-                orphan_after: match self.parse::<u64>("media_orphan_hours")? {
-                    h @ 0..=8_760 => Duration::from_secs(h * 3600),
+                orphan_after: match self.parse::<f64>("media_orphan_hours")? {
+                    h if (0.0..=8_760.0).contains(&h) => Duration::from_secs_f64(h * 3600.0),
                     _ => return Err(self.invalid("media_orphan_hours", "expected 0..=8760")),
                 },
                 sweep_every: Duration::from_secs(self.positive_u64("media_sweep_secs")?),

@@ -702,6 +702,10 @@ pub struct StepReport {
     /// `cpu_secs` per delivery of the step, in microseconds.
     #[serde(default)]
     pub cpu_us_per_delivery: f64,
+    /// Of `cpu_us_per_delivery`, the part in user space (the rest is the
+    /// kernel's: system calls, TCP, disk).
+    #[serde(default)]
+    pub cpu_user_us_per_delivery: f64,
 }
 
 #[derive(Debug, Serialize, serde::Deserialize, Clone)]
@@ -807,6 +811,9 @@ async fn run_rooms(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     bar.finish_and_clear();
+    if common.target == Target::Jangteo {
+        drain_outbox(&common.url).await;
+    }
     settle(&common.cpu_pids).await;
     let go_at = Instant::now();
     let _ = go_tx.send(Some(go_at));
@@ -882,11 +889,15 @@ async fn run_rooms(
             max_ms: s.latency.as_ref().map_or(0.0, |h| h.max() as f64 / 1000.0),
             ack_p50_ms: ms(&s.ack_latency, 0.5),
             ack_p99_ms: ms(&s.ack_latency, 0.99),
-            cpu_secs: cpu.get(i).copied().unwrap_or(0.0),
+            cpu_secs: cpu.get(i).map_or(0.0, |c| c.0 + c.1),
             cpu_us_per_delivery: cpu
                 .get(i)
                 .filter(|_| s.delivered > 0)
-                .map_or(0.0, |c| c * 1e6 / s.delivered as f64),
+                .map_or(0.0, |c| (c.0 + c.1) * 1e6 / s.delivered as f64),
+            cpu_user_us_per_delivery: cpu
+                .get(i)
+                .filter(|_| s.delivered > 0)
+                .map_or(0.0, |c| c.0 * 1e6 / s.delivered as f64),
         })
         .collect();
     let last = steps.last().cloned();
@@ -919,16 +930,68 @@ async fn run_rooms(
     })
 }
 
-/// CPU seconds (user + system) a process has used so far, from
+/// CPU seconds (user, system) a process has used so far, from
 /// /proc/PID/stat (fields 14 and 15, in clock ticks of 1/100 s).
-fn cpu_secs(pid: u32) -> Option<f64> {
+fn cpu_secs(pid: u32) -> Option<(f64, f64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may hold spaces: count from after it.
     let rest = stat.get(stat.rfind(')')? + 2..)?;
     let fields: Vec<&str> = rest.split(' ').collect();
     let utime: f64 = fields.get(11)?.parse().ok()?;
     let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) / 100.0)
+    Some((utime / 100.0, stime / 100.0))
+}
+
+/// Jobs the server's outbox has finished (any kind, any outcome), from its
+/// `/metrics`; `None` if they cannot be read.
+async fn outbox_jobs_done(client: &reqwest::Client, url: &str) -> Option<f64> {
+    let text = client
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    Some(
+        text.lines()
+            .filter(|l| l.starts_with("jangteo_outbox_jobs_total"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum(),
+    )
+}
+
+/// Wait (at most two minutes) until Jangteo's outbox has gone 1.5 s
+/// without finishing a job. Seeding leaves work behind (every sign-up's
+/// verification email: a quota row, a file and the job's own row, each
+/// committed with an fsync). At ~140 jobs/s that drain took the first
+/// 10 s of every run with 1,000 members, all of the measured window of
+/// `split.sh`, and being mostly I/O waits it passed `settle`'s CPU test.
+/// Its CPU, and the write lock it shares with the chat commits, counted
+/// as fan-out cost until 2026-12-07 (docs/BENCHMARKS.md, "fourth stop").
+async fn drain_outbox(url: &str) {
+    let client = reqwest::Client::new();
+    let began = Instant::now();
+    let (mut last, mut since) = (None, Instant::now());
+    while began.elapsed() < Duration::from_secs(120) {
+        let done = outbox_jobs_done(&client, url).await;
+        if done.is_none() {
+            return;
+        }
+        if done != last {
+            (last, since) = (done, Instant::now());
+        } else if since.elapsed() >= Duration::from_millis(1500) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    if began.elapsed() > Duration::from_secs(2) {
+        eprintln!(
+            "waited {:.1} s for the server's outbox to drain ({} jobs done)",
+            began.elapsed().as_secs_f64(),
+            last.unwrap_or(0.0)
+        );
+    }
 }
 
 /// Wait (at most a minute) until the `--cpu-pid` processes are quiet: under
@@ -958,29 +1021,37 @@ async fn settle(pids: &[u32]) {
     }
 }
 
-fn cpu_total(pids: &[u32]) -> f64 {
-    pids.iter().filter_map(|p| cpu_secs(*p)).sum()
+/// User and system CPU seconds of `pids` so far.
+fn cpu_split(pids: &[u32]) -> (f64, f64) {
+    pids.iter()
+        .filter_map(|p| cpu_secs(*p))
+        .fold((0.0, 0.0), |(u, s), (pu, ps)| (u + pu, s + ps))
 }
 
-/// CPU seconds of `pids` within each measured step (sampled at the step
-/// boundaries of the schedule that started at `go`).
+fn cpu_total(pids: &[u32]) -> f64 {
+    let (u, s) = cpu_split(pids);
+    u + s
+}
+
+/// CPU seconds (user, system) of `pids` within each measured step
+/// (sampled at the step boundaries of the schedule that started at `go`).
 async fn cpu_per_step(
     pids: Vec<u32>,
     go: Instant,
     warmup: Duration,
     step: Duration,
     steps: usize,
-) -> Vec<f64> {
+) -> Vec<(f64, f64)> {
     if pids.is_empty() {
         return Vec::new();
     }
     let mut out = Vec::with_capacity(steps);
     tokio::time::sleep_until((go + warmup).into()).await;
-    let mut before = cpu_total(&pids);
+    let mut before = cpu_split(&pids);
     for i in 1..=steps {
         tokio::time::sleep_until((go + warmup + step * i as u32).into()).await;
-        let now = cpu_total(&pids);
-        out.push(now - before);
+        let now = cpu_split(&pids);
+        out.push((now.0 - before.0, now.1 - before.1));
         before = now;
     }
     out

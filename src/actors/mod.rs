@@ -29,7 +29,7 @@ pub mod timers;
 pub mod user;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -175,6 +175,15 @@ struct UserSlot {
     enqueued: u64,
 }
 
+/// Rooms' delivered-seq cells, held weakly: a cell lives as long as a room
+/// actor or a badge view holds it; dead entries are swept when the map has
+/// doubled since the last sweep.
+#[derive(Default)]
+struct DeliveredCells {
+    cells: IdMap<std::sync::Weak<AtomicI64>>,
+    sweep_at: usize,
+}
+
 struct HubInner {
     sql: Arc<SqlStore>,
     messages: Arc<dyn MessageStore>,
@@ -185,6 +194,13 @@ struct HubInner {
     /// Rooms found missing in the store, and when (negative cache).
     missing: Mutex<HashMap<i64, std::time::Instant>>,
     users: RwLock<IdMap<UserSlot>>,
+    /// Moves whenever a connection is added to or removed from a user
+    /// here: rooms rebuild their rosters when it has (see
+    /// `RoomActor::fan_out`).
+    online_epoch: AtomicU64,
+    /// How far this node's fan-out has delivered each room, shared by the
+    /// room's actor and its members' badge views.
+    delivered: Mutex<DeliveredCells>,
     next_session: AtomicU64,
     /// Open WebSocket connections per user on this node (see
     /// [`ChatHub::reserve_connection`]); users with none are absent.
@@ -249,6 +265,8 @@ impl ChatHub {
                 rooms: Mutex::new(HashMap::new()),
                 missing: Mutex::new(HashMap::new()),
                 users: RwLock::new(IdMap::default()),
+                online_epoch: AtomicU64::new(0),
+                delivered: Mutex::new(DeliveredCells::default()),
                 next_session: AtomicU64::new(1),
                 connections: Mutex::new(HashMap::new()),
                 closing: tokio::sync::watch::channel(false).0,
@@ -420,7 +438,8 @@ impl ChatHub {
                 room,
                 kind,
                 peer,
-                unread: 0,
+                last_seq: 0,
+                read: 0,
             },
         );
     }
@@ -727,6 +746,54 @@ impl ChatHub {
         slot.enqueued += 1;
         slot.target.shared.add_session(session.clone());
         slot.target.addr.do_send(UserMsg::Attach(session));
+        // After the session is in: a fan-out that sees the new epoch
+        // rebuilds its roster with it.
+        self.online_changed();
+    }
+
+    /// A connection was added to or removed from a user here.
+    pub(crate) fn online_changed(&self) {
+        self.inner.online_epoch.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// See [`HubInner::online_epoch`].
+    pub(crate) fn online_epoch(&self) -> u64 {
+        self.inner.online_epoch.load(Ordering::SeqCst)
+    }
+
+    /// The links of every connection of `members` on this node, appended
+    /// to `out` (a room's roster).
+    pub(crate) fn online_links<I>(&self, members: I, out: &mut Vec<Arc<link::Link>>)
+    where
+        I: IntoIterator<Item = i64>,
+    {
+        self.for_online(members, |_, t| t.shared.links_into(out));
+    }
+
+    /// The cell holding how far this node's fan-out has delivered `room`.
+    pub(crate) fn delivered_cell(&self, room: i64) -> Arc<AtomicI64> {
+        let mut d = self
+            .inner
+            .delivered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(cell) = d.cells.get(&room).and_then(std::sync::Weak::upgrade) {
+            return cell;
+        }
+        if d.cells.len() >= d.sweep_at {
+            d.cells.retain(|_, w| w.strong_count() > 0);
+            d.sweep_at = (d.cells.len() * 2).max(1024);
+        }
+        let cell = Arc::new(AtomicI64::new(0));
+        d.cells.insert(room, Arc::downgrade(&cell));
+        cell
+    }
+
+    /// `user` wrote message `seq` of `room` (see [`UserTarget::wrote`]).
+    pub(crate) fn user_wrote(&self, user: i64, room: i64, seq: i64) {
+        if let Some(slot) = self.users_read().get(&user) {
+            slot.target.wrote(self, room, seq);
+        }
     }
 
     pub fn detach(&self, user_id: i64, session_id: u64) {

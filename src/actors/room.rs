@@ -7,6 +7,8 @@
 //! who are online.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::{
@@ -19,6 +21,7 @@ use tokio::sync::oneshot;
 use super::cluster::Remote;
 use super::committer::Job;
 use super::frames::Frame;
+use super::link::Link;
 use super::user::UserMsg;
 use super::IdMap;
 use super::{frames, link, ChatHub, SessionHandle};
@@ -119,6 +122,11 @@ struct Ready {
     members: IdMap<Member>,
     /// Direct rooms: one member blocked the other; nobody may send.
     blocked: bool,
+    /// The connections of the members online on this node, as of the
+    /// hub's online epoch in `roster_epoch` (`None`: membership changed
+    /// since; rebuilt at the next fan-out).
+    roster: Vec<Arc<Link>>,
+    roster_epoch: Option<u64>,
 }
 
 enum State {
@@ -160,6 +168,8 @@ pub struct RoomActor {
     /// not allocate for it).
     alarm_preview: String,
     alarm_scheduled: bool,
+    /// How far this node's fan-out has gone, for the members' badges.
+    delivered_cell: Arc<AtomicI64>,
 }
 
 impl RoomActor {
@@ -169,6 +179,7 @@ impl RoomActor {
 
     pub fn with_floor(id: i64, hub: ChatHub, floor: Option<i64>) -> RoomActor {
         RoomActor {
+            delivered_cell: hub.delivered_cell(id),
             floor,
             held: BTreeMap::new(),
             gap_fill_scheduled: false,
@@ -406,23 +417,39 @@ impl RoomActor {
         );
     }
 
-    fn fan_out(&self, record: &MessageRecord) {
-        let State::Ready(r) = &self.state else {
+    /// Deliver `record` to every connection of the members online here.
+    ///
+    /// The per-member step touches nothing but the connection's link: the
+    /// room keeps its online members' links in one array (its roster),
+    /// rebuilt only when a connection came or went on this node or the
+    /// membership changed; the members' unread counts are not updated per
+    /// delivery but derived from the room's delivered seq when a badge is
+    /// sent (see `user::RoomView`). Both used to cost a registry lookup, a
+    /// user lock and a map update per member (docs/BENCHMARKS.md, fourth
+    /// stop).
+    fn fan_out(&mut self, record: &MessageRecord) {
+        let State::Ready(r) = &mut self.state else {
             return;
         };
-        let id = self.id;
-        let seq = record.seq;
+        let (id, seq) = (self.id, record.seq);
+        // The writer's read pointer moves before the message counts
+        // anywhere (writing marks read).
+        if r.members.contains_key(&record.sender_id) {
+            self.hub.user_wrote(record.sender_id, id, seq);
+        }
+        self.delivered_cell.fetch_max(seq, Ordering::AcqRel);
+        // The epoch is read before the registry: a connection added after
+        // this read moves it, and the next fan-out sees the connection.
+        let epoch = self.hub.online_epoch();
+        if r.roster_epoch != Some(epoch) {
+            r.roster.clear();
+            self.hub
+                .online_links(r.members.keys().copied(), &mut r.roster);
+            r.roster_epoch = Some(epoch);
+        }
         let frame = frames::message(record);
-        let last_seq = r.last_seq;
-        // One pass over the members with their read pointers (not a
-        // lookup per member), one registry lookup each: this loop runs once
-        // per delivery.
-        let users = self.hub.users_read();
-        for (user, m) in &r.members {
-            if let Some(slot) = users.get(user) {
-                slot.target
-                    .deliver(id, seq, &frame, chat::unread(last_seq, m.last_read));
-            }
+        for link in &r.roster {
+            link.push_message(id, seq, &frame);
         }
     }
 
@@ -589,6 +616,8 @@ impl Actor for RoomActor {
                         recent = records;
                         act.floor.map_or(floor, |f| f.min(floor))
                     },
+                    roster: Vec::new(),
+                    roster_epoch: None,
                     members: members
                         .into_iter()
                         .map(|m| {
@@ -872,7 +901,14 @@ impl RoomActor {
             let _ = reply.send(Ok(unread));
         }
         if moved {
-            self.hub.user(user, UserMsg::Unread { room: id, unread });
+            self.hub.user(
+                user,
+                UserMsg::Read {
+                    room: id,
+                    last_seq,
+                    read: seq,
+                },
+            );
             if kind == RoomKind::Direct || receipts {
                 self.broadcast(&frames::receipt(id, user, seq), None);
             }
@@ -913,21 +949,23 @@ impl RoomActor {
                 last_read: m.last_read_seq,
             },
         );
+        r.roster_epoch = None;
         if from_other_node {
             // The joining user's devices on this node learn about the room
             // (the origin node told the ones connected there).
             let peer = (r.kind == RoomKind::Direct)
                 .then(|| r.members.keys().copied().find(|u| *u != m.user_id))
                 .flatten();
-            let unread = chat::unread(r.last_seq, m.last_read_seq);
             let kind = r.kind;
+            let last_seq = r.last_seq;
             self.hub.user(
                 m.user_id,
                 UserMsg::RoomAdded {
                     room: id,
                     kind,
                     peer,
-                    unread,
+                    last_seq,
+                    read: m.last_read_seq,
                 },
             );
         }
@@ -936,6 +974,7 @@ impl RoomActor {
     fn member_removed(&mut self, user: i64, reason: &'static str) {
         if let State::Ready(r) = &mut self.state {
             r.members.remove(&user);
+            r.roster_epoch = None;
         }
         self.buckets.remove(&user);
         self.hub.user(
@@ -966,8 +1005,14 @@ impl RoomActor {
                     return;
                 }
                 m.last_read = seq;
-                let unread = chat::unread(last_seq, seq);
-                self.hub.user(user, UserMsg::Unread { room: id, unread });
+                self.hub.user(
+                    user,
+                    UserMsg::Read {
+                        room: id,
+                        last_seq,
+                        read: seq,
+                    },
+                );
                 if kind == RoomKind::Direct || receipts {
                     self.broadcast(&frames::receipt(id, user, seq), None);
                 }

@@ -1,21 +1,26 @@
 //! The user actor and its shared state: one per connected user, holding
-//! their WebSocket sessions (devices), unread counts per room and the total
-//! badge, and their presence towards direct-chat peers. It exists only
-//! while the user has at least one connection; offline users need no live
-//! state.
+//! their WebSocket sessions (devices), their rooms' read pointers for the
+//! unread counts and the total badge, and their presence towards
+//! direct-chat peers. It exists only while the user has at least one
+//! connection; offline users need no live state.
 //!
-//! **Delivery without a hop.** What a room sends a user (a committed
-//! message, an event frame, an unread count, a room added or removed) only
-//! touches the user's sessions and counts, so it is applied **directly**
-//! on the sender's thread, under the user's lock ([`UserTarget::send`]),
-//! instead of through the actor's mailbox: one task wake-up and one
-//! envelope less per delivery, and the frames reach each session queue in
-//! exactly the order the room produced them (the room actor is the only
-//! producer of a room's frames). The actor keeps what needs a context or
-//! runs rarely: loading the rooms at start, the coalesced badge timer,
-//! attach/detach bookkeeping and presence announcements, revocations.
+//! **Messages do not pass through here.** A room's fan-out writes into its
+//! online members' links directly (the room's roster, see
+//! `RoomActor::fan_out`), and a member's unread count is derived from the
+//! room's delivered seq when a badge is sent ([`RoomView`]), so a delivery
+//! costs the user nothing.
+//!
+//! **Everything else without a hop.** What a room sends a user (an event
+//! frame, a moved read pointer, a room added or removed) only touches the
+//! user's sessions and views, so it is applied **directly** on the
+//! sender's thread, under the user's lock ([`UserTarget::send`]), instead
+//! of through the actor's mailbox, in exactly the order the room produced
+//! it. The actor keeps what needs a context or runs rarely: loading the
+//! rooms at start, the coalesced badge timer, attach/detach bookkeeping and
+//! presence announcements, revocations.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use actix::{
@@ -24,16 +29,19 @@ use actix::{
 };
 
 use super::frames::Frame;
+use super::link::Link;
 use super::{frames, ChatHub, IdMap, IdSet, SessionHandle};
 use crate::domain::chat::{self, RoomKind};
 
 pub enum UserMsg {
     Attach(SessionHandle),
     Detach(u64),
-    /// The unread count of a room changed (the user read on some device).
-    Unread {
+    /// The user's read pointer in a room moved (they read on some device):
+    /// the room's last seq and the pointer, as the room actor has them.
+    Read {
         room: i64,
-        unread: i64,
+        last_seq: i64,
+        read: i64,
     },
     /// Any other event for all of the user's devices.
     Event(Frame),
@@ -42,7 +50,9 @@ pub enum UserMsg {
         room: i64,
         kind: RoomKind,
         peer: Option<i64>,
-        unread: i64,
+        /// The room's last seq and the user's read pointer when they joined.
+        last_seq: i64,
+        read: i64,
     },
     /// The user left or was removed from a room.
     Removed {
@@ -64,8 +74,18 @@ impl Message for UserMsg {
     type Result = ();
 }
 
+/// What the user's badge needs of one room. The unread count is not kept
+/// but derived when a badge is sent: the room's last seq (as the store or
+/// the room actor last said, or as far as this node's fan-out has gone,
+/// whichever is higher) minus the read pointer. Both only grow, so merging
+/// two reports of them is taking the higher of each; and a delivery needs
+/// no update here (the fan-out moves the room's seq cell once per message,
+/// not once per member).
 struct RoomView {
-    unread: i64,
+    last_seq: i64,
+    read: i64,
+    /// How far this node's fan-out has delivered the room.
+    delivered: Arc<AtomicI64>,
     peer: Option<i64>,
     /// The user's sessions know this room (it was in the store when this
     /// actor started, or a `joined` frame went out).
@@ -92,7 +112,17 @@ struct UserState {
     /// Rooms added before that (news that may be older than the load, e.g.
     /// from another node): announced when the load finishes, unless the
     /// load already had them.
-    added_early: HashMap<i64, (Option<i64>, i64)>,
+    added_early: HashMap<i64, Added>,
+}
+
+/// A room added to the user: (peer, last seq, read pointer).
+type Added = (Option<i64>, i64, i64);
+
+impl RoomView {
+    fn unread(&self) -> i64 {
+        let last_seq = self.last_seq.max(self.delivered.load(Ordering::Acquire));
+        chat::unread(last_seq, self.read)
+    }
 }
 
 impl UserState {
@@ -108,26 +138,33 @@ impl UserState {
         !std::mem::replace(&mut self.flush_scheduled, true)
     }
 
+    /// Merge a report of `room`'s last seq and the user's read pointer
+    /// into the view (creating it, not yet known to the sessions).
+    fn note(&mut self, hub: &ChatHub, room: i64, last_seq: i64, read: i64) -> &mut RoomView {
+        let view = self.rooms.entry(room).or_insert_with(|| RoomView {
+            last_seq: 0,
+            read: 0,
+            delivered: hub.delivered_cell(room),
+            peer: None,
+            known: false,
+        });
+        view.last_seq = view.last_seq.max(last_seq);
+        view.read = view.read.max(read);
+        view
+    }
+
     /// The user is in `room` (as the store or its room actor says).
-    fn know(&mut self, room: i64, unread: i64, peer: Option<i64>) {
-        self.rooms.insert(
-            room,
-            RoomView {
-                unread,
-                peer,
-                known: true,
-            },
-        );
+    fn know(&mut self, hub: &ChatHub, room: i64, added: Added) {
+        let (peer, last_seq, read) = added;
+        let view = self.note(hub, room, last_seq, read);
+        view.peer = peer;
+        view.known = true;
     }
 
     /// A room the user's sessions did not know: learn it, send `joined`;
     /// true if the actor must be asked to flush (the badge follows).
-    fn announce_room(&mut self, room: i64, peer: Option<i64>, unread: i64) -> bool {
-        let unread = self
-            .rooms
-            .get(&room)
-            .map_or(unread, |v| v.unread.max(unread));
-        self.know(room, unread, peer);
+    fn announce_room(&mut self, hub: &ChatHub, room: i64, added: Added) -> bool {
+        self.know(hub, room, added);
         self.to_all(&frames::joined(room));
         self.mark_dirty(room)
     }
@@ -150,6 +187,12 @@ impl UserShared {
     pub fn add_session(&self, session: SessionHandle) {
         self.lock().sessions.push(session);
     }
+
+    /// The links of the user's sessions (a room's roster of its online
+    /// members' connections, see `RoomActor::fan_out`).
+    pub fn links_into(&self, out: &mut Vec<Arc<Link>>) {
+        out.extend(self.lock().sessions.iter().map(|s| s.link().clone()));
+    }
 }
 
 /// Where a connected user's deliveries go: the shared state, and the actor
@@ -161,25 +204,11 @@ pub struct UserTarget {
 }
 
 impl UserTarget {
-    /// A committed message of `room` for every session of the user, and
-    /// the user's unread count there after it (the fan-out's per-member
-    /// step, called by the room actor directly).
-    pub fn deliver(&self, room: i64, seq: i64, frame: &Frame, unread: i64) {
-        let mut s = self.shared.lock();
-        for session in &s.sessions {
-            session.link().push_message(room, seq, frame);
-        }
-        // No badge frame: the client derives the count from the message
-        // (docs/PROTOCOL.md, "Unread counts and badges"); the view stays
-        // exact for the totals of later badges.
-        s.rooms
-            .entry(room)
-            .or_insert(RoomView {
-                unread: 0,
-                peer: None,
-                known: false,
-            })
-            .unread = unread;
+    /// The user wrote message `seq` of `room`, which moved their read
+    /// pointer there (the room's fan-out calls this before the message
+    /// counts anywhere, so no badge shows the user's own message unread).
+    pub fn wrote(&self, hub: &ChatHub, room: i64, seq: i64) {
+        self.shared.lock().note(hub, room, seq, seq);
     }
 
     /// Apply `msg`: session and count updates here and now, in the
@@ -188,11 +217,13 @@ impl UserTarget {
     /// hub about the new peer's presence).
     pub fn send(&self, hub: &ChatHub, msg: UserMsg) {
         let flush = match msg {
-            UserMsg::Unread { room, unread } => {
+            UserMsg::Read {
+                room,
+                last_seq,
+                read,
+            } => {
                 let mut s = self.shared.lock();
-                if let Some(view) = s.rooms.get_mut(&room) {
-                    view.unread = unread;
-                }
+                s.note(hub, room, last_seq, read);
                 s.mark_dirty(room)
             }
             UserMsg::Event(frame) => {
@@ -207,7 +238,8 @@ impl UserTarget {
                 room,
                 kind,
                 peer,
-                unread,
+                last_seq,
+                read,
             } => {
                 let peer = if kind == RoomKind::Direct { peer } else { None };
                 let (flush, sessions) = {
@@ -216,7 +248,7 @@ impl UserTarget {
                         // The load decides: a room it has was there before
                         // this actor started (no `joined`, no badge).
                         s.removed_early.remove(&room);
-                        s.added_early.insert(room, (peer, unread));
+                        s.added_early.insert(room, (peer, last_seq, read));
                         return;
                     }
                     if s.rooms.get(&room).is_some_and(|v| v.known) {
@@ -225,7 +257,10 @@ impl UserTarget {
                         // another node.
                         return;
                     }
-                    (s.announce_room(room, peer, unread), s.sessions.clone())
+                    (
+                        s.announce_room(hub, room, (peer, last_seq, read)),
+                        s.sessions.clone(),
+                    )
                 };
                 if let Some(p) = peer {
                     hub.tell_online_peers(vec![p], sessions);
@@ -287,9 +322,9 @@ impl UserActor {
     fn write_badges(&self) {
         let mut s = self.shared.lock();
         s.flush_scheduled = false;
-        let total: i64 = s.rooms.values().map(|r| r.unread).sum();
+        let total: i64 = s.rooms.values().map(RoomView::unread).sum();
         for room in std::mem::take(&mut s.dirty) {
-            let unread = s.rooms.get(&room).map_or(0, |r| r.unread);
+            let unread = s.rooms.get(&room).map_or(0, RoomView::unread);
             s.to_all(&frames::badge(room, unread, total));
         }
     }
@@ -316,21 +351,16 @@ impl Actor for UserActor {
                                 continue;
                             }
                             let peer = if kind == RoomKind::Direct { peer } else { None };
-                            // A room that delivered while this loaded keeps
-                            // the count its room actor sent (exact, and no
-                            // older than the store's).
-                            let unread = s
-                                .rooms
-                                .get(&room)
-                                .map_or_else(|| chat::unread(last_seq, last_read), |v| v.unread);
-                            s.know(room, unread, peer);
+                            // Merged with what the room actor reported while
+                            // this loaded (the higher of each is the newer).
+                            s.know(&act.hub, room, (peer, last_seq, last_read));
                         }
                         // Added while this loaded, after the load's read.
                         // (Their peers' presence goes out with `Attach`,
                         // which the actor handles after this.)
                         let mut flush = false;
-                        for (room, (peer, unread)) in added {
-                            flush |= s.announce_room(room, peer, unread);
+                        for (room, added) in added {
+                            flush |= s.announce_room(&act.hub, room, added);
                         }
                         drop(s);
                         act.announce(true);
@@ -374,6 +404,8 @@ impl Handler<UserMsg> for UserActor {
                     s.sessions.retain(|s| s.id != id);
                     (s.sessions.len() < before, s.sessions.is_empty())
                 };
+                // Rooms rebuild their rosters without this connection.
+                self.hub.online_changed();
                 if removed {
                     self.hub.metrics().ws_sessions.dec();
                 }

@@ -274,7 +274,8 @@ impl Chat {
                         room: room_id,
                         kind: RoomKind::Open,
                         peer: None,
-                        unread: 0,
+                        last_seq: visible_from,
+                        read: visible_from,
                     },
                 );
                 self.room(room_id).await

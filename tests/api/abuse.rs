@@ -967,7 +967,9 @@ async fn uploads_have_a_rate_a_quota_and_unused_ones_are_swept() {
     let app = crate::helpers::spawn_app_with(&[
         ("uploads_per_hour", "6"),
         ("media_quota_mib", "1"),
-        ("media_orphan_hours", "0"),
+        // 7.2 s: long enough for the uploads below to be used before a
+        // sweep may take them on a slow machine, short enough to see it.
+        ("media_orphan_hours", "0.002"),
         ("media_sweep_secs", "1"),
     ])
     .await;

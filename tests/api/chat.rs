@@ -125,6 +125,58 @@ async fn duplicate_client_msg_id_returns_the_original_ack() {
     assert_eq!(other["seq"], 2);
 }
 
+/// A badge's total counts every room's deliveries, not only the room that
+/// was read, and never the user's own messages (the counts are derived
+/// from each room's delivered seq and the user's read pointers when the
+/// badge is sent, not kept per delivery).
+#[actix_web::test]
+async fn a_badge_total_counts_the_other_rooms_and_never_your_own_messages() {
+    let app = spawn_app().await;
+    let (a, b, c) = (
+        app.user("writer-a").await,
+        app.user("reader-b").await,
+        app.user("writer-c").await,
+    );
+    let first = app.direct_room(&a, &b).await;
+    let second = app.direct_room(&c, &b).await;
+    let mut wa = app.ws(&a.token).await;
+    let mut wb = app.ws(&b.token).await;
+    let mut wc = app.ws(&c.token).await;
+    wa.say(first, "a1", "하나").await;
+    wa.say(first, "a2", "둘").await;
+    wb.say(second, "b1", "내 메시지").await;
+    wc.say(second, "c1", "셋").await;
+    wb.expect_where(|v| v["type"] == "message" && v["room"] == second && v["seq"] == 2)
+        .await;
+    wb.expect_where(|v| v["type"] == "message" && v["room"] == first && v["seq"] == 2)
+        .await;
+
+    // Reading the second room: 0 there, and the first room's 2 in the total.
+    wb.send(json!({"type": "read", "room": second, "seq": 2}))
+        .await;
+    let badge = wb
+        .expect_where(|v| v["type"] == "badge" && v["room"] == second)
+        .await;
+    assert_eq!(
+        (badge["unread"].as_i64(), badge["total"].as_i64()),
+        (Some(0), Some(2))
+    );
+
+    // Half of the first room: 1 left, and that is the whole total (b's own
+    // message in the second room never counted).
+    wb.send(json!({"type": "read", "room": first, "seq": 1}))
+        .await;
+    let badge = wb
+        .expect_where(|v| v["type"] == "badge" && v["room"] == first)
+        .await;
+    assert_eq!(
+        (badge["unread"].as_i64(), badge["total"].as_i64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(app.unread(&b, first).await, 1);
+    assert_eq!(app.unread(&b, second).await, 0);
+}
+
 #[actix_web::test]
 async fn reading_on_one_device_clears_the_badge_on_the_others_and_sends_a_receipt() {
     let app = spawn_app().await;
