@@ -35,12 +35,14 @@ const MAX_BATCH: usize = 1024;
 /// write after a quiet spell commits at once. The idea is PostgreSQL's
 /// `commit_delay`.
 const COMMIT_DELAY: Duration = Duration::from_micros(500);
-/// The same for the committer thread, whose sleep is exact: 0.5 ms there
-/// made commits smaller than the task's (1.4 writes against 1.9 at 50,000
-/// deliveries/s) and each commit's WAL write and fsync cost system time;
-/// 1 ms gives the batching back: -12% CPU per delivery for +0.3 ms on the
-/// delivery median (docs/BENCHMARKS.md, "third stop").
-const THREAD_COMMIT_DELAY: Duration = Duration::from_millis(1);
+/// The same for the committer thread, whose sleep is exact. 0.5 ms made
+/// commits smaller than the task's (1.4 writes against 1.9 at 50,000
+/// deliveries/s), and each commit's WAL write and fsync cost system time;
+/// 1 ms gave the batching back (-12% CPU per delivery, "third stop" in
+/// docs/BENCHMARKS.md). 2 ms: another -8% (about 1 µs per delivery at
+/// 50,000/s, 2.7 writes per commit against 1.6) for +0.3 to +0.9 ms on the
+/// durable median ("fourth stop"). `chat_commit_delay_us` overrides both.
+const THREAD_COMMIT_DELAY: Duration = Duration::from_millis(2);
 /// See [`COMMIT_DELAY`].
 const SUSTAINED: Duration = Duration::from_millis(2);
 
@@ -68,13 +70,20 @@ impl Committer {
     /// Start the committer: on a thread of its own when the store commits
     /// synchronously (the embedded engine), else as a task on the current
     /// arbiter (network stores: the commit awaits the database).
-    pub fn start(store: Arc<dyn MessageStore>, metrics: Arc<Metrics>) -> Committer {
+    /// `delay`: see `chat_commit_delay_us` (`None`: [`THREAD_COMMIT_DELAY`]
+    /// on the thread, [`COMMIT_DELAY`] on the task).
+    pub fn start(
+        store: Arc<dyn MessageStore>,
+        metrics: Arc<Metrics>,
+        delay: Option<Duration>,
+    ) -> Committer {
         if let Some(commit) = store.blocking_writer() {
             let (tx, rx) = mpsc::unbounded_channel();
             let on_thread = metrics.clone();
+            let delay = delay.unwrap_or(THREAD_COMMIT_DELAY);
             match std::thread::Builder::new()
                 .name("chat-committer".into())
-                .spawn(move || run_blocking(rx, &commit, &on_thread))
+                .spawn(move || run_blocking(rx, &commit, &on_thread, delay))
             {
                 Ok(_) => return Committer { tx },
                 // (The store's async path commits the same way.)
@@ -84,7 +93,7 @@ impl Committer {
             }
         }
         let (tx, rx) = mpsc::unbounded_channel();
-        actix::spawn(run(rx, store, metrics));
+        actix::spawn(run(rx, store, metrics, delay.unwrap_or(COMMIT_DELAY)));
         Committer { tx }
     }
 
@@ -219,11 +228,12 @@ async fn run(
     mut rx: mpsc::UnboundedReceiver<Item>,
     store: Arc<dyn MessageStore>,
     metrics: Arc<Metrics>,
+    delay: Duration,
 ) {
     let mut batch = Batch::new();
     while let Some(first) = rx.recv().await {
-        if batch.sustained(&first) {
-            tokio::time::sleep(COMMIT_DELAY).await;
+        if !delay.is_zero() && batch.sustained(&first) {
+            tokio::time::sleep(delay).await;
         }
         batch.take(first, &mut rx);
         if !batch.writes.is_empty() {
@@ -239,11 +249,16 @@ async fn run(
 /// synchronous writer: a batch costs one wake-up of this thread and one
 /// message per room back, and the commit delay is an exact sleep
 /// ([`THREAD_COMMIT_DELAY`]).
-fn run_blocking(mut rx: mpsc::UnboundedReceiver<Item>, commit: &BlockingWriter, metrics: &Metrics) {
+fn run_blocking(
+    mut rx: mpsc::UnboundedReceiver<Item>,
+    commit: &BlockingWriter,
+    metrics: &Metrics,
+    delay: Duration,
+) {
     let mut batch = Batch::new();
     while let Some(first) = rx.blocking_recv() {
-        if batch.sustained(&first) {
-            std::thread::sleep(THREAD_COMMIT_DELAY);
+        if !delay.is_zero() && batch.sustained(&first) {
+            std::thread::sleep(delay);
         }
         batch.take(first, &mut rx);
         if !batch.writes.is_empty() {

@@ -217,6 +217,40 @@ struct Sent {
     through: i64,
 }
 
+/// Rooms kept inline in a link before the map is used.
+const INLINE_ROOMS: usize = 3;
+
+/// What a connection has sent per room: the first few rooms inline in the
+/// link, the rest in a map. Most connections receive from one or two busy
+/// rooms at a time, and a delivery then touches no memory but the link's
+/// own; a map lookup was two more cache misses per delivery (its control
+/// bytes and its bucket).
+#[derive(Default)]
+struct SentRooms {
+    inline: [Option<(i64, Sent)>; INLINE_ROOMS],
+    more: IdMap<Sent>,
+}
+
+impl SentRooms {
+    fn entry(&mut self, room: i64) -> &mut Sent {
+        let slot = self
+            .inline
+            .iter()
+            .position(|e| e.as_ref().is_some_and(|(r, _)| *r == room))
+            .or_else(|| {
+                if self.more.contains_key(&room) {
+                    None
+                } else {
+                    self.inline.iter().position(Option::is_none)
+                }
+            });
+        match slot.and_then(|i| self.inline.get_mut(i)) {
+            Some(entry) => &mut entry.get_or_insert_with(|| (room, Sent::default())).1,
+            None => self.more.entry(room).or_default(),
+        }
+    }
+}
+
 struct State {
     /// The socket, until the session takes it back to close it.
     io: Option<Arc<TcpStream>>,
@@ -234,7 +268,7 @@ struct State {
     /// Live messages are held until the client's first frame.
     holding: bool,
     held: Vec<Outbound>,
-    rooms: IdMap<Sent>,
+    rooms: SentRooms,
     /// Rooms replaying from the store, with live messages buffered.
     replaying: IdMap<Vec<(i64, Frame)>>,
     /// Nothing more is written (overflowed, or the session ended).
@@ -265,7 +299,7 @@ impl Link {
                 corked: false,
                 holding: true,
                 held: Vec::new(),
-                rooms: IdMap::default(),
+                rooms: SentRooms::default(),
                 replaying: IdMap::default(),
                 closed: false,
             }),
@@ -307,7 +341,7 @@ impl Link {
         if s.closed {
             return;
         }
-        if s.holding || s.replaying.contains_key(&room) {
+        if s.holding || (!s.replaying.is_empty() && s.replaying.contains_key(&room)) {
             drop(s);
             self.push(Outbound::Message {
                 room,
@@ -393,7 +427,7 @@ impl Link {
             return;
         }
         for (seq, frame) in page {
-            let sent = s.rooms.entry(room).or_default();
+            let sent = s.rooms.entry(room);
             if sent
                 .live
                 .is_some_and(|(first, last)| seq >= first && seq <= last)
@@ -414,7 +448,7 @@ impl Link {
     pub fn replay_done(self: &Arc<Self>, room: i64, through: i64) {
         let mut s = self.lock();
         let through = {
-            let sent = s.rooms.entry(room).or_default();
+            let sent = s.rooms.entry(room);
             sent.through = sent.through.max(through);
             sent.through
         };
@@ -467,7 +501,7 @@ impl Link {
 
     /// A room's message that need not wait: written unless sent already.
     fn send_live(&self, s: &mut State, room: i64, seq: i64, frame: &Frame) {
-        let sent = s.rooms.entry(room).or_default();
+        let sent = s.rooms.entry(room);
         if seq <= sent.through {
             return;
         }
@@ -537,7 +571,7 @@ impl Link {
     /// Write what waits without waiting; a refusal marks the link blocked
     /// and wakes the session to wait for the socket.
     fn write_now(&self, s: &mut State) {
-        if try_write(s) == Flushed::Blocked {
+        if try_write(s, Path::Direct) == Flushed::Blocked {
             s.blocked = true;
             self.wake.notify_one();
         }
@@ -546,7 +580,7 @@ impl Link {
     /// The session's write: everything it can without waiting.
     pub fn flush(&self) -> Flushed {
         let mut s = self.lock();
-        let result = try_write(&mut s);
+        let result = try_write(&mut s, Path::Tokio);
         s.blocked = result == Flushed::Blocked;
         result
     }
@@ -668,8 +702,26 @@ fn frames_left(out: &[u8], written: usize) -> usize {
     n
 }
 
+/// How a write reaches the socket.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Path {
+    /// A `send(2)` on the socket's descriptor, for the senders (a room's
+    /// fan-out, a badge flush). tokio's `try_write` first checks the
+    /// socket's readiness in its own registration, a separate allocation
+    /// per socket: a cache miss per delivery that a profile put at a fifth
+    /// of the fan-out's user time (docs/BENCHMARKS.md, fourth stop). The
+    /// kernel's answer is what matters; tokio's cached readiness is left
+    /// as it is, so after a refusal the session's wait for the socket may
+    /// wake once at once, find it still full through the tokio path
+    /// (which clears the readiness) and wait again.
+    Direct,
+    /// tokio's `try_write`, for the session, which waits on the socket's
+    /// readiness and so must keep it current.
+    Tokio,
+}
+
 /// Write what waits in `s` without blocking.
-fn try_write(s: &mut State) -> Flushed {
+fn try_write(s: &mut State, path: Path) -> Flushed {
     // Borrowed field by field (no clone of the socket's `Arc` per write).
     let State {
         io,
@@ -688,7 +740,12 @@ fn try_write(s: &mut State) -> Flushed {
         };
     };
     while *written < out.len() {
-        match io.try_write(out.get(*written..).unwrap_or_default()) {
+        let rest = out.get(*written..).unwrap_or_default();
+        let sent = match path {
+            Path::Direct => socket2::SockRef::from(io).send(rest),
+            Path::Tokio => io.try_write(rest),
+        };
+        match sent {
             Ok(0) => return Flushed::Gone,
             Ok(n) => *written += n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -711,6 +768,22 @@ fn try_write(s: &mut State) -> Flushed {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sent_rooms_keep_each_room_apart_inline_and_in_the_map() {
+        let mut rooms = SentRooms::default();
+        for room in 1..=8 {
+            rooms.entry(room).through = room * 10;
+        }
+        assert_eq!(rooms.more.len(), 8 - INLINE_ROOMS);
+        for room in (1..=8).rev() {
+            assert_eq!(rooms.entry(room).through, room * 10);
+        }
+        rooms.entry(2).through = 99;
+        rooms.entry(7).through = 77;
+        assert_eq!((rooms.entry(2).through, rooms.entry(7).through), (99, 77));
+        assert_eq!(rooms.more.len(), 8 - INLINE_ROOMS);
+    }
 
     fn message(link: &Arc<Link>, room: i64, seq: i64) {
         link.push(Outbound::Message {

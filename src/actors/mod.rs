@@ -72,6 +72,9 @@ pub struct ChatSettings {
     pub room_idle: Duration,
     /// Badge updates are coalesced over this window.
     pub badge_delay: Duration,
+    /// How long a commit under sustained load waits for company (`None`:
+    /// the committer's default for the engine).
+    pub commit_delay: Option<Duration>,
     /// Per-connection outbound queue (frames).
     pub outbound_queue: usize,
     pub heartbeat: Duration,
@@ -251,7 +254,7 @@ impl ChatHub {
         bus: Arc<dyn Bus>,
         presence: Option<Arc<dyn Presence>>,
     ) -> ChatHub {
-        let committer = Committer::start(messages.clone(), metrics.clone());
+        let committer = Committer::start(messages.clone(), metrics.clone(), settings.commit_delay);
         let alarms = bus.clone();
         let cluster = bus.distributed().then_some(bus);
         let presence = presence.filter(|_| cluster.is_some());
