@@ -864,7 +864,6 @@ impl RoomActor {
         session: Option<SessionHandle>,
     ) {
         let id = self.id;
-        let receipts = self.hub.settings().open_room_receipts;
         let refuse = |why: RoomError, reply: Option<oneshot::Sender<Result<i64, RoomError>>>| {
             if let Some(reply) = reply {
                 let _ = reply.send(Err(why));
@@ -901,18 +900,25 @@ impl RoomActor {
             let _ = reply.send(Ok(unread));
         }
         if moved {
-            self.hub.user(
-                user,
-                UserMsg::Read {
-                    room: id,
-                    last_seq,
-                    read: seq,
-                },
-            );
-            if kind == RoomKind::Direct || receipts {
-                self.broadcast(&frames::receipt(id, user, seq), None);
-            }
+            self.read_moved(user, seq, last_seq, kind);
             self.replicate(&Remote::Read { user, seq });
+        }
+    }
+
+    /// `user`'s read pointer moved to `seq` (here or on another node):
+    /// their badge views, and the receipt for the other members.
+    fn read_moved(&self, user: i64, seq: i64, last_seq: i64, kind: RoomKind) {
+        let id = self.id;
+        self.hub.user(
+            user,
+            UserMsg::Read {
+                room: id,
+                last_seq,
+                read: seq,
+            },
+        );
+        if kind == RoomKind::Direct || self.hub.settings().open_room_receipts {
+            self.broadcast(&frames::receipt(id, user, seq), None);
         }
     }
 
@@ -993,7 +999,6 @@ impl RoomActor {
         match remote {
             Remote::Message(record) => self.offer(record, ctx),
             Remote::Read { user, seq } => {
-                let receipts = self.hub.settings().open_room_receipts;
                 let State::Ready(r) = &mut self.state else {
                     return;
                 };
@@ -1005,17 +1010,7 @@ impl RoomActor {
                     return;
                 }
                 m.last_read = seq;
-                self.hub.user(
-                    user,
-                    UserMsg::Read {
-                        room: id,
-                        last_seq,
-                        read: seq,
-                    },
-                );
-                if kind == RoomKind::Direct || receipts {
-                    self.broadcast(&frames::receipt(id, user, seq), None);
-                }
+                self.read_moved(user, seq, last_seq, kind);
             }
             Remote::Typing { user } => self.broadcast(&frames::typing(id, user), Some(user)),
             Remote::MemberAdded(m) => self.member_added(m, true),
