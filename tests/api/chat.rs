@@ -3,7 +3,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, spawn_app, spawn_app_with};
+use crate::helpers::{assert_error, spawn_app, spawn_app_with, Ws};
 
 #[actix_web::test]
 async fn send_ack_and_delivery_to_every_device() {
@@ -125,6 +125,16 @@ async fn duplicate_client_msg_id_returns_the_original_ack() {
     assert_eq!(other["seq"], 2);
 }
 
+/// Read `room` up to `seq` and wait for that room's badge: (unread, total).
+async fn read_for_badge(ws: &mut Ws, room: i64, seq: i64) -> (Option<i64>, Option<i64>) {
+    ws.send(json!({"type": "read", "room": room, "seq": seq}))
+        .await;
+    let badge = ws
+        .expect_where(|v| v["type"] == "badge" && v["room"] == room)
+        .await;
+    (badge["unread"].as_i64(), badge["total"].as_i64())
+}
+
 /// A badge's total counts every room's deliveries, not only the room that
 /// was read, and never the user's own messages (the counts are derived
 /// from each room's delivered seq and the user's read pointers when the
@@ -152,27 +162,10 @@ async fn a_badge_total_counts_the_other_rooms_and_never_your_own_messages() {
         .await;
 
     // Reading the second room: 0 there, and the first room's 2 in the total.
-    wb.send(json!({"type": "read", "room": second, "seq": 2}))
-        .await;
-    let badge = wb
-        .expect_where(|v| v["type"] == "badge" && v["room"] == second)
-        .await;
-    assert_eq!(
-        (badge["unread"].as_i64(), badge["total"].as_i64()),
-        (Some(0), Some(2))
-    );
-
+    assert_eq!(read_for_badge(&mut wb, second, 2).await, (Some(0), Some(2)));
     // Half of the first room: 1 left, and that is the whole total (b's own
     // message in the second room never counted).
-    wb.send(json!({"type": "read", "room": first, "seq": 1}))
-        .await;
-    let badge = wb
-        .expect_where(|v| v["type"] == "badge" && v["room"] == first)
-        .await;
-    assert_eq!(
-        (badge["unread"].as_i64(), badge["total"].as_i64()),
-        (Some(1), Some(1))
-    );
+    assert_eq!(read_for_badge(&mut wb, first, 1).await, (Some(1), Some(1)));
     assert_eq!(app.unread(&b, first).await, 1);
     assert_eq!(app.unread(&b, second).await, 0);
 }
