@@ -1627,6 +1627,11 @@ mod tests {
             ("ws_allowed_origins", "https://"),
             ("reservation_max_secs", "999999999999"),
             ("max_uri_bytes", "65535"),
+            ("chat_commit_delay_us", "20001"),
+            ("chat_commit_delay_us", "soon"),
+            ("media_orphan_hours", "-0.5"),
+            ("media_orphan_hours", "NaN"),
+            ("media_orphan_hours", "8761"),
         ] {
             let err = Config::from_pairs([(key, value.to_string())]).expect_err(key);
             assert!(
@@ -1634,6 +1639,19 @@ mod tests {
                 "{key}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn the_commit_delay_and_fractional_orphan_hours_parse() {
+        let c = Config::from_pairs([
+            ("chat_commit_delay_us", "0".to_string()),
+            ("media_orphan_hours", "0.5".to_string()),
+        ])
+        .expect("valid");
+        assert_eq!(c.chat.commit_delay, Some(Duration::ZERO));
+        assert_eq!(c.uploads.orphan_after, Duration::from_secs(1800));
+        let c = Config::from_pairs([("media_orphan_hours", "24".to_string())]).expect("valid");
+        assert_eq!(c.chat.commit_delay, None, "unset: the engine's default");
     }
 
     #[test]
