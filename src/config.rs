@@ -251,6 +251,16 @@ pub const SETTINGS: &[(&str, Option<&str>, &str)] = &[
         "partitions of each topic when Jangteo creates it",
     ),
     (
+        "kafka_linger_ms",
+        Some("0"),
+        "how long the producer gathers events into one request",
+    ),
+    (
+        "kafka_fetch_wait_ms",
+        Some("10"),
+        "longest a consumer's fetch waits at the broker for new events",
+    ),
+    (
         "node_id",
         None,
         "this node's name in the cluster (default: hostname-pid)",
@@ -720,6 +730,10 @@ pub struct EngineSettings {
     pub kafka_brokers: Option<String>,
     pub kafka_topic_prefix: String,
     pub kafka_partitions: i32,
+    /// The producer's `linger.ms`.
+    pub kafka_linger_ms: u32,
+    /// Longest wait of one fetch at the broker (`fetch.wait.max.ms`).
+    pub kafka_fetch_wait_ms: u32,
     pub node_id: String,
 }
 
@@ -1434,6 +1448,14 @@ impl Layers {
                 n @ 1..=1024 => n as i32,
                 _ => return Err(self.invalid("kafka_partitions", "expected 1..=1024")),
             },
+            kafka_linger_ms: match self.parse::<u64>("kafka_linger_ms")? {
+                n @ 0..=1000 => n as u32,
+                _ => return Err(self.invalid("kafka_linger_ms", "expected 0..=1000")),
+            },
+            kafka_fetch_wait_ms: match self.positive_u64("kafka_fetch_wait_ms")? {
+                n @ 1..=5000 => n as u32,
+                _ => return Err(self.invalid("kafka_fetch_wait_ms", "expected 1..=5000")),
+            },
             node_id: match self.get("node_id") {
                 Some((id, _)) => {
                     if id.is_empty()
@@ -1601,6 +1623,10 @@ mod tests {
             ("kafka_brokers", "a:notaport"),
             ("kafka_partitions", "0"),
             ("kafka_partitions", "5000"),
+            ("kafka_fetch_wait_ms", "0"),
+            ("kafka_linger_ms", "1001"),
+            ("kafka_linger_ms", "-1"),
+            ("kafka_fetch_wait_ms", "5001"),
             ("node_id", "has space"),
             ("node_id", ""),
             ("cluster_gap_fill_ms", "0"),
@@ -1671,6 +1697,8 @@ mod tests {
         );
         assert_eq!(c.engines.node_id, "node-1.a_b");
         assert_eq!(c.engines.kafka_partitions, 8);
+        assert_eq!(c.engines.kafka_fetch_wait_ms, 10);
+        assert_eq!(c.engines.kafka_linger_ms, 0);
         // Unset: the embedded twins, and a node id of its own.
         let d = Config::from_pairs(Vec::<(&str, String)>::new()).expect("defaults");
         assert!(

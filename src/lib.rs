@@ -164,6 +164,8 @@ impl AppState {
                     &engines.kafka_topic_prefix,
                     &engines.node_id,
                     engines.kafka_partitions,
+                    engines.kafka_linger_ms,
+                    engines.kafka_fetch_wait_ms,
                     &[bus::TOPIC_CHAT, bus::TOPIC_ALARMS],
                 )
                 .await

@@ -1168,6 +1168,8 @@ async fn events_published_while_every_node_is_down_are_notified_at_restart() {
         &prefix,
         "test-producer",
         2,
+        0,
+        10,
         &[jangteo::bus::TOPIC_ALARMS],
     )
     .await

@@ -48,6 +48,8 @@ pub struct KafkaBus {
     brokers: String,
     prefix: String,
     node: String,
+    /// `fetch.wait.max.ms` of every consumer (setting `kafka_fetch_wait_ms`).
+    fetch_wait_ms: u32,
     producer: FutureProducer,
     subscriptions: Mutex<HashMap<String, broadcast::Sender<Event>>>,
     stop: Arc<AtomicBool>,
@@ -82,14 +84,15 @@ impl KafkaBus {
         prefix: &str,
         node: &str,
         partitions: i32,
+        linger_ms: u32,
+        fetch_wait_ms: u32,
         topics: &[&str],
     ) -> Result<KafkaBus, BusError> {
         let producer: FutureProducer = ClientConfig::new()
             .set("bootstrap.servers", brokers)
             .set("client.id", format!("jangteo-{node}"))
             .set("message.timeout.ms", MESSAGE_TIMEOUT_MS)
-            // Chat delivery is latency-bound: send at once.
-            .set("linger.ms", "0")
+            .set("linger.ms", linger_ms.to_string())
             .set("broker.address.family", "v4")
             .create()
             .map_err(client_err)?;
@@ -97,6 +100,7 @@ impl KafkaBus {
             brokers: brokers.to_string(),
             prefix: prefix.to_string(),
             node: node.to_string(),
+            fetch_wait_ms,
             producer,
             subscriptions: Mutex::new(HashMap::new()),
             stop: Arc::new(AtomicBool::new(false)),
@@ -158,8 +162,11 @@ impl KafkaBus {
             .set("group.id", format!("jangteo-{}", self.node))
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
-            // Deliver as soon as a record is there.
-            .set("fetch.wait.max.ms", "10")
+            // A broker answers a fetch as soon as a record is there
+            // (Apache Kafka's long polling) or after this wait; tansu, the
+            // test broker, always waits it out, so there it is both the
+            // cross-node latency and the idle polling rate.
+            .set("fetch.wait.max.ms", self.fetch_wait_ms.to_string())
             .set("fetch.min.bytes", "1")
             .set("broker.address.family", "v4")
             .create()
