@@ -48,9 +48,13 @@ load() { # name url [--also url]...
   local name=$1 url=$2; shift 2
   local cpu=()
   for p in "${CPU[@]}"; do cpu+=(--cpu-pid "$p"); done
-  "${PIN_LOAD[@]}" target/release/jangteo-load open-rooms --target jangteo --url "$url" "$@" "${cpu[@]}" \
+  # A correctness failure is reported in the table (lost, dup, errors and
+  # their kinds below it), not the end of the run.
+  if ! "${PIN_LOAD[@]}" target/release/jangteo-load open-rooms --target jangteo --url "$url" "$@" "${cpu[@]}" \
     --rooms "$ROOMS" --members "$MEMBERS" --publishers 1 --rate "$RATES" --duration "$STEP" --size 100 --json \
-    | sed "s/\"target\":\"jangteo\"/\"target\":\"$name\"/" >>"$W/results.jsonl"
+    | sed "s/\"target\":\"jangteo\"/\"target\":\"$name\"/" >>"$W/results.jsonl"; then
+    echo "$name: the generator reported a failure (see the table)" >&2
+  fi
   kill -9 "${PIDS[@]}"
   PIDS=()
 }
@@ -94,6 +98,9 @@ load idle-node http://127.0.0.1:9105
 kill "$HOLDER" 2>/dev/null || true
 mysql -h 127.0.0.1 -u root -e "DROP DATABASE ${DB}_a; DROP DATABASE ${DB}_b; DROP DATABASE ${DB}_c" || true
 target/release/jangteo-load report "$W/results.jsonl"
+echo
+echo "Errors by kind, per row:"
+grep -o '"target":"[^"]*"\|"error_kinds":{[^}]*}' "$W/results.jsonl" | paste - - || true
 echo
 echo "MongoDB-wire server alone, plain client (loadtests/mongo-probe.py), same run:"
 echo "$PROBE"

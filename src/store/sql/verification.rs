@@ -2,8 +2,13 @@
 //! (only their SHA-256 is stored, with the address they were sent to), and
 //! the per-recipient daily count of emails (`mail_daily_max_per_recipient`).
 
+use std::sync::atomic::{AtomicI64, Ordering};
+
 use super::SqlStore;
 use crate::store::StoreError;
+
+/// The last day (epoch days) this process swept old `mail_quota` rows.
+static QUOTA_SWEPT_DAY: AtomicI64 = AtomicI64::new(i64::MIN);
 
 /// What a token is for.
 pub const PURPOSE_VERIFY_EMAIL: &str = "verify_email";
@@ -142,11 +147,25 @@ impl SqlStore {
         .bind(i64::from(max))
         .execute(&mut *tx)
         .await?;
-        sqlx::query("DELETE FROM mail_quota WHERE day < ?")
-            .bind(day - 2)
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
+        // Old days go once a day per process, in a statement of their own:
+        // inside the quota transaction, InnoDB's scan for them locked every
+        // row of the table, and two nodes mailing at once deadlocked on
+        // each other's new rows (docs/BENCHMARKS.md, "fifth stop").
+        let swept = QUOTA_SWEPT_DAY.load(Ordering::Relaxed);
+        if swept < day
+            && QUOTA_SWEPT_DAY
+                .compare_exchange(swept, day, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            if let Err(e) = sqlx::query("DELETE FROM mail_quota WHERE day < ?")
+                .bind(day - 2)
+                .execute(self.writer())
+                .await
+            {
+                tracing::warn!(error = %e, "old mail quota rows not swept; next day again");
+            }
+        }
         Ok(taken.rows_affected() == 1)
     }
 }
