@@ -1065,17 +1065,17 @@ async fn drain_outbox(url: &str) {
     }
 }
 
-/// Wait (at most `SETTLE_MAX`) until the `--cpu-pid` processes are quiet: under
-/// 5% of a core over 300 ms. Seeding leaves work behind in a server (the
-/// sign-ups' verification emails go out through the outbox, a file each
-/// without an SMTP server), which would otherwise run inside the first
-/// measured steps and count as CPU per delivery there.
 /// How long `settle` waits at most. A broker's idle fetch polling (tansu
 /// answers every fetch after its full wait, so two nodes keep it at ~20% of
 /// a core with nothing to do) never gets under the 5% mark; the outbox,
 /// which did, is waited for by `drain_outbox`.
 const SETTLE_MAX: Duration = Duration::from_secs(10);
 
+/// Wait (at most `SETTLE_MAX`) until the `--cpu-pid` processes are quiet: under
+/// 5% of a core over 300 ms. Seeding leaves work behind in a server (the
+/// sign-ups' verification emails go out through the outbox, a file each
+/// without an SMTP server), which would otherwise run inside the first
+/// measured steps and count as CPU per delivery there.
 async fn settle(pids: &[u32]) {
     if pids.is_empty() {
         return;
