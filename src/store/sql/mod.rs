@@ -91,6 +91,8 @@ pub struct SqlStore {
     /// Rung after a transaction that wrote outbox jobs committed, so this
     /// node's worker runs them at once instead of at its next poll.
     outbox_wake: Arc<tokio::sync::Notify>,
+    /// The last day (epoch days) this store swept old `mail_quota` rows.
+    quota_swept_day: std::sync::atomic::AtomicI64,
 }
 
 /// The file path inside a `sqlite:` URL, if it names a file.
@@ -213,6 +215,7 @@ impl SqlStore {
             dialect: Dialect::Sqlite,
             checkpointer: Some(checkpointer),
             chat_writer: Some(Arc::new(chat_writer)),
+            quota_swept_day: std::sync::atomic::AtomicI64::new(i64::MIN),
         })
     }
 
@@ -243,6 +246,7 @@ impl SqlStore {
             dialect: Dialect::MySql,
             checkpointer: None,
             chat_writer: None,
+            quota_swept_day: std::sync::atomic::AtomicI64::new(i64::MIN),
         })
     }
 

@@ -2,13 +2,10 @@
 //! (only their SHA-256 is stored, with the address they were sent to), and
 //! the per-recipient daily count of emails (`mail_daily_max_per_recipient`).
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::Ordering;
 
 use super::SqlStore;
 use crate::store::StoreError;
-
-/// The last day (epoch days) this process swept old `mail_quota` rows.
-static QUOTA_SWEPT_DAY: AtomicI64 = AtomicI64::new(i64::MIN);
 
 /// What a token is for.
 pub const PURPOSE_VERIFY_EMAIL: &str = "verify_email";
@@ -148,13 +145,14 @@ impl SqlStore {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        // Old days go once a day per process, in a statement of their own:
+        // Old days go once a day per node, in a statement of their own:
         // inside the quota transaction, InnoDB's scan for them locked every
         // row of the table, and two nodes mailing at once deadlocked on
         // each other's new rows (docs/BENCHMARKS.md, "fifth stop").
-        let swept = QUOTA_SWEPT_DAY.load(Ordering::Relaxed);
+        let swept = self.quota_swept_day.load(Ordering::Relaxed);
         if swept < day
-            && QUOTA_SWEPT_DAY
+            && self
+                .quota_swept_day
                 .compare_exchange(swept, day, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
         {
