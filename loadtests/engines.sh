@@ -16,12 +16,16 @@
 #
 #   loadtests/engines.sh
 #   RATES=100,400 ROOMS=50 MEMBERS=20 STEP=8s loadtests/engines.sh
+#   ROWS=two-nodes,idle-node JANGTEO_BIN=/tmp/other loadtests/engines.sh   # some rows, another build
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOMS=${ROOMS:-20}
 MEMBERS=${MEMBERS:-10}
 RATES=${RATES:-100,200,400,800}
 STEP=${STEP:-5s}
+ROWS=${ROWS:-embedded,mysql-redis,distributed,two-nodes,idle-node}
+BIN=${JANGTEO_BIN:-target/release/jangteo}
+has() { case ",$ROWS," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
 W=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$W"' EXIT
 cargo build --release --locked -p jangteo -p jangteo-loadtests
@@ -37,7 +41,7 @@ ENV=(JANGTEO_LOG=warn JANGTEO_WORKERS=1 JANGTEO_ARGON2_MEMORY_KIB=64 JANGTEO_ARG
 start() { # name port settings...
   local name=$1 port=$2; shift 2
   env "${ENV[@]}" JANGTEO_LISTEN=127.0.0.1:$port JANGTEO_DATA_DIR="$W/$name-$port" JANGTEO_NODE_ID="$name-$port" "$@" \
-    "${PIN_SERVER[@]}" target/release/jangteo serve >"$W/$name-$port.log" 2>&1 &
+    "${PIN_SERVER[@]}" "$BIN" serve >"$W/$name-$port.log" 2>&1 &
   PIDS+=($!)
   for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/ready" >/dev/null && break; sleep 0.2; done
 }
@@ -67,25 +71,31 @@ run() { # name port settings...
 }
 DB=jt_engines_$$
 mysql -h 127.0.0.1 -u root -e "CREATE DATABASE ${DB}_a CHARACTER SET utf8mb4 COLLATE utf8mb4_bin; CREATE DATABASE ${DB}_b CHARACTER SET utf8mb4 COLLATE utf8mb4_bin; CREATE DATABASE ${DB}_c CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
-run embedded 9100
-run mysql-redis 9101 JANGTEO_DATABASE_URL="mysql://root@127.0.0.1:3306/${DB}_a" \
+has embedded && run embedded 9100
+has mysql-redis && run mysql-redis 9101 JANGTEO_DATABASE_URL="mysql://root@127.0.0.1:3306/${DB}_a" \
   JANGTEO_REDIS_URL=redis://127.0.0.1:6379 JANGTEO_REDIS_PREFIX="${DB}_a:"
 # The MongoDB-wire test server timed alone with a plain client, in the same
 # run, so the distributed row can say how much of it is that server.
 VENV=${JANGTEO_CACHE:-$HOME/.cache/jangteo}/secantus-venv
+PROBE="not run"
+if has distributed; then
 PROBE=$("$VENV/bin/python" loadtests/mongo-probe.py "mongodb://127.0.0.1:27017/${DB}_probe" 2>&1 | tail -1) \
   || PROBE="probe failed: $PROBE"
 run distributed 9102 JANGTEO_DATABASE_URL="mysql://root@127.0.0.1:3306/${DB}_b" \
   JANGTEO_REDIS_URL=redis://127.0.0.1:6379 JANGTEO_REDIS_PREFIX="${DB}_b:" \
   JANGTEO_MONGODB_URL="mongodb://127.0.0.1:27017/${DB}_b" \
   JANGTEO_KAFKA_BROKERS=127.0.0.1:9092 JANGTEO_KAFKA_TOPIC_PREFIX="${DB}_b."
+fi
 TWO=(JANGTEO_DATABASE_URL="mysql://root@127.0.0.1:3306/${DB}_c" JANGTEO_REDIS_URL=redis://127.0.0.1:6379
   JANGTEO_REDIS_PREFIX="${DB}_c:" JANGTEO_KAFKA_BROKERS=127.0.0.1:9092 JANGTEO_KAFKA_TOPIC_PREFIX="${DB}_c.")
+if has two-nodes; then
 start two-nodes 9103 "${TWO[@]}"
 start two-nodes 9104 "${TWO[@]}"
 CPU=("${PIDS[@]}" $(pgrep -x mariadbd) $(pgrep -x redis-server) $(pgrep -f "tansu broker" | head -1))
 load two-nodes http://127.0.0.1:9103 --also http://127.0.0.1:9104
+fi
 # A node that only reads the other's events.
+if has idle-node; then
 start idle-node 9105 "${TWO[@]}"
 start idle-node 9106 "${TWO[@]}"
 IDLE=${PIDS[1]}
@@ -96,6 +106,7 @@ sleep 3
 CPU=("$IDLE")
 load idle-node http://127.0.0.1:9105
 kill "$HOLDER" 2>/dev/null || true
+fi
 mysql -h 127.0.0.1 -u root -e "DROP DATABASE ${DB}_a; DROP DATABASE ${DB}_b; DROP DATABASE ${DB}_c" || true
 target/release/jangteo-load report "$W/results.jsonl"
 echo

@@ -1208,3 +1208,71 @@ async fn events_published_while_every_node_is_down_are_notified_at_restart() {
         "the replayed first event did not notify twice"
     );
 }
+
+/// The chat hub's reader skips its own node's records (by their header,
+/// before decoding) and hears every other node's; a plain live reader of
+/// the same topic still hears both.
+#[actix_web::test]
+async fn a_node_reads_the_other_nodes_chat_records_and_skips_its_own() {
+    let Some(b) = backends() else { return };
+    let prefix = format!("jt_own_{}.", rand_id());
+    let topics = [jangteo::bus::TOPIC_CHAT];
+    let a = jangteo::bus::kafka::KafkaBus::connect(&b.kafka, &prefix, "node-a", 2, 0, 10, &topics)
+        .await
+        .expect("Kafka answers");
+    let other = jangteo::bus::kafka::KafkaBus::connect(&b.kafka, &prefix, "node-b", 2, 0, 10, &topics)
+        .await
+        .expect("Kafka answers");
+    let mut others = jangteo::bus::Bus::subscribe_others(&a, jangteo::bus::TOPIC_CHAT);
+    let mut all = jangteo::bus::Bus::subscribe(&a, jangteo::bus::TOPIC_CHAT);
+    // The readers start at the topic's end once assigned: publish until
+    // the first of the other node's records arrives.
+    let mut heard = None;
+    for n in 0..50 {
+        let mine = jangteo::bus::Event::new("test.mine", 1, json!({"n": n}));
+        jangteo::bus::Bus::publish(&a, jangteo::bus::TOPIC_CHAT, mine)
+            .await
+            .expect("published");
+        let theirs = jangteo::bus::Event::new("test.theirs", 1, json!({"n": n}));
+        jangteo::bus::Bus::publish(&other, jangteo::bus::TOPIC_CHAT, theirs)
+            .await
+            .expect("published");
+        if let Ok(Ok(e)) = tokio::time::timeout(Duration::from_millis(300), others.recv()).await {
+            heard = Some(e);
+            break;
+        }
+    }
+    let first = heard.expect("the other node's records arrive");
+    assert_eq!(first.kind, "test.theirs");
+    assert_eq!(first.node, "node-b");
+    let n = first.data["n"].as_i64().expect("n");
+    // Everything after that: only the other node's, in order, none of ours.
+    for m in n + 1..n + 4 {
+        let mine = jangteo::bus::Event::new("test.mine", 1, json!({"n": m}));
+        jangteo::bus::Bus::publish(&a, jangteo::bus::TOPIC_CHAT, mine)
+            .await
+            .expect("published");
+        let theirs = jangteo::bus::Event::new("test.theirs", 1, json!({"n": m}));
+        jangteo::bus::Bus::publish(&other, jangteo::bus::TOPIC_CHAT, theirs)
+            .await
+            .expect("published");
+    }
+    for m in n + 1..n + 4 {
+        let e = tokio::time::timeout(Duration::from_secs(10), others.recv())
+            .await
+            .expect("in time")
+            .expect("an event");
+        assert_eq!((e.kind.as_str(), e.data["n"].as_i64()), ("test.theirs", Some(m)));
+    }
+    // The plain reader hears this node's own records too.
+    let mut kinds = HashSet::new();
+    while kinds.len() < 2 {
+        let e = tokio::time::timeout(Duration::from_secs(10), all.recv())
+            .await
+            .expect("in time")
+            .expect("an event");
+        kinds.insert(e.kind);
+    }
+    a.close();
+    other.close();
+}

@@ -584,10 +584,13 @@ async fn member(
     let run_len = run.warmup + run.step_len * run.steps as u32;
     let base = clock.start;
     let mut acked: u64 = 0;
-    let mut last_seq: HashMap<String, i64> = HashMap::new();
-    // room -> publisher -> counters; looked up by the frame's borrowed
-    // strings, so only a (room, publisher) seen for the first time allocates.
-    let mut received: HashMap<String, HashMap<String, Received>> = HashMap::new();
+    // room -> last seq, and (room, publisher) -> counters: a member sees
+    // one room and a few publishers, so a short list scanned by the
+    // frame's borrowed strings is cheaper per frame than hashing them
+    // (the generator's own CPU is what limits the highest steps), and only
+    // an entry seen for the first time allocates.
+    let mut last_seq: Vec<(String, i64)> = Vec::new();
+    let mut received: Vec<(String, String, Received)> = Vec::new();
     // After the last step, keep reading until the socket has been quiet
     // for `drain` (an overloaded server may still be delivering), at most
     // a minute.
@@ -683,10 +686,14 @@ async fn member(
                             res.steps[step].record_lat(now_us.saturating_sub(ts));
                         }
                         if let Some(seq) = seq {
-                            let last = match last_seq.get_mut(room.as_ref()) {
-                                Some(last) => last,
-                                None => last_seq.entry(room.to_string()).or_insert(seq - 1),
+                            let at = match last_seq.iter().position(|(r, _)| r == room.as_ref()) {
+                                Some(at) => at,
+                                None => {
+                                    last_seq.push((room.to_string(), seq - 1));
+                                    last_seq.len() - 1
+                                }
                             };
+                            let last = &mut last_seq[at].1;
                             if seq <= *last {
                                 res.seq_regressions += 1;
                             }
@@ -696,14 +703,17 @@ async fn member(
                             Some((p, n)) => (p, n.parse::<u64>().unwrap_or(0)),
                             None => (cid.as_ref(), 0),
                         };
-                        let by_publisher = match received.get_mut(room.as_ref()) {
-                            Some(m) => m,
-                            None => received.entry(room.to_string()).or_default(),
+                        let at = match received
+                            .iter()
+                            .position(|(r, p, _)| p == publisher && r == room.as_ref())
+                        {
+                            Some(at) => at,
+                            None => {
+                                received.push((room.to_string(), publisher.to_string(), Received::default()));
+                                received.len() - 1
+                            }
                         };
-                        let r = match by_publisher.get_mut(publisher) {
-                            Some(r) => r,
-                            None => by_publisher.entry(publisher.to_string()).or_default(),
-                        };
+                        let r = &mut received[at].2;
                         match r.last {
                             Some(last) if n == last => res.duplicated += 1,
                             Some(last) if n < last => res.out_of_order += 1,
@@ -732,10 +742,8 @@ async fn member(
             }
         }
     }
-    for (room, by_publisher) in received {
-        for (publisher, r) in by_publisher {
-            res.received.insert((room.clone(), publisher), r);
-        }
+    for (room, publisher, r) in received {
+        res.received.insert((room, publisher), r);
     }
     if let Some((pid, _)) = &plan.publisher {
         res.acked_by_publisher.insert(pid.clone(), acked);
@@ -768,6 +776,12 @@ pub struct StepReport {
     /// kernel's: system calls, TCP, disk).
     #[serde(default)]
     pub cpu_user_us_per_delivery: f64,
+    /// The generator's own CPU over the step, as a share of one core: near
+    /// 1.0 the generator, not the server, sets the latencies (its sends go
+    /// out late and its receipts are read late, for every server alike,
+    /// but more so for a server whose frames cost it more to read).
+    #[serde(default)]
+    pub generator_busy: f64,
 }
 
 #[derive(Debug, Serialize, serde::Deserialize, Clone)]
@@ -942,7 +956,7 @@ async fn run_rooms(
             lost += expected.saturating_sub(got);
         }
     }
-    let cpu = cpu.await.unwrap_or_default();
+    let (cpu, own) = cpu.await.unwrap_or_default();
     let steps: Vec<StepReport> = merged
         .iter()
         .zip(&rates)
@@ -969,6 +983,7 @@ async fn run_rooms(
                 .get(i)
                 .filter(|_| s.delivered > 0)
                 .map_or(0.0, |c| c.0 * 1e6 / s.delivered as f64),
+            generator_busy: own.get(i).map_or(0.0, |c| c / step_len.as_secs_f64()),
         })
         .collect();
     let last = steps.last().cloned();
@@ -1111,27 +1126,33 @@ fn cpu_total(pids: &[u32]) -> f64 {
 }
 
 /// CPU seconds (user, system) of `pids` within each measured step
-/// (sampled at the step boundaries of the schedule that started at `go`).
+/// (sampled at the step boundaries of the schedule that started at `go`;
+/// empty without pids), and the generator's own CPU seconds in each.
 async fn cpu_per_step(
     pids: Vec<u32>,
     go: Instant,
     warmup: Duration,
     step: Duration,
     steps: usize,
-) -> Vec<(f64, f64)> {
-    if pids.is_empty() {
-        return Vec::new();
-    }
+) -> (Vec<(f64, f64)>, Vec<f64>) {
+    let me = [std::process::id()];
     let mut out = Vec::with_capacity(steps);
+    let mut own = Vec::with_capacity(steps);
     tokio::time::sleep_until((go + warmup).into()).await;
     let mut before = cpu_split(&pids);
+    let mut own_before = cpu_total(&me);
     for i in 1..=steps {
         tokio::time::sleep_until((go + warmup + step * i as u32).into()).await;
         let now = cpu_split(&pids);
-        out.push((now.0 - before.0, now.1 - before.1));
+        let own_now = cpu_total(&me);
+        if !pids.is_empty() {
+            out.push((now.0 - before.0, now.1 - before.1));
+        }
+        own.push(own_now - own_before);
         before = now;
+        own_before = own_now;
     }
-    out
+    (out, own)
 }
 
 fn progress(len: u64, what: &str, quiet: bool) -> indicatif::ProgressBar {

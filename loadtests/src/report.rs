@@ -153,12 +153,12 @@ fn rooms_tables(rooms: &[Value]) {
         );
     }
     println!("\n### Open rooms: every step\n");
-    println!("| server | rate/s | delivered/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | ack p50 ms | ack p99 ms | CPU µs/delivery |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| server | rate/s | delivered/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | ack p50 ms | ack p99 ms | CPU µs/delivery | generator busy |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in rooms {
         for s in r["steps"].as_array().into_iter().flatten() {
             println!(
-                "| {} {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} |",
+                "| {} {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} |",
                 r["target"].as_str().unwrap_or("?"),
                 r["scenario"].as_str().unwrap_or("?"),
                 f(s, "rate"),
@@ -171,6 +171,7 @@ fn rooms_tables(rooms: &[Value]) {
                 f(s, "ack_p50_ms"),
                 f(s, "ack_p99_ms"),
                 cpu_cell(s),
+                busy_cell(s),
             );
         }
     }
@@ -274,6 +275,17 @@ fn cpu_cell(step: &Value) -> String {
     let us = f(step, "cpu_us_per_delivery");
     if us > 0.0 {
         format!("{us:.1}")
+    } else {
+        "-".into()
+    }
+}
+
+/// The generator's CPU over the step as a share of its core ("-" in runs
+/// before the field existed).
+fn busy_cell(step: &Value) -> String {
+    let busy = f(step, "generator_busy");
+    if busy > 0.0 {
+        format!("{:.0}%", busy * 100.0)
     } else {
         "-".into()
     }

@@ -453,7 +453,7 @@ impl ChatHub {
         let Some(bus) = &self.inner.cluster else {
             return;
         };
-        let mut rx = bus.subscribe(TOPIC_CHAT);
+        let mut rx = bus.subscribe_others(TOPIC_CHAT);
         let me = bus.node().to_string();
         if let Some(presence) = self.inner.presence.clone() {
             // Keep this node's presence claims alive (they lapse if the

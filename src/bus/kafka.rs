@@ -6,7 +6,10 @@
 //!   like the test broker, need this; an existing topic is left alone).
 //! - Records are keyed by [`Event::key`] (a room id for chat events, a
 //!   listing or user id for alarms), so one key's events stay in one
-//!   partition, in the order one producer wrote them.
+//!   partition, in the order one producer wrote them. Each record carries
+//!   its node in a header (`jangteo-node`), so the chat hub's reader
+//!   ([`Bus::subscribe_others`]) skips the node's own records without
+//!   decoding them (with two nodes, half of what each one reads).
 //! - [`Bus::subscribe`] reads every partition of a topic from its current
 //!   end, without a consumer group: each node needs *every* chat event (it
 //!   delivers to its own sessions), so there is nothing to share out and no
@@ -34,6 +37,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, Headers as _, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{ClientConfig, Message as _, Offset, TopicPartitionList};
 use tokio::sync::{broadcast, mpsc};
@@ -43,6 +47,9 @@ use super::{Bus, BusError, Event};
 /// How long a record may wait in the producer queue for the broker.
 const MESSAGE_TIMEOUT_MS: &str = "300000";
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+/// The record header naming the node that published it: a live
+/// subscriber skips its own node's records by it, before decoding them.
+const NODE_HEADER: &str = "jangteo-node";
 
 pub struct KafkaBus {
     brokers: String,
@@ -51,7 +58,8 @@ pub struct KafkaBus {
     /// `fetch.wait.max.ms` of every consumer (setting `kafka_fetch_wait_ms`).
     fetch_wait_ms: u32,
     producer: FutureProducer,
-    subscriptions: Mutex<HashMap<String, broadcast::Sender<Event>>>,
+    /// Live readers by (topic, others only).
+    subscriptions: Mutex<HashMap<(String, bool), broadcast::Sender<Event>>>,
     stop: Arc<AtomicBool>,
 }
 
@@ -214,6 +222,7 @@ impl KafkaBus {
         &self,
         topic: &str,
         from: &HashMap<i32, i64>,
+        skip_own: bool,
         mut deliver: impl FnMut(Event) -> bool + Send + 'static,
     ) {
         let full = self.topic(topic);
@@ -243,6 +252,7 @@ impl KafkaBus {
             }
         };
         let stop = self.stop.clone();
+        let own = skip_own.then(|| self.node.clone());
         let spawned = std::thread::Builder::new()
             .name(format!("kafka-{topic}"))
             .spawn(move || {
@@ -257,6 +267,13 @@ impl KafkaBus {
                             continue;
                         }
                     };
+                    if let (Some(own), Some(headers)) = (own.as_deref(), message.headers()) {
+                        if headers.iter().any(|h| {
+                            h.key == NODE_HEADER && h.value == Some(own.as_bytes())
+                        }) {
+                            continue;
+                        }
+                    }
                     let Some(bytes) = message.payload() else {
                         continue;
                     };
@@ -278,6 +295,24 @@ impl KafkaBus {
         }
     }
 
+    /// The live reader of `topic` (one per topic and kind, shared by its
+    /// subscribers), skipping this node's own records if `others_only`.
+    fn live(&self, topic: &str, others_only: bool) -> broadcast::Receiver<Event> {
+        let mut subs = self.subscriptions.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (topic.to_string(), others_only);
+        if let Some(tx) = subs.get(&key) {
+            return tx.subscribe();
+        }
+        let (tx, rx) = broadcast::channel(16_384);
+        subs.insert(key, tx.clone());
+        self.spawn_reader(topic, &HashMap::new(), others_only, move |event| {
+            // Nobody listening right now is not a reason to stop.
+            let _ = tx.send(event);
+            true
+        });
+        rx
+    }
+
     /// Broker reachable (metadata answers)?
     pub async fn ping(&self) -> Result<(), BusError> {
         let consumer = self.consumer()?;
@@ -294,6 +329,14 @@ impl KafkaBus {
     fn record_bytes(event: &Event) -> Result<Vec<u8>, BusError> {
         Ok(serde_json::to_vec(event)?)
     }
+
+    /// The headers of every record this node publishes.
+    fn headers(&self) -> OwnedHeaders {
+        OwnedHeaders::new().insert(Header {
+            key: NODE_HEADER,
+            value: Some(self.node.as_str()),
+        })
+    }
 }
 
 #[async_trait]
@@ -302,7 +345,10 @@ impl Bus for KafkaBus {
         event.node.clone_from(&self.node);
         let payload = KafkaBus::record_bytes(&event)?;
         let topic = self.topic(topic);
-        let record = FutureRecord::to(&topic).key(&event.key).payload(&payload);
+        let record = FutureRecord::to(&topic)
+            .key(&event.key)
+            .payload(&payload)
+            .headers(self.headers());
         self.producer
             .send(record, Duration::from_secs(30))
             .await
@@ -320,7 +366,10 @@ impl Bus for KafkaBus {
             }
         };
         let topic = self.topic(topic);
-        let record = FutureRecord::to(&topic).key(&event.key).payload(&payload);
+        let record = FutureRecord::to(&topic)
+            .key(&event.key)
+            .payload(&payload)
+            .headers(self.headers());
         // The delivery future is not awaited: librdkafka delivers (and
         // retries) on its own thread; dropping the future only drops the
         // report.
@@ -330,24 +379,19 @@ impl Bus for KafkaBus {
     }
 
     fn subscribe(&self, topic: &str) -> broadcast::Receiver<Event> {
-        let mut subs = self.subscriptions.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(tx) = subs.get(topic) {
-            return tx.subscribe();
-        }
-        let (tx, rx) = broadcast::channel(16_384);
-        subs.insert(topic.to_string(), tx.clone());
-        self.spawn_reader(topic, &HashMap::new(), move |event| {
-            // Nobody listening right now is not a reason to stop.
-            let _ = tx.send(event);
-            true
-        });
-        rx
+        self.live(topic, false)
+    }
+
+    fn subscribe_others(&self, topic: &str) -> broadcast::Receiver<Event> {
+        self.live(topic, true)
     }
 
     fn subscribe_from(&self, topic: &str, from: &HashMap<i32, i64>) -> mpsc::Receiver<Event> {
         let (tx, rx) = mpsc::channel(super::DURABLE_QUEUE);
         // Waits while the consumer is behind; stops once it is gone.
-        self.spawn_reader(topic, from, move |event| tx.blocking_send(event).is_ok());
+        self.spawn_reader(topic, from, false, move |event| {
+            tx.blocking_send(event).is_ok()
+        });
         rx
     }
 

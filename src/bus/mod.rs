@@ -93,6 +93,13 @@ pub trait Bus: Send + Sync {
     fn publish_nowait(&self, topic: &str, event: Event);
     /// Live subscription (events published from now on).
     fn subscribe(&self, topic: &str) -> broadcast::Receiver<Event>;
+    /// Live subscription to what *other* nodes publish: a bus that can
+    /// tell its own records apart (Kafka, by a record header) drops them
+    /// before decoding; by default every event, and the subscriber drops
+    /// its own by [`Event::node`].
+    fn subscribe_others(&self, topic: &str) -> broadcast::Receiver<Event> {
+        self.subscribe(topic)
+    }
     /// A subscription of its own for a consumer that keeps its place:
     /// reading starts at `from` (partition -> next offset) and, where a
     /// partition has none, at its end; every event carries its
