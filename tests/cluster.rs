@@ -1220,23 +1220,29 @@ async fn a_node_reads_the_other_nodes_chat_records_and_skips_its_own() {
     let a = jangteo::bus::kafka::KafkaBus::connect(&b.kafka, &prefix, "node-a", 2, 0, 10, &topics)
         .await
         .expect("Kafka answers");
-    let other = jangteo::bus::kafka::KafkaBus::connect(&b.kafka, &prefix, "node-b", 2, 0, 10, &topics)
-        .await
-        .expect("Kafka answers");
+    let other =
+        jangteo::bus::kafka::KafkaBus::connect(&b.kafka, &prefix, "node-b", 2, 0, 10, &topics)
+            .await
+            .expect("Kafka answers");
     let mut others = jangteo::bus::Bus::subscribe_others(&a, jangteo::bus::TOPIC_CHAT);
     let mut all = jangteo::bus::Bus::subscribe(&a, jangteo::bus::TOPIC_CHAT);
     // The readers start at the topic's end once assigned: publish until
     // the first of the other node's records arrives.
     let mut heard = None;
+    // Record n from each node.
+    let pair = |n: i64| {
+        let (a, other) = (&a, &other);
+        async move {
+            for (bus, kind) in [(a, "test.mine"), (other, "test.theirs")] {
+                let e = jangteo::bus::Event::new(kind, 1, json!({"n": n}));
+                jangteo::bus::Bus::publish(bus, jangteo::bus::TOPIC_CHAT, e)
+                    .await
+                    .expect("published");
+            }
+        }
+    };
     for n in 0..50 {
-        let mine = jangteo::bus::Event::new("test.mine", 1, json!({"n": n}));
-        jangteo::bus::Bus::publish(&a, jangteo::bus::TOPIC_CHAT, mine)
-            .await
-            .expect("published");
-        let theirs = jangteo::bus::Event::new("test.theirs", 1, json!({"n": n}));
-        jangteo::bus::Bus::publish(&other, jangteo::bus::TOPIC_CHAT, theirs)
-            .await
-            .expect("published");
+        pair(n).await;
         if let Ok(Ok(e)) = tokio::time::timeout(Duration::from_millis(300), others.recv()).await {
             heard = Some(e);
             break;
@@ -1248,21 +1254,17 @@ async fn a_node_reads_the_other_nodes_chat_records_and_skips_its_own() {
     let n = first.data["n"].as_i64().expect("n");
     // Everything after that: only the other node's, in order, none of ours.
     for m in n + 1..n + 4 {
-        let mine = jangteo::bus::Event::new("test.mine", 1, json!({"n": m}));
-        jangteo::bus::Bus::publish(&a, jangteo::bus::TOPIC_CHAT, mine)
-            .await
-            .expect("published");
-        let theirs = jangteo::bus::Event::new("test.theirs", 1, json!({"n": m}));
-        jangteo::bus::Bus::publish(&other, jangteo::bus::TOPIC_CHAT, theirs)
-            .await
-            .expect("published");
+        pair(m).await;
     }
     for m in n + 1..n + 4 {
         let e = tokio::time::timeout(Duration::from_secs(10), others.recv())
             .await
             .expect("in time")
             .expect("an event");
-        assert_eq!((e.kind.as_str(), e.data["n"].as_i64()), ("test.theirs", Some(m)));
+        assert_eq!(
+            (e.kind.as_str(), e.data["n"].as_i64()),
+            ("test.theirs", Some(m))
+        );
     }
     // The plain reader hears this node's own records too.
     let mut kinds = HashSet::new();
