@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PROFILE=${PROFILE:-debug}
 if [ "$PROFILE" = release ]; then cargo build --release --locked -p jangteo -p jangteo-loadtests; else cargo build --locked -p jangteo -p jangteo-loadtests; fi
-BIN=target/$PROFILE
+BIN=${CARGO_TARGET_DIR:-target}/$PROFILE
 DATA=$(mktemp -d)
 LOG=$DATA/server.log
 trap 'kill $SERVER 2>/dev/null || true; rm -rf "$DATA"' EXIT

@@ -69,7 +69,9 @@ install_tansu() {
   [ -x "$TANSU" ] && return 0
   echo "== installing tansu (Kafka-compatible broker) with cargo; takes several minutes once"
   mkdir -p "$CACHE"
-  "${JANGTEO_CARGO:-cargo}" install tansu --locked --features dynostore,postgres --version "$TANSU_VERSION" \
+  # Its own temporary target dir: a CI run exports CARGO_TARGET_DIR, and
+  # sharing it would lock the project's build out while tansu builds.
+  env -u CARGO_TARGET_DIR "${JANGTEO_CARGO:-cargo}" install tansu --locked --features dynostore,postgres --version "$TANSU_VERSION" \
     --root "$CACHE/tansu" >"$CACHE/tansu-install.log" 2>&1 || {
     tail -30 "$CACHE/tansu-install.log" >&2
     return 1

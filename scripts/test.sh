@@ -19,6 +19,7 @@
 # missing service are skipped with a loud message.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+SECONDS=0
 
 MYSQL_URL=${JT_TEST_MYSQL_URL:-mysql://root@127.0.0.1:3306}
 REDIS_URL=${JT_TEST_REDIS_URL:-redis://127.0.0.1:6379}
@@ -71,7 +72,7 @@ run_tests() {
   fi
 }
 
-echo "== pass 1: workspace tests (embedded engine; tests/cluster.rs on the services)"
+echo "== [${SECONDS} s] pass 1: workspace tests (embedded engine; tests/cluster.rs on the services)"
 run_tests --workspace "$@"
 
 have() { answers "$MYSQL_URL" && answers "$REDIS_URL"; }
@@ -79,17 +80,18 @@ if [ "${CI:-}" != true ] && ! have; then
   echo "!!! SKIPPED: the acceptance suite on MySQL/MariaDB + Redis (no server at $MYSQL_URL or $REDIS_URL; CI requires both) !!!"
   exit 0
 fi
-echo "== pass 2: acceptance suite on MySQL/MariaDB ($MYSQL_URL) + Redis ($REDIS_URL)"
+echo "== [${SECONDS} s] pass 2: acceptance suite on MySQL/MariaDB ($MYSQL_URL) + Redis ($REDIS_URL)"
 JT_TEST_MYSQL_URL=$MYSQL_URL JT_TEST_REDIS_URL=$REDIS_URL run_tests --test api --test web "$@"
 
 if [ "${CI:-}" != true ] && ! { answers "$MONGODB_URL" && answers "$KAFKA"; }; then
   echo "!!! SKIPPED: the acceptance suite on the distributed engine (no MongoDB at $MONGODB_URL or no Kafka at $KAFKA; CI requires both) !!!"
   exit 0
 fi
-echo "== pass 3: acceptance suite on MySQL + Redis + MongoDB ($MONGODB_URL) + Kafka ($KAFKA), two nodes per test"
+echo "== [${SECONDS} s] pass 3: acceptance suite on MySQL + Redis + MongoDB ($MONGODB_URL) + Kafka ($KAFKA), two nodes per test"
 distributed() {
   JT_TEST_MYSQL_URL=$MYSQL_URL JT_TEST_REDIS_URL=$REDIS_URL JT_TEST_MONGODB_URL=$MONGODB_URL \
     JT_TEST_KAFKA_BROKERS=$KAFKA JT_TEST_NODES=2 \
     run_tests "$@"
 }
 distributed --test api --test web "$@"
+echo "== [${SECONDS} s] three passes done"

@@ -327,10 +327,11 @@ async fn logout_kills_only_that_session() {
 
 #[actix_web::test]
 async fn sessions_slide_and_expire() {
-    // TTL 2 s: the expiry slides on use (at most every 200 ms).
-    let app = spawn_app_with(&[("session_ttl_secs", "2")]).await;
+    // TTL 3 s: the expiry slides on use (at most every 300 ms). Each wait
+    // keeps at least a second of slack against a loaded machine.
+    let app = spawn_app_with(&[("session_ttl_secs", "3")]).await;
     let u = app.user("slider").await;
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    tokio::time::sleep(Duration::from_millis(1800)).await;
     let r = app
         .client
         .get(app.url("/api/me"))
@@ -347,15 +348,15 @@ async fn sessions_slide_and_expire() {
         .to_str()
         .expect("str");
     assert!(cookie.contains(&u.token), "{cookie}");
-    tokio::time::sleep(Duration::from_millis(1400)).await;
-    // 2.6 s after login: alive only because the use at 1.2 s slid it.
+    tokio::time::sleep(Duration::from_millis(1800)).await;
+    // 3.6 s after login: alive only because the use at 1.8 s slid it.
     assert_eq!(
         app.get("/api/me", Some(&u.token)).await.status(),
         StatusCode::OK
     );
-    // Unused from then on, it lapses 2 s after that last use. (No polling
+    // Unused from then on, it lapses 3 s after that last use. (No polling
     // here: every use would slide it again.)
-    tokio::time::sleep(Duration::from_millis(2300)).await;
+    tokio::time::sleep(Duration::from_millis(3300)).await;
     assert_error(
         app.get("/api/me", Some(&u.token)).await,
         StatusCode::UNAUTHORIZED,
