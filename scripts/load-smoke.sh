@@ -5,7 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PROFILE=${PROFILE:-debug}
-if [ "$PROFILE" = release ]; then cargo build --release --locked -p jangteo -p jangteo-loadtests; else cargo build --locked -p jangteo -p jangteo-loadtests; fi
+# In debug, the same selection as the tests' build (the workspace, every
+# target), so the dependencies built for the tests are reused, not rebuilt
+# with other features.
+if [ "$PROFILE" = release ]; then cargo build --release --locked -p jangteo -p jangteo-loadtests; else cargo build --locked --workspace --all-targets; fi
 BIN=${CARGO_TARGET_DIR:-target}/$PROFILE
 DATA=$(mktemp -d)
 LOG=$DATA/server.log

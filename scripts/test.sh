@@ -64,6 +64,9 @@ fi
 # cargo-nextest (on the machine) runs every test in its own process and the
 # test binaries side by side, which keeps the three passes short; plain
 # `cargo test` where it is missing. (The crate has no doctests.)
+# Every pass selects the whole workspace (passes 2 and 3 then pick their
+# test binaries): with one package selected, cargo resolves the
+# dependencies' features differently and rebuilt part of them (90 s).
 run_tests() {
   if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --locked --no-fail-fast "$@"
@@ -81,7 +84,7 @@ if [ "${CI:-}" != true ] && ! have; then
   exit 0
 fi
 echo "== [${SECONDS} s] pass 2: acceptance suite on MySQL/MariaDB ($MYSQL_URL) + Redis ($REDIS_URL)"
-JT_TEST_MYSQL_URL=$MYSQL_URL JT_TEST_REDIS_URL=$REDIS_URL run_tests --test api --test web "$@"
+JT_TEST_MYSQL_URL=$MYSQL_URL JT_TEST_REDIS_URL=$REDIS_URL run_tests --workspace --test api --test web "$@"
 
 if [ "${CI:-}" != true ] && ! { answers "$MONGODB_URL" && answers "$KAFKA"; }; then
   echo "!!! SKIPPED: the acceptance suite on the distributed engine (no MongoDB at $MONGODB_URL or no Kafka at $KAFKA; CI requires both) !!!"
@@ -93,5 +96,5 @@ distributed() {
     JT_TEST_KAFKA_BROKERS=$KAFKA JT_TEST_NODES=2 \
     run_tests "$@"
 }
-distributed --test api --test web "$@"
+distributed --workspace --test api --test web "$@"
 echo "== [${SECONDS} s] three passes done"

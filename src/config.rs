@@ -121,7 +121,7 @@ pub const SETTINGS: &[(&str, Option<&str>, &str)] = &[
     (
         "shutdown_timeout_secs",
         Some("10"),
-        "grace period for open connections on SIGINT/SIGTERM",
+        "grace period on SIGINT/SIGTERM: for open requests, then again for background work (an outbox job in flight)",
     ),
     (
         "chat_send_rate",

@@ -103,7 +103,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             let state = AppState::build(config)
                 .await
                 .map_err(|e| format!("{e:#}"))?;
-            state.sql.close().await;
+            state.engines().close().await;
             println!("migrations applied");
             Ok(())
         }
@@ -132,7 +132,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                         .unwrap_or_default();
                     format!("{}: {}{details}", e.code, e.message)
                 })?;
-            state.sql.close().await;
+            state.engines().close().await;
             println!(
                 "admin ready: id={} email={}",
                 user.id,

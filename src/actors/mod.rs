@@ -208,8 +208,8 @@ struct HubInner {
     /// Open WebSocket connections per user on this node (see
     /// [`ChatHub::reserve_connection`]); users with none are absent.
     connections: Mutex<HashMap<i64, usize>>,
-    /// Flips to true when the server is shutting down.
-    closing: tokio::sync::watch::Sender<bool>,
+    /// The application's shutdown signal: sessions close when it drains.
+    closing: crate::shutdown::Shutdown,
     /// The bus to the other nodes, if there are any (Kafka).
     cluster: Option<Arc<dyn Bus>>,
     /// Who is connected on any node (Redis), with several nodes.
@@ -253,6 +253,7 @@ impl ChatHub {
         metrics: Arc<Metrics>,
         bus: Arc<dyn Bus>,
         presence: Option<Arc<dyn Presence>>,
+        closing: crate::shutdown::Shutdown,
     ) -> ChatHub {
         let committer = Committer::start(messages.clone(), metrics.clone(), settings.commit_delay);
         let alarms = bus.clone();
@@ -272,7 +273,7 @@ impl ChatHub {
                 delivered: Mutex::new(DeliveredCells::default()),
                 next_session: AtomicU64::new(1),
                 connections: Mutex::new(HashMap::new()),
-                closing: tokio::sync::watch::channel(false).0,
+                closing,
                 cluster,
                 presence,
                 alarms,
@@ -858,15 +859,10 @@ impl ChatHub {
         });
     }
 
-    /// Sessions watch this to close when the server shuts down.
-    pub fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
-        self.inner.closing.subscribe()
-    }
-
-    /// First step of a graceful shutdown: every WebSocket session closes
-    /// with 1012 ("service restart") so clients reconnect and resume.
-    pub fn close_sessions(&self) {
-        self.inner.closing.send_replace(true);
+    /// Sessions watch this and close with 1012 ("service restart") when
+    /// the application drains, so clients reconnect and resume.
+    pub fn closing(&self) -> crate::shutdown::Shutdown {
+        self.inner.closing.clone()
     }
 
     /// Last step: flush pending writes.

@@ -331,8 +331,8 @@ impl RoomActor {
         self.alarm_scheduled = false;
         if let Some((seq, sender)) = self.alarm.take() {
             let preview = &self.alarm_preview;
-            self.hub.alarm(crate::bus::Event::new(
-                "chat.activity",
+            self.hub.alarm(crate::bus::Event::alarm(
+                crate::domain::events::Alarm::ChatActivity,
                 self.id,
                 serde_json::json!({"room": self.id, "seq": seq, "sender": sender,
                                    "preview": preview, "at": crate::domain::now_ms()}),

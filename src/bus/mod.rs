@@ -19,6 +19,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::{broadcast, mpsc};
 
+use crate::domain::events::Alarm;
+
 pub use error::BusError;
 
 /// Alarm events for notifications (reservations, chats to offline users,
@@ -73,6 +75,16 @@ impl Event {
             position: None,
             handled: false,
         }
+    }
+
+    /// An event on the alarms topic.
+    pub fn alarm(kind: Alarm, key: impl ToString, data: Value) -> Event {
+        Event::new(kind.as_str(), key, data)
+    }
+
+    /// The alarm kind of this event, if it is one this build knows.
+    pub fn alarm_kind(&self) -> Option<Alarm> {
+        Alarm::parse(&self.kind)
     }
 }
 

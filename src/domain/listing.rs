@@ -248,13 +248,14 @@ impl ListingEvent {
     }
 
     /// The alarm kind on the bus, for the events users are notified of.
-    pub fn bus_kind(&self) -> Option<&'static str> {
+    pub fn bus_kind(&self) -> Option<crate::domain::events::Alarm> {
+        use crate::domain::events::Alarm;
         match self {
-            ListingEvent::PriceChanged { .. } => Some("listing.price_changed"),
-            ListingEvent::Reserved { .. } => Some("reservation.created"),
-            ListingEvent::ReservationCancelled { .. } => Some("reservation.cancelled"),
-            ListingEvent::ReservationExpired { .. } => Some("reservation.expired"),
-            ListingEvent::Sold { .. } => Some("listing.sold"),
+            ListingEvent::PriceChanged { .. } => Some(Alarm::ListingPriceChanged),
+            ListingEvent::Reserved { .. } => Some(Alarm::ReservationCreated),
+            ListingEvent::ReservationCancelled { .. } => Some(Alarm::ReservationCancelled),
+            ListingEvent::ReservationExpired { .. } => Some(Alarm::ReservationExpired),
+            ListingEvent::Sold { .. } => Some(Alarm::ListingSold),
         }
     }
 
@@ -460,7 +461,10 @@ mod tests {
             reservation: 9,
         };
         assert_eq!(e.chat_payload()["event"], "reservation_expired");
-        assert_eq!(e.bus_kind(), Some("reservation.expired"));
+        assert_eq!(
+            e.bus_kind(),
+            Some(crate::domain::events::Alarm::ReservationExpired)
+        );
         assert_eq!(e.bus_data()["seller"], 1);
         assert!(e.chat_payload().get("seller").is_none());
         let p = ListingEvent::PriceChanged {
@@ -472,7 +476,10 @@ mod tests {
             p.notice(),
             "가격이 1,200,000원에서 950,000원으로 바뀌었어요."
         );
-        assert_eq!(p.bus_kind(), Some("listing.price_changed"));
+        assert_eq!(
+            p.bus_kind(),
+            Some(crate::domain::events::Alarm::ListingPriceChanged)
+        );
         assert_eq!(won(12_000), "12,000");
         assert_eq!(won(999), "999");
     }

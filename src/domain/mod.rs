@@ -5,6 +5,7 @@
 
 pub mod account;
 pub mod chat;
+pub mod events;
 pub mod ids;
 pub mod listing;
 pub mod money;

@@ -7,6 +7,7 @@
 
 use serde_json::Value;
 
+use crate::domain::events::Alarm;
 use crate::domain::money::Won;
 
 /// A notification kind with its default channels and what it is about.
@@ -117,13 +118,13 @@ fn text<'a>(d: &'a Value, key: &str) -> &'a str {
 
 /// The notices an event causes (none for kinds nobody is told about).
 /// `{title}` in a body stands for the listing's title.
-pub fn notices(kind: &str, d: &Value) -> Vec<Notice> {
+pub fn notices(kind: Alarm, d: &Value) -> Vec<Notice> {
     let mut out = Vec::new();
     let order = text(d, "order");
     let order_link = format!("/orders/{order}");
     let won = |key: &str| Won(int(d, key).unwrap_or(0));
     match kind {
-        "payment.approved" => {
+        Alarm::PaymentApproved => {
             if let Some(buyer) = int(d, "buyer") {
                 out.push(notice(
                     Audience::User(buyer),
@@ -134,7 +135,7 @@ pub fn notices(kind: &str, d: &Value) -> Vec<Notice> {
                 ));
             }
         }
-        "payment.cancelled" => {
+        Alarm::PaymentCancelled => {
             if let Some(buyer) = int(d, "buyer") {
                 let partial = d.get("partial").and_then(Value::as_bool) == Some(true);
                 let (title, what) = if partial {
@@ -154,7 +155,7 @@ pub fn notices(kind: &str, d: &Value) -> Vec<Notice> {
                 ));
             }
         }
-        "payment.failed" => {
+        Alarm::PaymentFailed => {
             if let Some(buyer) = int(d, "buyer") {
                 out.push(notice(
                     Audience::User(buyer),
@@ -165,7 +166,7 @@ pub fn notices(kind: &str, d: &Value) -> Vec<Notice> {
                 ));
             }
         }
-        "order.expired" => {
+        Alarm::OrderExpired => {
             if let Some(buyer) = int(d, "buyer") {
                 out.push(notice(
                     Audience::User(buyer),
@@ -176,7 +177,7 @@ pub fn notices(kind: &str, d: &Value) -> Vec<Notice> {
                 ));
             }
         }
-        "order.review_request" => {
+        Alarm::OrderReviewRequest => {
             if let Some(buyer) = int(d, "buyer") {
                 out.push(notice(
                     Audience::User(buyer),
@@ -187,7 +188,7 @@ pub fn notices(kind: &str, d: &Value) -> Vec<Notice> {
                 ));
             }
         }
-        "payment.cancel_failed" | "payment.compensation_failed" => {
+        Alarm::PaymentCancelFailed | Alarm::PaymentCompensationFailed => {
             out.push(notice(
                 Audience::Admins,
                 "admin.payment_failure",
@@ -200,7 +201,7 @@ pub fn notices(kind: &str, d: &Value) -> Vec<Notice> {
                 "/admin/payments/failures".into(),
             ));
         }
-        "stock.low" => {
+        Alarm::StockLow => {
             out.push(notice(
                 Audience::Admins,
                 "admin.stock_low",
@@ -214,7 +215,7 @@ pub fn notices(kind: &str, d: &Value) -> Vec<Notice> {
                 format!("/admin/products/{}", int(d, "product").unwrap_or(0)),
             ));
         }
-        "reservation.created" | "reservation.cancelled" | "reservation.expired" => {
+        Alarm::ReservationCreated | Alarm::ReservationCancelled | Alarm::ReservationExpired => {
             let (Some(listing), buyer, seller) =
                 (int(d, "listing"), int(d, "buyer"), int(d, "seller"))
             else {
@@ -222,12 +223,12 @@ pub fn notices(kind: &str, d: &Value) -> Vec<Notice> {
             };
             let link = format!("/listings/{listing}");
             let (kind, buyer_text, seller_text) = match kind {
-                "reservation.created" => (
+                Alarm::ReservationCreated => (
                     "reservation.created",
                     "'{title}' 거래가 예약되었어요.",
                     None,
                 ),
-                "reservation.cancelled" => (
+                Alarm::ReservationCancelled => (
                     "reservation.cancelled",
                     "'{title}' 예약이 취소되었어요.",
                     Some("'{title}' 예약이 취소되었어요."),
@@ -260,7 +261,7 @@ pub fn notices(kind: &str, d: &Value) -> Vec<Notice> {
                 out.push(n);
             }
         }
-        "listing.sold" => {
+        Alarm::ListingSold => {
             let Some(listing) = int(d, "listing") else {
                 return out;
             };
@@ -288,7 +289,7 @@ pub fn notices(kind: &str, d: &Value) -> Vec<Notice> {
                 out.push(n);
             }
         }
-        "listing.price_changed" => {
+        Alarm::ListingPriceChanged => {
             let (Some(listing), Some(old), Some(new)) =
                 (int(d, "listing"), int(d, "old_price"), int(d, "new_price"))
             else {
@@ -306,7 +307,7 @@ pub fn notices(kind: &str, d: &Value) -> Vec<Notice> {
                 out.push(n);
             }
         }
-        "listing.created" => {
+        Alarm::ListingCreated => {
             let Some(listing) = int(d, "listing") else {
                 return out;
             };
@@ -323,7 +324,7 @@ pub fn notices(kind: &str, d: &Value) -> Vec<Notice> {
                 listing: Some(listing),
             });
         }
-        "admin.broadcast" => {
+        Alarm::AdminBroadcast => {
             out.push(notice(
                 Audience::Everyone,
                 "broadcast",
@@ -332,7 +333,9 @@ pub fn notices(kind: &str, d: &Value) -> Vec<Notice> {
                 text(d, "link").to_string(),
             ));
         }
-        _ => {}
+        // Handled by the service itself (they need the store), or told
+        // to nobody.
+        Alarm::ReviewReceived | Alarm::ChatActivity | Alarm::NotificationBadge => {}
     }
     out
 }
@@ -389,7 +392,7 @@ mod tests {
         ];
         let mut seen = std::collections::HashSet::new();
         for (kind, data) in samples {
-            let ns = notices(kind, &data);
+            let ns = notices(Alarm::parse(kind).expect("a known kind"), &data);
             assert!(!ns.is_empty(), "{kind} tells nobody");
             for n in ns {
                 assert!(kind_info(n.kind).is_some(), "{} is not in KINDS", n.kind);
@@ -398,10 +401,11 @@ mod tests {
         }
         // chat.message is made by the service (it needs the room's members).
         assert_eq!(seen.len(), KINDS.len() - 1, "every kind is reachable");
-        assert!(notices("chat.presence", &json!({})).is_empty());
+        // Chat between nodes is not an alarm: the consumer skips it.
+        assert_eq!(Alarm::parse("chat.presence"), None);
         // A price that went up tells nobody.
         assert!(notices(
-            "listing.price_changed",
+            Alarm::parse("listing.price_changed").expect("kind"),
             &json!({"listing": 1, "old_price": 1000, "new_price": 2000})
         )
         .is_empty());
@@ -410,13 +414,13 @@ mod tests {
     #[test]
     fn both_sides_hear_of_a_cancelled_reservation_and_the_buyer_is_asked_for_a_review() {
         let ns = notices(
-            "reservation.cancelled",
+            Alarm::parse("reservation.cancelled").expect("kind"),
             &json!({"listing": 7, "buyer": 2, "seller": 3}),
         );
         let to: Vec<_> = ns.iter().map(|n| n.to.clone()).collect();
         assert_eq!(to, vec![Audience::User(2), Audience::User(3)]);
         let ns = notices(
-            "listing.sold",
+            Alarm::parse("listing.sold").expect("kind"),
             &json!({"listing": 7, "buyer": 2, "seller": 3}),
         );
         assert_eq!(ns[1].kind, "review.request");
@@ -425,7 +429,7 @@ mod tests {
         // A sale to nobody in particular: only the seller hears of it.
         assert_eq!(
             notices(
-                "listing.sold",
+                Alarm::parse("listing.sold").expect("kind"),
                 &json!({"listing": 7, "buyer": null, "seller": 3})
             )
             .len(),

@@ -457,7 +457,7 @@ pub async fn admin_outbox(
         ));
     }
     let limit = ApiError::page_limit(query.limit, 50, 200)?;
-    let jobs = state.sql.jobs(status, query.before, limit).await?;
+    let jobs = state.outbox.jobs(status, query.before, limit).await?;
     Ok(HttpResponse::Ok().json(
         jobs.into_iter()
             .map(|j| OutboxJobView {

@@ -42,22 +42,7 @@ pub async fn health() -> HttpResponse {
 )]
 #[get("/ready")]
 pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    // Every configured backend, checked one after another (a broker that
-    // does not answer costs its own timeout, not everyone's).
-    // Each result keeps only its message: that is all readiness reports.
-    fn outcome(r: Result<(), impl std::fmt::Display>) -> Result<(), String> {
-        r.map_err(|e| e.to_string())
-    }
-    let mut results = vec![("database", outcome(state.sql.ping().await))];
-    if let Some(redis) = &state.redis {
-        results.push(("redis", outcome(redis.ping().await)));
-    }
-    if let Some(mongo) = &state.mongo {
-        results.push(("mongodb", outcome(mongo.ping().await)));
-    }
-    if let Some(kafka) = &state.kafka {
-        results.push(("kafka", outcome(kafka.ping().await)));
-    }
+    let results = state.engines().readiness().await;
     let mut checks = BTreeMap::new();
     let mut failures = BTreeMap::new();
     for (name, result) in results {

@@ -362,7 +362,7 @@ impl Conn {
         let mut next_beat = start + settings.heartbeat;
         let mut next_check = start + settings.session_check;
         let mut restart = self.hub.closing();
-        let mut closing = std::pin::pin!(restart.wait_for(|c| *c));
+        let mut closing = std::pin::pin!(restart.draining());
         let mut timer = std::pin::pin!(tokio::time::sleep_until(
             next_beat.min(next_check).min(hold_until)
         ));

@@ -500,8 +500,8 @@ impl Catalog {
     /// transaction that moves the stock writes it).
     pub fn low_stock_job(&self, m: StockMove<'_>) -> Option<NewJob> {
         product::became_low(m.before, m.after, self.settings.low_stock_threshold).then(|| {
-            let event = Event::new(
-                "stock.low",
+            let event = Event::alarm(
+                crate::domain::events::Alarm::StockLow,
                 m.product_id,
                 json!({
                     "product": m.product_id,

@@ -35,6 +35,7 @@ use tokio::sync::broadcast;
 use crate::actors::user::UserMsg;
 use crate::actors::{frames, ChatHub};
 use crate::bus::{Bus, Event, TOPIC_ALARMS};
+use crate::domain::events::Alarm;
 use crate::domain::ids::UserId;
 use crate::domain::notification::{self, Audience, KINDS};
 use crate::domain::now_ms;
@@ -256,13 +257,16 @@ impl Notifications {
             // Events from before ids existed cannot be deduplicated.
             return Ok(());
         }
-        if event.kind == "chat.activity" {
+        let Some(kind) = event.alarm_kind() else {
+            return Ok(());
+        };
+        if kind == Alarm::ChatActivity {
             return self.chat_activity(event).await;
         }
-        if event.kind == "notification.badge" {
+        if kind == Alarm::NotificationBadge {
             return self.badge_event(event).await;
         }
-        if event.kind == "order.review_request" {
+        if kind == Alarm::OrderReviewRequest {
             // Not for an order cancelled in full meanwhile.
             let number = event
                 .data
@@ -278,7 +282,7 @@ impl Notifications {
                 return Ok(());
             }
         }
-        for n in notification::notices(&event.kind, &event.data) {
+        for n in notification::notices(kind, &event.data) {
             let mut body = n.body.clone();
             let mut seller = None;
             if let Some(listing) = n.listing {
@@ -558,8 +562,8 @@ impl Notifications {
         let unread = self.sql.unread_notifications(user.get()).await?;
         self.bus.publish_nowait(
             TOPIC_ALARMS,
-            Event::new(
-                "notification.badge",
+            Event::alarm(
+                Alarm::NotificationBadge,
                 user.get(),
                 json!({"user": user.get(), "unread": unread}),
             ),
@@ -758,8 +762,8 @@ impl Notifications {
         body: &str,
         link: &str,
     ) -> Result<String, ApiError> {
-        let event = Event::new(
-            "admin.broadcast",
+        let event = Event::alarm(
+            Alarm::AdminBroadcast,
             admin.get(),
             json!({"title": title, "body": body, "link": link, "admin": admin.get()}),
         );

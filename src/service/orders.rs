@@ -586,8 +586,8 @@ impl Orders {
         }
         // The buyer hears of it through the outbox: the event is written
         // with the change, so it goes out if and only if the order expired.
-        let event = Event::new(
-            "order.expired",
+        let event = Event::alarm(
+            crate::domain::events::Alarm::OrderExpired,
             order.buyer_id,
             serde_json::json!({"order": order.order_number, "buyer": order.buyer_id, "total": order.total}),
         );

@@ -36,6 +36,28 @@ pub const ALL_KINDS: &[&str] = &[
     "event_publish",
 ];
 
+/// The outbox as administrators see it (`GET /api/admin/outbox`).
+#[derive(Clone)]
+pub struct Outbox {
+    sql: Arc<SqlStore>,
+}
+
+impl Outbox {
+    pub fn new(sql: Arc<SqlStore>) -> Outbox {
+        Outbox { sql }
+    }
+
+    /// Jobs in one state (`pending`, `done`, `dead`), newest first.
+    pub async fn jobs(
+        &self,
+        status: &str,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<JobRecord>, crate::error::ApiError> {
+        Ok(self.sql.jobs(status, before, limit).await?)
+    }
+}
+
 /// How a kind of job is retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
@@ -147,7 +169,10 @@ impl OutboxWorker {
             .collect()
     }
 
-    /// Run until `stop` fires.
+    /// Run until `stop` fires. A job already running then finishes (the
+    /// application waits for this task, see [`crate::shutdown`]); jobs
+    /// claimed but not started are given back at once, claimable by any
+    /// node, rather than held until their lease runs out.
     pub fn start(self, mut stop: Shutdown) {
         actix::spawn(async move {
             let mut every = tokio::time::interval(self.settings.poll);
@@ -162,17 +187,19 @@ impl OutboxWorker {
                     () = self.sql.outbox_written() => {}
                 }
                 // A full batch means more may be due: go again at once.
-                while self.tick().await >= BATCH as usize {
+                while self.tick(&stop).await >= BATCH as usize {
                     if stop.is_stopping() {
                         break;
                     }
                 }
             }
+            drop(stop);
         });
     }
 
-    /// Claim and run the due jobs once; how many were claimed.
-    pub async fn tick(&self) -> usize {
+    /// Claim and run the due jobs once; how many were claimed. Once `stop`
+    /// fires, the rest of the batch is released unstarted.
+    async fn tick(&self, stop: &Shutdown) -> usize {
         let kinds = self.kinds();
         let lease = i64::try_from(self.settings.lease.as_millis()).unwrap_or(60_000);
         let jobs = match self
@@ -188,6 +215,12 @@ impl OutboxWorker {
         };
         let n = jobs.len();
         for job in jobs {
+            if stop.is_stopping() {
+                if let Err(e) = self.sql.release_job(job.id, &self.node).await {
+                    tracing::warn!(job = job.id, error = %e, "outbox: releasing a claim at shutdown failed; it lapses with its lease");
+                }
+                continue;
+            }
             self.run(job).await;
         }
         n

@@ -40,6 +40,7 @@ use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
 use crate::bus::{Event, TOPIC_ALARMS};
+use crate::domain::events::Alarm;
 use crate::domain::ids::{ListingId, UserId};
 use crate::domain::money::Won;
 use crate::domain::now_ms;
@@ -192,10 +193,10 @@ impl Payments {
     /// An event that follows no change of ours (e.g. a declined card):
     /// written to the outbox on its own, so a broker outage delays it but
     /// does not lose it.
-    async fn publish(&self, kind: &str, buyer: i64, data: serde_json::Value) {
-        let job = publish_job(TOPIC_ALARMS, &Event::new(kind, buyer, data));
+    async fn publish(&self, kind: Alarm, buyer: i64, data: serde_json::Value) {
+        let job = publish_job(TOPIC_ALARMS, &Event::alarm(kind, buyer, data));
         if let Err(e) = self.sql.enqueue_job(&job, now_ms()).await {
-            tracing::error!(error = %e, kind, "writing a payment event failed");
+            tracing::error!(error = %e, %kind, "writing a payment event failed");
         }
     }
 
@@ -422,8 +423,8 @@ impl Payments {
             .with_details(json!({"expected": order.total, "got": approved.amount.get(), "refunded": true})));
         }
         // The buyer hears of it if and only if the payment is recorded.
-        let approved_event = Event::new(
-            "payment.approved",
+        let approved_event = Event::alarm(
+            Alarm::PaymentApproved,
             order.buyer_id,
             json!({"order": order.order_number, "buyer": order.buyer_id,
                    "amount": approved.amount.get(), "provider": provider}),
@@ -432,8 +433,8 @@ impl Payments {
         if order.listing_id.is_none() {
             // A shop order: ask for product reviews later (a used-listing
             // sale asks through the sale itself).
-            let ask = Event::new(
-                "order.review_request",
+            let ask = Event::alarm(
+                Alarm::OrderReviewRequest,
                 order.buyer_id,
                 json!({"order": order.order_number, "buyer": order.buyer_id}),
             );
@@ -512,7 +513,7 @@ impl Payments {
         match e {
             GatewayError::Declined { code, message } => {
                 self.publish(
-                    "payment.failed",
+                    Alarm::PaymentFailed,
                     buyer,
                     json!({"order": detail.order.order_number, "buyer": buyer, "code": code}),
                 )
@@ -863,8 +864,8 @@ impl Payments {
         .await;
         match r {
             Ok(_) => {
-                let event = Event::new(
-                    "payment.cancelled",
+                let event = Event::alarm(
+                    Alarm::PaymentCancelled,
                     order.buyer_id,
                     json!({"order": order.order_number, "buyer": order.buyer_id, "amount": refund.amount,
                            "partial": order.status == OrderStatus::PartiallyCancelled,
@@ -892,8 +893,8 @@ impl Payments {
     }
 
     async fn refund_failed(&self, refund: &RefundRecord, order: &OrderRecord, why: &str) {
-        let event = Event::new(
-            "payment.cancel_failed",
+        let event = Event::alarm(
+            Alarm::PaymentCancelFailed,
             order.buyer_id,
             json!({"order": order.order_number, "buyer": order.buyer_id, "amount": refund.amount, "error": why}),
         );
@@ -1036,8 +1037,8 @@ impl Payments {
                 } else {
                     "partially_cancelled"
                 };
-                let event = Event::new(
-                    "payment.cancelled",
+                let event = Event::alarm(
+                    Alarm::PaymentCancelled,
                     order.buyer_id,
                     json!({"order": order.order_number, "buyer": order.buyer_id, "amount": delta,
                            "partial": !all, "status": status, "source": "provider"}),
@@ -1175,7 +1176,7 @@ impl Payments {
                         .map_or(0, |o| o.buyer_id),
                     None => 0,
                 };
-                p.publish("payment.compensation_failed", buyer, payload)
+                p.publish(Alarm::PaymentCompensationFailed, buyer, payload)
                     .await;
                 Ok(())
             })

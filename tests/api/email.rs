@@ -2,7 +2,9 @@
 //! (tests/api/smtp_sink.rs): the receipt arrives with the right recipient,
 //! subject and body, once; an SMTP outage delays a cancellation email and
 //! then delivers it, once; a switched-off email is not sent; without
-//! `smtp_url` emails are written as .eml files.
+//! `smtp_url` emails are written as .eml files; a mail job in flight at
+//! shutdown finishes before the stores close and the ones not started are
+//! given back, so nothing is sent twice or held until a lease runs out.
 
 use std::time::Duration;
 
@@ -121,4 +123,66 @@ async fn without_smtp_emails_are_written_as_eml_files() {
         "{text}"
     );
     assert!(text.contains("Subject: "), "{text}");
+}
+
+#[actix_web::test]
+async fn a_job_in_flight_at_shutdown_finishes_and_the_rest_are_given_back() {
+    let sink = SmtpSink::start().await;
+    let url = sink.url();
+    let app = spawn_app_with(&[("smtp_url", url.as_str()), ("outbox_poll_ms", "50")]).await;
+    // A slow mail server: every verification email's job stays in flight
+    // for 1.5 s after the server has read it.
+    sink.set_hold(Duration::from_millis(1500));
+    let addresses = ["stop-a@x.com", "stop-b@x.com", "stop-c@x.com"];
+    for (i, email) in addresses.iter().enumerate() {
+        let r = app
+            .signup(email, "password-stop", &format!("stopper{i}"))
+            .await;
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+    }
+    eventually(Duration::from_secs(10), "a mail job in flight", || async {
+        (!sink.verification_mails().is_empty()).then_some(())
+    })
+    .await;
+    // Stop while that job waits for the mail server: the stop waits for it
+    // (well within the grace period) and starts no other job.
+    let mut app = app;
+    app.stop().await;
+    let sent_before_restart = sink.verification_mails().len();
+    assert!(
+        (1..=addresses.len()).contains(&sent_before_restart),
+        "{sent_before_restart}"
+    );
+    // A job left claimed would wait for its 60 s lease; the jobs not
+    // started were given back, so the restarted server sends them at once,
+    // and the finished one is not sent again.
+    sink.set_hold(Duration::ZERO);
+    let app = app.restart().await;
+    let mails = eventually(Duration::from_secs(15), "every address mailed", || async {
+        let m = sink.verification_mails();
+        (m.len() >= addresses.len()).then_some(m)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut to: Vec<String> = sink
+        .verification_mails()
+        .iter()
+        .flat_map(|m| m.to.clone())
+        .collect();
+    to.sort();
+    assert_eq!(to, addresses, "one mail per address: {mails:?}");
+    // And each job is recorded done: none waits in a claim that lapses
+    // only with its lease (a stop that closed the database under the job
+    // in flight would leave it so, and send it again a minute later).
+    let sql = app.app_state.engines().sql.clone();
+    eventually(Duration::from_secs(10), "every mail job done", || async {
+        let pending = sql.jobs("pending", None, 100).await.expect("jobs");
+        (!pending.iter().any(|j| j.kind == "email_verify")).then_some(())
+    })
+    .await;
+    let done = sql.jobs("done", None, 100).await.expect("jobs");
+    assert_eq!(
+        done.iter().filter(|j| j.kind == "email_verify").count(),
+        addresses.len()
+    );
 }

@@ -1174,7 +1174,11 @@ async fn reservations_cancel_sell_and_deny() {
 #[actix_web::test]
 async fn timed_reservations_expire_once_and_cancelled_ones_never() {
     let app = spawn_app().await;
-    let mut events = app.app_state.bus.subscribe(jangteo::bus::TOPIC_ALARMS);
+    let mut events = app
+        .app_state
+        .engines()
+        .bus
+        .subscribe(jangteo::bus::TOPIC_ALARMS);
     let (seller, buyer, buyer2) = (
         app.user("t-seller").await,
         app.user("t-buyer").await,

@@ -497,7 +497,11 @@ async fn concurrent_buyers_never_oversell_and_expiry_restores_exactly() {
 #[actix_web::test]
 async fn a_used_listing_is_held_by_its_order_and_released_when_the_order_ends() {
     let app = spawn_app_with(&[("order_payment_window_secs", "2"), ("outbox_poll_ms", "50")]).await;
-    let mut events = app.app_state.bus.subscribe(jangteo::bus::TOPIC_ALARMS);
+    let mut events = app
+        .app_state
+        .engines()
+        .bus
+        .subscribe(jangteo::bus::TOPIC_ALARMS);
     let (seller, buyer, late) = (
         app.user("l-seller").await,
         app.user("l-buyer").await,

@@ -102,6 +102,7 @@ async fn an_order_is_paid_once_after_every_check_passes() {
     let order_id: i64 = {
         let detail = app
             .app_state
+            .engines()
             .sql
             .order_by_number(&n)
             .await
@@ -111,6 +112,7 @@ async fn an_order_is_paid_once_after_every_check_passes() {
     };
     assert_eq!(
         app.app_state
+            .engines()
             .sql
             .payment_event_count(order_id, "confirm")
             .await
@@ -239,13 +241,14 @@ async fn an_approval_that_comes_after_the_order_expired_is_refunded() {
     assert_eq!(e["details"]["refunded"], true, "{e}");
     let detail = app
         .app_state
+        .engines()
         .sql
         .order_by_number(&number(&o))
         .await
         .expect("query")
         .expect("order");
     assert_eq!(detail.status.as_str(), "expired");
-    let sql = &app.app_state.sql;
+    let sql = &app.app_state.engines().sql;
     assert_eq!(
         sql.payment_event_count(detail.id, "compensate")
             .await

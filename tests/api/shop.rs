@@ -605,7 +605,11 @@ async fn the_product_list_filters_sorts_searches_and_pages_stably() {
 #[actix_web::test]
 async fn stock_changes_are_audited_never_negative_and_low_stock_is_announced_once() {
     let app = spawn_app().await;
-    let mut events = app.app_state.bus.subscribe(jangteo::bus::TOPIC_ALARMS);
+    let mut events = app
+        .app_state
+        .engines()
+        .bus
+        .subscribe(jangteo::bus::TOPIC_ALARMS);
     let admin = app.admin().await;
     let p = on_sale(
         &app,

@@ -71,6 +71,9 @@ impl Mail {
 struct State {
     mails: Vec<Mail>,
     down: bool,
+    /// How long the sink takes to accept a mail it has read (a slow
+    /// server: the sender's job is in flight meanwhile).
+    hold: std::time::Duration,
 }
 
 pub struct SmtpSink {
@@ -107,6 +110,12 @@ impl SmtpSink {
 
     pub fn set_down(&self, down: bool) {
         lock(&self.state).down = down;
+    }
+
+    /// Answer each mail's data only after `hold` (it is counted as
+    /// received at once).
+    pub fn set_hold(&self, hold: std::time::Duration) {
+        lock(&self.state).hold = hold;
     }
 
     /// Every email received, verification links excluded (sign-up mails
@@ -181,11 +190,16 @@ async fn session(socket: tokio::net::TcpStream, state: Arc<Mutex<State>>) -> std
                 data.push_str(l.strip_prefix('.').unwrap_or(&l));
                 data.push('\n');
             }
-            lock(&state).mails.push(Mail {
-                from: from.clone(),
-                to: std::mem::take(&mut to),
-                data,
-            });
+            let hold = {
+                let mut state = lock(&state);
+                state.mails.push(Mail {
+                    from: from.clone(),
+                    to: std::mem::take(&mut to),
+                    data,
+                });
+                state.hold
+            };
+            tokio::time::sleep(hold).await;
             write.write_all(b"250 OK queued\r\n").await?;
         } else if upper.starts_with("RSET") {
             to.clear();

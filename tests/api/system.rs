@@ -21,7 +21,7 @@ async fn health_and_ready() {
 async fn ready_names_the_failing_backend() {
     let app = spawn_app().await;
     // A closed pool is what a lost database looks like to the server.
-    app.app_state.sql.close().await;
+    app.app_state.engines().sql.close().await;
     let body = assert_error(
         app.get("/ready", None).await,
         StatusCode::SERVICE_UNAVAILABLE,

@@ -1,19 +1,21 @@
 //! The marketplace over REST: media, listings, feed, favourites, blocks,
 //! reports, chats per listing, reservations, sales, reviews.
 
+mod blocks;
 mod chats;
 mod deals;
+mod favourites;
 mod listings;
 mod media;
 mod reports;
-mod safety;
 
+pub use blocks::*;
 pub use chats::*;
 pub use deals::*;
+pub use favourites::*;
 pub use listings::*;
 pub use media::*;
 pub use reports::*;
-pub use safety::*;
 
 use std::collections::BTreeMap;
 

@@ -25,6 +25,7 @@ use crate::actors::ChatHub;
 use crate::bus::{Bus, Event, TOPIC_ALARMS};
 use crate::domain::account::{FieldErrors, Status};
 use crate::domain::chat::{self, RoomKind};
+use crate::domain::events::Alarm;
 use crate::domain::ids::{ListingId, UserId};
 use crate::domain::listing::{self, Cursor, ListingEvent, ListingStatus, Sort, Transition};
 use crate::domain::now_ms;
@@ -216,8 +217,8 @@ impl Market {
 }
 
 /// The outbox job that publishes an alarm event (write it with the change).
-fn alarm_job(kind: &str, key: i64, data: serde_json::Value) -> NewJob {
-    publish_job(TOPIC_ALARMS, &Event::new(kind, key, data))
+fn alarm_job(kind: Alarm, key: i64, data: serde_json::Value) -> NewJob {
+    publish_job(TOPIC_ALARMS, &Event::alarm(kind, key, data))
 }
 
 /// The job publishing a listing event on the bus (its change's transaction
@@ -349,7 +350,7 @@ impl Market {
         // Keyword alerts listen for new listings.
         let created = |id: i64| {
             vec![alarm_job(
-                "listing.created",
+                Alarm::ListingCreated,
                 id,
                 json!({"listing": id, "seller": seller, "title": title, "price": price}),
             )]

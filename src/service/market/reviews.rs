@@ -57,7 +57,7 @@ impl Market {
         tags.sort();
         tags.dedup();
         let received = [alarm_job(
-            "review.received",
+            crate::domain::events::Alarm::ReviewReceived,
             reviewee,
             json!({"listing": id, "reviewer": user, "reviewee": reviewee, "rating": rating}),
         )];

@@ -188,6 +188,20 @@ impl SqlStore {
         Ok(())
     }
 
+    /// Give back a claimed job that was not started (the node is stopping):
+    /// claimable again at once, its attempt not counted.
+    pub async fn release_job(&self, id: i64, node: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET claimed_until = NULL, attempts = attempts - 1 \
+             WHERE id = ? AND claimed_by = ? AND status = 'pending'",
+        )
+        .bind(id)
+        .bind(node)
+        .execute(self.writer())
+        .await?;
+        Ok(())
+    }
+
     /// The job failed: try again at `retry_at`, or give up (`dead`).
     pub async fn fail_job(
         &self,
