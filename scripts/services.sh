@@ -147,12 +147,14 @@ case "${1:-status}" in
     stop mongodb
     ;;
   status) status ;;
-  # The pieces, for fault tests that stop and restart one service.
+  # The pieces: MariaDB and Redis only (nothing to install), and Kafka
+  # alone for fault tests that stop and restart it.
+  sql-up) ensure_mariadb && ensure_redis ;;
   kafka-up) ensure_kafka ;;
   kafka-down) stop kafka ;;
   install) install_tansu && install_secantus ;;
   *)
-    echo "usage: $0 up|down|status|install" >&2
+    echo "usage: $0 up|down|status|install|sql-up|kafka-up|kafka-down" >&2
     exit 2
     ;;
 esac

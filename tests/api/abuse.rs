@@ -50,12 +50,7 @@ async fn made_up_methods_and_paths_do_not_grow_the_metrics() {
             .await
             .expect("request");
         assert!(r.status().is_client_error(), "{}", r.status());
-        let r = app
-            .client
-            .get(app.url(&format!("/api/{}", rng.gen::<u64>())))
-            .send()
-            .await
-            .expect("request");
+        let r = app.get(&format!("/api/{}", rng.gen::<u64>()), None).await;
         assert_eq!(r.status(), StatusCode::NOT_FOUND);
     }
     let after = app
@@ -609,13 +604,12 @@ async fn only_verified_addresses_get_emails_and_at_most_a_few_a_day() {
     // verification link, and nothing else (the alerts stay in the app).
     let squatter = app.unverified_user("stranger").await;
     let r = app
-        .client
-        .put(app.url("/api/me/notification_settings"))
-        .bearer_auth(&squatter.token)
-        .json(&json!({"items": [{"kind": "keyword.match", "email": true}]}))
-        .send()
-        .await
-        .expect("prefs");
+        .put_json(
+            "/api/me/notification_settings",
+            &json!({"items": [{"kind": "keyword.match", "email": true}]}),
+            Some(&squatter.token),
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     let r = app
         .post_json(

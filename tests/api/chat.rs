@@ -204,13 +204,12 @@ async fn reading_on_one_device_clears_the_badge_on_the_others_and_sends_a_receip
 
     // REST read has the same effect; reading past the end clamps.
     let r = app
-        .client
-        .put(app.url(&format!("/api/rooms/{room}/read")))
-        .bearer_auth(&b.token)
-        .json(&json!({"seq": 99}))
-        .send()
-        .await
-        .expect("read");
+        .put_json(
+            &format!("/api/rooms/{room}/read"),
+            &json!({"seq": 99}),
+            Some(&b.token),
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.json::<Value>().await.expect("json")["unread"], 0);
     b2.expect_where(|v| v["type"] == "badge" && v["unread"] == 0)

@@ -429,22 +429,20 @@ async fn non_members_are_denied_everywhere() {
         assert_error(app.get(&path, t).await, StatusCode::FORBIDDEN, "not_member").await;
     }
     let r = app
-        .client
-        .put(app.url(&format!("/api/rooms/{room}/read")))
-        .bearer_auth(&outsider.token)
-        .json(&json!({"seq": 1}))
-        .send()
-        .await
-        .expect("read");
+        .put_json(
+            &format!("/api/rooms/{room}/read"),
+            &json!({"seq": 1}),
+            Some(&outsider.token),
+        )
+        .await;
     assert_error(r, StatusCode::FORBIDDEN, "not_member").await;
     let r = app
-        .client
-        .patch(app.url(&format!("/api/rooms/{room}/messages/1")))
-        .bearer_auth(&outsider.token)
-        .json(&json!({"body": "x"}))
-        .send()
-        .await
-        .expect("edit");
+        .patch_json(
+            &format!("/api/rooms/{room}/messages/1"),
+            &json!({"body": "x"}),
+            Some(&outsider.token),
+        )
+        .await;
     assert_error(r, StatusCode::FORBIDDEN, "not_member").await;
     // Open rooms are visible (to decide whether to join), flagged as not joined.
     let v: Value = app
@@ -713,46 +711,27 @@ async fn history_pages_edits_and_deletions() {
     assert_eq!(older[9]["seq"], 20);
     let newer = app.history(&b, room, "?after=25").await;
     assert_eq!(newer.len(), 5);
-    assert_error(
-        app.get(
-            &format!("/api/rooms/{room}/messages?limit=201"),
-            Some(&b.token),
+    for query in ["limit=201", "before=3&after=1", "before=x"] {
+        assert_error(
+            app.get(
+                &format!("/api/rooms/{room}/messages?{query}"),
+                Some(&b.token),
+            )
+            .await,
+            StatusCode::BAD_REQUEST,
+            "invalid_parameter",
         )
-        .await,
-        StatusCode::BAD_REQUEST,
-        "invalid_parameter",
-    )
-    .await;
-    assert_error(
-        app.get(
-            &format!("/api/rooms/{room}/messages?before=3&after=1"),
-            Some(&b.token),
-        )
-        .await,
-        StatusCode::BAD_REQUEST,
-        "invalid_parameter",
-    )
-    .await;
-    assert_error(
-        app.get(
-            &format!("/api/rooms/{room}/messages?before=x"),
-            Some(&b.token),
-        )
-        .await,
-        StatusCode::BAD_REQUEST,
-        "invalid_parameter",
-    )
-    .await;
+        .await;
+    }
 
     // Edit own message: others see message_updated.
     let r = app
-        .client
-        .patch(app.url(&format!("/api/rooms/{room}/messages/30")))
-        .bearer_auth(&a.token)
-        .json(&json!({"body": "고쳤어요"}))
-        .send()
-        .await
-        .expect("edit");
+        .patch_json(
+            &format!("/api/rooms/{room}/messages/30"),
+            &json!({"body": "고쳤어요"}),
+            Some(&a.token),
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     let up = wb.expect("message_updated").await;
     assert_eq!(
@@ -766,48 +745,37 @@ async fn history_pages_edits_and_deletions() {
     assert!(up["edited_at"].as_i64().is_some());
     // Not someone else's.
     let r = app
-        .client
-        .patch(app.url(&format!("/api/rooms/{room}/messages/30")))
-        .bearer_auth(&b.token)
-        .json(&json!({"body": "hacked"}))
-        .send()
-        .await
-        .expect("edit");
+        .patch_json(
+            &format!("/api/rooms/{room}/messages/30"),
+            &json!({"body": "hacked"}),
+            Some(&b.token),
+        )
+        .await;
     assert_error(r, StatusCode::FORBIDDEN, "forbidden").await;
     let r = app
-        .client
-        .delete(app.url(&format!("/api/rooms/{room}/messages/29")))
-        .bearer_auth(&b.token)
-        .send()
-        .await
-        .expect("delete");
+        .delete(&format!("/api/rooms/{room}/messages/29"), Some(&b.token))
+        .await;
     assert_error(r, StatusCode::FORBIDDEN, "forbidden").await;
     let r = app
-        .client
-        .patch(app.url(&format!("/api/rooms/{room}/messages/30")))
-        .bearer_auth(&a.token)
-        .json(&json!({"body": ""}))
-        .send()
-        .await
-        .expect("edit");
+        .patch_json(
+            &format!("/api/rooms/{room}/messages/30"),
+            &json!({"body": ""}),
+            Some(&a.token),
+        )
+        .await;
     assert_error(r, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
     let r = app
-        .client
-        .patch(app.url(&format!("/api/rooms/{room}/messages/999")))
-        .bearer_auth(&a.token)
-        .json(&json!({"body": "x"}))
-        .send()
-        .await
-        .expect("edit");
+        .patch_json(
+            &format!("/api/rooms/{room}/messages/999"),
+            &json!({"body": "x"}),
+            Some(&a.token),
+        )
+        .await;
     assert_error(r, StatusCode::NOT_FOUND, "not_found").await;
     // Delete: history keeps the seq, without the text.
     let r = app
-        .client
-        .delete(app.url(&format!("/api/rooms/{room}/messages/29")))
-        .bearer_auth(&a.token)
-        .send()
-        .await
-        .expect("delete");
+        .delete(&format!("/api/rooms/{room}/messages/29"), Some(&a.token))
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     let up = wb
         .expect_where(|v| v["type"] == "message_updated" && v["seq"] == 29)
@@ -823,13 +791,12 @@ async fn history_pages_edits_and_deletions() {
         (Some("고쳤어요"), true)
     );
     let r = app
-        .client
-        .patch(app.url(&format!("/api/rooms/{room}/messages/29")))
-        .bearer_auth(&a.token)
-        .json(&json!({"body": "undo"}))
-        .send()
-        .await
-        .expect("edit");
+        .patch_json(
+            &format!("/api/rooms/{room}/messages/29"),
+            &json!({"body": "undo"}),
+            Some(&a.token),
+        )
+        .await;
     assert_error(r, StatusCode::CONFLICT, "conflict").await;
 }
 

@@ -257,12 +257,7 @@ async fn unknown_routes_and_methods_get_the_envelope() {
         "not_found",
     )
     .await;
-    let r = app
-        .client
-        .put(app.url("/api/auth/login"))
-        .send()
-        .await
-        .expect("request");
+    let r = app.put("/api/auth/login", None).await;
     assert!(r.status().is_client_error());
     let body: serde_json::Value = r.json().await.expect("json envelope");
     assert!(body["code"].is_string());
@@ -289,12 +284,12 @@ async fn a_uri_over_the_limit_gets_the_envelope_and_does_nothing() {
     }
     // Nothing is done: a sign-up with a long URI creates no account.
     let r = app
-        .client
-        .post(app.url(&format!("/api/auth/signup?pad={}", "c".repeat(9_000))))
-        .json(&json!({"email": "long@x.com", "password": "password-l", "nickname": "long"}))
-        .send()
-        .await
-        .expect("request");
+        .post_json(
+            &format!("/api/auth/signup?pad={}", "c".repeat(9_000)),
+            &json!({"email": "long@x.com", "password": "password-l", "nickname": "long"}),
+            None,
+        )
+        .await;
     assert_error(r, StatusCode::URI_TOO_LONG, "uri_too_long").await;
     assert_error(
         app.login("long@x.com", "password-l").await,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use jangteo::config::Config;
 use jangteo::Application;
-use reqwest::{Client, Response, StatusCode};
+use reqwest::{Client, Method, Response, StatusCode};
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
@@ -241,8 +241,19 @@ impl TestApp {
         &self.nodes[i % self.nodes.len()]
     }
 
-    pub async fn post_json(&self, path: &str, body: &Value, token: Option<&str>) -> Response {
-        let mut req = self.client.post(self.url(path)).json(body);
+    /// A request to the API (to the nodes in turn), with a JSON body and a
+    /// bearer token when given.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        token: Option<&str>,
+    ) -> Response {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(body) = body {
+            req = req.json(body);
+        }
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -250,27 +261,35 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
-        let mut req = self.client.get(self.url(path));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        req.send().await.expect("request")
+        self.send(Method::GET, path, None, token).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>) -> Response {
+        self.send(Method::POST, path, None, token).await
+    }
+
+    pub async fn put(&self, path: &str, token: Option<&str>) -> Response {
+        self.send(Method::PUT, path, None, token).await
+    }
+
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> Response {
+        self.send(Method::DELETE, path, None, token).await
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value, token: Option<&str>) -> Response {
+        self.send(Method::POST, path, Some(body), token).await
+    }
+
+    pub async fn put_json(&self, path: &str, body: &Value, token: Option<&str>) -> Response {
+        self.send(Method::PUT, path, Some(body), token).await
     }
 
     pub async fn patch_json(&self, path: &str, body: &Value, token: Option<&str>) -> Response {
-        let mut req = self.client.patch(self.url(path)).json(body);
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        req.send().await.expect("request")
+        self.send(Method::PATCH, path, Some(body), token).await
     }
 
     pub async fn delete_json(&self, path: &str, body: &Value, token: Option<&str>) -> Response {
-        let mut req = self.client.delete(self.url(path)).json(body);
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        req.send().await.expect("request")
+        self.send(Method::DELETE, path, Some(body), token).await
     }
 
     pub async fn signup(&self, email: &str, password: &str, nickname: &str) -> Response {

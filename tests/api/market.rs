@@ -254,20 +254,12 @@ async fn listings_are_created_edited_and_deleted_by_their_seller_only() {
     .await;
 
     let r = app
-        .client
-        .delete(app.url(&format!("/api/listings/{id}")))
-        .bearer_auth(&other.token)
-        .send()
-        .await
-        .expect("delete");
+        .delete(&format!("/api/listings/{id}"), Some(&other.token))
+        .await;
     assert_error(r, StatusCode::FORBIDDEN, "not_owner").await;
     let r = app
-        .client
-        .delete(app.url(&format!("/api/listings/{id}")))
-        .bearer_auth(&seller.token)
-        .send()
-        .await
-        .expect("delete");
+        .delete(&format!("/api/listings/{id}"), Some(&seller.token))
+        .await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     assert_error(
         get_listing(&app, Some(&seller), id).await,
@@ -653,12 +645,8 @@ async fn favourites() {
     let b = listing(&app, &s, "b", 2).await;
     for id in [a, b, a] {
         let r = app
-            .client
-            .put(app.url(&format!("/api/listings/{id}/favourite")))
-            .bearer_auth(&fan.token)
-            .send()
-            .await
-            .expect("put");
+            .put(&format!("/api/listings/{id}/favourite"), Some(&fan.token))
+            .await;
         assert_eq!(r.status(), StatusCode::NO_CONTENT);
     }
     let d: Value = get_listing(&app, Some(&fan), a)
@@ -683,12 +671,8 @@ async fn favourites() {
         vec![b, a]
     );
     let r = app
-        .client
-        .delete(app.url(&format!("/api/listings/{a}/favourite")))
-        .bearer_auth(&fan.token)
-        .send()
-        .await
-        .expect("delete");
+        .delete(&format!("/api/listings/{a}/favourite"), Some(&fan.token))
+        .await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     let d: Value = get_listing(&app, Some(&fan), a)
         .await
@@ -700,19 +684,10 @@ async fn favourites() {
         (Some(0), Some(false))
     );
     let r = app
-        .client
-        .put(app.url("/api/listings/9999/favourite"))
-        .bearer_auth(&fan.token)
-        .send()
-        .await
-        .expect("put");
+        .put("/api/listings/9999/favourite", Some(&fan.token))
+        .await;
     assert_error(r, StatusCode::NOT_FOUND, "not_found").await;
-    let r = app
-        .client
-        .put(app.url(&format!("/api/listings/{a}/favourite")))
-        .send()
-        .await
-        .expect("put");
+    let r = app.put(&format!("/api/listings/{a}/favourite"), None).await;
     assert_error(r, StatusCode::UNAUTHORIZED, "unauthenticated").await;
 }
 
@@ -727,12 +702,8 @@ async fn blocking_hides_listings_and_stops_chats() {
     wp.say(room, "before", "안녕하세요").await;
 
     let r = app
-        .client
-        .put(app.url(&format!("/api/users/{}/block", pest.id)))
-        .bearer_auth(&me.token)
-        .send()
-        .await
-        .expect("block");
+        .put(&format!("/api/users/{}/block", pest.id), Some(&me.token))
+        .await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     assert!(
         !feed_ids(&app, Some(&me), "").await.0.contains(&theirs),
@@ -789,30 +760,16 @@ async fn blocking_hides_listings_and_stops_chats() {
     .await;
     // Unblock: talking works again.
     let r = app
-        .client
-        .delete(app.url(&format!("/api/users/{}/block", pest.id)))
-        .bearer_auth(&me.token)
-        .send()
-        .await
-        .expect("unblock");
+        .delete(&format!("/api/users/{}/block", pest.id), Some(&me.token))
+        .await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     wp.say(room, "again", "다시 안녕하세요").await;
     assert!(feed_ids(&app, Some(&me), "").await.0.contains(&theirs));
     let r = app
-        .client
-        .put(app.url(&format!("/api/users/{}/block", me.id)))
-        .bearer_auth(&me.token)
-        .send()
-        .await
-        .expect("self");
+        .put(&format!("/api/users/{}/block", me.id), Some(&me.token))
+        .await;
     assert_error(r, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
-    let r = app
-        .client
-        .put(app.url("/api/users/99999/block"))
-        .bearer_auth(&me.token)
-        .send()
-        .await
-        .expect("unknown");
+    let r = app.put("/api/users/99999/block", Some(&me.token)).await;
     assert_error(r, StatusCode::NOT_FOUND, "not_found").await;
 }
 
@@ -840,50 +797,40 @@ async fn reports_are_stored_for_admins() {
         );
     }
     let outsider = app.user("nosy").await;
-    assert_error(
-        app.post_json(
-            "/api/reports",
-            &json!({"target_kind": "message", "target_id": seq, "room_id": room, "reason": "x"}),
-            Some(&outsider.token),
+    let refusals = [
+        (
+            json!({"target_kind": "message", "target_id": seq, "room_id": room, "reason": "x"}),
+            &outsider,
+            StatusCode::FORBIDDEN,
+            "not_member",
+        ),
+        (
+            json!({"target_kind": "planet", "target_id": 1, "reason": "x"}),
+            &a,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        ),
+        (
+            json!({"target_kind": "listing", "target_id": 424242, "reason": "x"}),
+            &a,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            json!({"target_kind": "user", "target_id": b.id, "reason": " "}),
+            &a,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        ),
+    ];
+    for (body, who, status, code) in refusals {
+        assert_error(
+            app.post_json("/api/reports", &body, Some(&who.token)).await,
+            status,
+            code,
         )
-        .await,
-        StatusCode::FORBIDDEN,
-        "not_member",
-    )
-    .await;
-    assert_error(
-        app.post_json(
-            "/api/reports",
-            &json!({"target_kind": "planet", "target_id": 1, "reason": "x"}),
-            Some(&a.token),
-        )
-        .await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "validation_failed",
-    )
-    .await;
-    assert_error(
-        app.post_json(
-            "/api/reports",
-            &json!({"target_kind": "listing", "target_id": 424242, "reason": "x"}),
-            Some(&a.token),
-        )
-        .await,
-        StatusCode::NOT_FOUND,
-        "not_found",
-    )
-    .await;
-    assert_error(
-        app.post_json(
-            "/api/reports",
-            &json!({"target_kind": "user", "target_id": b.id, "reason": " "}),
-            Some(&a.token),
-        )
-        .await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "validation_failed",
-    )
-    .await;
+        .await;
+    }
     assert_error(
         app.get("/api/admin/reports", Some(&a.token)).await,
         StatusCode::FORBIDDEN,
@@ -1065,21 +1012,9 @@ async fn reservations_cancel_sell_and_deny() {
         (Some("reserved"), Some(buyer.id))
     );
     // Others cannot cancel; the buyer can.
-    let r = app
-        .client
-        .delete(app.url(&path))
-        .bearer_auth(&other.token)
-        .send()
-        .await
-        .expect("delete");
+    let r = app.delete(&path, Some(&other.token)).await;
     assert_error(r, StatusCode::FORBIDDEN, "not_owner").await;
-    let r = app
-        .client
-        .delete(app.url(&path))
-        .bearer_auth(&buyer.token)
-        .send()
-        .await
-        .expect("delete");
+    let r = app.delete(&path, Some(&buyer.token)).await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     let m = wb
         .expect_where(|v| {
@@ -1093,13 +1028,7 @@ async fn reservations_cancel_sell_and_deny() {
         .await
         .expect("json");
     assert_eq!(d["status"], "selling");
-    let r = app
-        .client
-        .delete(app.url(&path))
-        .bearer_auth(&seller.token)
-        .send()
-        .await
-        .expect("delete");
+    let r = app.delete(&path, Some(&seller.token)).await;
     assert_error(r, StatusCode::NOT_FOUND, "not_found").await;
 
     // Sold, to a chat partner only; then it is final.
@@ -1203,12 +1132,11 @@ async fn timed_reservations_expire_once_and_cancelled_ones_never() {
         assert_eq!(r.status(), StatusCode::OK);
     }
     let r = app
-        .client
-        .delete(app.url(&format!("/api/listings/{cancelled}/reservation")))
-        .bearer_auth(&seller.token)
-        .send()
-        .await
-        .expect("cancel");
+        .delete(
+            &format!("/api/listings/{cancelled}/reservation"),
+            Some(&seller.token),
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     // Replaced by an untimed reservation for someone else: the old timer must not fire.
     app.post_json(
@@ -1624,12 +1552,8 @@ async fn reporting_a_hidden_or_deleted_listing_is_like_reporting_none() {
     assert_eq!(r.status(), StatusCode::OK);
     let deleted = listing(&app, &seller, "지운 물건", 1_000).await;
     let r = app
-        .client
-        .delete(app.url(&format!("/api/listings/{deleted}")))
-        .bearer_auth(&seller.token)
-        .send()
-        .await
-        .expect("delete");
+        .delete(&format!("/api/listings/{deleted}"), Some(&seller.token))
+        .await;
     assert!(r.status().is_success(), "delete: {}", r.status());
     let never = deleted + 424_242;
     let mut answers = Vec::new();

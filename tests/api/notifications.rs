@@ -295,13 +295,7 @@ async fn both_sides_hear_of_reservations_and_the_buyer_is_asked_for_a_review() {
         "{}",
         made[0]
     );
-    let r = app
-        .client
-        .delete(app.url(&path))
-        .bearer_auth(&seller.token)
-        .send()
-        .await
-        .expect("cancel");
+    let r = app.delete(&path, Some(&seller.token)).await;
     assert!(r.status().is_success());
     wait_for(&app, &buyer, "reservation.cancelled", 1).await;
     wait_for(&app, &seller, "reservation.cancelled", 1).await;
@@ -612,30 +606,24 @@ async fn keyword_alerts_and_price_drops_reach_the_people_who_asked() {
     assert_eq!(inbox(&app, &seller, "").await["items"], json!([]));
     assert_eq!(inbox(&app, &other, "").await["items"], json!([]));
     let r = app
-        .client
-        .delete(app.url("/api/me/keywords/%EC%95%84%EC%9D%B4%ED%8F%B0"))
-        .bearer_auth(&watcher.token)
-        .send()
-        .await
-        .expect("delete");
+        .delete(
+            "/api/me/keywords/%EC%95%84%EC%9D%B4%ED%8F%B0",
+            Some(&watcher.token),
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     let r = app
-        .client
-        .delete(app.url("/api/me/keywords/%EC%95%84%EC%9D%B4%ED%8F%B0"))
-        .bearer_auth(&watcher.token)
-        .send()
-        .await
-        .expect("delete");
+        .delete(
+            "/api/me/keywords/%EC%95%84%EC%9D%B4%ED%8F%B0",
+            Some(&watcher.token),
+        )
+        .await;
     assert_error(r, StatusCode::NOT_FOUND, "not_found").await;
 
     // A price drop tells who favourited the listing; a rise tells nobody.
     let r = app
-        .client
-        .put(app.url(&format!("/api/listings/{l}/favourite")))
-        .bearer_auth(&fan.token)
-        .send()
-        .await
-        .expect("favourite");
+        .put(&format!("/api/listings/{l}/favourite"), Some(&fan.token))
+        .await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     let price = |p: i64| {
         let (app, token) = (&app, seller.token.clone());

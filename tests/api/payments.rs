@@ -381,21 +381,9 @@ async fn buyers_of_paid_lines_review_products_once_each() {
     let list = json_of(app.get(&format!("/api/products/{pid}/reviews"), None).await).await;
     assert_eq!(list.as_array().map(Vec::len), Some(1));
     assert_eq!(list[0]["author_id"], buyer.id);
-    let r = app
-        .client
-        .delete(app.url(&path))
-        .bearer_auth(&other.token)
-        .send()
-        .await
-        .expect("delete");
+    let r = app.delete(&path, Some(&other.token)).await;
     assert_error(r, StatusCode::FORBIDDEN, "forbidden").await;
-    let r = app
-        .client
-        .delete(app.url(&path))
-        .bearer_auth(&admin.token)
-        .send()
-        .await
-        .expect("delete");
+    let r = app.delete(&path, Some(&admin.token)).await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     let page = json_of(app.get(&format!("/api/products/{pid}"), None).await).await;
     assert_eq!(page["review_count"], 0);

@@ -50,13 +50,7 @@ pub async fn cancel(app: &TestApp, user: &User, n: &str, body: Option<Value>) ->
     let path = format!("/api/orders/{n}/cancel");
     match body {
         Some(b) => app.post_json(&path, &b, Some(&user.token)).await,
-        None => app
-            .client
-            .post(app.url(&path))
-            .bearer_auth(&user.token)
-            .send()
-            .await
-            .expect("cancel"),
+        None => app.post(&path, Some(&user.token)).await,
     }
 }
 

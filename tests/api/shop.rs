@@ -65,22 +65,11 @@ async fn list(app: &TestApp, query: &str) -> (Vec<i64>, Option<String>) {
 }
 
 pub async fn put(app: &TestApp, path: &str, body: &Value, token: &str) -> reqwest::Response {
-    app.client
-        .put(app.url(path))
-        .bearer_auth(token)
-        .json(body)
-        .send()
-        .await
-        .expect("put")
+    app.put_json(path, body, Some(token)).await
 }
 
 pub async fn delete(app: &TestApp, path: &str, token: &str) -> reqwest::Response {
-    app.client
-        .delete(app.url(path))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("delete")
+    app.delete(path, Some(token)).await
 }
 
 #[actix_web::test]
