@@ -13,6 +13,7 @@ pub mod error;
 pub mod http;
 pub mod metrics;
 pub mod payments;
+pub mod protocol;
 pub mod service;
 pub mod shutdown;
 pub mod store;

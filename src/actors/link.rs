@@ -45,9 +45,9 @@ use bytes::BufMut;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
-use super::frames::{self, Frame};
 use super::{IdMap, Outbound};
 use crate::error::Code;
+use crate::protocol::frames::{self, Frame};
 
 /// WebSocket opcodes of the frames a server sends (RFC 6455, 5.2).
 pub const OP_TEXT: u8 = 0x1;

@@ -21,7 +21,6 @@
 
 pub mod cluster;
 pub mod committer;
-pub mod frames;
 pub mod handle;
 pub mod link;
 pub mod room;
@@ -35,7 +34,7 @@ use std::time::Duration;
 
 use actix::{Actor as _, Addr};
 
-pub use frames::Frame;
+pub use crate::protocol::frames::{self, Frame};
 
 use crate::bus::{Bus, TOPIC_CHAT};
 use crate::domain::account::Revocation;

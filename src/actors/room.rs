@@ -20,14 +20,14 @@ use tokio::sync::oneshot;
 
 use super::cluster::Remote;
 use super::committer::Job;
-use super::frames::Frame;
 use super::link::Link;
 use super::user::UserMsg;
 use super::IdMap;
-use super::{frames, link, ChatHub, SessionHandle};
+use super::{link, ChatHub, SessionHandle};
 use crate::domain::chat::{self, MessageKind, RoomKind};
 use crate::domain::now_ms;
 use crate::error::Code;
+use crate::protocol::frames::{self, Frame};
 use crate::store::{Appended, ChatWrite, MemberRecord, MessageRecord, NewMessage};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

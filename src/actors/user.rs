@@ -28,10 +28,10 @@ use actix::{
     Message, WrapFuture as _,
 };
 
-use super::frames::Frame;
 use super::link::Link;
-use super::{frames, ChatHub, IdMap, IdSet, SessionHandle};
+use super::{ChatHub, IdMap, IdSet, SessionHandle};
 use crate::domain::chat::{self, RoomKind};
+use crate::protocol::frames::{self, Frame};
 
 pub enum UserMsg {
     Attach(SessionHandle),

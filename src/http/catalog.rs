@@ -710,14 +710,27 @@ pub async fn set_stock(
     body: web::Json<SetStock>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
+    change_stock(
+        &state,
+        &admin,
+        id.into_inner(),
+        StockChange::Set(b.stock),
+        &b.reason,
+    )
+    .await
+}
+
+/// A stock change of either kind, answered with the option.
+async fn change_stock(
+    state: &AppState,
+    admin: &Admin,
+    option: i64,
+    change: StockChange,
+    reason: &str,
+) -> Result<HttpResponse, ApiError> {
     let o = state
         .catalog
-        .change_stock(
-            admin.0.uid(),
-            id.into_inner(),
-            StockChange::Set(b.stock),
-            &b.reason,
-        )
+        .change_stock(admin.0.uid(), option, change, reason)
         .await?;
     Ok(HttpResponse::Ok().json(option_out(&o, true)))
 }
@@ -744,16 +757,14 @@ pub async fn adjust_stock(
     body: web::Json<AdjustStock>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
-    let o = state
-        .catalog
-        .change_stock(
-            admin.0.uid(),
-            id.into_inner(),
-            StockChange::Adjust(b.delta),
-            &b.reason,
-        )
-        .await?;
-    Ok(HttpResponse::Ok().json(option_out(&o, true)))
+    change_stock(
+        &state,
+        &admin,
+        id.into_inner(),
+        StockChange::Adjust(b.delta),
+        &b.reason,
+    )
+    .await
 }
 
 /// An option's stock changes, newest first: who, when, why (administrators only).

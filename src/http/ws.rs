@@ -25,7 +25,6 @@
 //! `server.rs` hands the socket over after the 101; `wire.rs` reads frames
 //! off it, the link writes them.
 
-use std::collections::HashMap;
 use std::time::Instant;
 
 use actix_web::rt::net::TcpStream;
@@ -39,9 +38,12 @@ use utoipa::IntoParams;
 use super::extract::{bearer_token, SESSION_COOKIE};
 use super::wire::{Incoming, Wire, WireError};
 use crate::actors::link::{self, Flushed, Link};
-use crate::actors::{frames, ChatHub, ConnectionSlot, Frame, SessionHandle};
+use crate::actors::{ChatHub, ConnectionSlot, SessionHandle};
 use crate::domain::chat;
 use crate::error::{ApiError, Code, ErrorBody};
+use crate::protocol::client::{ClientFrame, CLIENT_TYPES};
+use crate::protocol::close::*;
+use crate::protocol::frames::{self, Frame};
 use crate::service::accounts::Accounts;
 use crate::AppState;
 
@@ -51,18 +53,6 @@ const REPLAY_PAGE: i64 = 200;
 /// resumes a long history and does not read holds at most this many pages
 /// in server memory (the replay waits for the socket).
 const REPLAY_READ_AHEAD: usize = 2;
-/// Close codes (RFC 6455, 7.4.1).
-const CLOSE_NORMAL: u16 = 1000;
-const CLOSE_AWAY: u16 = 1001;
-const CLOSE_PROTOCOL: u16 = 1002;
-const CLOSE_NOT_UTF8: u16 = 1007;
-const CLOSE_TOO_BIG: u16 = 1009;
-const CLOSE_RESTART: u16 = 1012;
-/// Close code sent to a client whose outbound queue overflowed.
-const CLOSE_SLOW_CONSUMER: u16 = 4008;
-/// Close code sent when the login session of the connection ended (logout,
-/// withdrawal, password change elsewhere, expiry): sign in again.
-const CLOSE_SESSION_ENDED: u16 = 4001;
 /// `Retry-After` when a user holds `ws_max_connections_per_user` already.
 pub(crate) const TOO_MANY_CONNECTIONS_RETRY_SECS: u64 = 5;
 /// How long a closing connection may take to accept its close frame.
@@ -310,29 +300,6 @@ fn close(code: u16, reason: &str) -> End {
         reason: reason.to_string(),
     })
 }
-
-#[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum ClientFrame {
-    Send {
-        room: i64,
-        client_msg_id: String,
-        body: String,
-    },
-    Read {
-        room: i64,
-        seq: i64,
-    },
-    Typing {
-        room: i64,
-    },
-    Resume {
-        rooms: HashMap<String, i64>,
-    },
-    Ping,
-}
-
-const CLIENT_TYPES: &[&str] = &["send", "read", "typing", "resume", "ping"];
 
 impl Conn {
     fn new(hub: ChatHub, accounts: Accounts, handle: SessionHandle, socket: Wire) -> Conn {

@@ -10,12 +10,13 @@ use serde_json::json;
 
 use super::password::PasswordHasher;
 use crate::actors::user::UserMsg;
-use crate::actors::{frames, ChatHub};
+use crate::actors::ChatHub;
 use crate::domain::account::{FieldErrors, Status};
 use crate::domain::chat::{self, MemberRole, MessageKind, RoomKind};
 use crate::domain::ids::UserId;
 use crate::domain::now_ms;
 use crate::error::{ApiError, Code};
+use crate::protocol::frames;
 use crate::service::attempts::{self, Limit};
 use crate::store::sql::{JoinOutcome, MyRoom, NewOpenRoom, SqlStore};
 use crate::store::{MemberRecord, MessageRecord, MessageStore, RateLimiter, RoomRecord};

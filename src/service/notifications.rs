@@ -33,13 +33,14 @@ use serde_json::json;
 use tokio::sync::broadcast;
 
 use crate::actors::user::UserMsg;
-use crate::actors::{frames, ChatHub};
+use crate::actors::ChatHub;
 use crate::bus::{Bus, Event, TOPIC_ALARMS};
 use crate::domain::events::Alarm;
 use crate::domain::ids::UserId;
 use crate::domain::notification::{self, Audience, KINDS};
 use crate::domain::now_ms;
 use crate::error::ApiError;
+use crate::protocol::frames;
 use crate::shutdown::Shutdown;
 use crate::store::sql::{KeywordAdd, NewNotification, NotificationRecord, SqlStore};
 

@@ -83,6 +83,7 @@ pub async fn upload(
                 ApiError::new(Code::InvalidParameter, format!("bad multipart body: {e}"))
             })?;
             if buf.len() + chunk.len() > max {
+                drain(&mut field, &mut form).await;
                 return Err(ApiError::new(
                     Code::PayloadTooLarge,
                     format!("images may be at most {max} bytes"),
@@ -106,6 +107,37 @@ pub async fn upload(
     })?;
     let media = state.media.upload(auth.0.user_id(), bytes).await?;
     Ok(HttpResponse::Created().json(MediaView::from(&media)))
+}
+
+/// How much of a refused upload is read (and dropped) before the answer,
+/// and for how long.
+const DRAIN_MAX_BYTES: usize = 16 * 1024 * 1024;
+const DRAIN_MAX_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Read and drop the rest of a refused upload, so that a client still
+/// sending it reads our 413 instead of a connection reset under its write
+/// (seen as "broken pipe" by HTTP clients, a network error by browsers).
+/// Bounded in bytes and time: past either, the answer goes and the
+/// connection is cut.
+async fn drain(field: &mut actix_multipart::Field, form: &mut actix_multipart::Multipart) {
+    let all = async {
+        let mut seen = 0usize;
+        while let Some(Ok(chunk)) = field.next().await {
+            seen += chunk.len();
+            if seen > DRAIN_MAX_BYTES {
+                return;
+            }
+        }
+        while let Some(Ok(mut next)) = form.next().await {
+            while let Some(Ok(chunk)) = next.next().await {
+                seen += chunk.len();
+                if seen > DRAIN_MAX_BYTES {
+                    return;
+                }
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_MAX_TIME, all).await;
 }
 
 /// Serve an uploaded image or thumbnail (immutable: keys are never reused).

@@ -51,11 +51,9 @@ pub use orders::{
     JOB_STOCK_RESTORE,
 };
 pub use outbox::{JobRecord, JobsFor, NewJob};
-pub use payments::{NewPayment, PaymentEvent, PaymentRecord, Recorded};
+pub use payments::{NewPayment, PaymentEvent, PaymentFailure, PaymentRecord, Recorded};
 pub use product_reviews::{ProductReviewRecord, ReviewableLine};
-pub use refunds::{
-    CancelLine, Cancelled, NewRefund, PaymentFailure, RefundLine, RefundRecord, JOB_PAYMENT_REFUND,
-};
+pub use refunds::{CancelLine, Cancelled, NewRefund, RefundLine, RefundRecord, JOB_PAYMENT_REFUND};
 pub use rooms::{JoinOutcome, ListingCard, MyRoom, NewOpenRoom};
 pub use sandbox::{SandboxCancel, SandboxPayment};
 pub use verification::{TokenUse, PURPOSE_VERIFY_EMAIL};

@@ -240,6 +240,32 @@ impl SqlStore {
         Ok(())
     }
 
+    /// Reconcile jobs waiting to run: (all of them, those whose dedup key
+    /// starts with `prefix`). Jobs a worker holds already do not count: a
+    /// webhook arriving while one runs may bring news it has not seen.
+    pub async fn waiting_jobs(
+        &self,
+        kind: &str,
+        prefix: &str,
+        now: i64,
+    ) -> Result<(i64, i64), StoreError> {
+        let waiting = "FROM outbox WHERE kind = ? AND status = 'pending' \
+                       AND (claimed_until IS NULL OR claimed_until < ?)";
+        let (all,): (i64,) = sqlx::query_as(&format!("SELECT COUNT(*) {waiting}"))
+            .bind(kind)
+            .bind(now)
+            .fetch_one(self.writer())
+            .await?;
+        let (mine,): (i64,) =
+            sqlx::query_as(&format!("SELECT COUNT(*) {waiting} AND dedup_key LIKE ?"))
+                .bind(kind)
+                .bind(now)
+                .bind(format!("{prefix}%"))
+                .fetch_one(self.writer())
+                .await?;
+        Ok((all, mine))
+    }
+
     /// Jobs in one state (`pending`, `done`, `dead`), newest first.
     pub async fn jobs(
         &self,

@@ -1,4 +1,5 @@
-//! Payments and the audit trail of provider calls.
+//! Payments, the audit trail of provider calls, the keys and intents that
+//! tie a provider's payment to an order, and the failures admins see.
 //!
 //! Recording an approved payment is one transaction: the order goes from
 //! `pending_payment` to `paid` by a conditional update, and the payment row
@@ -219,5 +220,148 @@ impl SqlStore {
                 .fetch_one(self.reader())
                 .await?;
         Ok(n)
+    }
+}
+
+/// A payment problem an admin has to look at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentFailure {
+    /// `refund` (a cancel the provider never made) or `compensation` (a
+    /// payment we could not keep and could not give back).
+    pub kind: String,
+    pub order_id: Option<i64>,
+    pub amount: i64,
+    pub error: String,
+    pub at: i64,
+    /// The refund id or the outbox job id.
+    pub id: i64,
+}
+
+/// Provider keys, intents, and what admins must look at.
+impl SqlStore {
+    /// The payment a provider key names.
+    pub async fn payment_by_key(
+        &self,
+        provider: &str,
+        payment_key: &str,
+    ) -> Result<Option<PaymentRecord>, StoreError> {
+        let row: Option<(i64,)> =
+            sqlx::query_as("SELECT order_id FROM payments WHERE provider = ? AND payment_key = ?")
+                .bind(provider)
+                .bind(payment_key)
+                .fetch_optional(self.writer())
+                .await?;
+        match row {
+            Some((order,)) => self.payment_of_order(order).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Failed refunds and dead compensations, newest first.
+    pub async fn payment_failures(&self, limit: i64) -> Result<Vec<PaymentFailure>, StoreError> {
+        let refunds: Vec<(i64, i64, i64, Option<String>, i64)> = sqlx::query_as(
+            "SELECT id, order_id, amount, last_error, COALESCE(done_at, created_at) FROM refunds \
+             WHERE status = 'failed' ORDER BY id DESC LIMIT ?",
+        )
+        .bind(limit)
+        .fetch_all(self.reader())
+        .await?;
+        let jobs: Vec<(i64, String, Option<String>, i64)> = sqlx::query_as(
+            "SELECT id, payload, last_error, COALESCE(done_at, created_at) FROM outbox \
+             WHERE status = 'dead' AND kind = 'payment_cancel' ORDER BY id DESC LIMIT ?",
+        )
+        .bind(limit)
+        .fetch_all(self.reader())
+        .await?;
+        let mut out: Vec<PaymentFailure> = refunds
+            .into_iter()
+            .map(|(id, order, amount, error, at)| PaymentFailure {
+                kind: "refund".into(),
+                order_id: Some(order),
+                amount,
+                error: error.unwrap_or_default(),
+                at,
+                id,
+            })
+            .collect();
+        out.extend(jobs.into_iter().map(|(id, payload, error, at)| {
+            let p: serde_json::Value = serde_json::from_str(&payload).unwrap_or_default();
+            PaymentFailure {
+                kind: "compensation".into(),
+                order_id: p.get("order").and_then(serde_json::Value::as_i64),
+                amount: p
+                    .get("amount")
+                    .and_then(serde_json::Value::as_i64)
+                    .unwrap_or(0),
+                error: error.unwrap_or_default(),
+                at,
+                id,
+            }
+        }));
+        out.sort_by_key(|f| std::cmp::Reverse(f.at));
+        out.truncate(usize::try_from(limit).unwrap_or(50));
+        Ok(out)
+    }
+
+    /// Bind a provider's key from the ready step to an order (KakaoPay).
+    pub async fn put_payment_intent(
+        &self,
+        order_id: i64,
+        provider: &str,
+        payment_key: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("DELETE FROM payment_intents WHERE order_id = ? AND provider = ?")
+            .bind(order_id)
+            .bind(provider)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO payment_intents (order_id, provider, payment_key, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(order_id)
+        .bind(provider)
+        .bind(payment_key)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Is `payment_key` one of ours at `provider`: a recorded payment, or
+    /// one we started (its intent is written before the provider is asked)?
+    pub async fn knows_payment_key(
+        &self,
+        provider: &str,
+        payment_key: &str,
+    ) -> Result<bool, StoreError> {
+        let row: Option<(i64,)> = sqlx::query_as(
+            "SELECT 1 FROM payments WHERE provider = ? AND payment_key = ? \
+             UNION ALL SELECT 1 FROM payment_intents WHERE provider = ? AND payment_key = ? LIMIT 1",
+        )
+        .bind(provider)
+        .bind(payment_key)
+        .bind(provider)
+        .bind(payment_key)
+        .fetch_optional(self.reader())
+        .await?;
+        Ok(row.is_some())
+    }
+
+    pub async fn payment_intent(
+        &self,
+        order_id: i64,
+        provider: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let row: Option<(String,)> = sqlx::query_as(
+            "SELECT payment_key FROM payment_intents WHERE order_id = ? AND provider = ?",
+        )
+        .bind(order_id)
+        .bind(provider)
+        .fetch_optional(self.writer())
+        .await?;
+        Ok(row.map(|r| r.0))
     }
 }
