@@ -193,6 +193,16 @@ impl OutboxWorker {
                     }
                 }
             }
+            // Nothing runs here any more: a claim this node still holds is
+            // a leftover (its answer lost with a dying connection) and goes
+            // back now rather than when its lease lapses.
+            match self.sql.release_claims(&self.node).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(jobs = n, "outbox: claims given back at shutdown"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "outbox: giving back claims at shutdown failed; they lapse with their lease")
+                }
+            }
             drop(stop);
         });
     }

@@ -164,7 +164,20 @@ impl SqlStore {
             .bind(row.0)
             .bind(now)
             .execute(self.writer())
-            .await?;
+            .await;
+            let r = match r {
+                Ok(r) => r,
+                // The jobs claimed so far are this node's now: hand them
+                // back to the worker (to run, or to give back when it is
+                // stopping) instead of leaving them held until the lease
+                // runs out. (Seen at shutdown on MySQL: a pooled connection
+                // opened on an HTTP worker's runtime dies with it.)
+                Err(e) if !claimed.is_empty() => {
+                    tracing::warn!(error = %e, claimed = claimed.len(), "outbox: claiming stopped part way");
+                    break;
+                }
+                Err(e) => return Err(e.into()),
+            };
             if r.rows_affected() == 1 {
                 let mut j = job(row);
                 j.attempts += 1;
@@ -176,29 +189,61 @@ impl SqlStore {
 
     /// The job ran: done (only if this node still holds it).
     pub async fn finish_job(&self, id: i64, node: &str, now: i64) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE outbox SET status = 'done', done_at = ?, claimed_until = NULL \
-             WHERE id = ? AND claimed_by = ? AND status = 'pending'",
-        )
-        .bind(now)
-        .bind(id)
-        .bind(node)
-        .execute(self.writer())
-        .await?;
+        let finish = || {
+            sqlx::query(
+                "UPDATE outbox SET status = 'done', done_at = ?, claimed_until = NULL \
+                 WHERE id = ? AND claimed_by = ? AND status = 'pending'",
+            )
+            .bind(now)
+            .bind(id)
+            .bind(node)
+            .execute(self.writer())
+        };
+        // Once more if the connection was dead (see `release_job`); a
+        // first attempt that did commit makes the second one match nothing.
+        if finish().await.is_err() {
+            finish().await?;
+        }
         Ok(())
+    }
+
+    /// Give back every claim `node` still holds: its worker has stopped
+    /// and runs nothing, so such a claim can only be a leftover (a claim
+    /// whose answer was lost with its connection). Returns how many.
+    pub async fn release_claims(&self, node: &str) -> Result<u64, StoreError> {
+        let release = || {
+            sqlx::query(
+                "UPDATE outbox SET claimed_until = NULL \
+                 WHERE claimed_by = ? AND status = 'pending' AND claimed_until IS NOT NULL",
+            )
+            .bind(node)
+            .execute(self.writer())
+        };
+        let r = match release().await {
+            Ok(r) => r,
+            Err(_) => release().await?,
+        };
+        Ok(r.rows_affected())
     }
 
     /// Give back a claimed job that was not started (the node is stopping):
     /// claimable again at once, its attempt not counted.
     pub async fn release_job(&self, id: i64, node: &str) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE outbox SET claimed_until = NULL, attempts = attempts - 1 \
-             WHERE id = ? AND claimed_by = ? AND status = 'pending'",
-        )
-        .bind(id)
-        .bind(node)
-        .execute(self.writer())
-        .await?;
+        let release = || {
+            sqlx::query(
+                "UPDATE outbox SET claimed_until = NULL, attempts = attempts - 1 \
+                 WHERE id = ? AND claimed_by = ? AND status = 'pending'",
+            )
+            .bind(id)
+            .bind(node)
+            .execute(self.writer())
+        };
+        // Once more on another connection if the first one was dead (a
+        // stopping node's pool may hold connections of a runtime that is
+        // gone).
+        if release().await.is_err() {
+            release().await?;
+        }
         Ok(())
     }
 
