@@ -189,7 +189,7 @@ impl SqlStore {
 
     /// The job ran: done (only if this node still holds it).
     pub async fn finish_job(&self, id: i64, node: &str, now: i64) -> Result<(), StoreError> {
-        let finish = || {
+        once_more(|| {
             sqlx::query(
                 "UPDATE outbox SET status = 'done', done_at = ?, claimed_until = NULL \
                  WHERE id = ? AND claimed_by = ? AND status = 'pending'",
@@ -198,12 +198,8 @@ impl SqlStore {
             .bind(id)
             .bind(node)
             .execute(self.writer())
-        };
-        // Once more if the connection was dead (see `release_job`); a
-        // first attempt that did commit makes the second one match nothing.
-        if finish().await.is_err() {
-            finish().await?;
-        }
+        })
+        .await?;
         Ok(())
     }
 
@@ -211,39 +207,31 @@ impl SqlStore {
     /// and runs nothing, so such a claim can only be a leftover (a claim
     /// whose answer was lost with its connection). Returns how many.
     pub async fn release_claims(&self, node: &str) -> Result<u64, StoreError> {
-        let release = || {
+        let r = once_more(|| {
             sqlx::query(
                 "UPDATE outbox SET claimed_until = NULL \
                  WHERE claimed_by = ? AND status = 'pending' AND claimed_until IS NOT NULL",
             )
             .bind(node)
             .execute(self.writer())
-        };
-        let r = match release().await {
-            Ok(r) => r,
-            Err(_) => release().await?,
-        };
+        })
+        .await?;
         Ok(r.rows_affected())
     }
 
     /// Give back a claimed job that was not started (the node is stopping):
-    /// claimable again at once, its attempt not counted.
+    /// claimable again at once, its attempt not counted. One attempt: a
+    /// claim this fails to give back goes back with the rest through
+    /// [`SqlStore::release_claims`] when the worker stops.
     pub async fn release_job(&self, id: i64, node: &str) -> Result<(), StoreError> {
-        let release = || {
-            sqlx::query(
-                "UPDATE outbox SET claimed_until = NULL, attempts = attempts - 1 \
-                 WHERE id = ? AND claimed_by = ? AND status = 'pending'",
-            )
-            .bind(id)
-            .bind(node)
-            .execute(self.writer())
-        };
-        // Once more on another connection if the first one was dead (a
-        // stopping node's pool may hold connections of a runtime that is
-        // gone).
-        if release().await.is_err() {
-            release().await?;
-        }
+        sqlx::query(
+            "UPDATE outbox SET claimed_until = NULL, attempts = attempts - 1 \
+             WHERE id = ? AND claimed_by = ? AND status = 'pending'",
+        )
+        .bind(id)
+        .bind(node)
+        .execute(self.writer())
+        .await?;
         Ok(())
     }
 
@@ -327,5 +315,20 @@ impl SqlStore {
         .fetch_all(self.reader())
         .await?;
         Ok(rows.into_iter().map(job).collect())
+    }
+}
+
+/// Run a conditional update, and once more (on another pooled connection)
+/// if it failed: a stopping node's pool may hold connections opened on an
+/// HTTP worker's runtime that is gone. The updates given here match nothing
+/// the second time if the first did commit.
+async fn once_more<F, Fut, T>(update: F) -> Result<T, sqlx::Error>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
+{
+    match update().await {
+        Ok(r) => Ok(r),
+        Err(_) => update().await,
     }
 }
