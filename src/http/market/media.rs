@@ -121,23 +121,28 @@ const DRAIN_MAX_TIME: std::time::Duration = std::time::Duration::from_secs(10);
 /// connection is cut.
 async fn drain(field: &mut actix_multipart::Field, form: &mut actix_multipart::Multipart) {
     let all = async {
-        let mut seen = 0usize;
-        while let Some(Ok(chunk)) = field.next().await {
-            seen += chunk.len();
-            if seen > DRAIN_MAX_BYTES {
-                return;
-            }
+        let mut left = DRAIN_MAX_BYTES;
+        if !drop_chunks(field, &mut left).await {
+            return;
         }
         while let Some(Ok(mut next)) = form.next().await {
-            while let Some(Ok(chunk)) = next.next().await {
-                seen += chunk.len();
-                if seen > DRAIN_MAX_BYTES {
-                    return;
-                }
+            if !drop_chunks(&mut next, &mut left).await {
+                return;
             }
         }
     };
     let _ = tokio::time::timeout(DRAIN_MAX_TIME, all).await;
+}
+
+/// Read one field to its end, counting down `left`; false once it ran out.
+async fn drop_chunks(field: &mut actix_multipart::Field, left: &mut usize) -> bool {
+    while let Some(Ok(chunk)) = field.next().await {
+        match left.checked_sub(chunk.len()) {
+            Some(l) => *left = l,
+            None => return false,
+        }
+    }
+    true
 }
 
 /// Serve an uploaded image or thumbnail (immutable: keys are never reused).
