@@ -39,6 +39,9 @@ enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Print every setting (name, default, what it accepts, meaning) as
+    /// the Markdown table of docs/OPERATIONS.md, and exit.
+    Settings,
     /// Create an administrator account (the only way to get one).
     CreateAdmin {
         #[arg(long)]
@@ -88,11 +91,17 @@ fn read_password_from_stdin() -> Result<String, String> {
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
+    if matches!(cli.command, Some(Command::Settings)) {
+        print!("{}", jangteo::config::settings_table());
+        return Ok(());
+    }
     let pairs = cli.cli_pairs()?;
     let config =
         Config::load(cli.config.as_deref(), std::env::vars(), pairs).map_err(|e| e.to_string())?;
     jangteo::telemetry::init(&config.log, config.log_format);
     match cli.command.unwrap_or(Command::Serve) {
+        // Answered above, before the configuration is read.
+        Command::Settings => Ok(()),
         Command::Serve => {
             let app = Application::build(config)
                 .await
