@@ -4,18 +4,18 @@
 //! "details"?: {...}}` (REST) or as a WebSocket `error` frame. The `code` is
 //! a stable snake_case string from the table in [`Code`], declared once in
 //! `error_codes!` and documented for clients in docs/ERRORS.md; clients
-//! branch on it, never on the message. Area errors (accounts, store, bus,
-//! ...) are `thiserror` enums that map onto a code, so a handler simply
-//! returns `Result<_, ApiError>` and uses `?`.
+//! branch on it, never on the message.
+//!
+//! Each service area speaks its own error (`OrderError`, `PaymentError`,
+//! ..., declared with `area_error!`): a `thiserror` enum whose variants
+//! carry a code through the [`ErrorCode`] trait. Nothing here knows HTTP
+//! beyond the status each code maps to: the response type (`ApiError`, with
+//! `From<E: ErrorCode>`) lives in `crate::http`.
 
 use std::fmt;
 
-use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, ResponseError};
-use serde::Serialize;
 use serde_json::Value;
-use utoipa::ToSchema;
 
 use crate::bus::BusError;
 use crate::store::StoreError;
@@ -226,52 +226,115 @@ impl fmt::Display for Code {
     }
 }
 
-/// The JSON envelope of every error response.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorBody {
-    /// Stable snake_case error code, e.g. `email_taken`.
-    #[schema(example = "validation_failed")]
-    pub code: &'static str,
-    /// Human-readable explanation; may change between releases.
-    pub message: String,
-    /// Optional structured detail, e.g. `{"password": "must be at least 8 characters"}`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub details: Option<Value>,
+/// What an error says about itself, whatever area it comes from: a code
+/// of the table, a message for people, optional details and when to
+/// retry. Every area's error implements it (`area_error!`); the HTTP layer
+/// turns any of them into a response (`http::ApiError: From<E: ErrorCode>`)
+/// and the WebSocket session into an `error` frame.
+pub trait ErrorCode: fmt::Display {
+    fn code(&self) -> Code;
+    /// The human-readable part (may change between releases).
+    fn message(&self) -> String {
+        self.to_string()
+    }
+    fn details(&self) -> Option<Value> {
+        None
+    }
+    fn retry_after_secs(&self) -> Option<u64> {
+        None
+    }
 }
 
-/// An error on its way to the client.
+/// A refusal or failure told by its code: the cases every area shares
+/// (a field that breaks a rule, something not found, a limit, an
+/// unavailable backend) and the long tail of an area's answers. An area's
+/// error holds one in its `Refused` variant; what callers branch on gets a
+/// variant of its own instead.
 #[derive(Debug)]
-pub struct ApiError {
+pub struct Refusal {
     pub code: Code,
     pub message: String,
     pub details: Option<Value>,
     pub retry_after_secs: Option<u64>,
 }
 
-impl ApiError {
-    pub fn new(code: Code, message: impl Into<String>) -> Self {
-        ApiError {
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for Refusal {}
+
+impl ErrorCode for Refusal {
+    fn code(&self) -> Code {
+        self.code
+    }
+    fn message(&self) -> String {
+        self.message.clone()
+    }
+    fn details(&self) -> Option<Value> {
+        self.details.clone()
+    }
+    fn retry_after_secs(&self) -> Option<u64> {
+        self.retry_after_secs
+    }
+}
+
+/// The constructors of the common refusals, for every error that can
+/// hold a [`Refusal`]: each area's error and the HTTP layer's. With the
+/// trait in scope, `OrderError::not_found("order")` and
+/// `ApiError::not_found("order")` read the same.
+pub trait Refuse: From<Refusal> + Sized {
+    /// Change the refusal this error holds (other variants stay as they are).
+    #[must_use]
+    fn map_refusal(self, f: impl FnOnce(Refusal) -> Refusal) -> Self;
+
+    /// Attach structured details.
+    #[must_use]
+    fn with_details(self, details: Value) -> Self {
+        self.map_refusal(|r| Refusal {
+            details: Some(details),
+            ..r
+        })
+    }
+
+    /// Say it in other words (the code stays).
+    #[must_use]
+    fn with_message(self, message: impl Into<String>) -> Self {
+        self.map_refusal(|r| Refusal {
+            message: message.into(),
+            ..r
+        })
+    }
+
+    /// Ask the client to come back after `secs` (`Retry-After`).
+    #[must_use]
+    fn retry_after(self, secs: u64) -> Self {
+        self.map_refusal(|r| Refusal {
+            retry_after_secs: Some(secs),
+            ..r
+        })
+    }
+
+    fn new(code: Code, message: impl Into<String>) -> Self {
+        Refusal {
             code,
             message: message.into(),
             details: None,
             retry_after_secs: None,
         }
-    }
-
-    pub fn with_details(mut self, details: Value) -> Self {
-        self.details = Some(details);
-        self
+        .into()
     }
 
     /// `Ok` when there are no field errors, else 422 `validation_failed`
     /// with `details` mapping each field to its reason.
-    pub fn check_fields(errors: crate::domain::account::FieldErrors) -> Result<(), ApiError> {
+    fn check_fields(errors: crate::domain::account::FieldErrors) -> Result<(), Self> {
         if errors.is_empty() {
             return Ok(());
         }
         let fields: Vec<&str> = errors.keys().copied().collect();
-        Err(ApiError::new(
+        Err(Self::new(
             Code::ValidationFailed,
             format!("invalid fields: {}", fields.join(", ")),
         )
@@ -280,10 +343,10 @@ impl ApiError {
 
     /// A page size: `value` or `default`, refused (400 `invalid_parameter`)
     /// outside `1..=max`.
-    pub fn page_limit(value: Option<i64>, default: i64, max: i64) -> Result<i64, ApiError> {
+    fn page_limit(value: Option<i64>, default: i64, max: i64) -> Result<i64, Self> {
         let v = value.unwrap_or(default);
         if !(1..=max).contains(&v) {
-            return Err(ApiError::new(
+            return Err(Self::new(
                 Code::InvalidParameter,
                 format!("limit must be between 1 and {max}"),
             ));
@@ -292,115 +355,205 @@ impl ApiError {
     }
 
     /// 422 `validation_failed` about one field.
-    pub fn field(field: &'static str, reason: impl Into<String>) -> Self {
+    fn field(field: &'static str, reason: impl Into<String>) -> Self {
         let mut errors = crate::domain::account::FieldErrors::new();
         errors.insert(field, reason.into());
-        match ApiError::check_fields(errors) {
+        match Self::check_fields(errors) {
             Err(e) => e,
-            Ok(()) => ApiError::new(Code::ValidationFailed, format!("invalid field: {field}")),
+            Ok(()) => Self::new(Code::ValidationFailed, format!("invalid field: {field}")),
         }
     }
 
-    pub fn unauthenticated() -> Self {
-        ApiError::new(Code::Unauthenticated, "a valid session is required")
+    fn unauthenticated() -> Self {
+        Self::new(Code::Unauthenticated, "a valid session is required")
     }
 
-    pub fn forbidden(message: impl Into<String>) -> Self {
-        ApiError::new(Code::Forbidden, message)
+    fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(Code::Forbidden, message)
     }
 
-    pub fn not_found(what: &str) -> Self {
-        ApiError::new(Code::NotFound, format!("{what} not found"))
+    fn not_found(what: &str) -> Self {
+        Self::new(Code::NotFound, format!("{what} not found"))
     }
 
     /// 503 `busy`: the bounded queue of `what` (e.g. "password hashing")
     /// is full. Retry after a second.
-    pub fn busy(what: &str) -> Self {
-        ApiError {
+    fn busy(what: &str) -> Self {
+        Refusal {
             code: Code::Busy,
             message: format!("the server is busy ({what}); retry shortly"),
             details: None,
             retry_after_secs: Some(1),
         }
+        .into()
     }
 
-    pub fn rate_limited(retry_after_secs: u64) -> Self {
-        ApiError {
+    fn rate_limited(retry_after_secs: u64) -> Self {
+        Refusal {
             code: Code::RateLimited,
             message: format!("too many attempts; retry in {retry_after_secs} s"),
             details: None,
             retry_after_secs: Some(retry_after_secs),
         }
+        .into()
     }
 
     /// An internal failure: logged here with its cause, shown to the client
     /// as a bare `internal` so no detail of the server leaks.
-    pub fn internal(cause: impl fmt::Display) -> Self {
+    fn internal(cause: impl fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
-        ApiError::new(Code::Internal, "internal server error")
-    }
-
-    pub fn body(&self) -> ErrorBody {
-        ErrorBody {
-            code: self.code.as_str(),
-            message: self.message.clone(),
-            details: self.details.clone(),
-        }
+        Self::new(Code::Internal, "internal server error")
     }
 }
 
-impl fmt::Display for ApiError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.code, self.message)
-    }
-}
-
-impl ResponseError for ApiError {
-    fn status_code(&self) -> StatusCode {
-        self.code.status()
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        let mut resp = HttpResponse::build(self.status_code());
-        if let Some(secs) = self.retry_after_secs {
-            resp.insert_header((header::RETRY_AFTER, HeaderValue::from(secs)));
-        }
-        resp.json(self.body())
+impl Refuse for Refusal {
+    fn map_refusal(self, f: impl FnOnce(Refusal) -> Refusal) -> Self {
+        f(self)
     }
 }
 
 // Conversions from the layers below. They live here, not beside those
-// errors, so the store and the bus never depend on the API error type.
+// errors, so the store and the bus never depend on the services' errors.
 
-impl From<StoreError> for ApiError {
+impl From<StoreError> for Refusal {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Unavailable(why) => {
                 tracing::warn!(error = %why, "backend unavailable");
-                ApiError::new(
+                Refusal::new(
                     Code::Unavailable,
                     "a backend is unavailable; try again shortly",
                 )
             }
-            e => ApiError::internal(e),
+            e => Refusal::internal(e),
         }
     }
 }
 
-impl From<BusError> for ApiError {
+impl From<BusError> for Refusal {
     fn from(e: BusError) -> Self {
         match e {
             BusError::Unavailable(why) => {
                 tracing::warn!(error = %why, "event bus unavailable");
-                ApiError::new(
+                Refusal::new(
                     Code::Unavailable,
                     "a backend is unavailable; try again shortly",
                 )
             }
-            e => ApiError::internal(e),
+            e => Refusal::internal(e),
         }
     }
 }
+
+/// Declares a service area's error: a `thiserror` enum with `Refused`
+/// (a [`Refusal`]), the area's own variants (each with its code and
+/// message) and the errors of the areas it calls (transparent). It
+/// implements [`ErrorCode`] and [`Refuse`] and converts store and bus
+/// errors, so `?` works on them. Another area's error is boxed: a chain
+/// of areas (payments -> orders -> market) stays one pointer wide.
+///
+/// ```text
+/// area_error! {
+///     /// What the accounts service answers instead.
+///     pub enum AccountError {
+///         own {
+///             /// The email has an account.
+///             EmailTaken = EmailTaken, "this email is already registered";
+///         }
+///         from {
+///             Media(MediaError),
+///         }
+///     }
+/// }
+/// ```
+macro_rules! area_error {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            own {
+                $( $(#[doc = $odoc:literal])* $own:ident = $code:ident, $msg:literal; )*
+            }
+            from {
+                $( $(#[doc = $vdoc:literal])* $variant:ident($inner:ty), )*
+            }
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, thiserror::Error)]
+        pub enum $name {
+            /// A refusal or failure told by its code.
+            #[error(transparent)]
+            Refused(#[from] $crate::error::Refusal),
+            $( $(#[doc = $odoc])* #[error($msg)] $own, )*
+            $( $(#[doc = $vdoc])* #[error(transparent)] $variant(Box<$inner>), )*
+        }
+
+        $(
+            impl From<$inner> for $name {
+                fn from(e: $inner) -> Self {
+                    Self::$variant(Box::new(e))
+                }
+            }
+        )*
+
+        impl $crate::error::ErrorCode for $name {
+            fn code(&self) -> $crate::error::Code {
+                match self {
+                    Self::Refused(e) => $crate::error::ErrorCode::code(e),
+                    $( Self::$own => $crate::error::Code::$code, )*
+                    $( Self::$variant(e) => $crate::error::ErrorCode::code(e.as_ref()), )*
+                }
+            }
+            fn message(&self) -> String {
+                match self {
+                    Self::Refused(e) => $crate::error::ErrorCode::message(e),
+                    $( Self::$own => $msg.to_string(), )*
+                    $( Self::$variant(e) => $crate::error::ErrorCode::message(e.as_ref()), )*
+                }
+            }
+            fn details(&self) -> Option<serde_json::Value> {
+                match self {
+                    Self::Refused(e) => $crate::error::ErrorCode::details(e),
+                    $( Self::$own => None, )*
+                    $( Self::$variant(e) => $crate::error::ErrorCode::details(e.as_ref()), )*
+                }
+            }
+            fn retry_after_secs(&self) -> Option<u64> {
+                match self {
+                    Self::Refused(e) => $crate::error::ErrorCode::retry_after_secs(e),
+                    $( Self::$own => None, )*
+                    $( Self::$variant(e) => $crate::error::ErrorCode::retry_after_secs(e.as_ref()), )*
+                }
+            }
+        }
+
+        impl $crate::error::Refuse for $name {
+            fn map_refusal(
+                self,
+                f: impl FnOnce($crate::error::Refusal) -> $crate::error::Refusal,
+            ) -> Self {
+                match self {
+                    Self::Refused(e) => Self::Refused(f(e)),
+                    $( Self::$own => Self::$own, )*
+                    $( Self::$variant(e) => Self::$variant(e), )*
+                }
+            }
+        }
+
+        impl From<$crate::store::StoreError> for $name {
+            fn from(e: $crate::store::StoreError) -> Self {
+                Self::Refused(e.into())
+            }
+        }
+
+        impl From<$crate::bus::BusError> for $name {
+            fn from(e: $crate::bus::BusError) -> Self {
+                Self::Refused(e.into())
+            }
+        }
+    };
+}
+pub(crate) use area_error;
 
 #[cfg(test)]
 mod tests {
@@ -559,24 +712,22 @@ mod tests {
         // Entry points in this file that yield a code without the caller
         // naming it: (call searched for outside this file, what it yields).
         let mut reached: Vec<(&str, Code)> = vec![
-            // Constructors for the common cases.
-            (
-                "ApiError::unauthenticated(",
-                ApiError::unauthenticated().code,
-            ),
-            ("ApiError::forbidden(", ApiError::forbidden("x").code),
-            ("ApiError::not_found(", ApiError::not_found("x").code),
-            ("ApiError::rate_limited(", ApiError::rate_limited(1).code),
-            ("ApiError::busy(", ApiError::busy("x").code),
-            ("ApiError::internal(", ApiError::internal("x").code),
-            // Conversions of store and bus errors (`?` in handlers).
+            // Constructors for the common cases (`Refuse`, on any area's
+            // error or the HTTP layer's).
+            ("::unauthenticated(", Refusal::unauthenticated().code),
+            ("::forbidden(", Refusal::forbidden("x").code),
+            ("::not_found(", Refusal::not_found("x").code),
+            ("::rate_limited(", Refusal::rate_limited(1).code),
+            ("::busy(", Refusal::busy("x").code),
+            ("::internal(", Refusal::internal("x").code),
+            // Conversions of store and bus errors (`?`).
             (
                 "StoreError::Unavailable(",
-                ApiError::from(StoreError::Unavailable(String::new())).code,
+                Refusal::from(StoreError::Unavailable(String::new())).code,
             ),
             (
                 "BusError::Unavailable(",
-                ApiError::from(BusError::Unavailable(String::new())).code,
+                Refusal::from(BusError::Unavailable(String::new())).code,
             ),
         ];
         // The error envelope middleware gives actix's bare error responses
@@ -588,7 +739,9 @@ mod tests {
         }
 
         for code in Code::ALL {
-            let named = called(&format!("Code::{code:?}"));
+            // Named as `Code::Variant`, or as an area's own variant
+            // (`EmailTaken = EmailTaken, "..."` in an `area_error!`).
+            let named = called(&format!("Code::{code:?}")) || called(&format!("= {code:?}, \""));
             let via = reached
                 .iter()
                 .any(|(call, yields)| yields == code && called(call));
@@ -602,7 +755,7 @@ mod tests {
 
     #[test]
     fn unavailable_backends_become_unavailable_and_the_rest_internal() {
-        let code = |e: ApiError| e.code;
+        let code = |e: Refusal| e.code;
         assert_eq!(
             code(StoreError::Unavailable("redis: refused".into()).into()),
             Code::Unavailable

@@ -134,7 +134,7 @@ impl Application {
             .market
             .restore_timers()
             .await
-            .map_err(|e| anyhow::anyhow!(e.message))?;
+            .map_err(|e| anyhow::anyhow!(e.to_string()))?;
         tracing::info!(restored, "reservation timers restored");
         if state.engines.kafka.is_some() {
             // Several nodes: a timer armed on a node that died must still
@@ -152,7 +152,7 @@ impl Application {
                         _ = tick.tick() => {}
                     }
                     if let Err(e) = market.restore_timers().await {
-                        tracing::warn!(error = %e.message, "reservation sweep failed");
+                        tracing::warn!(error = %e, "reservation sweep failed");
                     }
                 }
             });

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use jangteo::config::Config;
+use jangteo::error::ErrorCode as _;
 use jangteo::{AppState, Application};
 
 #[derive(Parser)]
@@ -134,12 +135,8 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .create_admin(&email, &password, &nickname, promote_existing)
                 .await
                 .map_err(|e| {
-                    let details = e
-                        .details
-                        .as_ref()
-                        .map(|d| format!(" {d}"))
-                        .unwrap_or_default();
-                    format!("{}: {}{details}", e.code, e.message)
+                    let details = e.details().map(|d| format!(" {d}")).unwrap_or_default();
+                    format!("{}: {}{details}", e.code(), e.message())
                 })?;
             state.engines().close().await;
             println!(

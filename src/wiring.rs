@@ -230,7 +230,7 @@ pub fn accounts(
         engines.limiter.clone(),
         config.oauth.clone(),
     )
-    .map_err(|e| anyhow::anyhow!("oauth: {}", e.message))?;
+    .map_err(|e| anyhow::anyhow!("oauth: {e}"))?;
     Ok((accounts, oauth))
 }
 
@@ -299,7 +299,7 @@ pub fn media(
                 _ = tick.tick() => {}
             }
             if let Err(e) = sweeping.sweep_orphans().await {
-                tracing::warn!(error = %e.message, "sweeping unused uploads failed");
+                tracing::warn!(error = %e, "sweeping unused uploads failed");
             }
         }
     });

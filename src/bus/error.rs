@@ -1,7 +1,7 @@
 //! The event bus's own error type. Publishing is best-effort for most
 //! callers (they log and go on); readiness reports it per backend; a caller
-//! that must surface it turns it into an API error (`From<BusError> for
-//! ApiError` in `crate::error`).
+//! that must surface it turns it into a refusal (`From<BusError> for
+//! Refusal` in `crate::error`).
 
 /// Failures of a bus adapter.
 #[derive(Debug, thiserror::Error)]

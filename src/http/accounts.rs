@@ -8,7 +8,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{client_ip, Admin, Auth, SESSION_COOKIE};
 use crate::domain::account::{Role, Status, WITHDRAWN_NICKNAME};
-use crate::error::{ApiError, ErrorBody};
+use crate::error::Refuse;
+use crate::http::error::{ApiError, ErrorBody};
 use crate::service::accounts::ProfileChange;
 use crate::store::UserRecord;
 use crate::AppState;

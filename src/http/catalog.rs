@@ -8,7 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::extract::{Admin, Auth, MaybeAuth};
 use super::market::MediaView;
 use crate::domain::product::{ProductSort, ProductStatus, StockState};
-use crate::error::{ApiError, ErrorBody};
+use crate::http::error::{ApiError, ErrorBody};
 use crate::service::catalog::{
     CartView, OptionInput, OptionView, ProductDetail, ProductInput, ProductItem, ProductListRequest,
 };

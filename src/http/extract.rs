@@ -11,7 +11,8 @@ use actix_web::http::StatusCode;
 use actix_web::{mime, web, FromRequest, HttpMessage as _, HttpRequest};
 use serde::de::DeserializeOwned;
 
-use crate::error::{ApiError, Code};
+use crate::error::{Code, Refuse};
+use crate::http::error::ApiError;
 use crate::service::accounts::AuthContext;
 use crate::AppState;
 

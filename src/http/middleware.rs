@@ -16,7 +16,8 @@ use tracing::Instrument as _;
 
 use super::accounts::session_cookie;
 use super::extract::RefreshCookie;
-use crate::error::{ApiError, Code};
+use crate::error::{Code, Refuse};
+use crate::http::error::ApiError;
 use crate::AppState;
 
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod catalog;
+pub mod error;
 pub mod extract;
 pub mod market;
 pub mod middleware;
@@ -26,7 +27,8 @@ use utoipa::OpenApi as _;
 use utoipa_actix_web::{scope, AppExt as _};
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::error::ApiError;
+use crate::error::Refuse;
+use crate::http::error::ApiError;
 use crate::AppState;
 
 /// No route matched: 405 if the path exists under another method, else 404.

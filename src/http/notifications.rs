@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{Admin, Auth};
-use crate::error::{ApiError, ErrorBody};
+use crate::error::Refuse;
+use crate::http::error::{ApiError, ErrorBody};
 use crate::service::notifications::{NotificationView, PrefView};
 use crate::AppState;
 

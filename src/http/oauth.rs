@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::accounts::{session_cookie, Me};
 use super::extract::{client_ip, Auth, OptionalJson};
-use crate::error::{ApiError, ErrorBody};
+use crate::http::error::{ApiError, ErrorBody};
 use crate::service::oauth::{CallbackParams, Outcome, Provider};
 use crate::AppState;
 

@@ -8,7 +8,7 @@ use utoipa::{Modify, OpenApi};
 use crate::domain::listing::{ListingStatus, Sort};
 use crate::domain::order::OrderStatus;
 use crate::domain::product::{ProductSort, ProductStatus, StockState};
-use crate::error::ErrorBody;
+use crate::http::error::ErrorBody;
 
 #[derive(OpenApi)]
 #[openapi(

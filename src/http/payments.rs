@@ -8,7 +8,8 @@ use utoipa::ToSchema;
 
 use super::extract::{Admin, Verified};
 use super::orders::OrderView;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::Refuse;
+use crate::http::error::{ApiError, ErrorBody};
 use crate::service::payments::ConfirmInput;
 use crate::store::sql::{PaymentFailure, PaymentRecord, RefundRecord};
 use crate::AppState;

@@ -8,7 +8,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{Auth, OptionalJson};
 use crate::domain::chat::{self, MemberRole, MessageKind, RoomKind};
-use crate::error::{ApiError, Code, ErrorBody};
+use crate::error::{Code, Refuse};
+use crate::http::error::{ApiError, ErrorBody};
 use crate::service::chat::Page;
 use crate::store::{MemberRecord, MessageRecord, RoomRecord};
 use crate::AppState;

@@ -8,7 +8,8 @@ use serde::Serialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
-use crate::error::{ApiError, Code, ErrorBody};
+use crate::error::{Code, Refuse};
+use crate::http::error::{ApiError, ErrorBody};
 use crate::AppState;
 
 #[derive(Serialize, ToSchema)]

@@ -8,7 +8,8 @@ use std::sync::OnceLock;
 use actix_web::http::header;
 use actix_web::{get, web, HttpRequest, HttpResponse};
 
-use crate::error::ApiError;
+use crate::error::Refuse;
+use crate::http::error::ApiError;
 use crate::AppState;
 
 /// One embedded file.

@@ -40,7 +40,8 @@ use super::wire::{Incoming, Wire, WireError};
 use crate::actors::link::{self, Flushed, Link};
 use crate::actors::{ChatHub, ConnectionSlot, SessionHandle};
 use crate::domain::chat;
-use crate::error::{ApiError, Code, ErrorBody};
+use crate::error::{Code, Refuse};
+use crate::http::error::{ApiError, ErrorBody};
 use crate::protocol::client::{ClientFrame, CLIENT_TYPES};
 use crate::protocol::close::*;
 use crate::protocol::frames::{self, Frame};
@@ -360,7 +361,7 @@ impl Conn {
                             Ok(false) => return Err(session_ended()),
                             // A backend hiccup is no reason to drop everyone;
                             // the next check decides.
-                            Err(e) => tracing::warn!(error = %e.message, "session check failed"),
+                            Err(e) => tracing::warn!(error = %e, "session check failed"),
                         }
                     }
                     if now >= next_beat {

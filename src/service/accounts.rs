@@ -18,9 +18,20 @@ use super::password::PasswordHasher;
 use crate::domain::account::Revocation;
 use crate::domain::account::{self, FieldErrors, Role, Status};
 use crate::domain::now_ms;
-use crate::error::{ApiError, Code};
+use crate::error::{area_error, Code, Refuse};
 use crate::store::sql::{InsertUserError, NewJob, SqlStore, TokenUse, PURPOSE_VERIFY_EMAIL};
 use crate::store::{RateLimiter, SessionStore, UserRecord};
+
+area_error! {
+    /// What the accounts service (sign-up, login, sessions, profiles, verification) answers instead of a result.
+    pub enum AccountError {
+        own {
+            /// The email has an account already.
+            EmailTaken = EmailTaken, "this email is already registered";
+        }
+        from {}
+    }
+}
 
 /// Failed logins from one address may reach this multiple of the per-email
 /// limit (an office or a carrier NAT shares an address).
@@ -176,7 +187,7 @@ impl Accounts {
         password: &str,
         nickname: &str,
         client: Option<IpAddr>,
-    ) -> Result<String, ApiError> {
+    ) -> Result<String, AccountError> {
         if let Some(ip) = client {
             let w = self
                 .limiter
@@ -186,7 +197,7 @@ impl Accounts {
                 )
                 .await?;
             if w.count > self.settings.signup_max_per_address {
-                return Err(ApiError::rate_limited(w.resets_in_secs.max(1)));
+                return Err(AccountError::rate_limited(w.resets_in_secs.max(1)));
             }
         }
         match self
@@ -201,7 +212,7 @@ impl Accounts {
                     .await?;
                 Ok(user.email.unwrap_or_default())
             }
-            Err(e) if e.code == Code::EmailTaken => {
+            Err(AccountError::EmailTaken) => {
                 // The same answer as a new account (the password was hashed
                 // all the same), so sign-up does not tell who has an
                 // account here; the address's owner is told instead.
@@ -220,9 +231,9 @@ impl Accounts {
     /// Spend an emailed verification token: the address it was sent to is
     /// now the user's, proven. Unknown, used or expired tokens, or an
     /// account whose address changed since: `token_invalid`.
-    pub async fn verify_email(&self, token: &str) -> Result<UserRecord, ApiError> {
+    pub async fn verify_email(&self, token: &str) -> Result<UserRecord, AccountError> {
         let invalid = || {
-            ApiError::new(
+            AccountError::new(
                 Code::TokenInvalid,
                 "this link is not valid any more (used, expired or unknown); ask for a new one",
             )
@@ -242,15 +253,15 @@ impl Accounts {
 
     /// Mail the verification link again (at most `email_verify_resend_max`
     /// times an hour).
-    pub async fn resend_verification(&self, ctx: &AuthContext) -> Result<(), ApiError> {
+    pub async fn resend_verification(&self, ctx: &AuthContext) -> Result<(), AccountError> {
         if ctx.user.email_verified_at.is_some() {
-            return Err(ApiError::new(
+            return Err(AccountError::new(
                 Code::Conflict,
                 "your email address is verified already",
             ));
         }
         if ctx.user.email.is_none() {
-            return Err(ApiError::new(
+            return Err(AccountError::new(
                 Code::Conflict,
                 "this account has no email address to verify",
             ));
@@ -260,7 +271,7 @@ impl Accounts {
             .hit(&format!("verify-resend:{}", ctx.user.id), 3600)
             .await?;
         if w.count > self.settings.verify_resend_max {
-            return Err(ApiError::rate_limited(w.resets_in_secs.max(1)));
+            return Err(AccountError::rate_limited(w.resets_in_secs.max(1)));
         }
         self.store
             .enqueue_job(&verify_email_job(ctx.user.id, false), now_ms())
@@ -272,7 +283,10 @@ impl Accounts {
     /// hashed; the raw token goes into the email (the mail job), or to a
     /// test harness that stands in for the mailbox. `None`: the account
     /// has no address, or it is verified already.
-    pub async fn issue_verification_token(&self, user_id: i64) -> Result<Option<String>, ApiError> {
+    pub async fn issue_verification_token(
+        &self,
+        user_id: i64,
+    ) -> Result<Option<String>, AccountError> {
         let Some(user) = self.store.user_by_id(user_id).await? else {
             return Ok(None);
         };
@@ -298,7 +312,7 @@ impl Accounts {
 
     /// End every session of `user` on every node (their sockets close with
     /// 4001).
-    pub(crate) async fn end_all_sessions(&self, user: i64) -> Result<(), ApiError> {
+    pub(crate) async fn end_all_sessions(&self, user: i64) -> Result<(), AccountError> {
         self.sessions.delete_user_sessions(user, None).await?;
         self.revoke(Revocation::User { user, keep: None });
         Ok(())
@@ -311,7 +325,7 @@ impl Accounts {
         password: &str,
         nickname: &str,
         role: Role,
-    ) -> Result<UserRecord, ApiError> {
+    ) -> Result<UserRecord, AccountError> {
         let email = account::normalize_email(email);
         let nickname = account::normalize_nickname(nickname);
         let mut errors = FieldErrors::new();
@@ -322,7 +336,7 @@ impl Accounts {
         } else {
             account::check_member_nickname(&nickname, &mut errors);
         }
-        ApiError::check_fields(errors)?;
+        AccountError::check_fields(errors)?;
         let hash = self.hasher.hash(password.to_string()).await?;
         let now = now_ms();
         let id = self
@@ -330,15 +344,13 @@ impl Accounts {
             .insert_user(&email, &hash, &nickname, role, now)
             .await
             .map_err(|e| match e {
-                InsertUserError::EmailTaken => {
-                    ApiError::new(Code::EmailTaken, "this email is already registered")
-                }
+                InsertUserError::EmailTaken => AccountError::EmailTaken,
                 InsertUserError::Store(e) => e.into(),
             })?;
         self.store
             .user_by_id(id)
             .await?
-            .ok_or_else(|| ApiError::internal(format!("user {id} vanished after insert")))
+            .ok_or_else(|| AccountError::internal(format!("user {id} vanished after insert")))
     }
 
     /// Check credentials and issue a session. Unknown email and wrong
@@ -348,7 +360,7 @@ impl Accounts {
         email: &str,
         password: &str,
         client: Option<IpAddr>,
-    ) -> Result<IssuedSession, ApiError> {
+    ) -> Result<IssuedSession, AccountError> {
         let email = account::normalize_email(email);
         let max = self.settings.login_max_failures;
         let window = self.settings.login_window.as_secs();
@@ -376,7 +388,7 @@ impl Accounts {
             (true, Some(user)) => user,
             _ => {
                 self.limiter.hit(&account_key, window).await?;
-                return Err(ApiError::new(
+                return Err(AccountError::new(
                     Code::InvalidCredentials,
                     "email or password is incorrect",
                 ));
@@ -388,7 +400,10 @@ impl Accounts {
     }
 
     /// A new session for `user` (a password login, or a provider sign-in).
-    pub(crate) async fn issue_session(&self, user: UserRecord) -> Result<IssuedSession, ApiError> {
+    pub(crate) async fn issue_session(
+        &self,
+        user: UserRecord,
+    ) -> Result<IssuedSession, AccountError> {
         let token = new_token();
         let now = now_ms();
         let expires_at = now.saturating_add(ms(self.settings.session_ttl));
@@ -405,7 +420,7 @@ impl Accounts {
     /// Resolve a bearer token to its caller, sliding the expiry forward.
     /// The write is throttled: the expiry moves at most once a minute (or a
     /// tenth of the TTL if shorter), not on every request.
-    pub async fn authenticate(&self, token: &str) -> Result<Option<AuthContext>, ApiError> {
+    pub async fn authenticate(&self, token: &str) -> Result<Option<AuthContext>, AccountError> {
         if token.is_empty() || token.len() > 128 {
             return Ok(None);
         }
@@ -416,7 +431,7 @@ impl Accounts {
     /// revoked, or its user no longer active: no.) With `slide`, the
     /// connection was used since the last check and the expiry slides as
     /// for a request; an idle connection does not keep a session alive.
-    pub async fn session_alive(&self, token_hash: &str, slide: bool) -> Result<bool, ApiError> {
+    pub async fn session_alive(&self, token_hash: &str, slide: bool) -> Result<bool, AccountError> {
         Ok(self
             .authenticate_hash(token_hash.to_string(), slide)
             .await?
@@ -427,7 +442,7 @@ impl Accounts {
         &self,
         token_hash: String,
         slide: bool,
-    ) -> Result<Option<AuthContext>, ApiError> {
+    ) -> Result<Option<AuthContext>, AccountError> {
         let now = now_ms();
         let Some(session) = self.sessions.find_session(&token_hash, now).await? else {
             return Ok(None);
@@ -456,7 +471,7 @@ impl Accounts {
         }))
     }
 
-    pub async fn logout(&self, ctx: &AuthContext) -> Result<(), ApiError> {
+    pub async fn logout(&self, ctx: &AuthContext) -> Result<(), AccountError> {
         self.sessions.delete_session(&ctx.token_hash).await?;
         self.revoke(Revocation::Session {
             user: ctx.user.id,
@@ -472,13 +487,16 @@ impl Accounts {
         ctx: &AuthContext,
         field: &'static str,
         password: Option<&str>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), AccountError> {
         let limit = [Limit::new(
             format!("confirm:user:{}", ctx.user.id),
             self.settings.login_max_failures,
         )];
         let Some(password) = password else {
-            return ApiError::check_fields(FieldErrors::from([(field, "is required".to_string())]));
+            return AccountError::check_fields(FieldErrors::from([(
+                field,
+                "is required".to_string(),
+            )]));
         };
         attempts::claim(&self.limiter, &limit, self.settings.login_window.as_secs()).await?;
         let stored = self
@@ -487,7 +505,7 @@ impl Accounts {
             .await?
             .and_then(|u| u.password_hash);
         if !self.hasher.verify(password.to_string(), stored).await? {
-            return ApiError::check_fields(FieldErrors::from([(
+            return AccountError::check_fields(FieldErrors::from([(
                 field,
                 "is incorrect".to_string(),
             )]));
@@ -498,7 +516,7 @@ impl Accounts {
 
     /// Does the caller's account have a password (read fresh, not from the
     /// session's copy)?
-    pub async fn has_password(&self, ctx: &AuthContext) -> Result<bool, ApiError> {
+    pub async fn has_password(&self, ctx: &AuthContext) -> Result<bool, AccountError> {
         Ok(self
             .store
             .user_by_id(ctx.user.id)
@@ -512,7 +530,7 @@ impl Accounts {
         &self,
         ctx: &AuthContext,
         change: ProfileChange,
-    ) -> Result<UserRecord, ApiError> {
+    ) -> Result<UserRecord, AccountError> {
         let mut errors = FieldErrors::new();
         let nickname = change.nickname.as_deref().map(account::normalize_nickname);
         if let Some(n) = &nickname {
@@ -533,7 +551,7 @@ impl Accounts {
         if nickname.is_none() && change.new_password.is_none() && errors.is_empty() {
             errors.insert("body", "nothing to change".to_string());
         }
-        ApiError::check_fields(errors)?;
+        AccountError::check_fields(errors)?;
         if let Some(new_password) = change.new_password {
             // An account signed up through a provider sets its first
             // password without one to confirm.
@@ -561,7 +579,7 @@ impl Accounts {
         self.store
             .user_by_id(ctx.user.id)
             .await?
-            .ok_or_else(ApiError::unauthenticated)
+            .ok_or_else(AccountError::unauthenticated)
     }
 
     /// Withdraw the caller's account (password confirmation required) and
@@ -573,7 +591,7 @@ impl Accounts {
         &self,
         ctx: &AuthContext,
         password: Option<&str>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), AccountError> {
         if self.has_password(ctx).await? {
             self.confirm_password(ctx, "password", password).await?;
         }
@@ -588,11 +606,15 @@ impl Accounts {
         Ok(())
     }
 
-    pub async fn user(&self, id: i64) -> Result<Option<UserRecord>, ApiError> {
+    pub async fn user(&self, id: i64) -> Result<Option<UserRecord>, AccountError> {
         Ok(self.store.user_by_id(id).await?)
     }
 
-    pub async fn list_users(&self, after_id: i64, limit: i64) -> Result<Vec<UserRecord>, ApiError> {
+    pub async fn list_users(
+        &self,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<UserRecord>, AccountError> {
         Ok(self.store.list_users(after_id, limit).await?)
     }
 
@@ -604,23 +626,23 @@ impl Accounts {
         password: &str,
         nickname: &str,
         promote_existing: bool,
-    ) -> Result<UserRecord, ApiError> {
+    ) -> Result<UserRecord, AccountError> {
         match self
             .create_user(email, password, nickname, Role::Admin)
             .await
         {
-            Err(e) if e.code == Code::EmailTaken && promote_existing => {
+            Err(AccountError::EmailTaken) if promote_existing => {
                 let email = account::normalize_email(email);
                 let user = self
                     .store
                     .user_by_email(&email)
                     .await?
-                    .ok_or_else(|| ApiError::not_found("user"))?;
+                    .ok_or_else(|| AccountError::not_found("user"))?;
                 self.store.set_role(user.id, Role::Admin, now_ms()).await?;
                 self.store
                     .user_by_id(user.id)
                     .await?
-                    .ok_or_else(|| ApiError::not_found("user"))
+                    .ok_or_else(|| AccountError::not_found("user"))
             }
             other => other,
         }

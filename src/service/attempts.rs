@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use crate::error::ApiError;
+use crate::error::{Refusal, Refuse};
 use crate::store::RateLimiter;
 
 /// One counter an attempt is charged to.
@@ -32,7 +32,7 @@ pub async fn claim(
     limiter: &Arc<dyn RateLimiter>,
     limits: &[Limit],
     window_secs: u64,
-) -> Result<(), ApiError> {
+) -> Result<(), Refusal> {
     let mut wait = None;
     for l in limits {
         let w = limiter.hit(&l.key, window_secs).await?;
@@ -41,13 +41,13 @@ pub async fn claim(
         }
     }
     match wait {
-        Some(secs) => Err(ApiError::rate_limited(secs)),
+        Some(secs) => Err(Refusal::rate_limited(secs)),
         None => Ok(()),
     }
 }
 
 /// The attempt succeeded: give back its counts.
-pub async fn release(limiter: &Arc<dyn RateLimiter>, limits: &[Limit]) -> Result<(), ApiError> {
+pub async fn release(limiter: &Arc<dyn RateLimiter>, limits: &[Limit]) -> Result<(), Refusal> {
     for l in limits {
         limiter.release(&l.key).await?;
     }

@@ -18,7 +18,7 @@ use crate::domain::order;
 use crate::domain::product::{
     self, ProductCursor, ProductSort, ProductStatus, StockState, PRODUCT_CATEGORIES,
 };
-use crate::error::{ApiError, Code};
+use crate::error::{area_error, Code, Refuse};
 use crate::service::events::publish_job;
 use crate::store::sql::NewJob;
 use crate::store::sql::{
@@ -26,6 +26,14 @@ use crate::store::sql::{
     ProductQuery, ProductRecord, ProductReviewRecord, SkuWrite, SqlStore, StockChange,
     StockOutcome,
 };
+
+area_error! {
+    /// What the shop catalogue (products, options, stock, cart) answers instead of a result.
+    pub enum CatalogError {
+        own {}
+        from {}
+    }
+}
 
 /// Shop settings (`config.shop`).
 #[derive(Debug, Clone, Copy)]
@@ -148,12 +156,12 @@ const MAX_PAGE: i64 = 100;
 const DEFAULT_PAGE: i64 = 20;
 const REASON_MAX_CHARS: usize = 500;
 
-fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
-    ApiError::page_limit(limit, DEFAULT_PAGE, MAX_PAGE)
+fn page_limit(limit: Option<i64>) -> Result<i64, CatalogError> {
+    CatalogError::page_limit(limit, DEFAULT_PAGE, MAX_PAGE)
 }
 
-fn sku_taken() -> ApiError {
-    ApiError::field("options.sku", "is already used by another option")
+fn sku_taken() -> CatalogError {
+    CatalogError::field("options.sku", "is already used by another option")
 }
 
 impl Catalog {
@@ -204,7 +212,7 @@ impl Catalog {
         admin: UserId,
         images: &[i64],
         errors: &mut FieldErrors,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), CatalogError> {
         if images.len() > crate::domain::listing::MAX_IMAGES {
             errors.insert(
                 "images",
@@ -239,7 +247,7 @@ impl Catalog {
         &self,
         admin: UserId,
         input: ProductInput,
-    ) -> Result<ProductDetail, ApiError> {
+    ) -> Result<ProductDetail, CatalogError> {
         let mut errors = FieldErrors::new();
         for (field, present) in [
             ("name", input.name.is_some()),
@@ -264,11 +272,11 @@ impl Catalog {
             Self::check_options(base, input.options.as_deref().unwrap_or(&[]), &mut errors);
         let images = input.images.unwrap_or_default();
         self.check_images(admin, &images, &mut errors).await?;
-        ApiError::check_fields(errors)?;
+        CatalogError::check_fields(errors)?;
         let (Some(name), Some(brand), Some(category), Some(base_price)) =
             (input.name, input.brand, input.category, input.base_price)
         else {
-            return Err(ApiError::internal("validated product fields missing"));
+            return Err(CatalogError::internal("validated product fields missing"));
         };
         let description = input.description.unwrap_or_default();
         let fields = ProductFields {
@@ -286,15 +294,15 @@ impl Catalog {
         {
             SkuWrite::Done(id) => self.product_detail(id, Some(admin), true).await,
             SkuWrite::SkuTaken => Err(sku_taken()),
-            SkuWrite::TooMany => Err(ApiError::internal("a new product has no options yet")),
+            SkuWrite::TooMany => Err(CatalogError::internal("a new product has no options yet")),
         }
     }
 
     /// A product that exists and is not deleted (any status: admins).
-    async fn live_product(&self, id: i64) -> Result<ProductRecord, ApiError> {
+    async fn live_product(&self, id: i64) -> Result<ProductRecord, CatalogError> {
         match self.sql.product(id).await? {
             Some(p) if !p.deleted => Ok(p),
-            _ => Err(ApiError::not_found("product")),
+            _ => Err(CatalogError::not_found("product")),
         }
     }
 
@@ -303,7 +311,7 @@ impl Catalog {
         admin: UserId,
         id: i64,
         input: ProductInput,
-    ) -> Result<ProductDetail, ApiError> {
+    ) -> Result<ProductDetail, CatalogError> {
         let current = self.live_product(id).await?;
         let mut errors = FieldErrors::new();
         product::check_product(
@@ -333,7 +341,7 @@ impl Catalog {
                 errors.insert("base_price", "would make an option's price negative".into());
             }
         }
-        ApiError::check_fields(errors)?;
+        CatalogError::check_fields(errors)?;
         let name = input.name.as_deref().map(str::trim);
         let brand = input.brand.as_deref().map(str::trim);
         let description = input.description.as_deref().map(str::trim);
@@ -356,7 +364,7 @@ impl Catalog {
         self.product_detail(id, Some(admin), true).await
     }
 
-    pub async fn delete_product(&self, id: i64) -> Result<(), ApiError> {
+    pub async fn delete_product(&self, id: i64) -> Result<(), CatalogError> {
         self.live_product(id).await?;
         self.sql.delete_product(id, now_ms()).await?;
         Ok(())
@@ -366,7 +374,7 @@ impl Catalog {
         &self,
         product_id: i64,
         input: OptionInput,
-    ) -> Result<ProductDetail, ApiError> {
+    ) -> Result<ProductDetail, CatalogError> {
         let p = self.live_product(product_id).await?;
         let mut errors = FieldErrors::new();
         let existing = self.sql.product_options(product_id).await?;
@@ -377,9 +385,9 @@ impl Catalog {
             );
         }
         let mut options = Self::check_options(Won(p.base_price), &[input], &mut errors);
-        ApiError::check_fields(errors)?;
+        CatalogError::check_fields(errors)?;
         let Some(option) = options.pop() else {
-            return Err(ApiError::internal("checked option missing"));
+            return Err(CatalogError::internal("checked option missing"));
         };
         match self
             .sql
@@ -388,7 +396,7 @@ impl Catalog {
         {
             SkuWrite::Done(_) => self.product_detail(product_id, None, true).await,
             SkuWrite::SkuTaken => Err(sku_taken()),
-            SkuWrite::TooMany => Err(ApiError::field(
+            SkuWrite::TooMany => Err(CatalogError::field(
                 "options",
                 format!("at most {} options", product::MAX_OPTIONS),
             )),
@@ -396,10 +404,13 @@ impl Catalog {
     }
 
     /// A live option of a live product.
-    async fn live_option(&self, option_id: i64) -> Result<(OptionRecord, ProductRecord), ApiError> {
+    async fn live_option(
+        &self,
+        option_id: i64,
+    ) -> Result<(OptionRecord, ProductRecord), CatalogError> {
         match self.sql.option_with_product(option_id).await? {
             Some((o, p)) if !o.deleted && !p.deleted => Ok((o, p)),
-            _ => Err(ApiError::not_found("option")),
+            _ => Err(CatalogError::not_found("option")),
         }
     }
 
@@ -408,7 +419,7 @@ impl Catalog {
         option_id: i64,
         label: Option<String>,
         price_delta: Option<i64>,
-    ) -> Result<ProductDetail, ApiError> {
+    ) -> Result<ProductDetail, CatalogError> {
         let (o, p) = self.live_option(option_id).await?;
         let label = label.map_or(o.label.clone(), |l| l.trim().to_string());
         let delta = price_delta.unwrap_or(o.price_delta);
@@ -421,12 +432,12 @@ impl Catalog {
             o.stock,
             &mut errors,
         );
-        ApiError::check_fields(errors)?;
+        CatalogError::check_fields(errors)?;
         self.sql.update_option(option_id, &label, delta).await?;
         self.product_detail(p.id, None, true).await
     }
 
-    pub async fn delete_option(&self, option_id: i64) -> Result<(), ApiError> {
+    pub async fn delete_option(&self, option_id: i64) -> Result<(), CatalogError> {
         self.live_option(option_id).await?;
         self.sql.delete_option(option_id, now_ms()).await?;
         Ok(())
@@ -441,7 +452,7 @@ impl Catalog {
         option_id: i64,
         change: StockChange,
         reason: &str,
-    ) -> Result<OptionView, ApiError> {
+    ) -> Result<OptionView, CatalogError> {
         let reason = reason.trim();
         let mut errors = FieldErrors::new();
         let n = reason.chars().count();
@@ -463,7 +474,7 @@ impl Catalog {
             }
             _ => {}
         }
-        ApiError::check_fields(errors)?;
+        CatalogError::check_fields(errors)?;
         let (o, p) = self.live_option(option_id).await?;
         let low = |before, after| {
             self.low_stock_job(StockMove {
@@ -481,8 +492,8 @@ impl Catalog {
             .change_stock(option_id, admin, change, reason, &low, now_ms())
             .await?
         {
-            StockOutcome::NoOption => Err(ApiError::not_found("option")),
-            StockOutcome::WouldGoNegative { stock } => Err(ApiError::new(
+            StockOutcome::NoOption => Err(CatalogError::not_found("option")),
+            StockOutcome::WouldGoNegative { stock } => Err(CatalogError::new(
                 Code::InvalidState,
                 format!("only {stock} in stock; stock cannot go below zero"),
             )),
@@ -522,10 +533,10 @@ impl Catalog {
         option_id: i64,
         before: Option<i64>,
         limit: Option<i64>,
-    ) -> Result<Vec<AdjustmentRecord>, ApiError> {
+    ) -> Result<Vec<AdjustmentRecord>, CatalogError> {
         let limit = page_limit(limit)?;
         if self.sql.option_with_product(option_id).await?.is_none() {
-            return Err(ApiError::not_found("option"));
+            return Err(CatalogError::not_found("option"));
         }
         Ok(self.sql.stock_adjustments(option_id, before, limit).await?)
     }
@@ -537,10 +548,10 @@ impl Catalog {
         id: i64,
         viewer: Option<UserId>,
         admin_view: bool,
-    ) -> Result<ProductDetail, ApiError> {
+    ) -> Result<ProductDetail, CatalogError> {
         let p = self.live_product(id).await?;
         if !admin_view && !p.status.is_public() {
-            return Err(ApiError::not_found("product"));
+            return Err(CatalogError::not_found("product"));
         }
         let options = self.sql.product_options(id).await?;
         let images = self.sql.product_images(id).await?;
@@ -563,7 +574,7 @@ impl Catalog {
         &self,
         req: ProductListRequest,
         admin_view: bool,
-    ) -> Result<ProductPage, ApiError> {
+    ) -> Result<ProductPage, CatalogError> {
         let limit = page_limit(req.limit)?;
         let sort = req.sort.unwrap_or(ProductSort::Newest);
         let after = match &req.cursor {
@@ -571,7 +582,7 @@ impl Catalog {
             Some(c) => match ProductCursor::decode(c) {
                 Some(c) if c.sort == sort => Some(c),
                 _ => {
-                    return Err(ApiError::new(
+                    return Err(CatalogError::new(
                         Code::InvalidParameter,
                         "cursor is not valid for this sort; start again without it",
                     ))
@@ -597,7 +608,7 @@ impl Catalog {
         if q.as_ref().is_some_and(|q| q.chars().count() > 100) {
             errors.insert("q", "must be at most 100 characters".into());
         }
-        ApiError::check_fields(errors)?;
+        CatalogError::check_fields(errors)?;
         let query = ProductQuery {
             category: req.category,
             brand: req
@@ -639,7 +650,7 @@ impl Catalog {
         })
     }
 
-    async fn items(&self, rows: Vec<ProductRecord>) -> Result<Vec<ProductItem>, ApiError> {
+    async fn items(&self, rows: Vec<ProductRecord>) -> Result<Vec<ProductItem>, CatalogError> {
         let ids: Vec<i64> = rows.iter().map(|p| p.id).collect();
         let mut thumbs = self.sql.product_thumbnails(&ids).await?;
         let in_stock = self.sql.products_in_stock(&ids).await?;
@@ -658,7 +669,7 @@ impl Catalog {
         user: UserId,
         product_id: i64,
         on: bool,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), CatalogError> {
         if on {
             // Only what the public sees can be wished for; removing works
             // for anything (a product hidden since).
@@ -676,14 +687,14 @@ impl Catalog {
         user: UserId,
         cursor: Option<&str>,
         limit: Option<i64>,
-    ) -> Result<(Vec<(i64, ProductItem)>, Option<String>), ApiError> {
+    ) -> Result<(Vec<(i64, ProductItem)>, Option<String>), CatalogError> {
         let limit = page_limit(limit)?;
         let after = match cursor {
             None => None,
             Some(c) => Some(
                 c.split_once(':')
                     .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
-                    .ok_or_else(|| ApiError::new(Code::InvalidParameter, "bad cursor"))?,
+                    .ok_or_else(|| CatalogError::new(Code::InvalidParameter, "bad cursor"))?,
             ),
         };
         let mut rows = self.sql.wishlist(user, after, limit + 1).await?;
@@ -701,11 +712,11 @@ impl Catalog {
 
     // ------------------------------------------------------------ cart
 
-    fn check_quantity(q: i64) -> Result<(), ApiError> {
+    fn check_quantity(q: i64) -> Result<(), CatalogError> {
         if u32::try_from(q).is_ok_and(order::quantity_ok) {
             Ok(())
         } else {
-            Err(ApiError::field(
+            Err(CatalogError::field(
                 "quantity",
                 format!("must be {}..={}", order::MIN_QUANTITY, order::MAX_QUANTITY),
             ))
@@ -718,15 +729,17 @@ impl Catalog {
         user: UserId,
         option_id: i64,
         quantity: i64,
-    ) -> Result<CartView, ApiError> {
+    ) -> Result<CartView, CatalogError> {
         Self::check_quantity(quantity)?;
         let (o, p) = self.live_option(option_id).await?;
         if !p.status.is_public() {
-            return Err(ApiError::not_found("option"));
+            return Err(CatalogError::not_found("option"));
         }
         if !p.status.is_buyable() || o.stock <= 0 {
-            return Err(ApiError::new(Code::OutOfStock, "this option is sold out")
-                .with_details(json!({"options": [option_id]})));
+            return Err(
+                CatalogError::new(Code::OutOfStock, "this option is sold out")
+                    .with_details(json!({"options": [option_id]})),
+            );
         }
         match self
             .sql
@@ -743,7 +756,7 @@ impl Catalog {
             .await?
         {
             CartAdd::Quantity(_) => self.cart(user).await,
-            CartAdd::Full => Err(ApiError::new(
+            CartAdd::Full => Err(CatalogError::new(
                 Code::LimitReached,
                 format!(
                     "a cart holds at most {} lines (as many as one order); order or remove some first",
@@ -751,7 +764,7 @@ impl Catalog {
                 ),
             )
             .with_details(json!({"limit": "cart_lines", "max": order::MAX_LINES}))),
-            CartAdd::TooMany { current } => Err(ApiError::field(
+            CartAdd::TooMany { current } => Err(CatalogError::field(
                 "quantity",
                 format!(
                     "the line has {current}; at most {} per line",
@@ -766,31 +779,31 @@ impl Catalog {
         user: UserId,
         option_id: i64,
         quantity: i64,
-    ) -> Result<CartView, ApiError> {
+    ) -> Result<CartView, CatalogError> {
         Self::check_quantity(quantity)?;
         if !self
             .sql
             .cart_set(user, option_id, quantity, now_ms())
             .await?
         {
-            return Err(ApiError::not_found("cart line"));
+            return Err(CatalogError::not_found("cart line"));
         }
         self.cart(user).await
     }
 
-    pub async fn cart_remove(&self, user: UserId, option_id: i64) -> Result<(), ApiError> {
+    pub async fn cart_remove(&self, user: UserId, option_id: i64) -> Result<(), CatalogError> {
         if self.sql.cart_remove(user, Some(&[option_id])).await? == 0 {
-            return Err(ApiError::not_found("cart line"));
+            return Err(CatalogError::not_found("cart line"));
         }
         Ok(())
     }
 
-    pub async fn cart_clear(&self, user: UserId) -> Result<(), ApiError> {
+    pub async fn cart_clear(&self, user: UserId) -> Result<(), CatalogError> {
         self.sql.cart_remove(user, None).await?;
         Ok(())
     }
 
-    pub async fn cart(&self, user: UserId) -> Result<CartView, ApiError> {
+    pub async fn cart(&self, user: UserId) -> Result<CartView, CatalogError> {
         let rows = self.sql.cart(user).await?;
         let lines: Vec<CartLine> = rows
             .into_iter()
@@ -837,7 +850,7 @@ impl Catalog {
         rating: i64,
         text: &str,
         images: &[i64],
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), CatalogError> {
         let mut errors = FieldErrors::new();
         if !(1..=5).contains(&rating) {
             errors.insert("rating", "must be 1..=5".into());
@@ -854,7 +867,7 @@ impl Catalog {
         } else {
             self.check_images(author, images, &mut errors).await?;
         }
-        ApiError::check_fields(errors)
+        CatalogError::check_fields(errors)
     }
 
     pub async fn review_product(
@@ -865,17 +878,20 @@ impl Catalog {
         rating: i64,
         text: &str,
         images: &[i64],
-    ) -> Result<ProductReviewRecord, ApiError> {
+    ) -> Result<ProductReviewRecord, CatalogError> {
         self.product_detail(product_id, None, false).await?;
         let line = match self.sql.reviewable_line(line_id).await? {
             Some(l) if l.buyer_id == author.get() => l,
-            _ => return Err(ApiError::not_found("order line")),
+            _ => return Err(CatalogError::not_found("order line")),
         };
         if line.product_id != Some(product_id) {
-            return Err(ApiError::field("line_id", "is not a line of this product"));
+            return Err(CatalogError::field(
+                "line_id",
+                "is not a line of this product",
+            ));
         }
         if !matches!(line.order_status.as_str(), "paid" | "partially_cancelled") {
-            return Err(ApiError::new(
+            return Err(CatalogError::new(
                 Code::InvalidState,
                 "only a paid order line can be reviewed",
             ));
@@ -890,8 +906,8 @@ impl Catalog {
                 .sql
                 .product_review(id)
                 .await?
-                .ok_or_else(|| ApiError::internal("review vanished")),
-            None => Err(ApiError::new(
+                .ok_or_else(|| CatalogError::internal("review vanished")),
+            None => Err(CatalogError::new(
                 Code::AlreadyReviewed,
                 "this order line is reviewed already; edit that review instead",
             )),
@@ -903,10 +919,10 @@ impl Catalog {
         &self,
         product_id: i64,
         review_id: i64,
-    ) -> Result<ProductReviewRecord, ApiError> {
+    ) -> Result<ProductReviewRecord, CatalogError> {
         match self.sql.product_review(review_id).await? {
             Some(r) if r.product_id == product_id => Ok(r),
-            _ => Err(ApiError::not_found("review")),
+            _ => Err(CatalogError::not_found("review")),
         }
     }
 
@@ -918,10 +934,10 @@ impl Catalog {
         rating: Option<i64>,
         text: Option<String>,
         images: Option<Vec<i64>>,
-    ) -> Result<ProductReviewRecord, ApiError> {
+    ) -> Result<ProductReviewRecord, CatalogError> {
         let r = self.review_of(product_id, review_id).await?;
         if r.user_id != author.get() {
-            return Err(ApiError::forbidden("only its author may edit a review"));
+            return Err(CatalogError::forbidden("only its author may edit a review"));
         }
         let rating = rating.unwrap_or(r.rating);
         let text = text.unwrap_or_else(|| r.body.clone());
@@ -939,10 +955,10 @@ impl Catalog {
         admin: bool,
         product_id: i64,
         review_id: i64,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), CatalogError> {
         let r = self.review_of(product_id, review_id).await?;
         if r.user_id != user.get() && !admin {
-            return Err(ApiError::forbidden(
+            return Err(CatalogError::forbidden(
                 "only its author or an administrator may delete a review",
             ));
         }
@@ -955,7 +971,7 @@ impl Catalog {
         product_id: i64,
         before: Option<i64>,
         limit: Option<i64>,
-    ) -> Result<Vec<ProductReviewRecord>, ApiError> {
+    ) -> Result<Vec<ProductReviewRecord>, CatalogError> {
         let limit = page_limit(limit)?;
         self.product_detail(product_id, None, false).await?;
         Ok(self.sql.product_reviews(product_id, before, limit).await?)

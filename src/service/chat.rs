@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use crate::actors::handle::ChatError;
+use crate::actors::handle::ChatError as HubError;
 use serde_json::json;
 
 use super::password::PasswordHasher;
@@ -15,11 +15,19 @@ use crate::domain::account::{FieldErrors, Status};
 use crate::domain::chat::{self, MemberRole, MessageKind, RoomKind};
 use crate::domain::ids::UserId;
 use crate::domain::now_ms;
-use crate::error::{ApiError, Code};
+use crate::error::{area_error, Code, Refuse};
 use crate::protocol::frames;
 use crate::service::attempts::{self, Limit};
 use crate::store::sql::{JoinOutcome, MyRoom, NewOpenRoom, SqlStore};
 use crate::store::{MemberRecord, MessageRecord, MessageStore, RateLimiter, RoomRecord};
+
+area_error! {
+    /// What the chat service (rooms, messages, members) answers instead of a result.
+    pub enum ChatError {
+        own {}
+        from {}
+    }
+}
 
 /// How long a REST read waits for its pointer to be committed.
 const READ_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -43,8 +51,8 @@ pub enum Page {
     After(i64),
 }
 
-fn not_member() -> ApiError {
-    ApiError::new(Code::NotMember, "you are not a member of this room")
+fn not_member() -> ChatError {
+    ChatError::new(Code::NotMember, "you are not a member of this room")
 }
 
 impl Chat {
@@ -72,11 +80,11 @@ impl Chat {
         &self.hub
     }
 
-    async fn room(&self, room_id: i64) -> Result<RoomRecord, ApiError> {
+    async fn room(&self, room_id: i64) -> Result<RoomRecord, ChatError> {
         self.sql
             .room(room_id)
             .await?
-            .ok_or_else(|| ApiError::not_found("room"))
+            .ok_or_else(|| ChatError::not_found("room"))
     }
 
     /// The room and the caller's membership; 403 `not_member` if none.
@@ -84,7 +92,7 @@ impl Chat {
         &self,
         user: i64,
         room_id: i64,
-    ) -> Result<(RoomRecord, MemberRecord), ApiError> {
+    ) -> Result<(RoomRecord, MemberRecord), ChatError> {
         let room = self.room(room_id).await?;
         let member = self
             .sql
@@ -100,7 +108,7 @@ impl Chat {
         &self,
         user: i64,
         room_id: i64,
-    ) -> Result<(RoomRecord, Option<MemberRecord>), ApiError> {
+    ) -> Result<(RoomRecord, Option<MemberRecord>), ChatError> {
         let room = self.room(room_id).await?;
         let member = self.sql.member(room_id, user).await?;
         if room.kind == RoomKind::Direct && member.is_none() {
@@ -117,7 +125,7 @@ impl Chat {
         capacity: Option<i64>,
         passcode: Option<&str>,
         min_manner_score: Option<f64>,
-    ) -> Result<RoomRecord, ApiError> {
+    ) -> Result<RoomRecord, ChatError> {
         let description = description.unwrap_or("").trim().to_string();
         let capacity = capacity.unwrap_or(chat::DEFAULT_CAPACITY);
         let mut errors = FieldErrors::new();
@@ -125,7 +133,7 @@ impl Chat {
         if min_manner_score.is_some_and(|m| !(0.0..=99.0).contains(&m)) {
             errors.insert("min_manner_score", "must be between 0 and 99".into());
         }
-        ApiError::check_fields(errors)?;
+        ChatError::check_fields(errors)?;
         let passcode_hash = match passcode {
             Some(p) => Some(self.hasher.hash(p.to_string()).await?),
             None => None,
@@ -149,16 +157,16 @@ impl Chat {
     }
 
     /// The one direct room between `user` and `peer`; `true` if created now.
-    pub async fn direct(&self, user: i64, peer: i64) -> Result<(RoomRecord, bool), ApiError> {
+    pub async fn direct(&self, user: i64, peer: i64) -> Result<(RoomRecord, bool), ChatError> {
         if user == peer {
-            ApiError::check_fields(FieldErrors::from([(
+            ChatError::check_fields(FieldErrors::from([(
                 "peer",
                 "cannot chat with yourself".to_string(),
             )]))?;
         }
         let other = self.sql.user_by_id(peer).await?;
         if !other.is_some_and(|u| u.status == Status::Active) {
-            return Err(ApiError::not_found("user"));
+            return Err(ChatError::not_found("user"));
         }
         let (id, created) = self
             .sql
@@ -173,7 +181,7 @@ impl Chat {
     }
 
     /// A user's manner score (`domain::listing::manner_score`).
-    pub async fn manner_score(&self, user: i64) -> Result<f64, ApiError> {
+    pub async fn manner_score(&self, user: i64) -> Result<f64, ChatError> {
         let s = self.sql.review_summary(user).await?;
         Ok(crate::domain::listing::manner_score(s.good, s.bad))
     }
@@ -183,7 +191,7 @@ impl Chat {
         q: &str,
         before_id: Option<i64>,
         limit: i64,
-    ) -> Result<Vec<RoomRecord>, ApiError> {
+    ) -> Result<Vec<RoomRecord>, ChatError> {
         Ok(self
             .sql
             .search_open_rooms(q.trim(), before_id.unwrap_or(i64::MAX), limit)
@@ -208,10 +216,10 @@ impl Chat {
         user: i64,
         room_id: i64,
         passcode: Option<&str>,
-    ) -> Result<RoomRecord, ApiError> {
+    ) -> Result<RoomRecord, ChatError> {
         let room = self.room(room_id).await?;
         if room.kind == RoomKind::Direct {
-            return Err(ApiError::new(
+            return Err(ChatError::new(
                 Code::Conflict,
                 "direct rooms cannot be joined",
             ));
@@ -222,7 +230,7 @@ impl Chat {
         if let Some(min) = room.min_manner_score {
             let mine = self.manner_score(user).await?;
             if mine < min {
-                return Err(ApiError::forbidden(format!(
+                return Err(ChatError::forbidden(format!(
                     "this room requires a manner score of at least {min:.1} (yours: {mine:.1})"
                 )));
             }
@@ -244,7 +252,7 @@ impl Chat {
                 None => false,
             };
             if !ok {
-                return Err(ApiError::new(
+                return Err(ChatError::new(
                     Code::BadPasscode,
                     "wrong or missing passcode",
                 ));
@@ -282,21 +290,25 @@ impl Chat {
                 self.room(room_id).await
             }
             JoinOutcome::AlreadyMember => self.room(room_id).await,
-            JoinOutcome::Full => Err(ApiError::new(Code::RoomFull, "the room is full")),
-            JoinOutcome::Banned => {
-                Err(ApiError::new(Code::Banned, "you are banned from this room"))
-            }
-            JoinOutcome::NoRoom => Err(ApiError::not_found("room")),
+            JoinOutcome::Full => Err(ChatError::new(Code::RoomFull, "the room is full")),
+            JoinOutcome::Banned => Err(ChatError::new(
+                Code::Banned,
+                "you are banned from this room",
+            )),
+            JoinOutcome::NoRoom => Err(ChatError::not_found("room")),
         }
     }
 
-    pub async fn leave(&self, user: i64, room_id: i64) -> Result<(), ApiError> {
+    pub async fn leave(&self, user: i64, room_id: i64) -> Result<(), ChatError> {
         let (room, member) = self.membership(user, room_id).await?;
         if room.kind == RoomKind::Direct {
-            return Err(ApiError::new(Code::Conflict, "direct rooms cannot be left"));
+            return Err(ChatError::new(
+                Code::Conflict,
+                "direct rooms cannot be left",
+            ));
         }
         if member.role == MemberRole::Owner && room.member_count > 1 {
-            return Err(ApiError::new(
+            return Err(ChatError::new(
                 Code::Conflict,
                 "hand over ownership before leaving",
             ));
@@ -322,22 +334,25 @@ impl Chat {
         is_admin: bool,
         room_id: i64,
         target: i64,
-    ) -> Result<RoomRecord, ApiError> {
+    ) -> Result<RoomRecord, ChatError> {
         let room = self.room(room_id).await?;
         if room.kind == RoomKind::Direct {
-            return Err(ApiError::new(
+            return Err(ChatError::new(
                 Code::Conflict,
                 "direct rooms have no moderation",
             ));
         }
         if room.owner_id != Some(actor) && !is_admin {
-            return Err(ApiError::new(
+            return Err(ChatError::new(
                 Code::NotOwner,
                 "only the room owner may do this",
             ));
         }
         if room.owner_id == Some(target) {
-            return Err(ApiError::new(Code::Conflict, "the owner cannot be removed"));
+            return Err(ChatError::new(
+                Code::Conflict,
+                "the owner cannot be removed",
+            ));
         }
         Ok(room)
     }
@@ -348,7 +363,7 @@ impl Chat {
         is_admin: bool,
         room_id: i64,
         target: i64,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), ChatError> {
         self.moderator(actor, is_admin, room_id, target).await?;
         if !self.sql.remove_member(room_id, target).await? {
             return Err(not_member_target());
@@ -363,10 +378,10 @@ impl Chat {
         is_admin: bool,
         room_id: i64,
         target: i64,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), ChatError> {
         self.moderator(actor, is_admin, room_id, target).await?;
         if self.sql.user_by_id(target).await?.is_none() {
-            return Err(ApiError::not_found("user"));
+            return Err(ChatError::not_found("user"));
         }
         self.sql.ban(room_id, target, actor, now_ms()).await?;
         if self.sql.remove_member(room_id, target).await? {
@@ -400,10 +415,10 @@ impl Chat {
         is_admin: bool,
         room_id: i64,
         target: i64,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), ChatError> {
         self.moderator(actor, is_admin, room_id, target).await?;
         if !self.sql.unban(room_id, target).await? {
-            return Err(ApiError::not_found("ban"));
+            return Err(ChatError::not_found("ban"));
         }
         Ok(())
     }
@@ -413,13 +428,13 @@ impl Chat {
         actor: i64,
         room_id: i64,
         target: i64,
-    ) -> Result<RoomRecord, ApiError> {
+    ) -> Result<RoomRecord, ChatError> {
         let room = self.room(room_id).await?;
         if room.kind == RoomKind::Direct {
-            return Err(ApiError::new(Code::Conflict, "direct rooms have no owner"));
+            return Err(ChatError::new(Code::Conflict, "direct rooms have no owner"));
         }
         if room.owner_id != Some(actor) {
-            return Err(ApiError::new(
+            return Err(ChatError::new(
                 Code::NotOwner,
                 "only the room owner may do this",
             ));
@@ -442,7 +457,7 @@ impl Chat {
         self.room(room_id).await
     }
 
-    pub async fn members(&self, user: i64, room_id: i64) -> Result<Vec<MemberRecord>, ApiError> {
+    pub async fn members(&self, user: i64, room_id: i64) -> Result<Vec<MemberRecord>, ChatError> {
         self.membership(user, room_id).await?;
         Ok(self.sql.members(room_id).await?)
     }
@@ -452,7 +467,7 @@ impl Chat {
     pub async fn my_rooms(
         &self,
         user: i64,
-    ) -> Result<(Vec<(MyRoom, Option<MessageRecord>)>, i64), ApiError> {
+    ) -> Result<(Vec<(MyRoom, Option<MessageRecord>)>, i64), ChatError> {
         let rooms = self.sql.user_rooms(user).await?;
         let mut total = 0;
         let mut out = Vec::with_capacity(rooms.len());
@@ -474,7 +489,7 @@ impl Chat {
         room_id: i64,
         page: Page,
         limit: i64,
-    ) -> Result<Vec<MessageRecord>, ApiError> {
+    ) -> Result<Vec<MessageRecord>, ChatError> {
         let (_, member) = self.membership(user, room_id).await?;
         let floor = member.visible_from;
         Ok(match page {
@@ -497,7 +512,7 @@ impl Chat {
     }
 
     /// Same effect as the WebSocket `read` frame; returns the unread count.
-    pub async fn read(&self, user: i64, room_id: i64, seq: i64) -> Result<i64, ApiError> {
+    pub async fn read(&self, user: i64, room_id: i64, seq: i64) -> Result<i64, ChatError> {
         self.membership(user, room_id).await?;
         match self.hub.read(room_id, user, seq).await {
             Ok(unread) => {
@@ -513,9 +528,9 @@ impl Chat {
                 }
                 Ok(unread)
             }
-            Err(ChatError::NotMember) => Err(not_member()),
-            Err(ChatError::NoRoom) => Err(ApiError::not_found("room")),
-            Err(ChatError::Timeout) => Err(ApiError::new(
+            Err(HubError::NotMember) => Err(not_member()),
+            Err(HubError::NoRoom) => Err(ChatError::not_found("room")),
+            Err(HubError::Timeout) => Err(ChatError::new(
                 Code::Unavailable,
                 "the room did not answer in time; try again",
             )),
@@ -531,7 +546,7 @@ impl Chat {
         room_id: i64,
         seq: i64,
         body: Option<&str>,
-    ) -> Result<MessageRecord, ApiError> {
+    ) -> Result<MessageRecord, ChatError> {
         if is_admin {
             self.room(room_id).await?;
         } else {
@@ -541,27 +556,27 @@ impl Chat {
             .messages
             .message(room_id, seq)
             .await?
-            .ok_or_else(|| ApiError::not_found("message"))?;
+            .ok_or_else(|| ChatError::not_found("message"))?;
         if m.sender_id != user && !(is_admin && body.is_none()) {
-            return Err(ApiError::forbidden("only the sender may change a message"));
+            return Err(ChatError::forbidden("only the sender may change a message"));
         }
         if m.kind != MessageKind::Text {
-            return Err(ApiError::new(
+            return Err(ChatError::new(
                 Code::Conflict,
                 "system messages cannot be changed",
             ));
         }
         if m.deleted_at.is_some() {
-            return Err(ApiError::new(Code::Conflict, "the message was deleted"));
+            return Err(ChatError::new(Code::Conflict, "the message was deleted"));
         }
         let now = now_ms();
         if let Some(body) = body {
             chat::check_body(body).map_err(|why| {
-                ApiError::new(Code::ValidationFailed, why.clone())
+                ChatError::new(Code::ValidationFailed, why.clone())
                     .with_details(json!({"body": why}))
             })?;
             if now - m.created_at > chat::EDIT_WINDOW_MS {
-                return Err(ApiError::new(
+                return Err(ChatError::new(
                     Code::Conflict,
                     "the edit window (15 minutes) has passed",
                 ));
@@ -574,13 +589,13 @@ impl Chat {
             .messages
             .message(room_id, seq)
             .await?
-            .ok_or_else(|| ApiError::not_found("message"))?;
+            .ok_or_else(|| ChatError::not_found("message"))?;
         self.hub
             .broadcast(room_id, frames::message_updated(&updated));
         Ok(updated)
     }
 }
 
-fn not_member_target() -> ApiError {
-    ApiError::new(Code::NotFound, "that user is not a member of this room")
+fn not_member_target() -> ChatError {
+    ChatError::new(Code::NotFound, "that user is not a member of this room")
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
-use crate::error::{ApiError, Code};
+use crate::error::{Code, Refusal, Refuse};
 
 #[derive(Clone)]
 pub struct Gate {
@@ -41,23 +41,23 @@ impl Gate {
 
     /// Run `job` on the blocking pool once a worker is free, or refuse
     /// with `busy` if the queue is full.
-    pub async fn run<T, F>(&self, job: F) -> Result<T, ApiError>
+    pub async fn run<T, F>(&self, job: F) -> Result<T, Refusal>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
         let Ok(_admitted) = self.admitted.try_acquire() else {
             tracing::warn!(gate = self.name, "work queue full: refusing");
-            return Err(ApiError::busy(self.name));
+            return Err(Refusal::busy(self.name));
         };
         let _running = self
             .running
             .acquire()
             .await
-            .map_err(|_| ApiError::new(Code::Unavailable, "shutting down"))?;
+            .map_err(|_| Refusal::new(Code::Unavailable, "shutting down"))?;
         tokio::task::spawn_blocking(job)
             .await
-            .map_err(|e| ApiError::internal(format!("{} job failed: {e}", self.name)))
+            .map_err(|e| Refusal::internal(format!("{} job failed: {e}", self.name)))
     }
 }
 

@@ -126,7 +126,7 @@ impl Mailer {
             .accounts
             .issue_verification_token(user_id)
             .await
-            .map_err(|e| e.message)?
+            .map_err(|e| e.to_string())?
         else {
             return Ok(());
         };

@@ -14,10 +14,18 @@ use rand::RngCore as _;
 
 use crate::domain::ids::UserId;
 use crate::domain::now_ms;
-use crate::error::{ApiError, Code};
+use crate::error::{area_error, Code, Refuse};
 use crate::service::gate::Gate;
 use crate::store::media::MediaStorage;
 use crate::store::sql::{MediaRecord, NewMedia, SqlStore};
+
+area_error! {
+    /// What the media service (uploads and their checks) answers instead of a result.
+    pub enum MediaError {
+        own {}
+        from {}
+    }
+}
 
 pub const THUMB_SIZE: u32 = 320;
 /// No side longer than this...
@@ -65,8 +73,8 @@ pub fn sniff(bytes: &[u8]) -> Option<ImageFormat> {
     }
 }
 
-fn bad_image(why: impl Into<String>) -> ApiError {
-    ApiError::new(Code::BadImage, why)
+fn bad_image(why: impl Into<String>) -> MediaError {
+    MediaError::new(Code::BadImage, why)
 }
 
 struct Processed {
@@ -128,7 +136,7 @@ fn jpeg_is_complete(bytes: &[u8]) -> bool {
 }
 
 /// Check what the header claims before decoding anything.
-fn check_header(bytes: &[u8], format: ImageFormat) -> Result<(), ApiError> {
+fn check_header(bytes: &[u8], format: ImageFormat) -> Result<(), MediaError> {
     if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
         return Err(bad_image("the JPEG file is truncated or malformed"));
     }
@@ -148,7 +156,7 @@ fn check_header(bytes: &[u8], format: ImageFormat) -> Result<(), ApiError> {
 
 /// Check the header, then decode fully within the memory budget
 /// (validating the whole file) and make the thumbnail.
-fn process(bytes: &[u8]) -> Result<Processed, ApiError> {
+fn process(bytes: &[u8]) -> Result<Processed, MediaError> {
     let format = sniff(bytes).ok_or_else(|| bad_image("not a JPEG, PNG or WebP image"))?;
     check_header(bytes, format)?;
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
@@ -161,7 +169,7 @@ fn process(bytes: &[u8]) -> Result<Processed, ApiError> {
     let mut out = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 80)
         .encode_image(&thumb)
-        .map_err(|e| ApiError::internal(format!("thumbnail encoding: {e}")))?;
+        .map_err(|e| MediaError::internal(format!("thumbnail encoding: {e}")))?;
     Ok(Processed {
         format,
         width,
@@ -201,9 +209,9 @@ impl Media {
         }
     }
 
-    fn over_quota(&self) -> ApiError {
+    fn over_quota(&self) -> MediaError {
         let mib = self.limits.quota_bytes / (1024 * 1024);
-        ApiError::new(
+        MediaError::new(
             Code::LimitReached,
             format!("your uploads may take at most {mib} MiB; remove some listings' photos first"),
         )
@@ -214,7 +222,7 @@ impl Media {
     /// that are older than `media_orphan_hours`: rows first (only if still
     /// unused), then their files. Safe on several nodes at once. How many
     /// went.
-    pub async fn sweep_orphans(&self) -> Result<usize, ApiError> {
+    pub async fn sweep_orphans(&self) -> Result<usize, MediaError> {
         let age = i64::try_from(self.limits.orphan_after.as_millis()).unwrap_or(i64::MAX);
         let before = now_ms().saturating_sub(age);
         let mut gone = 0;
@@ -251,12 +259,12 @@ impl Media {
 
     /// Validate, store original and thumbnail, record. On any failure
     /// nothing is left behind.
-    pub async fn upload(&self, owner: i64, bytes: Vec<u8>) -> Result<MediaRecord, ApiError> {
+    pub async fn upload(&self, owner: i64, bytes: Vec<u8>) -> Result<MediaRecord, MediaError> {
         if bytes.is_empty() {
             return Err(bad_image("the file is empty"));
         }
         if bytes.len() > self.max_bytes {
-            return Err(ApiError::new(
+            return Err(MediaError::new(
                 Code::PayloadTooLarge,
                 format!("images may be at most {} bytes", self.max_bytes),
             ));
@@ -269,9 +277,8 @@ impl Media {
             .hit(&format!("upload:{owner}"), 3600)
             .await?;
         if w.count > self.limits.per_hour {
-            let mut e = ApiError::rate_limited(w.resets_in_secs.max(1));
-            e.message = format!("at most {} uploads an hour", self.limits.per_hour);
-            return Err(e);
+            return Err(MediaError::rate_limited(w.resets_in_secs.max(1))
+                .with_message(format!("at most {} uploads an hour", self.limits.per_hour)));
         }
         if self.sql.media_bytes_of(owner).await? + bytes.len() as i64 > self.limits.quota_bytes {
             return Err(self.over_quota());
@@ -327,13 +334,14 @@ impl Media {
             .media(&[id])
             .await?
             .pop()
-            .ok_or_else(|| ApiError::internal("media row vanished"))
+            .ok_or_else(|| MediaError::internal("media row vanished"))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorCode as _;
 
     fn png(w: u32, h: u32) -> Vec<u8> {
         let img = image::RgbImage::from_pixel(w, h, image::Rgb([200, 100, 50]));
@@ -403,8 +411,8 @@ mod tests {
         let bomb = jpeg_claiming(12_000, 12_000);
         assert!(bomb.len() < 2_000, "{}", bomb.len());
         let err = process(&bomb).err().expect("refused");
-        assert_eq!(err.code, Code::BadImage);
-        assert!(err.message.contains("too large"), "{}", err.message);
+        assert_eq!(err.code(), Code::BadImage);
+        assert!(err.message().contains("too large"), "{err}");
         // PNG of zeros: tiny file, huge canvas.
         let zeros = image::GrayImage::new(9_000, 9_000);
         let mut png_bomb = Vec::new();
@@ -413,7 +421,7 @@ mod tests {
             .expect("encode");
         assert!(png_bomb.len() < 1_000_000, "{}", png_bomb.len());
         let err = process(&png_bomb).err().expect("refused");
-        assert!(err.message.contains("too large"), "{}", err.message);
+        assert!(err.message().contains("too large"), "{err}");
     }
 
     #[test]

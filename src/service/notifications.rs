@@ -39,10 +39,18 @@ use crate::domain::events::Alarm;
 use crate::domain::ids::UserId;
 use crate::domain::notification::{self, Audience, KINDS};
 use crate::domain::now_ms;
-use crate::error::ApiError;
+use crate::error::{area_error, Refuse};
 use crate::protocol::frames;
 use crate::shutdown::Shutdown;
 use crate::store::sql::{KeywordAdd, NewNotification, NotificationRecord, SqlStore};
+
+area_error! {
+    /// What the notification service (inbox, preferences, streams) answers instead of a result.
+    pub enum NotificationError {
+        own {}
+        from {}
+    }
+}
 
 /// The notifications consumer's name for its saved positions.
 const CONSUMER: &str = "notifications";
@@ -55,11 +63,11 @@ const HANDLE_ATTEMPTS: u32 = 10;
 /// Saved keywords per user.
 pub const MAX_KEYWORDS: usize = 30;
 
-fn normalise_keyword(keyword: &str) -> Result<String, ApiError> {
+fn normalise_keyword(keyword: &str) -> Result<String, NotificationError> {
     let k = keyword.trim().to_lowercase();
     let n = k.chars().count();
     if !(2..=20).contains(&n) || k.chars().any(char::is_control) {
-        return Err(ApiError::field("keyword", "2..=20 characters"));
+        return Err(NotificationError::field("keyword", "2..=20 characters"));
     }
     Ok(k)
 }
@@ -489,7 +497,7 @@ impl Notifications {
             return Ok(());
         }
         let item = serde_json::to_value(NotificationView::from(row)).unwrap_or_default();
-        let unread = self.unread(UserId(user)).await.map_err(|e| e.message)?;
+        let unread = self.unread(UserId(user)).await.map_err(|e| e.to_string())?;
         self.hub
             .user(user, UserMsg::Event(frames::notification(&item)));
         if streaming {
@@ -514,9 +522,14 @@ impl Notifications {
     }
 
     /// Mute or unmute a room's chat notifications (members only).
-    pub async fn mute_room(&self, user: UserId, room: i64, muted: bool) -> Result<(), ApiError> {
+    pub async fn mute_room(
+        &self,
+        user: UserId,
+        room: i64,
+        muted: bool,
+    ) -> Result<(), NotificationError> {
         if !self.sql.set_room_muted(room, user.get(), muted).await? {
-            return Err(ApiError::new(
+            return Err(NotificationError::new(
                 crate::error::Code::NotMember,
                 "you are not a member of this room",
             ));
@@ -543,7 +556,7 @@ impl Notifications {
         unread_only: bool,
         before: Option<i64>,
         limit: i64,
-    ) -> Result<(Vec<NotificationView>, i64), ApiError> {
+    ) -> Result<(Vec<NotificationView>, i64), NotificationError> {
         let rows = self
             .sql
             .notifications(user.get(), unread_only, before, limit)
@@ -552,14 +565,14 @@ impl Notifications {
         Ok((rows.iter().map(NotificationView::from).collect(), unread))
     }
 
-    pub async fn unread(&self, user: UserId) -> Result<i64, ApiError> {
+    pub async fn unread(&self, user: UserId) -> Result<i64, NotificationError> {
         Ok(self.sql.unread_notifications(user.get()).await?)
     }
 
     /// The badge changed on one device (read, read all, delete): every
     /// device of the user on every node hears it, through the alarms topic
     /// (each node pushes to its own sessions when the event comes by).
-    async fn badge_changed(&self, user: UserId) -> Result<i64, ApiError> {
+    async fn badge_changed(&self, user: UserId) -> Result<i64, NotificationError> {
         let unread = self.sql.unread_notifications(user.get()).await?;
         self.bus.publish_nowait(
             TOPIC_ALARMS,
@@ -582,7 +595,7 @@ impl Notifications {
         if !(streaming || self.hub.is_online(user)) {
             return Ok(());
         }
-        let unread = self.unread(UserId(user)).await.map_err(|e| e.message)?;
+        let unread = self.unread(UserId(user)).await.map_err(|e| e.to_string())?;
         self.send_badge(user, unread, streaming);
         Ok(())
     }
@@ -594,7 +607,7 @@ impl Notifications {
         &self,
         user: UserId,
         last_event_id: Option<i64>,
-    ) -> Result<(Vec<String>, broadcast::Receiver<String>), ApiError> {
+    ) -> Result<(Vec<String>, broadcast::Receiver<String>), NotificationError> {
         // Subscribe first, then read the backlog: nothing falls between.
         let rx = {
             let mut map = self.streams.lock();
@@ -603,7 +616,7 @@ impl Notifications {
                 .closed
                 .load(std::sync::atomic::Ordering::Acquire)
             {
-                return Err(ApiError::new(
+                return Err(NotificationError::new(
                     crate::error::Code::Unavailable,
                     "the server is shutting down; reconnect",
                 ));
@@ -637,32 +650,32 @@ impl Notifications {
         self.streams.lock().clear();
     }
 
-    pub async fn read(&self, user: UserId, id: i64) -> Result<i64, ApiError> {
+    pub async fn read(&self, user: UserId, id: i64) -> Result<i64, NotificationError> {
         if !self.sql.read_notification(user.get(), id, now_ms()).await? {
-            return Err(ApiError::not_found("notification"));
+            return Err(NotificationError::not_found("notification"));
         }
         self.badge_changed(user).await
     }
 
-    pub async fn read_all(&self, user: UserId) -> Result<i64, ApiError> {
+    pub async fn read_all(&self, user: UserId) -> Result<i64, NotificationError> {
         self.sql
             .read_all_notifications(user.get(), now_ms())
             .await?;
         self.badge_changed(user).await
     }
 
-    pub async fn delete(&self, user: UserId, id: i64) -> Result<i64, ApiError> {
+    pub async fn delete(&self, user: UserId, id: i64) -> Result<i64, NotificationError> {
         if !self
             .sql
             .delete_notification(user.get(), id, now_ms())
             .await?
         {
-            return Err(ApiError::not_found("notification"));
+            return Err(NotificationError::not_found("notification"));
         }
         self.badge_changed(user).await
     }
 
-    pub async fn prefs(&self, user: UserId) -> Result<Vec<PrefView>, ApiError> {
+    pub async fn prefs(&self, user: UserId) -> Result<Vec<PrefView>, NotificationError> {
         let mine: HashMap<String, (bool, bool)> = self
             .sql
             .notification_prefs(user.get())
@@ -690,16 +703,19 @@ impl Notifications {
         &self,
         user: UserId,
         changes: &[(String, Option<bool>, Option<bool>)],
-    ) -> Result<Vec<PrefView>, ApiError> {
+    ) -> Result<Vec<PrefView>, NotificationError> {
         if changes.is_empty() || changes.len() > KINDS.len() {
-            return Err(ApiError::field(
+            return Err(NotificationError::field(
                 "items",
                 format!("1..={} kinds", KINDS.len()),
             ));
         }
         for (kind, _, _) in changes {
             if notification::kind_info(kind).is_none() {
-                return Err(ApiError::field("items", format!("unknown kind {kind:?}")));
+                return Err(NotificationError::field(
+                    "items",
+                    format!("unknown kind {kind:?}"),
+                ));
             }
         }
         let current = self.prefs(user).await?;
@@ -717,7 +733,7 @@ impl Notifications {
         self.prefs(user).await
     }
 
-    pub async fn keywords(&self, user: UserId) -> Result<Vec<(String, i64)>, ApiError> {
+    pub async fn keywords(&self, user: UserId) -> Result<Vec<(String, i64)>, NotificationError> {
         Ok(self.sql.keywords(user.get()).await?)
     }
 
@@ -727,7 +743,7 @@ impl Notifications {
         &self,
         user: UserId,
         keyword: &str,
-    ) -> Result<(String, bool), ApiError> {
+    ) -> Result<(String, bool), NotificationError> {
         let k = normalise_keyword(keyword)?;
         let mine = self.sql.keywords(user.get()).await?;
         if mine.iter().any(|(m, _)| *m == k) {
@@ -740,17 +756,21 @@ impl Notifications {
         {
             KeywordAdd::Added => Ok((k, true)),
             KeywordAdd::Exists => Ok((k, false)),
-            KeywordAdd::Full => Err(ApiError::field(
+            KeywordAdd::Full => Err(NotificationError::field(
                 "keyword",
                 format!("at most {MAX_KEYWORDS} keywords; remove one first"),
             )),
         }
     }
 
-    pub async fn remove_keyword(&self, user: UserId, keyword: &str) -> Result<(), ApiError> {
-        let k = normalise_keyword(keyword).map_err(|_| ApiError::not_found("keyword"))?;
+    pub async fn remove_keyword(
+        &self,
+        user: UserId,
+        keyword: &str,
+    ) -> Result<(), NotificationError> {
+        let k = normalise_keyword(keyword).map_err(|_| NotificationError::not_found("keyword"))?;
         if !self.sql.remove_keyword(user.get(), &k).await? {
-            return Err(ApiError::not_found("keyword"));
+            return Err(NotificationError::not_found("keyword"));
         }
         Ok(())
     }
@@ -762,7 +782,7 @@ impl Notifications {
         title: &str,
         body: &str,
         link: &str,
-    ) -> Result<String, ApiError> {
+    ) -> Result<String, NotificationError> {
         let event = Event::alarm(
             Alarm::AdminBroadcast,
             admin.get(),

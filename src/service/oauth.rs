@@ -41,12 +41,22 @@ use sha2::{Digest as _, Sha256};
 use super::accounts::{hash_token, Accounts, AuthContext, IssuedSession};
 use crate::domain::account::{self, FieldErrors, NICKNAME_MAX_CHARS, NICKNAME_MIN_CHARS};
 use crate::domain::now_ms;
-use crate::error::{ApiError, Code};
+use crate::error::{area_error, Code, Refuse};
 use crate::store::sql::{
     CreateWithIdentityError, FlowRecord, IdentityRecord, LinkOutcome, NewFlow, NewIdentity,
     SqlStore, UnlinkOutcome,
 };
 use crate::store::{RateLimiter, UserRecord};
+
+area_error! {
+    /// What sign-in with Kakao and Google answers instead of a result.
+    pub enum OAuthError {
+        own {}
+        from {
+            Accounts(super::accounts::AccountError),
+        }
+    }
+}
 
 /// Flow starts one address may make per minute (each writes a row).
 const STARTS_PER_MINUTE: u32 = 30;
@@ -292,7 +302,7 @@ fn is_our_token(s: &str) -> bool {
 
 /// Where to send the browser afterwards: a path on this site only (no
 /// scheme, no host, no `//` or `\` that a browser would read as a host).
-fn check_return_to(raw: Option<&str>) -> Result<String, ApiError> {
+fn check_return_to(raw: Option<&str>) -> Result<String, OAuthError> {
     let Some(raw) = raw.filter(|r| !r.is_empty()) else {
         return Ok("/".to_string());
     };
@@ -304,7 +314,7 @@ fn check_return_to(raw: Option<&str>) -> Result<String, ApiError> {
         // percent-encodes anything else in a path already).
         && raw.bytes().all(|b| b.is_ascii_graphic());
     if !ok {
-        return Err(ApiError::field(
+        return Err(OAuthError::field(
             "return_to",
             "must be a path on this site, starting with a single / (visible ASCII; percent-encode the rest)",
         ));
@@ -312,27 +322,27 @@ fn check_return_to(raw: Option<&str>) -> Result<String, ApiError> {
     Ok(raw.to_string())
 }
 
-fn state_invalid(reason: &'static str) -> ApiError {
+fn state_invalid(reason: &'static str) -> OAuthError {
     let message = match reason {
         "expired" => "the sign-in took too long; please start again",
         "replayed" => "this sign-in was already used; please start again",
         "browser" => "this sign-in was started in another browser; please start again here",
         _ => "this sign-in cannot be continued; please start again",
     };
-    ApiError::new(Code::OauthStateInvalid, message).with_details(json!({"reason": reason}))
+    OAuthError::new(Code::OauthStateInvalid, message).with_details(json!({"reason": reason}))
 }
 
-fn token_invalid(reason: &'static str) -> ApiError {
-    ApiError::new(
+fn token_invalid(reason: &'static str) -> OAuthError {
+    OAuthError::new(
         Code::OauthTokenInvalid,
         "the provider's sign-in token could not be verified",
     )
     .with_details(json!({"reason": reason}))
 }
 
-fn unavailable(provider: Provider, why: impl std::fmt::Display) -> ApiError {
+fn unavailable(provider: Provider, why: impl std::fmt::Display) -> OAuthError {
     tracing::warn!(provider = provider.as_str(), error = %why, "sign-in provider unavailable");
-    ApiError::new(
+    OAuthError::new(
         Code::Unavailable,
         format!(
             "{} does not answer right now; please try again shortly",
@@ -369,12 +379,12 @@ impl OAuth {
         accounts: Accounts,
         limiter: Arc<dyn RateLimiter>,
         settings: OAuthSettings,
-    ) -> Result<OAuth, ApiError> {
+    ) -> Result<OAuth, OAuthError> {
         let http = reqwest::Client::builder()
             .timeout(settings.timeout)
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(ApiError::internal)?;
+            .map_err(OAuthError::internal)?;
         Ok(OAuth {
             inner: Arc::new(Inner {
                 store,
@@ -404,35 +414,35 @@ impl OAuth {
     }
 
     /// The provider named in a path, if it is on.
-    pub fn provider(&self, name: &str) -> Result<Provider, ApiError> {
+    pub fn provider(&self, name: &str) -> Result<Provider, OAuthError> {
         match Provider::parse(name) {
             Some(p) if self.is_enabled(p) => Ok(p),
-            Some(p) => Err(ApiError::new(
+            Some(p) => Err(OAuthError::new(
                 Code::ProviderDisabled,
                 format!("sign-in with {} is not set up on this server", p.display()),
             )
             .with_details(json!({"provider": p.as_str()}))),
-            None => Err(ApiError::new(
+            None => Err(OAuthError::new(
                 Code::ProviderDisabled,
                 "no such sign-in provider (kakao, google)",
             )),
         }
     }
 
-    fn kakao(&self) -> Result<&KakaoSettings, ApiError> {
+    fn kakao(&self) -> Result<&KakaoSettings, OAuthError> {
         self.inner
             .settings
             .kakao
             .as_ref()
-            .ok_or_else(|| ApiError::internal("kakao is not configured"))
+            .ok_or_else(|| OAuthError::internal("kakao is not configured"))
     }
 
-    fn google(&self) -> Result<&GoogleSettings, ApiError> {
+    fn google(&self) -> Result<&GoogleSettings, OAuthError> {
         self.inner
             .settings
             .google
             .as_ref()
-            .ok_or_else(|| ApiError::internal("google is not configured"))
+            .ok_or_else(|| OAuthError::internal("google is not configured"))
     }
 
     /// Begin a flow: the provider's authorization URL to send the browser
@@ -446,7 +456,7 @@ impl OAuth {
         return_to: Option<&str>,
         link_user: Option<i64>,
         client: Option<IpAddr>,
-    ) -> Result<Started, ApiError> {
+    ) -> Result<Started, OAuthError> {
         let return_to = check_return_to(return_to)?;
         if let Some(ip) = client {
             let w = self
@@ -455,7 +465,7 @@ impl OAuth {
                 .hit(&format!("oauth:ip:{ip}"), 60)
                 .await?;
             if w.count > STARTS_PER_MINUTE {
-                return Err(ApiError::rate_limited(w.resets_in_secs.max(1)));
+                return Err(OAuthError::rate_limited(w.resets_in_secs.max(1)));
             }
         }
         let browser_token = browser
@@ -468,7 +478,7 @@ impl OAuth {
             Provider::Kakao => {
                 let k = self.kakao()?;
                 let mut url = reqwest::Url::parse(&format!("{}/oauth/authorize", k.auth_url))
-                    .map_err(ApiError::internal)?;
+                    .map_err(OAuthError::internal)?;
                 url.query_pairs_mut()
                     .append_pair("client_id", &k.client_id)
                     .append_pair("redirect_uri", &k.redirect_url);
@@ -478,7 +488,7 @@ impl OAuth {
                 let g = self.google()?;
                 let meta = self.google_meta().await?;
                 let mut url = reqwest::Url::parse(&meta.authorization_endpoint)
-                    .map_err(ApiError::internal)?;
+                    .map_err(OAuthError::internal)?;
                 url.query_pairs_mut()
                     .append_pair("client_id", &g.client_id)
                     .append_pair("redirect_uri", &g.redirect_url)
@@ -545,7 +555,7 @@ impl OAuth {
         p: Provider,
         params: CallbackParams,
         browser: Option<&str>,
-    ) -> Result<Finished, ApiError> {
+    ) -> Result<Finished, OAuthError> {
         let state = params
             .state
             .as_deref()
@@ -579,14 +589,14 @@ impl OAuth {
             } else {
                 format!("{} refused the sign-in ({error})", p.display())
             };
-            return Err(ApiError::new(Code::OauthDenied, message)
+            return Err(OAuthError::new(Code::OauthDenied, message)
                 .with_details(json!({"provider": p.as_str(), "error": error})));
         }
         let code = params
             .code
             .as_deref()
             .filter(|c| !c.is_empty() && c.len() <= 2048)
-            .ok_or_else(|| ApiError::field("code", "is required"))?;
+            .ok_or_else(|| OAuthError::field("code", "is required"))?;
         let profile = match p {
             Provider::Kakao => self.kakao_profile(code, &flow).await?,
             Provider::Google => self.google_profile(code, &flow).await?,
@@ -605,7 +615,7 @@ impl OAuth {
         p: Provider,
         token_url: &str,
         form: &[(&str, &str)],
-    ) -> Result<TokenAnswer, ApiError> {
+    ) -> Result<TokenAnswer, OAuthError> {
         let answer = self
             .inner
             .http
@@ -622,7 +632,7 @@ impl OAuth {
         }
         let error = body.get("error").and_then(Value::as_str).unwrap_or("");
         if status.is_client_error() && error == "invalid_grant" {
-            return Err(ApiError::new(
+            return Err(OAuthError::new(
                 Code::OauthCodeInvalid,
                 format!(
                     "{} did not accept this sign-in (already used or expired); please start again",
@@ -639,7 +649,7 @@ impl OAuth {
         Err(unavailable(p, format!("token endpoint answered {status}")))
     }
 
-    async fn kakao_profile(&self, code: &str, flow: &FlowRecord) -> Result<Profile, ApiError> {
+    async fn kakao_profile(&self, code: &str, flow: &FlowRecord) -> Result<Profile, OAuthError> {
         let p = Provider::Kakao;
         let k = self.kakao()?;
         let mut form = vec![
@@ -690,7 +700,7 @@ impl OAuth {
         })
     }
 
-    async fn google_profile(&self, code: &str, flow: &FlowRecord) -> Result<Profile, ApiError> {
+    async fn google_profile(&self, code: &str, flow: &FlowRecord) -> Result<Profile, OAuthError> {
         let p = Provider::Google;
         let g = self.google()?;
         let meta = self.google_meta().await?;
@@ -726,7 +736,7 @@ impl OAuth {
         meta: &Discovery,
         token: &str,
         nonce: &str,
-    ) -> Result<IdClaims, ApiError> {
+    ) -> Result<IdClaims, OAuthError> {
         let header = decode_header(token).map_err(|_| token_invalid("malformed"))?;
         if header.alg != Algorithm::RS256 {
             return Err(token_invalid("signature"));
@@ -758,7 +768,7 @@ impl OAuth {
     }
 
     /// Google's endpoints, from its discovery document (cached).
-    async fn google_meta(&self) -> Result<Discovery, ApiError> {
+    async fn google_meta(&self) -> Result<Discovery, OAuthError> {
         let mut cache = self.inner.google.lock().await;
         if let Some((meta, at)) = &cache.meta {
             if at.elapsed() < GOOGLE_CACHE {
@@ -800,7 +810,7 @@ impl OAuth {
 
     /// The key `kid` from Google's JWKS (cached; fetched again for a key we
     /// do not know, at most every [`JWKS_REFETCH`]).
-    async fn google_key(&self, jwks_uri: &str, kid: &str) -> Result<Jwk, ApiError> {
+    async fn google_key(&self, jwks_uri: &str, kid: &str) -> Result<Jwk, OAuthError> {
         let mut cache = self.inner.google.lock().await;
         if let Some((keys, at)) = &cache.keys {
             if at.elapsed() < GOOGLE_CACHE {
@@ -838,7 +848,7 @@ impl OAuth {
         p: Provider,
         profile: &Profile,
         flow: &FlowRecord,
-    ) -> Result<Outcome, ApiError> {
+    ) -> Result<Outcome, OAuthError> {
         let store = &self.inner.store;
         let now = now_ms();
         let email = profile
@@ -863,12 +873,12 @@ impl OAuth {
                         user: self.active_user(user_id).await?,
                     })
                 }
-                LinkOutcome::TakenByOther => Err(ApiError::new(
+                LinkOutcome::TakenByOther => Err(OAuthError::new(
                     Code::IdentityTaken,
                     format!("this {} account belongs to another user", p.display()),
                 )
                 .with_details(json!({"provider": p.as_str()}))),
-                LinkOutcome::ProviderLinked => Err(ApiError::new(
+                LinkOutcome::ProviderLinked => Err(OAuthError::new(
                     Code::AlreadyLinked,
                     format!(
                         "your account already has a {} sign-in; unlink it first",
@@ -876,14 +886,14 @@ impl OAuth {
                     ),
                 )
                 .with_details(json!({"provider": p.as_str()}))),
-                LinkOutcome::NoUser => Err(ApiError::unauthenticated()),
+                LinkOutcome::NoUser => Err(OAuthError::unauthenticated()),
             };
         }
         if let Some(known) = store.identity(p.as_str(), &profile.subject).await? {
             return self.sign_in_known(known, email.as_deref(), now).await;
         }
         let conflict = || {
-            ApiError::new(
+            OAuthError::new(
                 Code::EmailConflict,
                 format!(
                     "an account with this email exists: sign in to it and link {} from your account",
@@ -959,7 +969,7 @@ impl OAuth {
             Err(CreateWithIdentityError::IdentityTaken) => {
                 match store.identity(p.as_str(), &profile.subject).await? {
                     Some(known) => self.sign_in_known(known, email.as_deref(), now).await,
-                    None => Err(ApiError::internal(
+                    None => Err(OAuthError::internal(
                         "identity vanished after a unique violation",
                     )),
                 }
@@ -974,7 +984,7 @@ impl OAuth {
         known: IdentityRecord,
         email: Option<&str>,
         now: i64,
-    ) -> Result<Outcome, ApiError> {
+    ) -> Result<Outcome, OAuthError> {
         let user = self.active_user(known.user_id).await?;
         self.inner
             .store
@@ -989,16 +999,16 @@ impl OAuth {
         })
     }
 
-    async fn active_user(&self, id: i64) -> Result<UserRecord, ApiError> {
+    async fn active_user(&self, id: i64) -> Result<UserRecord, OAuthError> {
         match self.inner.store.user_by_id(id).await? {
             Some(u) if u.status == account::Status::Active => Ok(u),
-            _ => Err(ApiError::unauthenticated()),
+            _ => Err(OAuthError::unauthenticated()),
         }
     }
 
     /// The profile's nickname, or with a number added if an active account
     /// uses it already.
-    async fn unique_nickname(&self, raw: Option<&str>) -> Result<String, ApiError> {
+    async fn unique_nickname(&self, raw: Option<&str>) -> Result<String, OAuthError> {
         let base = clean_nickname(raw);
         if !self.inner.store.nickname_in_use(&base).await? {
             return Ok(base);
@@ -1016,14 +1026,14 @@ impl OAuth {
     }
 
     /// The caller's identities.
-    pub async fn identities(&self, ctx: &AuthContext) -> Result<Vec<IdentityRecord>, ApiError> {
+    pub async fn identities(&self, ctx: &AuthContext) -> Result<Vec<IdentityRecord>, OAuthError> {
         Ok(self.inner.store.identities_of(ctx.user_id()).await?)
     }
 
     /// Remove the caller's identity at `provider` (any known provider, on
     /// or off), unless it is their last way to sign in.
-    pub async fn unlink(&self, ctx: &AuthContext, provider: &str) -> Result<(), ApiError> {
-        let p = Provider::parse(provider).ok_or_else(|| ApiError::not_found("identity"))?;
+    pub async fn unlink(&self, ctx: &AuthContext, provider: &str) -> Result<(), OAuthError> {
+        let p = Provider::parse(provider).ok_or_else(|| OAuthError::not_found("identity"))?;
         match self
             .inner
             .store
@@ -1031,8 +1041,8 @@ impl OAuth {
             .await?
         {
             UnlinkOutcome::Unlinked => Ok(()),
-            UnlinkOutcome::NotLinked => Err(ApiError::not_found("identity")),
-            UnlinkOutcome::LastMethod => Err(ApiError::new(
+            UnlinkOutcome::NotLinked => Err(OAuthError::not_found("identity")),
+            UnlinkOutcome::LastMethod => Err(OAuthError::new(
                 Code::LastSignInMethod,
                 format!(
                     "{} is your only way to sign in: set a password or link another account first",

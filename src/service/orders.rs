@@ -25,7 +25,7 @@ use crate::domain::money::Won;
 use crate::domain::now_ms;
 use crate::domain::order::{self, LinePrice, OrderStatus, ORDER_NUMBER_RANDOM_LEN};
 use crate::domain::product;
-use crate::error::{ApiError, Code};
+use crate::error::{area_error, Code, Refuse};
 use crate::metrics::Metrics;
 use crate::service::catalog::{Catalog, ShopSettings, StockMove};
 use crate::service::market::Market;
@@ -35,6 +35,16 @@ use crate::store::sql::{
     LineRequest, ListingPlaced, NewOrder, OrderLineRecord, OrderRecord, PlaceRefusal, Placed,
     PricedLine, SqlStore, JOB_LISTING_RELEASE, JOB_ORDER_EXPIRE, JOB_STOCK_RESTORE,
 };
+
+area_error! {
+    /// What the order service (placing, cancelling, expiring orders) answers instead of a result.
+    pub enum OrderError {
+        own {}
+        from {
+            Market(super::market::MarketError),
+        }
+    }
+}
 
 /// Every outbox job kind (for `outbox_kinds`).
 pub const JOB_KINDS: &[&str] = &[JOB_ORDER_EXPIRE, JOB_STOCK_RESTORE, JOB_LISTING_RELEASE];
@@ -92,8 +102,8 @@ impl From<&OrderRecord> for OrderStatusView {
     }
 }
 
-fn out_of_stock(options: &[i64], why: &str) -> ApiError {
-    ApiError::new(Code::OutOfStock, why.to_string())
+fn out_of_stock(options: &[i64], why: &str) -> OrderError {
+    OrderError::new(Code::OutOfStock, why.to_string())
         .with_details(serde_json::json!({ "options": options }))
 }
 
@@ -124,13 +134,13 @@ fn price_lines(lines: &mut [PricedLine]) -> Result<i64, PlaceRefusal> {
 
 /// A buyer's limit on what they hold unpaid (`max_unpaid_orders`,
 /// `max_unpaid_units`).
-fn limit_reached(limit: &'static str, max: i64) -> ApiError {
+fn limit_reached(limit: &'static str, max: i64) -> OrderError {
     let what = if limit == "unpaid_units" {
         format!("at most {max} units in orders waiting for payment")
     } else {
         format!("at most {max} orders waiting for payment")
     };
-    ApiError::new(
+    OrderError::new(
         Code::LimitReached,
         format!("{what}; pay or cancel one first"),
     )
@@ -139,12 +149,11 @@ fn limit_reached(limit: &'static str, max: i64) -> ApiError {
 
 /// The same listing ordered again too soon after an unpaid order of it
 /// ended (`listing_reorder_cooldown_secs`).
-fn cooldown(ms: i64) -> ApiError {
+fn cooldown(ms: i64) -> OrderError {
     let secs = u64::try_from(ms.div_euclid(1000) + 1).unwrap_or(1);
-    let mut e = ApiError::rate_limited(secs);
-    e.message =
-        format!("your last order of this listing ended unpaid; you can order it again in {secs} s");
-    e
+    OrderError::rate_limited(secs).with_message(format!(
+        "your last order of this listing ended unpaid; you can order it again in {secs} s"
+    ))
 }
 
 impl Orders {
@@ -179,14 +188,14 @@ impl Orders {
         &self,
         buyer: UserId,
         source: &OrderSource,
-    ) -> Result<(Vec<LineRequest>, bool), ApiError> {
+    ) -> Result<(Vec<LineRequest>, bool), OrderError> {
         match source {
             OrderSource::BuyNow {
                 option_id,
                 quantity,
             } => {
                 if !u32::try_from(*quantity).is_ok_and(order::quantity_ok) {
-                    return Err(ApiError::field(
+                    return Err(OrderError::field(
                         "quantity",
                         format!("must be {}..={}", order::MIN_QUANTITY, order::MAX_QUANTITY),
                     ));
@@ -226,7 +235,7 @@ impl Orders {
                                 format!("not in your cart: {}", missing.join(", ")),
                             );
                         }
-                        ApiError::check_fields(errors)?;
+                        OrderError::check_fields(errors)?;
                         cart.iter()
                             .filter(|r| ids.contains(&r.option.id))
                             .map(|r| LineRequest {
@@ -237,10 +246,10 @@ impl Orders {
                     }
                 };
                 if lines.is_empty() {
-                    return Err(ApiError::field("option_ids", "the cart is empty"));
+                    return Err(OrderError::field("option_ids", "the cart is empty"));
                 }
                 if lines.len() > order::MAX_LINES {
-                    return Err(ApiError::field(
+                    return Err(OrderError::field(
                         "option_ids",
                         format!("at most {} lines per order", order::MAX_LINES),
                     ));
@@ -251,7 +260,11 @@ impl Orders {
     }
 
     /// Place an order: stock is reserved for every line or for none.
-    pub async fn place(&self, buyer: UserId, source: OrderSource) -> Result<OrderDetail, ApiError> {
+    pub async fn place(
+        &self,
+        buyer: UserId,
+        source: OrderSource,
+    ) -> Result<OrderDetail, OrderError> {
         let (lines, from_cart) = self.requested_lines(buyer, &source).await?;
         let now = now_ms();
         let expires_at = self.expiry(now);
@@ -302,7 +315,7 @@ impl Orders {
                                 "some options are no longer on sale; nothing was reserved",
                             ),
                         ),
-                        PlaceRefusal::Invalid(why) => ("invalid", ApiError::field("lines", why)),
+                        PlaceRefusal::Invalid(why) => ("invalid", OrderError::field("lines", why)),
                         PlaceRefusal::Limit { limit, max } => ("limit", limit_reached(limit, max)),
                         PlaceRefusal::Cooldown(ms) => ("limit", cooldown(ms)),
                     };
@@ -323,7 +336,7 @@ impl Orders {
                 }
             }
         }
-        Err(ApiError::internal("no free order number after 5 draws"))
+        Err(OrderError::internal("no free order number after 5 draws"))
     }
 
     fn expiry(&self, now: i64) -> i64 {
@@ -338,7 +351,7 @@ impl Orders {
         &self,
         buyer: UserId,
         listing: ListingId,
-    ) -> Result<OrderDetail, ApiError> {
+    ) -> Result<OrderDetail, OrderError> {
         let now = now_ms();
         // The order's transaction knows the reservation and the seller.
         let hold = |reservation, seller| {
@@ -367,29 +380,31 @@ impl Orders {
                 ListingPlaced::NotForSale(status)
                     if status == "missing" || status == "deleted" || status == "hidden" =>
                 {
-                    return Err(ApiError::not_found("listing"))
+                    return Err(OrderError::not_found("listing"))
                 }
                 ListingPlaced::NotForSale(status) => {
-                    return Err(ApiError::new(
+                    return Err(OrderError::new(
                         Code::InvalidState,
                         format!("a {status} listing cannot be ordered"),
                     ))
                 }
                 ListingPlaced::OwnListing => {
-                    return Err(ApiError::new(
+                    return Err(OrderError::new(
                         Code::Conflict,
                         "you cannot order your own listing",
                     ))
                 }
                 ListingPlaced::Refused(PlaceRefusal::Invalid(why)) => {
-                    return Err(ApiError::field("price", why))
+                    return Err(OrderError::field("price", why))
                 }
                 ListingPlaced::Refused(PlaceRefusal::Limit { limit, max }) => {
                     return Err(limit_reached(limit, max))
                 }
                 ListingPlaced::Refused(PlaceRefusal::Cooldown(ms)) => return Err(cooldown(ms)),
                 ListingPlaced::Refused(_) => {
-                    return Err(ApiError::internal("unexpected refusal of a listing order"))
+                    return Err(OrderError::internal(
+                        "unexpected refusal of a listing order",
+                    ))
                 }
                 ListingPlaced::Order(record) => {
                     self.metrics.orders_placed.inc();
@@ -400,7 +415,7 @@ impl Orders {
                             .order_hold_started(listing, buyer, reservation)
                             .await
                         {
-                            tracing::warn!(error = %e.message, "announcing an order hold failed");
+                            tracing::warn!(error = %e, "announcing an order hold failed");
                         }
                     }
                     let lines = self.sql.order_lines(record.id).await?;
@@ -411,7 +426,7 @@ impl Orders {
                 }
             }
         }
-        Err(ApiError::internal("no free order number after 5 draws"))
+        Err(OrderError::internal("no free order number after 5 draws"))
     }
 
     /// An order its buyer (or an admin) may see; anyone else gets 404, as
@@ -421,13 +436,13 @@ impl Orders {
         viewer: UserId,
         admin: bool,
         number: &str,
-    ) -> Result<OrderRecord, ApiError> {
+    ) -> Result<OrderRecord, OrderError> {
         if !order::is_order_number(number) {
-            return Err(ApiError::not_found("order"));
+            return Err(OrderError::not_found("order"));
         }
         match self.sql.order_by_number(number).await? {
             Some(o) if admin || o.buyer_id == viewer.get() => Ok(o),
-            _ => Err(ApiError::not_found("order")),
+            _ => Err(OrderError::not_found("order")),
         }
     }
 
@@ -436,7 +451,7 @@ impl Orders {
         viewer: UserId,
         admin: bool,
         number: &str,
-    ) -> Result<OrderDetail, ApiError> {
+    ) -> Result<OrderDetail, OrderError> {
         let order = self.visible(viewer, admin, number).await?;
         let lines = self.sql.order_lines(order.id).await?;
         Ok(OrderDetail { order, lines })
@@ -446,7 +461,7 @@ impl Orders {
     pub async fn payment(
         &self,
         order: &OrderRecord,
-    ) -> Result<Option<crate::store::sql::PaymentRecord>, ApiError> {
+    ) -> Result<Option<crate::store::sql::PaymentRecord>, OrderError> {
         Ok(self.sql.payment_of_order(order.id).await?)
     }
 
@@ -456,9 +471,9 @@ impl Orders {
         viewer: UserId,
         admin: bool,
         number: &str,
-    ) -> Result<OrderStatusView, ApiError> {
+    ) -> Result<OrderStatusView, OrderError> {
         if !order::is_order_number(number) {
-            return Err(ApiError::not_found("order"));
+            return Err(OrderError::not_found("order"));
         }
         let cached = self
             .cache
@@ -469,7 +484,7 @@ impl Orders {
             Some(v) => v,
             None => {
                 let Some(o) = self.sql.order_by_number(number).await? else {
-                    return Err(ApiError::not_found("order"));
+                    return Err(OrderError::not_found("order"));
                 };
                 let v = OrderStatusView::from(&o);
                 if let Ok(text) = serde_json::to_string(&v) {
@@ -481,7 +496,7 @@ impl Orders {
             }
         };
         if !admin && view.buyer_id != viewer.get() {
-            return Err(ApiError::not_found("order"));
+            return Err(OrderError::not_found("order"));
         }
         Ok(view)
     }
@@ -492,8 +507,8 @@ impl Orders {
         buyer: UserId,
         before: Option<i64>,
         limit: Option<i64>,
-    ) -> Result<Vec<OrderDetail>, ApiError> {
-        let limit = ApiError::page_limit(limit, 20, MAX_PAGE)?;
+    ) -> Result<Vec<OrderDetail>, OrderError> {
+        let limit = OrderError::page_limit(limit, 20, MAX_PAGE)?;
         let orders = self.sql.orders_of(buyer, before, limit).await?;
         let mut out = Vec::with_capacity(orders.len());
         for order in orders {
@@ -505,10 +520,10 @@ impl Orders {
 
     /// The buyer gives up an unpaid order: its stock goes back at once
     /// (and the outbox job makes sure of it if this node dies now).
-    pub async fn cancel(&self, buyer: UserId, number: &str) -> Result<OrderDetail, ApiError> {
+    pub async fn cancel(&self, buyer: UserId, number: &str) -> Result<OrderDetail, OrderError> {
         let order = self.visible(buyer, false, number).await?;
         if order::transition(order.status, order::Transition::CancelByUser).is_none() {
-            return Err(ApiError::new(
+            return Err(OrderError::new(
                 Code::InvalidState,
                 format!("a {} order cannot be cancelled here", order.status.as_str()),
             ));
@@ -518,7 +533,7 @@ impl Orders {
             .end_unpaid_order(order.id, OrderStatus::CancelledByUser, &[], now_ms())
             .await?
         else {
-            return Err(ApiError::new(
+            return Err(OrderError::new(
                 Code::InvalidState,
                 "the order changed meanwhile (paid or expired)",
             ));
@@ -530,7 +545,7 @@ impl Orders {
             self.restore_stock(ended.id).await
         };
         if let Err(e) = undone {
-            tracing::warn!(order = ended.id, error = %e.message, "undoing the hold now failed; the outbox will");
+            tracing::warn!(order = ended.id, error = %e, "undoing the hold now failed; the outbox will");
         }
         let lines = self.sql.order_lines(ended.id).await?;
         Ok(OrderDetail {
@@ -540,7 +555,7 @@ impl Orders {
     }
 
     /// An order's number by its id (admin views).
-    pub async fn number_of(&self, order_id: i64) -> Result<Option<String>, ApiError> {
+    pub async fn number_of(&self, order_id: i64) -> Result<Option<String>, OrderError> {
         Ok(self.sql.order(order_id).await?.map(|o| o.order_number))
     }
 
@@ -550,7 +565,7 @@ impl Orders {
         &self,
         number: &str,
         provider: &str,
-    ) -> Result<Option<String>, ApiError> {
+    ) -> Result<Option<String>, OrderError> {
         if !order::is_order_number(number) {
             return Ok(None);
         }
@@ -567,9 +582,9 @@ impl Orders {
 
     /// The order was just paid or cancelled (`service::payments` recorded
     /// it): the status cache learns it, and the order as it is now.
-    pub async fn reload(&self, order_id: i64) -> Result<OrderDetail, ApiError> {
+    pub async fn reload(&self, order_id: i64) -> Result<OrderDetail, OrderError> {
         let Some(order) = self.sql.order(order_id).await? else {
-            return Err(ApiError::not_found("order"));
+            return Err(OrderError::not_found("order"));
         };
         self.cache_status(&order).await;
         let lines = self.sql.order_lines(order.id).await?;
@@ -577,7 +592,7 @@ impl Orders {
     }
 
     /// Outbox `order_expire`: end the order if it is still unpaid.
-    pub async fn expire(&self, order_id: i64) -> Result<(), ApiError> {
+    pub async fn expire(&self, order_id: i64) -> Result<(), OrderError> {
         let Some(order) = self.sql.order(order_id).await? else {
             return Ok(());
         };
@@ -609,7 +624,7 @@ impl Orders {
 
     /// Outbox `stock_restore` (and the cancel's fast path): give an ended
     /// order's stock back, each line at most once.
-    pub async fn restore_stock(&self, order_id: i64) -> Result<(), ApiError> {
+    pub async fn restore_stock(&self, order_id: i64) -> Result<(), OrderError> {
         let restored = self.sql.restore_order_stock(order_id, now_ms()).await?;
         if !restored.is_empty() {
             tracing::info!(order = order_id, lines = restored.len(), "stock restored");
@@ -619,7 +634,7 @@ impl Orders {
 
     /// Outbox `listing_release` (and the cancel's fast path): end the
     /// reservation a used-listing order held; idempotent.
-    pub async fn release_listing(&self, order_id: i64) -> Result<(), ApiError> {
+    pub async fn release_listing(&self, order_id: i64) -> Result<(), OrderError> {
         let Some(order) = self.sql.order(order_id).await? else {
             return Ok(());
         };
@@ -631,7 +646,8 @@ impl Orders {
             Some(r) if ended => {
                 self.market
                     .order_hold_ended(r, order.status == OrderStatus::Expired)
-                    .await
+                    .await?;
+                Ok(())
             }
             _ => Ok(()),
         }
@@ -649,7 +665,7 @@ impl Orders {
             JOB_LISTING_RELEASE => self.release_listing(id).await,
             other => return Err(format!("not a job of the orders service: {other}")),
         };
-        done.map_err(|e| e.message)
+        done.map_err(|e| e.to_string())
     }
 
     /// The outbox handlers of this service, one per kind in [`JOB_KINDS`].

@@ -53,7 +53,7 @@ impl Outbox {
         status: &str,
         before: Option<i64>,
         limit: i64,
-    ) -> Result<Vec<JobRecord>, crate::error::ApiError> {
+    ) -> Result<Vec<JobRecord>, crate::error::Refusal> {
         Ok(self.sql.jobs(status, before, limit).await?)
     }
 }

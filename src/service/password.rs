@@ -7,7 +7,7 @@ use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 
-use crate::error::ApiError;
+use crate::error::Refusal;
 use crate::service::gate::Gate;
 use crate::store::StoreError;
 
@@ -33,7 +33,7 @@ impl PasswordHasher {
         })
     }
 
-    pub async fn hash(&self, password: String) -> Result<String, ApiError> {
+    pub async fn hash(&self, password: String) -> Result<String, Refusal> {
         let params = self.params.clone();
         Ok(self
             .gate
@@ -43,7 +43,7 @@ impl PasswordHasher {
 
     /// Verify `password` against `hash`; with `None`, burn the same time
     /// against the dummy hash and return false.
-    pub async fn verify(&self, password: String, hash: Option<String>) -> Result<bool, ApiError> {
+    pub async fn verify(&self, password: String, hash: Option<String>) -> Result<bool, Refusal> {
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.dummy_hash.clone());
         let ok = self

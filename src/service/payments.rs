@@ -45,7 +45,7 @@ use crate::domain::ids::{ListingId, UserId};
 use crate::domain::money::Won;
 use crate::domain::now_ms;
 use crate::domain::order::OrderStatus;
-use crate::error::{ApiError, Code};
+use crate::error::{area_error, Code, Refuse};
 use crate::payments::{
     Approved, CancelRequest, ConfirmRequest, GatewayError, PaymentGateway, ProviderStatus, Ready,
     ReadyRequest,
@@ -58,6 +58,16 @@ use crate::store::sql::{
     CancelLine, Cancelled, NewJob, NewPayment, NewRefund, OrderRecord, PaymentEvent,
     PaymentFailure, PaymentRecord, Recorded, RefundLine, RefundRecord, SqlStore,
 };
+
+area_error! {
+    /// What the payment service (confirm, cancel, refund, reconcile) answers instead of a result.
+    pub enum PaymentError {
+        own {}
+        from {
+            Orders(super::orders::OrderError),
+        }
+    }
+}
 
 /// The outbox kind of a compensating cancel.
 pub const JOB_PAYMENT_CANCEL: &str = "payment_cancel";
@@ -136,8 +146,8 @@ fn random_key() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn refused(rule: &str, message: impl Into<String>) -> ApiError {
-    ApiError::new(Code::CancelRefused, message).with_details(json!({ "rule": rule }))
+fn refused(rule: &str, message: impl Into<String>) -> PaymentError {
+    PaymentError::new(Code::CancelRefused, message).with_details(json!({ "rule": rule }))
 }
 
 /// Settings the service needs.
@@ -180,13 +190,13 @@ impl Payments {
         known
     }
 
-    fn gateway(&self, provider: &str) -> Result<&Arc<dyn PaymentGateway>, ApiError> {
+    fn gateway(&self, provider: &str) -> Result<&Arc<dyn PaymentGateway>, PaymentError> {
         self.gateways.get(provider).ok_or_else(|| {
             let known = self.providers();
             if known.is_empty() {
-                return ApiError::field("provider", "no payment provider is configured here");
+                return PaymentError::field("provider", "no payment provider is configured here");
             }
-            ApiError::field("provider", format!("must be one of {}", known.join(", ")))
+            PaymentError::field("provider", format!("must be one of {}", known.join(", ")))
         })
     }
 
@@ -230,22 +240,22 @@ impl Payments {
     }
 
     /// The caller's order, pending and inside its payment window.
-    async fn payable(&self, buyer: UserId, number: &str) -> Result<OrderDetail, ApiError> {
+    async fn payable(&self, buyer: UserId, number: &str) -> Result<OrderDetail, PaymentError> {
         let detail = self.orders.get(buyer, false, number).await?;
         Self::check_payable(&detail)?;
         Ok(detail)
     }
 
     /// A pending order inside its payment window.
-    fn check_payable(detail: &OrderDetail) -> Result<(), ApiError> {
+    fn check_payable(detail: &OrderDetail) -> Result<(), PaymentError> {
         if detail.order.status != OrderStatus::PendingPayment {
-            return Err(ApiError::new(
+            return Err(PaymentError::new(
                 Code::InvalidState,
                 format!("a {} order cannot be paid", detail.order.status.as_str()),
             ));
         }
         if now_ms() >= detail.order.expires_at {
-            return Err(ApiError::new(
+            return Err(PaymentError::new(
                 Code::InvalidState,
                 "the payment window of this order has passed",
             ));
@@ -261,7 +271,7 @@ impl Payments {
         buyer: UserId,
         number: &str,
         provider: &str,
-    ) -> Result<Ready, ApiError> {
+    ) -> Result<Ready, PaymentError> {
         let gateway = self.gateway(provider)?.clone();
         let detail = self.payable(buyer, number).await?;
         let order = &detail.order;
@@ -300,7 +310,7 @@ impl Payments {
                     .await?;
                 Ok(ready)
             }
-            Err(GatewayError::Unsupported) => Err(ApiError::field(
+            Err(GatewayError::Unsupported) => Err(PaymentError::field(
                 "provider",
                 format!("{provider} needs no ready step: open its widget and confirm"),
             )),
@@ -315,20 +325,20 @@ impl Payments {
         &self,
         buyer: UserId,
         input: ConfirmInput,
-    ) -> Result<(OrderDetail, PaymentRecord), ApiError> {
+    ) -> Result<(OrderDetail, PaymentRecord), PaymentError> {
         let gateway = self.gateway(&input.provider)?.clone();
         if input.payment_key.is_empty()
             || input.payment_key.len() > 200
             || !input.payment_key.bytes().all(|b| b.is_ascii_graphic())
         {
-            return Err(ApiError::field(
+            return Err(PaymentError::field(
                 "payment_key",
                 "must be 1..=200 visible ASCII characters",
             ));
         }
         if let Some(t) = &input.pg_token {
             if t.is_empty() || t.len() > 200 || !t.bytes().all(|b| b.is_ascii_graphic()) {
-                return Err(ApiError::field(
+                return Err(PaymentError::field(
                     "pg_token",
                     "must be 1..=200 visible ASCII characters",
                 ));
@@ -349,7 +359,7 @@ impl Payments {
         // a concurrent confirm of the same payment and refuse it.
         Self::check_payable(&detail)?;
         if input.amount != order.total {
-            return Err(ApiError::new(
+            return Err(PaymentError::new(
                 Code::AmountMismatch,
                 format!("the order total is {}", Won(order.total)),
             )
@@ -359,13 +369,13 @@ impl Payments {
         // for this order.
         if let Some(bound) = self.sql.payment_intent(order.id, &input.provider).await? {
             if bound != input.payment_key {
-                return Err(ApiError::field(
+                return Err(PaymentError::field(
                     "payment_key",
                     "is not the payment prepared for this order",
                 ));
             }
         } else if gateway.needs_ready() {
-            return Err(ApiError::new(
+            return Err(PaymentError::new(
                 Code::InvalidState,
                 "prepare the payment first (POST /api/payments/ready)",
             ));
@@ -406,13 +416,13 @@ impl Payments {
         order: &OrderRecord,
         provider: &'static str,
         approved: &Approved,
-    ) -> Result<(OrderDetail, PaymentRecord), ApiError> {
+    ) -> Result<(OrderDetail, PaymentRecord), PaymentError> {
         if approved.amount.get() != order.total {
             // The provider approved another amount than the order's total
             // (a tampered widget): not ours to keep.
             self.compensate(order.id, provider, &approved.payment_key, approved.amount)
                 .await;
-            return Err(ApiError::new(
+            return Err(PaymentError::new(
                 Code::AmountMismatch,
                 format!(
                     "the provider approved {} but the order total is {}; the payment is being refunded",
@@ -476,7 +486,7 @@ impl Payments {
                         .order_sold(ListingId(listing), UserId(order.buyer_id))
                         .await
                     {
-                        tracing::warn!(error = %e.message, "announcing a sale failed");
+                        tracing::warn!(error = %e, "announcing a sale failed");
                     }
                 }
                 Ok((detail, p))
@@ -488,7 +498,7 @@ impl Payments {
             Ok(Recorded::AlreadyPaid(_) | Recorded::OrderNotPending) => {
                 self.compensate(order.id, provider, &approved.payment_key, approved.amount)
                     .await;
-                Err(ApiError::new(
+                Err(PaymentError::new(
                     Code::InvalidState,
                     "the order could not be paid any more (it expired or was cancelled meanwhile); the payment is being refunded",
                 )
@@ -498,7 +508,7 @@ impl Payments {
                 // The provider holds the money and we could not record it.
                 self.compensate(order.id, provider, &approved.payment_key, approved.amount)
                     .await;
-                Err(ApiError::from(e))
+                Err(PaymentError::from(e))
             }
         }
     }
@@ -509,7 +519,7 @@ impl Payments {
         detail: &OrderDetail,
         provider: &str,
         e: GatewayError,
-    ) -> ApiError {
+    ) -> PaymentError {
         match e {
             GatewayError::Declined { code, message } => {
                 self.publish(
@@ -518,22 +528,22 @@ impl Payments {
                     json!({"order": detail.order.order_number, "buyer": buyer, "code": code}),
                 )
                 .await;
-                ApiError::new(Code::PaymentDeclined, message)
+                PaymentError::new(Code::PaymentDeclined, message)
                     .with_details(json!({"provider_code": code}))
             }
-            GatewayError::AlreadyProcessed => ApiError::new(
+            GatewayError::AlreadyProcessed => PaymentError::new(
                 Code::InvalidState,
                 "this payment was already used for another confirm",
             ),
             GatewayError::NotFound | GatewayError::NotCancelable(_) => {
-                ApiError::field("payment_key", "the provider does not know this payment")
+                PaymentError::field("payment_key", "the provider does not know this payment")
             }
             GatewayError::Unsupported => {
-                ApiError::field("provider", "this provider cannot do that")
+                PaymentError::field("provider", "this provider cannot do that")
             }
             GatewayError::Unavailable(why) => {
                 tracing::warn!(provider, error = %why, "payment provider unavailable");
-                ApiError::new(
+                PaymentError::new(
                     Code::Unavailable,
                     format!(
                         "the payment provider ({provider}) does not answer; retry the same request"
@@ -579,7 +589,7 @@ impl Payments {
             .unwrap_or(0));
         let order_id = payload.get("order").and_then(serde_json::Value::as_i64);
         let provider = s("provider");
-        let gateway = self.gateway(&provider).map_err(|e| e.message)?.clone();
+        let gateway = self.gateway(&provider).map_err(|e| e.to_string())?.clone();
         let key = s("idempotency_key");
         let started = Instant::now();
         let r = gateway
@@ -616,10 +626,10 @@ impl Payments {
         who: Canceller,
         number: &str,
         input: CancelInput,
-    ) -> Result<(OrderDetail, Option<RefundRecord>), ApiError> {
+    ) -> Result<(OrderDetail, Option<RefundRecord>), PaymentError> {
         let reason = input.reason.unwrap_or_default();
         if reason.chars().count() > 200 {
-            return Err(ApiError::field("reason", "at most 200 characters"));
+            return Err(PaymentError::field("reason", "at most 200 characters"));
         }
         let detail = self.orders.get(who.user, who.admin, number).await?;
         let order = &detail.order;
@@ -631,13 +641,13 @@ impl Payments {
             order.status,
             OrderStatus::Paid | OrderStatus::PartiallyCancelled
         ) {
-            return Err(ApiError::new(
+            return Err(PaymentError::new(
                 Code::InvalidState,
                 format!("a {} order cannot be cancelled", order.status.as_str()),
             ));
         }
         let Some(payment) = self.sql.payment_of_order(order.id).await? else {
-            return Err(ApiError::new(
+            return Err(PaymentError::new(
                 Code::InvalidState,
                 "the order has no payment",
             ));
@@ -659,7 +669,7 @@ impl Payments {
         let wanted: Vec<RefundLine> = match input.lines {
             Some(lines) => {
                 if lines.is_empty() || lines.len() > crate::domain::order::MAX_LINES {
-                    return Err(ApiError::field("lines", "1..=50 lines"));
+                    return Err(PaymentError::field("lines", "1..=50 lines"));
                 }
                 lines
             }
@@ -683,19 +693,19 @@ impl Payments {
         let mut amount: i64 = 0;
         for w in &wanted {
             let Some(l) = detail.lines.iter().find(|l| l.id == w.line) else {
-                return Err(ApiError::field(
+                return Err(PaymentError::field(
                     "lines",
                     format!("line {} is not on this order", w.line),
                 ));
             };
             if lines.iter().any(|c| c.line == w.line) {
-                return Err(ApiError::field(
+                return Err(PaymentError::field(
                     "lines",
                     format!("line {} is named twice", w.line),
                 ));
             }
             if w.quantity < 1 {
-                return Err(ApiError::field("lines", "quantities are at least 1"));
+                return Err(PaymentError::field("lines", "quantities are at least 1"));
             }
             if reviewed.contains(&l.id) {
                 return Err(refused(
@@ -767,7 +777,7 @@ impl Payments {
                     self.listings_back(&lines).await;
                     return Ok((self.orders.reload(order.id).await?, None));
                 }
-                Cancelled::Changed => return Err(ApiError::new(
+                Cancelled::Changed => return Err(PaymentError::new(
                     Code::InvalidState,
                     "the order changed meanwhile (a line was cancelled or reviewed); look again",
                 )),
@@ -840,7 +850,7 @@ impl Payments {
         }
         let gateway = self
             .gateway(&payment.provider)
-            .map_err(|e| e.message)?
+            .map_err(|e| e.to_string())?
             .clone();
         let started = Instant::now();
         let r = gateway
@@ -923,7 +933,7 @@ impl Payments {
     /// payment from the provider and act on what it says, never on what
     /// the webhook said. Idempotent. `Err`: retry later.
     pub async fn reconcile(&self, provider: &str, payment_key: &str) -> Result<(), String> {
-        let gateway = self.gateway(provider).map_err(|e| e.message)?.clone();
+        let gateway = self.gateway(provider).map_err(|e| e.to_string())?.clone();
         let started = Instant::now();
         let seen = gateway.lookup(payment_key).await;
         let ours = self
@@ -977,7 +987,7 @@ impl Payments {
                     order.status == OrderStatus::PendingPayment && now_ms() < order.expires_at;
                 if still_payable {
                     if let Err(e) = self.keep(&order, gateway.provider(), &approved).await {
-                        tracing::info!(order = %order.order_number, error = %e.message, "reconciled approval not kept");
+                        tracing::info!(order = %order.order_number, error = %e, "reconciled approval not kept");
                     }
                 } else {
                     self.compensate(order.id, gateway.provider(), payment_key, seen.total)
@@ -1067,7 +1077,10 @@ impl Payments {
                 if !matches!(made, Cancelled::Changed) {
                     tracing::warn!(order = %order.order_number, amount = delta, "payment cancelled at the provider; order cancelled to match");
                     self.listings_back(&lines).await;
-                    self.orders.reload(order.id).await.map_err(|e| e.message)?;
+                    self.orders
+                        .reload(order.id)
+                        .await
+                        .map_err(|e| e.to_string())?;
                 }
                 Ok(())
             }
@@ -1097,7 +1110,7 @@ impl Payments {
         provider: &str,
         payment_key: &str,
         source: Option<std::net::IpAddr>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), PaymentError> {
         self.gateway(provider)?;
         let from = source.map_or_else(|| "-".to_string(), |ip| ip.to_string());
         let w = self
@@ -1106,7 +1119,7 @@ impl Payments {
             .hit(&format!("webhook:{provider}:{from}"), 60)
             .await?;
         if w.count > self.webhooks.per_minute {
-            return Err(ApiError::rate_limited(w.resets_in_secs.max(1)));
+            return Err(PaymentError::rate_limited(w.resets_in_secs.max(1)));
         }
         if !self.sql.knows_payment_key(provider, payment_key).await? {
             tracing::info!(
@@ -1128,12 +1141,11 @@ impl Payments {
             return Ok(());
         }
         if waiting >= self.webhooks.queue_max {
-            let mut e = ApiError::new(
+            return Err(PaymentError::new(
                 Code::Busy,
                 "too many payment changes waiting; deliver again later",
-            );
-            e.retry_after_secs = Some(10);
-            return Err(e);
+            )
+            .retry_after(10));
         }
         let job = NewJob {
             kind: JOB_PAYMENT_RECONCILE,
@@ -1146,11 +1158,11 @@ impl Payments {
     }
 
     /// Failed refunds and compensations, newest first (admins).
-    pub async fn failures(&self, limit: i64) -> Result<Vec<PaymentFailure>, ApiError> {
+    pub async fn failures(&self, limit: i64) -> Result<Vec<PaymentFailure>, PaymentError> {
         Ok(self.sql.payment_failures(limit).await?)
     }
 
-    pub async fn refunds(&self, order_id: i64) -> Result<Vec<RefundRecord>, ApiError> {
+    pub async fn refunds(&self, order_id: i64) -> Result<Vec<RefundRecord>, PaymentError> {
         Ok(self.sql.refunds_of_order(order_id).await?)
     }
 

@@ -1,6 +1,6 @@
 //! The storage layer's error type, shared by every adapter (SQL, Redis,
 //! MongoDB, media files). Callers above the store turn it into an API error
-//! (`From<StoreError> for ApiError` in `crate::error`).
+//! (`From<StoreError> for Refusal` in `crate::error`).
 
 /// Failures of a storage adapter. They carry their cause for the log; the
 /// client only ever sees `internal` (or `unavailable` when a backend does

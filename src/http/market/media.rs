@@ -161,7 +161,8 @@ pub async fn serve_media(
         .media
         .storage()
         .get(&key)
-        .await?
+        .await
+        .map_err(crate::error::Refusal::from)?
         .ok_or_else(|| ApiError::not_found("media"))?;
     Ok(HttpResponse::Ok()
         .content_type(crate::service::media::content_type_of_key(&key))

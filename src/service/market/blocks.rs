@@ -3,11 +3,11 @@
 use super::*;
 
 impl Market {
-    pub async fn block(&self, user: UserId, target: UserId, on: bool) -> Result<(), ApiError> {
+    pub async fn block(&self, user: UserId, target: UserId, on: bool) -> Result<(), MarketError> {
         let user = user.get();
         let target = target.get();
         if user == target {
-            return ApiError::check_fields(FieldErrors::from([(
+            return MarketError::check_fields(FieldErrors::from([(
                 "user",
                 "you cannot block yourself".to_string(),
             )]));
@@ -15,7 +15,7 @@ impl Market {
         self.sql
             .user_by_id(target)
             .await?
-            .ok_or_else(|| ApiError::not_found("user"))?;
+            .ok_or_else(|| MarketError::not_found("user"))?;
         if on {
             self.sql.block(user, target, now_ms()).await?;
         } else {
@@ -30,7 +30,7 @@ impl Market {
         Ok(())
     }
 
-    pub async fn blocks(&self, user: UserId) -> Result<Vec<i64>, ApiError> {
+    pub async fn blocks(&self, user: UserId) -> Result<Vec<i64>, MarketError> {
         let user = user.get();
         Ok(self.sql.blocked_by(user).await?)
     }

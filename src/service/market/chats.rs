@@ -4,19 +4,23 @@ use super::*;
 
 impl Market {
     /// The buyer's chat with the seller about a listing (get or create).
-    pub async fn chat(&self, buyer: UserId, id: ListingId) -> Result<(RoomRecord, bool), ApiError> {
+    pub async fn chat(
+        &self,
+        buyer: UserId,
+        id: ListingId,
+    ) -> Result<(RoomRecord, bool), MarketError> {
         let buyer = buyer.get();
         let id = id.get();
         let l = self.live_listing(id).await?;
         if l.status == ListingStatus::Hidden {
-            return Err(ApiError::not_found("listing"));
+            return Err(MarketError::not_found("listing"));
         }
         if l.seller_id == buyer {
-            return Err(ApiError::new(Code::Conflict, "this is your own listing"));
+            return Err(MarketError::new(Code::Conflict, "this is your own listing"));
         }
         self.active_user(l.seller_id).await?;
         if self.sql.blocked_between(buyer, l.seller_id).await? {
-            return Err(ApiError::new(
+            return Err(MarketError::new(
                 Code::Blocked,
                 "you cannot chat with this user",
             ));
@@ -36,7 +40,7 @@ impl Market {
             .sql
             .room(room)
             .await?
-            .ok_or_else(|| ApiError::internal("room vanished"))?;
+            .ok_or_else(|| MarketError::internal("room vanished"))?;
         Ok((record, created))
     }
 
@@ -45,7 +49,7 @@ impl Market {
         &self,
         seller: UserId,
         id: ListingId,
-    ) -> Result<Vec<(i64, UserRecord, i64)>, ApiError> {
+    ) -> Result<Vec<(i64, UserRecord, i64)>, MarketError> {
         let seller = seller.get();
         let id = id.get();
         let l = self.owned_listing(seller, id).await?;

@@ -3,12 +3,17 @@
 use super::*;
 
 impl Market {
-    pub async fn favourite(&self, user: UserId, id: ListingId, on: bool) -> Result<(), ApiError> {
+    pub async fn favourite(
+        &self,
+        user: UserId,
+        id: ListingId,
+        on: bool,
+    ) -> Result<(), MarketError> {
         let user = user.get();
         let id = id.get();
         let l = self.live_listing(id).await?;
         if l.status == ListingStatus::Hidden && l.seller_id != user {
-            return Err(ApiError::not_found("listing"));
+            return Err(MarketError::not_found("listing"));
         }
         let changed = if on {
             self.sql.add_favourite(user, id, now_ms()).await?
@@ -21,7 +26,7 @@ impl Market {
         Ok(())
     }
 
-    pub async fn favourites(&self, user: UserId) -> Result<Vec<FeedItem>, ApiError> {
+    pub async fn favourites(&self, user: UserId) -> Result<Vec<FeedItem>, MarketError> {
         let user = user.get();
         let rows = self.sql.favourites(user).await?;
         let visible: Vec<ListingRecord> = rows

@@ -29,7 +29,7 @@ use crate::domain::events::Alarm;
 use crate::domain::ids::{ListingId, UserId};
 use crate::domain::listing::{self, Cursor, ListingEvent, ListingStatus, Sort, Transition};
 use crate::domain::now_ms;
-use crate::error::{ApiError, Code};
+use crate::error::{area_error, Code, Refuse};
 use crate::service::events::publish_job;
 use crate::store::cache::Cache;
 use crate::store::sql::{
@@ -37,6 +37,14 @@ use crate::store::sql::{
     ReviewInsert, ReviewSummary, SqlStore,
 };
 use crate::store::{MessageStore, RoomRecord, UserRecord};
+
+area_error! {
+    /// What the marketplace (listings, feed, favourites, blocks, reservations, reviews, reports) answers instead of a result.
+    pub enum MarketError {
+        own {}
+        from {}
+    }
+}
 
 const FEED_CACHE: &str = "feed";
 const FEED_CACHE_TTL: Duration = Duration::from_secs(30);
@@ -142,12 +150,12 @@ pub fn media_url(key: &str) -> String {
     format!("/media/{key}")
 }
 
-fn not_owner() -> ApiError {
-    ApiError::new(Code::NotOwner, "only the seller may do this")
+fn not_owner() -> MarketError {
+    MarketError::new(Code::NotOwner, "only the seller may do this")
 }
 
-fn invalid_state(why: impl Into<String>) -> ApiError {
-    ApiError::new(Code::InvalidState, why)
+fn invalid_state(why: impl Into<String>) -> MarketError {
+    MarketError::new(Code::InvalidState, why)
 }
 
 /// The marketplace's limits.
@@ -188,14 +196,14 @@ impl Market {
     }
 
     /// A listing that exists and is not deleted.
-    async fn live_listing(&self, id: i64) -> Result<ListingRecord, ApiError> {
+    async fn live_listing(&self, id: i64) -> Result<ListingRecord, MarketError> {
         match self.sql.listing(id).await? {
             Some(l) if !l.deleted => Ok(l),
-            _ => Err(ApiError::not_found("listing")),
+            _ => Err(MarketError::not_found("listing")),
         }
     }
 
-    async fn owned_listing(&self, user: i64, id: i64) -> Result<ListingRecord, ApiError> {
+    async fn owned_listing(&self, user: i64, id: i64) -> Result<ListingRecord, MarketError> {
         let l = self.live_listing(id).await?;
         if l.seller_id != user {
             return Err(not_owner());
@@ -203,10 +211,10 @@ impl Market {
         Ok(l)
     }
 
-    async fn active_user(&self, id: i64) -> Result<UserRecord, ApiError> {
+    async fn active_user(&self, id: i64) -> Result<UserRecord, MarketError> {
         match self.sql.user_by_id(id).await? {
             Some(u) if u.status == Status::Active => Ok(u),
-            _ => Err(ApiError::not_found("user")),
+            _ => Err(MarketError::not_found("user")),
         }
     }
 
@@ -234,7 +242,7 @@ fn event_jobs(event: &ListingEvent) -> Vec<NewJob> {
 impl Market {
     /// Tell a listing's chats what happened (after the change committed;
     /// its bus event went with the change, see `event_jobs`).
-    async fn emit(&self, listing: &ListingRecord, event: ListingEvent) -> Result<(), ApiError> {
+    async fn emit(&self, listing: &ListingRecord, event: ListingEvent) -> Result<(), MarketError> {
         self.announce(listing, event.notice(), event.chat_payload())
             .await
     }
@@ -245,7 +253,7 @@ impl Market {
         listing: &ListingRecord,
         body: String,
         payload: serde_json::Value,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), MarketError> {
         let rooms = self.sql.listing_room_ids(listing.id).await?;
         // Bounded wait until every notice is in (see ChatHub::post_system).
         self.hub
@@ -262,7 +270,7 @@ impl Market {
         images: &[i64],
         listing: Option<i64>,
         errors: &mut FieldErrors,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), MarketError> {
         if images.len() > listing::MAX_IMAGES {
             errors.insert("images", format!("at most {} images", listing::MAX_IMAGES));
             return Ok(());
@@ -295,7 +303,7 @@ impl Market {
         &self,
         seller: UserId,
         input: ListingInput,
-    ) -> Result<ListingDetail, ApiError> {
+    ) -> Result<ListingDetail, MarketError> {
         let seller = seller.get();
         let mut errors = FieldErrors::new();
         for (field, present) in [
@@ -320,7 +328,7 @@ impl Market {
         let images = input.images.unwrap_or_default();
         self.check_images(seller, &images, None, &mut errors)
             .await?;
-        ApiError::check_fields(errors)?;
+        MarketError::check_fields(errors)?;
         // Counted once the listing is valid (a rejected form costs nothing),
         // before it is written: one atomic increment, so parallel posts
         // cannot pass the limit together.
@@ -329,17 +337,17 @@ impl Market {
             .hit(&format!("listing:create:{seller}"), 3600)
             .await?;
         if w.count > self.listings_per_hour {
-            let mut e = ApiError::rate_limited(w.resets_in_secs.max(1));
-            e.message = format!(
-                "at most {} new listings an hour; try again later",
-                self.listings_per_hour
+            return Err(
+                MarketError::rate_limited(w.resets_in_secs.max(1)).with_message(format!(
+                    "at most {} new listings an hour; try again later",
+                    self.listings_per_hour
+                )),
             );
-            return Err(e);
         }
         let (Some(title), Some(description), Some(price), Some(category)) =
             (title, description, input.price, input.category)
         else {
-            return Err(ApiError::internal("validated listing fields missing"));
+            return Err(MarketError::internal("validated listing fields missing"));
         };
         let fields = ListingFields {
             title: &title,
@@ -369,7 +377,7 @@ impl Market {
         user: UserId,
         id: ListingId,
         input: ListingInput,
-    ) -> Result<ListingDetail, ApiError> {
+    ) -> Result<ListingDetail, MarketError> {
         let user = user.get();
         let id = id.get();
         let current = self.owned_listing(user, id).await?;
@@ -397,7 +405,7 @@ impl Market {
                 None
             }
         };
-        ApiError::check_fields(errors)?;
+        MarketError::check_fields(errors)?;
         if let Some((t, to)) = target {
             if current.status != to {
                 if listing::transition(current.status, t) != Some(to) {
@@ -415,7 +423,7 @@ impl Market {
                     .set_listing_status(id, current.status, to, now_ms())
                     .await?
                 {
-                    return Err(ApiError::new(
+                    return Err(MarketError::new(
                         Code::Conflict,
                         "the listing changed meanwhile; retry",
                     ));
@@ -451,7 +459,7 @@ impl Market {
         self.detail_of(Some(user), id, false).await
     }
 
-    pub async fn delete_listing(&self, user: UserId, id: ListingId) -> Result<(), ApiError> {
+    pub async fn delete_listing(&self, user: UserId, id: ListingId) -> Result<(), MarketError> {
         let user = user.get();
         let id = id.get();
         let l = self.owned_listing(user, id).await?;
@@ -470,7 +478,7 @@ impl Market {
         viewer: Option<UserId>,
         id: ListingId,
         count_view: bool,
-    ) -> Result<ListingDetail, ApiError> {
+    ) -> Result<ListingDetail, MarketError> {
         self.detail_of(viewer.map(UserId::get), id.get(), count_view)
             .await
     }
@@ -481,7 +489,7 @@ impl Market {
         viewer: Option<i64>,
         id: i64,
         count_view: bool,
-    ) -> Result<ListingDetail, ApiError> {
+    ) -> Result<ListingDetail, MarketError> {
         // The seller always sees their own listing fresh (they act on its
         // state right after changing it); everyone else may get the cache.
         let mut page = self.listing_page(id, false).await?;
@@ -491,7 +499,7 @@ impl Market {
         let mut l = page.listing;
         let is_seller = viewer == Some(l.seller_id);
         if l.status == ListingStatus::Hidden && !is_seller {
-            return Err(ApiError::not_found("listing"));
+            return Err(MarketError::not_found("listing"));
         }
         if count_view && !is_seller {
             self.sql.count_view(id).await?;
@@ -520,7 +528,7 @@ impl Market {
     /// with several nodes), else from the store (and then cached under the
     /// generation read before the queries, so a page computed while the
     /// listing changed is never served; see `store::cache`).
-    async fn listing_page(&self, id: i64, fresh: bool) -> Result<ListingPage, ApiError> {
+    async fn listing_page(&self, id: i64, fresh: bool) -> Result<ListingPage, MarketError> {
         let key = id.to_string();
         if !fresh {
             if let Some(hit) = self.cache.get(LISTING_CACHE, &key).await {
@@ -535,7 +543,7 @@ impl Market {
             .sql
             .user_by_id(l.seller_id)
             .await?
-            .ok_or_else(|| ApiError::internal("listing without seller"))?;
+            .ok_or_else(|| MarketError::internal("listing without seller"))?;
         let summary = self.sql.review_summary(l.seller_id).await?;
         let images = self.sql.listing_images(id).await?;
         let reservation = self.sql.active_reservation(id).await?;
@@ -565,11 +573,11 @@ impl Market {
         &self,
         viewer: Option<UserId>,
         req: FeedRequest,
-    ) -> Result<FeedPage, ApiError> {
+    ) -> Result<FeedPage, MarketError> {
         let viewer = viewer.map(UserId::get);
         let limit = req.limit.unwrap_or(20);
         if !(1..=100).contains(&limit) {
-            return Err(ApiError::new(
+            return Err(MarketError::new(
                 Code::InvalidParameter,
                 "limit must be between 1 and 100",
             ));
@@ -580,7 +588,7 @@ impl Market {
             Some(c) => match Cursor::decode(c) {
                 Some(c) if c.sort == sort => Some(c),
                 _ => {
-                    return Err(ApiError::new(
+                    return Err(MarketError::new(
                         Code::InvalidParameter,
                         "bad cursor (or a cursor of another sort order)",
                     ))
@@ -589,20 +597,20 @@ impl Market {
         };
         if let Some(c) = &req.category {
             if !listing::CATEGORIES.contains(&c.as_str()) {
-                return Err(ApiError::new(
+                return Err(MarketError::new(
                     Code::InvalidParameter,
                     format!("unknown category {c:?}"),
                 ));
             }
         }
         if req.min_price.is_some_and(|p| p < 0) || req.max_price.is_some_and(|p| p < 0) {
-            return Err(ApiError::new(
+            return Err(MarketError::new(
                 Code::InvalidParameter,
                 "prices are 0 or more",
             ));
         }
         if req.status == Some(ListingStatus::Hidden) {
-            return Err(ApiError::new(
+            return Err(MarketError::new(
                 Code::InvalidParameter,
                 "hidden listings are not in the feed",
             ));
@@ -613,7 +621,7 @@ impl Market {
             .map(|q| q.trim().to_lowercase())
             .filter(|q| !q.is_empty());
         if q.as_ref().is_some_and(|q| q.chars().count() > 100) {
-            return Err(ApiError::new(
+            return Err(MarketError::new(
                 Code::InvalidParameter,
                 "q is at most 100 characters",
             ));
@@ -681,7 +689,7 @@ impl Market {
         Ok(page)
     }
 
-    pub async fn feed_items(&self, rows: &[ListingRecord]) -> Result<Vec<FeedItem>, ApiError> {
+    pub async fn feed_items(&self, rows: &[ListingRecord]) -> Result<Vec<FeedItem>, MarketError> {
         let ids: Vec<i64> = rows.iter().map(|l| l.id).collect();
         let thumbs = self.sql.listing_thumbnails(&ids).await?;
         Ok(rows

@@ -10,7 +10,7 @@ impl Market {
         target: i64,
         room: Option<i64>,
         reason: &str,
-    ) -> Result<i64, ApiError> {
+    ) -> Result<i64, MarketError> {
         let reason = reason.trim();
         let mut errors = FieldErrors::new();
         if reason.is_empty() || reason.chars().count() > listing::REPORT_REASON_MAX_CHARS {
@@ -40,7 +40,7 @@ impl Market {
                 errors.insert("target_kind", "must be listing, user or message".into());
             }
         }
-        ApiError::check_fields(errors)?;
+        MarketError::check_fields(errors)?;
         let exists = match kind {
             // Only what the reporter could see: a deleted listing, or one
             // hidden by someone else, answers exactly like one that never
@@ -53,7 +53,7 @@ impl Market {
                 let room_id = room.unwrap_or(0);
                 // One can only report what one could see.
                 if self.sql.member(room_id, reporter).await?.is_none() {
-                    return Err(ApiError::new(
+                    return Err(MarketError::new(
                         Code::NotMember,
                         "you are not a member of that room",
                     ));
@@ -62,7 +62,7 @@ impl Market {
             }
         };
         if !exists {
-            return Err(ApiError::not_found(kind));
+            return Err(MarketError::not_found(kind));
         }
         Ok(self
             .sql
@@ -74,7 +74,7 @@ impl Market {
         &self,
         before: Option<i64>,
         limit: i64,
-    ) -> Result<Vec<ReportRecord>, ApiError> {
+    ) -> Result<Vec<ReportRecord>, MarketError> {
         Ok(self.sql.reports(before.unwrap_or(i64::MAX), limit).await?)
     }
 }

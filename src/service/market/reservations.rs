@@ -11,7 +11,7 @@ impl Market {
         id: ListingId,
         buyer: UserId,
         until: Option<i64>,
-    ) -> Result<ListingDetail, ApiError> {
+    ) -> Result<ListingDetail, MarketError> {
         let seller = seller.get();
         let id = id.get();
         let buyer = buyer.get();
@@ -27,18 +27,18 @@ impl Market {
         let latest =
             now.saturating_add(i64::try_from(max_secs.saturating_mul(1000)).unwrap_or(i64::MAX));
         match until {
-            Some(u) if u <= now => ApiError::check_fields(FieldErrors::from([(
+            Some(u) if u <= now => MarketError::check_fields(FieldErrors::from([(
                 "until",
                 "must be in the future".to_string(),
             )]))?,
-            Some(u) if u > latest => ApiError::check_fields(FieldErrors::from([(
+            Some(u) if u > latest => MarketError::check_fields(FieldErrors::from([(
                 "until",
                 format!("must be at most {max_secs} s from now"),
             )]))?,
             _ => {}
         }
         if buyer == seller || self.sql.listing_room_of(id, buyer).await?.is_none() {
-            return Err(ApiError::new(
+            return Err(MarketError::new(
                 Code::InvalidParameter,
                 "the buyer must have a chat about this listing",
             ));
@@ -76,7 +76,7 @@ impl Market {
         l: &ListingRecord,
         r: &crate::store::sql::ReservationRecord,
         expired: bool,
-    ) -> Result<bool, ApiError> {
+    ) -> Result<bool, MarketError> {
         let (listing, seller, buyer, reservation) = (l.id, l.seller_id, r.buyer_id, r.id);
         let (status, event) = if expired {
             let event = ListingEvent::ReservationExpired {
@@ -108,7 +108,10 @@ impl Market {
 
     /// Cancel the active reservation of a listing (timer cancelled) and
     /// post why. Returns whether there was one.
-    pub(super) async fn end_active_reservation(&self, l: &ListingRecord) -> Result<bool, ApiError> {
+    pub(super) async fn end_active_reservation(
+        &self,
+        l: &ListingRecord,
+    ) -> Result<bool, MarketError> {
         let Some(r) = self.sql.active_reservation(l.id).await? else {
             return Ok(false);
         };
@@ -117,7 +120,7 @@ impl Market {
     }
 
     /// Cancel the reservation: the seller, or the buyer it is for.
-    pub async fn cancel_reservation(&self, user: UserId, id: ListingId) -> Result<(), ApiError> {
+    pub async fn cancel_reservation(&self, user: UserId, id: ListingId) -> Result<(), MarketError> {
         let user = user.get();
         let id = id.get();
         let l = self.live_listing(id).await?;
@@ -125,7 +128,7 @@ impl Market {
             .sql
             .active_reservation(id)
             .await?
-            .ok_or_else(|| ApiError::not_found("reservation"))?;
+            .ok_or_else(|| MarketError::not_found("reservation"))?;
         if user != l.seller_id && user != r.buyer_id {
             return Err(not_owner());
         }
@@ -138,11 +141,11 @@ impl Market {
     /// first call for a still-active reservation changes anything.
     pub async fn expire_reservation(&self, reservation_id: i64) {
         if let Err(e) = self.try_expire(reservation_id).await {
-            tracing::error!(reservation_id, error = %e.message, "expiring a reservation failed");
+            tracing::error!(reservation_id, error = %e, "expiring a reservation failed");
         }
     }
 
-    pub(super) async fn try_expire(&self, reservation_id: i64) -> Result<(), ApiError> {
+    pub(super) async fn try_expire(&self, reservation_id: i64) -> Result<(), MarketError> {
         let Some(r) = self.sql.reservation(reservation_id).await? else {
             return Ok(());
         };
@@ -158,7 +161,7 @@ impl Market {
     }
 
     /// Re-arm the timers of every timed reservation (at start).
-    pub async fn restore_timers(&self) -> Result<usize, ApiError> {
+    pub async fn restore_timers(&self) -> Result<usize, MarketError> {
         let timed = self.sql.timed_reservations().await?;
         for r in &timed {
             if let Some(at) = r.until {
@@ -182,7 +185,7 @@ impl Market {
         seller: UserId,
         id: ListingId,
         buyer: Option<UserId>,
-    ) -> Result<ListingDetail, ApiError> {
+    ) -> Result<ListingDetail, MarketError> {
         let seller = seller.get();
         let id = id.get();
         let buyer = buyer.map(UserId::get);
@@ -195,7 +198,7 @@ impl Market {
         }
         if let Some(b) = buyer {
             if b == seller || self.sql.listing_room_of(id, b).await?.is_none() {
-                return Err(ApiError::new(
+                return Err(MarketError::new(
                     Code::InvalidParameter,
                     "the buyer must have a chat about this listing",
                 ));
@@ -212,7 +215,7 @@ impl Market {
             .mark_sold(id, buyer, &event_jobs(&event), now_ms())
             .await?
         {
-            return Err(ApiError::new(
+            return Err(MarketError::new(
                 Code::Conflict,
                 "the listing changed meanwhile; retry",
             ));
@@ -261,7 +264,7 @@ impl Market {
         listing: ListingId,
         buyer: UserId,
         reservation: i64,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), MarketError> {
         let Some(l) = self.sql.listing(listing.get()).await? else {
             return Ok(());
         };
@@ -284,7 +287,7 @@ impl Market {
 
     /// The order was paid: the store sold the listing in the payment's
     /// transaction (with `sold_jobs`); tell its chats.
-    pub async fn order_sold(&self, listing: ListingId, buyer: UserId) -> Result<(), ApiError> {
+    pub async fn order_sold(&self, listing: ListingId, buyer: UserId) -> Result<(), MarketError> {
         let Some(l) = self.sql.listing(listing.get()).await? else {
             return Ok(());
         };
@@ -309,7 +312,11 @@ impl Market {
 
     /// The order ended unpaid: end its reservation (if it is still the
     /// active one; idempotent) and put the listing back on sale.
-    pub async fn order_hold_ended(&self, reservation: i64, expired: bool) -> Result<(), ApiError> {
+    pub async fn order_hold_ended(
+        &self,
+        reservation: i64,
+        expired: bool,
+    ) -> Result<(), MarketError> {
         let Some(r) = self.sql.reservation(reservation).await? else {
             return Ok(());
         };

@@ -10,7 +10,7 @@ impl Market {
         rating: &str,
         tags: Vec<String>,
         text: Option<String>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), MarketError> {
         let user = user.get();
         let id = id.get();
         let l = self.live_listing(id).await?;
@@ -38,7 +38,7 @@ impl Market {
                 ),
             );
         }
-        ApiError::check_fields(errors)?;
+        MarketError::check_fields(errors)?;
         let (Some(buyer), ListingStatus::Sold) = (l.buyer_id, l.status) else {
             return Err(invalid_state(
                 "reviews open once the listing is sold to a buyer",
@@ -49,7 +49,7 @@ impl Market {
         } else if user == buyer {
             l.seller_id
         } else {
-            return Err(ApiError::forbidden(
+            return Err(MarketError::forbidden(
                 "only the buyer and the seller of this deal may review it",
             ));
         };
@@ -82,20 +82,23 @@ impl Market {
                 self.cache.clear(LISTING_CACHE).await;
                 Ok(())
             }
-            ReviewInsert::AlreadyReviewed => Err(ApiError::new(
+            ReviewInsert::AlreadyReviewed => Err(MarketError::new(
                 Code::AlreadyReviewed,
                 "you already reviewed this deal",
             )),
         }
     }
 
-    pub async fn profile(&self, id: UserId) -> Result<(UserRecord, f64, ReviewSummary), ApiError> {
+    pub async fn profile(
+        &self,
+        id: UserId,
+    ) -> Result<(UserRecord, f64, ReviewSummary), MarketError> {
         let id = id.get();
         let user = self
             .sql
             .user_by_id(id)
             .await?
-            .ok_or_else(|| ApiError::not_found("user"))?;
+            .ok_or_else(|| MarketError::not_found("user"))?;
         let summary = self.sql.review_summary(id).await?;
         Ok((
             user,
