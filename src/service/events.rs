@@ -66,7 +66,7 @@ pub fn publish_handler(
                 notifications.handle(&event).await?;
                 event.handled = true;
             }
-            bus.publish(&topic, event).await.map_err(|e| e.to_string())
+            Ok(bus.publish(&topic, event).await?)
         })
     });
     (JOB_EVENT_PUBLISH, handler)

@@ -24,7 +24,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport as _, Message, Tokio1Executor};
 
 use crate::domain::notification::{email_for, signup_attempt_email, verification_email, Email};
 use crate::service::accounts::{Accounts, JOB_EMAIL_VERIFY};
-use crate::service::outbox::JobHandler;
+use crate::service::outbox::{JobError, JobHandler};
 use crate::store::sql::SqlStore;
 
 pub use crate::store::sql::JOB_EMAIL_SEND;
@@ -74,16 +74,11 @@ impl Mailer {
     }
 
     /// Build and send (or write) the email of one notification.
-    pub async fn send_notification(&self, id: i64) -> Result<(), String> {
-        let Some(n) = self.sql.notification(id).await.map_err(|e| e.to_string())? else {
+    pub async fn send_notification(&self, id: i64) -> Result<(), JobError> {
+        let Some(n) = self.sql.notification(id).await? else {
             return Ok(());
         };
-        let Some(user) = self
-            .sql
-            .user_by_id(n.user_id)
-            .await
-            .map_err(|e| e.to_string())?
-        else {
+        let Some(user) = self.sql.user_by_id(n.user_id).await? else {
             return Ok(());
         };
         let Some(address) = user.email.clone() else {
@@ -118,16 +113,11 @@ impl Mailer {
 
     /// Mail a fresh verification link to the user's address (the
     /// `email_verify` job). Verified meanwhile, or no address: nothing.
-    pub async fn send_verification(&self, user_id: i64) -> Result<(), String> {
+    pub async fn send_verification(&self, user_id: i64) -> Result<(), JobError> {
         let Some((user, address)) = self.addressee(user_id).await? else {
             return Ok(());
         };
-        let Some(token) = self
-            .accounts
-            .issue_verification_token(user_id)
-            .await
-            .map_err(|e| e.to_string())?
-        else {
+        let Some(token) = self.accounts.issue_verification_token(user_id).await? else {
             return Ok(());
         };
         let link = format!("{}/#/verify-email?token={token}", self.public_url);
@@ -140,7 +130,7 @@ impl Mailer {
     /// with it (sign-up answers the same either way; this is where the
     /// owner learns of it). An unverified address gets nothing: it had its
     /// link at sign-up, and it may not be the owner's at all.
-    pub async fn send_signup_attempt(&self, user_id: i64) -> Result<(), String> {
+    pub async fn send_signup_attempt(&self, user_id: i64) -> Result<(), JobError> {
         let Some((user, address)) = self.addressee(user_id).await? else {
             return Ok(());
         };
@@ -156,12 +146,8 @@ impl Mailer {
     async fn addressee(
         &self,
         user_id: i64,
-    ) -> Result<Option<(crate::store::UserRecord, String)>, String> {
-        let user = self
-            .sql
-            .user_by_id(user_id)
-            .await
-            .map_err(|e| e.to_string())?;
+    ) -> Result<Option<(crate::store::UserRecord, String)>, JobError> {
+        let user = self.sql.user_by_id(user_id).await?;
         Ok(user.and_then(|u| u.email.clone().map(|a| (u, a))))
     }
 
@@ -172,7 +158,7 @@ impl Mailer {
         nickname: &str,
         mail: Email,
         id: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), JobError> {
         let to: Mailbox = match format!("{nickname} <{address}>").parse() {
             Ok(m) => m,
             Err(_) => match address.parse() {
@@ -187,8 +173,7 @@ impl Mailer {
         if !self
             .sql
             .take_mail_quota(address, day, self.daily_max)
-            .await
-            .map_err(|e| e.to_string())?
+            .await?
         {
             tracing::warn!(
                 mail = id,
@@ -223,9 +208,7 @@ impl Mailer {
                 smtp.send(message).await.map_err(|e| format!("smtp: {e}"))?;
             }
             None => {
-                tokio::fs::create_dir_all(&self.dir)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                tokio::fs::create_dir_all(&self.dir).await?;
                 let path = self.dir.join(format!("{id}.eml"));
                 tokio::fs::write(&path, message.formatted())
                     .await
@@ -248,7 +231,7 @@ impl Mailer {
                     .and_then(serde_json::Value::as_i64)
                 {
                     Some(id) => mailer.send_notification(id).await,
-                    None => Err(format!("payload without a notification id: {payload}")),
+                    None => Err(format!("payload without a notification id: {payload}").into()),
                 }
             })
         });
@@ -267,7 +250,7 @@ impl Mailer {
                 match payload.get("user").and_then(serde_json::Value::as_i64) {
                     Some(id) if attempt => mailer.send_signup_attempt(id).await,
                     Some(id) => mailer.send_verification(id).await,
-                    None => Err(format!("payload without a user id: {payload}")),
+                    None => Err(format!("payload without a user id: {payload}").into()),
                 }
             })
         });

@@ -41,6 +41,7 @@ use crate::domain::notification::{self, Audience, KINDS};
 use crate::domain::now_ms;
 use crate::error::{area_error, Refuse};
 use crate::protocol::frames;
+use crate::service::outbox::JobError;
 use crate::shutdown::Shutdown;
 use crate::store::sql::{KeywordAdd, NewNotification, NotificationRecord, SqlStore};
 
@@ -254,14 +255,14 @@ impl Notifications {
     }
 
     /// Turn one event into its notifications (idempotent by event id).
-    pub async fn handle(&self, event: &Event) -> Result<(), String> {
+    pub async fn handle(&self, event: &Event) -> Result<(), JobError> {
         self.handle_once(event, &mut HashSet::new()).await
     }
 
     /// The same, skipping the users in `done` and adding each user whose
     /// notification was made and pushed (so a retry after a failure part
     /// way through does not push their frames twice).
-    async fn handle_once(&self, event: &Event, done: &mut HashSet<i64>) -> Result<(), String> {
+    async fn handle_once(&self, event: &Event, done: &mut HashSet<i64>) -> Result<(), JobError> {
         if event.id.is_empty() {
             // Events from before ids existed cannot be deduplicated.
             return Ok(());
@@ -282,11 +283,7 @@ impl Notifications {
                 .get("order")
                 .and_then(serde_json::Value::as_str)
                 .unwrap_or("");
-            let order = self
-                .sql
-                .order_by_number(number)
-                .await
-                .map_err(|e| e.to_string())?;
+            let order = self.sql.order_by_number(number).await?;
             if order.is_none_or(|o| o.status == crate::domain::order::OrderStatus::Cancelled) {
                 return Ok(());
             }
@@ -295,7 +292,7 @@ impl Notifications {
             let mut body = n.body.clone();
             let mut seller = None;
             if let Some(listing) = n.listing {
-                let l = self.sql.listing(listing).await.map_err(|e| e.to_string())?;
+                let l = self.sql.listing(listing).await?;
                 seller = l.as_ref().map(|l| l.seller_id);
                 let title = l.map(|l| l.title).unwrap_or_default();
                 body = body.replace("{title}", &title);
@@ -303,17 +300,12 @@ impl Notifications {
             match &n.to {
                 Audience::User(u) => self.deliver(event, *u, &n, &body, done).await?,
                 Audience::Admins => {
-                    for u in self.sql.admin_ids().await.map_err(|e| e.to_string())? {
+                    for u in self.sql.admin_ids().await? {
                         self.deliver(event, u, &n, &body, done).await?;
                     }
                 }
                 Audience::Favourites(listing) => {
-                    for u in self
-                        .sql
-                        .favourited_by(*listing)
-                        .await
-                        .map_err(|e| e.to_string())?
-                    {
+                    for u in self.sql.favourited_by(*listing).await? {
                         if Some(u) != seller {
                             self.deliver(event, u, &n, &body, done).await?;
                         }
@@ -321,12 +313,7 @@ impl Notifications {
                 }
                 Audience::KeywordWatchers(text) => {
                     let mut last = None;
-                    for (u, keyword) in self
-                        .sql
-                        .keyword_matches(&text.to_lowercase())
-                        .await
-                        .map_err(|e| e.to_string())?
-                    {
+                    for (u, keyword) in self.sql.keyword_matches(&text.to_lowercase()).await? {
                         // One notification per user, naming their first match.
                         if Some(u) == seller || last == Some(u) {
                             continue;
@@ -338,8 +325,7 @@ impl Notifications {
                             if !self
                                 .sql
                                 .take_alert_quota(u, s, &event.id, self.alerts_per_seller, now_ms())
-                                .await
-                                .map_err(|e| e.to_string())?
+                                .await?
                             {
                                 continue;
                             }
@@ -351,11 +337,7 @@ impl Notifications {
                 Audience::Everyone => {
                     let mut after = 0;
                     loop {
-                        let page = self
-                            .sql
-                            .active_user_ids(after, BROADCAST_PAGE)
-                            .await
-                            .map_err(|e| e.to_string())?;
+                        let page = self.sql.active_user_ids(after, BROADCAST_PAGE).await?;
                         for &u in &page {
                             self.deliver(event, u, &n, &body, done).await?;
                         }
@@ -377,7 +359,7 @@ impl Notifications {
         n: &notification::Notice,
         body: &str,
         done: &mut HashSet<i64>,
-    ) -> Result<(), String> {
+    ) -> Result<(), JobError> {
         if done.contains(&user) {
             return Ok(());
         }
@@ -397,8 +379,7 @@ impl Notifications {
                 },
                 now_ms(),
             )
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         self.push(user, &row).await?;
         done.insert(user);
         Ok(())
@@ -410,7 +391,7 @@ impl Notifications {
     /// notification per room and debounce window, with the unread count and
     /// the latest preview. The window is the notification's key, so two
     /// nodes announcing the same room in one window still make one.
-    async fn chat_activity(&self, event: &Event) -> Result<(), String> {
+    async fn chat_activity(&self, event: &Event) -> Result<(), JobError> {
         let d = &event.data;
         let (Some(room), Some(seq), Some(sender)) = (
             d.get("room").and_then(serde_json::Value::as_i64),
@@ -491,13 +472,13 @@ impl Notifications {
     }
 
     /// Send a row to the user's live sessions and SSE streams on this node.
-    async fn push(&self, user: i64, row: &NotificationRecord) -> Result<(), String> {
+    async fn push(&self, user: i64, row: &NotificationRecord) -> Result<(), JobError> {
         let streaming = self.streams.lock().contains_key(&user);
         if !(row.in_app && row.read_at.is_none() && (streaming || self.hub.is_online(user))) {
             return Ok(());
         }
         let item = serde_json::to_value(NotificationView::from(row)).unwrap_or_default();
-        let unread = self.unread(UserId(user)).await.map_err(|e| e.to_string())?;
+        let unread = self.unread(UserId(user)).await?;
         self.hub
             .user(user, UserMsg::Event(frames::notification(&item)));
         if streaming {
@@ -538,12 +519,8 @@ impl Notifications {
     }
 
     /// The user's (in_app, email) for a kind: their choice or the default.
-    async fn channels(&self, user: i64, kind: &str) -> Result<(bool, bool), String> {
-        let prefs = self
-            .sql
-            .notification_prefs(user)
-            .await
-            .map_err(|e| e.to_string())?;
+    async fn channels(&self, user: i64, kind: &str) -> Result<(bool, bool), JobError> {
+        let prefs = self.sql.notification_prefs(user).await?;
         if let Some((_, a, e)) = prefs.iter().find(|(k, _, _)| k == kind) {
             return Ok((*a, *e));
         }
@@ -587,7 +564,7 @@ impl Notifications {
 
     /// A `notification.badge` event: tell this node's sessions and streams
     /// of the user the count as it is now.
-    async fn badge_event(&self, event: &Event) -> Result<(), String> {
+    async fn badge_event(&self, event: &Event) -> Result<(), JobError> {
         let Some(user) = event.data.get("user").and_then(serde_json::Value::as_i64) else {
             return Ok(());
         };
@@ -595,7 +572,7 @@ impl Notifications {
         if !(streaming || self.hub.is_online(user)) {
             return Ok(());
         }
-        let unread = self.unread(UserId(user)).await.map_err(|e| e.to_string())?;
+        let unread = self.unread(UserId(user)).await?;
         self.send_badge(user, unread, streaming);
         Ok(())
     }

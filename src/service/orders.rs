@@ -29,7 +29,7 @@ use crate::error::{area_error, Code, Refuse};
 use crate::metrics::Metrics;
 use crate::service::catalog::{Catalog, ShopSettings, StockMove};
 use crate::service::market::Market;
-use crate::service::outbox::JobHandler;
+use crate::service::outbox::{JobError, JobHandler};
 use crate::store::cache::Cache;
 use crate::store::sql::{
     LineRequest, ListingPlaced, NewOrder, OrderLineRecord, OrderRecord, PlaceRefusal, Placed,
@@ -654,7 +654,7 @@ impl Orders {
     }
 
     /// Run one outbox job of this service.
-    async fn run_job(&self, kind: &str, payload: &serde_json::Value) -> Result<(), String> {
+    async fn run_job(&self, kind: &str, payload: &serde_json::Value) -> Result<(), JobError> {
         let id = payload
             .get("order")
             .and_then(serde_json::Value::as_i64)
@@ -663,9 +663,9 @@ impl Orders {
             JOB_ORDER_EXPIRE => self.expire(id).await,
             JOB_STOCK_RESTORE => self.restore_stock(id).await,
             JOB_LISTING_RELEASE => self.release_listing(id).await,
-            other => return Err(format!("not a job of the orders service: {other}")),
+            other => return Err(format!("not a job of the orders service: {other}").into()),
         };
-        done.map_err(|e| e.to_string())
+        Ok(done?)
     }
 
     /// The outbox handlers of this service, one per kind in [`JOB_KINDS`].

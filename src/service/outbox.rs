@@ -97,7 +97,11 @@ impl RetryPolicy {
 /// Jobs claimed per tick.
 const BATCH: i64 = 50;
 
-pub type JobFuture = Pin<Box<dyn Future<Output = Result<(), String>>>>;
+/// Why a job (or the handling of a bus event) failed: any area's error, a
+/// store error or a sentence. `?` converts them; the runner keeps the text
+/// in the job's `last_error` (and the log), nothing above it flattens.
+pub type JobError = Box<dyn std::error::Error + Send + Sync>;
+pub type JobFuture = Pin<Box<dyn Future<Output = Result<(), JobError>>>>;
 /// Runs one job from its payload.
 pub type JobHandler = Arc<dyn Fn(serde_json::Value) -> JobFuture>;
 
@@ -256,7 +260,9 @@ impl OutboxWorker {
                 }
                 (
                     "dead",
-                    self.sql.fail_job(job.id, &self.node, &why, None).await,
+                    self.sql
+                        .fail_job(job.id, &self.node, &why.to_string(), None)
+                        .await,
                 )
             }
             Err(why) => {
@@ -266,7 +272,7 @@ impl OutboxWorker {
                 (
                     "retry",
                     self.sql
-                        .fail_job(job.id, &self.node, &why, Some(retry))
+                        .fail_job(job.id, &self.node, &why.to_string(), Some(retry))
                         .await,
                 )
             }

@@ -53,7 +53,7 @@ use crate::payments::{
 use crate::service::events::{publish_job, publish_job_at};
 use crate::service::market::Market;
 use crate::service::orders::{OrderDetail, Orders};
-use crate::service::outbox::JobHandler;
+use crate::service::outbox::{JobError, JobHandler};
 use crate::store::sql::{
     CancelLine, Cancelled, NewJob, NewPayment, NewRefund, OrderRecord, PaymentEvent,
     PaymentFailure, PaymentRecord, Recorded, RefundLine, RefundRecord, SqlStore,
@@ -575,7 +575,7 @@ impl Payments {
     }
 
     /// One compensating cancel (the outbox job and its first try).
-    async fn run_compensation(&self, payload: &serde_json::Value) -> Result<(), String> {
+    async fn run_compensation(&self, payload: &serde_json::Value) -> Result<(), JobError> {
         let s = |k: &str| {
             payload
                 .get(k)
@@ -589,7 +589,7 @@ impl Payments {
             .unwrap_or(0));
         let order_id = payload.get("order").and_then(serde_json::Value::as_i64);
         let provider = s("provider");
-        let gateway = self.gateway(&provider).map_err(|e| e.to_string())?.clone();
+        let gateway = self.gateway(&provider)?.clone();
         let key = s("idempotency_key");
         let started = Instant::now();
         let r = gateway
@@ -614,7 +614,7 @@ impl Payments {
         match r {
             // Nothing left to cancel: it was given back already.
             Ok(_) | Err(GatewayError::NotCancelable(_)) => Ok(()),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -798,7 +798,11 @@ impl Payments {
                 refund.id,
                 &claimer,
                 retry_at,
-                first.as_ref().err().map_or("", String::as_str),
+                &first
+                    .as_ref()
+                    .err()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
                 now_ms(),
             )
             .await
@@ -813,27 +817,17 @@ impl Payments {
 
     /// Make the provider refund a pending refund (the `payment_refund`
     /// job, and the cancel's first try). `Err`: retry later.
-    async fn run_refund(&self, id: i64) -> Result<(), String> {
-        let Some(refund) = self.sql.refund(id).await.map_err(|e| e.to_string())? else {
+    async fn run_refund(&self, id: i64) -> Result<(), JobError> {
+        let Some(refund) = self.sql.refund(id).await? else {
             return Ok(());
         };
         if refund.status != "pending" {
             return Ok(());
         }
-        let Some(order) = self
-            .sql
-            .order(refund.order_id)
-            .await
-            .map_err(|e| e.to_string())?
-        else {
+        let Some(order) = self.sql.order(refund.order_id).await? else {
             return Ok(());
         };
-        let Some(payment) = self
-            .sql
-            .payment_of_order(order.id)
-            .await
-            .map_err(|e| e.to_string())?
-        else {
+        let Some(payment) = self.sql.payment_of_order(order.id).await? else {
             return Ok(());
         };
         // In order, one at a time per payment: an earlier refund still
@@ -841,17 +835,11 @@ impl Payments {
         let earlier = self
             .sql
             .earlier_pending_refunds(payment.id, refund.id)
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         if earlier > 0 {
-            return Err(format!(
-                "waiting for {earlier} earlier refund(s) of this payment"
-            ));
+            return Err(format!("waiting for {earlier} earlier refund(s) of this payment").into());
         }
-        let gateway = self
-            .gateway(&payment.provider)
-            .map_err(|e| e.to_string())?
-            .clone();
+        let gateway = self.gateway(&payment.provider)?.clone();
         let started = Instant::now();
         let r = gateway
             .cancel(&CancelRequest {
@@ -889,11 +877,10 @@ impl Payments {
                         &[publish_job(TOPIC_ALARMS, &event)],
                         now_ms(),
                     )
-                    .await
-                    .map_err(|e| e.to_string())?;
+                    .await?;
                 Ok(())
             }
-            Err(GatewayError::Unavailable(why)) => Err(why),
+            Err(GatewayError::Unavailable(why)) => Err(why.into()),
             // The provider will never make this refund: admins take over.
             Err(e) => {
                 self.refund_failed(&refund, &order, &e.to_string()).await;
@@ -932,15 +919,11 @@ impl Payments {
     /// Bring our record in line with the provider's (webhook): fetch the
     /// payment from the provider and act on what it says, never on what
     /// the webhook said. Idempotent. `Err`: retry later.
-    pub async fn reconcile(&self, provider: &str, payment_key: &str) -> Result<(), String> {
-        let gateway = self.gateway(provider).map_err(|e| e.to_string())?.clone();
+    pub async fn reconcile(&self, provider: &str, payment_key: &str) -> Result<(), JobError> {
+        let gateway = self.gateway(provider)?.clone();
         let started = Instant::now();
         let seen = gateway.lookup(payment_key).await;
-        let ours = self
-            .sql
-            .payment_by_key(provider, payment_key)
-            .await
-            .map_err(|e| e.to_string())?;
+        let ours = self.sql.payment_by_key(provider, payment_key).await?;
         self.audit(
             ours.as_ref().map(|p| p.order_id),
             gateway.provider(),
@@ -952,7 +935,7 @@ impl Payments {
         .await;
         let seen = match seen {
             Ok(seen) => seen,
-            Err(GatewayError::Unavailable(why)) => return Err(why),
+            Err(GatewayError::Unavailable(why)) => return Err(why.into()),
             Err(e) => {
                 tracing::info!(provider, error = %e, "webhook for a payment the provider does not show; ignored");
                 return Ok(());
@@ -965,12 +948,7 @@ impl Payments {
                 }
                 // Approved at the provider, never confirmed with us (the
                 // client went away): keep it if the order can take it.
-                let Some(order) = self
-                    .sql
-                    .order_by_number(&seen.order_id)
-                    .await
-                    .map_err(|e| e.to_string())?
-                else {
+                let Some(order) = self.sql.order_by_number(&seen.order_id).await? else {
                     tracing::warn!(provider, order = %seen.order_id, "approved payment for an unknown order; refunding");
                     let key = idempotency_key(&["compensate", provider, payment_key]);
                     let payload = json!({"order": null, "provider": provider, "payment_key": payment_key,
@@ -1001,12 +979,7 @@ impl Payments {
                 }
                 // Cancelled at the provider (its console, a chargeback):
                 // cancel the same on our side, already refunded.
-                let Some(order) = self
-                    .sql
-                    .order(payment.order_id)
-                    .await
-                    .map_err(|e| e.to_string())?
-                else {
+                let Some(order) = self.sql.order(payment.order_id).await? else {
                     return Ok(());
                 };
                 let delta = seen.cancelled.get() - payment.cancelled_amount;
@@ -1015,15 +988,10 @@ impl Payments {
                 let lines: Vec<CancelLine> = if all {
                     // Reviewed lines stay as they are; the money is back
                     // all the same, so the order ends `cancelled`.
-                    let reviewed = self
-                        .sql
-                        .reviewed_lines(order.id)
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    let reviewed = self.sql.reviewed_lines(order.id).await?;
                     self.sql
                         .order_lines(order.id)
-                        .await
-                        .map_err(|e| e.to_string())?
+                        .await?
                         .into_iter()
                         .filter(|l| l.quantity > l.cancelled_quantity && !reviewed.contains(&l.id))
                         .map(|l| CancelLine {
@@ -1072,15 +1040,11 @@ impl Payments {
                         },
                         now_ms(),
                     )
-                    .await
-                    .map_err(|e| e.to_string())?;
+                    .await?;
                 if !matches!(made, Cancelled::Changed) {
                     tracing::warn!(order = %order.order_number, amount = delta, "payment cancelled at the provider; order cancelled to match");
                     self.listings_back(&lines).await;
-                    self.orders
-                        .reload(order.id)
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    self.orders.reload(order.id).await?;
                 }
                 Ok(())
             }
@@ -1199,7 +1163,7 @@ impl Payments {
             Box::pin(async move {
                 match payload.get("refund").and_then(serde_json::Value::as_i64) {
                     Some(id) => p.run_refund(id).await,
-                    None => Err(format!("payload without a refund id: {payload}")),
+                    None => Err(format!("payload without a refund id: {payload}").into()),
                 }
             })
         });
@@ -1210,14 +1174,9 @@ impl Payments {
                 let Some(id) = payload.get("refund").and_then(serde_json::Value::as_i64) else {
                     return Ok(());
                 };
-                let refund = p.sql.refund(id).await.map_err(|e| e.to_string())?;
+                let refund = p.sql.refund(id).await?;
                 if let Some(refund) = refund {
-                    if let Some(order) = p
-                        .sql
-                        .order(refund.order_id)
-                        .await
-                        .map_err(|e| e.to_string())?
-                    {
+                    if let Some(order) = p.sql.order(refund.order_id).await? {
                         p.refund_failed(
                             &refund,
                             &order,
