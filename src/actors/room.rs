@@ -585,11 +585,11 @@ impl Actor for RoomActor {
         let recent_store =
             (self.hub.clustered() && !catchup.is_zero()).then(|| self.hub.messages().clone());
         let load = async move {
-            let room = sql.room(id).await?;
-            let members = sql.members(id).await?;
+            let room = sql.chat().room(id).await?;
+            let members = sql.chat().members(id).await?;
             let blocked = match (room.as_ref().map(|r| r.kind), members.as_slice()) {
                 (Some(RoomKind::Direct), [a, b]) => {
-                    sql.blocked_between(a.user_id, b.user_id).await?
+                    sql.market().blocked_between(a.user_id, b.user_id).await?
                 }
                 _ => false,
             };
@@ -760,7 +760,7 @@ impl RoomActor {
             };
             let check = async move {
                 match pair.as_slice() {
-                    [a, b] => sql.blocked_between(*a, *b).await,
+                    [a, b] => sql.market().blocked_between(*a, *b).await,
                     _ => Ok(false),
                 }
             };
@@ -838,7 +838,7 @@ impl RoomActor {
         let sql = self.hub.sql().clone();
         let id = self.id;
         ctx.spawn(
-            async move { sql.room(id).await }
+            async move { sql.chat().room(id).await }
                 .into_actor(self)
                 .map(move |room, act, _| {
                     let stored = match room {

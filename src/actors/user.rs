@@ -337,7 +337,7 @@ impl Actor for UserActor {
         let sql = self.hub.sql().clone();
         let id = self.id;
         ctx.wait(
-            async move { sql.user_room_ids(id).await }
+            async move { sql.chat().user_room_ids(id).await }
                 .into_actor(self)
                 .map(|result, act, ctx| match result {
                     Ok(rooms) => {

@@ -624,7 +624,7 @@ async fn replay(
         code,
         message: message.to_string(),
     };
-    let member = match hub.sql().member(room, user).await {
+    let member = match hub.sql().chat().member(room, user).await {
         Ok(Some(m)) => m,
         Ok(None) => {
             let why = failed(Code::NotMember, "you are not a member of this room");

@@ -74,6 +74,7 @@ impl PaymentGateway for Sandbox {
         let now = now_ms();
         match self
             .sql
+            .payments()
             .sandbox_approve(
                 &req.payment_key,
                 &req.order_id,
@@ -106,6 +107,7 @@ impl PaymentGateway for Sandbox {
     async fn lookup(&self, payment_key: &str) -> Result<ProviderPayment, GatewayError> {
         let (order_id, paid, cancelled, _, _) = self
             .sql
+            .payments()
             .sandbox_payment(payment_key)
             .await
             .map_err(unavailable)?
@@ -129,6 +131,7 @@ impl PaymentGateway for Sandbox {
     async fn cancel(&self, req: &CancelRequest) -> Result<Cancelled, GatewayError> {
         match self
             .sql
+            .payments()
             .sandbox_cancel(&req.payment_key, req.amount.get(), &req.idempotency_key)
             .await
             .map_err(unavailable)?

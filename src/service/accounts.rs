@@ -208,6 +208,7 @@ impl Accounts {
                 // The verification link goes out from the outbox (after
                 // this commit, retried if the mail server is down).
                 self.store
+                    .outbox()
                     .enqueue_job(&verify_email_job(user.id, false), now_ms())
                     .await?;
                 Ok(user.email.unwrap_or_default())
@@ -217,8 +218,9 @@ impl Accounts {
                 // all the same), so sign-up does not tell who has an
                 // account here; the address's owner is told instead.
                 let email = account::normalize_email(email);
-                if let Some(owner) = self.store.user_by_email(&email).await? {
+                if let Some(owner) = self.store.accounts().user_by_email(&email).await? {
                     self.store
+                        .outbox()
                         .enqueue_job(&verify_email_job(owner.id, true), now_ms())
                         .await?;
                 }
@@ -243,10 +245,16 @@ impl Accounts {
         }
         match self
             .store
+            .accounts()
             .use_verify_token(&hash_token(token), now_ms())
             .await?
         {
-            TokenUse::Verified(id) => self.store.user_by_id(id).await?.ok_or_else(invalid),
+            TokenUse::Verified(id) => self
+                .store
+                .accounts()
+                .user_by_id(id)
+                .await?
+                .ok_or_else(invalid),
             TokenUse::Invalid => Err(invalid()),
         }
     }
@@ -274,6 +282,7 @@ impl Accounts {
             return Err(AccountError::rate_limited(w.resets_in_secs.max(1)));
         }
         self.store
+            .outbox()
             .enqueue_job(&verify_email_job(ctx.user.id, false), now_ms())
             .await?;
         Ok(())
@@ -287,7 +296,7 @@ impl Accounts {
         &self,
         user_id: i64,
     ) -> Result<Option<String>, AccountError> {
-        let Some(user) = self.store.user_by_id(user_id).await? else {
+        let Some(user) = self.store.accounts().user_by_id(user_id).await? else {
             return Ok(None);
         };
         let (Some(email), None, Status::Active) =
@@ -298,6 +307,7 @@ impl Accounts {
         let token = new_token();
         let now = now_ms();
         self.store
+            .accounts()
             .put_email_token(
                 &hash_token(&token),
                 user.id,
@@ -341,6 +351,7 @@ impl Accounts {
         let now = now_ms();
         let id = self
             .store
+            .accounts()
             .insert_user(&email, &hash, &nickname, role, now)
             .await
             .map_err(|e| match e {
@@ -348,6 +359,7 @@ impl Accounts {
                 InsertUserError::Store(e) => e.into(),
             })?;
         self.store
+            .accounts()
             .user_by_id(id)
             .await?
             .ok_or_else(|| AccountError::internal(format!("user {id} vanished after insert")))
@@ -381,7 +393,7 @@ impl Accounts {
         if account_failures >= max.saturating_mul(ACCOUNT_SLOW_FACTOR) {
             tokio::time::sleep(SLOW_PATH).await;
         }
-        let user = self.store.user_by_email(&email).await?;
+        let user = self.store.accounts().user_by_email(&email).await?;
         let hash = user.as_ref().and_then(|u| u.password_hash.clone());
         let ok = self.hasher.verify(password.to_string(), hash).await?;
         let user = match (ok, user) {
@@ -447,7 +459,7 @@ impl Accounts {
         let Some(session) = self.sessions.find_session(&token_hash, now).await? else {
             return Ok(None);
         };
-        let Some(user) = self.store.user_by_id(session.user_id).await? else {
+        let Some(user) = self.store.accounts().user_by_id(session.user_id).await? else {
             return Ok(None);
         };
         if user.status != Status::Active {
@@ -501,6 +513,7 @@ impl Accounts {
         attempts::claim(&self.limiter, &limit, self.settings.login_window.as_secs()).await?;
         let stored = self
             .store
+            .accounts()
             .user_by_id(ctx.user.id)
             .await?
             .and_then(|u| u.password_hash);
@@ -519,6 +532,7 @@ impl Accounts {
     pub async fn has_password(&self, ctx: &AuthContext) -> Result<bool, AccountError> {
         Ok(self
             .store
+            .accounts()
             .user_by_id(ctx.user.id)
             .await?
             .is_some_and(|u| u.password_hash.is_some()))
@@ -561,6 +575,7 @@ impl Accounts {
             }
             let hash = self.hasher.hash(new_password).await?;
             self.store
+                .accounts()
                 .update_password_hash(ctx.user.id, &hash, now_ms())
                 .await?;
             self.sessions
@@ -573,10 +588,12 @@ impl Accounts {
         }
         if let Some(n) = nickname {
             self.store
+                .accounts()
                 .update_nickname(ctx.user.id, &n, now_ms())
                 .await?;
         }
         self.store
+            .accounts()
             .user_by_id(ctx.user.id)
             .await?
             .ok_or_else(AccountError::unauthenticated)
@@ -595,7 +612,10 @@ impl Accounts {
         if self.has_password(ctx).await? {
             self.confirm_password(ctx, "password", password).await?;
         }
-        self.store.withdraw_user(ctx.user.id, now_ms()).await?;
+        self.store
+            .accounts()
+            .withdraw_user(ctx.user.id, now_ms())
+            .await?;
         self.sessions
             .delete_user_sessions(ctx.user.id, None)
             .await?;
@@ -607,7 +627,7 @@ impl Accounts {
     }
 
     pub async fn user(&self, id: i64) -> Result<Option<UserRecord>, AccountError> {
-        Ok(self.store.user_by_id(id).await?)
+        Ok(self.store.accounts().user_by_id(id).await?)
     }
 
     pub async fn list_users(
@@ -615,7 +635,7 @@ impl Accounts {
         after_id: i64,
         limit: i64,
     ) -> Result<Vec<UserRecord>, AccountError> {
-        Ok(self.store.list_users(after_id, limit).await?)
+        Ok(self.store.accounts().list_users(after_id, limit).await?)
     }
 
     /// `jangteo create-admin`: a new admin account, or promote an existing
@@ -635,11 +655,16 @@ impl Accounts {
                 let email = account::normalize_email(email);
                 let user = self
                     .store
+                    .accounts()
                     .user_by_email(&email)
                     .await?
                     .ok_or_else(|| AccountError::not_found("user"))?;
-                self.store.set_role(user.id, Role::Admin, now_ms()).await?;
                 self.store
+                    .accounts()
+                    .set_role(user.id, Role::Admin, now_ms())
+                    .await?;
+                self.store
+                    .accounts()
                     .user_by_id(user.id)
                     .await?
                     .ok_or_else(|| AccountError::not_found("user"))

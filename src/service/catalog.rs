@@ -220,7 +220,7 @@ impl Catalog {
             );
             return Ok(());
         }
-        let found = self.sql.media(images).await?;
+        let found = self.sql.media().media(images).await?;
         let unique: std::collections::HashSet<_> = images.iter().collect();
         if unique.len() != images.len()
             || found.len() != images.len()
@@ -289,6 +289,7 @@ impl Catalog {
         let status = input.status.unwrap_or(ProductStatus::Draft);
         match self
             .sql
+            .catalog()
             .create_product(&fields, status, &options, &images, now_ms())
             .await?
         {
@@ -300,7 +301,7 @@ impl Catalog {
 
     /// A product that exists and is not deleted (any status: admins).
     async fn live_product(&self, id: i64) -> Result<ProductRecord, CatalogError> {
-        match self.sql.product(id).await? {
+        match self.sql.catalog().product(id).await? {
             Some(p) if !p.deleted => Ok(p),
             _ => Err(CatalogError::not_found("product")),
         }
@@ -333,7 +334,7 @@ impl Catalog {
         }
         // A new base price must keep every option's price within bounds.
         if let Some(base) = input.base_price {
-            let options = self.sql.product_options(id).await?;
+            let options = self.sql.catalog().product_options(id).await?;
             if options
                 .iter()
                 .any(|o| product::option_price(Won(base), o.price_delta).is_none())
@@ -354,11 +355,15 @@ impl Catalog {
         };
         let now = now_ms();
         self.sql
+            .catalog()
             .update_product(id, &fields, input.images.as_deref(), now)
             .await?;
         if let Some(status) = input.status {
             if status != current.status {
-                self.sql.set_product_status(id, status, now).await?;
+                self.sql
+                    .catalog()
+                    .set_product_status(id, status, now)
+                    .await?;
             }
         }
         self.product_detail(id, Some(admin), true).await
@@ -366,7 +371,7 @@ impl Catalog {
 
     pub async fn delete_product(&self, id: i64) -> Result<(), CatalogError> {
         self.live_product(id).await?;
-        self.sql.delete_product(id, now_ms()).await?;
+        self.sql.catalog().delete_product(id, now_ms()).await?;
         Ok(())
     }
 
@@ -377,7 +382,7 @@ impl Catalog {
     ) -> Result<ProductDetail, CatalogError> {
         let p = self.live_product(product_id).await?;
         let mut errors = FieldErrors::new();
-        let existing = self.sql.product_options(product_id).await?;
+        let existing = self.sql.catalog().product_options(product_id).await?;
         if existing.len() >= product::MAX_OPTIONS {
             errors.insert(
                 "options",
@@ -391,6 +396,7 @@ impl Catalog {
         };
         match self
             .sql
+            .catalog()
             .add_option(product_id, &option, product::MAX_OPTIONS)
             .await?
         {
@@ -408,7 +414,7 @@ impl Catalog {
         &self,
         option_id: i64,
     ) -> Result<(OptionRecord, ProductRecord), CatalogError> {
-        match self.sql.option_with_product(option_id).await? {
+        match self.sql.catalog().option_with_product(option_id).await? {
             Some((o, p)) if !o.deleted && !p.deleted => Ok((o, p)),
             _ => Err(CatalogError::not_found("option")),
         }
@@ -433,13 +439,19 @@ impl Catalog {
             &mut errors,
         );
         CatalogError::check_fields(errors)?;
-        self.sql.update_option(option_id, &label, delta).await?;
+        self.sql
+            .catalog()
+            .update_option(option_id, &label, delta)
+            .await?;
         self.product_detail(p.id, None, true).await
     }
 
     pub async fn delete_option(&self, option_id: i64) -> Result<(), CatalogError> {
         self.live_option(option_id).await?;
-        self.sql.delete_option(option_id, now_ms()).await?;
+        self.sql
+            .catalog()
+            .delete_option(option_id, now_ms())
+            .await?;
         Ok(())
     }
 
@@ -489,6 +501,7 @@ impl Catalog {
         };
         match self
             .sql
+            .catalog()
             .change_stock(option_id, admin, change, reason, &low, now_ms())
             .await?
         {
@@ -535,10 +548,20 @@ impl Catalog {
         limit: Option<i64>,
     ) -> Result<Vec<AdjustmentRecord>, CatalogError> {
         let limit = page_limit(limit)?;
-        if self.sql.option_with_product(option_id).await?.is_none() {
+        if self
+            .sql
+            .catalog()
+            .option_with_product(option_id)
+            .await?
+            .is_none()
+        {
             return Err(CatalogError::not_found("option"));
         }
-        Ok(self.sql.stock_adjustments(option_id, before, limit).await?)
+        Ok(self
+            .sql
+            .catalog()
+            .stock_adjustments(option_id, before, limit)
+            .await?)
     }
 
     /// A product page. Drafts and hidden products only for admins
@@ -553,10 +576,10 @@ impl Catalog {
         if !admin_view && !p.status.is_public() {
             return Err(CatalogError::not_found("product"));
         }
-        let options = self.sql.product_options(id).await?;
-        let images = self.sql.product_images(id).await?;
+        let options = self.sql.catalog().product_options(id).await?;
+        let images = self.sql.catalog().product_images(id).await?;
         let in_wishlist = match viewer {
-            Some(u) => self.sql.is_wishlisted(u, id).await?,
+            Some(u) => self.sql.catalog().is_wishlisted(u, id).await?,
             None => false,
         };
         Ok(ProductDetail {
@@ -625,7 +648,7 @@ impl Catalog {
             limit: limit + 1,
             include_unlisted: admin_view,
         };
-        let mut rows = self.sql.products(&query).await?;
+        let mut rows = self.sql.catalog().products(&query).await?;
         let more = rows.len() as i64 > limit;
         rows.truncate(limit as usize);
         let next_cursor = if more {
@@ -652,8 +675,8 @@ impl Catalog {
 
     async fn items(&self, rows: Vec<ProductRecord>) -> Result<Vec<ProductItem>, CatalogError> {
         let ids: Vec<i64> = rows.iter().map(|p| p.id).collect();
-        let mut thumbs = self.sql.product_thumbnails(&ids).await?;
-        let in_stock = self.sql.products_in_stock(&ids).await?;
+        let mut thumbs = self.sql.catalog().product_thumbnails(&ids).await?;
+        let in_stock = self.sql.catalog().products_in_stock(&ids).await?;
         Ok(rows
             .into_iter()
             .map(|p| ProductItem {
@@ -676,6 +699,7 @@ impl Catalog {
             self.product_detail(product_id, None, false).await?;
         }
         self.sql
+            .catalog()
             .set_wishlisted(user, product_id, on, now_ms())
             .await?;
         Ok(())
@@ -697,7 +721,7 @@ impl Catalog {
                     .ok_or_else(|| CatalogError::new(Code::InvalidParameter, "bad cursor"))?,
             ),
         };
-        let mut rows = self.sql.wishlist(user, after, limit + 1).await?;
+        let mut rows = self.sql.catalog().wishlist(user, after, limit + 1).await?;
         let more = rows.len() as i64 > limit;
         rows.truncate(limit as usize);
         let next = if more {
@@ -743,7 +767,7 @@ impl Catalog {
         }
         match self
             .sql
-            .cart_add(
+            .catalog().cart_add(
                 user,
                 option_id,
                 quantity,
@@ -783,6 +807,7 @@ impl Catalog {
         Self::check_quantity(quantity)?;
         if !self
             .sql
+            .catalog()
             .cart_set(user, option_id, quantity, now_ms())
             .await?
         {
@@ -792,19 +817,25 @@ impl Catalog {
     }
 
     pub async fn cart_remove(&self, user: UserId, option_id: i64) -> Result<(), CatalogError> {
-        if self.sql.cart_remove(user, Some(&[option_id])).await? == 0 {
+        if self
+            .sql
+            .catalog()
+            .cart_remove(user, Some(&[option_id]))
+            .await?
+            == 0
+        {
             return Err(CatalogError::not_found("cart line"));
         }
         Ok(())
     }
 
     pub async fn cart_clear(&self, user: UserId) -> Result<(), CatalogError> {
-        self.sql.cart_remove(user, None).await?;
+        self.sql.catalog().cart_remove(user, None).await?;
         Ok(())
     }
 
     pub async fn cart(&self, user: UserId) -> Result<CartView, CatalogError> {
-        let rows = self.sql.cart(user).await?;
+        let rows = self.sql.catalog().cart(user).await?;
         let lines: Vec<CartLine> = rows
             .into_iter()
             .map(|row| {
@@ -880,7 +911,7 @@ impl Catalog {
         images: &[i64],
     ) -> Result<ProductReviewRecord, CatalogError> {
         self.product_detail(product_id, None, false).await?;
-        let line = match self.sql.reviewable_line(line_id).await? {
+        let line = match self.sql.catalog().reviewable_line(line_id).await? {
             Some(l) if l.buyer_id == author.get() => l,
             _ => return Err(CatalogError::not_found("order line")),
         };
@@ -899,11 +930,13 @@ impl Catalog {
         self.check_review(author, rating, text, images).await?;
         match self
             .sql
+            .catalog()
             .insert_product_review(&line, product_id, rating, text.trim(), images, now_ms())
             .await?
         {
             Some(id) => self
                 .sql
+                .catalog()
                 .product_review(id)
                 .await?
                 .ok_or_else(|| CatalogError::internal("review vanished")),
@@ -920,7 +953,7 @@ impl Catalog {
         product_id: i64,
         review_id: i64,
     ) -> Result<ProductReviewRecord, CatalogError> {
-        match self.sql.product_review(review_id).await? {
+        match self.sql.catalog().product_review(review_id).await? {
             Some(r) if r.product_id == product_id => Ok(r),
             _ => Err(CatalogError::not_found("review")),
         }
@@ -944,6 +977,7 @@ impl Catalog {
         let images = images.unwrap_or_else(|| r.images.clone());
         self.check_review(author, rating, &text, &images).await?;
         self.sql
+            .catalog()
             .update_product_review(review_id, author, rating, text.trim(), &images, now_ms())
             .await?;
         self.review_of(product_id, review_id).await
@@ -962,7 +996,7 @@ impl Catalog {
                 "only its author or an administrator may delete a review",
             ));
         }
-        self.sql.delete_product_review(review_id).await?;
+        self.sql.catalog().delete_product_review(review_id).await?;
         Ok(())
     }
 
@@ -974,6 +1008,10 @@ impl Catalog {
     ) -> Result<Vec<ProductReviewRecord>, CatalogError> {
         let limit = page_limit(limit)?;
         self.product_detail(product_id, None, false).await?;
-        Ok(self.sql.product_reviews(product_id, before, limit).await?)
+        Ok(self
+            .sql
+            .catalog()
+            .product_reviews(product_id, before, limit)
+            .await?)
     }
 }

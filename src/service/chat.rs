@@ -82,6 +82,7 @@ impl Chat {
 
     async fn room(&self, room_id: i64) -> Result<RoomRecord, ChatError> {
         self.sql
+            .chat()
             .room(room_id)
             .await?
             .ok_or_else(|| ChatError::not_found("room"))
@@ -96,6 +97,7 @@ impl Chat {
         let room = self.room(room_id).await?;
         let member = self
             .sql
+            .chat()
             .member(room_id, user)
             .await?
             .ok_or_else(not_member)?;
@@ -110,7 +112,7 @@ impl Chat {
         room_id: i64,
     ) -> Result<(RoomRecord, Option<MemberRecord>), ChatError> {
         let room = self.room(room_id).await?;
-        let member = self.sql.member(room_id, user).await?;
+        let member = self.sql.chat().member(room_id, user).await?;
         if room.kind == RoomKind::Direct && member.is_none() {
             return Err(not_member());
         }
@@ -140,6 +142,7 @@ impl Chat {
         };
         let id = self
             .sql
+            .chat()
             .create_open_room(
                 &NewOpenRoom {
                     owner: UserId(owner),
@@ -164,12 +167,13 @@ impl Chat {
                 "cannot chat with yourself".to_string(),
             )]))?;
         }
-        let other = self.sql.user_by_id(peer).await?;
+        let other = self.sql.accounts().user_by_id(peer).await?;
         if !other.is_some_and(|u| u.status == Status::Active) {
             return Err(ChatError::not_found("user"));
         }
         let (id, created) = self
             .sql
+            .chat()
             .get_or_create_direct(&chat::direct_key(user, peer), user, peer, None, now_ms())
             .await?;
         if created {
@@ -182,7 +186,7 @@ impl Chat {
 
     /// A user's manner score (`domain::listing::manner_score`).
     pub async fn manner_score(&self, user: i64) -> Result<f64, ChatError> {
-        let s = self.sql.review_summary(user).await?;
+        let s = self.sql.market().review_summary(user).await?;
         Ok(crate::domain::listing::manner_score(s.good, s.bad))
     }
 
@@ -194,12 +198,13 @@ impl Chat {
     ) -> Result<Vec<RoomRecord>, ChatError> {
         Ok(self
             .sql
+            .chat()
             .search_open_rooms(q.trim(), before_id.unwrap_or(i64::MAX), limit)
             .await?)
     }
 
     async fn nickname(&self, user: i64) -> String {
-        match self.sql.user_by_id(user).await {
+        match self.sql.accounts().user_by_id(user).await {
             Ok(Some(u)) if u.status == Status::Active => u.nickname,
             _ => crate::domain::account::WITHDRAWN_NICKNAME.to_string(),
         }
@@ -224,7 +229,7 @@ impl Chat {
                 "direct rooms cannot be joined",
             ));
         }
-        if self.sql.member(room_id, user).await?.is_some() {
+        if self.sql.chat().member(room_id, user).await?.is_some() {
             return Ok(room);
         }
         if let Some(min) = room.min_manner_score {
@@ -259,7 +264,7 @@ impl Chat {
             }
             self.limiter.reset(&limit[0].key).await?;
         }
-        match self.sql.join_room(room_id, user, now_ms()).await? {
+        match self.sql.chat().join_room(room_id, user, now_ms()).await? {
             JoinOutcome::Joined { visible_from } => {
                 self.hub.add_member(MemberRecord {
                     room_id,
@@ -314,7 +319,7 @@ impl Chat {
             ));
         }
         let nick = self.nickname(user).await;
-        if self.sql.remove_member(room_id, user).await? {
+        if self.sql.chat().remove_member(room_id, user).await? {
             self.system(
                 room_id,
                 user,
@@ -365,7 +370,7 @@ impl Chat {
         target: i64,
     ) -> Result<(), ChatError> {
         self.moderator(actor, is_admin, room_id, target).await?;
-        if !self.sql.remove_member(room_id, target).await? {
+        if !self.sql.chat().remove_member(room_id, target).await? {
             return Err(not_member_target());
         }
         self.removed(actor, room_id, target, "kicked").await;
@@ -380,11 +385,14 @@ impl Chat {
         target: i64,
     ) -> Result<(), ChatError> {
         self.moderator(actor, is_admin, room_id, target).await?;
-        if self.sql.user_by_id(target).await?.is_none() {
+        if self.sql.accounts().user_by_id(target).await?.is_none() {
             return Err(ChatError::not_found("user"));
         }
-        self.sql.ban(room_id, target, actor, now_ms()).await?;
-        if self.sql.remove_member(room_id, target).await? {
+        self.sql
+            .chat()
+            .ban(room_id, target, actor, now_ms())
+            .await?;
+        if self.sql.chat().remove_member(room_id, target).await? {
             self.removed(actor, room_id, target, "banned").await;
         }
         Ok(())
@@ -417,7 +425,7 @@ impl Chat {
         target: i64,
     ) -> Result<(), ChatError> {
         self.moderator(actor, is_admin, room_id, target).await?;
-        if !self.sql.unban(room_id, target).await? {
+        if !self.sql.chat().unban(room_id, target).await? {
             return Err(ChatError::not_found("ban"));
         }
         Ok(())
@@ -442,10 +450,10 @@ impl Chat {
         if target == actor {
             return Ok(room);
         }
-        if self.sql.member(room_id, target).await?.is_none() {
+        if self.sql.chat().member(room_id, target).await?.is_none() {
             return Err(not_member_target());
         }
-        self.sql.set_owner(room_id, actor, target).await?;
+        self.sql.chat().set_owner(room_id, actor, target).await?;
         let nick = self.nickname(target).await;
         self.system(
             room_id,
@@ -459,7 +467,7 @@ impl Chat {
 
     pub async fn members(&self, user: i64, room_id: i64) -> Result<Vec<MemberRecord>, ChatError> {
         self.membership(user, room_id).await?;
-        Ok(self.sql.members(room_id).await?)
+        Ok(self.sql.chat().members(room_id).await?)
     }
 
     /// My rooms (latest activity first) with their last message, and the
@@ -468,7 +476,7 @@ impl Chat {
         &self,
         user: i64,
     ) -> Result<(Vec<(MyRoom, Option<MessageRecord>)>, i64), ChatError> {
-        let rooms = self.sql.user_rooms(user).await?;
+        let rooms = self.sql.chat().user_rooms(user).await?;
         let mut total = 0;
         let mut out = Vec::with_capacity(rooms.len());
         for r in rooms {

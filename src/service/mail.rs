@@ -75,10 +75,10 @@ impl Mailer {
 
     /// Build and send (or write) the email of one notification.
     pub async fn send_notification(&self, id: i64) -> Result<(), JobError> {
-        let Some(n) = self.sql.notification(id).await? else {
+        let Some(n) = self.sql.notifications().notification(id).await? else {
             return Ok(());
         };
-        let Some(user) = self.sql.user_by_id(n.user_id).await? else {
+        let Some(user) = self.sql.accounts().user_by_id(n.user_id).await? else {
             return Ok(());
         };
         let Some(address) = user.email.clone() else {
@@ -147,7 +147,7 @@ impl Mailer {
         &self,
         user_id: i64,
     ) -> Result<Option<(crate::store::UserRecord, String)>, JobError> {
-        let user = self.sql.user_by_id(user_id).await?;
+        let user = self.sql.accounts().user_by_id(user_id).await?;
         Ok(user.and_then(|u| u.email.clone().map(|a| (u, a))))
     }
 
@@ -172,6 +172,7 @@ impl Mailer {
         let day = crate::domain::now_ms().div_euclid(86_400_000);
         if !self
             .sql
+            .accounts()
             .take_mail_quota(address, day, self.daily_max)
             .await?
         {

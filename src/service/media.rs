@@ -227,10 +227,10 @@ impl Media {
         let before = now_ms().saturating_sub(age);
         let mut gone = 0;
         loop {
-            let batch = self.sql.orphan_media(before, 100).await?;
+            let batch = self.sql.media().orphan_media(before, 100).await?;
             let n = batch.len();
             for (id, original, thumb) in batch {
-                if self.sql.delete_orphan_media(id).await? {
+                if self.sql.media().delete_orphan_media(id).await? {
                     // A file that is already gone is fine; one that cannot
                     // be deleted now is left (the row is gone, nothing
                     // links to it).
@@ -280,7 +280,9 @@ impl Media {
             return Err(MediaError::rate_limited(w.resets_in_secs.max(1))
                 .with_message(format!("at most {} uploads an hour", self.limits.per_hour)));
         }
-        if self.sql.media_bytes_of(owner).await? + bytes.len() as i64 > self.limits.quota_bytes {
+        if self.sql.media().media_bytes_of(owner).await? + bytes.len() as i64
+            > self.limits.quota_bytes
+        {
             return Err(self.over_quota());
         }
         let (bytes, p) = self
@@ -305,6 +307,7 @@ impl Media {
         }
         let inserted = self
             .sql
+            .media()
             .insert_media(
                 &NewMedia {
                     owner: UserId(owner),
@@ -331,6 +334,7 @@ impl Media {
             }
         };
         self.sql
+            .media()
             .media(&[id])
             .await?
             .pop()

@@ -182,7 +182,7 @@ impl Notifications {
     pub async fn start(&self, mut stop: Shutdown) {
         let from = if self.bus.distributed() {
             self.sql
-                .consumer_positions(CONSUMER)
+                .notifications().consumer_positions(CONSUMER)
                 .await
                 .unwrap_or_else(|e| {
                     tracing::error!(error = %e, "notifications: saved positions unreadable; reading from the end");
@@ -246,6 +246,7 @@ impl Notifications {
         }
         match self
             .sql
+            .notifications()
             .save_consumer_positions(CONSUMER, done, now_ms())
             .await
         {
@@ -283,7 +284,7 @@ impl Notifications {
                 .get("order")
                 .and_then(serde_json::Value::as_str)
                 .unwrap_or("");
-            let order = self.sql.order_by_number(number).await?;
+            let order = self.sql.orders().order_by_number(number).await?;
             if order.is_none_or(|o| o.status == crate::domain::order::OrderStatus::Cancelled) {
                 return Ok(());
             }
@@ -292,7 +293,7 @@ impl Notifications {
             let mut body = n.body.clone();
             let mut seller = None;
             if let Some(listing) = n.listing {
-                let l = self.sql.listing(listing).await?;
+                let l = self.sql.market().listing(listing).await?;
                 seller = l.as_ref().map(|l| l.seller_id);
                 let title = l.map(|l| l.title).unwrap_or_default();
                 body = body.replace("{title}", &title);
@@ -300,12 +301,12 @@ impl Notifications {
             match &n.to {
                 Audience::User(u) => self.deliver(event, *u, &n, &body, done).await?,
                 Audience::Admins => {
-                    for u in self.sql.admin_ids().await? {
+                    for u in self.sql.notifications().admin_ids().await? {
                         self.deliver(event, u, &n, &body, done).await?;
                     }
                 }
                 Audience::Favourites(listing) => {
-                    for u in self.sql.favourited_by(*listing).await? {
+                    for u in self.sql.notifications().favourited_by(*listing).await? {
                         if Some(u) != seller {
                             self.deliver(event, u, &n, &body, done).await?;
                         }
@@ -313,7 +314,12 @@ impl Notifications {
                 }
                 Audience::KeywordWatchers(text) => {
                     let mut last = None;
-                    for (u, keyword) in self.sql.keyword_matches(&text.to_lowercase()).await? {
+                    for (u, keyword) in self
+                        .sql
+                        .notifications()
+                        .keyword_matches(&text.to_lowercase())
+                        .await?
+                    {
                         // One notification per user, naming their first match.
                         if Some(u) == seller || last == Some(u) {
                             continue;
@@ -324,6 +330,7 @@ impl Notifications {
                         if let Some(s) = seller {
                             if !self
                                 .sql
+                                .notifications()
                                 .take_alert_quota(u, s, &event.id, self.alerts_per_seller, now_ms())
                                 .await?
                             {
@@ -337,7 +344,11 @@ impl Notifications {
                 Audience::Everyone => {
                     let mut after = 0;
                     loop {
-                        let page = self.sql.active_user_ids(after, BROADCAST_PAGE).await?;
+                        let page = self
+                            .sql
+                            .notifications()
+                            .active_user_ids(after, BROADCAST_PAGE)
+                            .await?;
                         for &u in &page {
                             self.deliver(event, u, &n, &body, done).await?;
                         }
@@ -366,6 +377,7 @@ impl Notifications {
         let (in_app, email) = self.channels(user, n.kind).await?;
         let (row, _created) = self
             .sql
+            .notifications()
             .insert_notification(
                 &NewNotification {
                     user_id: user,
@@ -413,11 +425,12 @@ impl Notifications {
             .max(1);
         let key = format!("chat:{room}:{}", at / window);
         let err = |e: crate::store::StoreError| e.to_string();
-        let Some(info) = self.sql.room(room).await.map_err(err)? else {
+        let Some(info) = self.sql.chat().room(room).await.map_err(err)? else {
             return Ok(());
         };
         let nickname = self
             .sql
+            .accounts()
             .user_by_id(sender)
             .await
             .map_err(err)?
@@ -429,12 +442,24 @@ impl Notifications {
         } else {
             info.name.clone()
         };
-        for (user, last_read, muted) in self.sql.chat_alarm_targets(room).await.map_err(err)? {
+        for (user, last_read, muted) in self
+            .sql
+            .notifications()
+            .chat_alarm_targets(room)
+            .await
+            .map_err(err)?
+        {
             let unread = seq - last_read;
             if user == sender || muted || unread <= 0 {
                 continue;
             }
-            if self.sql.blocked_between(user, sender).await.map_err(err)? {
+            if self
+                .sql
+                .market()
+                .blocked_between(user, sender)
+                .await
+                .map_err(err)?
+            {
                 continue;
             }
             if self.hub.online_anywhere(user).await {
@@ -451,6 +476,7 @@ impl Notifications {
             };
             let (row, _) = self
                 .sql
+                .notifications()
                 .upsert_chat_notification(
                     &NewNotification {
                         user_id: user,
@@ -509,7 +535,12 @@ impl Notifications {
         room: i64,
         muted: bool,
     ) -> Result<(), NotificationError> {
-        if !self.sql.set_room_muted(room, user.get(), muted).await? {
+        if !self
+            .sql
+            .notifications()
+            .set_room_muted(room, user.get(), muted)
+            .await?
+        {
             return Err(NotificationError::new(
                 crate::error::Code::NotMember,
                 "you are not a member of this room",
@@ -520,7 +551,7 @@ impl Notifications {
 
     /// The user's (in_app, email) for a kind: their choice or the default.
     async fn channels(&self, user: i64, kind: &str) -> Result<(bool, bool), JobError> {
-        let prefs = self.sql.notification_prefs(user).await?;
+        let prefs = self.sql.notifications().notification_prefs(user).await?;
         if let Some((_, a, e)) = prefs.iter().find(|(k, _, _)| k == kind) {
             return Ok((*a, *e));
         }
@@ -536,21 +567,34 @@ impl Notifications {
     ) -> Result<(Vec<NotificationView>, i64), NotificationError> {
         let rows = self
             .sql
+            .notifications()
             .notifications(user.get(), unread_only, before, limit)
             .await?;
-        let unread = self.sql.unread_notifications(user.get()).await?;
+        let unread = self
+            .sql
+            .notifications()
+            .unread_notifications(user.get())
+            .await?;
         Ok((rows.iter().map(NotificationView::from).collect(), unread))
     }
 
     pub async fn unread(&self, user: UserId) -> Result<i64, NotificationError> {
-        Ok(self.sql.unread_notifications(user.get()).await?)
+        Ok(self
+            .sql
+            .notifications()
+            .unread_notifications(user.get())
+            .await?)
     }
 
     /// The badge changed on one device (read, read all, delete): every
     /// device of the user on every node hears it, through the alarms topic
     /// (each node pushes to its own sessions when the event comes by).
     async fn badge_changed(&self, user: UserId) -> Result<i64, NotificationError> {
-        let unread = self.sql.unread_notifications(user.get()).await?;
+        let unread = self
+            .sql
+            .notifications()
+            .unread_notifications(user.get())
+            .await?;
         self.bus.publish_nowait(
             TOPIC_ALARMS,
             Event::alarm(
@@ -606,6 +650,7 @@ impl Notifications {
         if let Some(after) = last_event_id {
             for row in self
                 .sql
+                .notifications()
                 .notifications_after(user.get(), after, SSE_REPLAY)
                 .await?
             {
@@ -613,7 +658,11 @@ impl Notifications {
                 first.push(sse(Some(row.id), "notification", &item.to_string()));
             }
         }
-        let unread = self.sql.unread_notifications(user.get()).await?;
+        let unread = self
+            .sql
+            .notifications()
+            .unread_notifications(user.get())
+            .await?;
         first.push(sse(None, "badge", &json!({ "unread": unread }).to_string()));
         Ok((first, rx))
     }
@@ -628,7 +677,12 @@ impl Notifications {
     }
 
     pub async fn read(&self, user: UserId, id: i64) -> Result<i64, NotificationError> {
-        if !self.sql.read_notification(user.get(), id, now_ms()).await? {
+        if !self
+            .sql
+            .notifications()
+            .read_notification(user.get(), id, now_ms())
+            .await?
+        {
             return Err(NotificationError::not_found("notification"));
         }
         self.badge_changed(user).await
@@ -636,6 +690,7 @@ impl Notifications {
 
     pub async fn read_all(&self, user: UserId) -> Result<i64, NotificationError> {
         self.sql
+            .notifications()
             .read_all_notifications(user.get(), now_ms())
             .await?;
         self.badge_changed(user).await
@@ -644,6 +699,7 @@ impl Notifications {
     pub async fn delete(&self, user: UserId, id: i64) -> Result<i64, NotificationError> {
         if !self
             .sql
+            .notifications()
             .delete_notification(user.get(), id, now_ms())
             .await?
         {
@@ -655,6 +711,7 @@ impl Notifications {
     pub async fn prefs(&self, user: UserId) -> Result<Vec<PrefView>, NotificationError> {
         let mine: HashMap<String, (bool, bool)> = self
             .sql
+            .notifications()
             .notification_prefs(user.get())
             .await?
             .into_iter()
@@ -704,6 +761,7 @@ impl Notifications {
                 .or_else(|| notification::kind_info(kind).map(|k| (k.in_app, k.email)))
                 .unwrap_or((true, false));
             self.sql
+                .notifications()
                 .set_notification_pref(user.get(), kind, in_app.unwrap_or(a), email.unwrap_or(e))
                 .await?;
         }
@@ -711,7 +769,7 @@ impl Notifications {
     }
 
     pub async fn keywords(&self, user: UserId) -> Result<Vec<(String, i64)>, NotificationError> {
-        Ok(self.sql.keywords(user.get()).await?)
+        Ok(self.sql.notifications().keywords(user.get()).await?)
     }
 
     /// Save a keyword (trimmed, lower-cased, 2..=20 characters, at most
@@ -722,12 +780,13 @@ impl Notifications {
         keyword: &str,
     ) -> Result<(String, bool), NotificationError> {
         let k = normalise_keyword(keyword)?;
-        let mine = self.sql.keywords(user.get()).await?;
+        let mine = self.sql.notifications().keywords(user.get()).await?;
         if mine.iter().any(|(m, _)| *m == k) {
             return Ok((k, false));
         }
         match self
             .sql
+            .notifications()
             .add_keyword(user.get(), &k, MAX_KEYWORDS, now_ms())
             .await?
         {
@@ -746,7 +805,12 @@ impl Notifications {
         keyword: &str,
     ) -> Result<(), NotificationError> {
         let k = normalise_keyword(keyword).map_err(|_| NotificationError::not_found("keyword"))?;
-        if !self.sql.remove_keyword(user.get(), &k).await? {
+        if !self
+            .sql
+            .notifications()
+            .remove_keyword(user.get(), &k)
+            .await?
+        {
             return Err(NotificationError::not_found("keyword"));
         }
         Ok(())
@@ -767,6 +831,7 @@ impl Notifications {
         );
         // Through the outbox: accepted means it will go out, broker or not.
         self.sql
+            .outbox()
             .enqueue_job(
                 &crate::service::events::publish_job(TOPIC_ALARMS, &event),
                 now_ms(),

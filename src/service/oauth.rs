@@ -507,6 +507,7 @@ impl OAuth {
         let ttl = i64::try_from(self.inner.settings.flow_ttl.as_millis()).unwrap_or(600_000);
         self.inner
             .store
+            .accounts()
             .insert_oauth_flow(&NewFlow {
                 state_hash: &hash_token(&state),
                 provider: p.as_str(),
@@ -540,6 +541,7 @@ impl OAuth {
         if let Err(e) = self
             .inner
             .store
+            .accounts()
             .delete_oauth_flows_before(now - FLOW_KEEP_MS)
             .await
         {
@@ -565,6 +567,7 @@ impl OAuth {
         let flow = self
             .inner
             .store
+            .accounts()
             .oauth_flow(&state_hash)
             .await?
             .filter(|f| f.provider == p.as_str())
@@ -579,7 +582,13 @@ impl OAuth {
         if browser.map(hash_token).as_deref() != Some(flow.browser_hash.as_str()) {
             return Err(state_invalid("browser"));
         }
-        if !self.inner.store.use_oauth_flow(&state_hash, now).await? {
+        if !self
+            .inner
+            .store
+            .accounts()
+            .use_oauth_flow(&state_hash, now)
+            .await?
+        {
             return Err(state_invalid("replayed"));
         }
         if let Some(error) = params.error.as_deref() {
@@ -867,7 +876,11 @@ impl OAuth {
             now,
         };
         if let Some(user_id) = flow.link_user_id {
-            return match store.link_identity(user_id, identity, false).await? {
+            return match store
+                .accounts()
+                .link_identity(user_id, identity, false)
+                .await?
+            {
                 LinkOutcome::Linked | LinkOutcome::Claimed | LinkOutcome::AlreadyThis => {
                     Ok(Outcome::Linked {
                         user: self.active_user(user_id).await?,
@@ -889,7 +902,11 @@ impl OAuth {
                 LinkOutcome::NoUser => Err(OAuthError::unauthenticated()),
             };
         }
-        if let Some(known) = store.identity(p.as_str(), &profile.subject).await? {
+        if let Some(known) = store
+            .accounts()
+            .identity(p.as_str(), &profile.subject)
+            .await?
+        {
             return self.sign_in_known(known, email.as_deref(), now).await;
         }
         let conflict = || {
@@ -903,11 +920,15 @@ impl OAuth {
             .with_details(json!({"provider": p.as_str()}))
         };
         if let Some(address) = email.as_deref() {
-            if let Some(owner) = store.user_by_email(address).await? {
+            if let Some(owner) = store.accounts().user_by_email(address).await? {
                 if !profile.email_verified {
                     return Err(conflict());
                 }
-                match store.link_identity(owner.id, identity, true).await? {
+                match store
+                    .accounts()
+                    .link_identity(owner.id, identity, true)
+                    .await?
+                {
                     LinkOutcome::Linked | LinkOutcome::AlreadyThis => {
                         let session = self.inner.accounts.issue_session(owner).await?;
                         return Ok(Outcome::SignedIn {
@@ -940,7 +961,11 @@ impl OAuth {
                     LinkOutcome::ProviderLinked => return Err(conflict()),
                     LinkOutcome::TakenByOther => {
                         // A concurrent first sign-in of the same person won.
-                        if let Some(known) = store.identity(p.as_str(), &profile.subject).await? {
+                        if let Some(known) = store
+                            .accounts()
+                            .identity(p.as_str(), &profile.subject)
+                            .await?
+                        {
                             return self.sign_in_known(known, email.as_deref(), now).await;
                         }
                         return Err(conflict());
@@ -953,6 +978,7 @@ impl OAuth {
         let nickname = self.unique_nickname(profile.nickname.as_deref()).await?;
         let stored_email = email.as_deref().filter(|_| profile.email_verified);
         match store
+            .accounts()
             .create_user_with_identity(stored_email, &nickname, identity)
             .await
         {
@@ -967,7 +993,11 @@ impl OAuth {
                 })
             }
             Err(CreateWithIdentityError::IdentityTaken) => {
-                match store.identity(p.as_str(), &profile.subject).await? {
+                match store
+                    .accounts()
+                    .identity(p.as_str(), &profile.subject)
+                    .await?
+                {
                     Some(known) => self.sign_in_known(known, email.as_deref(), now).await,
                     None => Err(OAuthError::internal(
                         "identity vanished after a unique violation",
@@ -988,6 +1018,7 @@ impl OAuth {
         let user = self.active_user(known.user_id).await?;
         self.inner
             .store
+            .accounts()
             .touch_identity(&known.provider, &known.subject, email, now)
             .await?;
         let session = self.inner.accounts.issue_session(user).await?;
@@ -1000,7 +1031,7 @@ impl OAuth {
     }
 
     async fn active_user(&self, id: i64) -> Result<UserRecord, OAuthError> {
-        match self.inner.store.user_by_id(id).await? {
+        match self.inner.store.accounts().user_by_id(id).await? {
             Some(u) if u.status == account::Status::Active => Ok(u),
             _ => Err(OAuthError::unauthenticated()),
         }
@@ -1010,7 +1041,7 @@ impl OAuth {
     /// uses it already.
     async fn unique_nickname(&self, raw: Option<&str>) -> Result<String, OAuthError> {
         let base = clean_nickname(raw);
-        if !self.inner.store.nickname_in_use(&base).await? {
+        if !self.inner.store.accounts().nickname_in_use(&base).await? {
             return Ok(base);
         }
         let stem: String = base.chars().take(NICKNAME_MAX_CHARS - 5).collect();
@@ -1018,7 +1049,13 @@ impl OAuth {
         for _ in 0..5 {
             let n = rand::rngs::OsRng.next_u32() % 9000 + 1000;
             candidate = format!("{stem}{n}");
-            if !self.inner.store.nickname_in_use(&candidate).await? {
+            if !self
+                .inner
+                .store
+                .accounts()
+                .nickname_in_use(&candidate)
+                .await?
+            {
                 break;
             }
         }
@@ -1027,7 +1064,12 @@ impl OAuth {
 
     /// The caller's identities.
     pub async fn identities(&self, ctx: &AuthContext) -> Result<Vec<IdentityRecord>, OAuthError> {
-        Ok(self.inner.store.identities_of(ctx.user_id()).await?)
+        Ok(self
+            .inner
+            .store
+            .accounts()
+            .identities_of(ctx.user_id())
+            .await?)
     }
 
     /// Remove the caller's identity at `provider` (any known provider, on
@@ -1037,6 +1079,7 @@ impl OAuth {
         match self
             .inner
             .store
+            .accounts()
             .unlink_identity(ctx.user_id(), p.as_str())
             .await?
         {

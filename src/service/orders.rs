@@ -209,7 +209,7 @@ impl Orders {
                 ))
             }
             OrderSource::Cart { option_ids } => {
-                let cart = self.sql.cart(buyer).await?;
+                let cart = self.sql.catalog().cart(buyer).await?;
                 let lines: Vec<LineRequest> = match option_ids {
                     None => cart
                         .iter()
@@ -283,6 +283,7 @@ impl Orders {
             let number = draw_number(now);
             let placed = self
                 .sql
+                .orders()
                 .place_order(
                     &NewOrder {
                         buyer,
@@ -328,7 +329,7 @@ impl Orders {
                 Placed::Order(record, _) => {
                     self.metrics.orders_placed.inc();
                     self.cache_status(&record).await;
-                    let lines = self.sql.order_lines(record.id).await?;
+                    let lines = self.sql.orders().order_lines(record.id).await?;
                     return Ok(OrderDetail {
                         order: record,
                         lines,
@@ -361,6 +362,7 @@ impl Orders {
             let number = draw_number(now);
             let placed = self
                 .sql
+                .orders()
                 .place_listing_order(
                     &NewOrder {
                         buyer,
@@ -418,7 +420,7 @@ impl Orders {
                             tracing::warn!(error = %e, "announcing an order hold failed");
                         }
                     }
-                    let lines = self.sql.order_lines(record.id).await?;
+                    let lines = self.sql.orders().order_lines(record.id).await?;
                     return Ok(OrderDetail {
                         order: record,
                         lines,
@@ -440,7 +442,7 @@ impl Orders {
         if !order::is_order_number(number) {
             return Err(OrderError::not_found("order"));
         }
-        match self.sql.order_by_number(number).await? {
+        match self.sql.orders().order_by_number(number).await? {
             Some(o) if admin || o.buyer_id == viewer.get() => Ok(o),
             _ => Err(OrderError::not_found("order")),
         }
@@ -453,7 +455,7 @@ impl Orders {
         number: &str,
     ) -> Result<OrderDetail, OrderError> {
         let order = self.visible(viewer, admin, number).await?;
-        let lines = self.sql.order_lines(order.id).await?;
+        let lines = self.sql.orders().order_lines(order.id).await?;
         Ok(OrderDetail { order, lines })
     }
 
@@ -462,7 +464,7 @@ impl Orders {
         &self,
         order: &OrderRecord,
     ) -> Result<Option<crate::store::sql::PaymentRecord>, OrderError> {
-        Ok(self.sql.payment_of_order(order.id).await?)
+        Ok(self.sql.payments().payment_of_order(order.id).await?)
     }
 
     /// The status the checkout page polls (cached).
@@ -483,7 +485,7 @@ impl Orders {
         let view = match cached {
             Some(v) => v,
             None => {
-                let Some(o) = self.sql.order_by_number(number).await? else {
+                let Some(o) = self.sql.orders().order_by_number(number).await? else {
                     return Err(OrderError::not_found("order"));
                 };
                 let v = OrderStatusView::from(&o);
@@ -509,10 +511,10 @@ impl Orders {
         limit: Option<i64>,
     ) -> Result<Vec<OrderDetail>, OrderError> {
         let limit = OrderError::page_limit(limit, 20, MAX_PAGE)?;
-        let orders = self.sql.orders_of(buyer, before, limit).await?;
+        let orders = self.sql.orders().orders_of(buyer, before, limit).await?;
         let mut out = Vec::with_capacity(orders.len());
         for order in orders {
-            let lines = self.sql.order_lines(order.id).await?;
+            let lines = self.sql.orders().order_lines(order.id).await?;
             out.push(OrderDetail { order, lines });
         }
         Ok(out)
@@ -530,6 +532,7 @@ impl Orders {
         }
         let Some(ended) = self
             .sql
+            .orders()
             .end_unpaid_order(order.id, OrderStatus::CancelledByUser, &[], now_ms())
             .await?
         else {
@@ -547,7 +550,7 @@ impl Orders {
         if let Err(e) = undone {
             tracing::warn!(order = ended.id, error = %e, "undoing the hold now failed; the outbox will");
         }
-        let lines = self.sql.order_lines(ended.id).await?;
+        let lines = self.sql.orders().order_lines(ended.id).await?;
         Ok(OrderDetail {
             order: ended,
             lines,
@@ -556,7 +559,12 @@ impl Orders {
 
     /// An order's number by its id (admin views).
     pub async fn number_of(&self, order_id: i64) -> Result<Option<String>, OrderError> {
-        Ok(self.sql.order(order_id).await?.map(|o| o.order_number))
+        Ok(self
+            .sql
+            .orders()
+            .order(order_id)
+            .await?
+            .map(|o| o.order_number))
     }
 
     /// The key of an order's payment with `provider` (recorded, or bound
@@ -569,31 +577,31 @@ impl Orders {
         if !order::is_order_number(number) {
             return Ok(None);
         }
-        let Some(o) = self.sql.order_by_number(number).await? else {
+        let Some(o) = self.sql.orders().order_by_number(number).await? else {
             return Ok(None);
         };
-        if let Some(p) = self.sql.payment_of_order(o.id).await? {
+        if let Some(p) = self.sql.payments().payment_of_order(o.id).await? {
             if p.provider == provider {
                 return Ok(Some(p.payment_key));
             }
         }
-        Ok(self.sql.payment_intent(o.id, provider).await?)
+        Ok(self.sql.payments().payment_intent(o.id, provider).await?)
     }
 
     /// The order was just paid or cancelled (`service::payments` recorded
     /// it): the status cache learns it, and the order as it is now.
     pub async fn reload(&self, order_id: i64) -> Result<OrderDetail, OrderError> {
-        let Some(order) = self.sql.order(order_id).await? else {
+        let Some(order) = self.sql.orders().order(order_id).await? else {
             return Err(OrderError::not_found("order"));
         };
         self.cache_status(&order).await;
-        let lines = self.sql.order_lines(order.id).await?;
+        let lines = self.sql.orders().order_lines(order.id).await?;
         Ok(OrderDetail { order, lines })
     }
 
     /// Outbox `order_expire`: end the order if it is still unpaid.
     pub async fn expire(&self, order_id: i64) -> Result<(), OrderError> {
-        let Some(order) = self.sql.order(order_id).await? else {
+        let Some(order) = self.sql.orders().order(order_id).await? else {
             return Ok(());
         };
         if order.status != OrderStatus::PendingPayment {
@@ -608,6 +616,7 @@ impl Orders {
         );
         if let Some(ended) = self
             .sql
+            .orders()
             .end_unpaid_order(
                 order_id,
                 OrderStatus::Expired,
@@ -625,7 +634,11 @@ impl Orders {
     /// Outbox `stock_restore` (and the cancel's fast path): give an ended
     /// order's stock back, each line at most once.
     pub async fn restore_stock(&self, order_id: i64) -> Result<(), OrderError> {
-        let restored = self.sql.restore_order_stock(order_id, now_ms()).await?;
+        let restored = self
+            .sql
+            .orders()
+            .restore_order_stock(order_id, now_ms())
+            .await?;
         if !restored.is_empty() {
             tracing::info!(order = order_id, lines = restored.len(), "stock restored");
         }
@@ -635,7 +648,7 @@ impl Orders {
     /// Outbox `listing_release` (and the cancel's fast path): end the
     /// reservation a used-listing order held; idempotent.
     pub async fn release_listing(&self, order_id: i64) -> Result<(), OrderError> {
-        let Some(order) = self.sql.order(order_id).await? else {
+        let Some(order) = self.sql.orders().order(order_id).await? else {
             return Ok(());
         };
         let ended = matches!(

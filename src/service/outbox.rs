@@ -54,7 +54,7 @@ impl Outbox {
         before: Option<i64>,
         limit: i64,
     ) -> Result<Vec<JobRecord>, crate::error::Refusal> {
-        Ok(self.sql.jobs(status, before, limit).await?)
+        Ok(self.sql.outbox().jobs(status, before, limit).await?)
     }
 }
 
@@ -188,7 +188,7 @@ impl OutboxWorker {
                     // A job written here just committed: run it now, not
                     // at the next poll (which still finds other nodes'
                     // jobs and ones that came due).
-                    () = self.sql.outbox_written() => {}
+                    () = self.sql.outbox().outbox_written() => {}
                 }
                 // A full batch means more may be due: go again at once.
                 while self.tick(&stop).await >= BATCH as usize {
@@ -200,7 +200,7 @@ impl OutboxWorker {
             // Nothing runs here any more: a claim this node still holds is
             // a leftover (its answer lost with a dying connection) and goes
             // back now rather than when its lease lapses.
-            match self.sql.release_claims(&self.node).await {
+            match self.sql.outbox().release_claims(&self.node).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(jobs = n, "outbox: claims given back at shutdown"),
                 Err(e) => {
@@ -218,6 +218,7 @@ impl OutboxWorker {
         let lease = i64::try_from(self.settings.lease.as_millis()).unwrap_or(60_000);
         let jobs = match self
             .sql
+            .outbox()
             .claim_jobs(&self.node, &kinds, now_ms(), lease, BATCH)
             .await
         {
@@ -230,7 +231,7 @@ impl OutboxWorker {
         let n = jobs.len();
         for job in jobs {
             if stop.is_stopping() {
-                if let Err(e) = self.sql.release_job(job.id, &self.node).await {
+                if let Err(e) = self.sql.outbox().release_job(job.id, &self.node).await {
                     tracing::warn!(job = job.id, error = %e, "outbox: releasing a claim at shutdown failed; it lapses with its lease");
                 }
                 continue;
@@ -250,7 +251,10 @@ impl OutboxWorker {
         let outcome = handler(job.payload.clone()).await;
         let now = now_ms();
         let (label, result) = match outcome {
-            Ok(()) => ("done", self.sql.finish_job(job.id, &self.node, now).await),
+            Ok(()) => (
+                "done",
+                self.sql.outbox().finish_job(job.id, &self.node, now).await,
+            ),
             Err(why) if job.attempts >= policy.max_attempts => {
                 tracing::error!(job = job.id, kind = %job.kind, error = %why, "outbox job dead");
                 if let Some(dead) = self.on_dead.get(job.kind.as_str()) {
@@ -261,6 +265,7 @@ impl OutboxWorker {
                 (
                     "dead",
                     self.sql
+                        .outbox()
                         .fail_job(job.id, &self.node, &why.to_string(), None)
                         .await,
                 )
@@ -272,6 +277,7 @@ impl OutboxWorker {
                 (
                     "retry",
                     self.sql
+                        .outbox()
                         .fail_job(job.id, &self.node, &why.to_string(), Some(retry))
                         .await,
                 )

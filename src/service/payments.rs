@@ -205,7 +205,7 @@ impl Payments {
     /// does not lose it.
     async fn publish(&self, kind: Alarm, buyer: i64, data: serde_json::Value) {
         let job = publish_job(TOPIC_ALARMS, &Event::alarm(kind, buyer, data));
-        if let Err(e) = self.sql.enqueue_job(&job, now_ms()).await {
+        if let Err(e) = self.sql.outbox().enqueue_job(&job, now_ms()).await {
             tracing::error!(error = %e, %kind, "writing a payment event failed");
         }
     }
@@ -234,7 +234,12 @@ impl Payments {
             latency_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
             detail: &detail,
         };
-        if let Err(e) = self.sql.log_payment_event(&event, now_ms()).await {
+        if let Err(e) = self
+            .sql
+            .payments()
+            .log_payment_event(&event, now_ms())
+            .await
+        {
             tracing::error!(error = %e, "writing the payment audit trail failed");
         }
     }
@@ -306,6 +311,7 @@ impl Payments {
         match answer {
             Ok(ready) => {
                 self.sql
+                    .payments()
                     .put_payment_intent(order.id, provider, &ready.payment_key, now_ms())
                     .await?;
                 Ok(ready)
@@ -349,7 +355,7 @@ impl Payments {
         // Already paid: the same payment again is answered like the first
         // time; another payment for a paid order is refused.
         if order.status != OrderStatus::PendingPayment {
-            if let Some(p) = self.sql.payment_of_order(order.id).await? {
+            if let Some(p) = self.sql.payments().payment_of_order(order.id).await? {
                 if p.payment_key == input.payment_key && p.provider == input.provider {
                     return Ok((detail, p));
                 }
@@ -367,7 +373,12 @@ impl Payments {
         }
         // A provider with a ready step: the key must be the one it gave
         // for this order.
-        if let Some(bound) = self.sql.payment_intent(order.id, &input.provider).await? {
+        if let Some(bound) = self
+            .sql
+            .payments()
+            .payment_intent(order.id, &input.provider)
+            .await?
+        {
             if bound != input.payment_key {
                 return Err(PaymentError::field(
                     "payment_key",
@@ -454,7 +465,7 @@ impl Payments {
         }
         if let Some(listing) = order.listing_id {
             // The sale's own event goes with the payment that makes it.
-            if let Some(l) = self.sql.listing(listing).await? {
+            if let Some(l) = self.sql.market().listing(listing).await? {
                 jobs.extend(crate::service::market::sold_jobs(
                     ListingId(listing),
                     l.seller_id,
@@ -464,6 +475,7 @@ impl Payments {
         }
         let recorded = self
             .sql
+            .payments()
             .record_payment(
                 &NewPayment {
                     order_id: order.id,
@@ -568,7 +580,7 @@ impl Payments {
                 dedup_key: format!("{JOB_PAYMENT_CANCEL}:{key}"),
                 due_at: now_ms(),
             };
-            if let Err(e) = self.sql.enqueue_job(&job, now_ms()).await {
+            if let Err(e) = self.sql.outbox().enqueue_job(&job, now_ms()).await {
                 tracing::error!(order_id, error = %e, "could not queue the compensating cancel");
             }
         }
@@ -646,7 +658,7 @@ impl Payments {
                 format!("a {} order cannot be cancelled", order.status.as_str()),
             ));
         }
-        let Some(payment) = self.sql.payment_of_order(order.id).await? else {
+        let Some(payment) = self.sql.payments().payment_of_order(order.id).await? else {
             return Err(PaymentError::new(
                 Code::InvalidState,
                 "the order has no payment",
@@ -665,7 +677,7 @@ impl Payments {
                 ));
             }
         }
-        let reviewed = self.sql.reviewed_lines(order.id).await?;
+        let reviewed = self.sql.payments().reviewed_lines(order.id).await?;
         let wanted: Vec<RefundLine> = match input.lines {
             Some(lines) => {
                 if lines.is_empty() || lines.len() > crate::domain::order::MAX_LINES {
@@ -753,6 +765,7 @@ impl Payments {
         let refund =
             match self
                 .sql
+                .payments()
                 .cancel_paid_lines(
                     &NewRefund {
                         order_id: order.id,
@@ -794,6 +807,7 @@ impl Payments {
         }
         if let Err(e) = self
             .sql
+            .payments()
             .release_refund_job(
                 refund.id,
                 &claimer,
@@ -811,29 +825,35 @@ impl Payments {
             tracing::warn!(refund = refund.id, error = %e, "releasing the refund job failed");
         }
         let detail = self.orders.reload(order.id).await?;
-        let refund = self.sql.refund(refund.id).await?.unwrap_or(refund);
+        let refund = self
+            .sql
+            .payments()
+            .refund(refund.id)
+            .await?
+            .unwrap_or(refund);
         Ok((detail, Some(refund)))
     }
 
     /// Make the provider refund a pending refund (the `payment_refund`
     /// job, and the cancel's first try). `Err`: retry later.
     async fn run_refund(&self, id: i64) -> Result<(), JobError> {
-        let Some(refund) = self.sql.refund(id).await? else {
+        let Some(refund) = self.sql.payments().refund(id).await? else {
             return Ok(());
         };
         if refund.status != "pending" {
             return Ok(());
         }
-        let Some(order) = self.sql.order(refund.order_id).await? else {
+        let Some(order) = self.sql.orders().order(refund.order_id).await? else {
             return Ok(());
         };
-        let Some(payment) = self.sql.payment_of_order(order.id).await? else {
+        let Some(payment) = self.sql.payments().payment_of_order(order.id).await? else {
             return Ok(());
         };
         // In order, one at a time per payment: an earlier refund still
         // pending goes first (its retry comes before this one's).
         let earlier = self
             .sql
+            .payments()
             .earlier_pending_refunds(payment.id, refund.id)
             .await?;
         if earlier > 0 {
@@ -870,6 +890,7 @@ impl Payments {
                            "status": order.status.as_str()}),
                 );
                 self.sql
+                    .payments()
                     .settle_refund(
                         id,
                         "done",
@@ -897,6 +918,7 @@ impl Payments {
         );
         match self
             .sql
+            .payments()
             .settle_refund(
                 refund.id,
                 "failed",
@@ -923,7 +945,11 @@ impl Payments {
         let gateway = self.gateway(provider)?.clone();
         let started = Instant::now();
         let seen = gateway.lookup(payment_key).await;
-        let ours = self.sql.payment_by_key(provider, payment_key).await?;
+        let ours = self
+            .sql
+            .payments()
+            .payment_by_key(provider, payment_key)
+            .await?;
         self.audit(
             ours.as_ref().map(|p| p.order_id),
             gateway.provider(),
@@ -948,7 +974,7 @@ impl Payments {
                 }
                 // Approved at the provider, never confirmed with us (the
                 // client went away): keep it if the order can take it.
-                let Some(order) = self.sql.order_by_number(&seen.order_id).await? else {
+                let Some(order) = self.sql.orders().order_by_number(&seen.order_id).await? else {
                     tracing::warn!(provider, order = %seen.order_id, "approved payment for an unknown order; refunding");
                     let key = idempotency_key(&["compensate", provider, payment_key]);
                     let payload = json!({"order": null, "provider": provider, "payment_key": payment_key,
@@ -979,7 +1005,7 @@ impl Payments {
                 }
                 // Cancelled at the provider (its console, a chargeback):
                 // cancel the same on our side, already refunded.
-                let Some(order) = self.sql.order(payment.order_id).await? else {
+                let Some(order) = self.sql.orders().order(payment.order_id).await? else {
                     return Ok(());
                 };
                 let delta = seen.cancelled.get() - payment.cancelled_amount;
@@ -988,8 +1014,9 @@ impl Payments {
                 let lines: Vec<CancelLine> = if all {
                     // Reviewed lines stay as they are; the money is back
                     // all the same, so the order ends `cancelled`.
-                    let reviewed = self.sql.reviewed_lines(order.id).await?;
+                    let reviewed = self.sql.payments().reviewed_lines(order.id).await?;
                     self.sql
+                        .orders()
                         .order_lines(order.id)
                         .await?
                         .into_iter()
@@ -1024,6 +1051,7 @@ impl Payments {
                 let jobs = [publish_job(TOPIC_ALARMS, &event)];
                 let made = self
                     .sql
+                    .payments()
                     .cancel_paid_lines(
                         &NewRefund {
                             order_id: order.id,
@@ -1085,7 +1113,12 @@ impl Payments {
         if w.count > self.webhooks.per_minute {
             return Err(PaymentError::rate_limited(w.resets_in_secs.max(1)));
         }
-        if !self.sql.knows_payment_key(provider, payment_key).await? {
+        if !self
+            .sql
+            .payments()
+            .knows_payment_key(provider, payment_key)
+            .await?
+        {
             tracing::info!(
                 provider,
                 "webhook for a payment key we do not know; ignored"
@@ -1099,6 +1132,7 @@ impl Payments {
         );
         let (waiting, mine) = self
             .sql
+            .outbox()
             .waiting_jobs(JOB_PAYMENT_RECONCILE, &prefix, now)
             .await?;
         if mine > 0 {
@@ -1117,17 +1151,17 @@ impl Payments {
             dedup_key: format!("{prefix}{now}:{}", random_key()),
             due_at: now,
         };
-        self.sql.enqueue_job(&job, now).await?;
+        self.sql.outbox().enqueue_job(&job, now).await?;
         Ok(())
     }
 
     /// Failed refunds and compensations, newest first (admins).
     pub async fn failures(&self, limit: i64) -> Result<Vec<PaymentFailure>, PaymentError> {
-        Ok(self.sql.payment_failures(limit).await?)
+        Ok(self.sql.payments().payment_failures(limit).await?)
     }
 
     pub async fn refunds(&self, order_id: i64) -> Result<Vec<RefundRecord>, PaymentError> {
-        Ok(self.sql.refunds_of_order(order_id).await?)
+        Ok(self.sql.payments().refunds_of_order(order_id).await?)
     }
 
     /// The outbox handlers of this service: `(kind, handler, on_dead)`.
@@ -1145,6 +1179,7 @@ impl Payments {
                 let buyer = match order {
                     Some(o) => p
                         .sql
+                        .orders()
                         .order(o)
                         .await
                         .ok()
@@ -1174,9 +1209,9 @@ impl Payments {
                 let Some(id) = payload.get("refund").and_then(serde_json::Value::as_i64) else {
                     return Ok(());
                 };
-                let refund = p.sql.refund(id).await?;
+                let refund = p.sql.payments().refund(id).await?;
                 if let Some(refund) = refund {
-                    if let Some(order) = p.sql.order(refund.order_id).await? {
+                    if let Some(order) = p.sql.orders().order(refund.order_id).await? {
                         p.refund_failed(
                             &refund,
                             &order,

@@ -463,7 +463,7 @@ impl MessageStore for MongoMessages {
             }
         }
         let moves: Vec<(i64, i64, i64)> = reads.into_iter().map(|((r, u), s)| (r, u, s)).collect();
-        self.sql.advance_rooms(&advanced, &moves).await?;
+        self.sql.chat().advance_rooms(&advanced, &moves).await?;
         Ok(results)
     }
 

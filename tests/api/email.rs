@@ -176,11 +176,11 @@ async fn a_job_in_flight_at_shutdown_finishes_and_the_rest_are_given_back() {
     // in flight would leave it so, and send it again a minute later).
     let sql = app.app_state.engines().sql.clone();
     eventually(Duration::from_secs(10), "every mail job done", || async {
-        let pending = sql.jobs("pending", None, 100).await.expect("jobs");
+        let pending = sql.outbox().jobs("pending", None, 100).await.expect("jobs");
         (!pending.iter().any(|j| j.kind == "email_verify")).then_some(())
     })
     .await;
-    let done = sql.jobs("done", None, 100).await.expect("jobs");
+    let done = sql.outbox().jobs("done", None, 100).await.expect("jobs");
     assert_eq!(
         done.iter().filter(|j| j.kind == "email_verify").count(),
         addresses.len()

@@ -104,6 +104,7 @@ async fn an_order_is_paid_once_after_every_check_passes() {
             .app_state
             .engines()
             .sql
+            .orders()
             .order_by_number(&n)
             .await
             .expect("query")
@@ -114,6 +115,7 @@ async fn an_order_is_paid_once_after_every_check_passes() {
         app.app_state
             .engines()
             .sql
+            .payments()
             .payment_event_count(order_id, "confirm")
             .await
             .expect("count"),
@@ -243,6 +245,7 @@ async fn an_approval_that_comes_after_the_order_expired_is_refunded() {
         .app_state
         .engines()
         .sql
+        .orders()
         .order_by_number(&number(&o))
         .await
         .expect("query")
@@ -250,13 +253,15 @@ async fn an_approval_that_comes_after_the_order_expired_is_refunded() {
     assert_eq!(detail.status.as_str(), "expired");
     let sql = &app.app_state.engines().sql;
     assert_eq!(
-        sql.payment_event_count(detail.id, "compensate")
+        sql.payments()
+            .payment_event_count(detail.id, "compensate")
             .await
             .expect("count"),
         1
     );
     assert!(
-        sql.payment_of_order(detail.id)
+        sql.payments()
+            .payment_of_order(detail.id)
             .await
             .expect("query")
             .is_none(),

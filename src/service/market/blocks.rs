@@ -13,17 +13,18 @@ impl Market {
             )]));
         }
         self.sql
+            .accounts()
             .user_by_id(target)
             .await?
             .ok_or_else(|| MarketError::not_found("user"))?;
         if on {
-            self.sql.block(user, target, now_ms()).await?;
+            self.sql.market().block(user, target, now_ms()).await?;
         } else {
-            self.sql.unblock(user, target).await?;
+            self.sql.market().unblock(user, target).await?;
         }
         // Chats between the two stop (or resume) at once.
-        let blocked = self.sql.blocked_between(user, target).await?;
-        for room in self.sql.direct_rooms_between(user, target).await? {
+        let blocked = self.sql.market().blocked_between(user, target).await?;
+        for room in self.sql.market().direct_rooms_between(user, target).await? {
             self.hub.set_blocked(room, blocked);
         }
         self.invalidate_feed().await;
@@ -32,6 +33,6 @@ impl Market {
 
     pub async fn blocks(&self, user: UserId) -> Result<Vec<i64>, MarketError> {
         let user = user.get();
-        Ok(self.sql.blocked_by(user).await?)
+        Ok(self.sql.market().blocked_by(user).await?)
     }
 }

@@ -19,7 +19,12 @@ impl Market {
             return Err(MarketError::new(Code::Conflict, "this is your own listing"));
         }
         self.active_user(l.seller_id).await?;
-        if self.sql.blocked_between(buyer, l.seller_id).await? {
+        if self
+            .sql
+            .market()
+            .blocked_between(buyer, l.seller_id)
+            .await?
+        {
             return Err(MarketError::new(
                 Code::Blocked,
                 "you cannot chat with this user",
@@ -28,6 +33,7 @@ impl Market {
         let key = format!("{}:{}", chat::direct_key(buyer, l.seller_id), l.id);
         let (room, created) = self
             .sql
+            .chat()
             .get_or_create_direct(&key, buyer, l.seller_id, Some(l.id), now_ms())
             .await?;
         if created {
@@ -38,6 +44,7 @@ impl Market {
         }
         let record = self
             .sql
+            .chat()
             .room(room)
             .await?
             .ok_or_else(|| MarketError::internal("room vanished"))?;
@@ -54,8 +61,8 @@ impl Market {
         let id = id.get();
         let l = self.owned_listing(seller, id).await?;
         let mut out = Vec::new();
-        for (room, buyer, last) in self.sql.listing_chats(l.id, seller).await? {
-            if let Some(u) = self.sql.user_by_id(buyer).await? {
+        for (room, buyer, last) in self.sql.market().listing_chats(l.id, seller).await? {
+            if let Some(u) = self.sql.accounts().user_by_id(buyer).await? {
                 out.push((room, u, last));
             }
         }

@@ -16,9 +16,9 @@ impl Market {
             return Err(MarketError::not_found("listing"));
         }
         let changed = if on {
-            self.sql.add_favourite(user, id, now_ms()).await?
+            self.sql.market().add_favourite(user, id, now_ms()).await?
         } else {
-            self.sql.remove_favourite(user, id).await?
+            self.sql.market().remove_favourite(user, id).await?
         };
         if changed {
             self.invalidate_feed().await;
@@ -28,7 +28,7 @@ impl Market {
 
     pub async fn favourites(&self, user: UserId) -> Result<Vec<FeedItem>, MarketError> {
         let user = user.get();
-        let rows = self.sql.favourites(user).await?;
+        let rows = self.sql.market().favourites(user).await?;
         let visible: Vec<ListingRecord> = rows
             .into_iter()
             .filter(|l| l.status != ListingStatus::Hidden || l.seller_id == user)

@@ -197,7 +197,7 @@ impl Market {
 
     /// A listing that exists and is not deleted.
     async fn live_listing(&self, id: i64) -> Result<ListingRecord, MarketError> {
-        match self.sql.listing(id).await? {
+        match self.sql.market().listing(id).await? {
             Some(l) if !l.deleted => Ok(l),
             _ => Err(MarketError::not_found("listing")),
         }
@@ -212,7 +212,7 @@ impl Market {
     }
 
     async fn active_user(&self, id: i64) -> Result<UserRecord, MarketError> {
-        match self.sql.user_by_id(id).await? {
+        match self.sql.accounts().user_by_id(id).await? {
             Some(u) if u.status == Status::Active => Ok(u),
             _ => Err(MarketError::not_found("user")),
         }
@@ -254,7 +254,7 @@ impl Market {
         body: String,
         payload: serde_json::Value,
     ) -> Result<(), MarketError> {
-        let rooms = self.sql.listing_room_ids(listing.id).await?;
+        let rooms = self.sql.market().listing_room_ids(listing.id).await?;
         // Bounded wait until every notice is in (see ChatHub::post_system).
         self.hub
             .post_system_all(&rooms, listing.seller_id, body, payload)
@@ -282,7 +282,7 @@ impl Market {
             errors.insert("images", "an image is listed twice".into());
             return Ok(());
         }
-        let found = self.sql.media(images).await?;
+        let found = self.sql.media().media(images).await?;
         if found.len() != images.len() || found.iter().any(|m| m.owner_id != seller) {
             errors.insert(
                 "images",
@@ -290,7 +290,13 @@ impl Market {
             );
             return Ok(());
         }
-        if !self.sql.media_in_use(images, listing).await?.is_empty() {
+        if !self
+            .sql
+            .media()
+            .media_in_use(images, listing)
+            .await?
+            .is_empty()
+        {
             errors.insert(
                 "images",
                 "an image already belongs to another listing".into(),
@@ -365,6 +371,7 @@ impl Market {
         };
         let id = self
             .sql
+            .market()
             .create_listing(UserId(seller), &fields, &images, &created, now_ms())
             .await?
             .get();
@@ -420,6 +427,7 @@ impl Market {
                 }
                 if !self
                     .sql
+                    .market()
                     .set_listing_status(id, current.status, to, now_ms())
                     .await?
                 {
@@ -444,6 +452,7 @@ impl Market {
         });
         let jobs = repriced.as_ref().map(event_jobs).unwrap_or_default();
         self.sql
+            .market()
             .update_listing(
                 ListingId(id),
                 &fields,
@@ -463,10 +472,10 @@ impl Market {
         let user = user.get();
         let id = id.get();
         let l = self.owned_listing(user, id).await?;
-        if let Some(r) = self.sql.active_reservation(id).await? {
+        if let Some(r) = self.sql.market().active_reservation(id).await? {
             self.timers.do_send(Cancel { id: r.id });
         }
-        self.sql.delete_listing(l.id, now_ms()).await?;
+        self.sql.market().delete_listing(l.id, now_ms()).await?;
         self.invalidate_feed().await;
         Ok(())
     }
@@ -502,12 +511,12 @@ impl Market {
             return Err(MarketError::not_found("listing"));
         }
         if count_view && !is_seller {
-            self.sql.count_view(id).await?;
+            self.sql.market().count_view(id).await?;
         }
         // Views change on every visit: never from the cache.
-        l.view_count = self.sql.view_count(id).await?;
+        l.view_count = self.sql.market().view_count(id).await?;
         let is_favourite = match viewer {
-            Some(v) => self.sql.is_favourite(v, id).await?,
+            Some(v) => self.sql.market().is_favourite(v, id).await?,
             None => false,
         };
         Ok(ListingDetail {
@@ -541,12 +550,13 @@ impl Market {
         let l = self.live_listing(id).await?;
         let seller = self
             .sql
+            .accounts()
             .user_by_id(l.seller_id)
             .await?
             .ok_or_else(|| MarketError::internal("listing without seller"))?;
-        let summary = self.sql.review_summary(l.seller_id).await?;
-        let images = self.sql.listing_images(id).await?;
-        let reservation = self.sql.active_reservation(id).await?;
+        let summary = self.sql.market().review_summary(l.seller_id).await?;
+        let images = self.sql.media().listing_images(id).await?;
+        let reservation = self.sql.market().active_reservation(id).await?;
         let page = ListingPage {
             listing: l,
             seller: SellerCard {
@@ -627,7 +637,7 @@ impl Market {
             ));
         }
         let has_blocks = match viewer {
-            Some(v) => !self.sql.blocked_by(v).await?.is_empty(),
+            Some(v) => !self.sql.market().blocked_by(v).await?.is_empty(),
             None => false,
         };
         let cache_key = (after.is_none() && !has_blocks).then(|| {
@@ -648,6 +658,7 @@ impl Market {
         }
         let rows = self
             .sql
+            .market()
             .feed(&FeedQuery {
                 category: req.category.clone(),
                 min_price: req.min_price,
@@ -691,7 +702,7 @@ impl Market {
 
     pub async fn feed_items(&self, rows: &[ListingRecord]) -> Result<Vec<FeedItem>, MarketError> {
         let ids: Vec<i64> = rows.iter().map(|l| l.id).collect();
-        let thumbs = self.sql.listing_thumbnails(&ids).await?;
+        let thumbs = self.sql.media().listing_thumbnails(&ids).await?;
         Ok(rows
             .iter()
             .map(|l| FeedItem {

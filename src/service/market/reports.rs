@@ -45,14 +45,14 @@ impl Market {
             // Only what the reporter could see: a deleted listing, or one
             // hidden by someone else, answers exactly like one that never
             // existed (its existence must not leak through reports).
-            "listing" => self.sql.listing(target).await?.is_some_and(|l| {
+            "listing" => self.sql.market().listing(target).await?.is_some_and(|l| {
                 !l.deleted && (l.status != ListingStatus::Hidden || l.seller_id == reporter)
             }),
-            "user" => self.sql.user_by_id(target).await?.is_some(),
+            "user" => self.sql.accounts().user_by_id(target).await?.is_some(),
             _ => {
                 let room_id = room.unwrap_or(0);
                 // One can only report what one could see.
-                if self.sql.member(room_id, reporter).await?.is_none() {
+                if self.sql.chat().member(room_id, reporter).await?.is_none() {
                     return Err(MarketError::new(
                         Code::NotMember,
                         "you are not a member of that room",
@@ -66,6 +66,7 @@ impl Market {
         }
         Ok(self
             .sql
+            .market()
             .insert_report(reporter, kind, target, room, reason, now_ms())
             .await?)
     }
@@ -75,6 +76,10 @@ impl Market {
         before: Option<i64>,
         limit: i64,
     ) -> Result<Vec<ReportRecord>, MarketError> {
-        Ok(self.sql.reports(before.unwrap_or(i64::MAX), limit).await?)
+        Ok(self
+            .sql
+            .market()
+            .reports(before.unwrap_or(i64::MAX), limit)
+            .await?)
     }
 }

@@ -37,7 +37,14 @@ impl Market {
             )]))?,
             _ => {}
         }
-        if buyer == seller || self.sql.listing_room_of(id, buyer).await?.is_none() {
+        if buyer == seller
+            || self
+                .sql
+                .market()
+                .listing_room_of(id, buyer)
+                .await?
+                .is_none()
+        {
             return Err(MarketError::new(
                 Code::InvalidParameter,
                 "the buyer must have a chat about this listing",
@@ -53,7 +60,11 @@ impl Market {
             reservation,
         };
         let events = |reservation| event_jobs(&reserved(reservation));
-        let (reservation, replaced) = self.sql.reserve(id, buyer, until, &events, now).await?;
+        let (reservation, replaced) = self
+            .sql
+            .market()
+            .reserve(id, buyer, until, &events, now)
+            .await?;
         if let Some(old) = replaced {
             self.timers.do_send(Cancel { id: old.id });
         }
@@ -97,6 +108,7 @@ impl Market {
         };
         if !self
             .sql
+            .market()
             .end_reservation(r.id, status, &event_jobs(&event), now_ms())
             .await?
         {
@@ -112,7 +124,7 @@ impl Market {
         &self,
         l: &ListingRecord,
     ) -> Result<bool, MarketError> {
-        let Some(r) = self.sql.active_reservation(l.id).await? else {
+        let Some(r) = self.sql.market().active_reservation(l.id).await? else {
             return Ok(false);
         };
         self.timers.do_send(Cancel { id: r.id });
@@ -126,6 +138,7 @@ impl Market {
         let l = self.live_listing(id).await?;
         let r = self
             .sql
+            .market()
             .active_reservation(id)
             .await?
             .ok_or_else(|| MarketError::not_found("reservation"))?;
@@ -146,10 +159,10 @@ impl Market {
     }
 
     pub(super) async fn try_expire(&self, reservation_id: i64) -> Result<(), MarketError> {
-        let Some(r) = self.sql.reservation(reservation_id).await? else {
+        let Some(r) = self.sql.market().reservation(reservation_id).await? else {
             return Ok(());
         };
-        let Some(l) = self.sql.listing(r.listing_id).await? else {
+        let Some(l) = self.sql.market().listing(r.listing_id).await? else {
             return Ok(());
         };
         if !self.end_reservation_as(&l, &r, true).await? {
@@ -162,7 +175,7 @@ impl Market {
 
     /// Re-arm the timers of every timed reservation (at start).
     pub async fn restore_timers(&self) -> Result<usize, MarketError> {
-        let timed = self.sql.timed_reservations().await?;
+        let timed = self.sql.market().timed_reservations().await?;
         for r in &timed {
             if let Some(at) = r.until {
                 self.timers.do_send(Schedule {
@@ -197,14 +210,14 @@ impl Market {
             )));
         }
         if let Some(b) = buyer {
-            if b == seller || self.sql.listing_room_of(id, b).await?.is_none() {
+            if b == seller || self.sql.market().listing_room_of(id, b).await?.is_none() {
                 return Err(MarketError::new(
                     Code::InvalidParameter,
                     "the buyer must have a chat about this listing",
                 ));
             }
         }
-        let reservation = self.sql.active_reservation(id).await?;
+        let reservation = self.sql.market().active_reservation(id).await?;
         let event = ListingEvent::Sold {
             listing: id,
             seller,
@@ -212,6 +225,7 @@ impl Market {
         };
         if !self
             .sql
+            .market()
             .mark_sold(id, buyer, &event_jobs(&event), now_ms())
             .await?
         {
@@ -265,7 +279,7 @@ impl Market {
         buyer: UserId,
         reservation: i64,
     ) -> Result<(), MarketError> {
-        let Some(l) = self.sql.listing(listing.get()).await? else {
+        let Some(l) = self.sql.market().listing(listing.get()).await? else {
             return Ok(());
         };
         let buyer_user = self.active_user(buyer.get()).await?;
@@ -288,7 +302,7 @@ impl Market {
     /// The order was paid: the store sold the listing in the payment's
     /// transaction (with `sold_jobs`); tell its chats.
     pub async fn order_sold(&self, listing: ListingId, buyer: UserId) -> Result<(), MarketError> {
-        let Some(l) = self.sql.listing(listing.get()).await? else {
+        let Some(l) = self.sql.market().listing(listing.get()).await? else {
             return Ok(());
         };
         self.emit(
@@ -317,10 +331,10 @@ impl Market {
         reservation: i64,
         expired: bool,
     ) -> Result<(), MarketError> {
-        let Some(r) = self.sql.reservation(reservation).await? else {
+        let Some(r) = self.sql.market().reservation(reservation).await? else {
             return Ok(());
         };
-        let Some(l) = self.sql.listing(r.listing_id).await? else {
+        let Some(l) = self.sql.market().listing(r.listing_id).await? else {
             return Ok(());
         };
         if !self.end_reservation_as(&l, &r, expired).await? {

@@ -63,6 +63,7 @@ impl Market {
         )];
         match self
             .sql
+            .market()
             .insert_review(
                 &NewReview {
                     listing: ListingId(id),
@@ -96,10 +97,11 @@ impl Market {
         let id = id.get();
         let user = self
             .sql
+            .accounts()
             .user_by_id(id)
             .await?
             .ok_or_else(|| MarketError::not_found("user"))?;
-        let summary = self.sql.review_summary(id).await?;
+        let summary = self.sql.market().review_summary(id).await?;
         Ok((
             user,
             listing::manner_score(summary.good, summary.bad),

@@ -1,7 +1,8 @@
 //! Users.
 
-use super::{is_unique_violation, last_insert_id, SqlStore};
+use super::{is_unique_violation, last_insert_id};
 use crate::domain::account::{Role, Status};
+use crate::store::sql::AccountsSql;
 use crate::store::{StoreError, UserRecord};
 
 #[derive(Debug, thiserror::Error)]
@@ -44,7 +45,7 @@ fn to_record(row: UserRow) -> Result<UserRecord, StoreError> {
     })
 }
 
-impl SqlStore {
+impl AccountsSql<'_> {
     pub async fn insert_user(
         &self,
         email: &str,

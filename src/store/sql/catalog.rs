@@ -5,12 +5,13 @@
 //! it can never go negative whatever runs concurrently; the `CHECK (stock
 //! >= 0)` in the schema is the second line of defence.
 
+use crate::store::sql::CatalogSql;
 use sqlx::Row as _;
 
 use super::market::{media as media_row, MEDIA_COLUMNS};
 use super::placeholders;
 use super::{
-    bind_all, inserted, is_unique_violation, last_insert_id, like_pattern, retrying, Bind, SqlStore,
+    bind_all, inserted, is_unique_violation, last_insert_id, like_pattern, retrying, Bind,
 };
 use crate::domain::ids::UserId;
 use crate::domain::product::{self, ProductCursor, ProductSort, ProductStatus};
@@ -186,7 +187,7 @@ fn option_at(row: &sqlx::any::AnyRow, at: usize) -> Result<OptionRecord, StoreEr
     })
 }
 
-impl SqlStore {
+impl CatalogSql<'_> {
     /// Create a product with its options and images in one transaction.
     pub async fn create_product(
         &self,
@@ -474,7 +475,7 @@ impl SqlStore {
             if let Some(job) = events(before, after) {
                 super::outbox::enqueue(&mut tx, &job, now).await?;
             }
-            self.commit_with_jobs(tx).await?;
+            self.outbox().commit_with_jobs(tx).await?;
             Ok(StockOutcome::Changed { before, after })
         })
         .await

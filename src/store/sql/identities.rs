@@ -1,8 +1,9 @@
 //! Provider identities (sign-in with Kakao and Google) and the
 //! authorization-code flows in progress.
 
-use super::{is_unique_violation, last_insert_id, retrying, SqlStore};
+use super::{is_unique_violation, last_insert_id, retrying};
 use crate::domain::account::Role;
+use crate::store::sql::AccountsSql;
 use crate::store::StoreError;
 
 /// One identity: `(provider, subject)` belongs to `user_id`.
@@ -127,7 +128,7 @@ async fn insert_identity(
     .await
 }
 
-impl SqlStore {
+impl AccountsSql<'_> {
     pub async fn insert_oauth_flow(&self, flow: &NewFlow<'_>) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO oauth_flows (state_hash, provider, browser_hash, code_verifier, nonce, \

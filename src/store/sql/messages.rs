@@ -5,6 +5,7 @@
 //! SQLite the chat writer thread runs it (`chat_writer.rs`); on MySQL the
 //! pool's connections do, below.
 
+use crate::store::sql::ChatSql;
 use std::collections::HashMap;
 
 use async_trait::async_trait;
@@ -68,7 +69,7 @@ fn message(row: MessageRow) -> Result<MessageRecord, StoreError> {
     })
 }
 
-impl SqlStore {
+impl ChatSql<'_> {
     /// For a message store kept elsewhere (MongoDB): move rooms' `last_seq`
     /// and activity time, and members' read pointers, forward (never back)
     /// after their messages were stored. `rooms`: `(room, seq, at)`;
@@ -121,7 +122,7 @@ impl SqlStore {
     }
 
     async fn write_batch_once(
-        &self,
+        self,
         writes: &[ChatWrite],
     ) -> Result<Vec<Option<Appended>>, StoreError> {
         // Set-based: a constant handful of statements per batch, whatever
@@ -367,7 +368,7 @@ impl MessageStore for SqlStore {
         if let Some(writer) = &self.chat_writer {
             return writer.write(writes.to_vec()).await;
         }
-        retrying("write_batch", || self.write_batch_once(writes)).await
+        retrying("write_batch", || self.chat().write_batch_once(writes)).await
     }
 
     fn blocking_writer(&self) -> Option<BlockingWriter> {
@@ -482,15 +483,15 @@ mod tests {
         let store = SqlStore::connect(&url).await.expect("connect");
         store.migrate().await.expect("migrate");
         let a = store
-            .insert_user("a@x.com", "h", "aa", crate::domain::account::Role::User, 1)
+            .accounts().insert_user("a@x.com", "h", "aa", crate::domain::account::Role::User, 1)
             .await
             .expect("user");
         let b = store
-            .insert_user("b@x.com", "h", "bb", crate::domain::account::Role::User, 1)
+            .accounts().insert_user("b@x.com", "h", "bb", crate::domain::account::Role::User, 1)
             .await
             .expect("user");
         let (room, _) = store
-            .get_or_create_direct("1:2", a, b, None, 1)
+            .chat().get_or_create_direct("1:2", a, b, None, 1)
             .await
             .expect("room");
         (dir, store, a, b, room)
@@ -500,7 +501,7 @@ mod tests {
     async fn batches_assign_gap_free_seqs_and_deduplicate() {
         let (_dir, store, a, b, r1) = fixture().await;
         let (r2, _) = store
-            .get_or_create_direct("1:2:x", a, b, None, 1)
+            .chat().get_or_create_direct("1:2:x", a, b, None, 1)
             .await
             .expect("room");
 
@@ -542,7 +543,7 @@ mod tests {
                 Some(Appended::New { seq: 4, ts: 1000 })
             ]
         );
-        let room = store.room(r1).await.expect("room").expect("exists");
+        let room = store.chat().room(r1).await.expect("room").expect("exists");
         assert_eq!(room.last_seq, 4);
         let seqs: Vec<i64> = store
             .messages_after(r1, 0, 10)
@@ -555,7 +556,7 @@ mod tests {
         // Writers have read up to their last message; b read to 2 (its own), not back to 1.
         assert_eq!(
             store
-                .member(r1, a)
+                .chat().member(r1, a)
                 .await
                 .expect("m")
                 .expect("a")
@@ -564,7 +565,7 @@ mod tests {
         );
         assert_eq!(
             store
-                .member(r1, b)
+                .chat().member(r1, b)
                 .await
                 .expect("m")
                 .expect("b")
@@ -582,7 +583,7 @@ mod tests {
             .expect("batch");
         assert_eq!(
             store
-                .member(r1, a)
+                .chat().member(r1, a)
                 .await
                 .expect("m")
                 .expect("a")
@@ -693,7 +694,7 @@ mod tests {
         );
         assert_eq!(
             store
-                .room(room)
+                .chat().room(room)
                 .await
                 .expect("room")
                 .expect("exists")
@@ -716,7 +717,7 @@ mod tests {
         );
         assert_eq!(
             store
-                .room(room)
+                .chat().room(room)
                 .await
                 .expect("room")
                 .expect("exists")

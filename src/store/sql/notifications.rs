@@ -1,7 +1,8 @@
 //! Notifications and their preferences.
 
 use super::outbox::enqueue;
-use super::{is_unique_violation, retrying, NewJob, SqlStore};
+use super::{is_unique_violation, retrying, NewJob};
+use crate::store::sql::NotificationsSql;
 use crate::store::StoreError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,7 +75,7 @@ fn record(r: Row) -> NotificationRecord {
     }
 }
 
-impl SqlStore {
+impl NotificationsSql<'_> {
     /// Insert a notification unless this event already gave this user one.
     /// Returns the row and whether this call created it.
     pub async fn insert_notification(
@@ -127,7 +128,7 @@ impl SqlStore {
                 )
                 .await?;
             }
-            self.commit_with_jobs(tx).await?;
+            self.outbox().commit_with_jobs(tx).await?;
             Ok::<(), StoreError>(())
         };
         let created = match attempt.await {
@@ -353,7 +354,7 @@ impl SqlStore {
     }
 }
 
-impl SqlStore {
+impl NotificationsSql<'_> {
     /// A user's keywords, oldest first: (keyword, created_at).
     pub async fn keywords(&self, user_id: i64) -> Result<Vec<(String, i64)>, StoreError> {
         Ok(sqlx::query_as(
@@ -479,7 +480,7 @@ impl SqlStore {
     }
 }
 
-impl SqlStore {
+impl NotificationsSql<'_> {
     /// Members of a room as the chat notifier needs them:
     /// (user, last read seq, muted).
     pub async fn chat_alarm_targets(
@@ -549,7 +550,7 @@ impl SqlStore {
 }
 
 /// Durable consumers' places on the bus.
-impl SqlStore {
+impl NotificationsSql<'_> {
     /// Partition -> next offset to read, for `consumer`.
     pub async fn consumer_positions(
         &self,

@@ -13,10 +13,11 @@
 //! the restore marks each line `restored_at` as it gives the stock back, so
 //! running it twice gives back nothing the second time.
 
+use crate::store::sql::OrdersSql;
 use sqlx::Row as _;
 
 use super::outbox::{enqueue, NewJob};
-use super::{is_unique_violation, last_insert_id, retrying, SqlStore};
+use super::{is_unique_violation, last_insert_id, retrying};
 use crate::domain::ids::UserId;
 use crate::domain::order::OrderStatus;
 use crate::store::StoreError;
@@ -248,7 +249,7 @@ pub enum ListingPlaced {
     NumberTaken,
 }
 
-impl SqlStore {
+impl OrdersSql<'_> {
     /// Would this order pass the buyer's limits? Takes the buyer's row lock
     /// (MySQL) first, so one buyer's orders are counted one at a time.
     /// `units`: shop units in the new order; `listing`: the used listing
@@ -454,7 +455,7 @@ impl SqlStore {
             }
         }
         let record = order_in(&mut tx, id).await?;
-        self.commit_with_jobs(tx).await?;
+        self.outbox().commit_with_jobs(tx).await?;
         Ok(Placed::Order(record, priced))
     }
 
@@ -599,7 +600,7 @@ impl SqlStore {
             enqueue(&mut tx, &order_job(JOB_ORDER_EXPIRE, id, order.expires_at), now).await?;
             super::outbox::enqueue_all(&mut tx, &events(reservation, seller), now).await?;
             let record = order_in(&mut tx, id).await?;
-            self.commit_with_jobs(tx).await?;
+            self.outbox().commit_with_jobs(tx).await?;
             Ok(ListingPlaced::Order(record))
         })
         .await
@@ -643,7 +644,7 @@ impl SqlStore {
             for job in jobs {
                 enqueue(&mut tx, job, now).await?;
             }
-            self.commit_with_jobs(tx).await?;
+            self.outbox().commit_with_jobs(tx).await?;
             Ok(Some(record))
         })
         .await

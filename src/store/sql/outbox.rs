@@ -8,7 +8,8 @@
 //! job that ran but was not marked done (a crash in between) may run again
 //! safely.
 
-use super::{is_unique_violation, SqlStore};
+use super::is_unique_violation;
+use crate::store::sql::OutboxSql;
 use crate::store::StoreError;
 
 /// Jobs a transaction derives from what only it knows (the id of a row it
@@ -100,7 +101,7 @@ pub(crate) async fn enqueue_all(
     Ok(())
 }
 
-impl SqlStore {
+impl OutboxSql<'_> {
     /// Commit a transaction that wrote outbox jobs and wake this node's
     /// worker for them.
     pub(crate) async fn commit_with_jobs(
@@ -114,7 +115,7 @@ impl SqlStore {
 
     /// Resolves when a transaction of this store wrote jobs (or at once if
     /// one did since the last call).
-    pub async fn outbox_written(&self) {
+    pub async fn outbox_written(self) {
         self.outbox_wake.notified().await;
     }
 

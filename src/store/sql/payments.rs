@@ -8,7 +8,8 @@
 //! approved) nothing is written and the caller compensates.
 
 use super::outbox::enqueue;
-use super::{is_unique_violation, retrying, NewJob, SqlStore};
+use super::{is_unique_violation, retrying, NewJob};
+use crate::store::sql::PaymentsSql;
 use crate::store::StoreError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,7 +75,7 @@ fn payment(r: PaymentRow) -> PaymentRecord {
     }
 }
 
-impl SqlStore {
+impl PaymentsSql<'_> {
     pub async fn payment_of_order(
         &self,
         order_id: i64,
@@ -154,7 +155,7 @@ impl SqlStore {
             for job in jobs {
                 enqueue(&mut tx, job, now).await?;
             }
-            self.commit_with_jobs(tx).await?;
+            self.outbox().commit_with_jobs(tx).await?;
             Ok(Some(()))
         })
         .await;
@@ -238,7 +239,7 @@ pub struct PaymentFailure {
 }
 
 /// Provider keys, intents, and what admins must look at.
-impl SqlStore {
+impl PaymentsSql<'_> {
     /// The payment a provider key names.
     pub async fn payment_by_key(
         &self,

@@ -1,8 +1,9 @@
 //! Product reviews, one per paid order line, with the product's count and
 //! rating sum kept in the same transaction as each change.
 
-use super::{inserted, retrying, SqlStore};
+use super::{inserted, retrying};
 use crate::domain::ids::UserId;
+use crate::store::sql::CatalogSql;
 use crate::store::StoreError;
 
 #[derive(Debug, Clone)]
@@ -53,7 +54,7 @@ fn image_list(images: &[i64]) -> String {
         .join(",")
 }
 
-impl SqlStore {
+impl CatalogSql<'_> {
     pub async fn reviewable_line(
         &self,
         line_id: i64,

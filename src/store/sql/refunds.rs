@@ -10,10 +10,11 @@
 //! cancel that caused it; the provider is told by the job (at least once,
 //! under one idempotency key per refund).
 
+use crate::store::sql::PaymentsSql;
 use serde::{Deserialize, Serialize};
 
 use super::outbox::enqueue;
-use super::{retrying, NewJob, SqlStore};
+use super::{retrying, NewJob};
 use crate::store::StoreError;
 
 /// The outbox kind that makes the provider refund a [`RefundRecord`].
@@ -126,7 +127,7 @@ fn refund(r: RefundRow) -> RefundRecord {
     }
 }
 
-impl SqlStore {
+impl PaymentsSql<'_> {
     /// Apply a cancel (see the module doc). [`Cancelled::Changed`]: a
     /// condition no longer holds (a line was reviewed or cancelled
     /// meanwhile, the payment or the order changed): nothing was written.
@@ -232,7 +233,7 @@ impl SqlStore {
                 for job in r.jobs {
                     enqueue(&mut tx, job, now).await?;
                 }
-                self.commit_with_jobs(tx).await?;
+                self.outbox().commit_with_jobs(tx).await?;
                 return Ok(Some(None));
             }
             let items: Vec<RefundLine> = r
@@ -294,7 +295,7 @@ impl SqlStore {
                     .await?;
                 }
             }
-            self.commit_with_jobs(tx).await?;
+            self.outbox().commit_with_jobs(tx).await?;
             Ok(Some(Some(id)))
         })
         .await?;
@@ -357,7 +358,7 @@ impl SqlStore {
             for job in jobs {
                 enqueue(&mut tx, job, now).await?;
             }
-            self.commit_with_jobs(tx).await?;
+            self.outbox().commit_with_jobs(tx).await?;
             Ok(true)
         })
         .await
@@ -392,7 +393,7 @@ impl SqlStore {
     }
 }
 
-impl SqlStore {
+impl PaymentsSql<'_> {
     /// Refunds of the same payment before `id` that the provider has not
     /// made yet: a refund waits for them (one provider cancel at a time per
     /// payment, in order, so `cancelled_before` is exact).

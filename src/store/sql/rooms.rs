@@ -1,8 +1,9 @@
 //! Rooms, members and bans.
 
-use super::{inserted, is_unique_violation, last_insert_id, retrying, SqlStore};
+use super::{inserted, is_unique_violation, last_insert_id, retrying};
 use crate::domain::chat::{MemberRole, RoomKind};
 use crate::domain::ids::UserId;
+use crate::store::sql::ChatSql;
 use crate::store::{MemberRecord, RoomRecord, StoreError};
 
 const ROOM_COLUMNS: &str =
@@ -117,7 +118,7 @@ pub struct NewOpenRoom<'a> {
     pub min_manner_score: Option<f64>,
 }
 
-impl SqlStore {
+impl ChatSql<'_> {
     pub async fn create_open_room(
         &self,
         room: &NewOpenRoom<'_>,

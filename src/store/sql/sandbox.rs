@@ -1,6 +1,7 @@
 //! The sandbox payment provider's ledger (see `payments::sandbox`).
 
-use super::{is_unique_violation, retrying, SqlStore};
+use super::{is_unique_violation, retrying};
+use crate::store::sql::PaymentsSql;
 use crate::store::StoreError;
 
 /// A sandbox payment: (order id, amount, cancelled, confirm key, approved at).
@@ -16,7 +17,7 @@ pub enum SandboxCancel {
     TooMuch(i64),
 }
 
-impl SqlStore {
+impl PaymentsSql<'_> {
     pub async fn sandbox_payment(&self, key: &str) -> Result<Option<SandboxPayment>, StoreError> {
         Ok(sqlx::query_as(
             "SELECT order_id, amount, cancelled, confirm_key, approved_at FROM sandbox_payments WHERE payment_key = ?",

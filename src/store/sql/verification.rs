@@ -2,9 +2,9 @@
 //! (only their SHA-256 is stored, with the address they were sent to), and
 //! the per-recipient daily count of emails (`mail_daily_max_per_recipient`).
 
+use crate::store::sql::AccountsSql;
 use std::sync::atomic::Ordering;
 
-use super::SqlStore;
 use crate::store::StoreError;
 
 /// What a token is for.
@@ -20,7 +20,7 @@ pub enum TokenUse {
     Invalid,
 }
 
-impl SqlStore {
+impl AccountsSql<'_> {
     /// Keep a mailed token (its hash) for `user_id` and `email`.
     pub async fn put_email_token(
         &self,

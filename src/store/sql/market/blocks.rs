@@ -1,8 +1,9 @@
 //! Blocks between users.
 
 use super::*;
+use crate::store::sql::MarketSql;
 
-impl SqlStore {
+impl MarketSql<'_> {
     pub async fn block(&self, blocker: i64, blocked: i64, now: i64) -> Result<(), StoreError> {
         let r =
             sqlx::query("INSERT INTO blocks (blocker_id, blocked_id, created_at) VALUES (?, ?, ?)")

@@ -1,8 +1,9 @@
 //! Direct rooms about a listing.
 
 use super::*;
+use crate::store::sql::MarketSql;
 
-impl SqlStore {
+impl MarketSql<'_> {
     /// Buyers who chatted about a listing: (room, buyer, last activity).
     pub async fn listing_chats(
         &self,

@@ -1,8 +1,9 @@
 //! Favourites.
 
 use super::*;
+use crate::store::sql::MarketSql;
 
-impl SqlStore {
+impl MarketSql<'_> {
     /// Add a favourite; false if it was there already.
     pub async fn add_favourite(
         &self,

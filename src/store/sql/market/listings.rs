@@ -1,9 +1,10 @@
 //! Listings, their images, the feed and search.
 
 use super::*;
+use crate::store::sql::MarketSql;
 use crate::store::sql::{bind_all, like_pattern, Bind};
 
-impl SqlStore {
+impl MarketSql<'_> {
     pub async fn create_listing(
         &self,
         seller: UserId,
@@ -44,7 +45,7 @@ impl SqlStore {
         let id = last_insert_id(&mut tx, self.dialect()).await?;
         insert_images(&mut tx, id, images).await?;
         enqueue_all(&mut tx, &events(id), now).await?;
-        self.commit_with_jobs(tx).await?;
+        self.outbox().commit_with_jobs(tx).await?;
         Ok(ListingId(id))
     }
 
@@ -95,7 +96,7 @@ impl SqlStore {
             insert_images(&mut tx, id, images).await?;
         }
         enqueue_all(&mut tx, jobs, now).await?;
-        self.commit_with_jobs(tx).await?;
+        self.outbox().commit_with_jobs(tx).await?;
         Ok(())
     }
 

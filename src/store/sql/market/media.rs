@@ -2,8 +2,9 @@
 
 use super::*;
 use crate::store::sql::placeholders;
+use crate::store::sql::MediaSql;
 
-impl SqlStore {
+impl MediaSql<'_> {
     /// Record an upload unless its owner's uploads would then pass
     /// `quota` bytes (`None`: over quota, nothing written). The sum is part
     /// of the insert, under the owner's row lock on MySQL, so parallel

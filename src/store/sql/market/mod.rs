@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use sqlx::Row as _;
 
 use super::outbox::{enqueue_all, JobsFor, NewJob};
-use super::{inserted, last_insert_id, retrying, SqlStore};
+use super::{inserted, last_insert_id, retrying};
 use crate::domain::ids::{ListingId, UserId};
 use crate::domain::listing::{Cursor, ListingStatus, Sort};
 use crate::store::StoreError;

@@ -1,8 +1,9 @@
 //! Reports and the admin queue.
 
 use super::*;
+use crate::store::sql::MarketSql;
 
-impl SqlStore {
+impl MarketSql<'_> {
     pub async fn insert_report(
         &self,
         reporter: i64,

@@ -1,8 +1,9 @@
 //! Reservations and sales (with row locks where two requests race).
 
 use super::*;
+use crate::store::sql::MarketSql;
 
-impl SqlStore {
+impl MarketSql<'_> {
     /// Reserve `listing` for `buyer`, replacing an active reservation.
     /// Returns (new id, the replaced reservation). `events` are derived
     /// from the new reservation's id and written with it.
@@ -79,7 +80,7 @@ impl SqlStore {
             .execute(&mut *tx)
             .await?;
         enqueue_all(&mut tx, &events(id), now).await?;
-        self.commit_with_jobs(tx).await?;
+        self.outbox().commit_with_jobs(tx).await?;
         Ok((id, old.map(reservation)))
     }
 
@@ -159,7 +160,7 @@ impl SqlStore {
             .execute(&mut *tx)
             .await?;
         enqueue_all(&mut tx, jobs, now).await?;
-        self.commit_with_jobs(tx).await?;
+        self.outbox().commit_with_jobs(tx).await?;
         Ok(true)
     }
 
@@ -218,7 +219,7 @@ impl SqlStore {
         .execute(&mut *tx)
         .await?;
         enqueue_all(&mut tx, jobs, now).await?;
-        self.commit_with_jobs(tx).await?;
+        self.outbox().commit_with_jobs(tx).await?;
         Ok(true)
     }
 }

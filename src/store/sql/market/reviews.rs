@@ -1,8 +1,9 @@
 //! Reviews and manner-score summaries.
 
 use super::*;
+use crate::store::sql::MarketSql;
 
-impl SqlStore {
+impl MarketSql<'_> {
     /// Insert a review; `jobs` (the reviewee's event) only with it.
     pub async fn insert_review(
         &self,
@@ -27,7 +28,7 @@ impl SqlStore {
             return Ok(ReviewInsert::AlreadyReviewed);
         }
         enqueue_all(&mut tx, jobs, now).await?;
-        self.commit_with_jobs(tx).await?;
+        self.outbox().commit_with_jobs(tx).await?;
         Ok(ReviewInsert::Added)
     }
 
