@@ -293,7 +293,7 @@ impl Settings {
                 review_request_delay: s.review_request_delay_secs,
                 low_stock_threshold: s.low_stock_threshold,
                 payment_window: s.order_payment_window_secs,
-                buyer_limits: crate::store::sql::BuyerLimits {
+                buyer_limits: crate::domain::order::BuyerLimits {
                     unpaid_orders: s.max_unpaid_orders,
                     unpaid_units: s.max_unpaid_units,
                     reorder_cooldown_ms: s.listing_reorder_cooldown_secs * 1000,

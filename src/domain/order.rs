@@ -203,9 +203,116 @@ pub fn quantity_ok(q: u32) -> bool {
     (MIN_QUANTITY..=MAX_QUANTITY).contains(&q)
 }
 
+/// What one buyer may hold unpaid at once. The store reads what the buyer
+/// holds inside the order's transaction (under the buyer's row lock on
+/// MySQL), so parallel orders cannot pass it together; the rule is here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BuyerLimits {
+    pub unpaid_orders: i64,
+    pub unpaid_units: i64,
+    /// After a listing order of this buyer ended unpaid (cancelled or
+    /// expired), how long before they may order the same listing again.
+    pub reorder_cooldown_ms: i64,
+}
+
+/// What a buyer holds when they place one more order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BuyerHolds {
+    /// Their orders waiting for payment.
+    pub unpaid_orders: i64,
+    /// Shop units in those orders.
+    pub unpaid_units: i64,
+    /// When their last order of the same used listing ended unpaid
+    /// (epoch ms), if the new order is for a listing and one did.
+    pub listing_order_ended_at: Option<i64>,
+}
+
+/// Why a buyer may not place one more order now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuyerRefusal {
+    /// A [`BuyerLimits`] limit would be passed: its name and value.
+    Limit { limit: &'static str, max: i64 },
+    /// Their last order of this listing ended unpaid too recently;
+    /// milliseconds until they may order it again.
+    Cooldown(i64),
+}
+
+impl BuyerLimits {
+    /// May a buyer holding `holds` order `units` more shop units (0 for a
+    /// used listing) at `now`?
+    pub fn refusal(&self, holds: &BuyerHolds, units: i64, now: i64) -> Option<BuyerRefusal> {
+        if holds.unpaid_orders >= self.unpaid_orders {
+            return Some(BuyerRefusal::Limit {
+                limit: "unpaid_orders",
+                max: self.unpaid_orders,
+            });
+        }
+        if units > 0 && holds.unpaid_units.saturating_add(units) > self.unpaid_units {
+            return Some(BuyerRefusal::Limit {
+                limit: "unpaid_units",
+                max: self.unpaid_units,
+            });
+        }
+        if let (Some(ended), true) = (holds.listing_order_ended_at, self.reorder_cooldown_ms > 0) {
+            let wait = ended.saturating_add(self.reorder_cooldown_ms) - now;
+            if wait > 0 {
+                return Some(BuyerRefusal::Cooldown(wait));
+            }
+        }
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn buyer_limits_count_orders_units_and_the_reorder_cooldown() {
+        let limits = BuyerLimits {
+            unpaid_orders: 2,
+            unpaid_units: 5,
+            reorder_cooldown_ms: 1_000,
+        };
+        let holds = BuyerHolds {
+            unpaid_orders: 1,
+            unpaid_units: 3,
+            listing_order_ended_at: None,
+        };
+        assert_eq!(limits.refusal(&holds, 2, 0), None, "exactly at the limit");
+        assert_eq!(
+            limits.refusal(&holds, 3, 0),
+            Some(BuyerRefusal::Limit {
+                limit: "unpaid_units",
+                max: 5
+            })
+        );
+        let two = BuyerHolds {
+            unpaid_orders: 2,
+            ..holds
+        };
+        assert_eq!(
+            limits.refusal(&two, 0, 0),
+            Some(BuyerRefusal::Limit {
+                limit: "unpaid_orders",
+                max: 2
+            })
+        );
+        let ended = BuyerHolds {
+            listing_order_ended_at: Some(10_000),
+            ..holds
+        };
+        assert_eq!(
+            limits.refusal(&ended, 0, 10_400),
+            Some(BuyerRefusal::Cooldown(600))
+        );
+        assert_eq!(limits.refusal(&ended, 0, 11_000), None, "cooled down");
+        let off = BuyerLimits {
+            reorder_cooldown_ms: 0,
+            ..limits
+        };
+        assert_eq!(off.refusal(&ended, 0, 10_400), None, "no cooldown set");
+    }
     use OrderStatus::*;
     use Transition::*;
 

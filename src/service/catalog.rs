@@ -45,7 +45,7 @@ pub struct ShopSettings {
     /// How long after payment the buyer is asked to review the products.
     pub review_request_delay: std::time::Duration,
     /// What one buyer may hold unpaid (hoarding stock and listings).
-    pub buyer_limits: crate::store::sql::BuyerLimits,
+    pub buyer_limits: crate::domain::order::BuyerLimits,
 }
 
 /// One option's stock moved (by an admin or an order).

@@ -23,7 +23,7 @@ use crate::domain::ids::ListingId;
 use crate::domain::ids::UserId;
 use crate::domain::money::Won;
 use crate::domain::now_ms;
-use crate::domain::order::{self, LinePrice, OrderStatus, ORDER_NUMBER_RANDOM_LEN};
+use crate::domain::order::{self, BuyerRefusal, LinePrice, OrderStatus, ORDER_NUMBER_RANDOM_LEN};
 use crate::domain::product;
 use crate::error::{area_error, Code, Refuse};
 use crate::metrics::Metrics;
@@ -317,8 +317,10 @@ impl Orders {
                             ),
                         ),
                         PlaceRefusal::Invalid(why) => ("invalid", OrderError::field("lines", why)),
-                        PlaceRefusal::Limit { limit, max } => ("limit", limit_reached(limit, max)),
-                        PlaceRefusal::Cooldown(ms) => ("limit", cooldown(ms)),
+                        PlaceRefusal::Buyer(BuyerRefusal::Limit { limit, max }) => {
+                            ("limit", limit_reached(limit, max))
+                        }
+                        PlaceRefusal::Buyer(BuyerRefusal::Cooldown(ms)) => ("limit", cooldown(ms)),
                     };
                     self.metrics
                         .orders_refused
@@ -399,10 +401,12 @@ impl Orders {
                 ListingPlaced::Refused(PlaceRefusal::Invalid(why)) => {
                     return Err(OrderError::field("price", why))
                 }
-                ListingPlaced::Refused(PlaceRefusal::Limit { limit, max }) => {
+                ListingPlaced::Refused(PlaceRefusal::Buyer(BuyerRefusal::Limit { limit, max })) => {
                     return Err(limit_reached(limit, max))
                 }
-                ListingPlaced::Refused(PlaceRefusal::Cooldown(ms)) => return Err(cooldown(ms)),
+                ListingPlaced::Refused(PlaceRefusal::Buyer(BuyerRefusal::Cooldown(ms))) => {
+                    return Err(cooldown(ms))
+                }
                 ListingPlaced::Refused(_) => {
                     return Err(OrderError::internal(
                         "unexpected refusal of a listing order",

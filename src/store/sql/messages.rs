@@ -483,15 +483,18 @@ mod tests {
         let store = SqlStore::connect(&url).await.expect("connect");
         store.migrate().await.expect("migrate");
         let a = store
-            .accounts().insert_user("a@x.com", "h", "aa", crate::domain::account::Role::User, 1)
+            .accounts()
+            .insert_user("a@x.com", "h", "aa", crate::domain::account::Role::User, 1)
             .await
             .expect("user");
         let b = store
-            .accounts().insert_user("b@x.com", "h", "bb", crate::domain::account::Role::User, 1)
+            .accounts()
+            .insert_user("b@x.com", "h", "bb", crate::domain::account::Role::User, 1)
             .await
             .expect("user");
         let (room, _) = store
-            .chat().get_or_create_direct("1:2", a, b, None, 1)
+            .chat()
+            .get_or_create_direct("1:2", a, b, None, 1)
             .await
             .expect("room");
         (dir, store, a, b, room)
@@ -501,7 +504,8 @@ mod tests {
     async fn batches_assign_gap_free_seqs_and_deduplicate() {
         let (_dir, store, a, b, r1) = fixture().await;
         let (r2, _) = store
-            .chat().get_or_create_direct("1:2:x", a, b, None, 1)
+            .chat()
+            .get_or_create_direct("1:2:x", a, b, None, 1)
             .await
             .expect("room");
 
@@ -556,7 +560,8 @@ mod tests {
         // Writers have read up to their last message; b read to 2 (its own), not back to 1.
         assert_eq!(
             store
-                .chat().member(r1, a)
+                .chat()
+                .member(r1, a)
                 .await
                 .expect("m")
                 .expect("a")
@@ -565,7 +570,8 @@ mod tests {
         );
         assert_eq!(
             store
-                .chat().member(r1, b)
+                .chat()
+                .member(r1, b)
                 .await
                 .expect("m")
                 .expect("b")
@@ -583,7 +589,8 @@ mod tests {
             .expect("batch");
         assert_eq!(
             store
-                .chat().member(r1, a)
+                .chat()
+                .member(r1, a)
                 .await
                 .expect("m")
                 .expect("a")
@@ -694,7 +701,8 @@ mod tests {
         );
         assert_eq!(
             store
-                .chat().room(room)
+                .chat()
+                .room(room)
                 .await
                 .expect("room")
                 .expect("exists")
@@ -717,7 +725,8 @@ mod tests {
         );
         assert_eq!(
             store
-                .chat().room(room)
+                .chat()
+                .room(room)
                 .await
                 .expect("room")
                 .expect("exists")

@@ -46,9 +46,8 @@ pub use market::{
 };
 pub use notifications::{KeywordAdd, NewNotification, NotificationRecord, JOB_EMAIL_SEND};
 pub use orders::{
-    BuyerLimits, LineEvents, LineRequest, ListingPlaced, NewOrder, OrderLineRecord, OrderRecord,
-    PlaceRefusal, Placed, PricedLine, Pricer, JOB_LISTING_RELEASE, JOB_ORDER_EXPIRE,
-    JOB_STOCK_RESTORE,
+    LineEvents, LineRequest, ListingPlaced, NewOrder, OrderLineRecord, OrderRecord, PlaceRefusal,
+    Placed, PricedLine, Pricer, JOB_LISTING_RELEASE, JOB_ORDER_EXPIRE, JOB_STOCK_RESTORE,
 };
 pub use outbox::{JobRecord, JobsFor, NewJob};
 pub use payments::{NewPayment, PaymentEvent, PaymentFailure, PaymentRecord, Recorded};

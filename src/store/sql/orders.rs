@@ -19,7 +19,7 @@ use sqlx::Row as _;
 use super::outbox::{enqueue, NewJob};
 use super::{is_unique_violation, last_insert_id, retrying};
 use crate::domain::ids::UserId;
-use crate::domain::order::OrderStatus;
+use crate::domain::order::{BuyerHolds, BuyerLimits, BuyerRefusal, OrderStatus};
 use crate::store::StoreError;
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -100,23 +100,8 @@ pub enum PlaceRefusal {
     OutOfStock(Vec<i64>),
     /// The pricer refused (e.g. the total is out of bounds).
     Invalid(String),
-    /// The buyer would pass a [`BuyerLimits`] limit: its name and value.
-    Limit { limit: &'static str, max: i64 },
-    /// The buyer's last order of this listing ended unpaid too recently;
-    /// milliseconds until they may order it again.
-    Cooldown(i64),
-}
-
-/// What one buyer may hold unpaid at once, checked inside the order's
-/// transaction (under the buyer's row lock on MySQL), so parallel orders
-/// cannot pass it together.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BuyerLimits {
-    pub unpaid_orders: i64,
-    pub unpaid_units: i64,
-    /// After a listing order of this buyer ended unpaid (cancelled or
-    /// expired), how long before they may order the same listing again.
-    pub reorder_cooldown_ms: i64,
+    /// The buyer may not place one more order now.
+    Buyer(BuyerRefusal),
 }
 
 #[derive(Debug)]
@@ -250,8 +235,9 @@ pub enum ListingPlaced {
 }
 
 impl OrdersSql<'_> {
-    /// Would this order pass the buyer's limits? Takes the buyer's row lock
-    /// (MySQL) first, so one buyer's orders are counted one at a time.
+    /// What the buyer holds unpaid, read under the buyer's row lock
+    /// (MySQL), so one buyer's orders are counted one at a time; whether
+    /// one more may be placed is [`BuyerLimits::refusal`]'s to say.
     /// `units`: shop units in the new order; `listing`: the used listing
     /// it is for.
     async fn buyer_refusal(
@@ -263,11 +249,10 @@ impl OrdersSql<'_> {
         now: i64,
     ) -> Result<Option<PlaceRefusal>, StoreError> {
         let buyer = order.buyer.get();
-        let limits = order.limits;
         self.lock_user(tx, buyer).await?;
         // Two plain reads (no SUM: MySQL returns it as DECIMAL); at most
         // `unpaid_orders` orders of at most 50 lines are summed here.
-        let (orders,): (i64,) = sqlx::query_as(
+        let (unpaid_orders,): (i64,) = sqlx::query_as(
             "SELECT COUNT(*) FROM orders WHERE buyer_id = ? AND status = 'pending_payment'",
         )
         .bind(buyer)
@@ -280,36 +265,29 @@ impl OrdersSql<'_> {
         .bind(buyer)
         .fetch_all(&mut **tx)
         .await?;
-        let held: i64 = quantities.iter().map(|q| q.0).sum();
-        if orders >= limits.unpaid_orders {
-            return Ok(Some(PlaceRefusal::Limit {
-                limit: "unpaid_orders",
-                max: limits.unpaid_orders,
-            }));
-        }
-        if units > 0 && held.saturating_add(units) > limits.unpaid_units {
-            return Ok(Some(PlaceRefusal::Limit {
-                limit: "unpaid_units",
-                max: limits.unpaid_units,
-            }));
-        }
-        if let (Some(listing), true) = (listing, limits.reorder_cooldown_ms > 0) {
-            let (last,): (Option<i64>,) = sqlx::query_as(
-                "SELECT MAX(o.ended_at) FROM orders o \
-                 WHERE o.buyer_id = ? AND o.listing_id = ? AND o.status IN ('cancelled', 'expired', 'cancelled_by_user')",
-            )
-            .bind(buyer)
-            .bind(listing)
-            .fetch_one(&mut **tx)
-            .await?;
-            if let Some(ended) = last {
-                let wait = ended.saturating_add(limits.reorder_cooldown_ms) - now;
-                if wait > 0 {
-                    return Ok(Some(PlaceRefusal::Cooldown(wait)));
-                }
+        let listing_order_ended_at = match listing {
+            Some(listing) => {
+                let (last,): (Option<i64>,) = sqlx::query_as(
+                    "SELECT MAX(o.ended_at) FROM orders o \
+                     WHERE o.buyer_id = ? AND o.listing_id = ? AND o.status IN ('cancelled', 'expired', 'cancelled_by_user')",
+                )
+                .bind(buyer)
+                .bind(listing)
+                .fetch_one(&mut **tx)
+                .await?;
+                last
             }
-        }
-        Ok(None)
+            None => None,
+        };
+        let holds = BuyerHolds {
+            unpaid_orders,
+            unpaid_units: quantities.iter().map(|q| q.0).sum(),
+            listing_order_ended_at,
+        };
+        Ok(order
+            .limits
+            .refusal(&holds, units, now)
+            .map(PlaceRefusal::Buyer))
     }
 
     /// Place an order (see the module doc). `price` sees the lines with
