@@ -9,7 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::extract::{client_ip, Admin, Auth, SESSION_COOKIE};
 use crate::domain::account::{Role, Status, WITHDRAWN_NICKNAME};
 use crate::error::Refuse;
-use crate::http::error::{ApiError, ErrorBody};
+use crate::http::error::{ApiError, ErrorBody, Unauthenticated};
 use crate::service::accounts::ProfileChange;
 use crate::store::UserRecord;
 use crate::AppState;
@@ -222,7 +222,7 @@ pub async fn verify_email(
     tag = "accounts",
     responses(
         (status = 202, description = "A new link is on its way (earlier links keep working until they expire)"),
-        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        Unauthenticated,
         (status = 409, description = "`conflict`: the address is verified already, or the account has none", body = ErrorBody),
         (status = 429, description = "`rate_limited`: `email_verify_resend_max` per hour, with Retry-After", body = ErrorBody),
     ),
@@ -277,7 +277,7 @@ pub async fn login(
     tag = "accounts",
     responses(
         (status = 204, description = "Session revoked; cookie cleared"),
-        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        Unauthenticated,
     ),
     security(("bearer" = []), ("cookie" = []))
 )]
@@ -294,7 +294,7 @@ pub async fn logout(state: web::Data<AppState>, auth: Auth) -> Result<HttpRespon
     tag = "accounts",
     responses(
         (status = 200, body = Me),
-        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        Unauthenticated,
     ),
     security(("bearer" = []), ("cookie" = []))
 )]
@@ -309,7 +309,7 @@ pub async fn get_me(auth: Auth) -> HttpResponse {
     request_body = UpdateMeRequest,
     responses(
         (status = 200, body = Me),
-        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        Unauthenticated,
         (status = 422, description = "`validation_failed` (e.g. wrong current_password)", body = ErrorBody),
         (status = 429, description = "`rate_limited` after repeated wrong passwords", body = ErrorBody),
     ),
@@ -343,7 +343,7 @@ pub async fn update_me(
     request_body = WithdrawRequest,
     responses(
         (status = 204, description = "Account withdrawn"),
-        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        Unauthenticated,
         (status = 422, description = "`validation_failed` (wrong password)", body = ErrorBody),
     ),
     security(("bearer" = []), ("cookie" = []))
@@ -369,7 +369,7 @@ pub async fn withdraw_me(
     params(AdminUserQuery),
     responses(
         (status = 200, body = AdminUserPage),
-        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        Unauthenticated,
         (status = 403, description = "`forbidden` for non-admins", body = ErrorBody),
     ),
     security(("bearer" = []), ("cookie" = []))

@@ -8,7 +8,9 @@ use utoipa::{IntoParams, ToSchema};
 use super::extract::{Admin, Auth, MaybeAuth};
 use super::market::MediaView;
 use crate::domain::product::{ProductSort, ProductStatus, StockState};
-use crate::http::error::{ApiError, ErrorBody};
+use crate::http::error::{
+    ApiError, BadParameter, ErrorBody, Forbidden, Invalid, NotFound, Unauthenticated,
+};
 use crate::service::catalog::{
     CartView, OptionInput, OptionView, ProductDetail, ProductInput, ProductItem, ProductListRequest,
 };
@@ -367,8 +369,8 @@ fn is_admin(auth: &MaybeAuth) -> bool {
     params(ProductParams),
     responses(
         (status = 200, body = ProductList),
-        (status = 400, description = "`invalid_parameter`", body = ErrorBody),
-        (status = 422, description = "`validation_failed`", body = ErrorBody),
+        BadParameter,
+        Invalid,
     )
 )]
 #[get("/products")]
@@ -431,8 +433,8 @@ pub async fn get_product(
     params(("id" = i64, Path, description = "Product id")),
     responses(
         (status = 204, description = "In the wishlist"),
-        (status = 401, description = "`unauthenticated`", body = ErrorBody),
-        (status = 404, description = "`not_found`", body = ErrorBody),
+        Unauthenticated,
+        NotFound,
     ),
     security(("bearer" = []), ("cookie" = []))
 )]
@@ -455,7 +457,7 @@ pub async fn add_wishlist(
     params(("id" = i64, Path, description = "Product id")),
     responses(
         (status = 204, description = "Not in the wishlist"),
-        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        Unauthenticated,
     ),
     security(("bearer" = []), ("cookie" = []))
 )]
@@ -478,8 +480,8 @@ pub async fn remove_wishlist(
     params(PageParams),
     responses(
         (status = 200, body = WishlistPage),
-        (status = 400, description = "`invalid_parameter`", body = ErrorBody),
-        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        BadParameter,
+        Unauthenticated,
     ),
     security(("bearer" = []), ("cookie" = []))
 )]
@@ -513,8 +515,8 @@ pub async fn my_wishlist(
     request_body = CreateProduct,
     responses(
         (status = 201, body = ProductView),
-        (status = 401, description = "`unauthenticated`", body = ErrorBody),
-        (status = 403, description = "`forbidden`", body = ErrorBody),
+        Unauthenticated,
+        Forbidden,
         (status = 422, description = "`validation_failed` (also a SKU in use)", body = ErrorBody),
     ),
     security(("bearer" = []), ("cookie" = []))
@@ -558,9 +560,9 @@ pub async fn create_product(
     request_body = UpdateProduct,
     responses(
         (status = 200, body = ProductView),
-        (status = 403, description = "`forbidden`", body = ErrorBody),
-        (status = 404, description = "`not_found`", body = ErrorBody),
-        (status = 422, description = "`validation_failed`", body = ErrorBody),
+        Forbidden,
+        NotFound,
+        Invalid,
     ),
     security(("bearer" = []), ("cookie" = []))
 )]
@@ -598,8 +600,8 @@ pub async fn update_product(
     params(("id" = i64, Path, description = "Product id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 403, description = "`forbidden`", body = ErrorBody),
-        (status = 404, description = "`not_found`", body = ErrorBody),
+        Forbidden,
+        NotFound,
     ),
     security(("bearer" = []), ("cookie" = []))
 )]
@@ -620,8 +622,8 @@ pub async fn delete_product(
     request_body = OptionRequest,
     responses(
         (status = 201, body = ProductView),
-        (status = 403, description = "`forbidden`", body = ErrorBody),
-        (status = 404, description = "`not_found`", body = ErrorBody),
+        Forbidden,
+        NotFound,
         (status = 422, description = "`validation_failed` (also a SKU in use)", body = ErrorBody),
     ),
     security(("bearer" = []), ("cookie" = []))
@@ -647,9 +649,9 @@ pub async fn add_option(
     request_body = UpdateOption,
     responses(
         (status = 200, body = ProductView),
-        (status = 403, description = "`forbidden`", body = ErrorBody),
-        (status = 404, description = "`not_found`", body = ErrorBody),
-        (status = 422, description = "`validation_failed`", body = ErrorBody),
+        Forbidden,
+        NotFound,
+        Invalid,
     ),
     security(("bearer" = []), ("cookie" = []))
 )]
@@ -674,8 +676,8 @@ pub async fn update_option(
     params(("id" = i64, Path, description = "Option id")),
     responses(
         (status = 204, description = "Removed"),
-        (status = 403, description = "`forbidden`", body = ErrorBody),
-        (status = 404, description = "`not_found`", body = ErrorBody),
+        Forbidden,
+        NotFound,
     ),
     security(("bearer" = []), ("cookie" = []))
 )]
@@ -696,9 +698,9 @@ pub async fn delete_option(
     request_body = SetStock,
     responses(
         (status = 200, body = OptionOut),
-        (status = 403, description = "`forbidden`", body = ErrorBody),
-        (status = 404, description = "`not_found`", body = ErrorBody),
-        (status = 422, description = "`validation_failed`", body = ErrorBody),
+        Forbidden,
+        NotFound,
+        Invalid,
     ),
     security(("bearer" = []), ("cookie" = []))
 )]
@@ -742,10 +744,10 @@ async fn change_stock(
     request_body = AdjustStock,
     responses(
         (status = 200, body = OptionOut),
-        (status = 403, description = "`forbidden`", body = ErrorBody),
-        (status = 404, description = "`not_found`", body = ErrorBody),
+        Forbidden,
+        NotFound,
         (status = 409, description = "`invalid_state`: the stock would go below zero", body = ErrorBody),
-        (status = 422, description = "`validation_failed`", body = ErrorBody),
+        Invalid,
     ),
     security(("bearer" = []), ("cookie" = []))
 )]
@@ -773,9 +775,9 @@ pub async fn adjust_stock(
     params(("id" = i64, Path, description = "Option id"), HistoryParams),
     responses(
         (status = 200, body = Vec<StockAdjustmentView>),
-        (status = 400, description = "`invalid_parameter`", body = ErrorBody),
-        (status = 403, description = "`forbidden`", body = ErrorBody),
-        (status = 404, description = "`not_found`", body = ErrorBody),
+        BadParameter,
+        Forbidden,
+        NotFound,
     ),
     security(("bearer" = []), ("cookie" = []))
 )]
@@ -812,7 +814,7 @@ pub async fn stock_history(
     tag = "shop",
     responses(
         (status = 200, body = CartOut),
-        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        Unauthenticated,
     ),
     security(("bearer" = []), ("cookie" = []))
 )]
@@ -828,8 +830,8 @@ pub async fn get_cart(state: web::Data<AppState>, auth: Auth) -> Result<HttpResp
     request_body = AddToCart,
     responses(
         (status = 200, body = CartOut),
-        (status = 401, description = "`unauthenticated`", body = ErrorBody),
-        (status = 404, description = "`not_found`", body = ErrorBody),
+        Unauthenticated,
+        NotFound,
         (status = 409, description = "`out_of_stock`; `limit_reached` (`cart_lines`: a cart holds at most 50 lines, as many as one order)", body = ErrorBody),
         (status = 422, description = "`validation_failed` (quantity 1..=99 per line)", body = ErrorBody),
     ),
@@ -855,9 +857,9 @@ pub async fn add_to_cart(
     request_body = SetQuantity,
     responses(
         (status = 200, body = CartOut),
-        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        Unauthenticated,
         (status = 404, description = "`not_found`: no such line in your cart", body = ErrorBody),
-        (status = 422, description = "`validation_failed`", body = ErrorBody),
+        Invalid,
     ),
     security(("bearer" = []), ("cookie" = []))
 )]
@@ -881,7 +883,7 @@ pub async fn set_cart_quantity(
     params(("option_id" = i64, Path, description = "Option id of the line")),
     responses(
         (status = 204, description = "Removed"),
-        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        Unauthenticated,
         (status = 404, description = "`not_found`: no such line in your cart", body = ErrorBody),
     ),
     security(("bearer" = []), ("cookie" = []))
@@ -904,7 +906,7 @@ pub async fn remove_from_cart(
     tag = "shop",
     responses(
         (status = 204, description = "Empty"),
-        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        Unauthenticated,
     ),
     security(("bearer" = []), ("cookie" = []))
 )]
@@ -971,10 +973,10 @@ pub struct EditReview {
     request_body = WriteReview,
     responses(
         (status = 201, body = ProductReviewView),
-        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        Unauthenticated,
         (status = 404, description = "`not_found`: no such product, or not your order line", body = ErrorBody),
         (status = 409, description = "`already_reviewed`, or `invalid_state` (the order is not paid)", body = ErrorBody),
-        (status = 422, description = "`validation_failed`", body = ErrorBody),
+        Invalid,
     ),
     security(("bearer" = []), ("cookie" = []))
 )]
@@ -1006,8 +1008,8 @@ pub async fn review_product(
     params(("id" = i64, Path, description = "Product id"), HistoryParams),
     responses(
         (status = 200, body = Vec<ProductReviewView>),
-        (status = 400, description = "`invalid_parameter`", body = ErrorBody),
-        (status = 404, description = "`not_found`", body = ErrorBody),
+        BadParameter,
+        NotFound,
     )
 )]
 #[get("/products/{id}/reviews")]
@@ -1030,10 +1032,10 @@ pub async fn product_reviews(
     request_body = EditReview,
     responses(
         (status = 200, body = ProductReviewView),
-        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        Unauthenticated,
         (status = 403, description = "`forbidden`: not your review", body = ErrorBody),
-        (status = 404, description = "`not_found`", body = ErrorBody),
-        (status = 422, description = "`validation_failed`", body = ErrorBody),
+        NotFound,
+        Invalid,
     ),
     security(("bearer" = []), ("cookie" = []))
 )]
@@ -1059,9 +1061,9 @@ pub async fn edit_review(
     params(("id" = i64, Path, description = "Product id"), ("review_id" = i64, Path, description = "Review id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "`unauthenticated`", body = ErrorBody),
-        (status = 403, description = "`forbidden`", body = ErrorBody),
-        (status = 404, description = "`not_found`", body = ErrorBody),
+        Unauthenticated,
+        Forbidden,
+        NotFound,
     ),
     security(("bearer" = []), ("cookie" = []))
 )]

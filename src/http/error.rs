@@ -90,3 +90,44 @@ impl ResponseError for ApiError {
         resp.json(self.body())
     }
 }
+
+/// Declares the refusals that many routes document alike, once: each is
+/// a response of the OpenAPI document (`#[derive(IntoResponses)]`, its doc
+/// line the description, [`ErrorBody`] the body), named in a route's
+/// `responses(...)` beside its own tuples:
+/// `responses((status = 200, body = ProductView), Forbidden, NotFound)`.
+macro_rules! refusal_responses {
+    ($( $(#[doc = $doc:literal])* $name:ident = $status:literal; )*) => {
+        $(
+            $(#[doc = $doc])*
+            #[derive(utoipa::IntoResponses)]
+            #[response(status = $status)]
+            pub struct $name(pub ErrorBody);
+        )*
+    };
+}
+
+refusal_responses! {
+    /// `unauthenticated`
+    Unauthenticated = 401;
+    /// `not_found`
+    NotFound = 404;
+    /// `validation_failed`
+    Invalid = 422;
+    /// `forbidden`
+    Forbidden = 403;
+    /// `forbidden`: not an administrator
+    NotAdmin = 403;
+    /// `invalid_parameter`
+    BadParameter = 400;
+    /// `not_owner`
+    NotOwner = 403;
+    /// `not_member`
+    NotMember = 403;
+    /// `email_unverified`: the account's email address is not verified yet
+    Unverified = 403;
+    /// `payload_too_large`
+    TooLarge = 413;
+    /// `not_found` (also someone else's order)
+    NoSuchOrder = 404;
+}

@@ -8,7 +8,9 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{Admin, Auth};
 use crate::error::Refuse;
-use crate::http::error::{ApiError, ErrorBody};
+use crate::http::error::{
+    ApiError, BadParameter, ErrorBody, NotAdmin, NotFound, NotMember, Unauthenticated,
+};
 use crate::service::notifications::{NotificationView, PrefView};
 use crate::AppState;
 
@@ -44,8 +46,8 @@ pub struct Unread {
     params(InboxParams),
     responses(
         (status = 200, body = Inbox),
-        (status = 400, description = "`invalid_parameter`", body = ErrorBody),
-        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        BadParameter,
+        Unauthenticated,
     ),
     security(("bearer" = []), ("cookie" = []))
 )]
@@ -82,7 +84,7 @@ pub async fn my_notifications(
     tag = "notifications",
     responses(
         (status = 200, body = Unread),
-        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        Unauthenticated,
     ),
     security(("bearer" = []), ("cookie" = []))
 )]
@@ -101,7 +103,7 @@ pub async fn unread_count(
     params(("id" = i64, Path, description = "Notification id")),
     responses(
         (status = 200, body = Unread),
-        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        Unauthenticated,
         (status = 404, description = "`not_found` (also someone else's)", body = ErrorBody),
     ),
     security(("bearer" = []), ("cookie" = []))
@@ -121,7 +123,7 @@ pub async fn read_notification(
     tag = "notifications",
     responses(
         (status = 200, body = Unread),
-        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        Unauthenticated,
     ),
     security(("bearer" = []), ("cookie" = []))
 )]
@@ -137,7 +139,7 @@ pub async fn read_all(state: web::Data<AppState>, auth: Auth) -> Result<HttpResp
     params(("id" = i64, Path, description = "Notification id")),
     responses(
         (status = 200, body = Unread),
-        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        Unauthenticated,
         (status = 404, description = "`not_found` (also someone else's)", body = ErrorBody),
     ),
     security(("bearer" = []), ("cookie" = []))
@@ -162,7 +164,7 @@ pub struct Prefs {
     tag = "notifications",
     responses(
         (status = 200, body = Prefs),
-        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        Unauthenticated,
     ),
     security(("bearer" = []), ("cookie" = []))
 )]
@@ -193,7 +195,7 @@ pub struct SetPrefs {
     request_body = SetPrefs,
     responses(
         (status = 200, body = Prefs),
-        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        Unauthenticated,
         (status = 422, description = "`validation_failed` (unknown kind) or `invalid_body`", body = ErrorBody),
     ),
     security(("bearer" = []), ("cookie" = []))
@@ -240,8 +242,8 @@ pub struct Broadcasted {
     request_body = Broadcast,
     responses(
         (status = 202, body = Broadcasted),
-        (status = 401, description = "`unauthenticated`", body = ErrorBody),
-        (status = 403, description = "`forbidden`: not an administrator", body = ErrorBody),
+        Unauthenticated,
+        NotAdmin,
         (status = 422, description = "`validation_failed` or `invalid_body`", body = ErrorBody),
     ),
     security(("bearer" = []), ("cookie" = []))
@@ -297,7 +299,7 @@ pub struct StreamParams {
     responses(
         (status = 200, description = "`text/event-stream`", content_type = "text/event-stream", body = String),
         (status = 400, description = "`invalid_parameter`: Last-Event-ID is not a notification id", body = ErrorBody),
-        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        Unauthenticated,
         (status = 429, description = "`rate_limited`: the user already holds `ws_max_connections_per_user` connections (WebSockets and notification streams together) on this server (`Retry-After`)", body = ErrorBody),
         (status = 503, description = "`unavailable`: shutting down, reconnect", body = ErrorBody),
     ),
@@ -396,7 +398,7 @@ pub struct NewKeyword {
     tag = "notifications",
     responses(
         (status = 200, body = Keywords),
-        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        Unauthenticated,
     ),
     security(("bearer" = []), ("cookie" = []))
 )]
@@ -422,7 +424,7 @@ pub async fn my_keywords(state: web::Data<AppState>, auth: Auth) -> Result<HttpR
     responses(
         (status = 200, description = "Already saved", body = Keywords),
         (status = 201, description = "Saved", body = Keywords),
-        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        Unauthenticated,
         (status = 422, description = "`validation_failed` (2..=20 characters, at most 30 keywords) or `invalid_body`", body = ErrorBody),
     ),
     security(("bearer" = []), ("cookie" = []))
@@ -461,8 +463,8 @@ pub async fn add_keyword(
     params(("keyword" = String, Path, description = "The keyword (URL-encoded)")),
     responses(
         (status = 204, description = "Removed"),
-        (status = 401, description = "`unauthenticated`", body = ErrorBody),
-        (status = 404, description = "`not_found`", body = ErrorBody),
+        Unauthenticated,
+        NotFound,
     ),
     security(("bearer" = []), ("cookie" = []))
 )]
@@ -493,8 +495,8 @@ pub struct Mute {
     request_body = Mute,
     responses(
         (status = 204, description = "Done"),
-        (status = 401, description = "`unauthenticated`", body = ErrorBody),
-        (status = 403, description = "`not_member`", body = ErrorBody),
+        Unauthenticated,
+        NotMember,
         (status = 422, description = "`invalid_body`", body = ErrorBody),
     ),
     security(("bearer" = []), ("cookie" = []))

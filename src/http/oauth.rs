@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::accounts::{session_cookie, Me};
 use super::extract::{client_ip, Auth, OptionalJson};
-use crate::http::error::{ApiError, ErrorBody};
+use crate::http::error::{ApiError, ErrorBody, Unauthenticated};
 use crate::service::oauth::{CallbackParams, Outcome, Provider};
 use crate::AppState;
 
@@ -293,7 +293,7 @@ async fn finish_callback(
     tag = "accounts",
     responses(
         (status = 200, body = IdentityList),
-        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        Unauthenticated,
     ),
     security(("bearer" = []), ("cookie" = []))
 )]
@@ -327,7 +327,7 @@ pub async fn my_identities(
     request_body(content = LinkRequest, description = "Optional"),
     responses(
         (status = 200, body = LinkStarted),
-        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        Unauthenticated,
         (status = 404, description = "`provider_disabled`", body = ErrorBody),
         (status = 422, description = "`validation_failed`: `return_to`", body = ErrorBody),
         (status = 503, description = "`unavailable`: the provider does not answer", body = ErrorBody),
@@ -373,7 +373,7 @@ pub async fn link(
     params(("provider" = String, Path, description = "`kakao` or `google`")),
     responses(
         (status = 204, description = "Unlinked"),
-        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        Unauthenticated,
         (status = 404, description = "`not_found`: no identity at this provider", body = ErrorBody),
         (status = 409, description = "`last_sign_in_method`", body = ErrorBody),
     ),

@@ -11,7 +11,10 @@ use super::payments::{PaymentView, RefundView};
 use crate::domain::ids::ListingId;
 use crate::domain::order::OrderStatus;
 use crate::error::{Code, Refuse};
-use crate::http::error::{ApiError, ErrorBody};
+use crate::http::error::{
+    ApiError, BadParameter, ErrorBody, Forbidden, NoSuchOrder, NotAdmin, NotFound, Unauthenticated,
+    Unverified,
+};
 use crate::service::orders::{OrderDetail, OrderSource, OrderStatusView};
 use crate::service::payments::{CancelInput, Canceller};
 use crate::store::sql::RefundLine;
@@ -178,8 +181,8 @@ pub struct OutboxJobView {
     request_body = PlaceOrder,
     responses(
         (status = 201, body = OrderView),
-        (status = 401, description = "`unauthenticated`", body = ErrorBody),
-        (status = 403, description = "`email_unverified`: the account's email address is not verified yet", body = ErrorBody),
+        Unauthenticated,
+        Unverified,
         (status = 409, description = "`out_of_stock`: `details.options` lists the options that are short or no longer on sale; `limit_reached`: the buyer has `max_unpaid_orders` orders or would hold more than `max_unpaid_units` units waiting for payment (`details.limit`)", body = ErrorBody),
         (status = 422, description = "`validation_failed` (empty cart, options not in the cart, quantity)", body = ErrorBody),
     ),
@@ -213,8 +216,8 @@ pub async fn place_order(
     params(("id" = i64, Path, description = "Listing id")),
     responses(
         (status = 201, body = OrderView),
-        (status = 401, description = "`unauthenticated`", body = ErrorBody),
-        (status = 403, description = "`email_unverified`: the account's email address is not verified yet", body = ErrorBody),
+        Unauthenticated,
+        Unverified,
         (status = 404, description = "`not_found` (also hidden or deleted)", body = ErrorBody),
         (status = 409, description = "`invalid_state` (reserved or sold), `conflict` (your own listing), `limit_reached` (`unpaid_orders`: `max_unpaid_orders` orders wait for payment)", body = ErrorBody),
         (status = 429, description = "`rate_limited`: your last order of this listing ended unpaid less than `listing_reorder_cooldown_secs` ago (`Retry-After`)", body = ErrorBody),
@@ -240,8 +243,8 @@ pub async fn order_listing(
     params(OrderPage),
     responses(
         (status = 200, body = MyOrders),
-        (status = 400, description = "`invalid_parameter`", body = ErrorBody),
-        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        BadParameter,
+        Unauthenticated,
     ),
     security(("bearer" = []), ("cookie" = []))
 )]
@@ -273,8 +276,8 @@ pub async fn my_orders(
     params(("number" = String, Path, description = "Order number")),
     responses(
         (status = 200, body = OrderView),
-        (status = 401, description = "`unauthenticated`", body = ErrorBody),
-        (status = 404, description = "`not_found` (also someone else's order)", body = ErrorBody),
+        Unauthenticated,
+        NoSuchOrder,
     ),
     security(("bearer" = []), ("cookie" = []))
 )]
@@ -344,8 +347,8 @@ impl From<CancelOrder> for CancelInput {
     params(("number" = String, Path, description = "Order number")),
     responses(
         (status = 200, body = OrderStatusOut),
-        (status = 401, description = "`unauthenticated`", body = ErrorBody),
-        (status = 404, description = "`not_found` (also someone else's order)", body = ErrorBody),
+        Unauthenticated,
+        NoSuchOrder,
     ),
     security(("bearer" = []), ("cookie" = []))
 )]
@@ -374,8 +377,8 @@ pub async fn order_status(
     request_body(content = Option<CancelOrder>, description = "Optional: lines and reason"),
     responses(
         (status = 200, body = OrderView),
-        (status = 401, description = "`unauthenticated`", body = ErrorBody),
-        (status = 404, description = "`not_found` (also someone else's order)", body = ErrorBody),
+        Unauthenticated,
+        NoSuchOrder,
         (status = 409, description = "`invalid_state`: expired or already cancelled; `cancel_refused`: `details.rule` is `window_passed`, `reviewed`, `quantity` or `nothing_left`", body = ErrorBody),
         (status = 422, description = "`validation_failed` (lines, reason) or `invalid_body`", body = ErrorBody),
     ),
@@ -407,9 +410,9 @@ pub async fn cancel_order(
     request_body(content = Option<CancelOrder>, description = "Optional: lines and reason"),
     responses(
         (status = 200, body = OrderView),
-        (status = 401, description = "`unauthenticated`", body = ErrorBody),
-        (status = 403, description = "`forbidden`: not an administrator", body = ErrorBody),
-        (status = 404, description = "`not_found`", body = ErrorBody),
+        Unauthenticated,
+        NotAdmin,
+        NotFound,
         (status = 409, description = "`invalid_state` or `cancel_refused` (`details.rule`)", body = ErrorBody),
         (status = 422, description = "`validation_failed` or `invalid_body`", body = ErrorBody),
     ),
@@ -439,8 +442,8 @@ pub async fn admin_cancel_order(
     params(OutboxParams),
     responses(
         (status = 200, body = Vec<OutboxJobView>),
-        (status = 400, description = "`invalid_parameter`", body = ErrorBody),
-        (status = 403, description = "`forbidden`", body = ErrorBody),
+        BadParameter,
+        Forbidden,
     ),
     security(("bearer" = []), ("cookie" = []))
 )]

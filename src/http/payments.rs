@@ -9,7 +9,9 @@ use utoipa::ToSchema;
 use super::extract::{Admin, Verified};
 use super::orders::OrderView;
 use crate::error::Refuse;
-use crate::http::error::{ApiError, ErrorBody};
+use crate::http::error::{
+    ApiError, BadParameter, ErrorBody, NoSuchOrder, NotAdmin, Unauthenticated, Unverified,
+};
 use crate::service::payments::ConfirmInput;
 use crate::store::sql::{PaymentFailure, PaymentRecord, RefundRecord};
 use crate::AppState;
@@ -69,10 +71,10 @@ pub struct ConfirmedPayment {
     responses(
         (status = 200, body = ConfirmedPayment),
         (status = 400, description = "`amount_mismatch`: nothing was charged", body = ErrorBody),
-        (status = 401, description = "`unauthenticated`", body = ErrorBody),
-        (status = 403, description = "`email_unverified`: the account's email address is not verified yet", body = ErrorBody),
+        Unauthenticated,
+        Unverified,
         (status = 402, description = "`payment_declined`", body = ErrorBody),
-        (status = 404, description = "`not_found` (also someone else's order)", body = ErrorBody),
+        NoSuchOrder,
         (status = 409, description = "`invalid_state`: paid with another payment, expired or cancelled (an approval that came too late is refunded: `details.refunded`)", body = ErrorBody),
         (status = 422, description = "`validation_failed` (provider, payment_key)", body = ErrorBody),
         (status = 503, description = "`unavailable`: the provider does not answer; retry the same request", body = ErrorBody),
@@ -210,9 +212,9 @@ pub struct ReadyView {
     request_body = ReadyPayment,
     responses(
         (status = 200, body = ReadyView),
-        (status = 401, description = "`unauthenticated`", body = ErrorBody),
-        (status = 403, description = "`email_unverified`: the account's email address is not verified yet", body = ErrorBody),
-        (status = 404, description = "`not_found` (also someone else's order)", body = ErrorBody),
+        Unauthenticated,
+        Unverified,
+        NoSuchOrder,
         (status = 409, description = "`invalid_state`: paid, expired or cancelled", body = ErrorBody),
         (status = 422, description = "`validation_failed`: unknown provider, or one without a ready step", body = ErrorBody),
         (status = 503, description = "`unavailable`: the provider does not answer", body = ErrorBody),
@@ -318,9 +320,9 @@ pub struct PaymentFailures {
     params(FailuresQuery),
     responses(
         (status = 200, body = PaymentFailures),
-        (status = 400, description = "`invalid_parameter`", body = ErrorBody),
-        (status = 401, description = "`unauthenticated`", body = ErrorBody),
-        (status = 403, description = "`forbidden`: not an administrator", body = ErrorBody),
+        BadParameter,
+        Unauthenticated,
+        NotAdmin,
     ),
     security(("bearer" = []), ("cookie" = []))
 )]

@@ -9,7 +9,10 @@ use utoipa::{IntoParams, ToSchema};
 use super::extract::{Auth, OptionalJson};
 use crate::domain::chat::{self, MemberRole, MessageKind, RoomKind};
 use crate::error::{Code, Refuse};
-use crate::http::error::{ApiError, ErrorBody};
+use crate::http::error::{
+    ApiError, BadParameter, ErrorBody, Invalid, NotFound, NotMember, NotOwner, TooLarge,
+    Unauthenticated,
+};
 use crate::service::chat::Page;
 use crate::store::{MemberRecord, MessageRecord, RoomRecord};
 use crate::AppState;
@@ -240,7 +243,7 @@ impl From<&MemberRecord> for MemberView {
         (status = 201, description = "Created", body = RoomView),
         (status = 200, description = "The existing direct room", body = RoomView),
         (status = 404, description = "`not_found`: no such peer", body = ErrorBody),
-        (status = 422, description = "`validation_failed`", body = ErrorBody),
+        Invalid,
     ),
     security(("bearer" = []), ("cookie" = []))
 )]
@@ -288,7 +291,7 @@ pub async fn create_room(
 #[utoipa::path(
     tag = "chat",
     params(SearchQuery),
-    responses((status = 200, body = RoomPage), (status = 400, description = "`invalid_parameter`", body = ErrorBody)),
+    responses((status = 200, body = RoomPage), BadParameter),
     security(("bearer" = []), ("cookie" = []))
 )]
 #[get("/rooms")]
@@ -330,7 +333,7 @@ pub async fn search_rooms(
     responses(
         (status = 200, body = RoomView),
         (status = 403, description = "`not_member` (direct rooms)", body = ErrorBody),
-        (status = 404, description = "`not_found`", body = ErrorBody),
+        NotFound,
     ),
     security(("bearer" = []), ("cookie" = []))
 )]
@@ -353,9 +356,9 @@ pub async fn get_room(
         (status = 200, body = RoomView),
         (status = 400, description = "`bad_json`: a body that is not JSON (nothing is changed)", body = ErrorBody),
         (status = 403, description = "`bad_passcode` or `banned`", body = ErrorBody),
-        (status = 404, description = "`not_found`", body = ErrorBody),
+        NotFound,
         (status = 409, description = "`room_full`, or `conflict` for direct rooms", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        TooLarge,
         (status = 415, description = "`unsupported_media_type`: a body that is not `application/json`", body = ErrorBody),
         (status = 422, description = "`invalid_body`: JSON of the wrong shape (nothing is changed)", body = ErrorBody),
         (status = 429, description = "`rate_limited`: too many wrong passcodes", body = ErrorBody),
@@ -383,7 +386,7 @@ pub async fn join_room(
     params(("id" = i64, Path, description = "Room id")),
     responses(
         (status = 204, description = "Left"),
-        (status = 403, description = "`not_member`", body = ErrorBody),
+        NotMember,
         (status = 409, description = "`conflict`: owner with members, or a direct room", body = ErrorBody),
     ),
     security(("bearer" = []), ("cookie" = []))
@@ -405,7 +408,7 @@ pub async fn leave_room(
     request_body = TargetRequest,
     responses(
         (status = 204, description = "Removed; their sessions stop receiving the room at once"),
-        (status = 403, description = "`not_owner`", body = ErrorBody),
+        NotOwner,
         (status = 404, description = "`not_found`: no such room or member", body = ErrorBody),
         (status = 409, description = "`conflict`: the owner, or a direct room", body = ErrorBody),
     ),
@@ -437,8 +440,8 @@ pub async fn kick(
     request_body = TargetRequest,
     responses(
         (status = 204, description = "Banned"),
-        (status = 403, description = "`not_owner`", body = ErrorBody),
-        (status = 404, description = "`not_found`", body = ErrorBody),
+        NotOwner,
+        NotFound,
         (status = 409, description = "`conflict`", body = ErrorBody),
     ),
     security(("bearer" = []), ("cookie" = []))
@@ -469,7 +472,7 @@ pub async fn ban(
     request_body = TargetRequest,
     responses(
         (status = 204, description = "Unbanned"),
-        (status = 403, description = "`not_owner`", body = ErrorBody),
+        NotOwner,
         (status = 404, description = "`not_found`: no such ban", body = ErrorBody),
     ),
     security(("bearer" = []), ("cookie" = []))
@@ -500,7 +503,7 @@ pub async fn unban(
     request_body = TargetRequest,
     responses(
         (status = 200, body = RoomView),
-        (status = 403, description = "`not_owner`", body = ErrorBody),
+        NotOwner,
         (status = 404, description = "`not_found`: target is not a member", body = ErrorBody),
     ),
     security(("bearer" = []), ("cookie" = []))
@@ -523,7 +526,7 @@ pub async fn transfer_owner(
 #[utoipa::path(
     tag = "chat",
     params(("id" = i64, Path, description = "Room id")),
-    responses((status = 200, body = Vec<MemberView>), (status = 403, description = "`not_member`", body = ErrorBody)),
+    responses((status = 200, body = Vec<MemberView>), NotMember),
     security(("bearer" = []), ("cookie" = []))
 )]
 #[get("/rooms/{id}/members")]
@@ -542,7 +545,7 @@ pub async fn members(
 /// My rooms, latest activity first, with unread counts and the total badge.
 #[utoipa::path(
     tag = "chat",
-    responses((status = 200, body = MyRooms), (status = 401, description = "`unauthenticated`", body = ErrorBody)),
+    responses((status = 200, body = MyRooms), Unauthenticated),
     security(("bearer" = []), ("cookie" = []))
 )]
 #[get("/me/rooms")]
@@ -594,8 +597,8 @@ pub async fn my_rooms(state: web::Data<AppState>, auth: Auth) -> Result<HttpResp
     params(("id" = i64, Path, description = "Room id"), HistoryQuery),
     responses(
         (status = 200, body = Vec<MessageView>),
-        (status = 400, description = "`invalid_parameter`", body = ErrorBody),
-        (status = 403, description = "`not_member`", body = ErrorBody),
+        BadParameter,
+        NotMember,
     ),
     security(("bearer" = []), ("cookie" = []))
 )]
@@ -632,8 +635,8 @@ pub async fn history(
     request_body = ReadRequest,
     responses(
         (status = 200, body = ReadResponse),
-        (status = 403, description = "`not_member`", body = ErrorBody),
-        (status = 422, description = "`validation_failed`", body = ErrorBody),
+        NotMember,
+        Invalid,
     ),
     security(("bearer" = []), ("cookie" = []))
 )]
@@ -689,7 +692,7 @@ pub async fn edit_message(
     responses(
         (status = 200, body = MessageView),
         (status = 403, description = "`forbidden` or `not_member`", body = ErrorBody),
-        (status = 404, description = "`not_found`", body = ErrorBody),
+        NotFound,
     ),
     security(("bearer" = []), ("cookie" = []))
 )]

@@ -41,7 +41,7 @@ use crate::actors::link::{self, Flushed, Link};
 use crate::actors::{ChatHub, ConnectionSlot, SessionHandle};
 use crate::domain::chat;
 use crate::error::{Code, Refuse};
-use crate::http::error::{ApiError, ErrorBody};
+use crate::http::error::{ApiError, ErrorBody, Unauthenticated};
 use crate::protocol::client::{ClientFrame, CLIENT_TYPES};
 use crate::protocol::close::*;
 use crate::protocol::frames::{self, Frame};
@@ -73,7 +73,7 @@ pub struct WsQuery {
     responses(
         (status = 101, description = "Switching to the WebSocket protocol"),
         (status = 400, description = "`invalid_parameter`: not a WebSocket upgrade", body = ErrorBody),
-        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        Unauthenticated,
         (status = 403, description = "`forbidden`: the `Origin` header names an origin that is neither the server's own nor listed in `ws_allowed_origins`", body = ErrorBody),
         (status = 429, description = "`rate_limited`: the user already holds `ws_max_connections_per_user` connections on this server (`Retry-After`)", body = ErrorBody),
     ),

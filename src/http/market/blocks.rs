@@ -1,12 +1,13 @@
 //! Blocks: users whose listings and chats a user does not want to see.
 
 use super::*;
+use crate::http::error::NotFound;
 
 /// Block a user: their listings leave your feed, and chats between you stop (`blocked`).
 #[utoipa::path(
     tag = "market",
     params(("id" = i64, Path, description = "User id")),
-    responses((status = 204, description = "Blocked"), (status = 404, description = "`not_found`", body = ErrorBody), (status = 422, description = "yourself", body = ErrorBody)),
+    responses((status = 204, description = "Blocked"), NotFound, (status = 422, description = "yourself", body = ErrorBody)),
     security(("bearer" = []), ("cookie" = []))
 )]
 #[put("/users/{id}/block")]
@@ -26,7 +27,7 @@ pub async fn block(
 #[utoipa::path(
     tag = "market",
     params(("id" = i64, Path, description = "User id")),
-    responses((status = 204, description = "Unblocked"), (status = 404, description = "`not_found`", body = ErrorBody)),
+    responses((status = 204, description = "Unblocked"), NotFound),
     security(("bearer" = []), ("cookie" = []))
 )]
 #[delete("/users/{id}/block")]

@@ -1,6 +1,7 @@
 //! The chat between a buyer and the seller of a listing.
 
 use super::*;
+use crate::http::error::{NotFound, NotOwner};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ListingChat {
@@ -18,7 +19,7 @@ pub struct ListingChat {
         (status = 201, description = "Created", body = RoomView),
         (status = 200, description = "The existing chat", body = RoomView),
         (status = 403, description = "`blocked`", body = ErrorBody),
-        (status = 404, description = "`not_found`", body = ErrorBody),
+        NotFound,
         (status = 409, description = "`conflict`: your own listing", body = ErrorBody),
     ),
     security(("bearer" = []), ("cookie" = []))
@@ -45,7 +46,7 @@ pub async fn listing_chat(
 #[utoipa::path(
     tag = "market",
     params(("id" = i64, Path, description = "Listing id")),
-    responses((status = 200, body = Vec<ListingChat>), (status = 403, description = "`not_owner`", body = ErrorBody)),
+    responses((status = 200, body = Vec<ListingChat>), NotOwner),
     security(("bearer" = []), ("cookie" = []))
 )]
 #[get("/listings/{id}/chats")]

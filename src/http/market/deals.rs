@@ -1,6 +1,7 @@
 //! Reservations (also timed), sales and reviews.
 
 use super::*;
+use crate::http::error::{Invalid, NotFound, NotOwner, TooLarge};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -37,7 +38,7 @@ pub struct ReviewRequest {
     responses(
         (status = 200, body = ListingView),
         (status = 400, description = "`invalid_parameter`: buyer has no chat about it", body = ErrorBody),
-        (status = 403, description = "`not_owner`", body = ErrorBody),
+        NotOwner,
         (status = 409, description = "`invalid_state`: sold or hidden", body = ErrorBody),
         (status = 422, description = "`validation_failed` naming `until`: not in the future, or more than `reservation_max_secs` (default 7 days) ahead", body = ErrorBody),
     ),
@@ -68,7 +69,7 @@ pub async fn reserve(
     params(("id" = i64, Path, description = "Listing id")),
     responses(
         (status = 204, description = "Cancelled; the listing is selling again"),
-        (status = 403, description = "`not_owner`", body = ErrorBody),
+        NotOwner,
         (status = 404, description = "`not_found`: no active reservation", body = ErrorBody),
     ),
     security(("bearer" = []), ("cookie" = []))
@@ -94,9 +95,9 @@ pub async fn cancel_reservation(
     responses(
         (status = 200, body = ListingView),
         (status = 400, description = "`bad_json`: a body that is not JSON (nothing is changed)", body = ErrorBody),
-        (status = 403, description = "`not_owner`", body = ErrorBody),
+        NotOwner,
         (status = 409, description = "`invalid_state`: already sold or hidden", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        TooLarge,
         (status = 415, description = "`unsupported_media_type`: a body that is not `application/json`", body = ErrorBody),
         (status = 422, description = "`invalid_body`: JSON of the wrong shape (nothing is changed)", body = ErrorBody),
     ),
@@ -126,7 +127,7 @@ pub async fn sold(
         (status = 201, description = "Stored"),
         (status = 403, description = "`forbidden`: not the buyer or seller", body = ErrorBody),
         (status = 409, description = "`already_reviewed` or `invalid_state` (not sold to a buyer)", body = ErrorBody),
-        (status = 422, description = "`validation_failed`", body = ErrorBody),
+        Invalid,
     ),
     security(("bearer" = []), ("cookie" = []))
 )]
@@ -170,7 +171,7 @@ pub struct ProfileView {
 #[utoipa::path(
     tag = "accounts",
     params(("id" = i64, Path, description = "User id")),
-    responses((status = 200, body = ProfileView), (status = 404, description = "`not_found`", body = ErrorBody))
+    responses((status = 200, body = ProfileView), NotFound)
 )]
 #[get("/users/{id}")]
 pub async fn get_user(

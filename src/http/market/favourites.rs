@@ -1,12 +1,13 @@
 //! Favourites: listings a user keeps an eye on.
 
 use super::*;
+use crate::http::error::NotFound;
 
 /// Add to favourites (idempotent).
 #[utoipa::path(
     tag = "market",
     params(("id" = i64, Path, description = "Listing id")),
-    responses((status = 204, description = "Added"), (status = 404, description = "`not_found`", body = ErrorBody)),
+    responses((status = 204, description = "Added"), NotFound),
     security(("bearer" = []), ("cookie" = []))
 )]
 #[put("/listings/{id}/favourite")]
@@ -26,7 +27,7 @@ pub async fn add_favourite(
 #[utoipa::path(
     tag = "market",
     params(("id" = i64, Path, description = "Listing id")),
-    responses((status = 204, description = "Removed"), (status = 404, description = "`not_found`", body = ErrorBody)),
+    responses((status = 204, description = "Removed"), NotFound),
     security(("bearer" = []), ("cookie" = []))
 )]
 #[delete("/listings/{id}/favourite")]

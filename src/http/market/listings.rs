@@ -1,6 +1,7 @@
 //! Listings: create, edit, hide, delete, the page, the feed and search.
 
 use super::*;
+use crate::http::error::{BadParameter, Invalid, NotOwner, Unauthenticated, Unverified};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -129,9 +130,9 @@ pub struct FeedParams {
     request_body = CreateListing,
     responses(
         (status = 201, body = ListingView),
-        (status = 401, description = "`unauthenticated`", body = ErrorBody),
-        (status = 403, description = "`email_unverified`: the account's email address is not verified yet", body = ErrorBody),
-        (status = 422, description = "`validation_failed`", body = ErrorBody),
+        Unauthenticated,
+        Unverified,
+        Invalid,
         (status = 429, description = "`rate_limited`: more than `listings_per_hour` new listings in the last hour (`Retry-After`)", body = ErrorBody),
     ),
     security(("bearer" = []), ("cookie" = []))
@@ -165,7 +166,7 @@ pub async fn create_listing(
 #[utoipa::path(
     tag = "market",
     params(FeedParams),
-    responses((status = 200, body = FeedView), (status = 400, description = "`invalid_parameter`", body = ErrorBody))
+    responses((status = 200, body = FeedView), BadParameter)
 )]
 #[get("/listings")]
 pub async fn feed(
@@ -223,9 +224,9 @@ pub async fn get_listing(
     request_body = UpdateListing,
     responses(
         (status = 200, body = ListingView),
-        (status = 403, description = "`not_owner`", body = ErrorBody),
+        NotOwner,
         (status = 409, description = "`invalid_state`", body = ErrorBody),
-        (status = 422, description = "`validation_failed`", body = ErrorBody),
+        Invalid,
     ),
     security(("bearer" = []), ("cookie" = []))
 )]
@@ -259,7 +260,7 @@ pub async fn update_listing(
 #[utoipa::path(
     tag = "market",
     params(("id" = i64, Path, description = "Listing id")),
-    responses((status = 204, description = "Deleted"), (status = 403, description = "`not_owner`", body = ErrorBody)),
+    responses((status = 204, description = "Deleted"), NotOwner),
     security(("bearer" = []), ("cookie" = []))
 )]
 #[delete("/listings/{id}")]

@@ -1,6 +1,7 @@
 //! Image uploads and serving.
 
 use super::*;
+use crate::http::error::{NotFound, TooLarge};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MediaView {
@@ -43,7 +44,7 @@ pub struct UploadForm {
     request_body(content = UploadForm, content_type = "multipart/form-data"),
     responses(
         (status = 201, body = MediaView),
-        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        TooLarge,
         (status = 415, description = "`unsupported_media_type`: not multipart", body = ErrorBody),
         (status = 409, description = "`limit_reached` (`storage`): the user's uploads would pass `media_quota_mib`", body = ErrorBody),
         (status = 422, description = "`bad_image` or `validation_failed` (no `file` field)", body = ErrorBody),
@@ -149,7 +150,7 @@ async fn drop_chunks(field: &mut actix_multipart::Field, left: &mut usize) -> bo
 #[utoipa::path(
     tag = "market",
     params(("key" = String, Path, description = "Storage key from a media URL")),
-    responses((status = 200, description = "The image"), (status = 404, description = "`not_found`", body = ErrorBody))
+    responses((status = 200, description = "The image"), NotFound)
 )]
 #[get("/media/{key:.*}")]
 pub async fn serve_media(

@@ -1,6 +1,7 @@
 //! Reports, and the admin queue.
 
 use super::*;
+use crate::http::error::{Forbidden, Invalid};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -43,7 +44,7 @@ pub struct ReportQuery {
         (status = 201, description = "Stored", body = ReportView),
         (status = 403, description = "`not_member` (message in a room you are not in)", body = ErrorBody),
         (status = 404, description = "`not_found`: no such target, or a listing the caller cannot see (deleted, or hidden by its seller): the same answer either way", body = ErrorBody),
-        (status = 422, description = "`validation_failed`", body = ErrorBody),
+        Invalid,
     ),
     security(("bearer" = []), ("cookie" = []))
 )]
@@ -78,7 +79,7 @@ pub async fn report(
 #[utoipa::path(
     tag = "admin",
     params(ReportQuery),
-    responses((status = 200, body = Vec<ReportView>), (status = 403, description = "`forbidden`", body = ErrorBody)),
+    responses((status = 200, body = Vec<ReportView>), Forbidden),
     security(("bearer" = []), ("cookie" = []))
 )]
 #[get("/admin/reports")]
