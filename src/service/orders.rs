@@ -32,9 +32,43 @@ use crate::service::market::Market;
 use crate::service::outbox::{JobError, JobHandler};
 use crate::store::cache::Cache;
 use crate::store::sql::{
-    LineRequest, ListingPlaced, NewOrder, OrderLineRecord, OrderRecord, PlaceRefusal, Placed,
-    PricedLine, SqlStore, JOB_LISTING_RELEASE, JOB_ORDER_EXPIRE, JOB_STOCK_RESTORE,
+    expiry_job, retrying, LineRequest, NewOrder, OrderLineRecord, OrderRecord, PricedLine,
+    SqlStore, JOB_LISTING_RELEASE, JOB_ORDER_EXPIRE, JOB_STOCK_RESTORE,
 };
+use crate::store::StoreError;
+
+/// Why an order was not placed (nothing was written).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum PlaceRefusal {
+    /// These options are gone, hidden or not on sale.
+    Unavailable(Vec<i64>),
+    /// These options have fewer in stock than asked.
+    OutOfStock(Vec<i64>),
+    /// The prices do not make a valid order (e.g. the total is out of bounds).
+    Invalid(String),
+    /// The buyer may not place one more order now.
+    Buyer(BuyerRefusal),
+}
+
+/// How one attempt at placing a shop order ended.
+#[derive(Debug)]
+enum Placed {
+    Order(OrderRecord),
+    Refused(PlaceRefusal),
+    /// The order number is taken (rare): draw another and place again.
+    NumberTaken,
+}
+
+/// How one attempt at ordering a used listing ended.
+#[derive(Debug)]
+enum ListingPlaced {
+    Order(OrderRecord),
+    /// Not on sale (reserved, sold, hidden or deleted): its status.
+    NotForSale(String),
+    OwnListing,
+    Refused(PlaceRefusal),
+    NumberTaken,
+}
 
 area_error! {
     /// What the order service (placing, cancelling, expiring orders) answers instead of a result.
@@ -128,6 +162,19 @@ fn price_lines(lines: &mut [PricedLine]) -> Result<i64, PlaceRefusal> {
         });
     }
     order::total(&priced)
+        .map(Won::get)
+        .map_err(|e| PlaceRefusal::Invalid(format!("{e:?}")))
+}
+
+/// A used listing's order total: one line at its price, by the same
+/// domain rules as shop lines.
+fn listing_price(price: i64) -> Result<i64, PlaceRefusal> {
+    let total = order::total(&[LinePrice {
+        unit_price: product::option_price(Won(price), 0)
+            .ok_or_else(|| PlaceRefusal::Invalid(format!("the price {price} is not valid")))?,
+        quantity: 1,
+    }]);
+    total
         .map(Won::get)
         .map_err(|e| PlaceRefusal::Invalid(format!("{e:?}")))
 }
@@ -265,39 +312,23 @@ impl Orders {
         buyer: UserId,
         source: OrderSource,
     ) -> Result<OrderDetail, OrderError> {
-        let (lines, from_cart) = self.requested_lines(buyer, &source).await?;
+        let (mut lines, from_cart) = self.requested_lines(buyer, &source).await?;
+        // Reserved in option-id order: two orders for the same options lock
+        // their rows in the same order (no deadlocks on MySQL).
+        lines.sort_by_key(|l| l.option_id);
         let now = now_ms();
         let expires_at = self.expiry(now);
-        let low_stock = |l: &PricedLine| {
-            self.catalog.low_stock_job(StockMove {
-                product_id: l.product_id,
-                option_id: l.option_id,
-                sku: &l.sku,
-                name: &l.product_name,
-                label: &l.option_label,
-                before: l.stock_before,
-                after: l.stock_after,
-            })
-        };
         for _ in 0..5 {
             let number = draw_number(now);
-            let placed = self
-                .sql
-                .orders()
-                .place_order(
-                    &NewOrder {
-                        buyer,
-                        order_number: &number,
-                        expires_at,
-                        limits: self.settings.buyer_limits,
-                        from_cart,
-                    },
-                    &lines,
-                    &price_lines,
-                    &low_stock,
-                    now,
-                )
-                .await?;
+            let order = NewOrder {
+                buyer,
+                order_number: &number,
+                expires_at,
+            };
+            let placed = retrying("place_order", || {
+                self.place_once(&order, &lines, from_cart, now)
+            })
+            .await?;
             match placed {
                 Placed::NumberTaken => continue,
                 Placed::Refused(refusal) => {
@@ -328,7 +359,7 @@ impl Orders {
                         .inc();
                     return Err(err);
                 }
-                Placed::Order(record, _) => {
+                Placed::Order(record) => {
                     self.metrics.orders_placed.inc();
                     self.cache_status(&record).await;
                     let lines = self.sql.orders().order_lines(record.id).await?;
@@ -340,6 +371,110 @@ impl Orders {
             }
         }
         Err(OrderError::internal("no free order number after 5 draws"))
+    }
+
+    /// One attempt at placing a shop order, in one transaction: the
+    /// buyer's limits, the options as they are now, their prices (domain
+    /// rules), the stock reserved for every line or for none, the order
+    /// with its expiry job and the low-stock alarms its lines cause, and
+    /// the cart. A refusal drops the transaction: nothing is written.
+    async fn place_once(
+        &self,
+        order: &NewOrder<'_>,
+        requested: &[LineRequest],
+        from_cart: bool,
+        now: i64,
+    ) -> Result<Placed, StoreError> {
+        let refused = |r| Ok(Placed::Refused(r));
+        let mut tx = self.sql.orders().begin().await?;
+        let units: i64 = requested.iter().map(|l| l.quantity).sum();
+        let holds = tx.buyer_holds(order.buyer, None).await?;
+        if let Some(r) = self.settings.buyer_limits.refusal(&holds, units, now) {
+            return refused(PlaceRefusal::Buyer(r));
+        }
+        let mut lines = match tx.options(requested).await? {
+            Ok(lines) => lines,
+            Err(gone) => return refused(PlaceRefusal::Unavailable(gone)),
+        };
+        let total = match price_lines(&mut lines) {
+            Ok(total) => total,
+            Err(r) => return refused(r),
+        };
+        let short = tx.reserve(&mut lines).await?;
+        if !short.is_empty() {
+            return refused(PlaceRefusal::OutOfStock(short));
+        }
+        let Some(id) = tx.insert_shop_order(order, total, &lines, now).await? else {
+            return Ok(Placed::NumberTaken);
+        };
+        let mut jobs = vec![expiry_job(id, order.expires_at)];
+        jobs.extend(lines.iter().filter_map(|l| {
+            self.catalog.low_stock_job(StockMove {
+                product_id: l.product_id,
+                option_id: l.option_id,
+                sku: &l.sku,
+                name: &l.product_name,
+                label: &l.option_label,
+                before: l.stock_before,
+                after: l.stock_after,
+            })
+        }));
+        tx.enqueue(&jobs, now).await?;
+        if from_cart {
+            let options: Vec<i64> = lines.iter().map(|l| l.option_id).collect();
+            tx.clear_cart(order.buyer, &options).await?;
+        }
+        Ok(Placed::Order(tx.commit(id).await?))
+    }
+
+    /// One attempt at ordering a used listing, in one transaction: the
+    /// listing is locked and must be on sale and someone else's, the
+    /// buyer's limits hold, the listing goes from `selling` to `reserved`
+    /// for the buyer (an untimed reservation: the order's expiry ends it),
+    /// and the order of one line at the listing's price is written with its
+    /// expiry job and the hold's announcements.
+    async fn place_listing_once(
+        &self,
+        order: &NewOrder<'_>,
+        listing: ListingId,
+        now: i64,
+    ) -> Result<ListingPlaced, StoreError> {
+        let mut tx = self.sql.orders().begin().await?;
+        let Some(item) = tx.listing(listing.get()).await? else {
+            return Ok(ListingPlaced::NotForSale("missing".into()));
+        };
+        if item.deleted {
+            return Ok(ListingPlaced::NotForSale("deleted".into()));
+        }
+        if item.seller_id == order.buyer.get() {
+            return Ok(ListingPlaced::OwnListing);
+        }
+        let holds = tx.buyer_holds(order.buyer, Some(listing.get())).await?;
+        if let Some(r) = self.settings.buyer_limits.refusal(&holds, 0, now) {
+            return Ok(ListingPlaced::Refused(PlaceRefusal::Buyer(r)));
+        }
+        let total = match listing_price(item.price) {
+            Ok(total) => total,
+            Err(r) => return Ok(ListingPlaced::Refused(r)),
+        };
+        let Some(reservation) = tx.hold_listing(listing.get(), order.buyer, now).await? else {
+            return Ok(ListingPlaced::NotForSale(item.status));
+        };
+        let Some(id) = tx
+            .insert_listing_order(order, listing.get(), reservation, &item.title, total, now)
+            .await?
+        else {
+            return Ok(ListingPlaced::NumberTaken);
+        };
+        let mut jobs = vec![expiry_job(id, order.expires_at)];
+        jobs.extend(crate::service::market::hold_jobs(
+            listing,
+            item.seller_id,
+            order.buyer,
+            reservation,
+        ));
+        tx.enqueue(&jobs, now).await?;
+        Ok(ListingPlaced::Order(tx.commit(id).await?))
     }
 
     fn expiry(&self, now: i64) -> i64 {
@@ -356,29 +491,17 @@ impl Orders {
         listing: ListingId,
     ) -> Result<OrderDetail, OrderError> {
         let now = now_ms();
-        // The order's transaction knows the reservation and the seller.
-        let hold = |reservation, seller| {
-            crate::service::market::hold_jobs(listing, seller, buyer, reservation)
-        };
         for _ in 0..5 {
             let number = draw_number(now);
-            let placed = self
-                .sql
-                .orders()
-                .place_listing_order(
-                    &NewOrder {
-                        buyer,
-                        order_number: &number,
-                        expires_at: self.expiry(now),
-                        limits: self.settings.buyer_limits,
-                        from_cart: false,
-                    },
-                    listing.get(),
-                    &price_lines,
-                    &hold,
-                    now,
-                )
-                .await?;
+            let order = NewOrder {
+                buyer,
+                order_number: &number,
+                expires_at: self.expiry(now),
+            };
+            let placed = retrying("place_listing_order", || {
+                self.place_listing_once(&order, listing, now)
+            })
+            .await?;
             match placed {
                 ListingPlaced::NumberTaken => continue,
                 ListingPlaced::NotForSale(status)

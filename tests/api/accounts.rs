@@ -3,7 +3,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, spawn_app, spawn_app_with, Ws};
+use crate::helpers::{assert_error, spawn_app, spawn_app_with, Parsed, Ws};
 
 #[actix_web::test]
 async fn signup_normalises_email_and_hides_the_password() {
@@ -12,10 +12,10 @@ async fn signup_normalises_email_and_hides_the_password() {
         .signup("  Kim@Example.COM ", "correct horse", " 김당근 ")
         .await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
-    let body: Value = r.json().await.expect("json");
+    let body: Value = r.parsed().await;
     assert_eq!(body, json!({"email": "kim@example.com"}), "nothing else");
     let r = app.login("kim@example.com", "correct horse").await;
-    let body: Value = r.json().await.expect("json");
+    let body: Value = r.parsed().await;
     let body = &body["user"];
     assert_eq!(body["email"], "kim@example.com");
     assert_eq!(body["nickname"], "김당근");
@@ -39,10 +39,10 @@ async fn duplicate_email_changes_nothing_and_is_not_revealed() {
     let app = spawn_app().await;
     let first = app.signup("a@x.com", "password-one", "first").await;
     assert_eq!(first.status(), StatusCode::ACCEPTED);
-    let first: Value = first.json().await.expect("json");
+    let first: Value = first.parsed().await;
     let again = app.signup(" A@X.COM", "password-two", "second").await;
     assert_eq!(again.status(), StatusCode::ACCEPTED);
-    let again: Value = again.json().await.expect("json");
+    let again: Value = again.parsed().await;
     assert_eq!(first, again, "the same answer");
     // The original account is untouched: old password works, new one does not.
     assert_eq!(
@@ -76,15 +76,14 @@ async fn concurrent_signups_with_one_email_create_one_account() {
     // One account: exactly one of the nicknames is there.
     let r = app.login("race@x.com", "password-race").await;
     assert_eq!(r.status(), StatusCode::OK);
-    let me: Value = r.json().await.expect("json");
+    let me: Value = r.parsed().await;
     assert!(names.iter().any(|n| me["user"]["nickname"] == n.as_str()));
     let admin = app.admin().await;
     let users: Value = app
         .get("/api/admin/users?limit=100", Some(&admin.token))
         .await
-        .json()
-        .await
-        .expect("json");
+        .parsed()
+        .await;
     let racers = users["items"]
         .as_array()
         .expect("items")
@@ -170,19 +169,14 @@ async fn login_issues_a_token_and_an_httponly_cookie() {
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Path=/"),
         "{cookie}"
     );
-    let body: Value = r.json().await.expect("json");
+    let body: Value = r.parsed().await;
     let token = body["token"].as_str().expect("token");
     assert!(token.len() >= 40);
     assert_eq!(body["user"]["email"], "c@x.com");
     assert!(body["expires_at"].as_i64().expect("expiry") > 0);
 
     // Bearer header authenticates.
-    let me: Value = app
-        .get("/api/me", Some(token))
-        .await
-        .json()
-        .await
-        .expect("json");
+    let me: Value = app.get("/api/me", Some(token)).await.parsed().await;
     assert_eq!(me["email"], "c@x.com");
     // So does the cookie alone.
     let r = app
@@ -370,12 +364,7 @@ async fn sessions_survive_a_restart() {
     let app = spawn_app().await;
     let u = app.user("stayer").await;
     let again = app.restart().await;
-    let me: Value = again
-        .get("/api/me", Some(&u.token))
-        .await
-        .json()
-        .await
-        .expect("json");
+    let me: Value = again.get("/api/me", Some(&u.token)).await.parsed().await;
     assert_eq!(me["id"], u.id);
 }
 
@@ -408,12 +397,7 @@ async fn nickname_change() {
         "unauthenticated",
     )
     .await;
-    let me: Value = app
-        .get("/api/me", Some(&u.token))
-        .await
-        .json()
-        .await
-        .expect("json");
+    let me: Value = app.get("/api/me", Some(&u.token)).await.parsed().await;
     assert_eq!(me["nickname"], "새이름");
 }
 
@@ -552,9 +536,8 @@ async fn withdrawal_revokes_everything_and_frees_the_email() {
     let public: Value = app
         .get(&format!("/api/users/{}", u.id), None)
         .await
-        .json()
-        .await
-        .expect("json");
+        .parsed()
+        .await;
     assert_eq!(public["withdrawn"], true);
     assert_eq!(public["nickname"], "(탈퇴한 사용자)");
 
@@ -576,9 +559,8 @@ async fn public_profiles() {
     let p: Value = app
         .get(&format!("/api/users/{}", u.id), None)
         .await
-        .json()
-        .await
-        .expect("json");
+        .parsed()
+        .await;
     assert_eq!(p["nickname"], "seller");
     assert_eq!(p["withdrawn"], false);
     assert!(p.get("email").is_none(), "no email in public view: {p}");
@@ -614,19 +596,13 @@ async fn admin_endpoints_are_for_admins_only() {
     .await;
 
     let admin = app.admin().await;
-    let me: Value = app
-        .get("/api/me", Some(&admin.token))
-        .await
-        .json()
-        .await
-        .expect("json");
+    let me: Value = app.get("/api/me", Some(&admin.token)).await.parsed().await;
     assert_eq!(me["role"], "admin");
     let page: Value = app
         .get("/api/admin/users?limit=1", Some(&admin.token))
         .await
-        .json()
-        .await
-        .expect("json");
+        .parsed()
+        .await;
     assert_eq!(page["items"].as_array().expect("items").len(), 1);
     assert_eq!(page["items"][0]["email"], u.email);
     let after = page["next_after"].as_i64().expect("more pages");
@@ -636,9 +612,8 @@ async fn admin_endpoints_are_for_admins_only() {
             Some(&admin.token),
         )
         .await
-        .json()
-        .await
-        .expect("json");
+        .parsed()
+        .await;
     assert_eq!(page["items"][0]["role"], "admin");
     assert!(page["next_after"].is_null());
     assert_error(

@@ -7,7 +7,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::helpers::{assert_error, eventually, spawn_app, spawn_app_with, Ws};
+use crate::helpers::{assert_error, eventually, spawn_app, spawn_app_with, Parsed, Ws};
 
 #[actix_web::test]
 async fn direct_rooms_are_get_or_create_and_race_safe() {
@@ -129,7 +129,7 @@ async fn open_rooms_search_join_passcode_capacity() {
         )
         .await;
     assert_eq!(r.status(), StatusCode::CREATED);
-    let room: Value = r.json().await.expect("json");
+    let room: Value = r.parsed().await;
     assert_eq!(room["name"], "강남 중고거래 모임");
     assert_eq!(room["has_passcode"], true);
     assert_eq!(room["member_count"], 1);
@@ -141,31 +141,27 @@ async fn open_rooms_search_join_passcode_capacity() {
     let found: Value = app
         .get("/api/rooms?q=%EC%A4%91%EA%B3%A0", Some(&searcher.token))
         .await
-        .json()
-        .await
-        .expect("json"); // q=중고
+        .parsed()
+        .await; // q=중고
     assert_eq!(found["items"].as_array().expect("items").len(), 1);
     assert_eq!(found["items"][0]["id"], id);
     let found: Value = app
         .get("/api/rooms?q=book", Some(&searcher.token))
         .await
-        .json()
-        .await
-        .expect("json");
+        .parsed()
+        .await;
     assert_eq!(found["items"][0]["name"], "English book club");
     let found: Value = app
         .get("/api/rooms?q=%25", Some(&searcher.token))
         .await
-        .json()
-        .await
-        .expect("json"); // a literal %
+        .parsed()
+        .await; // a literal %
     assert_eq!(found["items"].as_array().expect("items").len(), 0);
     let page: Value = app
         .get("/api/rooms?limit=1", Some(&searcher.token))
         .await
-        .json()
-        .await
-        .expect("json");
+        .parsed()
+        .await;
     assert_eq!(page["items"].as_array().expect("items").len(), 1);
     let cursor = page["next_cursor"].as_str().expect("cursor");
     let page2: Value = app
@@ -174,9 +170,8 @@ async fn open_rooms_search_join_passcode_capacity() {
             Some(&searcher.token),
         )
         .await
-        .json()
-        .await
-        .expect("json");
+        .parsed()
+        .await;
     assert_ne!(page2["items"][0]["id"], page["items"][0]["id"]);
     let list = |what, query: &str, token, status, code| {
         (
@@ -448,9 +443,8 @@ async fn non_members_are_denied_everywhere() {
     let v: Value = app
         .get(&format!("/api/rooms/{room}"), t)
         .await
-        .json()
-        .await
-        .expect("json");
+        .parsed()
+        .await;
     assert_eq!(v["is_member"], false);
 
     let mut wx = app.ws(&outsider.token).await;

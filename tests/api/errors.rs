@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, spawn_app, spawn_app_with, TestApp, User};
+use crate::helpers::{assert_error, spawn_app, spawn_app_with, Parsed, TestApp, User};
 
 async fn raw_post(
     app: &TestApp,
@@ -115,9 +115,8 @@ async fn a_malformed_body_to_mark_sold_changes_nothing() {
         let d: Value = app
             .get(&format!("/api/listings/{l}"), Some(&seller.token))
             .await
-            .json()
-            .await
-            .expect("json");
+            .parsed()
+            .await;
         assert_eq!(
             (d["status"].as_str(), d["buyer_id"].as_i64()),
             (Some("selling"), None),
@@ -127,7 +126,7 @@ async fn a_malformed_body_to_mark_sold_changes_nothing() {
     // No body at all: the defaults (sold, buyer unknown).
     let r = raw_post_as(&app, &path, None, "", Some(&seller)).await;
     assert_eq!(r.status(), StatusCode::OK);
-    let d: Value = r.json().await.expect("json");
+    let d: Value = r.parsed().await;
     assert_eq!(
         (d["status"].as_str(), d["buyer_id"].as_i64()),
         (Some("sold"), None)
@@ -146,9 +145,8 @@ async fn a_malformed_body_to_join_changes_nothing() {
         let v: Value = app
             .get(&format!("/api/rooms/{room}"), Some(&owner.token))
             .await
-            .json()
-            .await
-            .expect("json");
+            .parsed()
+            .await;
         assert_eq!(v["member_count"], 1, "after {body:.40}");
         let mine = app.my_rooms(&joiner).await;
         assert!(
@@ -298,12 +296,7 @@ async fn a_uri_over_the_limit_gets_the_envelope_and_does_nothing() {
     )
     .await;
     // Documented on every route.
-    let doc: Value = app
-        .get("/api-docs/openapi.json", None)
-        .await
-        .json()
-        .await
-        .expect("json");
+    let doc: Value = app.get("/api-docs/openapi.json", None).await.parsed().await;
     for (path, method) in [("/api/rooms/{id}/join", "post"), ("/health", "get")] {
         assert!(
             doc["paths"][path][method]["responses"]["414"].is_object(),

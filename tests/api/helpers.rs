@@ -438,6 +438,18 @@ impl TestApp {
     }
 }
 
+/// The JSON body of a response, whatever its status (a body that is not
+/// JSON fails the test).
+pub trait Parsed {
+    async fn parsed<T: serde::de::DeserializeOwned>(self) -> T;
+}
+
+impl Parsed for Response {
+    async fn parsed<T: serde::de::DeserializeOwned>(self) -> T {
+        self.json().await.expect("json")
+    }
+}
+
 /// Assert status and error code; return the error body.
 pub async fn assert_error(r: Response, status: StatusCode, code: &str) -> Value {
     assert_eq!(r.status(), status, "status for expected code {code}");

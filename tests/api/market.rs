@@ -8,7 +8,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, eventually, spawn_app, spawn_app_with, TestApp, User};
+use crate::helpers::{assert_error, eventually, spawn_app, spawn_app_with, Parsed, TestApp, User};
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -87,7 +87,7 @@ async fn feed_ids(app: &TestApp, user: Option<&User>, query: &str) -> (Vec<i64>,
         )
         .await;
     assert_eq!(r.status(), StatusCode::OK, "feed {query}");
-    let page: Value = r.json().await.expect("json");
+    let page: Value = r.parsed().await;
     let ids = page["items"]
         .as_array()
         .expect("items")
@@ -186,11 +186,7 @@ async fn listings_are_created_edited_and_deleted_by_their_seller_only() {
     .await;
 
     let id = listing(&app, &seller, "아이폰13 팝니다", 550_000).await;
-    let d: Value = get_listing(&app, Some(&other), id)
-        .await
-        .json()
-        .await
-        .expect("json");
+    let d: Value = get_listing(&app, Some(&other), id).await.parsed().await;
     assert_eq!(d["seller"]["nickname"], "seller");
     assert_eq!(d["seller"]["manner_score"], 36.5);
     assert_eq!(
@@ -204,11 +200,7 @@ async fn listings_are_created_edited_and_deleted_by_their_seller_only() {
     );
     // The seller's own views are not counted; anonymous ones are.
     get_listing(&app, Some(&seller), id).await;
-    let d: Value = get_listing(&app, None, id)
-        .await
-        .json()
-        .await
-        .expect("json");
+    let d: Value = get_listing(&app, None, id).await.parsed().await;
     assert_eq!(d["view_count"], 2);
 
     let r = app
@@ -227,7 +219,7 @@ async fn listings_are_created_edited_and_deleted_by_their_seller_only() {
         )
         .await;
     assert_eq!(r.status(), StatusCode::OK);
-    let d: Value = r.json().await.expect("json");
+    let d: Value = r.parsed().await;
     assert_eq!(
         (d["price"].as_i64(), d["title"].as_str()),
         (Some(500_000), Some("아이폰13 급처"))
@@ -342,7 +334,7 @@ async fn images_are_checked_by_content_and_thumbnailed() {
     )
     .await;
     assert_eq!(r.status(), StatusCode::CREATED);
-    let png: Value = r.json().await.expect("json");
+    let png: Value = r.parsed().await;
     assert_eq!(
         (
             png["content_type"].as_str(),
@@ -359,7 +351,7 @@ async fn images_are_checked_by_content_and_thumbnailed() {
         image_bytes(image::ImageFormat::Jpeg, 64, 64),
     )
     .await;
-    let jpeg: Value = r.json().await.expect("json");
+    let jpeg: Value = r.parsed().await;
     assert_eq!(jpeg["content_type"], "image/jpeg");
     let files_before = files_under(&media_dir);
     assert_eq!(files_before, 4, "two originals and two thumbnails");
@@ -437,7 +429,7 @@ async fn images_are_checked_by_content_and_thumbnailed() {
         .post_json("/api/listings", &json!({"title": "사진 있는 글", "price": 5000, "category": "furniture", "images": ids}), Some(&seller.token))
         .await;
     assert_eq!(r.status(), StatusCode::CREATED);
-    let l: Value = r.json().await.expect("json");
+    let l: Value = r.parsed().await;
     assert_eq!(l["images"].as_array().expect("images").len(), 2);
     let thumb_url = l["thumbnail_url"].as_str().expect("thumb").to_string();
     assert_eq!(thumb_url, png["thumbnail_url"].as_str().expect("thumb"));
@@ -524,11 +516,7 @@ async fn feed_pages_have_no_duplicates_or_gaps_while_listings_are_added() {
     let prices: Vec<i64> = {
         let mut out = Vec::new();
         for id in &asc {
-            let d: Value = get_listing(&app, Some(&seller), *id)
-                .await
-                .json()
-                .await
-                .expect("json");
+            let d: Value = get_listing(&app, Some(&seller), *id).await.parsed().await;
             out.push(d["price"].as_i64().expect("price"));
         }
         out
@@ -649,11 +637,7 @@ async fn favourites() {
             .await;
         assert_eq!(r.status(), StatusCode::NO_CONTENT);
     }
-    let d: Value = get_listing(&app, Some(&fan), a)
-        .await
-        .json()
-        .await
-        .expect("json");
+    let d: Value = get_listing(&app, Some(&fan), a).await.parsed().await;
     assert_eq!(
         (d["favourite_count"].as_i64(), d["is_favourite"].as_bool()),
         (Some(1), Some(true))
@@ -661,9 +645,8 @@ async fn favourites() {
     let favs: Vec<Value> = app
         .get("/api/me/favourites", Some(&fan.token))
         .await
-        .json()
-        .await
-        .expect("json");
+        .parsed()
+        .await;
     assert_eq!(
         favs.iter()
             .map(|f| f["id"].as_i64().expect("id"))
@@ -674,11 +657,7 @@ async fn favourites() {
         .delete(&format!("/api/listings/{a}/favourite"), Some(&fan.token))
         .await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    let d: Value = get_listing(&app, Some(&fan), a)
-        .await
-        .json()
-        .await
-        .expect("json");
+    let d: Value = get_listing(&app, Some(&fan), a).await.parsed().await;
     assert_eq!(
         (d["favourite_count"].as_i64(), d["is_favourite"].as_bool()),
         (Some(0), Some(false))
@@ -716,9 +695,8 @@ async fn blocking_hides_listings_and_stops_chats() {
     let blocks: Vec<i64> = app
         .get("/api/me/blocks", Some(&me.token))
         .await
-        .json()
-        .await
-        .expect("json");
+        .parsed()
+        .await;
     assert_eq!(blocks, vec![pest.id]);
     // Neither can continue the chat, and no new chat starts either way.
     wp.send(json!({"type": "send", "room": room, "client_msg_id": "after", "body": "왜요?"}))
@@ -841,9 +819,8 @@ async fn reports_are_stored_for_admins() {
     let reports: Vec<Value> = app
         .get("/api/admin/reports", Some(&admin.token))
         .await
-        .json()
-        .await
-        .expect("json");
+        .parsed()
+        .await;
     assert_eq!(reports.len(), 3);
     assert_eq!(reports[0]["target_kind"], "message");
     assert_eq!(reports[0]["room_id"], room);
@@ -866,7 +843,7 @@ async fn one_chat_per_listing_and_buyer_with_a_listing_card() {
         )
         .await;
     assert_eq!(r.status(), StatusCode::CREATED);
-    let room: Value = r.json().await.expect("json");
+    let room: Value = r.parsed().await;
     assert_eq!(room["listing_id"], l);
     let r = app
         .post_json(
@@ -898,7 +875,7 @@ async fn one_chat_per_listing_and_buyer_with_a_listing_card() {
         "not_found",
     )
     .await;
-    let d: Value = get_listing(&app, None, l).await.json().await.expect("json");
+    let d: Value = get_listing(&app, None, l).await.parsed().await;
     assert_eq!(d["chat_count"], 1);
     let rooms = app.my_rooms(&seller).await;
     let card = rooms["items"]
@@ -919,9 +896,8 @@ async fn one_chat_per_listing_and_buyer_with_a_listing_card() {
     let chats: Vec<Value> = app
         .get(&format!("/api/listings/{l}/chats"), Some(&seller.token))
         .await
-        .json()
-        .await
-        .expect("json");
+        .parsed()
+        .await;
     assert_eq!(
         (chats.len(), chats[0]["buyer_id"].as_i64()),
         (1, Some(buyer.id))
@@ -996,7 +972,7 @@ async fn reservations_cancel_sell_and_deny() {
         .post_json(&path, &json!({"buyer_id": buyer.id}), Some(&seller.token))
         .await;
     assert_eq!(r.status(), StatusCode::OK);
-    let d: Value = r.json().await.expect("json");
+    let d: Value = r.parsed().await;
     assert_eq!(
         (d["status"].as_str(), d["reserved_for"].as_i64()),
         (Some("reserved"), Some(buyer.id))
@@ -1022,11 +998,7 @@ async fn reservations_cancel_sell_and_deny() {
         })
         .await;
     assert_eq!(m["room"], room);
-    let d: Value = get_listing(&app, Some(&seller), l)
-        .await
-        .json()
-        .await
-        .expect("json");
+    let d: Value = get_listing(&app, Some(&seller), l).await.parsed().await;
     assert_eq!(d["status"], "selling");
     let r = app.delete(&path, Some(&seller.token)).await;
     assert_error(r, StatusCode::NOT_FOUND, "not_found").await;
@@ -1064,7 +1036,7 @@ async fn reservations_cancel_sell_and_deny() {
         )
         .await;
     assert_eq!(r.status(), StatusCode::OK);
-    let d: Value = r.json().await.expect("json");
+    let d: Value = r.parsed().await;
     assert_eq!(
         (
             d["status"].as_str(),
@@ -1165,9 +1137,8 @@ async fn timed_reservations_expire_once_and_cancelled_ones_never() {
         status(
             get_listing(&app, Some(&seller), expiring)
                 .await
-                .json()
+                .parsed()
                 .await
-                .expect("json")
         ),
         "selling"
     );
@@ -1175,17 +1146,15 @@ async fn timed_reservations_expire_once_and_cancelled_ones_never() {
         status(
             get_listing(&app, Some(&seller), cancelled)
                 .await
-                .json()
+                .parsed()
                 .await
-                .expect("json")
         ),
         "selling"
     );
     let d: Value = get_listing(&app, Some(&seller), replaced)
         .await
-        .json()
-        .await
-        .expect("json");
+        .parsed()
+        .await;
     assert_eq!(
         (d["status"].as_str(), d["reserved_for"].as_i64()),
         (Some("reserved"), Some(buyer2.id))
@@ -1276,11 +1245,7 @@ async fn reservation_timers_survive_restarts_and_fire_after_downtime() {
         let app = &app;
         let seller = &seller;
         async move {
-            let d: Value = get_listing(app, Some(seller), id)
-                .await
-                .json()
-                .await
-                .expect("json");
+            let d: Value = get_listing(app, Some(seller), id).await.parsed().await;
             d["status"].as_str().unwrap_or("").to_string()
         }
     };
@@ -1372,9 +1337,8 @@ async fn reviews_once_each_and_the_manner_score() {
     let p: Value = app
         .get(&format!("/api/users/{}", seller.id), None)
         .await
-        .json()
-        .await
-        .expect("json");
+        .parsed()
+        .await;
     assert_eq!(
         (p["manner_score"].as_f64(), p["reviews_good"].as_i64()),
         (Some(36.7), Some(1))
@@ -1389,14 +1353,13 @@ async fn reviews_once_each_and_the_manner_score() {
     let p: Value = app
         .get(&format!("/api/users/{}", buyer.id), None)
         .await
-        .json()
-        .await
-        .expect("json");
+        .parsed()
+        .await;
     assert_eq!(
         (p["manner_score"].as_f64(), p["reviews_bad"].as_i64()),
         (Some(35.5), Some(1))
     );
-    let d: Value = get_listing(&app, None, l).await.json().await.expect("json");
+    let d: Value = get_listing(&app, None, l).await.parsed().await;
     assert_eq!(d["seller"]["manner_score"], 36.7);
     // A sale without a known buyer cannot be reviewed.
     let l2 = listing(&app, &seller, "테이블", 1).await;
@@ -1484,11 +1447,7 @@ async fn reservation_ends_must_be_in_the_future_and_within_the_maximum() {
         )
         .await;
         assert!(body["details"]["until"].is_string(), "{what}: {body}");
-        let d: Value = get_listing(&app, Some(&seller), l)
-            .await
-            .json()
-            .await
-            .expect("json");
+        let d: Value = get_listing(&app, Some(&seller), l).await.parsed().await;
         assert_eq!(
             (d["status"].as_str(), d["reserved_until"].as_i64()),
             (Some("selling"), None),
@@ -1506,7 +1465,7 @@ async fn reservation_ends_must_be_in_the_future_and_within_the_maximum() {
         )
         .await;
     assert_eq!(r.status(), StatusCode::OK);
-    let d: Value = r.json().await.expect("json");
+    let d: Value = r.parsed().await;
     assert_eq!(d["reserved_until"].as_i64(), Some(until));
 
     // The maximum is a setting.
@@ -1570,7 +1529,7 @@ async fn reporting_a_hidden_or_deleted_listing_is_like_reporting_none() {
             )
             .await;
         let status = r.status();
-        let body: Value = r.json().await.expect("json");
+        let body: Value = r.parsed().await;
         answers.push((what, status, body["code"].clone(), body["message"].clone()));
     }
     for (what, status, code, message) in &answers {
@@ -1586,9 +1545,8 @@ async fn reporting_a_hidden_or_deleted_listing_is_like_reporting_none() {
     let reports: Vec<Value> = app
         .get("/api/admin/reports", Some(&admin.token))
         .await
-        .json()
-        .await
-        .expect("json");
+        .parsed()
+        .await;
     assert!(reports.is_empty(), "{reports:?}");
     // Once unhidden, it can be reported.
     let r = app

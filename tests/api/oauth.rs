@@ -10,7 +10,7 @@ use reqwest::{Client, Response, StatusCode};
 use serde_json::{json, Value};
 
 use crate::fake_oauth::{FakeGoogle, FakeKakao, GoogleUser, KakaoUser, Spoil};
-use crate::helpers::{assert_error, spawn_app, spawn_app_with, TestApp};
+use crate::helpers::{assert_error, spawn_app, spawn_app_with, Parsed, TestApp};
 
 const KAKAO_ID: &str = "fake-kakao-rest-api-key";
 const KAKAO_SECRET: &str = "fake-kakao-client-secret";
@@ -139,7 +139,7 @@ async fn signed_in(r: Response, outcome: &str) -> Value {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .any(|c| c.starts_with("jangteo_session=") && c.contains("HttpOnly"));
-    let body: Value = r.json().await.expect("json");
+    let body: Value = r.parsed().await;
     assert_eq!(body["outcome"], outcome, "{body}");
     if outcome != "linked" {
         assert!(cookie, "session cookie set like a password login");
@@ -151,13 +151,13 @@ async fn signed_in(r: Response, outcome: &str) -> Value {
 async fn me(app: &TestApp, token: &str) -> Value {
     let r = app.get("/api/me", Some(token)).await;
     assert_eq!(r.status(), StatusCode::OK);
-    r.json().await.expect("json")
+    r.parsed().await
 }
 
 async fn identities(app: &TestApp, token: &str) -> Value {
     let r = app.get("/api/me/identities", Some(token)).await;
     assert_eq!(r.status(), StatusCode::OK);
-    r.json().await.expect("json")
+    r.parsed().await
 }
 
 fn token_of(body: &Value) -> String {
@@ -313,7 +313,7 @@ async fn link(app: &TestApp, b: &Client, token: &str, provider: &str) -> Respons
         .await
         .expect("link");
     assert_eq!(r.status(), StatusCode::OK, "link starts");
-    let body: Value = r.json().await.expect("json");
+    let body: Value = r.parsed().await;
     let at_provider = b
         .get(body["authorize_url"].as_str().expect("authorize_url"))
         .send()
@@ -790,10 +790,7 @@ async fn two_first_sign_ins_of_one_person_at_once_make_one_account() {
     let (r1, r2) = tokio::join!(call(&b1, &cb1), call(&b2, &cb2));
     assert_eq!(r1.status(), StatusCode::SEE_OTHER);
     assert_eq!(r2.status(), StatusCode::SEE_OTHER);
-    let (a, b): (Value, Value) = (
-        r1.json().await.expect("json"),
-        r2.json().await.expect("json"),
-    );
+    let (a, b): (Value, Value) = (r1.parsed().await, r2.parsed().await);
     assert_eq!(a["user"]["id"], b["user"]["id"], "one account");
     let mut outcomes = [
         a["outcome"].as_str().unwrap_or("").to_string(),

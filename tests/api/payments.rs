@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, spawn_app, spawn_app_with, TestApp, User};
+use crate::helpers::{assert_error, spawn_app, spawn_app_with, Parsed, TestApp, User};
 use crate::shop::{id, json_of, on_sale, option_id};
 
 async fn order(app: &TestApp, user: &User, option: i64) -> Value {
@@ -416,15 +416,14 @@ async fn the_checkout_learns_which_providers_are_on() {
     let dev = spawn_app().await;
     let r = dev.get("/api/payments/providers", None).await;
     assert_eq!(r.status(), StatusCode::OK);
-    let v: Value = r.json().await.expect("json");
+    let v: Value = r.parsed().await;
     assert_eq!(v["providers"], json!(["sandbox"]));
     // Production never offers the sandbox; with no keys, nothing.
     let prod = spawn_app_with(&[("env", "production")]).await;
     let v: Value = prod
         .get("/api/payments/providers", None)
         .await
-        .json()
-        .await
-        .expect("json");
+        .parsed()
+        .await;
     assert_eq!(v["providers"], json!([]));
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, spawn_app, TestApp, User};
+use crate::helpers::{assert_error, spawn_app, Parsed, TestApp, User};
 
 /// Create a product as `admin`; returns the product page.
 pub async fn product(app: &TestApp, admin: &User, body: Value) -> Value {
@@ -15,7 +15,7 @@ pub async fn product(app: &TestApp, admin: &User, body: Value) -> Value {
         .post_json("/api/admin/products", &body, Some(&admin.token))
         .await;
     assert_eq!(r.status(), StatusCode::CREATED, "create product {body}");
-    r.json().await.expect("json")
+    r.parsed().await
 }
 
 /// A product on sale with one option per `(sku, stock)`.
@@ -48,7 +48,7 @@ pub fn option_id(p: &Value, i: usize) -> i64 {
 }
 
 pub async fn json_of(r: reqwest::Response) -> Value {
-    r.json().await.expect("json")
+    r.parsed().await
 }
 
 async fn list(app: &TestApp, query: &str) -> (Vec<i64>, Option<String>) {

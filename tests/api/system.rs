@@ -1,7 +1,7 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{assert_error, refuses_connections, spawn_app, spawn_app_with};
+use crate::helpers::{assert_error, refuses_connections, spawn_app, spawn_app_with, Parsed};
 
 #[actix_web::test]
 async fn health_and_ready() {
@@ -13,7 +13,7 @@ async fn health_and_ready() {
 
     let r = app.get("/ready", None).await;
     assert_eq!(r.status(), StatusCode::OK);
-    let body: Value = r.json().await.expect("json");
+    let body: Value = r.parsed().await;
     assert_eq!(body["checks"]["database"], "ok");
 }
 
@@ -144,7 +144,7 @@ async fn openapi_covers_every_route_and_swagger_is_served() {
     let app = spawn_app().await;
     let r = app.get("/api-docs/openapi.json", None).await;
     assert_eq!(r.status(), StatusCode::OK);
-    let doc: Value = r.json().await.expect("json");
+    let doc: Value = r.parsed().await;
     assert!(doc["openapi"].as_str().expect("version").starts_with("3."));
     let expected = [
         ("/health", "get"),

@@ -46,8 +46,8 @@ pub use market::{
 };
 pub use notifications::{KeywordAdd, NewNotification, NotificationRecord, JOB_EMAIL_SEND};
 pub use orders::{
-    LineEvents, LineRequest, ListingPlaced, NewOrder, OrderLineRecord, OrderRecord, PlaceRefusal,
-    Placed, PricedLine, Pricer, JOB_LISTING_RELEASE, JOB_ORDER_EXPIRE, JOB_STOCK_RESTORE,
+    expiry_job, LineRequest, ListingForOrder, NewOrder, OrderLineRecord, OrderRecord, OrderTx,
+    PricedLine, JOB_LISTING_RELEASE, JOB_ORDER_EXPIRE, JOB_STOCK_RESTORE,
 };
 pub use outbox::{JobRecord, JobsFor, NewJob};
 pub use payments::{NewPayment, PaymentEvent, PaymentFailure, PaymentRecord, Recorded};

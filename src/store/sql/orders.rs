@@ -1,12 +1,13 @@
 //! Orders and their lines.
 //!
-//! Placing an order is one transaction: insert the order, reserve each
-//! line's stock with a conditional decrement (`stock >= n`), copy the
-//! prices into the lines, schedule the expiry job and take the lines out of
-//! the cart. If any line is short, the transaction rolls back and nothing
-//! is reserved. Lines are decremented in option-id order, so two orders for
-//! the same options lock their rows in the same order (no deadlocks on
-//! MySQL).
+//! Placing an order is one transaction that the order service runs step
+//! by step ([`OrderTx`]: the buyer's holds, the options as they are, the
+//! stock reservation by conditional decrement (`stock >= n`), the order
+//! and its lines, its jobs, the cart); the decisions between the steps
+//! (limits, prices, which jobs) are the service's. If any line is short,
+//! the transaction is dropped and nothing is reserved. Lines are
+//! decremented in option-id order, so two orders for the same options lock
+//! their rows in the same order (no deadlocks on MySQL).
 //!
 //! Ending an unpaid order (expiry, the buyer's cancel) is a conditional
 //! status update that writes a `stock_restore` job in the same transaction;
@@ -19,7 +20,7 @@ use sqlx::Row as _;
 use super::outbox::{enqueue, NewJob};
 use super::{is_unique_violation, last_insert_id, retrying};
 use crate::domain::ids::UserId;
-use crate::domain::order::{BuyerHolds, BuyerLimits, BuyerRefusal, OrderStatus};
+use crate::domain::order::{BuyerHolds, OrderStatus};
 use crate::store::StoreError;
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -76,40 +77,12 @@ pub struct PricedLine {
     pub sku: String,
     pub base_price: i64,
     pub price_delta: i64,
-    /// Set by the pricer (domain rules), copied into the order line.
+    /// Set by the order service (domain rules), copied into the order line.
     pub unit_price: i64,
     pub quantity: i64,
     /// Stock before and after this order's decrement.
     pub stock_before: i64,
     pub stock_after: i64,
-}
-
-/// What the caller decides inside the placing transaction, from the lines
-/// as they are now: each line's unit price and the total (domain rules,
-/// not SQL), or a refusal.
-pub type Pricer = dyn Fn(&mut [PricedLine]) -> Result<i64, PlaceRefusal> + Send + Sync;
-
-/// The job (if any) an order writes for one of its reserved lines.
-pub type LineEvents<'a> = dyn Fn(&PricedLine) -> Option<NewJob> + Send + Sync + 'a;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PlaceRefusal {
-    /// These options are gone, hidden or not on sale.
-    Unavailable(Vec<i64>),
-    /// These options have fewer in stock than asked.
-    OutOfStock(Vec<i64>),
-    /// The pricer refused (e.g. the total is out of bounds).
-    Invalid(String),
-    /// The buyer may not place one more order now.
-    Buyer(BuyerRefusal),
-}
-
-#[derive(Debug)]
-pub enum Placed {
-    Order(OrderRecord, Vec<PricedLine>),
-    Refused(PlaceRefusal),
-    /// The order number is taken (rare): draw another and place again.
-    NumberTaken,
 }
 
 /// A new order's fixed parts.
@@ -118,9 +91,6 @@ pub struct NewOrder<'a> {
     pub buyer: UserId,
     pub order_number: &'a str,
     pub expires_at: i64,
-    pub limits: BuyerLimits,
-    /// Take these options out of the buyer's cart in the same transaction.
-    pub from_cart: bool,
 }
 
 const ORDER_COLUMNS: &str =
@@ -223,220 +193,17 @@ pub const JOB_ORDER_EXPIRE: &str = "order_expire";
 pub const JOB_STOCK_RESTORE: &str = "stock_restore";
 pub const JOB_LISTING_RELEASE: &str = "listing_release";
 
-/// Outcome of ordering a used listing.
-#[derive(Debug)]
-pub enum ListingPlaced {
-    Order(OrderRecord),
-    /// Not on sale (reserved, sold, hidden or deleted): its status.
-    NotForSale(String),
-    OwnListing,
-    Refused(PlaceRefusal),
-    NumberTaken,
+impl<'a> OrdersSql<'a> {
+    /// Begin an order's write transaction (see [`OrderTx`]).
+    pub async fn begin(self) -> Result<OrderTx<'a>, StoreError> {
+        Ok(OrderTx {
+            tx: self.begin_write().await?,
+            sql: self,
+        })
+    }
 }
 
 impl OrdersSql<'_> {
-    /// What the buyer holds unpaid, read under the buyer's row lock
-    /// (MySQL), so one buyer's orders are counted one at a time; whether
-    /// one more may be placed is [`BuyerLimits::refusal`]'s to say.
-    /// `units`: shop units in the new order; `listing`: the used listing
-    /// it is for.
-    async fn buyer_refusal(
-        &self,
-        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-        order: &NewOrder<'_>,
-        units: i64,
-        listing: Option<i64>,
-        now: i64,
-    ) -> Result<Option<PlaceRefusal>, StoreError> {
-        let buyer = order.buyer.get();
-        self.lock_user(tx, buyer).await?;
-        // Two plain reads (no SUM: MySQL returns it as DECIMAL); at most
-        // `unpaid_orders` orders of at most 50 lines are summed here.
-        let (unpaid_orders,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM orders WHERE buyer_id = ? AND status = 'pending_payment'",
-        )
-        .bind(buyer)
-        .fetch_one(&mut **tx)
-        .await?;
-        let quantities: Vec<(i64,)> = sqlx::query_as(
-            "SELECT l.quantity FROM orders o JOIN order_lines l ON l.order_id = o.id \
-             WHERE o.buyer_id = ? AND o.status = 'pending_payment' AND l.option_id IS NOT NULL",
-        )
-        .bind(buyer)
-        .fetch_all(&mut **tx)
-        .await?;
-        let listing_order_ended_at = match listing {
-            Some(listing) => {
-                let (last,): (Option<i64>,) = sqlx::query_as(
-                    "SELECT MAX(o.ended_at) FROM orders o \
-                     WHERE o.buyer_id = ? AND o.listing_id = ? AND o.status IN ('cancelled', 'expired', 'cancelled_by_user')",
-                )
-                .bind(buyer)
-                .bind(listing)
-                .fetch_one(&mut **tx)
-                .await?;
-                last
-            }
-            None => None,
-        };
-        let holds = BuyerHolds {
-            unpaid_orders,
-            unpaid_units: quantities.iter().map(|q| q.0).sum(),
-            listing_order_ended_at,
-        };
-        Ok(order
-            .limits
-            .refusal(&holds, units, now)
-            .map(PlaceRefusal::Buyer))
-    }
-
-    /// Place an order (see the module doc). `price` sees the lines with
-    /// their current prices and stock and returns the total or a refusal;
-    /// `events` sees each reserved line (its stock before and after) and
-    /// returns the jobs to write with the order (e.g. a low-stock alarm).
-    pub async fn place_order(
-        &self,
-        order: &NewOrder<'_>,
-        lines: &[LineRequest],
-        price: &Pricer,
-        events: &LineEvents<'_>,
-        now: i64,
-    ) -> Result<Placed, StoreError> {
-        let mut sorted = lines.to_vec();
-        sorted.sort_by_key(|l| l.option_id);
-        retrying("place_order", || {
-            self.place_order_once(order, &sorted, price, events, now)
-        })
-        .await
-    }
-
-    async fn place_order_once(
-        &self,
-        order: &NewOrder<'_>,
-        lines: &[LineRequest],
-        price: &Pricer,
-        events: &LineEvents<'_>,
-        now: i64,
-    ) -> Result<Placed, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let units: i64 = lines.iter().map(|l| l.quantity).sum();
-        if let Some(refusal) = self.buyer_refusal(&mut tx, order, units, None, now).await? {
-            return Ok(Placed::Refused(refusal));
-        }
-        // Read each option and its product as they are now.
-        let mut priced = Vec::with_capacity(lines.len());
-        let mut unavailable = Vec::new();
-        for l in lines {
-            let row = sqlx::query(
-                "SELECT o.id, o.product_id, p.name, p.brand, o.label, o.sku, p.base_price, o.price_delta, o.stock \
-                 FROM product_options o JOIN products p ON p.id = o.product_id \
-                 WHERE o.id = ? AND o.deleted_at IS NULL AND p.deleted_at IS NULL AND p.status = 'on_sale'",
-            )
-            .bind(l.option_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some(row) = row else {
-                unavailable.push(l.option_id);
-                continue;
-            };
-            let stock: i64 = row.try_get(8)?;
-            priced.push(PricedLine {
-                option_id: row.try_get(0)?,
-                product_id: row.try_get(1)?,
-                product_name: row.try_get(2)?,
-                brand: row.try_get(3)?,
-                option_label: row.try_get(4)?,
-                sku: row.try_get(5)?,
-                base_price: row.try_get(6)?,
-                price_delta: row.try_get(7)?,
-                unit_price: 0,
-                quantity: l.quantity,
-                stock_before: stock,
-                stock_after: stock,
-            });
-        }
-        if !unavailable.is_empty() {
-            return Ok(Placed::Refused(PlaceRefusal::Unavailable(unavailable)));
-        }
-        let total = match price(&mut priced) {
-            Ok(t) => t,
-            Err(refusal) => return Ok(Placed::Refused(refusal)),
-        };
-        // Reserve: conditional decrements. Every short line is reported.
-        let mut short = Vec::new();
-        for l in &mut priced {
-            let r = sqlx::query(
-                "UPDATE product_options SET stock = stock - ? WHERE id = ? AND stock >= ?",
-            )
-            .bind(l.quantity)
-            .bind(l.option_id)
-            .bind(l.quantity)
-            .execute(&mut *tx)
-            .await?;
-            if r.rows_affected() != 1 {
-                short.push(l.option_id);
-                continue;
-            }
-            let (after,): (i64,) = sqlx::query_as("SELECT stock FROM product_options WHERE id = ?")
-                .bind(l.option_id)
-                .fetch_one(&mut *tx)
-                .await?;
-            l.stock_before = after + l.quantity;
-            l.stock_after = after;
-        }
-        if !short.is_empty() {
-            tx.rollback().await?;
-            return Ok(Placed::Refused(PlaceRefusal::OutOfStock(short)));
-        }
-        // A duplicate order number: dropping the transaction rolls the
-        // reservations back; the caller draws another number.
-        let Some(id) = insert_order(&mut tx, self.dialect(), order, total, None, now).await? else {
-            return Ok(Placed::NumberTaken);
-        };
-        for l in &priced {
-            sqlx::query(
-                "INSERT INTO order_lines (order_id, option_id, product_id, product_name, brand, option_label, sku, \
-                 unit_price, quantity) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(id)
-            .bind(l.option_id)
-            .bind(l.product_id)
-            .bind(&l.product_name)
-            .bind(&l.brand)
-            .bind(&l.option_label)
-            .bind(&l.sku)
-            .bind(l.unit_price)
-            .bind(l.quantity)
-            .execute(&mut *tx)
-            .await?;
-        }
-        enqueue(
-            &mut tx,
-            &order_job(JOB_ORDER_EXPIRE, id, order.expires_at),
-            now,
-        )
-        .await?;
-        if order.from_cart {
-            let sql = format!(
-                "DELETE FROM cart_items WHERE user_id = ? AND option_id IN ({})",
-                super::placeholders(priced.len())
-            );
-            let mut q = sqlx::query(&sql).bind(order.buyer.get());
-            for l in &priced {
-                q = q.bind(l.option_id);
-            }
-            q.execute(&mut *tx).await?;
-        }
-        for l in &priced {
-            if let Some(job) = events(l) {
-                enqueue(&mut tx, &job, now).await?;
-            }
-        }
-        let record = order_in(&mut tx, id).await?;
-        self.outbox().commit_with_jobs(tx).await?;
-        Ok(Placed::Order(record, priced))
-    }
-
     pub async fn order_by_number(&self, number: &str) -> Result<Option<OrderRecord>, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {ORDER_COLUMNS} FROM orders WHERE order_number = ?"
@@ -481,107 +248,6 @@ impl OrdersSql<'_> {
         .fetch_all(self.reader())
         .await?;
         rows.iter().map(order_row).collect()
-    }
-
-    /// Order a used listing: in one transaction the listing goes from
-    /// `selling` to `reserved` for the buyer (an untimed reservation: the
-    /// order's expiry ends it), and the order of one line at the listing's
-    /// price, priced by `price`, is written with its expiry job and the
-    /// jobs `events` derives from the new reservation's id and the seller.
-    pub async fn place_listing_order(
-        &self,
-        order: &NewOrder<'_>,
-        listing_id: i64,
-        price: &Pricer,
-        events: &(dyn Fn(i64, i64) -> Vec<NewJob> + Send + Sync),
-        now: i64,
-    ) -> Result<ListingPlaced, StoreError> {
-        retrying("place_listing_order", || async {
-            let mut tx = self.begin_write().await?;
-            let row: Option<(i64, String, i64, String, Option<i64>)> = sqlx::query_as(&format!(
-                "SELECT seller_id, title, price, status, deleted_at FROM listings WHERE id = ?{}",
-                self.for_update()
-            ))
-            .bind(listing_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some((seller, title, listing_price, status, deleted)) = row else {
-                return Ok(ListingPlaced::NotForSale("missing".into()));
-            };
-            if deleted.is_some() {
-                return Ok(ListingPlaced::NotForSale("deleted".into()));
-            }
-            if seller == order.buyer.get() {
-                return Ok(ListingPlaced::OwnListing);
-            }
-            if let Some(refusal) = self
-                .buyer_refusal(&mut tx, order, 0, Some(listing_id), now)
-                .await?
-            {
-                return Ok(ListingPlaced::Refused(refusal));
-            }
-            let mut lines = [PricedLine {
-                option_id: 0,
-                product_id: 0,
-                product_name: title.clone(),
-                brand: String::new(),
-                option_label: String::new(),
-                sku: String::new(),
-                base_price: listing_price,
-                price_delta: 0,
-                unit_price: 0,
-                quantity: 1,
-                stock_before: 1,
-                stock_after: 0,
-            }];
-            let total = match price(&mut lines) {
-                Ok(t) => t,
-                Err(refusal) => return Ok(ListingPlaced::Refused(refusal)),
-            };
-            let taken = sqlx::query(
-                "UPDATE listings SET status = 'reserved', updated_at = ? \
-                 WHERE id = ? AND status = 'selling' AND deleted_at IS NULL",
-            )
-            .bind(now)
-            .bind(listing_id)
-            .execute(&mut *tx)
-            .await?;
-            if taken.rows_affected() != 1 {
-                return Ok(ListingPlaced::NotForSale(status));
-            }
-            sqlx::query(
-                "INSERT INTO reservations (listing_id, buyer_id, active_listing_id, until, status, created_at) \
-                 VALUES (?, ?, ?, NULL, 'active', ?)",
-            )
-            .bind(listing_id)
-            .bind(order.buyer.get())
-            .bind(listing_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            let reservation = last_insert_id(&mut tx, self.dialect()).await?;
-            let hold = Some((listing_id, reservation));
-            let Some(id) = insert_order(&mut tx, self.dialect(), order, total, hold, now).await?
-            else {
-                return Ok(ListingPlaced::NumberTaken);
-            };
-            sqlx::query(
-                "INSERT INTO order_lines (order_id, listing_id, product_name, brand, option_label, sku, \
-                 unit_price, quantity) VALUES (?, ?, ?, '', '', '', ?, 1)",
-            )
-            .bind(id)
-            .bind(listing_id)
-            .bind(&title)
-            .bind(lines[0].unit_price)
-            .execute(&mut *tx)
-            .await?;
-            enqueue(&mut tx, &order_job(JOB_ORDER_EXPIRE, id, order.expires_at), now).await?;
-            super::outbox::enqueue_all(&mut tx, &events(reservation, seller), now).await?;
-            let record = order_in(&mut tx, id).await?;
-            self.outbox().commit_with_jobs(tx).await?;
-            Ok(ListingPlaced::Order(record))
-        })
-        .await
     }
 
     /// End an unpaid order (`to` is `expired` or `cancelled_by_user`): a
@@ -675,4 +341,298 @@ impl OrdersSql<'_> {
         })
         .await
     }
+}
+
+/// What a listing is, read (and locked) in an order's transaction.
+#[derive(Debug, Clone)]
+pub struct ListingForOrder {
+    pub seller_id: i64,
+    pub title: String,
+    pub price: i64,
+    pub status: String,
+    pub deleted: bool,
+}
+
+/// One order's write transaction, a step at a time. The order service
+/// runs the workflow (what is checked, in which order, which jobs go with
+/// the order; `service::orders`), each step here runs its statements on
+/// the transaction. Dropping it without [`OrderTx::commit`] rolls
+/// everything back, so a refusal at any step leaves nothing behind.
+pub struct OrderTx<'a> {
+    sql: OrdersSql<'a>,
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+}
+
+impl OrderTx<'_> {
+    /// What the buyer holds unpaid, read under the buyer's row lock
+    /// (MySQL), so one buyer's orders are counted one at a time. `listing`:
+    /// the used listing the new order is for (its last unpaid end counts).
+    pub async fn buyer_holds(
+        &mut self,
+        buyer: UserId,
+        listing: Option<i64>,
+    ) -> Result<BuyerHolds, StoreError> {
+        let buyer = buyer.get();
+        self.sql.lock_user(&mut self.tx, buyer).await?;
+        // Two plain reads (no SUM: MySQL returns it as DECIMAL); at most
+        // `unpaid_orders` orders of at most 50 lines are summed here.
+        let (unpaid_orders,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM orders WHERE buyer_id = ? AND status = 'pending_payment'",
+        )
+        .bind(buyer)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        let quantities: Vec<(i64,)> = sqlx::query_as(
+            "SELECT l.quantity FROM orders o JOIN order_lines l ON l.order_id = o.id \
+             WHERE o.buyer_id = ? AND o.status = 'pending_payment' AND l.option_id IS NOT NULL",
+        )
+        .bind(buyer)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        let listing_order_ended_at = match listing {
+            Some(listing) => {
+                let (last,): (Option<i64>,) = sqlx::query_as(
+                    "SELECT MAX(o.ended_at) FROM orders o \
+                     WHERE o.buyer_id = ? AND o.listing_id = ? AND o.status IN ('cancelled', 'expired', 'cancelled_by_user')",
+                )
+                .bind(buyer)
+                .bind(listing)
+                .fetch_one(&mut *self.tx)
+                .await?;
+                last
+            }
+            None => None,
+        };
+        Ok(BuyerHolds {
+            unpaid_orders,
+            unpaid_units: quantities.iter().map(|q| q.0).sum(),
+            listing_order_ended_at,
+        })
+    }
+
+    /// Each requested option with its product as they are now (prices
+    /// not yet set), or the ids of those gone, hidden or not on sale.
+    pub async fn options(
+        &mut self,
+        lines: &[LineRequest],
+    ) -> Result<Result<Vec<PricedLine>, Vec<i64>>, StoreError> {
+        let mut priced = Vec::with_capacity(lines.len());
+        let mut unavailable = Vec::new();
+        for l in lines {
+            let row = sqlx::query(
+                "SELECT o.id, o.product_id, p.name, p.brand, o.label, o.sku, p.base_price, o.price_delta, o.stock \
+                 FROM product_options o JOIN products p ON p.id = o.product_id \
+                 WHERE o.id = ? AND o.deleted_at IS NULL AND p.deleted_at IS NULL AND p.status = 'on_sale'",
+            )
+            .bind(l.option_id)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+            let Some(row) = row else {
+                unavailable.push(l.option_id);
+                continue;
+            };
+            let stock: i64 = row.try_get(8)?;
+            priced.push(PricedLine {
+                option_id: row.try_get(0)?,
+                product_id: row.try_get(1)?,
+                product_name: row.try_get(2)?,
+                brand: row.try_get(3)?,
+                option_label: row.try_get(4)?,
+                sku: row.try_get(5)?,
+                base_price: row.try_get(6)?,
+                price_delta: row.try_get(7)?,
+                unit_price: 0,
+                quantity: l.quantity,
+                stock_before: stock,
+                stock_after: stock,
+            });
+        }
+        Ok(if unavailable.is_empty() {
+            Ok(priced)
+        } else {
+            Err(unavailable)
+        })
+    }
+
+    /// Reserve each line's stock with a conditional decrement (`stock >=
+    /// n`) and note its stock before and after; the ids of the lines that
+    /// are short (then nothing may be committed: drop the transaction).
+    /// Call with lines in option-id order, so two orders for the same
+    /// options lock their rows in the same order.
+    pub async fn reserve(&mut self, lines: &mut [PricedLine]) -> Result<Vec<i64>, StoreError> {
+        let mut short = Vec::new();
+        for l in lines {
+            let r = sqlx::query(
+                "UPDATE product_options SET stock = stock - ? WHERE id = ? AND stock >= ?",
+            )
+            .bind(l.quantity)
+            .bind(l.option_id)
+            .bind(l.quantity)
+            .execute(&mut *self.tx)
+            .await?;
+            if r.rows_affected() != 1 {
+                short.push(l.option_id);
+                continue;
+            }
+            let (after,): (i64,) = sqlx::query_as("SELECT stock FROM product_options WHERE id = ?")
+                .bind(l.option_id)
+                .fetch_one(&mut *self.tx)
+                .await?;
+            l.stock_before = after + l.quantity;
+            l.stock_after = after;
+        }
+        Ok(short)
+    }
+
+    /// Insert the pending order and its shop lines (prices copied); `None`
+    /// if its number is taken (draw another).
+    pub async fn insert_shop_order(
+        &mut self,
+        order: &NewOrder<'_>,
+        total: i64,
+        lines: &[PricedLine],
+        now: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let dialect = self.sql.dialect();
+        let Some(id) = insert_order(&mut self.tx, dialect, order, total, None, now).await? else {
+            return Ok(None);
+        };
+        for l in lines {
+            sqlx::query(
+                "INSERT INTO order_lines (order_id, option_id, product_id, product_name, brand, option_label, sku, \
+                 unit_price, quantity) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(id)
+            .bind(l.option_id)
+            .bind(l.product_id)
+            .bind(&l.product_name)
+            .bind(&l.brand)
+            .bind(&l.option_label)
+            .bind(&l.sku)
+            .bind(l.unit_price)
+            .bind(l.quantity)
+            .execute(&mut *self.tx)
+            .await?;
+        }
+        Ok(Some(id))
+    }
+
+    /// Take these options out of the buyer's cart.
+    pub async fn clear_cart(&mut self, buyer: UserId, options: &[i64]) -> Result<(), StoreError> {
+        if options.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "DELETE FROM cart_items WHERE user_id = ? AND option_id IN ({})",
+            super::placeholders(options.len())
+        );
+        let mut q = sqlx::query(&sql).bind(buyer.get());
+        for id in options {
+            q = q.bind(id);
+        }
+        q.execute(&mut *self.tx).await?;
+        Ok(())
+    }
+
+    /// The listing, read under its row lock (MySQL); `None` if missing.
+    pub async fn listing(&mut self, listing: i64) -> Result<Option<ListingForOrder>, StoreError> {
+        let row: Option<(i64, String, i64, String, Option<i64>)> = sqlx::query_as(&format!(
+            "SELECT seller_id, title, price, status, deleted_at FROM listings WHERE id = ?{}",
+            self.sql.for_update()
+        ))
+        .bind(listing)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        Ok(row.map(
+            |(seller_id, title, price, status, deleted)| ListingForOrder {
+                seller_id,
+                title,
+                price,
+                status,
+                deleted: deleted.is_some(),
+            },
+        ))
+    }
+
+    /// Take the listing from `selling` to `reserved` for the buyer (an
+    /// untimed reservation: the order's expiry ends it); the reservation's
+    /// id, or `None` if the listing was not for sale.
+    pub async fn hold_listing(
+        &mut self,
+        listing: i64,
+        buyer: UserId,
+        now: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let taken = sqlx::query(
+            "UPDATE listings SET status = 'reserved', updated_at = ? \
+             WHERE id = ? AND status = 'selling' AND deleted_at IS NULL",
+        )
+        .bind(now)
+        .bind(listing)
+        .execute(&mut *self.tx)
+        .await?;
+        if taken.rows_affected() != 1 {
+            return Ok(None);
+        }
+        sqlx::query(
+            "INSERT INTO reservations (listing_id, buyer_id, active_listing_id, until, status, created_at) \
+             VALUES (?, ?, ?, NULL, 'active', ?)",
+        )
+        .bind(listing)
+        .bind(buyer.get())
+        .bind(listing)
+        .bind(now)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(Some(
+            last_insert_id(&mut self.tx, self.sql.dialect()).await?,
+        ))
+    }
+
+    /// Insert the pending order of a used listing (one line at `total`)
+    /// holding `reservation`; `None` if its number is taken.
+    pub async fn insert_listing_order(
+        &mut self,
+        order: &NewOrder<'_>,
+        listing: i64,
+        reservation: i64,
+        title: &str,
+        total: i64,
+        now: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let dialect = self.sql.dialect();
+        let hold = Some((listing, reservation));
+        let Some(id) = insert_order(&mut self.tx, dialect, order, total, hold, now).await? else {
+            return Ok(None);
+        };
+        sqlx::query(
+            "INSERT INTO order_lines (order_id, listing_id, product_name, brand, option_label, sku, \
+             unit_price, quantity) VALUES (?, ?, ?, '', '', '', ?, 1)",
+        )
+        .bind(id)
+        .bind(listing)
+        .bind(title)
+        .bind(total)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(Some(id))
+    }
+
+    /// Write outbox jobs with the order (its expiry, alarms).
+    pub async fn enqueue(&mut self, jobs: &[NewJob], now: i64) -> Result<(), StoreError> {
+        super::outbox::enqueue_all(&mut self.tx, jobs, now).await
+    }
+
+    /// Commit, wake this node's outbox worker for the jobs written, and
+    /// return the order as committed.
+    pub async fn commit(mut self, order: i64) -> Result<OrderRecord, StoreError> {
+        let record = order_in(&mut self.tx, order).await?;
+        self.sql.outbox().commit_with_jobs(self.tx).await?;
+        Ok(record)
+    }
+}
+
+/// The outbox job that expires an unpaid order at `due_at`.
+pub fn expiry_job(order: i64, due_at: i64) -> NewJob {
+    order_job(JOB_ORDER_EXPIRE, order, due_at)
 }
