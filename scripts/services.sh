@@ -113,9 +113,17 @@ ensure_mongodb() {
 }
 
 stop() {
-  local name=$1
+  local name=$1 pid
   if [ -f "$STATE/$name.pid" ]; then
-    kill "$(cat "$STATE/$name.pid")" 2>/dev/null || true
+    pid=$(cat "$STATE/$name.pid")
+    kill "$pid" 2>/dev/null || true
+    # Wait (bounded) until it is gone: a server still closing answers on
+    # its port, and an `up` right after would take it for a live one.
+    for _ in $(seq 1 100); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -9 "$pid" 2>/dev/null || true
     rm -f "$STATE/$name.pid"
     echo "stopped $name"
   fi

@@ -259,14 +259,7 @@ impl Catalog {
                 errors.insert(field, "is required".into());
             }
         }
-        product::check_product(
-            input.name.as_deref(),
-            input.brand.as_deref(),
-            input.description.as_deref(),
-            input.base_price,
-            &mut errors,
-        );
-        Self::check_category(input.category.as_deref(), &mut errors);
+        Self::check_product_fields(&input, &mut errors);
         let base = Won(input.base_price.unwrap_or(0));
         let options =
             Self::check_options(base, input.options.as_deref().unwrap_or(&[]), &mut errors);
@@ -299,6 +292,18 @@ impl Catalog {
         }
     }
 
+    /// The rules of a product's own fields (those given) and its category.
+    fn check_product_fields(input: &ProductInput, errors: &mut FieldErrors) {
+        product::check_product(
+            input.name.as_deref(),
+            input.brand.as_deref(),
+            input.description.as_deref(),
+            input.base_price,
+            errors,
+        );
+        Self::check_category(input.category.as_deref(), errors);
+    }
+
     /// A product that exists and is not deleted (any status: admins).
     async fn live_product(&self, id: i64) -> Result<ProductRecord, CatalogError> {
         match self.sql.catalog().product(id).await? {
@@ -315,14 +320,7 @@ impl Catalog {
     ) -> Result<ProductDetail, CatalogError> {
         let current = self.live_product(id).await?;
         let mut errors = FieldErrors::new();
-        product::check_product(
-            input.name.as_deref(),
-            input.brand.as_deref(),
-            input.description.as_deref(),
-            input.base_price,
-            &mut errors,
-        );
-        Self::check_category(input.category.as_deref(), &mut errors);
+        Self::check_product_fields(&input, &mut errors);
         if input.options.is_some() {
             errors.insert(
                 "options",

@@ -212,8 +212,14 @@ impl Chat {
 
     /// Post a system message and wait (bounded) until it is committed, so
     /// what the caller does next comes after it in the room, on any node.
-    async fn system(&self, room: i64, actor: i64, body: String, payload: serde_json::Value) {
-        self.hub.post_system(room, actor, body, payload).await;
+    /// A system message about a member: their nickname, then `rest`, with
+    /// `payload.event` and `payload.user`.
+    async fn notice(&self, room: i64, actor: i64, about: i64, rest: &str, event: &str) {
+        let nick = self.nickname(about).await;
+        let payload = json!({"event": event, "user": about});
+        self.hub
+            .post_system(room, actor, format!("{nick}{rest}"), payload)
+            .await;
     }
 
     pub async fn join(
@@ -274,14 +280,8 @@ impl Chat {
                     visible_from,
                     last_read_seq: visible_from,
                 });
-                let nick = self.nickname(user).await;
-                self.system(
-                    room_id,
-                    user,
-                    format!("{nick}님이 들어왔습니다."),
-                    json!({"event": "joined", "user": user}),
-                )
-                .await;
+                self.notice(room_id, user, user, "님이 들어왔습니다.", "joined")
+                    .await;
                 self.hub.user(
                     user,
                     UserMsg::RoomAdded {
@@ -318,15 +318,9 @@ impl Chat {
                 "hand over ownership before leaving",
             ));
         }
-        let nick = self.nickname(user).await;
         if self.sql.chat().remove_member(room_id, user).await? {
-            self.system(
-                room_id,
-                user,
-                format!("{nick}님이 나갔습니다."),
-                json!({"event": "left", "user": user}),
-            )
-            .await;
+            self.notice(room_id, user, user, "님이 나갔습니다.", "left")
+                .await;
             self.hub.remove_member(room_id, user, "left");
         }
         Ok(())
@@ -402,19 +396,12 @@ impl Chat {
         // Remove first: the target's sessions stop receiving the room at
         // once, then the others see why.
         self.hub.remove_member(room_id, target, reason);
-        let nick = self.nickname(target).await;
-        let verb = if reason == "banned" {
-            "차단"
+        let rest = if reason == "banned" {
+            "님을 차단했습니다."
         } else {
-            "내보내기"
+            "님을 내보내기했습니다."
         };
-        self.system(
-            room_id,
-            actor,
-            format!("{nick}님을 {verb}했습니다."),
-            json!({"event": reason, "user": target}),
-        )
-        .await;
+        self.notice(room_id, actor, target, rest, reason).await;
     }
 
     pub async fn unban(
@@ -454,12 +441,12 @@ impl Chat {
             return Err(not_member_target());
         }
         self.sql.chat().set_owner(room_id, actor, target).await?;
-        let nick = self.nickname(target).await;
-        self.system(
+        self.notice(
             room_id,
             actor,
-            format!("{nick}님이 방장이 되었습니다."),
-            json!({"event": "owner_changed", "user": target}),
+            target,
+            "님이 방장이 되었습니다.",
+            "owner_changed",
         )
         .await;
         self.room(room_id).await

@@ -24,7 +24,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport as _, Message, Tokio1Executor};
 
 use crate::domain::notification::{email_for, signup_attempt_email, verification_email, Email};
 use crate::service::accounts::{Accounts, JOB_EMAIL_VERIFY};
-use crate::service::outbox::{JobError, JobHandler};
+use crate::service::outbox::{handler, payload_id, JobError, JobHandler};
 use crate::store::sql::SqlStore;
 
 pub use crate::store::sql::JOB_EMAIL_SEND;
@@ -223,38 +223,27 @@ impl Mailer {
     }
 
     pub fn job_handler(&self) -> (&'static str, JobHandler) {
-        let mailer = self.clone();
-        let handler: JobHandler = Arc::new(move |payload| {
-            let mailer = mailer.clone();
-            Box::pin(async move {
-                match payload
-                    .get("notification")
-                    .and_then(serde_json::Value::as_i64)
-                {
-                    Some(id) => mailer.send_notification(id).await,
-                    None => Err(format!("payload without a notification id: {payload}").into()),
-                }
-            })
+        let send = handler(self, |mailer, payload| async move {
+            mailer
+                .send_notification(payload_id(&payload, "notification")?)
+                .await
         });
-        (JOB_EMAIL_SEND, handler)
+        (JOB_EMAIL_SEND, send)
     }
 
     pub fn verify_job_handler(&self) -> (&'static str, JobHandler) {
-        let mailer = self.clone();
-        let handler: JobHandler = Arc::new(move |payload| {
-            let mailer = mailer.clone();
-            Box::pin(async move {
-                let attempt = payload
-                    .get("attempt")
-                    .and_then(serde_json::Value::as_bool)
-                    .unwrap_or(false);
-                match payload.get("user").and_then(serde_json::Value::as_i64) {
-                    Some(id) if attempt => mailer.send_signup_attempt(id).await,
-                    Some(id) => mailer.send_verification(id).await,
-                    None => Err(format!("payload without a user id: {payload}").into()),
-                }
-            })
+        let verify = handler(self, |mailer, payload| async move {
+            let user = payload_id(&payload, "user")?;
+            if payload
+                .get("attempt")
+                .and_then(serde_json::Value::as_bool)
+                .unwrap_or(false)
+            {
+                mailer.send_signup_attempt(user).await
+            } else {
+                mailer.send_verification(user).await
+            }
         });
-        (JOB_EMAIL_VERIFY, handler)
+        (JOB_EMAIL_VERIFY, verify)
     }
 }

@@ -29,7 +29,7 @@ use crate::error::{area_error, Code, Refuse};
 use crate::metrics::Metrics;
 use crate::service::catalog::{Catalog, ShopSettings, StockMove};
 use crate::service::market::Market;
-use crate::service::outbox::{JobError, JobHandler};
+use crate::service::outbox::{handler, payload_id, JobError, JobHandler};
 use crate::store::cache::Cache;
 use crate::store::sql::{
     expiry_job, retrying, LineRequest, NewOrder, OrderLineRecord, OrderRecord, PricedLine,
@@ -359,18 +359,18 @@ impl Orders {
                         .inc();
                     return Err(err);
                 }
-                Placed::Order(record) => {
-                    self.metrics.orders_placed.inc();
-                    self.cache_status(&record).await;
-                    let lines = self.sql.orders().order_lines(record.id).await?;
-                    return Ok(OrderDetail {
-                        order: record,
-                        lines,
-                    });
-                }
+                Placed::Order(record) => return self.placed(record).await,
             }
         }
         Err(OrderError::internal("no free order number after 5 draws"))
+    }
+
+    /// A new order: counted, its status cached, with its lines.
+    async fn placed(&self, order: OrderRecord) -> Result<OrderDetail, OrderError> {
+        self.metrics.orders_placed.inc();
+        self.cache_status(&order).await;
+        let lines = self.sql.orders().order_lines(order.id).await?;
+        Ok(OrderDetail { order, lines })
     }
 
     /// One attempt at placing a shop order, in one transaction: the
@@ -536,8 +536,6 @@ impl Orders {
                     ))
                 }
                 ListingPlaced::Order(record) => {
-                    self.metrics.orders_placed.inc();
-                    self.cache_status(&record).await;
                     if let Some(reservation) = record.reservation_id {
                         if let Err(e) = self
                             .market
@@ -547,11 +545,7 @@ impl Orders {
                             tracing::warn!(error = %e, "announcing an order hold failed");
                         }
                     }
-                    let lines = self.sql.orders().order_lines(record.id).await?;
-                    return Ok(OrderDetail {
-                        order: record,
-                        lines,
-                    });
+                    return self.placed(record).await;
                 }
             }
         }
@@ -795,10 +789,7 @@ impl Orders {
 
     /// Run one outbox job of this service.
     async fn run_job(&self, kind: &str, payload: &serde_json::Value) -> Result<(), JobError> {
-        let id = payload
-            .get("order")
-            .and_then(serde_json::Value::as_i64)
-            .ok_or_else(|| format!("payload without an order id: {payload}"))?;
+        let id = payload_id(payload, "order")?;
         let done = match kind {
             JOB_ORDER_EXPIRE => self.expire(id).await,
             JOB_STOCK_RESTORE => self.restore_stock(id).await,
@@ -813,12 +804,10 @@ impl Orders {
         JOB_KINDS
             .iter()
             .map(|&kind| {
-                let orders = self.clone();
-                let handler: JobHandler = Arc::new(move |payload| {
-                    let orders = orders.clone();
-                    Box::pin(async move { orders.run_job(kind, &payload).await })
+                let run = handler(self, move |orders, payload| async move {
+                    orders.run_job(kind, &payload).await
                 });
-                (kind, handler)
+                (kind, run)
             })
             .collect()
     }

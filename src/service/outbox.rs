@@ -105,6 +105,26 @@ pub type JobFuture = Pin<Box<dyn Future<Output = Result<(), JobError>>>>;
 /// Runs one job from its payload.
 pub type JobHandler = Arc<dyn Fn(serde_json::Value) -> JobFuture>;
 
+/// A job handler that runs `run` with a clone of `service` (a cheap handle)
+/// and the job's payload.
+pub fn handler<S, F, Fut>(service: &S, run: F) -> JobHandler
+where
+    S: Clone + 'static,
+    F: Fn(S, serde_json::Value) -> Fut + 'static,
+    Fut: Future<Output = Result<(), JobError>> + 'static,
+{
+    let service = service.clone();
+    Arc::new(move |payload| Box::pin(run(service.clone(), payload)))
+}
+
+/// The integer `key` of a job's payload, or an error that names it.
+pub fn payload_id(payload: &serde_json::Value, key: &str) -> Result<i64, JobError> {
+    payload
+        .get(key)
+        .and_then(serde_json::Value::as_i64)
+        .ok_or_else(|| format!("payload without `{key}`: {payload}").into())
+}
+
 /// `config.outbox`.
 #[derive(Debug, Clone)]
 pub struct OutboxSettings {

@@ -53,7 +53,7 @@ use crate::payments::{
 use crate::service::events::{publish_job, publish_job_at};
 use crate::service::market::Market;
 use crate::service::orders::{OrderDetail, Orders};
-use crate::service::outbox::{JobError, JobHandler};
+use crate::service::outbox::{handler, payload_id, JobError, JobHandler};
 use crate::store::sql::{
     CancelLine, Cancelled, NewJob, NewPayment, NewRefund, OrderRecord, PaymentEvent,
     PaymentFailure, PaymentRecord, Recorded, RefundLine, RefundRecord, SqlStore,
@@ -1166,76 +1166,54 @@ impl Payments {
 
     /// The outbox handlers of this service: `(kind, handler, on_dead)`.
     pub fn job_handlers(&self) -> Vec<(&'static str, JobHandler, Option<JobHandler>)> {
-        let p = self.clone();
-        let compensation: JobHandler = Arc::new(move |payload| {
-            let p = p.clone();
-            Box::pin(async move { p.run_compensation(&payload).await })
+        let compensation = handler(self, |p, payload| async move {
+            p.run_compensation(&payload).await
         });
-        let p = self.clone();
-        let compensation_dead: JobHandler = Arc::new(move |payload| {
-            let p = p.clone();
-            Box::pin(async move {
-                let order = payload.get("order").and_then(serde_json::Value::as_i64);
-                let buyer = match order {
-                    Some(o) => p
-                        .sql
-                        .orders()
-                        .order(o)
-                        .await
-                        .ok()
-                        .flatten()
-                        .map_or(0, |o| o.buyer_id),
-                    None => 0,
-                };
-                p.publish(Alarm::PaymentCompensationFailed, buyer, payload)
+        let compensation_dead = handler(self, |p, payload| async move {
+            let order = payload.get("order").and_then(serde_json::Value::as_i64);
+            let buyer = match order {
+                Some(o) => p
+                    .sql
+                    .orders()
+                    .order(o)
+                    .await
+                    .ok()
+                    .flatten()
+                    .map_or(0, |o| o.buyer_id),
+                None => 0,
+            };
+            p.publish(Alarm::PaymentCompensationFailed, buyer, payload)
+                .await;
+            Ok(())
+        });
+        let refund = handler(self, |p, payload| async move {
+            p.run_refund(payload_id(&payload, "refund")?).await
+        });
+        let refund_dead = handler(self, |p, payload| async move {
+            let Ok(id) = payload_id(&payload, "refund") else {
+                return Ok(());
+            };
+            if let Some(refund) = p.sql.payments().refund(id).await? {
+                if let Some(order) = p.sql.orders().order(refund.order_id).await? {
+                    p.refund_failed(
+                        &refund,
+                        &order,
+                        "the provider did not answer; retries exhausted",
+                    )
                     .await;
-                Ok(())
-            })
-        });
-        let p = self.clone();
-        let refund: JobHandler = Arc::new(move |payload| {
-            let p = p.clone();
-            Box::pin(async move {
-                match payload.get("refund").and_then(serde_json::Value::as_i64) {
-                    Some(id) => p.run_refund(id).await,
-                    None => Err(format!("payload without a refund id: {payload}").into()),
                 }
-            })
+            }
+            Ok(())
         });
-        let p = self.clone();
-        let refund_dead: JobHandler = Arc::new(move |payload| {
-            let p = p.clone();
-            Box::pin(async move {
-                let Some(id) = payload.get("refund").and_then(serde_json::Value::as_i64) else {
-                    return Ok(());
-                };
-                let refund = p.sql.payments().refund(id).await?;
-                if let Some(refund) = refund {
-                    if let Some(order) = p.sql.orders().order(refund.order_id).await? {
-                        p.refund_failed(
-                            &refund,
-                            &order,
-                            "the provider did not answer; retries exhausted",
-                        )
-                        .await;
-                    }
-                }
-                Ok(())
-            })
-        });
-        let p = self.clone();
-        let reconcile: JobHandler = Arc::new(move |payload| {
-            let p = p.clone();
-            Box::pin(async move {
-                let s = |k: &str| {
-                    payload
-                        .get(k)
-                        .and_then(|v| v.as_str())
-                        .unwrap_or("")
-                        .to_string()
-                };
-                p.reconcile(&s("provider"), &s("payment_key")).await
-            })
+        let reconcile = handler(self, |p, payload| async move {
+            let s = |k: &str| {
+                payload
+                    .get(k)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("")
+                    .to_string()
+            };
+            p.reconcile(&s("provider"), &s("payment_key")).await
         });
         vec![
             (JOB_PAYMENT_CANCEL, compensation, Some(compensation_dead)),

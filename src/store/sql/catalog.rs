@@ -191,30 +191,13 @@ impl CatalogSql<'_> {
     /// Create a product with its options and images in one transaction.
     pub async fn create_product(
         &self,
-        fields: &ProductFields<'_>,
-        status: ProductStatus,
-        options: &[NewOption],
-        images: &[i64],
-        now: i64,
-    ) -> Result<SkuWrite, StoreError> {
-        let attempt = retrying("create_product", || {
-            self.create_product_once(fields, status, options, images, now)
-        })
-        .await;
-        match attempt {
-            Err(StoreError::Sql(e)) if is_unique_violation(&e) => Ok(SkuWrite::SkuTaken),
-            other => other.map(SkuWrite::Done),
-        }
-    }
-
-    async fn create_product_once(
-        &self,
         f: &ProductFields<'_>,
         status: ProductStatus,
         options: &[NewOption],
         images: &[i64],
         now: i64,
-    ) -> Result<i64, StoreError> {
+    ) -> Result<SkuWrite, StoreError> {
+        let attempt = retrying("create_product", || async {
         let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO products (name, brand, description, category, base_price, status, search_text, \
@@ -238,6 +221,12 @@ impl CatalogSql<'_> {
         replace_product_images(&mut tx, id, images).await?;
         tx.commit().await?;
         Ok(id)
+    })
+        .await;
+        match attempt {
+            Err(StoreError::Sql(e)) if is_unique_violation(&e) => Ok(SkuWrite::SkuTaken),
+            other => other.map(SkuWrite::Done),
+        }
     }
 
     /// Write a product's fields (all given, already merged); replace the

@@ -82,14 +82,7 @@ impl ChatSql<'_> {
         if rooms.is_empty() && reads.is_empty() {
             return Ok(());
         }
-        retrying("advance_rooms", || self.advance_rooms_once(rooms, reads)).await
-    }
-
-    async fn advance_rooms_once(
-        &self,
-        rooms: &[(i64, i64, i64)],
-        reads: &[(i64, i64, i64)],
-    ) -> Result<(), StoreError> {
+        retrying("advance_rooms", || async {
         let greatest = self.greatest();
         let mut rooms = rooms.to_vec();
         // Same lock order as every other room transaction.
@@ -119,105 +112,7 @@ impl ChatSql<'_> {
         }
         tx.commit().await?;
         Ok(())
-    }
-
-    async fn write_batch_once(
-        self,
-        writes: &[ChatWrite],
-    ) -> Result<Vec<Option<Appended>>, StoreError> {
-        // Set-based: a constant handful of statements per batch, whatever
-        // its size (each is a network round trip).
-        let mut tx = self.begin_write().await?;
-        let now_rooms: Vec<i64> = {
-            let mut r: Vec<i64> = writes
-                .iter()
-                .filter_map(|w| match w {
-                    ChatWrite::Append(m) => Some(m.room_id),
-                    ChatWrite::Read { .. } => None,
-                })
-                .collect();
-            r.sort_unstable();
-            r.dedup();
-            r
-        };
-        // 1. Earlier copies of the client ids in this batch.
-        let keyed: Vec<(i64, i64, &str)> = writes
-            .iter()
-            .filter_map(|w| match w {
-                ChatWrite::Append(m) => m
-                    .client_msg_id
-                    .as_deref()
-                    .map(|c| (m.room_id, m.sender_id, c)),
-                ChatWrite::Read { .. } => None,
-            })
-            .collect();
-        let stored = self.stored_copies(&mut tx, &keyed).await?;
-        // 2. Where each room's sequence stands.
-        let mut last: HashMap<i64, (i64, i64)> = self
-            .room_seqs(&mut tx, &now_rooms)
-            .await?
-            .into_iter()
-            .map(|(id, seq)| (id, (seq, 0)))
-            .collect();
-        // 3. Assign seqs in order; collect rows and read-pointer moves.
-        let mut results = Vec::with_capacity(writes.len());
-        let mut rows: Vec<(&NewMessage, i64)> = Vec::new();
-        let mut seen: HashMap<(i64, i64, &str), (i64, i64)> = HashMap::new();
-        let mut reads: HashMap<(i64, i64), i64> = HashMap::new();
-        for write in writes {
-            let Some(m) = crate::store::append_or_note_read(write, &mut reads) else {
-                results.push(None);
-                continue;
-            };
-            if let Some(cid) = m.client_msg_id.as_deref() {
-                let earlier = seen
-                    .get(&(m.room_id, m.sender_id, cid))
-                    .copied()
-                    .or_else(|| {
-                        stored
-                            .get(&(m.room_id, m.sender_id, cid.to_string()))
-                            .copied()
-                    });
-                if let Some((seq, ts)) = earlier {
-                    results.push(Some(Appended::Duplicate { seq, ts }));
-                    continue;
-                }
-            }
-            let Some(room) = last.get_mut(&m.room_id) else {
-                return Err(StoreError::Other(format!(
-                    "message for unknown room {}",
-                    m.room_id
-                )));
-            };
-            room.0 += 1;
-            room.1 = m.created_at;
-            let seq = room.0;
-            rows.push((m, seq));
-            if let Some(cid) = m.client_msg_id.as_deref() {
-                seen.insert((m.room_id, m.sender_id, cid), (seq, m.created_at));
-            }
-            crate::store::note_read(&mut reads, m.room_id, m.sender_id, seq);
-            results.push(Some(Appended::New {
-                seq,
-                ts: m.created_at,
-            }));
-        }
-        // 4. The new rows.
-        self.insert_messages(&mut tx, &rows).await?;
-        // 5. Advance the rooms touched.
-        let mut advanced: Vec<(i64, i64, i64)> = last
-            .iter()
-            .filter(|(_, (_, at))| *at > 0)
-            .map(|(id, (seq, at))| (*id, *seq, *at))
-            .collect();
-        advanced.sort_unstable();
-        self.advance_seqs(&mut tx, &advanced).await?;
-        // 6. Move read pointers forward (never back).
-        let mut moves: Vec<((i64, i64), i64)> = reads.into_iter().collect();
-        moves.sort_unstable();
-        self.move_reads(&mut tx, &moves).await?;
-        tx.commit().await?;
-        Ok(results)
+    }).await
     }
 
     // The statements of a batch on MySQL/MariaDB (SQLite's run on the chat
@@ -368,7 +263,103 @@ impl MessageStore for SqlStore {
         if let Some(writer) = &self.chat_writer {
             return writer.write(writes.to_vec()).await;
         }
-        retrying("write_batch", || self.chat().write_batch_once(writes)).await
+        retrying("write_batch", || async {
+            // Set-based: a constant handful of statements per batch, whatever
+            // its size (each is a network round trip).
+            let mut tx = self.begin_write().await?;
+            let now_rooms: Vec<i64> = {
+                let mut r: Vec<i64> = writes
+                    .iter()
+                    .filter_map(|w| match w {
+                        ChatWrite::Append(m) => Some(m.room_id),
+                        ChatWrite::Read { .. } => None,
+                    })
+                    .collect();
+                r.sort_unstable();
+                r.dedup();
+                r
+            };
+            // 1. Earlier copies of the client ids in this batch.
+            let keyed: Vec<(i64, i64, &str)> = writes
+                .iter()
+                .filter_map(|w| match w {
+                    ChatWrite::Append(m) => m
+                        .client_msg_id
+                        .as_deref()
+                        .map(|c| (m.room_id, m.sender_id, c)),
+                    ChatWrite::Read { .. } => None,
+                })
+                .collect();
+            let stored = self.chat().stored_copies(&mut tx, &keyed).await?;
+            // 2. Where each room's sequence stands.
+            let mut last: HashMap<i64, (i64, i64)> = self
+                .chat()
+                .room_seqs(&mut tx, &now_rooms)
+                .await?
+                .into_iter()
+                .map(|(id, seq)| (id, (seq, 0)))
+                .collect();
+            // 3. Assign seqs in order; collect rows and read-pointer moves.
+            let mut results = Vec::with_capacity(writes.len());
+            let mut rows: Vec<(&NewMessage, i64)> = Vec::new();
+            let mut seen: HashMap<(i64, i64, &str), (i64, i64)> = HashMap::new();
+            let mut reads: HashMap<(i64, i64), i64> = HashMap::new();
+            for write in writes {
+                let Some(m) = crate::store::append_or_note_read(write, &mut reads) else {
+                    results.push(None);
+                    continue;
+                };
+                if let Some(cid) = m.client_msg_id.as_deref() {
+                    let earlier = seen
+                        .get(&(m.room_id, m.sender_id, cid))
+                        .copied()
+                        .or_else(|| {
+                            stored
+                                .get(&(m.room_id, m.sender_id, cid.to_string()))
+                                .copied()
+                        });
+                    if let Some((seq, ts)) = earlier {
+                        results.push(Some(Appended::Duplicate { seq, ts }));
+                        continue;
+                    }
+                }
+                let Some(room) = last.get_mut(&m.room_id) else {
+                    return Err(StoreError::Other(format!(
+                        "message for unknown room {}",
+                        m.room_id
+                    )));
+                };
+                room.0 += 1;
+                room.1 = m.created_at;
+                let seq = room.0;
+                rows.push((m, seq));
+                if let Some(cid) = m.client_msg_id.as_deref() {
+                    seen.insert((m.room_id, m.sender_id, cid), (seq, m.created_at));
+                }
+                crate::store::note_read(&mut reads, m.room_id, m.sender_id, seq);
+                results.push(Some(Appended::New {
+                    seq,
+                    ts: m.created_at,
+                }));
+            }
+            // 4. The new rows.
+            self.chat().insert_messages(&mut tx, &rows).await?;
+            // 5. Advance the rooms touched.
+            let mut advanced: Vec<(i64, i64, i64)> = last
+                .iter()
+                .filter(|(_, (_, at))| *at > 0)
+                .map(|(id, (seq, at))| (*id, *seq, *at))
+                .collect();
+            advanced.sort_unstable();
+            self.chat().advance_seqs(&mut tx, &advanced).await?;
+            // 6. Move read pointers forward (never back).
+            let mut moves: Vec<((i64, i64), i64)> = reads.into_iter().collect();
+            moves.sort_unstable();
+            self.chat().move_reads(&mut tx, &moves).await?;
+            tx.commit().await?;
+            Ok(results)
+        })
+        .await
     }
 
     fn blocking_writer(&self) -> Option<BlockingWriter> {

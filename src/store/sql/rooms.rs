@@ -124,14 +124,7 @@ impl ChatSql<'_> {
         room: &NewOpenRoom<'_>,
         now: i64,
     ) -> Result<i64, StoreError> {
-        retrying("create_open_room", || self.create_open_room_once(room, now)).await
-    }
-
-    async fn create_open_room_once(
-        &self,
-        room: &NewOpenRoom<'_>,
-        now: i64,
-    ) -> Result<i64, StoreError> {
+        retrying("create_open_room", || async {
         let owner = room.owner.get();
         let mut tx = self.begin_write().await?;
         sqlx::query(
@@ -160,6 +153,7 @@ impl ChatSql<'_> {
         .await?;
         tx.commit().await?;
         Ok(id)
+    }).await
     }
 
     /// The one direct room for `key`, created with members `a` and `b` if
@@ -173,20 +167,7 @@ impl ChatSql<'_> {
         listing_id: Option<i64>,
         now: i64,
     ) -> Result<(i64, bool), StoreError> {
-        retrying("get_or_create_direct", || {
-            self.get_or_create_direct_once(key, a, b, listing_id, now)
-        })
-        .await
-    }
-
-    async fn get_or_create_direct_once(
-        &self,
-        key: &str,
-        a: i64,
-        b: i64,
-        listing_id: Option<i64>,
-        now: i64,
-    ) -> Result<(i64, bool), StoreError> {
+        retrying("get_or_create_direct", || async {
         if let Some(id) = self.direct_room_id(key).await? {
             return Ok((id, false));
         }
@@ -234,6 +215,8 @@ impl ChatSql<'_> {
         }
         tx.commit().await?;
         Ok((id, true))
+    })
+        .await
     }
 
     async fn direct_room_id(&self, key: &str) -> Result<Option<i64>, StoreError> {
@@ -288,15 +271,7 @@ impl ChatSql<'_> {
         user_id: i64,
         now: i64,
     ) -> Result<JoinOutcome, StoreError> {
-        retrying("join_room", || self.join_room_once(room_id, user_id, now)).await
-    }
-
-    async fn join_room_once(
-        &self,
-        room_id: i64,
-        user_id: i64,
-        now: i64,
-    ) -> Result<JoinOutcome, StoreError> {
+        retrying("join_room", || async {
         let mut tx = self.begin_write().await?;
         if !self.lock_room(&mut tx, room_id).await? {
             return Ok(JoinOutcome::NoRoom);
@@ -354,35 +329,32 @@ impl ChatSql<'_> {
         Ok(JoinOutcome::Joined {
             visible_from: last_seq,
         })
+    }).await
     }
 
     /// Remove a member (leave or kick); false if they were not one.
     pub async fn remove_member(&self, room_id: i64, user_id: i64) -> Result<bool, StoreError> {
-        retrying("remove_member", || {
-            self.remove_member_once(room_id, user_id)
+        retrying("remove_member", || async {
+            let mut tx = self.begin_write().await?;
+            if !self.lock_room(&mut tx, room_id).await? {
+                return Ok(false);
+            }
+            let removed = sqlx::query("DELETE FROM room_members WHERE room_id = ? AND user_id = ?")
+                .bind(room_id)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+            if removed.rows_affected() == 0 {
+                return Ok(false);
+            }
+            sqlx::query("UPDATE rooms SET member_count = member_count - 1 WHERE id = ?")
+                .bind(room_id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(true)
         })
         .await
-    }
-
-    async fn remove_member_once(&self, room_id: i64, user_id: i64) -> Result<bool, StoreError> {
-        let mut tx = self.begin_write().await?;
-        if !self.lock_room(&mut tx, room_id).await? {
-            return Ok(false);
-        }
-        let removed = sqlx::query("DELETE FROM room_members WHERE room_id = ? AND user_id = ?")
-            .bind(room_id)
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
-        if removed.rows_affected() == 0 {
-            return Ok(false);
-        }
-        sqlx::query("UPDATE rooms SET member_count = member_count - 1 WHERE id = ?")
-            .bind(room_id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(true)
     }
 
     pub async fn ban(
@@ -420,37 +392,30 @@ impl ChatSql<'_> {
         old_owner: i64,
         new_owner: i64,
     ) -> Result<(), StoreError> {
-        retrying("set_owner", || {
-            self.set_owner_once(room_id, old_owner, new_owner)
-        })
-        .await
-    }
-
-    async fn set_owner_once(
-        &self,
-        room_id: i64,
-        old_owner: i64,
-        new_owner: i64,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
-        self.lock_room(&mut tx, room_id).await?;
-        sqlx::query("UPDATE room_members SET role = 'member' WHERE room_id = ? AND user_id = ?")
+        retrying("set_owner", || async {
+            let mut tx = self.begin_write().await?;
+            self.lock_room(&mut tx, room_id).await?;
+            sqlx::query(
+                "UPDATE room_members SET role = 'member' WHERE room_id = ? AND user_id = ?",
+            )
             .bind(room_id)
             .bind(old_owner)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("UPDATE room_members SET role = 'owner' WHERE room_id = ? AND user_id = ?")
-            .bind(room_id)
-            .bind(new_owner)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE rooms SET owner_id = ? WHERE id = ?")
-            .bind(new_owner)
-            .bind(room_id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
+            sqlx::query("UPDATE room_members SET role = 'owner' WHERE room_id = ? AND user_id = ?")
+                .bind(room_id)
+                .bind(new_owner)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE rooms SET owner_id = ? WHERE id = ?")
+                .bind(new_owner)
+                .bind(room_id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
     }
 
     /// Open rooms whose name contains `q` (any script; `%` and `_` in `q`

@@ -11,65 +11,48 @@ impl MarketSql<'_> {
         listing_id: i64,
         now: i64,
     ) -> Result<bool, StoreError> {
-        retrying("add_favourite", || {
-            self.add_favourite_once(user, listing_id, now)
+        retrying("add_favourite", || async {
+            let mut tx = self.begin_write().await?;
+            let added = sqlx::query(
+                "INSERT INTO favourites (user_id, listing_id, created_at) VALUES (?, ?, ?)",
+            )
+            .bind(user)
+            .bind(listing_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await;
+            if !inserted(added)? {
+                return Ok(false);
+            }
+            sqlx::query("UPDATE listings SET favourite_count = favourite_count + 1 WHERE id = ?")
+                .bind(listing_id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(true)
         })
         .await
-    }
-
-    pub(super) async fn add_favourite_once(
-        &self,
-        user: i64,
-        listing_id: i64,
-        now: i64,
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let added = sqlx::query(
-            "INSERT INTO favourites (user_id, listing_id, created_at) VALUES (?, ?, ?)",
-        )
-        .bind(user)
-        .bind(listing_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await;
-        if !inserted(added)? {
-            return Ok(false);
-        }
-        sqlx::query("UPDATE listings SET favourite_count = favourite_count + 1 WHERE id = ?")
-            .bind(listing_id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(true)
     }
 
     pub async fn remove_favourite(&self, user: i64, listing_id: i64) -> Result<bool, StoreError> {
-        retrying("remove_favourite", || {
-            self.remove_favourite_once(user, listing_id)
+        retrying("remove_favourite", || async {
+            let mut tx = self.begin_write().await?;
+            let r = sqlx::query("DELETE FROM favourites WHERE user_id = ? AND listing_id = ?")
+                .bind(user)
+                .bind(listing_id)
+                .execute(&mut *tx)
+                .await?;
+            if r.rows_affected() == 0 {
+                return Ok(false);
+            }
+            sqlx::query("UPDATE listings SET favourite_count = favourite_count - 1 WHERE id = ?")
+                .bind(listing_id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(true)
         })
         .await
-    }
-
-    pub(super) async fn remove_favourite_once(
-        &self,
-        user: i64,
-        listing_id: i64,
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let r = sqlx::query("DELETE FROM favourites WHERE user_id = ? AND listing_id = ?")
-            .bind(user)
-            .bind(listing_id)
-            .execute(&mut *tx)
-            .await?;
-        if r.rows_affected() == 0 {
-            return Ok(false);
-        }
-        sqlx::query("UPDATE listings SET favourite_count = favourite_count - 1 WHERE id = ?")
-            .bind(listing_id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(true)
     }
 
     pub async fn is_favourite(&self, user: i64, listing_id: i64) -> Result<bool, StoreError> {

@@ -8,25 +8,12 @@ impl MarketSql<'_> {
     pub async fn create_listing(
         &self,
         seller: UserId,
-        fields: &ListingFields<'_>,
-        images: &[i64],
-        events: JobsFor<'_>,
-        now: i64,
-    ) -> Result<ListingId, StoreError> {
-        retrying("create_listing", || {
-            self.create_listing_once(seller, fields, images, events, now)
-        })
-        .await
-    }
-
-    async fn create_listing_once(
-        &self,
-        seller: UserId,
         f: &ListingFields<'_>,
         images: &[i64],
         events: JobsFor<'_>,
         now: i64,
     ) -> Result<ListingId, StoreError> {
+        retrying("create_listing", || async {
         let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO listings (seller_id, title, description, price, category, status, search_text, \
@@ -47,6 +34,8 @@ impl MarketSql<'_> {
         enqueue_all(&mut tx, &events(id), now).await?;
         self.outbox().commit_with_jobs(tx).await?;
         Ok(ListingId(id))
+    })
+        .await
     }
 
     /// Write the editable fields (all given, already merged) and, if
@@ -55,25 +44,13 @@ impl MarketSql<'_> {
     pub async fn update_listing(
         &self,
         id: ListingId,
-        fields: &ListingFields<'_>,
-        images: Option<&[i64]>,
-        jobs: &[NewJob],
-        now: i64,
-    ) -> Result<(), StoreError> {
-        retrying("update_listing", || {
-            self.update_listing_once(id.get(), fields, images, jobs, now)
-        })
-        .await
-    }
-
-    async fn update_listing_once(
-        &self,
-        id: i64,
         f: &ListingFields<'_>,
         images: Option<&[i64]>,
         jobs: &[NewJob],
         now: i64,
     ) -> Result<(), StoreError> {
+        let id = id.get();
+        retrying("update_listing", || async {
         let mut tx = self.begin_write().await?;
         sqlx::query(
             "UPDATE listings SET title = ?, description = ?, price = ?, category = ?, search_text = ?, updated_at = ? \
@@ -98,6 +75,8 @@ impl MarketSql<'_> {
         enqueue_all(&mut tx, jobs, now).await?;
         self.outbox().commit_with_jobs(tx).await?;
         Ok(())
+    })
+        .await
     }
 
     /// Move a listing from `from` to `to`; false if it was not in `from`.
@@ -119,18 +98,15 @@ impl MarketSql<'_> {
     }
 
     pub async fn delete_listing(&self, id: i64, now: i64) -> Result<(), StoreError> {
-        retrying("delete_listing", || self.delete_listing_once(id, now)).await
-    }
-
-    pub(super) async fn delete_listing_once(&self, id: i64, now: i64) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
-        sqlx::query("UPDATE listings SET deleted_at = ?, updated_at = ? WHERE id = ?")
-            .bind(now)
-            .bind(now)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
+        retrying("delete_listing", || async {
+            let mut tx = self.begin_write().await?;
+            sqlx::query("UPDATE listings SET deleted_at = ?, updated_at = ? WHERE id = ?")
+                .bind(now)
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
             "UPDATE reservations SET status = 'cancelled', active_listing_id = NULL, ended_at = ? \
              WHERE active_listing_id = ?",
         )
@@ -138,8 +114,10 @@ impl MarketSql<'_> {
         .bind(id)
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
-        Ok(())
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
     }
 
     pub async fn listing(&self, id: i64) -> Result<Option<ListingRecord>, StoreError> {

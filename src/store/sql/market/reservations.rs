@@ -15,38 +15,7 @@ impl MarketSql<'_> {
         events: JobsFor<'_>,
         now: i64,
     ) -> Result<(i64, Option<ReservationRecord>), StoreError> {
-        retrying("reserve", || {
-            self.reserve_once(listing_id, buyer, until, events, now)
-        })
-        .await
-    }
-
-    /// Lock a listing's row for the rest of the transaction (MySQL):
-    /// reservation and sale transactions take it first, so they serialise
-    /// per listing and lock in one order.
-    pub(super) async fn lock_listing(
-        &self,
-        conn: &mut sqlx::AnyConnection,
-        listing_id: i64,
-    ) -> Result<(), StoreError> {
-        sqlx::query(&format!(
-            "SELECT id FROM listings WHERE id = ?{}",
-            self.for_update()
-        ))
-        .bind(listing_id)
-        .fetch_optional(&mut *conn)
-        .await?;
-        Ok(())
-    }
-
-    pub(super) async fn reserve_once(
-        &self,
-        listing_id: i64,
-        buyer: i64,
-        until: Option<i64>,
-        events: JobsFor<'_>,
-        now: i64,
-    ) -> Result<(i64, Option<ReservationRecord>), StoreError> {
+        retrying("reserve", || async {
         let mut tx = self.begin_write().await?;
         self.lock_listing(&mut tx, listing_id).await?;
         let old: Option<ReservationRow> = sqlx::query_as(&format!(
@@ -82,6 +51,26 @@ impl MarketSql<'_> {
         enqueue_all(&mut tx, &events(id), now).await?;
         self.outbox().commit_with_jobs(tx).await?;
         Ok((id, old.map(reservation)))
+    })
+        .await
+    }
+
+    /// Lock a listing's row for the rest of the transaction (MySQL):
+    /// reservation and sale transactions take it first, so they serialise
+    /// per listing and lock in one order.
+    pub(super) async fn lock_listing(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        listing_id: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(&format!(
+            "SELECT id FROM listings WHERE id = ?{}",
+            self.for_update()
+        ))
+        .bind(listing_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        Ok(())
     }
 
     pub async fn active_reservation(
@@ -119,19 +108,7 @@ impl MarketSql<'_> {
         jobs: &[NewJob],
         now: i64,
     ) -> Result<bool, StoreError> {
-        retrying("end_reservation", || {
-            self.end_reservation_once(id, status, jobs, now)
-        })
-        .await
-    }
-
-    pub(super) async fn end_reservation_once(
-        &self,
-        id: i64,
-        status: &str,
-        jobs: &[NewJob],
-        now: i64,
-    ) -> Result<bool, StoreError> {
+        retrying("end_reservation", || async {
         let mut tx = self.begin_write().await?;
         let row: Option<(i64,)> = sqlx::query_as(
             "SELECT listing_id FROM reservations WHERE id = ? AND status = 'active'",
@@ -162,6 +139,8 @@ impl MarketSql<'_> {
         enqueue_all(&mut tx, jobs, now).await?;
         self.outbox().commit_with_jobs(tx).await?;
         Ok(true)
+    })
+        .await
     }
 
     /// Every active reservation with an expiry (to rebuild timers).
@@ -184,19 +163,7 @@ impl MarketSql<'_> {
         jobs: &[NewJob],
         now: i64,
     ) -> Result<bool, StoreError> {
-        retrying("mark_sold", || {
-            self.mark_sold_once(listing_id, buyer, jobs, now)
-        })
-        .await
-    }
-
-    pub(super) async fn mark_sold_once(
-        &self,
-        listing_id: i64,
-        buyer: Option<i64>,
-        jobs: &[NewJob],
-        now: i64,
-    ) -> Result<bool, StoreError> {
+        retrying("mark_sold", || async {
         let mut tx = self.begin_write().await?;
         let r = sqlx::query(
             "UPDATE listings SET status = 'sold', buyer_id = ?, sold_at = ?, updated_at = ? \
@@ -221,5 +188,7 @@ impl MarketSql<'_> {
         enqueue_all(&mut tx, jobs, now).await?;
         self.outbox().commit_with_jobs(tx).await?;
         Ok(true)
+    })
+        .await
     }
 }
