@@ -141,21 +141,17 @@ impl Application {
             // fire. Every node re-arms all pending ones now and then
             // (re-arming replaces; expiry happens once, see Market).
             let market = state.market.clone();
-            let every = state.config.market.reservation_sweep;
-            let mut stop = state.shutdown.task("reservation sweep");
-            actix_web::rt::spawn(async move {
-                let mut tick = tokio::time::interval(every);
-                tick.tick().await;
-                loop {
-                    tokio::select! {
-                        () = stop.wait() => break,
-                        _ = tick.tick() => {}
+            state.shutdown.task("reservation sweep").every(
+                state.config.market.reservation_sweep,
+                move || {
+                    let market = market.clone();
+                    async move {
+                        if let Err(e) = market.restore_timers().await {
+                            tracing::warn!(error = %e, "reservation sweep failed");
+                        }
                     }
-                    if let Err(e) = market.restore_timers().await {
-                        tracing::warn!(error = %e, "reservation sweep failed");
-                    }
-                }
-            });
+                },
+            );
         }
         let server = http::server::build(
             listener,

@@ -179,6 +179,29 @@ impl Shutdown {
     pub fn is_stopping(&self) -> bool {
         *self.phase.borrow() >= Phase::Stopping
     }
+
+    /// Run `work` now and then every `period` until the stop signal, on the
+    /// current (actix) runtime. A round that runs late is not made up
+    /// (the next one waits a full period). The loop holds this listener: a
+    /// task's guard (`ShutdownTrigger::task`) lets `run` wait for the round
+    /// in flight.
+    pub fn every<F, Fut>(mut self, period: Duration, mut work: F)
+    where
+        F: FnMut() -> Fut + 'static,
+        Fut: std::future::Future<Output = ()> + 'static,
+    {
+        actix::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    () = self.wait() => break,
+                    _ = tick.tick() => {}
+                }
+                work().await;
+            }
+        });
+    }
 }
 
 #[cfg(test)]

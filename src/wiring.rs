@@ -190,16 +190,12 @@ impl Engines {
 }
 
 /// Checkpoint SQLite's WAL every 500 ms, off the commit path.
-fn spawn_checkpoints(sql: &Arc<SqlStore>, metrics: Arc<Metrics>, mut stop: Shutdown) {
+fn spawn_checkpoints(sql: &Arc<SqlStore>, metrics: Arc<Metrics>, stop: Shutdown) {
     let sql = Arc::downgrade(sql);
-    actix::spawn(async move {
-        let mut every = tokio::time::interval(std::time::Duration::from_millis(500));
-        loop {
-            tokio::select! {
-                () = stop.wait() => break,
-                _ = every.tick() => {}
-            }
-            let Some(sql) = sql.upgrade() else { break };
+    stop.every(std::time::Duration::from_millis(500), move || {
+        let (sql, metrics) = (sql.upgrade(), metrics.clone());
+        async move {
+            let Some(sql) = sql else { return };
             let started = std::time::Instant::now();
             if let Err(e) = sql.checkpoint().await {
                 tracing::warn!(error = %e, "WAL checkpoint failed");
@@ -288,21 +284,16 @@ pub fn media(
         },
     );
     let sweeping = media.clone();
-    let every = config.uploads.sweep_every;
-    let mut stop = shutdown.task("upload sweep");
-    actix::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = stop.wait() => break,
-                _ = tick.tick() => {}
+    shutdown
+        .task("upload sweep")
+        .every(config.uploads.sweep_every, move || {
+            let sweeping = sweeping.clone();
+            async move {
+                if let Err(e) = sweeping.sweep_orphans().await {
+                    tracing::warn!(error = %e, "sweeping unused uploads failed");
+                }
             }
-            if let Err(e) = sweeping.sweep_orphans().await {
-                tracing::warn!(error = %e, "sweeping unused uploads failed");
-            }
-        }
-    });
+        });
     Ok(media)
 }
 

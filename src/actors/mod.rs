@@ -460,21 +460,19 @@ impl ChatHub {
             // node dies).
             let hub = Arc::downgrade(&self.inner);
             let node = me.clone();
-            let mut stop = stop.clone();
-            actix::spawn(async move {
-                let mut tick = tokio::time::interval(crate::store::redis::PRESENCE_REFRESH);
-                loop {
-                    tokio::select! {
-                        () = stop.wait() => break,
-                        _ = tick.tick() => {}
+            stop.clone()
+                .every(crate::store::redis::PRESENCE_REFRESH, move || {
+                    let users: Option<Vec<i64>> = hub
+                        .upgrade()
+                        .map(|inner| ChatHub { inner }.users_read().keys().copied().collect());
+                    let (presence, node) = (presence.clone(), node.clone());
+                    async move {
+                        let Some(users) = users else { return };
+                        if let Err(e) = presence.set_online(&node, &users).await {
+                            tracing::warn!(error = %e, "presence refresh failed");
+                        }
                     }
-                    let Some(inner) = hub.upgrade() else { break };
-                    let users: Vec<i64> = ChatHub { inner }.users_read().keys().copied().collect();
-                    if let Err(e) = presence.set_online(&node, &users).await {
-                        tracing::warn!(error = %e, "presence refresh failed");
-                    }
-                }
-            });
+                });
         }
         let hub = Arc::downgrade(&self.inner);
         let mut stop = stop;
