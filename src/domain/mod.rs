@@ -12,6 +12,7 @@ pub mod money;
 pub mod notification;
 pub mod order;
 pub mod product;
+pub mod region;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

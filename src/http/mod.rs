@@ -13,6 +13,7 @@ pub mod openapi;
 pub mod orders;
 pub mod origin;
 pub mod payments;
+pub mod regions;
 pub mod rooms;
 pub mod server;
 pub mod system;
@@ -105,6 +106,8 @@ pub fn app(
                 .service(rooms::read)
                 .service(rooms::edit_message)
                 .service(rooms::delete_message)
+                .service(regions::search_regions)
+                .service(regions::get_region)
                 .service(market::upload)
                 .service(market::create_listing)
                 .service(market::feed)

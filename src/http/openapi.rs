@@ -23,6 +23,7 @@ use crate::http::error::ErrorBody;
         (name = "accounts", description = "Sign-up, login, sessions and profiles"),
         (name = "admin", description = "Administrator-only endpoints"),
         (name = "market", description = "Listings, feed, favourites, blocks, reports, reservations, sales, reviews"),
+        (name = "regions", description = "Regions (읍/면/동): search by name, neighbours by distance"),
         (name = "shop", description = "The curated shop: products, wishlist, cart, orders"),
         (name = "chat", description = "Rooms, history and read pointers; live traffic on GET /ws (docs/PROTOCOL.md)"),
         (name = "notifications", description = "The notification inbox and settings; live `notification` frames on GET /ws"),

@@ -28,6 +28,7 @@ mod pay_flows;
 mod payments;
 mod providers;
 mod refunds;
+mod regions;
 mod shop;
 mod smtp_sink;
 mod system;
