@@ -180,6 +180,10 @@ error_codes! {
     InvalidState = "invalid_state", CONFLICT, Rest;
     /// A per-user limit would be passed; `details.limit` names it (`cart_lines`, `keyword_alerts`, `unpaid_orders`, `unpaid_units`, `storage`, ...) and `details.max` is the limit (docs/OPERATIONS.md lists them with their settings). Nothing was written.
     LimitReached = "limit_reached", CONFLICT, Rest;
+    /// A position outside the regions Jangteo serves (outside Korea, or at sea).
+    OutsideServiceArea = "outside_service_area", UNPROCESSABLE_ENTITY, Rest;
+    /// A user has two neighbourhoods already; remove one first.
+    NeighbourhoodLimit = "neighbourhood_limit", CONFLICT, Rest;
     /// Too many attempts or messages; slow down (REST sets `Retry-After`).
     RateLimited = "rate_limited", TOO_MANY_REQUESTS, Both;
     /// A backend does not answer; retry shortly.

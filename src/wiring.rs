@@ -330,6 +330,7 @@ pub fn market(
             reservation_max: config.market.reservation_max,
             listings_per_hour: config.market.listings_per_hour,
             limiter: engines.limiter.clone(),
+            neighbourhood_verify: config.market.neighbourhood_verify,
         },
     );
     let _ = cell.set(market.clone());

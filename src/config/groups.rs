@@ -151,6 +151,8 @@ pub struct MarketSettings {
     pub listings_per_hour: u32,
     /// Keyword alerts one watcher gets about one seller per hour.
     pub keyword_alerts_per_seller: u32,
+    /// How long a neighbourhood stays verified.
+    pub neighbourhood_verify: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -288,6 +290,7 @@ impl Settings {
                 reservation_max: s.reservation_max_secs,
                 listings_per_hour: s.listings_per_hour,
                 keyword_alerts_per_seller: s.keyword_alerts_per_seller_per_hour,
+                neighbourhood_verify: s.neighbourhood_verify_days,
             },
             shop: ShopSettings {
                 review_request_delay: s.review_request_delay_secs,

@@ -160,6 +160,12 @@ duration_kind!(
     Duration::from_micros
 );
 duration_kind!(
+    /// Whole days.
+    Days,
+    "days",
+    |d| Duration::from_secs(d.saturating_mul(86_400))
+);
+duration_kind!(
     /// Whole hours (`MAX` at most 10 years, so no overflow).
     Hours,
     "h",

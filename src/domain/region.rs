@@ -65,6 +65,45 @@ impl Region {
     }
 }
 
+/// How far around a neighbourhood a user looks: the regions whose
+/// centroid lies within a distance of the neighbourhood's centroid (about
+/// what Karrot's four steps cover: the 동 itself, then ~3, ~6 and ~10 km).
+/// Wider always includes narrower.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Range {
+    Dong,
+    Near,
+    Normal,
+    Far,
+}
+
+impl Range {
+    pub const ALL: [Range; 4] = [Range::Dong, Range::Near, Range::Normal, Range::Far];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Range::Dong => "dong",
+            Range::Near => "near",
+            Range::Normal => "normal",
+            Range::Far => "far",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Range> {
+        Range::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// The farthest centroid counted, in metres (`Dong`: the region only).
+    pub fn metres(self) -> f64 {
+        match self {
+            Range::Dong => 0.0,
+            Range::Near => 3_000.0,
+            Range::Normal => 6_000.0,
+            Range::Far => 10_000.0,
+        }
+    }
+}
+
 /// Every region, indexed.
 pub struct Regions {
     list: Vec<Region>,
@@ -218,6 +257,14 @@ impl Regions {
         found
     }
 
+    /// The regions a user with `home` and `range` sees, `home` first.
+    pub fn in_range(&self, home: &Region, range: Range) -> Vec<&Region> {
+        self.near(home, range.metres(), usize::MAX)
+            .into_iter()
+            .map(|(r, _)| r)
+            .collect()
+    }
+
     /// Regions whose full name (`시도 시군구 읍면동`) contains every word of
     /// `query`: those whose own name starts with the query's last word
     /// first, then by code.
@@ -302,6 +349,27 @@ mod tests {
             wrong.len(),
             points.len()
         );
+    }
+
+    #[test]
+    fn wider_ranges_include_narrower_ones() {
+        let regions = Regions::get();
+        let home = regions.containing(37.5006, 127.0364).expect("역삼동");
+        let mut before: Vec<String> = Vec::new();
+        for range in Range::ALL {
+            let now: Vec<String> = regions
+                .in_range(home, range)
+                .into_iter()
+                .map(|r| r.code.clone())
+                .collect();
+            assert_eq!(now[0], home.code, "{range:?} starts at home");
+            assert!(before.iter().all(|c| now.contains(c)), "{range:?}");
+            assert!(now.len() > before.len(), "{range:?} adds regions");
+            assert_eq!(Range::parse(range.as_str()), Some(range));
+            before = now;
+        }
+        assert_eq!(regions.in_range(home, Range::Dong).len(), 1);
+        assert_eq!(Range::parse("galaxy"), None);
     }
 
     #[test]

@@ -136,3 +136,226 @@ fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+/// 역삼역 (서울 강남구 역삼동), Busan city hall (부산 연제구 연산동), and
+/// Jeju airport (제주 용담이동).
+const YEOKSAM: (f64, f64) = (37.5006, 127.0364);
+const BUSAN: (f64, f64) = (35.1798, 129.0750);
+const JEJU: (f64, f64) = (33.5067, 126.4930);
+
+fn at((lat, lng): (f64, f64)) -> Value {
+    serde_json::json!({"lat": lat, "lng": lng})
+}
+
+#[actix_web::test]
+async fn a_user_verifies_two_neighbourhoods_and_switches_between_them() {
+    let app = spawn_app().await;
+    let u = app.user("dong").await;
+    let r = app
+        .post_json("/api/me/neighbourhoods", &at(YEOKSAM), Some(&u.token))
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let home: Value = r.parsed().await;
+    assert_eq!(home["region"]["name"], "역삼동");
+    assert_eq!(home["region"]["sigungu"], "강남구");
+    assert_eq!(
+        (home["active"].as_bool(), home["range"].as_str()),
+        (Some(true), Some("near"))
+    );
+    let days = (home["verified_until"].as_i64().expect("until")
+        - home["verified_at"].as_i64().expect("at"))
+        / 86_400_000;
+    assert_eq!(days, 30, "neighbourhood_verify_days");
+    let home_code = home["region"]["code"].as_str().expect("code").to_string();
+
+    // Verifying again where one already is: 200, renewed, still one.
+    let again = app
+        .post_json("/api/me/neighbourhoods", &at(YEOKSAM), Some(&u.token))
+        .await;
+    assert_eq!(again.status(), StatusCode::OK);
+
+    let r = app
+        .post_json("/api/me/neighbourhoods", &at(BUSAN), Some(&u.token))
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let second: Value = r.parsed().await;
+    assert_eq!(second["active"], false, "the first stays active");
+    let second_code = second["region"]["code"].as_str().expect("code").to_string();
+
+    let mine: Vec<Value> = app
+        .get("/api/me/neighbourhoods", Some(&u.token))
+        .await
+        .parsed()
+        .await;
+    let codes: Vec<&str> = mine
+        .iter()
+        .filter_map(|n| n["region"]["code"].as_str())
+        .collect();
+    assert_eq!(codes, [home_code.as_str(), second_code.as_str()]);
+
+    // Switch, and set the range.
+    let r = app
+        .put_json(
+            &format!("/api/me/neighbourhoods/{second_code}"),
+            &serde_json::json!({"active": true, "range": "far"}),
+            Some(&u.token),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let switched: Value = r.parsed().await;
+    assert_eq!(
+        (switched["active"].as_bool(), switched["range"].as_str()),
+        (Some(true), Some("far"))
+    );
+    let mine: Vec<Value> = app
+        .get("/api/me/neighbourhoods", Some(&u.token))
+        .await
+        .parsed()
+        .await;
+    assert_eq!(
+        mine[0]["region"]["code"],
+        second_code.as_str(),
+        "the active one first"
+    );
+    assert_eq!(mine[1]["active"], false);
+
+    // Removing the active one makes the other active.
+    let r = app
+        .delete(
+            &format!("/api/me/neighbourhoods/{second_code}"),
+            Some(&u.token),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let mine: Vec<Value> = app
+        .get("/api/me/neighbourhoods", Some(&u.token))
+        .await
+        .parsed()
+        .await;
+    assert_eq!(mine.len(), 1);
+    assert_eq!(
+        (
+            mine[0]["region"]["code"].as_str(),
+            mine[0]["active"].as_bool()
+        ),
+        (Some(home_code.as_str()), Some(true))
+    );
+}
+
+#[actix_web::test]
+async fn neighbourhood_refusals_change_nothing() {
+    let app = spawn_app().await;
+    let u = app.user("dong-refused").await;
+    let other = app.user("dong-other").await;
+    for pos in [YEOKSAM, BUSAN] {
+        let r = app
+            .post_json("/api/me/neighbourhoods", &at(pos), Some(&u.token))
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+    }
+    let before: Value = app
+        .get("/api/me/neighbourhoods", Some(&u.token))
+        .await
+        .parsed()
+        .await;
+    let code = before[0]["region"]["code"]
+        .as_str()
+        .expect("code")
+        .to_string();
+
+    // A third: the limit.
+    let body = assert_error(
+        app.post_json("/api/me/neighbourhoods", &at(JEJU), Some(&u.token))
+            .await,
+        StatusCode::CONFLICT,
+        "neighbourhood_limit",
+    )
+    .await;
+    assert_eq!(body["details"]["max"], 2);
+    // At sea, outside Korea.
+    for pos in [(36.0, 124.0), (35.68, 139.76)] {
+        assert_error(
+            app.post_json("/api/me/neighbourhoods", &at(pos), Some(&other.token))
+                .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "outside_service_area",
+        )
+        .await;
+    }
+    // Coordinates out of range, not numbers, missing.
+    for (body, field) in [
+        (serde_json::json!({"lat": 91.0, "lng": 127.0}), "lat"),
+        (serde_json::json!({"lat": 37.5, "lng": -181.0}), "lng"),
+        (serde_json::json!({"lat": "37.5", "lng": 127.0}), "lat"),
+        (serde_json::json!({"lat": 37.5}), "lng"),
+    ] {
+        let e = assert_error(
+            app.post_json("/api/me/neighbourhoods", &body, Some(&other.token))
+                .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        )
+        .await;
+        assert!(e["details"][field].is_string(), "{body}: {e}");
+    }
+    // Not signed in.
+    assert_error(
+        app.post_json("/api/me/neighbourhoods", &at(YEOKSAM), None)
+            .await,
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
+    )
+    .await;
+    // Someone else's, or none: 404; bad changes: 422.
+    assert_error(
+        app.put_json(
+            &format!("/api/me/neighbourhoods/{code}"),
+            &serde_json::json!({"active": true}),
+            Some(&other.token),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    assert_error(
+        app.delete(
+            &format!("/api/me/neighbourhoods/{code}"),
+            Some(&other.token),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    for body in [
+        serde_json::json!({"range": "galaxy"}),
+        serde_json::json!({"active": false}),
+        serde_json::json!({}),
+    ] {
+        assert_error(
+            app.put_json(
+                &format!("/api/me/neighbourhoods/{code}"),
+                &body,
+                Some(&u.token),
+            )
+            .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        )
+        .await;
+    }
+    // Nothing of that was written.
+    let after: Value = app
+        .get("/api/me/neighbourhoods", Some(&u.token))
+        .await
+        .parsed()
+        .await;
+    assert_eq!(after, before);
+    let none: Vec<Value> = app
+        .get("/api/me/neighbourhoods", Some(&other.token))
+        .await
+        .parsed()
+        .await;
+    assert!(none.is_empty());
+}

@@ -7,6 +7,7 @@ mod deals;
 mod favourites;
 mod listings;
 mod media;
+mod neighbourhoods;
 mod reports;
 
 pub use blocks::*;
@@ -15,6 +16,7 @@ pub use deals::*;
 pub use favourites::*;
 pub use listings::*;
 pub use media::*;
+pub use neighbourhoods::*;
 pub use reports::*;
 
 use std::collections::BTreeMap;

@@ -8,10 +8,12 @@
 mod blocks;
 mod chats;
 mod favourites;
+mod neighbourhoods;
 mod reports;
 mod reservations;
 mod reviews;
 
+pub use neighbourhoods::{Neighbourhood, NeighbourhoodChange, MAX_NEIGHBOURHOODS};
 pub use reservations::{hold_jobs, sold_jobs};
 
 use std::sync::Arc;
@@ -85,6 +87,8 @@ pub struct Market {
     /// Listings one user may post per hour (`listings_per_hour`).
     listings_per_hour: u32,
     limiter: Arc<dyn crate::store::RateLimiter>,
+    /// How long a neighbourhood stays verified (`neighbourhood_verify_days`).
+    neighbourhood_verify: Duration,
 }
 
 /// Fields of a new listing or of a change (all optional on change).
@@ -166,6 +170,8 @@ pub struct MarketPolicy {
     pub listings_per_hour: u32,
     /// Where the per-user counts live (in-process, or Redis for all nodes).
     pub limiter: Arc<dyn crate::store::RateLimiter>,
+    /// How long a neighbourhood stays verified.
+    pub neighbourhood_verify: Duration,
 }
 
 impl Market {
@@ -188,6 +194,7 @@ impl Market {
             reservation_max: policy.reservation_max,
             listings_per_hour: policy.listings_per_hour,
             limiter: policy.limiter,
+            neighbourhood_verify: policy.neighbourhood_verify,
         }
     }
 

@@ -41,8 +41,8 @@ pub use identities::{
     UnlinkOutcome,
 };
 pub use market::{
-    FeedQuery, ListingFields, ListingRecord, MediaRecord, NewMedia, NewReview, ReportRecord,
-    ReservationRecord, ReviewInsert, ReviewSummary,
+    FeedQuery, ListingFields, ListingRecord, MediaRecord, NeighbourhoodRecord, NewMedia, NewReview,
+    ReportRecord, ReservationRecord, ReviewInsert, ReviewSummary, Verified,
 };
 pub use notifications::{KeywordAdd, NewNotification, NotificationRecord, JOB_EMAIL_SEND};
 pub use orders::{

@@ -6,9 +6,12 @@ mod chats;
 mod favourites;
 mod listings;
 mod media;
+mod neighbourhoods;
 mod reports;
 mod reservations;
 mod reviews;
+
+pub use neighbourhoods::{NeighbourhoodRecord, Verified};
 
 use std::collections::HashMap;
 
