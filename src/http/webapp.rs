@@ -50,6 +50,7 @@ static ASSETS: &[Asset] = assets![
     "js/views/me.js" => JS,
     "js/views/notifications.js" => JS,
     "js/views/open.js" => JS,
+    "js/views/places.js" => JS,
     "js/views/room.js" => JS,
     "js/views/shop.js" => JS,
 ];

@@ -208,6 +208,24 @@ impl Browser {
             .await;
     }
 
+    /// Where the page's `navigator.geolocation` says the device is (Chrome
+    /// DevTools through chromedriver), with the permission granted.
+    pub async fn set_position(&self, lat: f64, lng: f64) {
+        self.cmd(
+            "POST",
+            "/goog/cdp/execute",
+            json!({"cmd": "Browser.grantPermissions", "params": {"permissions": ["geolocation"]}}),
+        )
+        .await;
+        self.cmd(
+            "POST",
+            "/goog/cdp/execute",
+            json!({"cmd": "Emulation.setGeolocationOverride",
+                   "params": {"latitude": lat, "longitude": lng, "accuracy": 10}}),
+        )
+        .await;
+    }
+
     /// Run a script (`return ...`) with `args`; its result.
     pub async fn exec(&self, script: &str, args: Value) -> Value {
         self.cmd(

@@ -1013,3 +1013,59 @@ async fn a_new_member_verifies_the_email_through_the_mailed_link() {
     b.wait_text(".verify-result h1", "유효하지 않아요").await;
     b.quit().await;
 }
+
+#[actix_web::test]
+async fn setting_the_neighbourhood_from_the_browsers_position() {
+    if !available("setting_the_neighbourhood_from_the_browsers_position") {
+        return;
+    }
+    let app = spawn_app().await;
+    let base = node(&app, 0);
+    let driver = Driver::start().await;
+    let mut b = driver.browser(PHONE.0, PHONE.1).await;
+    join(&mut b, &app, &base, "dong@example.com", "동네주민").await;
+    b.route("/me").await;
+    b.click_text("a.button", "내 동네 설정").await;
+    b.wait_text(".neighbourhoods .empty", "아직 설정한 동네가 없어요")
+        .await;
+
+    // At 역삼역: 역삼동 becomes my neighbourhood.
+    b.set_position(37.5006, 127.0364).await;
+    b.click_text("button", "현재 위치로 동네 인증").await;
+    b.wait_text(".neighbourhood strong", "역삼동").await;
+    assert!(b.text(".neighbourhood").await.contains("내 동네"));
+    b.screenshot("phone-neighbourhood").await;
+
+    // At sea: a clear refusal, nothing added.
+    b.set_position(36.0, 124.0).await;
+    b.click_text("button", "현재 위치로 동네 인증").await;
+    b.wait_text(".verify .form-error", "동네를 찾을 수 없어요")
+        .await;
+    let count = b
+        .exec(
+            "return document.querySelectorAll('.neighbourhood').length",
+            json!([]),
+        )
+        .await;
+    assert_eq!(count, json!(1));
+
+    // The range, from the list; the server has it.
+    b.select(".neighbourhood select", "far").await;
+    let token = app.login_token("dong@example.com", "password-1234").await;
+    let mine = crate::common::eventually(
+        std::time::Duration::from_secs(10),
+        "the range to reach the server",
+        || async {
+            let mine = get_json(&app, "/api/me/neighbourhoods", Some(&token)).await;
+            (mine[0]["range"] == "far").then_some(mine)
+        },
+    )
+    .await;
+    assert_eq!(mine[0]["region"]["name"], "역삼동");
+
+    // The search lists regions by name.
+    b.type_into(".places input[type=search]", "해운대").await;
+    b.click_text(".places button", "찾기").await;
+    b.wait_text(".regions li", "해운대").await;
+    b.quit().await;
+}

@@ -12,6 +12,7 @@ import * as chats from './views/chats.js';
 import * as room from './views/room.js';
 import * as open from './views/open.js';
 import * as me from './views/me.js';
+import * as places from './views/places.js';
 import * as notifications from './views/notifications.js';
 import * as shop from './views/shop.js';
 import * as admin from './views/admin.js';
@@ -74,6 +75,7 @@ const routes = [
   [/^\/open\/new$/, open.create, { tab: 'open' }],
   [/^\/open\/(\d+)$/, open.detail, { tab: 'open' }],
   [/^\/me$/, me.view, { tab: 'me' }],
+  [/^\/neighbourhoods$/, places.view, { tab: 'me' }],
   [/^\/user\/(\d+)$/, me.profile, { tab: 'home' }],
   [/^\/notifications$/, notifications.view, {}],
   [/^\/shop$/, shop.view, { tab: 'shop' }],

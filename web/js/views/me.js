@@ -37,6 +37,7 @@ export async function view(main, params) {
     profileHead(p),
     h('p.meta', app.me.email),
     h('div.row',
+      h('a.button', { href: '#/neighbourhoods' }, '내 동네 설정'),
       h('a.button', { href: '#/notifications' }, '알림'),
       h('a.button', { href: '#/orders' }, '주문 내역'),
       h('a.button', { href: '#/wishlist' }, '찜한 상품'),
