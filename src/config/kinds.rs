@@ -160,12 +160,6 @@ duration_kind!(
     Duration::from_micros
 );
 duration_kind!(
-    /// Whole days.
-    Days,
-    "days",
-    |d| Duration::from_secs(d.saturating_mul(86_400))
-);
-duration_kind!(
     /// Whole hours (`MAX` at most 10 years, so no overflow).
     Hours,
     "h",
@@ -186,6 +180,23 @@ impl<const MIN: u64, const MAX: u64> Kind for FractionalHours<MIN, MAX> {
     }
     fn accepts() -> String {
         format!("{MIN}..={MAX} h, fractions allowed")
+    }
+}
+
+/// Days with fractions (`0.5` is 12 hours), `MIN..=MAX`.
+pub struct FractionalDays<const MIN: u64, const MAX: u64>;
+impl<const MIN: u64, const MAX: u64> Kind for FractionalDays<MIN, MAX> {
+    type Out = Duration;
+    fn parse(raw: &str) -> Result<Duration, String> {
+        let d: f64 = parse_as(raw)?;
+        let (min, max) = (MIN as f64, MAX as f64);
+        if !(d > 0.0 && (min..=max).contains(&d)) {
+            return Err(format!("expected {}", Self::accepts()));
+        }
+        Ok(Duration::from_secs_f64(d * 86_400.0))
+    }
+    fn accepts() -> String {
+        format!("more than {MIN}, at most {MAX} days; fractions allowed")
     }
 }
 

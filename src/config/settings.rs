@@ -325,8 +325,9 @@ settings! {
     reservation_sweep_secs: Secs<1, ANY> = "30";
     /// how long a neighbourhood stays verified after the user proved a
     /// position inside it (`POST /api/me/neighbourhoods`); afterwards the user
-    /// still browses it but verifies again to post there
-    neighbourhood_verify_days: Days<1, 365> = "30";
+    /// still browses it but verifies again to post there (`neighbourhood_expired`).
+    /// Fractions allowed (tests use seconds)
+    neighbourhood_verify_days: FractionalDays<0, 365> = "30";
     /// how long a room waits for a missing seq to arrive from Kafka before reading it
     /// from the message store
     cluster_gap_fill_ms: Millis<1, ANY> = "150";

@@ -359,3 +359,163 @@ async fn neighbourhood_refusals_change_nothing() {
         .await;
     assert!(none.is_empty());
 }
+
+/// 도곡동, next to 역삼동 (about 1.5 km).
+const DOGOK: (f64, f64) = (37.4905, 127.0540);
+
+async fn post_listing(app: &crate::helpers::TestApp, token: &str, title: &str) -> Value {
+    let r = app
+        .post_json(
+            "/api/listings",
+            &serde_json::json!({"title": title, "price": 10_000, "category": "digital"}),
+            Some(token),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    r.parsed().await
+}
+
+async fn feed_titles(
+    app: &crate::helpers::TestApp,
+    query: &str,
+    token: Option<&str>,
+) -> Vec<String> {
+    let page: Value = app
+        .get(&format!("/api/listings{query}"), token)
+        .await
+        .parsed()
+        .await;
+    page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|i| i["title"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[actix_web::test]
+async fn listings_belong_to_a_place_and_the_feed_follows_the_range() {
+    let app = spawn_app().await;
+    let (seoul, neighbour, busan, nowhere) = (
+        app.user("seoul-seller").await,
+        app.user("dogok").await,
+        app.user("busan").await,
+        app.user("nowhere").await,
+    );
+    for (u, pos) in [(&seoul, YEOKSAM), (&neighbour, DOGOK), (&busan, BUSAN)] {
+        let r = app
+            .post_json("/api/me/neighbourhoods", &at(pos), Some(&u.token))
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+    }
+    let chair = post_listing(&app, &seoul.token, "역삼 의자").await;
+    assert_eq!(chair["region"], "역삼동");
+    let yeoksam = chair["region_code"].as_str().expect("code").to_string();
+    let table = post_listing(&app, &busan.token, "부산 탁자").await;
+    assert_eq!(table["region"], "연산동");
+    let lamp = post_listing(&app, &nowhere.token, "어딘가 램프").await;
+    assert!(lamp["region"].is_null(), "no neighbourhood: no region");
+
+    // Signed in with a neighbourhood: its range (near by default).
+    let near = feed_titles(&app, "", Some(&neighbour.token)).await;
+    assert!(near.contains(&"역삼 의자".to_string()), "{near:?}");
+    assert!(!near.contains(&"부산 탁자".to_string()), "{near:?}");
+    let far_busan = feed_titles(&app, "?range=far", Some(&busan.token)).await;
+    assert_eq!(
+        far_busan,
+        ["부산 탁자"],
+        "Seoul is not within 10 km of Busan"
+    );
+    // Items say where.
+    let page: Value = app
+        .get("/api/listings", Some(&neighbour.token))
+        .await
+        .parsed()
+        .await;
+    assert_eq!(page["items"][0]["region"], "역삼동");
+    // The neighbour narrows to their own 동: the chair is in 역삼동, not 도곡동.
+    let r = app
+        .put_json(
+            &format!(
+                "/api/me/neighbourhoods/{}",
+                near_code(&app, &neighbour.token).await
+            ),
+            &serde_json::json!({"range": "dong"}),
+            Some(&neighbour.token),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(feed_titles(&app, "", Some(&neighbour.token))
+        .await
+        .is_empty());
+
+    // A visitor browses by region; without one, the whole country.
+    let visitor = feed_titles(&app, &format!("?region={yeoksam}&range=dong"), None).await;
+    assert_eq!(visitor, ["역삼 의자"]);
+    let all = feed_titles(&app, "", None).await;
+    for t in ["역삼 의자", "부산 탁자", "어딘가 램프"] {
+        assert!(all.contains(&t.to_string()), "{all:?}");
+    }
+    assert_eq!(feed_titles(&app, "", Some(&nowhere.token)).await.len(), 3);
+
+    for query in ["?range=galaxy", "?region=99999999", "?range=far"] {
+        assert_error(
+            app.get(&format!("/api/listings{query}"), None).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_parameter",
+        )
+        .await;
+    }
+}
+
+async fn near_code(app: &crate::helpers::TestApp, token: &str) -> String {
+    let mine: Vec<Value> = app
+        .get("/api/me/neighbourhoods", Some(token))
+        .await
+        .parsed()
+        .await;
+    mine[0]["region"]["code"]
+        .as_str()
+        .expect("code")
+        .to_string()
+}
+
+#[actix_web::test]
+async fn an_expired_verification_stops_posting_until_verified_again() {
+    // About 1.7 s of verification.
+    let app = crate::helpers::spawn_app_with(&[("neighbourhood_verify_days", "0.00002")]).await;
+    let u = app.user("expiring").await;
+    let r = app
+        .post_json("/api/me/neighbourhoods", &at(YEOKSAM), Some(&u.token))
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    tokio::time::sleep(std::time::Duration::from_millis(2_200)).await;
+    let e = assert_error(
+        app.post_json(
+            "/api/listings",
+            &serde_json::json!({"title": "만료", "price": 1_000, "category": "digital"}),
+            Some(&u.token),
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+        "neighbourhood_expired",
+    )
+    .await;
+    assert!(
+        e["message"].as_str().is_some_and(|m| m.contains("역삼동")),
+        "{e}"
+    );
+    let mine = feed_titles(&app, &format!("?seller={}", u.id), None).await;
+    assert!(mine.is_empty(), "nothing was posted");
+    // Browsing goes on; verifying again where they are lets them post.
+    assert_eq!(
+        app.get("/api/listings", Some(&u.token)).await.status(),
+        StatusCode::OK
+    );
+    let again = app
+        .post_json("/api/me/neighbourhoods", &at(YEOKSAM), Some(&u.token))
+        .await;
+    assert_eq!(again.status(), StatusCode::OK);
+    let posted = post_listing(&app, &u.token, "다시 인증").await;
+    assert_eq!(posted["region"], "역삼동");
+}

@@ -1067,5 +1067,16 @@ async fn setting_the_neighbourhood_from_the_browsers_position() {
     b.type_into(".places input[type=search]", "해운대").await;
     b.click_text(".places button", "찾기").await;
     b.wait_text(".regions li", "해운대").await;
+    // A listing posted now belongs to 역삼동, and the feed says so.
+    post_json(
+        &app,
+        "/api/listings",
+        json!({"title": "동네 의자", "price": 5000, "category": "furniture"}),
+        &token,
+    )
+    .await;
+    b.route("/").await;
+    b.wait_text(".item-meta", "역삼동").await;
+
     b.quit().await;
 }

@@ -62,6 +62,9 @@ pub struct ListingView {
     pub buyer_id: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The region it was posted in (`역삼동`), if the seller had one.
+    pub region: Option<String>,
+    pub region_code: Option<String>,
 }
 
 impl From<&ListingDetail> for ListingView {
@@ -94,6 +97,8 @@ impl From<&ListingDetail> for ListingView {
             buyer_id: l.buyer_id,
             created_at: l.created_at,
             updated_at: l.updated_at,
+            region: crate::service::market::region_name(l.region_code.as_deref()),
+            region_code: l.region_code.clone(),
         }
     }
 }
@@ -122,6 +127,13 @@ pub struct FeedParams {
     pub status: Option<ListingStatus>,
     /// Only this seller's listings.
     pub seller: Option<i64>,
+    /// Listings around this region (a code from `GET /api/regions`); a
+    /// signed-in user with a neighbourhood gets their active one's by
+    /// default. Without either: the whole country.
+    pub region: Option<String>,
+    /// `dong` (the region only), `near` (3 km, default), `normal` (6 km),
+    /// `far` (10 km): regions whose centroid is this close to the region's.
+    pub range: Option<String>,
 }
 
 /// Put a listing up for sale.
@@ -189,6 +201,8 @@ pub async fn feed(
                 sort: q.sort,
                 status: q.status,
                 seller: q.seller,
+                region: q.region,
+                range: q.range,
             },
         )
         .await?;

@@ -134,6 +134,8 @@ pub struct FeedItem {
     pub favourite_count: i64,
     pub chat_count: i64,
     pub created_at: i64,
+    /// The region it was posted in (e.g. `역삼동`), if any.
+    pub region: Option<String>,
 }
 
 /// Query parameters of the feed, as given.
@@ -148,6 +150,17 @@ pub struct FeedRequest {
     pub sort: Option<Sort>,
     pub status: Option<ListingStatus>,
     pub seller: Option<i64>,
+    /// Listings around this region (a visitor's choice); signed-in users
+    /// with a neighbourhood get their active one's by default.
+    pub region: Option<String>,
+    /// `dong`, `near` (default), `normal`, `far`.
+    pub range: Option<String>,
+}
+
+/// A listing's region as people read it (`역삼동`).
+pub fn region_name(code: Option<&str>) -> Option<String> {
+    code.and_then(|c| crate::domain::region::Regions::get().by_code(c))
+        .map(|r| r.name.clone())
 }
 
 pub fn media_url(key: &str) -> String {
@@ -342,6 +355,7 @@ impl Market {
         self.check_images(seller, &images, None, &mut errors)
             .await?;
         MarketError::check_fields(errors)?;
+        let region = self.posting_region(UserId(seller)).await?;
         // Counted once the listing is valid (a rejected form costs nothing),
         // before it is written: one atomic increment, so parallel posts
         // cannot pass the limit together.
@@ -379,7 +393,14 @@ impl Market {
         let id = self
             .sql
             .market()
-            .create_listing(UserId(seller), &fields, &images, &created, now_ms())
+            .create_listing(
+                UserId(seller),
+                &fields,
+                region.map(|r| r.code.as_str()),
+                &images,
+                &created,
+                now_ms(),
+            )
             .await?
             .get();
         self.invalidate_feed().await;
@@ -647,10 +668,23 @@ impl Market {
             Some(v) => !self.sql.market().blocked_by(v).await?.is_empty(),
             None => false,
         };
+        let around = self
+            .feed_area(
+                viewer.map(UserId),
+                req.region.as_deref(),
+                req.range.as_deref(),
+            )
+            .await?;
         let cache_key = (after.is_none() && !has_blocks).then(|| {
             format!(
-                "{limit}|{sort:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
-                req.category, req.min_price, req.max_price, q, req.status, req.seller
+                "{limit}|{sort:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+                req.category,
+                req.min_price,
+                req.max_price,
+                q,
+                req.status,
+                req.seller,
+                around.map(|(r, range)| (&r.code, range))
             )
         });
         let mut generation = 0;
@@ -677,6 +711,13 @@ impl Market {
                 limit: limit + 1,
                 viewer: viewer.filter(|_| has_blocks),
                 seller: req.seller,
+                regions: around.map(|(home, range)| {
+                    crate::domain::region::Regions::get()
+                        .in_range(home, range)
+                        .into_iter()
+                        .map(|r| r.code.clone())
+                        .collect()
+                }),
             })
             .await?;
         let more = rows.len() as i64 > limit;
@@ -723,6 +764,7 @@ impl Market {
                 favourite_count: l.favourite_count,
                 chat_count: l.chat_count,
                 created_at: l.created_at,
+                region: region_name(l.region_code.as_deref()),
             })
             .collect())
     }

@@ -160,3 +160,68 @@ impl Market {
         Ok(())
     }
 }
+
+impl Market {
+    /// The area a feed covers: `region` with `range` (default `near`) when
+    /// given (visitors browse this way); else the viewer's active
+    /// neighbourhood with its range (or `range`); else the whole country.
+    pub(super) async fn feed_area(
+        &self,
+        viewer: Option<UserId>,
+        region: Option<&str>,
+        range: Option<&str>,
+    ) -> Result<Option<(&'static Region, Range)>, MarketError> {
+        let range = match range {
+            None => None,
+            Some(r) => Some(Range::parse(r).ok_or_else(|| {
+                MarketError::new(
+                    Code::InvalidParameter,
+                    "range is one of dong, near, normal, far",
+                )
+            })?),
+        };
+        if let Some(code) = region {
+            let home = Regions::get().by_code(code).ok_or_else(|| {
+                MarketError::new(Code::InvalidParameter, format!("unknown region {code:?}"))
+            })?;
+            return Ok(Some((home, range.unwrap_or(Range::Near))));
+        }
+        let active = match viewer {
+            Some(v) => self.neighbourhoods(v).await?.into_iter().find(|n| n.active),
+            None => None,
+        };
+        match (active, range) {
+            (Some(n), range) => Ok(Some((n.region, range.unwrap_or(n.range)))),
+            (None, Some(_)) => Err(MarketError::new(
+                Code::InvalidParameter,
+                "range needs a region (or a neighbourhood of yours)",
+            )),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// Where a seller posts now: their active neighbourhood's region
+    /// (`None` while they have none); refused once its verification ran
+    /// out, until they verify again.
+    pub(super) async fn posting_region(
+        &self,
+        seller: UserId,
+    ) -> Result<Option<&'static Region>, MarketError> {
+        let active = self
+            .neighbourhoods(seller)
+            .await?
+            .into_iter()
+            .find(|n| n.active);
+        match active {
+            Some(n) if n.verified_until <= now_ms() => Err(MarketError::new(
+                Code::NeighbourhoodExpired,
+                format!(
+                    "your verification of {} has run out; verify again where you are",
+                    n.region.name
+                ),
+            )),
+            Some(n) => Ok(Some(n.region)),
+            None => Ok(None),
+        }
+    }
+}

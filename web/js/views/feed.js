@@ -9,7 +9,7 @@ export function listingCard(item) {
     thumb(item.thumbnail_url, item.title, '📦'),
     h('span.item-body',
       h('span.item-title', item.title),
-      h('span.item-meta', `${CATEGORIES[item.category] || item.category} · ${ago(item.created_at)}`),
+      h('span.item-meta', [item.region, CATEGORIES[item.category] || item.category, ago(item.created_at)].filter(Boolean).join(' · ')),
       h('span.item-price',
         item.status !== 'selling' ? h(`span.status.${item.status}`, STATUS[item.status]) : null,
         won(item.price)),

@@ -31,7 +31,7 @@ export async function view(main, id) {
       h('span.seller-name', l.seller.nickname),
       h('span.manner', { title: '매너온도' }, manner(l.seller.manner_score))),
     h('h1', l.status !== 'selling' ? h(`span.status.${l.status}`, STATUS[l.status]) : null, l.title),
-    h('p.meta', `${CATEGORIES[l.category] || l.category} · ${ago(l.created_at)}`),
+    h('p.meta', [l.region, CATEGORIES[l.category] || l.category, ago(l.created_at)].filter(Boolean).join(' · ')),
     h('p.description', l.description),
     h('p.meta', `채팅 ${l.chat_count} · 관심 ${l.favourite_count} · 조회 ${l.view_count}`),
     mine ? await sellerPanel(l) : null,

@@ -9,6 +9,7 @@ impl MarketSql<'_> {
         &self,
         seller: UserId,
         f: &ListingFields<'_>,
+        region: PostedIn<'_>,
         images: &[i64],
         events: JobsFor<'_>,
         now: i64,
@@ -17,7 +18,7 @@ impl MarketSql<'_> {
         let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO listings (seller_id, title, description, price, category, status, search_text, \
-             created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'selling', ?, ?, ?)",
+             created_at, updated_at, region_code) VALUES (?, ?, ?, ?, ?, 'selling', ?, ?, ?, ?)",
         )
         .bind(seller.get())
         .bind(f.title)
@@ -27,6 +28,7 @@ impl MarketSql<'_> {
         .bind(crate::domain::listing::search_text(f.title, f.description))
         .bind(now)
         .bind(now)
+        .bind(region)
         .execute(&mut *tx)
         .await?;
         let id = last_insert_id(&mut tx, self.dialect()).await?;
@@ -178,6 +180,17 @@ impl MarketSql<'_> {
         if let Some(q) = &f.q {
             sql.push_str(" AND l.search_text LIKE ? ESCAPE '!'");
             binds.push(Bind::T(like_pattern(q)));
+        }
+        if let Some(regions) = &f.regions {
+            if regions.is_empty() {
+                sql.push_str(" AND 1 = 0");
+            } else {
+                sql.push_str(&format!(
+                    " AND l.region_code IN ({})",
+                    crate::store::sql::placeholders(regions.len())
+                ));
+                binds.extend(regions.iter().map(|r| Bind::T(r.clone())));
+            }
         }
         if let Some(viewer) = f.viewer {
             sql.push_str(" AND l.seller_id NOT IN (SELECT b.blocked_id FROM blocks b WHERE b.blocker_id = ?)");

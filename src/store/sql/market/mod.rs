@@ -32,6 +32,9 @@ pub struct ListingFields<'a> {
     pub category: &'a str,
 }
 
+/// Where a new listing is posted: its region, if the seller has one.
+pub type PostedIn<'a> = Option<&'a str>;
+
 /// A review as written after a sale.
 #[derive(Debug, Clone, Copy)]
 pub struct NewReview<'a> {
@@ -86,6 +89,8 @@ pub struct ListingRecord {
     pub updated_at: i64,
     pub sold_at: Option<i64>,
     pub deleted: bool,
+    /// The region (읍/면/동 code) it was posted in, if the seller had one.
+    pub region_code: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,6 +130,8 @@ pub struct FeedQuery {
     /// Listings of users this viewer blocked are left out.
     pub viewer: Option<i64>,
     pub seller: Option<i64>,
+    /// Only listings of these regions (a range around a neighbourhood).
+    pub regions: Option<Vec<String>>,
 }
 
 /// Aggregates of the reviews a user received.
@@ -143,7 +150,8 @@ pub enum ReviewInsert {
 }
 
 const LISTING_COLUMNS: &str = "l.id, l.seller_id, l.title, l.description, l.price, l.category, l.status, l.buyer_id, \
-     l.view_count, l.favourite_count, l.chat_count, l.created_at, l.updated_at, l.sold_at, l.deleted_at";
+     l.view_count, l.favourite_count, l.chat_count, l.created_at, l.updated_at, l.sold_at, l.deleted_at, \
+     l.region_code";
 pub(in crate::store::sql) const MEDIA_COLUMNS: &str =
     "m.id, m.owner_id, m.content_type, m.bytes, m.width, m.height, m.original_key, m.thumb_key, m.created_at";
 
@@ -168,6 +176,7 @@ fn listing(row: &sqlx::any::AnyRow) -> Result<ListingRecord, StoreError> {
         updated_at: row.try_get(12)?,
         sold_at: row.try_get(13)?,
         deleted: deleted_at.is_some(),
+        region_code: row.try_get(15)?,
     })
 }
 
