@@ -274,44 +274,69 @@ mod tests {
             unpaid_units: 5,
             reorder_cooldown_ms: 1_000,
         };
-        let holds = BuyerHolds {
-            unpaid_orders: 1,
-            unpaid_units: 3,
-            listing_order_ended_at: None,
+        let holds = |orders, units, ended| BuyerHolds {
+            unpaid_orders: orders,
+            unpaid_units: units,
+            listing_order_ended_at: ended,
         };
-        assert_eq!(limits.refusal(&holds, 2, 0), None, "exactly at the limit");
-        assert_eq!(
-            limits.refusal(&holds, 3, 0),
-            Some(BuyerRefusal::Limit {
-                limit: "unpaid_units",
-                max: 5
-            })
-        );
-        let two = BuyerHolds {
-            unpaid_orders: 2,
-            ..holds
-        };
-        assert_eq!(
-            limits.refusal(&two, 0, 0),
-            Some(BuyerRefusal::Limit {
-                limit: "unpaid_orders",
-                max: 2
-            })
-        );
-        let ended = BuyerHolds {
-            listing_order_ended_at: Some(10_000),
-            ..holds
-        };
-        assert_eq!(
-            limits.refusal(&ended, 0, 10_400),
-            Some(BuyerRefusal::Cooldown(600))
-        );
-        assert_eq!(limits.refusal(&ended, 0, 11_000), None, "cooled down");
+        let limit = |limit, max| Some(BuyerRefusal::Limit { limit, max });
         let off = BuyerLimits {
             reorder_cooldown_ms: 0,
             ..limits
         };
-        assert_eq!(off.refusal(&ended, 0, 10_400), None, "no cooldown set");
+        // (limits, holds, units ordered, now, expected)
+        for (why, limits, holds, units, now, expected) in [
+            (
+                "exactly at the limit",
+                limits,
+                holds(1, 3, None),
+                2,
+                0,
+                None,
+            ),
+            (
+                "one unit over",
+                limits,
+                holds(1, 3, None),
+                3,
+                0,
+                limit("unpaid_units", 5),
+            ),
+            (
+                "two orders waiting",
+                limits,
+                holds(2, 3, None),
+                0,
+                0,
+                limit("unpaid_orders", 2),
+            ),
+            (
+                "cooling down",
+                limits,
+                holds(1, 3, Some(10_000)),
+                0,
+                10_400,
+                Some(BuyerRefusal::Cooldown(600)),
+            ),
+            (
+                "cooled down",
+                limits,
+                holds(1, 3, Some(10_000)),
+                0,
+                11_000,
+                None,
+            ),
+            (
+                "no cooldown set",
+                off,
+                holds(1, 3, Some(10_000)),
+                0,
+                10_400,
+                None,
+            ),
+        ] {
+            assert_eq!(limits.refusal(&holds, units, now), expected, "{why}");
+        }
     }
     use OrderStatus::*;
     use Transition::*;

@@ -117,6 +117,15 @@ where
     Arc::new(move |payload| Box::pin(run(service.clone(), payload)))
 }
 
+/// The text `key` of a job's payload (empty when missing).
+pub fn payload_text(payload: &serde_json::Value, key: &str) -> String {
+    payload
+        .get(key)
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("")
+        .to_string()
+}
+
 /// The integer `key` of a job's payload, or an error that names it.
 pub fn payload_id(payload: &serde_json::Value, key: &str) -> Result<i64, JobError> {
     payload

@@ -53,7 +53,7 @@ use crate::payments::{
 use crate::service::events::{publish_job, publish_job_at};
 use crate::service::market::Market;
 use crate::service::orders::{OrderDetail, Orders};
-use crate::service::outbox::{handler, payload_id, JobError, JobHandler};
+use crate::service::outbox::{handler, payload_id, payload_text, JobError, JobHandler};
 use crate::store::sql::{
     CancelLine, Cancelled, NewJob, NewPayment, NewRefund, OrderRecord, PaymentEvent,
     PaymentFailure, PaymentRecord, Recorded, RefundLine, RefundRecord, SqlStore,
@@ -588,13 +588,7 @@ impl Payments {
 
     /// One compensating cancel (the outbox job and its first try).
     async fn run_compensation(&self, payload: &serde_json::Value) -> Result<(), JobError> {
-        let s = |k: &str| {
-            payload
-                .get(k)
-                .and_then(|v| v.as_str())
-                .unwrap_or("")
-                .to_string()
-        };
+        let s = |k: &str| payload_text(payload, k);
         let amount = Won(payload
             .get("amount")
             .and_then(serde_json::Value::as_i64)
@@ -1206,14 +1200,11 @@ impl Payments {
             Ok(())
         });
         let reconcile = handler(self, |p, payload| async move {
-            let s = |k: &str| {
-                payload
-                    .get(k)
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("")
-                    .to_string()
-            };
-            p.reconcile(&s("provider"), &s("payment_key")).await
+            let (provider, key) = (
+                payload_text(&payload, "provider"),
+                payload_text(&payload, "payment_key"),
+            );
+            p.reconcile(&provider, &key).await
         });
         vec![
             (JOB_PAYMENT_CANCEL, compensation, Some(compensation_dead)),

@@ -11,41 +11,50 @@ impl MarketSql<'_> {
         listing_id: i64,
         now: i64,
     ) -> Result<bool, StoreError> {
-        retrying("add_favourite", || async {
-            let mut tx = self.begin_write().await?;
-            let added = sqlx::query(
-                "INSERT INTO favourites (user_id, listing_id, created_at) VALUES (?, ?, ?)",
-            )
-            .bind(user)
-            .bind(listing_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await;
-            if !inserted(added)? {
-                return Ok(false);
-            }
-            sqlx::query("UPDATE listings SET favourite_count = favourite_count + 1 WHERE id = ?")
-                .bind(listing_id)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(true)
-        })
-        .await
+        self.toggle_favourite(user, listing_id, Some(now)).await
     }
 
+    /// Remove a favourite; false if it was not there.
     pub async fn remove_favourite(&self, user: i64, listing_id: i64) -> Result<bool, StoreError> {
-        retrying("remove_favourite", || async {
+        self.toggle_favourite(user, listing_id, None).await
+    }
+
+    /// Add (`Some(now)`) or remove a favourite and move the listing's count
+    /// with it, in one transaction; false if nothing changed.
+    async fn toggle_favourite(
+        &self,
+        user: i64,
+        listing_id: i64,
+        add: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        retrying("toggle_favourite", || async {
             let mut tx = self.begin_write().await?;
-            let r = sqlx::query("DELETE FROM favourites WHERE user_id = ? AND listing_id = ?")
-                .bind(user)
-                .bind(listing_id)
-                .execute(&mut *tx)
-                .await?;
-            if r.rows_affected() == 0 {
+            let changed = match add {
+                Some(now) => inserted(
+                    sqlx::query(
+                        "INSERT INTO favourites (user_id, listing_id, created_at) VALUES (?, ?, ?)",
+                    )
+                    .bind(user)
+                    .bind(listing_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await,
+                )?,
+                None => {
+                    sqlx::query("DELETE FROM favourites WHERE user_id = ? AND listing_id = ?")
+                        .bind(user)
+                        .bind(listing_id)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected()
+                        == 1
+                }
+            };
+            if !changed {
                 return Ok(false);
             }
-            sqlx::query("UPDATE listings SET favourite_count = favourite_count - 1 WHERE id = ?")
+            sqlx::query("UPDATE listings SET favourite_count = favourite_count + ? WHERE id = ?")
+                .bind(if add.is_some() { 1i64 } else { -1 })
                 .bind(listing_id)
                 .execute(&mut *tx)
                 .await?;
