@@ -182,6 +182,8 @@ error_codes! {
     LimitReached = "limit_reached", CONFLICT, Rest;
     /// A position outside the regions Jangteo serves (outside Korea, or at sea).
     OutsideServiceArea = "outside_service_area", UNPROCESSABLE_ENTITY, Rest;
+    /// A neighbourhood room: creating it needs a verified neighbourhood in its region, joining one whose range takes it in (`details.region`).
+    NeighbourhoodRequired = "neighbourhood_required", FORBIDDEN, Rest;
     /// The active neighbourhood's verification has run out (`neighbourhood_verify_days`); verify again where you are.
     NeighbourhoodExpired = "neighbourhood_expired", FORBIDDEN, Rest;
     /// A user has two neighbourhoods already; remove one first.

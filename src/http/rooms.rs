@@ -13,7 +13,7 @@ use crate::http::error::{
     ApiError, BadParameter, ErrorBody, Invalid, NotFound, NotMember, NotOwner, TooLarge,
     Unauthenticated,
 };
-use crate::service::chat::Page;
+use crate::service::chat::{OpenRoomInput, Page};
 use crate::store::{MemberRecord, MessageRecord, RoomRecord};
 use crate::AppState;
 
@@ -33,6 +33,10 @@ pub enum CreateRoomRequest {
         passcode: Option<String>,
         /// Entry condition: joiners need at least this manner score.
         min_manner_score: Option<f64>,
+        /// A neighbourhood room: a region code (`GET /api/regions`) where
+        /// the creator is verified; joiners need a verified neighbourhood
+        /// whose range takes it in.
+        region: Option<String>,
     },
     Direct {
         peer: i64,
@@ -55,6 +59,9 @@ pub struct RoomView {
     pub listing_id: Option<i64>,
     /// Entry condition of an open room.
     pub min_manner_score: Option<f64>,
+    /// A neighbourhood room's region (`역삼동`) and its code.
+    pub region: Option<String>,
+    pub region_code: Option<String>,
     /// Whether the caller is a member (absent in search results).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub is_member: Option<bool>,
@@ -75,6 +82,8 @@ impl RoomView {
             created_at: r.created_at,
             listing_id: r.listing_id,
             min_manner_score: r.min_manner_score,
+            region: crate::service::market::region_name(r.region_code.as_deref()),
+            region_code: r.region_code.clone(),
             is_member,
         }
     }
@@ -174,6 +183,8 @@ pub struct SearchQuery {
     pub cursor: Option<String>,
     /// 1..=100, default 20.
     pub limit: Option<i64>,
+    /// Only the rooms of the regions my active neighbourhood's range takes in.
+    pub near: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, ToSchema, Default)]
@@ -243,6 +254,7 @@ impl From<&MemberRecord> for MemberView {
         (status = 201, description = "Created", body = RoomView),
         (status = 200, description = "The existing direct room", body = RoomView),
         (status = 404, description = "`not_found`: no such peer", body = ErrorBody),
+        (status = 403, description = "`neighbourhood_required`: a room in a region where you are not verified", body = ErrorBody),
         Invalid,
     ),
     security(("bearer" = []), ("cookie" = []))
@@ -261,16 +273,20 @@ pub async fn create_room(
             capacity,
             passcode,
             min_manner_score,
+            region,
         } => {
             let room = state
                 .chat
                 .create_open(
                     me,
-                    &name,
-                    description.as_deref(),
-                    capacity,
-                    passcode.as_deref(),
-                    min_manner_score,
+                    OpenRoomInput {
+                        name,
+                        description,
+                        capacity,
+                        passcode,
+                        min_manner_score,
+                        region,
+                    },
                 )
                 .await?;
             Ok(HttpResponse::Created().json(RoomView::of(&room, Some(true))))
@@ -291,13 +307,17 @@ pub async fn create_room(
 #[utoipa::path(
     tag = "chat",
     params(SearchQuery),
-    responses((status = 200, body = RoomPage), BadParameter),
+    responses(
+        (status = 200, body = RoomPage),
+        BadParameter,
+        (status = 403, description = "`neighbourhood_required`: `near=true` without a neighbourhood", body = ErrorBody),
+    ),
     security(("bearer" = []), ("cookie" = []))
 )]
 #[get("/rooms")]
 pub async fn search_rooms(
     state: web::Data<AppState>,
-    _auth: Auth,
+    auth: Auth,
     query: web::Query<SearchQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = ApiError::page_limit(query.limit, 20, 100)?;
@@ -310,7 +330,13 @@ pub async fn search_rooms(
     };
     let rooms = state
         .chat
-        .search(query.q.as_deref().unwrap_or(""), before, limit + 1)
+        .search(
+            auth.0.user_id(),
+            query.q.as_deref().unwrap_or(""),
+            query.near.unwrap_or(false),
+            before,
+            limit + 1,
+        )
         .await?;
     let more = rooms.len() as i64 > limit;
     let items: Vec<RoomView> = rooms
@@ -355,7 +381,7 @@ pub async fn get_room(
     responses(
         (status = 200, body = RoomView),
         (status = 400, description = "`bad_json`: a body that is not JSON (nothing is changed)", body = ErrorBody),
-        (status = 403, description = "`bad_passcode` or `banned`", body = ErrorBody),
+        (status = 403, description = "`bad_passcode`, `banned`, or `neighbourhood_required` (a neighbourhood room outside your verified range)", body = ErrorBody),
         NotFound,
         (status = 409, description = "`room_full`, or `conflict` for direct rooms", body = ErrorBody),
         TooLarge,

@@ -15,9 +15,11 @@ use crate::domain::account::{FieldErrors, Status};
 use crate::domain::chat::{self, MemberRole, MessageKind, RoomKind};
 use crate::domain::ids::UserId;
 use crate::domain::now_ms;
+use crate::domain::region::{Region, Regions};
 use crate::error::{area_error, Code, Refuse};
 use crate::protocol::frames;
 use crate::service::attempts::{self, Limit};
+use crate::service::market;
 use crate::store::sql::{JoinOutcome, MyRoom, NewOpenRoom, SqlStore};
 use crate::store::{MemberRecord, MessageRecord, MessageStore, RateLimiter, RoomRecord};
 
@@ -49,6 +51,31 @@ pub enum Page {
     Latest,
     Before(i64),
     After(i64),
+}
+
+/// A neighbourhood room refused to someone without a verified
+/// neighbourhood that takes its region in.
+fn neighbourhood_required(region: &Region) -> ChatError {
+    ChatError::new(
+        Code::NeighbourhoodRequired,
+        format!(
+            "this room belongs to {}: verify a neighbourhood near it first",
+            region.name
+        ),
+    )
+    .with_details(json!({ "region": region.code }))
+}
+
+/// An open room as created (`POST /api/rooms` with `kind: open`).
+#[derive(Debug, Clone, Default)]
+pub struct OpenRoomInput {
+    pub name: String,
+    pub description: Option<String>,
+    pub capacity: Option<i64>,
+    pub passcode: Option<String>,
+    pub min_manner_score: Option<f64>,
+    /// A neighbourhood room: the region code; the creator must be verified there.
+    pub region: Option<String>,
 }
 
 fn not_member() -> ChatError {
@@ -122,12 +149,18 @@ impl Chat {
     pub async fn create_open(
         &self,
         owner: i64,
-        name: &str,
-        description: Option<&str>,
-        capacity: Option<i64>,
-        passcode: Option<&str>,
-        min_manner_score: Option<f64>,
+        input: OpenRoomInput,
     ) -> Result<RoomRecord, ChatError> {
+        let OpenRoomInput {
+            name,
+            description,
+            capacity,
+            passcode,
+            min_manner_score,
+            region,
+        } = input;
+        let (name, description, passcode) =
+            (name.as_str(), description.as_deref(), passcode.as_deref());
         let description = description.unwrap_or("").trim().to_string();
         let capacity = capacity.unwrap_or(chat::DEFAULT_CAPACITY);
         let mut errors = FieldErrors::new();
@@ -135,7 +168,23 @@ impl Chat {
         if min_manner_score.is_some_and(|m| !(0.0..=99.0).contains(&m)) {
             errors.insert("min_manner_score", "must be between 0 and 99".into());
         }
+        let region = match region.as_deref() {
+            None => None,
+            Some(code) => {
+                let found = Regions::get().by_code(code);
+                if found.is_none() {
+                    errors.insert("region", "not a region code (GET /api/regions)".into());
+                }
+                found
+            }
+        };
         ChatError::check_fields(errors)?;
+        if let Some(region) = region {
+            let mine = market::verified(&self.sql, UserId(owner), now_ms()).await?;
+            if !mine.iter().any(|n| n.region.code == region.code) {
+                return Err(neighbourhood_required(region));
+            }
+        }
         let passcode_hash = match passcode {
             Some(p) => Some(self.hasher.hash(p.to_string()).await?),
             None => None,
@@ -151,6 +200,7 @@ impl Chat {
                     capacity,
                     passcode_hash: passcode_hash.as_deref(),
                     min_manner_score,
+                    region: region.map(|r| r.code.as_str()),
                 },
                 now_ms(),
             )
@@ -190,16 +240,38 @@ impl Chat {
         Ok(crate::domain::listing::manner_score(s.good, s.bad))
     }
 
+    /// Open rooms by name, newest first; `near`: only the rooms of the
+    /// regions the user's active neighbourhood sees.
     pub async fn search(
         &self,
+        user: i64,
         q: &str,
+        near: bool,
         before_id: Option<i64>,
         limit: i64,
     ) -> Result<Vec<RoomRecord>, ChatError> {
+        let regions = if near {
+            match market::active_area(&self.sql, UserId(user)).await? {
+                Some(codes) => Some(codes),
+                None => {
+                    return Err(ChatError::new(
+                        Code::NeighbourhoodRequired,
+                        "set your neighbourhood first (POST /api/me/neighbourhoods)",
+                    ))
+                }
+            }
+        } else {
+            None
+        };
         Ok(self
             .sql
             .chat()
-            .search_open_rooms(q.trim(), before_id.unwrap_or(i64::MAX), limit)
+            .search_open_rooms(
+                q.trim(),
+                regions.as_deref(),
+                before_id.unwrap_or(i64::MAX),
+                limit,
+            )
             .await?)
     }
 
@@ -237,6 +309,16 @@ impl Chat {
         }
         if self.sql.chat().member(room_id, user).await?.is_some() {
             return Ok(room);
+        }
+        if let Some(region) = room
+            .region_code
+            .as_deref()
+            .and_then(|c| Regions::get().by_code(c))
+        {
+            let mine = market::verified(&self.sql, UserId(user), now_ms()).await?;
+            if !market::takes_in(&mine, region) {
+                return Err(neighbourhood_required(region));
+            }
         }
         if let Some(min) = room.min_manner_score {
             let mine = self.manner_score(user).await?;

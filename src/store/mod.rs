@@ -128,6 +128,8 @@ pub struct RoomRecord {
     pub listing_id: Option<i64>,
     /// Open rooms may require a minimum manner score to join.
     pub min_manner_score: Option<f64>,
+    /// An open room of a neighbourhood: its region (읍/면/동 code).
+    pub region_code: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -519,3 +519,114 @@ async fn an_expired_verification_stops_posting_until_verified_again() {
     let posted = post_listing(&app, &u.token, "다시 인증").await;
     assert_eq!(posted["region"], "역삼동");
 }
+
+#[actix_web::test]
+async fn open_rooms_of_a_neighbourhood_admit_its_neighbours() {
+    let app = spawn_app().await;
+    let (host, neighbour, busan, stranger) = (
+        app.user("room-host").await,
+        app.user("room-neighbour").await,
+        app.user("room-busan").await,
+        app.user("room-stranger").await,
+    );
+    for (u, pos) in [(&host, YEOKSAM), (&neighbour, DOGOK), (&busan, BUSAN)] {
+        let r = app
+            .post_json("/api/me/neighbourhoods", &at(pos), Some(&u.token))
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+    }
+    let yeoksam = near_code(&app, &host.token).await;
+    let open = |name: &str, region: &str| serde_json::json!({"kind": "open", "name": name, "region": region});
+
+    // Creating needs a verified neighbourhood in that region.
+    let e = assert_error(
+        app.post_json(
+            "/api/rooms",
+            &open("역삼 번개", &yeoksam),
+            Some(&busan.token),
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+        "neighbourhood_required",
+    )
+    .await;
+    assert_eq!(e["details"]["region"], yeoksam.as_str());
+    assert_error(
+        app.post_json("/api/rooms", &open("어딘가", "99999999"), Some(&host.token))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    let r = app
+        .post_json(
+            "/api/rooms",
+            &open("역삼 번개", &yeoksam),
+            Some(&host.token),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let room: Value = r.parsed().await;
+    assert_eq!(room["region"], "역삼동");
+    let id = room["id"].as_i64().expect("id");
+
+    // Joining needs a verified neighbourhood whose range takes it in.
+    for u in [&busan, &stranger] {
+        assert_error(
+            app.post_json(
+                &format!("/api/rooms/{id}/join"),
+                &serde_json::json!({}),
+                Some(&u.token),
+            )
+            .await,
+            StatusCode::FORBIDDEN,
+            "neighbourhood_required",
+        )
+        .await;
+    }
+    let r = app
+        .post_json(
+            &format!("/api/rooms/{id}/join"),
+            &serde_json::json!({}),
+            Some(&neighbour.token),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let joined: Value = r.parsed().await;
+    assert_eq!(joined["member_count"], 2, "the refused joins added nobody");
+
+    // The rooms near me: the 역삼 room for the neighbour, not from Busan.
+    let names = |v: Value| -> Vec<String> {
+        v["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter_map(|r| r["name"].as_str().map(str::to_string))
+            .collect()
+    };
+    let near: Value = app
+        .get("/api/rooms?near=true", Some(&neighbour.token))
+        .await
+        .parsed()
+        .await;
+    assert_eq!(names(near), ["역삼 번개"]);
+    let far: Value = app
+        .get("/api/rooms?near=true", Some(&busan.token))
+        .await
+        .parsed()
+        .await;
+    assert!(names(far).is_empty());
+    assert_error(
+        app.get("/api/rooms?near=true", Some(&stranger.token)).await,
+        StatusCode::FORBIDDEN,
+        "neighbourhood_required",
+    )
+    .await;
+    // Without `near`, every open room as before.
+    let all: Value = app
+        .get("/api/rooms", Some(&stranger.token))
+        .await
+        .parsed()
+        .await;
+    assert_eq!(names(all), ["역삼 번개"]);
+}

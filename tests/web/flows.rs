@@ -1078,5 +1078,13 @@ async fn setting_the_neighbourhood_from_the_browsers_position() {
     b.route("/").await;
     b.wait_text(".item-meta", "역삼동").await;
 
+    // A neighbourhood room, from the create form; listed near me.
+    b.route("/open/new").await;
+    b.type_into("input[name=name]", "역삼 동네 모임").await;
+    b.click("input[name=local]").await;
+    b.click("form.card button[type=submit]").await;
+    b.find("section.room .composer").await;
+    b.route("/open?near=1").await;
+    b.wait_text(".items .item-meta", "역삼동").await;
     b.quit().await;
 }

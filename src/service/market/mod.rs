@@ -13,7 +13,9 @@ mod reports;
 mod reservations;
 mod reviews;
 
-pub use neighbourhoods::{Neighbourhood, NeighbourhoodChange, MAX_NEIGHBOURHOODS};
+pub use neighbourhoods::{
+    active_area, takes_in, verified, Neighbourhood, NeighbourhoodChange, MAX_NEIGHBOURHOODS,
+};
 pub use reservations::{hold_jobs, sold_jobs};
 
 use std::sync::Arc;

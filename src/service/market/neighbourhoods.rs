@@ -38,6 +38,51 @@ pub struct NeighbourhoodChange {
     pub range: Option<String>,
 }
 
+/// The user's neighbourhoods still verified at `now`.
+pub async fn verified(
+    sql: &SqlStore,
+    user: UserId,
+    now: i64,
+) -> Result<Vec<Neighbourhood>, crate::store::StoreError> {
+    Ok(sql
+        .market()
+        .neighbourhoods(user)
+        .await?
+        .into_iter()
+        .filter_map(Neighbourhood::of)
+        .filter(|n| n.verified_until > now)
+        .collect())
+}
+
+/// Whether one of `neighbourhoods` takes `region` in within its range.
+pub fn takes_in(neighbourhoods: &[Neighbourhood], region: &Region) -> bool {
+    neighbourhoods
+        .iter()
+        .any(|n| n.region.distance_m(region) <= n.range.metres())
+}
+
+/// The regions the user's active neighbourhood sees (any verification:
+/// browsing goes on after it runs out); `None` without one.
+pub async fn active_area(
+    sql: &SqlStore,
+    user: UserId,
+) -> Result<Option<Vec<String>>, crate::store::StoreError> {
+    let active = sql
+        .market()
+        .neighbourhoods(user)
+        .await?
+        .into_iter()
+        .filter_map(Neighbourhood::of)
+        .find(|n| n.active);
+    Ok(active.map(|n| {
+        Regions::get()
+            .in_range(n.region, n.range)
+            .into_iter()
+            .map(|r| r.code.clone())
+            .collect()
+    }))
+}
+
 impl Market {
     /// Verify the user where they are: the region containing the position
     /// becomes (or stays) one of their neighbourhoods, verified for

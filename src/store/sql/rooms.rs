@@ -8,7 +8,8 @@ use crate::store::{MemberRecord, RoomRecord, StoreError};
 
 const ROOM_COLUMNS: &str =
     "r.id, r.kind, r.name, r.description, r.capacity, r.passcode_hash, r.owner_id, \
-     r.member_count, r.last_seq, r.last_activity_at, r.created_at, r.listing_id, r.min_manner_score";
+     r.member_count, r.last_seq, r.last_activity_at, r.created_at, r.listing_id, r.min_manner_score, \
+     r.region_code";
 const MEMBER_COLUMNS: &str =
     "m.room_id, m.user_id, m.role, m.joined_at, m.visible_from, m.last_read_seq";
 
@@ -26,6 +27,7 @@ type RoomRow = (
     i64,
     Option<i64>,
     Option<f64>,
+    Option<String>,
 );
 type MemberRow = (i64, i64, String, i64, i64, i64);
 
@@ -44,6 +46,7 @@ fn room(row: RoomRow) -> Result<RoomRecord, StoreError> {
         created_at,
         listing_id,
         min_manner_score,
+        region_code,
     ) = row;
     Ok(RoomRecord {
         id,
@@ -60,6 +63,7 @@ fn room(row: RoomRow) -> Result<RoomRecord, StoreError> {
         created_at,
         listing_id,
         min_manner_score,
+        region_code,
     })
 }
 
@@ -116,6 +120,8 @@ pub struct NewOpenRoom<'a> {
     pub capacity: i64,
     pub passcode_hash: Option<&'a str>,
     pub min_manner_score: Option<f64>,
+    /// The region it belongs to (a neighbourhood room), if any.
+    pub region: Option<&'a str>,
 }
 
 impl ChatSql<'_> {
@@ -129,7 +135,7 @@ impl ChatSql<'_> {
         let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO rooms (kind, name, description, capacity, passcode_hash, owner_id, member_count, last_seq, \
-             last_activity_at, created_at, min_manner_score) VALUES ('open', ?, ?, ?, ?, ?, 1, 0, ?, ?, ?)",
+             last_activity_at, created_at, min_manner_score, region_code) VALUES ('open', ?, ?, ?, ?, ?, 1, 0, ?, ?, ?, ?)",
         )
         .bind(room.name)
         .bind(room.description)
@@ -139,6 +145,7 @@ impl ChatSql<'_> {
         .bind(now)
         .bind(now)
         .bind(room.min_manner_score)
+        .bind(room.region)
         .execute(&mut *tx)
         .await?;
         let id = last_insert_id(&mut tx, self.dialect()).await?;
@@ -423,6 +430,7 @@ impl ChatSql<'_> {
     pub async fn search_open_rooms(
         &self,
         q: &str,
+        regions: Option<&[String]>,
         before_id: i64,
         limit: i64,
     ) -> Result<Vec<RoomRecord>, StoreError> {
@@ -434,15 +442,25 @@ impl ChatSql<'_> {
             })
             .collect();
         let pattern = format!("%{escaped}%");
-        let rows: Vec<RoomRow> = sqlx::query_as(&format!(
-            "SELECT {ROOM_COLUMNS} FROM rooms r WHERE r.kind = 'open' AND r.id < ? AND r.name LIKE ? ESCAPE '!' \
+        let in_regions = match regions {
+            None => String::new(),
+            Some([]) => " AND 1 = 0".to_string(),
+            Some(list) => format!(
+                " AND r.region_code IN ({})",
+                super::placeholders(list.len())
+            ),
+        };
+        let sql = format!(
+            "SELECT {ROOM_COLUMNS} FROM rooms r WHERE r.kind = 'open' AND r.id < ? AND r.name LIKE ? ESCAPE '!'{in_regions} \
              ORDER BY r.id DESC LIMIT ?"
-        ))
-        .bind(before_id)
-        .bind(pattern)
-        .bind(limit)
-        .fetch_all(self.reader())
-        .await?;
+        );
+        let mut query = sqlx::query_as::<_, RoomRow>(&sql)
+            .bind(before_id)
+            .bind(pattern);
+        for code in regions.unwrap_or_default() {
+            query = query.bind(code.as_str());
+        }
+        let rows: Vec<RoomRow> = query.bind(limit).fetch_all(self.reader()).await?;
         rows.into_iter().map(room).collect()
     }
 
@@ -479,26 +497,27 @@ impl ChatSql<'_> {
                     row.try_get(10)?,
                     row.try_get(11)?,
                     row.try_get(12)?,
+                    row.try_get(13)?,
                 );
                 let m: MemberRow = (
-                    row.try_get(13)?,
                     row.try_get(14)?,
                     row.try_get(15)?,
                     row.try_get(16)?,
                     row.try_get(17)?,
                     row.try_get(18)?,
+                    row.try_get(19)?,
                 );
-                let peer_id: Option<i64> = row.try_get(19)?;
-                let peer_nick: Option<String> = row.try_get(20)?;
-                let peer_status: Option<String> = row.try_get(21)?;
-                let listing_id: Option<i64> = row.try_get(22)?;
+                let peer_id: Option<i64> = row.try_get(20)?;
+                let peer_nick: Option<String> = row.try_get(21)?;
+                let peer_status: Option<String> = row.try_get(22)?;
+                let listing_id: Option<i64> = row.try_get(23)?;
                 let listing = match listing_id {
                     Some(id) => Some(ListingCard {
                         id,
-                        title: row.try_get(23)?,
-                        price: row.try_get(24)?,
-                        status: row.try_get(25)?,
-                        thumb_key: row.try_get(26)?,
+                        title: row.try_get(24)?,
+                        price: row.try_get(25)?,
+                        status: row.try_get(26)?,
+                        thumb_key: row.try_get(27)?,
                     }),
                     None => None,
                 };
