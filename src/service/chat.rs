@@ -151,24 +151,24 @@ impl Chat {
         owner: i64,
         input: OpenRoomInput,
     ) -> Result<RoomRecord, ChatError> {
-        let OpenRoomInput {
-            name,
-            description,
-            capacity,
-            passcode,
-            min_manner_score,
-            region,
-        } = input;
-        let (name, description, passcode) =
-            (name.as_str(), description.as_deref(), passcode.as_deref());
-        let description = description.unwrap_or("").trim().to_string();
-        let capacity = capacity.unwrap_or(chat::DEFAULT_CAPACITY);
+        let (name, passcode, min_manner_score) = (
+            input.name.as_str(),
+            input.passcode.as_deref(),
+            input.min_manner_score,
+        );
+        let description = input
+            .description
+            .as_deref()
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        let capacity = input.capacity.unwrap_or(chat::DEFAULT_CAPACITY);
         let mut errors = FieldErrors::new();
         let name = chat::check_open_room(name, &description, capacity, passcode, &mut errors);
         if min_manner_score.is_some_and(|m| !(0.0..=99.0).contains(&m)) {
             errors.insert("min_manner_score", "must be between 0 and 99".into());
         }
-        let region = match region.as_deref() {
+        let region = match input.region.as_deref() {
             None => None,
             Some(code) => {
                 let found = Regions::get().by_code(code);

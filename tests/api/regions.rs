@@ -1,7 +1,7 @@
 //! Regions (동네): search by name and one region with its neighbours,
 //! public and read-only.
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
 use crate::helpers::{assert_error, spawn_app, Parsed};
@@ -551,12 +551,15 @@ async fn open_rooms_of_a_neighbourhood_admit_its_neighbours() {
     )
     .await;
     assert_eq!(e["details"]["region"], yeoksam.as_str());
-    assert_error(
-        app.post_json("/api/rooms", &open("어딘가", "99999999"), Some(&host.token))
-            .await,
+    app.assert_refusals(vec![(
+        "an unknown region",
+        Method::POST,
+        "/api/rooms".to_string(),
+        Some(open("어딘가", "99999999")),
+        Some(host.token.as_str()),
         StatusCode::UNPROCESSABLE_ENTITY,
         "validation_failed",
-    )
+    )])
     .await;
     let r = app
         .post_json(
@@ -571,19 +574,27 @@ async fn open_rooms_of_a_neighbourhood_admit_its_neighbours() {
     let id = room["id"].as_i64().expect("id");
 
     // Joining needs a verified neighbourhood whose range takes it in.
-    for u in [&busan, &stranger] {
-        assert_error(
-            app.post_json(
-                &format!("/api/rooms/{id}/join"),
-                &serde_json::json!({}),
-                Some(&u.token),
+    let join = format!("/api/rooms/{id}/join");
+    app.assert_refusals(
+        [
+            ("from Busan", &busan),
+            ("without a neighbourhood", &stranger),
+        ]
+        .into_iter()
+        .map(|(what, u)| {
+            (
+                what,
+                Method::POST,
+                join.clone(),
+                Some(serde_json::json!({})),
+                Some(u.token.as_str()),
+                StatusCode::FORBIDDEN,
+                "neighbourhood_required",
             )
-            .await,
-            StatusCode::FORBIDDEN,
-            "neighbourhood_required",
-        )
-        .await;
-    }
+        })
+        .collect(),
+    )
+    .await;
     let r = app
         .post_json(
             &format!("/api/rooms/{id}/join"),
