@@ -281,7 +281,9 @@ impl Regions {
                 words.iter().all(|w| full.contains(w))
             })
             .collect();
-        found.sort_by_key(|r| (!r.name.starts_with(last), r.code.clone()));
+        found.sort_by(|a, b| {
+            (!a.name.starts_with(last), &a.code).cmp(&(!b.name.starts_with(last), &b.code))
+        });
         found.truncate(limit);
         found
     }
