@@ -123,7 +123,8 @@ stop() {
       kill -0 "$pid" 2>/dev/null || break
       sleep 0.1
     done
-    kill -9 "$pid" 2>/dev/null || true
+    # Still there after 10 s: end it (only if it is still ours to end).
+    if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid" 2>/dev/null || true; fi
     rm -f "$STATE/$name.pid"
     echo "stopped $name"
   fi
